@@ -1,0 +1,26 @@
+"""benchbase: comparative benchmarks for deep generative models.
+
+Plugins import what they need from here: the hook marker and the contracts.
+"""
+from benchbase.contracts import (
+    Batch,
+    DataSpec,
+    DataSplits,
+    Dataset,
+    EmptyConfig,
+    EvalContext,
+    Executor,
+    FeatureExtractor,
+    Metric,
+    Model,
+    Publisher,
+    TrainData,
+)
+from benchbase.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Batch", "DataSpec", "DataSplits", "Dataset", "EmptyConfig", "EvalContext", "Executor",
+    "FeatureExtractor", "Metric", "Model", "Publisher", "TrainData", "hookimpl", "__version__",
+]

@@ -1,0 +1,232 @@
+"""Framework adapters: how the core puts data on a device, draws batches there and
+hands out randomness, for PyTorch, JAX and NumPy models alike.
+
+Randomness is a pure function of (run seed, step): the batch drawn at step s and the
+key handed to ``train_step`` at step s never depend on what ran before. That is
+what makes a resumed run equal an uninterrupted one without saving RNG state.
+Batches are drawn uniformly with replacement from the training subset, on the
+device, with no host round trip.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from benchbase.contracts import Batch
+from benchbase.errors import BenchbaseInputError
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*parts: int) -> int:
+    """SplitMix64 over the parts: well-spread 63-bit seeds from (seed, step, salt)."""
+    z = 0x9E3779B97F4A7C15
+    for p in parts:
+        z = (z + (int(p) & _MASK64) + 0x9E3779B97F4A7C15) & _MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        z ^= z >> 31
+    return z & ((1 << 63) - 1)
+
+
+SALT_INIT, SALT_SAMPLE, SALT_EVAL = 1, 2, 3
+
+
+class TorchFramework:
+    name = "torch"
+
+    def device(self, requested: str = "auto"):
+        import torch
+
+        if requested == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if requested == "tpu":
+            raise BenchbaseInputError("PyTorch models do not run on TPU here; use a JAX model "
+                                      "or device: auto")
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise BenchbaseInputError(f"device '{requested}' requested but PyTorch sees no CUDA GPU")
+        return torch.device(requested)
+
+    def device_name(self, device) -> str:
+        import torch
+
+        if device.type == "cuda":
+            return f"{device} ({torch.cuda.get_device_name(device)})"
+        return str(device)
+
+    def metric_device(self, device) -> str:
+        return str(device)
+
+    def put(self, x: np.ndarray | None, device):
+        import torch
+
+        return None if x is None else torch.from_numpy(np.ascontiguousarray(x)).to(device)
+
+    def drawer(self, x, y, batch_size: int, seed: int, device) -> Callable[[int], tuple[Batch, Any]]:
+        import torch
+
+        n = x.shape[0]
+        g = torch.Generator(device=device)
+
+        def draw(step: int):
+            g.manual_seed(mix_seed(seed, step))
+            idx = torch.randint(n, (batch_size,), device=device, generator=g)
+            return Batch(x[idx], None if y is None else y[idx]), g
+
+        return draw
+
+    def key(self, seed: int, salt: int, device):
+        import torch
+
+        g = torch.Generator(device=device)
+        g.manual_seed(mix_seed(seed, salt))
+        return g
+
+    def to_numpy(self, a) -> np.ndarray:
+        import torch
+
+        if isinstance(a, torch.Tensor):
+            return a.detach().float().cpu().numpy()
+        return np.asarray(a, dtype=np.float32)
+
+    def scalars(self, logs: dict) -> dict[str, float]:
+        import torch
+
+        if not logs:
+            return {}
+        keys = list(logs)
+        vals = torch.stack([torch.as_tensor(logs[k]).detach().float().reshape(()).cpu() for k in keys])
+        return dict(zip(keys, vals.tolist()))
+
+    def seed_everything(self, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(mix_seed(seed, SALT_INIT))
+
+
+class JaxFramework:
+    name = "jax"
+
+    def __init__(self):
+        # Several runs may share one GPU: never let each JAX process grab most of it.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+    def device(self, requested: str = "auto"):
+        import jax
+
+        try:
+            if requested == "auto":
+                return jax.devices()[0]
+            if requested == "cpu":
+                return jax.devices("cpu")[0]
+            if requested.startswith("cuda"):
+                index = int(requested.split(":")[1]) if ":" in requested else 0
+                return jax.devices("gpu")[index]
+            if requested == "tpu":
+                return jax.devices("tpu")[0]
+        except (RuntimeError, IndexError) as exc:
+            raise BenchbaseInputError(f"device '{requested}' is not available to JAX: {exc}") from None
+        raise BenchbaseInputError(f"unknown device '{requested}'")
+
+    def device_name(self, device) -> str:
+        return f"{device.platform}:{device.id} ({getattr(device, 'device_kind', '')})"
+
+    def metric_device(self, device) -> str:
+        # Metric arithmetic runs in PyTorch; use CUDA when JAX is on a GPU and torch sees it.
+        import torch
+
+        if device.platform == "gpu" and torch.cuda.is_available():
+            return "cuda"
+        return "cpu"
+
+    def put(self, x, device):
+        import jax
+
+        return None if x is None else jax.device_put(np.ascontiguousarray(x), device)
+
+    def drawer(self, x, y, batch_size: int, seed: int, device):
+        import jax
+
+        base = jax.device_put(jax.random.PRNGKey(mix_seed(seed) & 0xFFFFFFFF), device)
+        n = x.shape[0]
+
+        @jax.jit
+        def _draw(x, y, step):
+            k = jax.random.fold_in(base, step)
+            kb, km = jax.random.split(k)
+            idx = jax.random.randint(kb, (batch_size,), 0, n)
+            return Batch(x[idx], None if y is None else y[idx]), km
+
+        def draw(step: int):
+            return _draw(x, y, step)
+
+        return draw
+
+    def key(self, seed: int, salt: int, device):
+        import jax
+
+        return jax.device_put(jax.random.PRNGKey(mix_seed(seed, salt) & 0xFFFFFFFF), device)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return np.asarray(a, dtype=np.float32)
+
+    def scalars(self, logs: dict) -> dict[str, float]:
+        import jax
+
+        host = jax.device_get(logs)
+        return {k: float(np.asarray(v)) for k, v in host.items()}
+
+    def seed_everything(self, seed: int) -> None:
+        pass
+
+
+class NumpyFramework:
+    name = "numpy"
+
+    def device(self, requested: str = "auto"):
+        return "cpu"
+
+    def device_name(self, device) -> str:
+        return "cpu"
+
+    def metric_device(self, device) -> str:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def put(self, x, device):
+        return x
+
+    def drawer(self, x, y, batch_size: int, seed: int, device):
+        n = x.shape[0]
+
+        def draw(step: int):
+            rng = np.random.default_rng([seed, step])
+            idx = rng.integers(0, n, size=batch_size)
+            return Batch(x[idx], None if y is None else y[idx]), rng
+
+        return draw
+
+    def key(self, seed: int, salt: int, device):
+        return np.random.default_rng([seed, salt])
+
+    def to_numpy(self, a) -> np.ndarray:
+        return np.asarray(a, dtype=np.float32)
+
+    def scalars(self, logs: dict) -> dict[str, float]:
+        return {k: float(v) for k, v in logs.items()}
+
+    def seed_everything(self, seed: int) -> None:
+        pass
+
+
+_FRAMEWORKS = {"torch": TorchFramework, "jax": JaxFramework, "numpy": NumpyFramework}
+
+
+def get_framework(name: str):
+    try:
+        return _FRAMEWORKS[name]()
+    except KeyError:
+        raise BenchbaseInputError(f"unknown framework '{name}'; valid: {', '.join(_FRAMEWORKS)}") from None

@@ -1,0 +1,371 @@
+"""The plugin host: builds a pluggy manager and wraps it in a typed ``Registry``.
+
+The rest of the core talks to the registry, never to ``pm.hook`` directly, so that
+error isolation (one broken plugin is a warning, not a crash), attribution (which
+distribution registered what) and name lookups with suggestions live in one place.
+
+Loading order: built-in plugins (``benchbase_plugins.BUILTIN_PLUGINS``), then
+third-party plugins from the entry-point group ``benchbase``. Environment:
+
+- ``BENCHBASE_LOAD_PLUGINS``: comma-separated allow-list of third-party plugins
+  (entry-point or distribution names); unset loads all, the empty string loads none.
+- ``BENCHBASE_BLOCK_PLUGINS``: comma-separated plugins never to load (third-party
+  names, or built-in module names such as ``benchbase_plugins.models.oracles``).
+- ``BENCHBASE_STRICT_PLUGINS=1``: a plugin that fails to load is an error, not a warning.
+
+Every call of :func:`build_registry` makes a fresh manager: no global state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.metadata
+import inspect
+import os
+import warnings
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Iterable
+
+import pluggy
+
+from benchbase import hookspecs
+from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES
+from benchbase.errors import PluginError, UnknownPluginError, suggest
+
+ENTRY_POINT_GROUP = "benchbase"
+KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher")
+_REGISTRAR = {kind: f"benchbase_register_{kind}s" for kind in KINDS}
+BUILTIN_SOURCE = "built-in"
+
+
+class PluginLoadWarning(UserWarning):
+    """A third-party plugin could not be loaded; the rest keep working."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One component a plugin registered, with where it came from."""
+
+    kind: str
+    name: str
+    cls: type
+    plugin: str  # pluggy plugin name (module or entry-point name)
+    source: str  # "built-in" or the distribution that registered it
+    source_version: str = ""
+
+    @property
+    def framework(self) -> str | None:
+        return getattr(self.cls, "framework", None)
+
+    @property
+    def family(self) -> str | None:
+        return getattr(self.cls, "family", None)
+
+    @property
+    def key(self) -> tuple:
+        return (self.name, self.framework) if self.kind == "model" else (self.name,)
+
+    @property
+    def version(self) -> str:
+        """Goes into run ids: the plugin's own version, plus its distribution's."""
+        own = str(getattr(self.cls, "version", "1"))
+        if self.source == BUILTIN_SOURCE:
+            return own
+        return f"{own}+{self.source}=={self.source_version}"
+
+    def describe(self) -> dict:
+        doc = inspect.getdoc(self.cls) or ""
+        out = {
+            "name": self.name,
+            "kind": self.kind,
+            "family": self.family,
+            "framework": self.framework,
+            "source": self.source,
+            "plugin": self.plugin,
+            "version": self.version,
+            "summary": doc.splitlines()[0] if doc else "",
+        }
+        if self.kind == "metric":
+            out["direction"] = self.cls.direction
+            out["target"] = getattr(self.cls, "target", None)
+            out["requires"] = sorted(getattr(self.cls, "requires", ()))
+            out["references"] = list(getattr(self.cls, "references", ("train",)))
+        if self.kind == "model":
+            out["capabilities"] = sorted(getattr(self.cls, "capabilities", ()))
+            out["available"] = _framework_available(self.framework)
+        if self.kind == "feature":
+            out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
+        return out
+
+
+def _framework_available(framework: str | None) -> bool:
+    if framework in (None, "numpy", "torch"):
+        return True
+    return importlib.util.find_spec(framework) is not None
+
+
+def _env_list(name: str) -> set[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+@dataclass
+class PluginPolicy:
+    """Which plugins to load. Picklable, so worker processes rebuild the same registry."""
+
+    builtins: bool = True
+    entry_points: bool = True
+    allow: frozenset | None = None  # None: all third-party plugins
+    block: frozenset = frozenset()
+    strict: bool = False
+    extra: tuple = ()  # importable module names registered after the built-ins
+
+    @classmethod
+    def from_env(cls, **overrides) -> "PluginPolicy":
+        allow = _env_list("BENCHBASE_LOAD_PLUGINS")
+        policy = cls(
+            allow=frozenset(allow) if allow is not None else None,
+            block=frozenset(_env_list("BENCHBASE_BLOCK_PLUGINS") or ()),
+            strict=os.environ.get("BENCHBASE_STRICT_PLUGINS", "") not in ("", "0", "false", "no"),
+        )
+        return dataclasses.replace(policy, **overrides)
+
+
+@dataclass
+class Registry:
+    """Typed facade over the plugin manager."""
+
+    pm: pluggy.PluginManager
+    policy: PluginPolicy
+    components: dict[str, dict[tuple, Registered]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # load warnings, for `benchbase plugins`
+    _sources: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ loading
+    def _fail(self, message: str, exc: BaseException | None = None) -> None:
+        if self.policy.strict:
+            raise PluginError(message) from exc
+        self.problems.append(message)
+        warnings.warn(message, PluginLoadWarning, stacklevel=3)
+
+    def add_plugin(self, plugin: Any, name: str, source: str = BUILTIN_SOURCE,
+                   source_version: str = "", builtin: bool = False) -> bool:
+        """Register one plugin object (a module or an instance with hook methods)."""
+        try:
+            _reject_misspelled_hooks(plugin, name)
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:  # pluggy validation errors, our own checks
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            if builtin:
+                raise
+            self._fail(f"plugin '{name}' ({source}) was rejected: {exc}", exc)
+            return False
+        self._sources[name] = (source, source_version)
+        return True
+
+    def collect(self) -> None:
+        """Call every registrar hook implementation, one plugin at a time."""
+        self.components = {kind: {} for kind in KINDS}
+        for kind in KINDS:
+            caller = getattr(self.pm.hook, _REGISTRAR[kind])
+            # pluggy returns implementations last-registered-first; registration order
+            # is what users expect to win name clashes (built-ins first).
+            for impl in reversed(caller.get_hookimpls()):
+                source, version = self._sources.get(impl.plugin_name, (BUILTIN_SOURCE, ""))
+
+                def register(cls, *, _kind=kind, _impl=impl, _source=source, _version=version):
+                    self._register(_kind, cls, _impl.plugin_name, _source, _version)
+
+                try:
+                    impl.function(*[{"register": register}[a] for a in impl.argnames])
+                except PluginError as exc:
+                    if source == BUILTIN_SOURCE or self.policy.strict:
+                        raise
+                    self._fail(str(exc), exc)
+                except Exception as exc:
+                    if source == BUILTIN_SOURCE:
+                        raise
+                    self._fail(f"plugin '{impl.plugin_name}' ({source}) failed in "
+                               f"{_REGISTRAR[kind]}: {type(exc).__name__}: {exc}", exc)
+
+    def _register(self, kind: str, cls: Any, plugin: str, source: str, version: str) -> None:
+        _validate_component(kind, cls, plugin)
+        entry = Registered(kind, cls.name, cls, plugin, source, version)
+        table = self.components[kind]
+        if entry.key in table:
+            first = table[entry.key]
+            message = (f"{kind} '{cls.name}'" + (f" ({entry.framework})" if kind == "model" else "")
+                       + f" is registered by both '{first.plugin}' and '{plugin}'; keeping the first")
+            if source == BUILTIN_SOURCE and first.source == BUILTIN_SOURCE:
+                raise PluginError(message)
+            self._fail(message)
+            return
+        table[entry.key] = entry
+
+    # ------------------------------------------------------------------ lookups
+    def all(self, kind: str) -> list[Registered]:
+        return sorted(self.components[kind].values(), key=lambda r: (r.name, r.framework or ""))
+
+    def names(self, kind: str) -> list[str]:
+        return sorted({r.name for r in self.components[kind].values()})
+
+    def get(self, kind: str, name: str, framework: str | None = None) -> Registered:
+        """Find a component; models with several frameworks need ``framework``."""
+        if kind == "model":
+            matches = [r for r in self.components[kind].values() if r.name == name]
+            if framework is not None:
+                chosen = [r for r in matches if r.framework == framework]
+                if not chosen:
+                    if matches:
+                        have = ", ".join(sorted(r.framework for r in matches))
+                        raise UnknownPluginError(kind, name, message=(
+                            f"model '{name}' has no '{framework}' version; it exists for: {have}"))
+                    raise UnknownPluginError(kind, name, self.names(kind))
+                return chosen[0]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                have = ", ".join(sorted(r.framework for r in matches))
+                raise UnknownPluginError(kind, name, message=(
+                    f"model '{name}' exists for several frameworks ({have}); "
+                    f"set `framework:` to one of them"))
+            raise UnknownPluginError(kind, name, self.names(kind))
+        entry = self.components[kind].get((name,))
+        if entry is None:
+            raise UnknownPluginError(kind, name, self.names(kind))
+        return entry
+
+    # ---------------------------------------------------------------- observers
+    def notify(self, hook: str, **kwargs) -> None:
+        """Call an observer hook on every plugin; a failing observer only warns."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            try:
+                impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as exc:
+                warnings.warn(f"plugin '{impl.plugin_name}' raised in {hook}: "
+                              f"{type(exc).__name__}: {exc}", PluginLoadWarning, stacklevel=2)
+
+
+def _reject_misspelled_hooks(plugin: Any, name: str) -> None:
+    """A ``benchbase_*`` attribute that is no hook is a typo pluggy would ignore."""
+    known = {n for n in dir(hookspecs) if n.startswith("benchbase_")}
+    for attr in dir(plugin):
+        if attr.startswith("benchbase_") and attr not in known and callable(getattr(plugin, attr)):
+            raise PluginError(f"'{attr}' is not a benchbase hook.{suggest(attr, known)} "
+                              f"Hooks: {', '.join(sorted(known))}")
+
+
+_REQUIRED_METHODS = {
+    "model": ("init", "train_step", "sample", "save", "load"),
+    "dataset": ("load",),
+    "metric": ("compute",),
+    "feature": ("embed",),
+    "executor": ("execute",),
+    "publisher": ("render",),
+}
+
+
+def _validate_component(kind: str, cls: Any, plugin: str) -> None:
+    where = f"{kind} registered by '{plugin}'"
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise PluginError(f"{where} needs a `name` made of letters, digits, '_' or '-' (got {name!r})")
+    where = f"{kind} '{name}' (from '{plugin}')"
+    if not inspect.isclass(cls):
+        raise PluginError(f"{where}: register the class, not an instance")
+    missing = [m for m in _REQUIRED_METHODS[kind] if not callable(getattr(cls, m, None))]
+    if missing:
+        raise PluginError(f"{where} lacks required method(s): {', '.join(missing)}")
+    config = getattr(cls, "Config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        raise PluginError(f"{where}: `Config` must be a dataclass (use contracts.EmptyConfig)")
+    if kind == "model":
+        if getattr(cls, "family", None) not in FAMILIES:
+            raise PluginError(f"{where}: family must be one of {', '.join(FAMILIES)}")
+        if getattr(cls, "framework", None) not in FRAMEWORKS:
+            raise PluginError(f"{where}: framework must be one of {', '.join(FRAMEWORKS)}")
+        for cap in getattr(cls, "capabilities", ()):
+            if cap not in CAPABILITIES:
+                raise PluginError(f"{where}: unknown capability '{cap}' ({', '.join(CAPABILITIES)})")
+            if not callable(getattr(cls, cap, None)):
+                raise PluginError(f"{where} declares capability '{cap}' but has no method '{cap}'")
+    if kind == "metric":
+        direction = getattr(cls, "direction", None)
+        if direction not in DIRECTIONS:
+            raise PluginError(f"{where}: direction must be one of {', '.join(DIRECTIONS)}")
+        if direction == "target" and getattr(cls, "target", None) is None:
+            raise PluginError(f"{where}: direction 'target' needs a `target` value")
+        refs = getattr(cls, "references", ("train",))
+        if not refs or any(r not in ("train", "test") for r in refs):
+            raise PluginError(f"{where}: references must be a non-empty tuple of 'train'/'test'")
+    if kind == "feature":
+        bad = [m for m in getattr(cls, "modalities", MODALITIES) if m not in MODALITIES]
+        if bad:
+            raise PluginError(f"{where}: unknown modalities {bad}")
+
+
+# ------------------------------------------------------------------------ building
+
+
+def _builtin_modules() -> Iterable[str]:
+    from benchbase_plugins import BUILTIN_PLUGINS
+
+    return BUILTIN_PLUGINS
+
+
+def build_registry(policy: PluginPolicy | None = None, **overrides) -> Registry:
+    """A fresh plugin manager with built-ins, entry points and any extras loaded."""
+    policy = policy or PluginPolicy.from_env()
+    if overrides:
+        policy = dataclasses.replace(policy, **overrides)
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry(pm=pm, policy=policy)
+
+    if policy.builtins:
+        for module_name in _builtin_modules():
+            if module_name in policy.block:
+                continue
+            registry.add_plugin(importlib.import_module(module_name), module_name, builtin=True)
+
+    for module_name in policy.extra:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            registry._fail(f"plugin module '{module_name}' failed to import: {exc}", exc)
+            continue
+        registry.add_plugin(module, module_name, source="extra")
+
+    if policy.entry_points:
+        _load_entry_points(registry, policy)
+
+    registry.collect()
+    return registry
+
+
+def _load_entry_points(registry: Registry, policy: PluginPolicy) -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else ep.name
+        dist_version = dist.version if dist is not None else ""
+        names = {ep.name, dist_name}
+        if policy.allow is not None and not (names & policy.allow):
+            continue
+        if names & policy.block:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            registry._fail(f"plugin '{ep.name}' from distribution '{dist_name}' failed to import "
+                           f"({type(exc).__name__}: {exc}); it is skipped. Set "
+                           f"BENCHBASE_BLOCK_PLUGINS={ep.name} to silence this.", exc)
+            continue
+        if isinstance(plugin, ModuleType) or not inspect.isclass(plugin):
+            registry.add_plugin(plugin, ep.name, source=dist_name, source_version=dist_version)
+        else:  # a class with hook methods: register an instance
+            registry.add_plugin(plugin(), ep.name, source=dist_name, source_version=dist_version)

@@ -1,0 +1,40 @@
+"""Shared fixtures. Every test that needs plugins builds a fresh registry: no plugin
+manager, dataset cache or environment setting leaks from one test to the next."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchbase.data import DataCatalog
+from benchbase.plugins import PluginPolicy, build_registry
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    for var in ("BENCHBASE_LOAD_PLUGINS", "BENCHBASE_BLOCK_PLUGINS", "BENCHBASE_STRICT_PLUGINS",
+                "BENCHBASE_RESULTS", "BENCHBASE_DATA"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    DataCatalog.shared().clear()
+    yield
+    DataCatalog.shared().clear()
+
+
+@pytest.fixture
+def registry():
+    """Built-in plugins only (no third-party entry points), strict: a fresh manager."""
+    return build_registry(PluginPolicy(entry_points=False, strict=True))
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    path = tmp_path / "results"
+    path.mkdir()
+    return path
+
+
+if os.environ.get("BENCHBASE_TEST_THREADS"):
+    import torch
+
+    torch.set_num_threads(int(os.environ["BENCHBASE_TEST_THREADS"]))
