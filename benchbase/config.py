@@ -101,6 +101,20 @@ class LeaderboardEntry:
 
 
 @dataclass
+class DynamicsEntry:
+    """How the derived training-dynamics quantities of each run are computed
+    (definitions in docs/training-dynamics.md; computed by benchbase.dynamics)."""
+
+    criterion: str = "auto"  # headline tau_mem: copy | loss | auto (copy when stored, else loss)
+    copy_metric: str = "mem_ratio"  # copy criterion: first eval where this exceeds copy_threshold
+    copy_threshold: float = 0.01
+    loss_metric: str = "heldout_gap"  # loss criterion reads <loss_metric>.train / <loss_metric>.test
+    loss_threshold: float = 0.05  # (L_test - L_train) / L_test above its first-eval value by this
+    confirm: int = 1  # later evals that must meet the criterion too (fewer if the run ends there)
+    fidelity: List[str] = field(default_factory=lambda: ["swd", "fd"])  # best before tau_mem
+
+
+@dataclass
 class SuiteSchema:
     name: str = MISSING
     description: str = ""
@@ -116,9 +130,11 @@ class SuiteSchema:
     executor: ExecutorEntry = field(default_factory=ExecutorEntry)
     time_limit: Optional[float] = None  # seconds per run; exceeded: status timeout
     leaderboard: LeaderboardEntry = field(default_factory=LeaderboardEntry)
+    dynamics: DynamicsEntry = field(default_factory=DynamicsEntry)
 
 
 SWEEP_PREFIXES = ("n", "budget.", "model.", "dataset.", "subset.")
+DYNAMICS_CRITERIA = ("auto", "copy", "loss")
 DEVICES = ("auto", "cpu", "cuda", "tpu")
 
 # --------------------------------------------------------------------------- specs
@@ -272,7 +288,7 @@ def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
 
 _SCHEMAS = {c.__name__: c for c in (PluginEntry, ModelEntry, SubsetEntry, DatasetEntry, MetricEntry,
                                     FeatureEntry, ExecutorEntry, BudgetEntry, EvalEntry,
-                                    LeaderboardEntry, SuiteSchema)}
+                                    LeaderboardEntry, DynamicsEntry, SuiteSchema)}
 
 
 def _dataclass_of(tp: Any) -> type | None:
@@ -383,6 +399,7 @@ class _Expander:
         self._check_budget()
         self._check_eval()
         self._check_sweep()
+        self._check_dynamics()
 
         executor = self.lookup("executor", s.executor.name, "executor.name")
         if executor is not None:
@@ -417,7 +434,7 @@ class _Expander:
                 metrics = self._metrics(metric_regs, m, d, mi, di)
                 if feature_ref is not None and feature is not None:
                     modalities = getattr(feature.cls, "modalities", ("vector", "image"))
-                    if d["spec"].modality not in modalities:
+                    if d["spec"] is not None and d["spec"].modality not in modalities:
                         self.fail("eval.features.name",
                                   f"feature space '{feature.name}' takes {', '.join(modalities)} data, "
                                   f"but dataset '{d['label']}' is {d['spec'].modality}")
@@ -475,6 +492,18 @@ class _Expander:
                 sub = key.split(".", 1)[1]
                 if sub not in {f.name for f in dataclasses.fields(SubsetEntry)}:
                     self.fail(f"sweep.{key}", f"unknown subset key '{sub}'.{suggest(sub, [f.name for f in dataclasses.fields(SubsetEntry)])}")
+
+    def _check_dynamics(self) -> None:
+        dyn = self.s.dynamics
+        if dyn.criterion not in DYNAMICS_CRITERIA:
+            self.fail("dynamics.criterion", f"unknown criterion '{dyn.criterion}'."
+                                            f"{suggest(dyn.criterion, DYNAMICS_CRITERIA)} "
+                                            f"Valid: {', '.join(DYNAMICS_CRITERIA)}")
+        for key in ("copy_threshold", "loss_threshold"):
+            if not getattr(dyn, key) > 0:
+                self.fail(f"dynamics.{key}", f"must be > 0 (got {getattr(dyn, key)})")
+        if dyn.confirm < 0:
+            self.fail("dynamics.confirm", f"must be >= 0 (got {dyn.confirm})")
 
     def _model(self, i: int, entry: ModelEntry) -> dict | None:
         reg = self.lookup("model", entry.name, f"models[{i}].name", entry.framework)
@@ -563,6 +592,12 @@ class _Expander:
         d = {"name": dataset["reg"].name, "label": dataset["label"], "config": d_plain,
              "version": dataset["reg"].version, "reg": dataset["reg"], "spec": None,
              "metric_config": entry.metric_config}
+        n_path = f"datasets[{di}].n" if "n" not in point else "sweep.n"
+        if n is not None:
+            n = _whole_number(n)
+            if n is None or n < 1:
+                self.fail(n_path, f"n must be a whole number >= 1 (got {point.get('n', entry.n)!r})")
+                return None
         if self.check_data:
             try:
                 info = DataCatalog.shared().describe(dataset["reg"], d_obj, d_plain)
@@ -573,12 +608,8 @@ class _Expander:
             pool = info.train_size // (split[1] if split else 1)
             if n is not None and n > pool:
                 where = f" (one of {split[1]} disjoint parts of {info.train_size})" if split else ""
-                self.fail(f"datasets[{di}].n" if "n" not in point else "sweep.n",
-                          f"n={n} is larger than dataset '{d['label']}', whose train split has "
-                          f"{pool} examples{where}")
-                return None
-            if n is not None and n < 1:
-                self.fail(f"datasets[{di}].n", "n must be >= 1")
+                self.fail(n_path, f"n={n} is larger than dataset '{d['label']}', whose train split has "
+                                  f"{pool} examples{where}")
                 return None
             n = n if n is not None else pool
         d["spec"] = spec
@@ -677,6 +708,13 @@ def _check_unique_labels(items: list, key: str, exp: _Expander) -> None:
                      f"two {key} entries are labelled '{item['label']}' with different configs; "
                      "give each a distinct `label:`")
         seen[ident] = (entry.name, json.dumps(item["user_config"], sort_keys=True, default=str))
+
+
+def _whole_number(v) -> int | None:
+    """32, 32.0 and 1e3 are whole numbers; True, 32.5 and "32" are not."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return None
+    return int(v) if float(v).is_integer() else None
 
 
 def _float_or_none(v) -> float | None:
