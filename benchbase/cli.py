@@ -19,6 +19,8 @@ COMMANDS = (
     "benchbase.cli:validate",
     "benchbase.cli:run",
     "benchbase.cli:leaderboard",
+    "benchbase.plots:plot",
+    "benchbase.dynamics:command",
     "benchbase.cli:docs",
 )
 

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from benchbase.config import Suite, plugin_config
+from benchbase.dynamics import derive_after_run
 from benchbase.plugins import Registry
 from benchbase.progress import Reporter
 from benchbase.runner import Evaluated, Finished, Progress, RunTask, Started, execute_task
@@ -100,6 +101,7 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
     result = SuiteResult(suite.name, planned=len(todo), skipped=len(specs) - len(todo))
     reporter.plan(len(todo), result.skipped, suite.name)
     if not todo:
+        derive_after_run(store, suite, registry)
         return result
 
     commit = git_commit()
@@ -126,6 +128,7 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
             store.finish_run(rid, "failed", {"reason": reason}, error=reason)
             sink.finished[rid] = "failed"
             sink.reasons[rid] = reason
+    derive_after_run(store, suite, registry)  # tau_mem & co. (benchbase.dynamics)
     result.statuses = dict(sink.finished)
     titles = {t.spec.run_id: t.spec.title for t in tasks}
     result.failures = [(titles[rid], sink.reasons.get(rid, status))

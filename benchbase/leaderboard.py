@@ -78,6 +78,7 @@ class Row:
     run_ids: list[str] = field(default_factory=list)
     steps: int | None = None
     examples: int | None = None
+    dynamics: list[dict] = field(default_factory=list)  # per run: derived quantities (benchbase.dynamics)
 
     @property
     def label(self) -> str:
@@ -137,6 +138,7 @@ def _table(store: Store, suite: str, dataset: str, runs: list[dict], wanted: lis
            at: str, primary: str | None, ref: str | None) -> Table:
     columns: dict[str, Column] = {}
     groups: dict[tuple, dict] = {}
+    derived = store.derived(suite)
     for r in runs:
         spec = r["spec"]
         params = {k: v for k, v in spec.get("sweep", {}).items() if k != "n"}
@@ -148,6 +150,8 @@ def _table(store: Store, suite: str, dataset: str, runs: list[dict], wanted: lis
                                      "values": defaultdict(list), "statuses": Counter()})
         g["statuses"][r["status"]] += 1
         g["row"].run_ids.append(r["run_id"])
+        if r["run_id"] in derived:
+            g["row"].dynamics.append({"run_id": r["run_id"], "seed": r["seed"], **derived[r["run_id"]]})
         meta = {m["name"]: m for m in spec.get("metrics", [])}
         for name, m in meta.items():
             if wanted and name not in wanted:
@@ -231,6 +235,7 @@ def table_to_records(table: Table) -> list[dict]:
             "family": r.family, "framework": r.framework, "n": r.n, "params": r.params,
             "rank": r.rank, "runs": r.runs, "statuses": r.statuses, "steps": r.steps,
             "examples": r.examples, "at": table.at, "run_ids": r.run_ids, "metrics": metrics,
+            "dynamics": r.dynamics,
         })
     return out
 

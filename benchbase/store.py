@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     wall_time REAL NOT NULL DEFAULT 0, blob BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evals_by_metric ON evals (metric, run_id);
+CREATE TABLE IF NOT EXISTS derived (
+    suite TEXT NOT NULL, run_id TEXT NOT NULL, data TEXT NOT NULL, updated_at REAL,
+    PRIMARY KEY (suite, run_id)
+);
 """
 
 FINAL_STATUSES = ("done", "diverged")  # outcomes a rerun does not repeat
@@ -233,6 +237,30 @@ class Store:
         row = self.conn.execute("SELECT leaderboard FROM suites WHERE name=?", (suite,)).fetchone()
         return json.loads(row[0]) if row and row[0] else {}
 
+    def suite_resolved(self, suite: str) -> dict:
+        """The suite as last run, after overrides and defaults."""
+        row = self.conn.execute("SELECT resolved FROM suites WHERE name=?", (suite,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    # -------------------------------------------------------------- derived
+    def write_derived(self, suite: str, records: dict[str, dict]) -> None:
+        """Replace the derived (training-dynamics) records of a suite's runs, atomically.
+
+        Keyed by suite as well as run: the suite's thresholds and its sweep (the
+        normalized-step references) enter the numbers.
+        """
+        now = time.time()
+        with self.transaction() as c:
+            c.execute("DELETE FROM derived WHERE suite=?", (suite,))
+            c.executemany("INSERT INTO derived VALUES (?,?,?,?)",
+                          [(suite, rid, json.dumps(rec, sort_keys=True, default=str), now)
+                           for rid, rec in records.items()])
+
+    def derived(self, suite: str) -> dict[str, dict]:
+        """Derived records of a suite's runs: run_id -> record."""
+        rows = self.conn.execute("SELECT run_id, data FROM derived WHERE suite=?", (suite,)).fetchall()
+        return {rid: json.loads(data) for rid, data in rows}
+
     def suites(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT suite FROM suite_runs ORDER BY suite")]
 
@@ -251,6 +279,11 @@ class Store:
             row = self.conn.execute("SELECT step, data FROM samples WHERE run_id=? AND step=?",
                                     (run_id, step)).fetchone()
         return (row[0], decode_array(row[1])) if row else None
+
+    def sample_steps(self, run_id: str) -> list[int]:
+        """Evaluation steps at which samples of ``run_id`` were kept."""
+        return [r[0] for r in self.conn.execute("SELECT step FROM samples WHERE run_id=? ORDER BY step",
+                                                (run_id,))]
 
     def counts(self) -> dict[str, int]:
         return {t: self.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]

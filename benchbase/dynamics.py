@@ -1,0 +1,438 @@
+"""Derived training-dynamics quantities of a run: when it starts to memorize, how
+fast it memorizes, and the best fidelity it reached before (seed 001, section 3).
+
+Everything here is computed from what the store already holds (the metric values
+at every evaluation step), after a run finishes, so it can be recomputed for any
+existing store with other thresholds (``benchbase dynamics``). The definitions, in
+short (full text with the reasons in docs/training-dynamics.md):
+
+- ``tau_mem_copy``: the step at which the copy metric (``mem_ratio``) first exceeds
+  ``copy_threshold`` and stays above it for ``confirm`` more evaluations.
+- ``tau_mem_loss``: the same for the relative held-out gap
+  g(s) = (L_test(s) - L_train(s)) / L_test(s) minus its value at the first evaluation,
+  against ``loss_threshold``; L are the ``<loss_metric>.train`` / ``.test`` rows.
+- Both are interpolated linearly in log(step) between the last evaluation below the
+  threshold and the first one above it; ``*_eval`` gives that first evaluation step.
+  Not reached within the budget: None (right-censored).
+- ``mem_rate``: least-squares slope of mem_ratio against log10(step) over the
+  evaluations from the onset on (per decade of steps, so it is unchanged by the
+  step normalization and comparable across n).
+- ``best_before_mem``: for each fidelity metric and reference split, the minimum
+  over evaluations with step < tau_mem (all evaluations if the run never memorized).
+- ``normalized``: step x (B/B0) x (lr/lr0) / (n/n0), with B0, lr0, n0 the smallest
+  values among the suite's runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from benchbase.config import DynamicsEntry
+
+RATE_AXIS = "log10_step"
+
+
+# ------------------------------------------------------------------- trajectories
+
+
+@dataclass
+class Trajectory:
+    """A run's stored evaluations pivoted to one array per (metric, reference)."""
+
+    steps: np.ndarray  # sorted evaluation steps
+    series: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (metric, ref) -> values
+
+    @classmethod
+    def from_evals(cls, evals: list[dict]) -> "Trajectory":
+        steps = np.array(sorted({int(e["step"]) for e in evals}), dtype=np.int64)
+        index = {int(s): i for i, s in enumerate(steps)}
+        series: dict[tuple[str, str], np.ndarray] = {}
+        for e in evals:
+            key = (e["metric"], e["ref"] or "")
+            arr = series.setdefault(key, np.full(len(steps), np.nan))
+            arr[index[int(e["step"])]] = np.nan if e["value"] is None else float(e["value"])
+        return cls(steps, series)
+
+    def get(self, metric: str, ref: str | None = None) -> np.ndarray | None:
+        """Values of ``metric`` (at ``ref``; by default whichever reference it was stored at,
+        preferring none, then train, then test)."""
+        if ref is not None:
+            return self.series.get((metric, ref))
+        for r in ("", "train", "test"):
+            if (metric, r) in self.series:
+                return self.series[(metric, r)]
+        return next((v for (m, _), v in self.series.items() if m == metric), None)
+
+    def refs(self, metric: str) -> list[str]:
+        return sorted(r for (m, r) in self.series if m == metric)
+
+
+# ---------------------------------------------------------------------- criteria
+
+
+@dataclass
+class Onset:
+    """Where a criterion is first met (and confirmed)."""
+
+    step: float | None  # interpolated in log(step); None: not reached
+    eval_step: int | None  # first evaluation step meeting the criterion
+    index: int | None  # its index in the trajectory
+    censored: str | None  # "left": met at the first evaluation; "right": never met
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def onset(steps: np.ndarray, values: np.ndarray, threshold: float, confirm: int = 1) -> Onset:
+    """First evaluation where ``values > threshold`` holds and keeps holding for the next
+    ``confirm`` evaluations (as many as exist), with the crossing interpolated in log(step).
+
+    Missing values (NaN) never meet a criterion.
+    """
+    steps = np.asarray(steps, dtype=float)
+    values = np.asarray(values, dtype=float)
+    above = np.where(np.isfinite(values), values > threshold, False)
+    for i in range(len(steps)):
+        if above[i] and above[i + 1:i + 1 + confirm].all():
+            if i == 0:
+                return Onset(float(steps[0]), int(steps[0]), 0, "left")
+            s0, s1, v0, v1 = steps[i - 1], steps[i], values[i - 1], values[i]
+            frac = 1.0 if not np.isfinite(v0) or v1 == v0 else float(np.clip((threshold - v0) / (v1 - v0), 0, 1))
+            if s0 > 0:
+                at = math.exp(math.log(s0) + frac * (math.log(s1) - math.log(s0)))
+            else:  # an evaluation at step 0: interpolate linearly
+                at = s0 + frac * (s1 - s0)
+            return Onset(float(at), int(s1), i, None)
+    return Onset(None, None, None, "right")
+
+
+def relative_gap(traj: Trajectory, loss_metric: str) -> np.ndarray | None:
+    """(L_test - L_train) / |L_test| minus its value at the first evaluation, or None when
+    the held-out losses were not stored."""
+    train = traj.get(f"{loss_metric}.train")
+    test = traj.get(f"{loss_metric}.test")
+    if train is None or test is None:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = (test - train) / np.abs(test)
+    finite = np.flatnonzero(np.isfinite(gap))
+    if not len(finite):
+        return None
+    return gap - gap[finite[0]]
+
+
+def memorization_rate(steps: np.ndarray, mem: np.ndarray, start: int | None) -> float | None:
+    """Slope of mem_ratio per decade of steps over evaluations ``start`` onwards (>= 2 points)."""
+    if start is None or mem is None:
+        return None
+    s = np.asarray(steps[start:], dtype=float)
+    v = np.asarray(mem[start:], dtype=float)
+    ok = np.isfinite(v) & (s > 0)
+    if ok.sum() < 2:
+        return None
+    x = np.log10(s[ok])
+    if np.ptp(x) == 0:
+        return None
+    return float(np.polyfit(x, v[ok], 1)[0])
+
+
+def best_before(traj: Trajectory, metric: str, tau: float | None, censored: str | None) -> dict:
+    """Minimum of ``metric`` at each reference over evaluations before ``tau``."""
+    out = {}
+    if censored == "left":
+        mask = np.zeros(len(traj.steps), dtype=bool)
+    elif tau is None:
+        mask = np.ones(len(traj.steps), dtype=bool)
+    else:
+        mask = traj.steps < tau
+    for ref in traj.refs(metric):
+        values = traj.series[(metric, ref)]
+        ok = mask & np.isfinite(values)
+        key = f"{metric}[{ref}]" if ref else metric
+        if not ok.any():
+            out[key] = {"value": None, "step": None}
+            continue
+        i = int(np.flatnonzero(ok)[np.argmin(values[ok])])
+        out[key] = {"value": float(values[i]), "step": int(traj.steps[i])}
+    return out
+
+
+# ------------------------------------------------------------------ normalization
+
+
+def normalization(runs: list[dict]) -> tuple[dict[str, float], dict]:
+    """Normalized-step factor (B/B0)(lr/lr0)/(n/n0) per run id, and the references used.
+
+    ``runs`` are store rows (``run_id``, ``spec``); B0, lr0, n0 are the smallest values
+    among them. A run without a learning rate contributes factor 1 for that term.
+    """
+    def smallest(values):
+        values = [v for v in values if v is not None and v > 0]
+        return min(values) if values else None
+
+    specs = [r["spec"] for r in runs]
+    B0 = smallest(s["budget"]["batch_size"] for s in specs)
+    lr0 = smallest(s["model"].get("lr") for s in specs)
+    n0 = smallest(s["subset"].get("n") for s in specs)
+    factors = {}
+    for r in runs:
+        s = r["spec"]
+        f = s["budget"]["batch_size"] / B0 if B0 else 1.0
+        lr, n = s["model"].get("lr"), s["subset"].get("n")
+        if lr0 and lr:
+            f *= lr / lr0
+        if n0 and n:
+            f /= n / n0
+        factors[r["run_id"]] = f
+    return factors, {"B0": B0, "lr0": lr0, "n0": n0}
+
+
+# ------------------------------------------------------------------------ one run
+
+
+def derive_run(evals: list[dict], cfg: DynamicsEntry, factor: float = 1.0) -> dict:
+    """Every derived quantity of one run from its stored evaluations (JSON-able)."""
+    traj = Trajectory.from_evals(evals)
+    out: dict = {"criterion": None, "tau_mem": None, "tau_mem_eval": None, "tau_mem_normalized": None,
+                 "censored": None, "norm_factor": factor, "rate_axis": RATE_AXIS,
+                 "final_step": int(traj.steps[-1]) if len(traj.steps) else None}
+    onsets: dict[str, Onset] = {}
+    mem = traj.get(cfg.copy_metric)
+    if mem is not None:
+        onsets["copy"] = onset(traj.steps, mem, cfg.copy_threshold, cfg.confirm)
+    gap = relative_gap(traj, cfg.loss_metric)
+    if gap is not None:
+        onsets["loss"] = onset(traj.steps, gap, cfg.loss_threshold, cfg.confirm)
+    for name in ("copy", "loss"):
+        o = onsets.get(name)
+        out[f"tau_mem_{name}"] = o.step if o else None
+        out[f"tau_mem_{name}_eval"] = o.eval_step if o else None
+        out[f"tau_mem_{name}_censored"] = o.censored if o else "unavailable"
+    criterion = cfg.criterion
+    if criterion == "auto":
+        criterion = "copy" if "copy" in onsets else ("loss" if "loss" in onsets else None)
+    chosen = onsets.get(criterion) if criterion else None
+    out["criterion"] = criterion if chosen is not None else None
+    out["threshold"] = ({"copy": cfg.copy_threshold, "loss": cfg.loss_threshold}[criterion]
+                        if chosen is not None else None)
+    out["settings"] = dataclasses.asdict(cfg)
+    if chosen is not None:
+        out.update(tau_mem=chosen.step, tau_mem_eval=chosen.eval_step, censored=chosen.censored,
+                   tau_mem_normalized=None if chosen.step is None else chosen.step * factor)
+    out["mem_rate"] = memorization_rate(traj.steps, mem, chosen.index if chosen else None)
+    out["mem_final"] = _last_finite(mem)
+    out["gap_final"] = _last_finite(gap)
+    tau = chosen.step if chosen else None
+    censored = chosen.censored if chosen else None
+    best: dict = {}
+    for metric in cfg.fidelity:
+        best.update(best_before(traj, metric, tau, censored))
+    out["best_before_mem"] = best
+    return out
+
+
+def _last_finite(values: np.ndarray | None) -> float | None:
+    if values is None:
+        return None
+    ok = np.flatnonzero(np.isfinite(values))
+    return float(values[ok[-1]]) if len(ok) else None
+
+
+# ------------------------------------------------------------------------- suites
+
+
+def suite_dynamics(store, suite: str) -> DynamicsEntry:
+    """The suite's ``dynamics:`` settings as last run (defaults for older stores)."""
+    resolved = store.suite_resolved(suite)
+    return dynamics_settings((resolved or {}).get("dynamics") or {})
+
+
+def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
+    """A DynamicsEntry from plain data plus ``key=value`` overrides, validated."""
+    from omegaconf import OmegaConf
+
+    from benchbase.config import typed
+    from benchbase.errors import ConfigError
+
+    cfg = OmegaConf.create(dict(data))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError("<dynamics>", [(item, "an override must look like key=value "
+                                                    "(e.g. copy_threshold=0.05)")])
+        key, value = item.split("=", 1)
+        key = key.strip().removeprefix("dynamics.")
+        parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
+        if OmegaConf.is_config(parsed):
+            parsed = OmegaConf.to_container(parsed)
+        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    entry = typed(plain, DynamicsEntry, "<dynamics>", "dynamics")
+    from benchbase.config import DYNAMICS_CRITERIA
+
+    if entry.criterion not in DYNAMICS_CRITERIA:
+        raise ConfigError("<dynamics>", [("dynamics.criterion", f"must be one of {', '.join(DYNAMICS_CRITERIA)}")])
+    return entry
+
+
+def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=None,
+                 write: bool = True) -> dict[str, dict]:
+    """Derive and store the quantities of every finished run of ``suite``; returns them.
+
+    Includes twin similarity for runs that have a twin (same spec but another
+    ``subset.split`` part; see benchbase.twins).
+    """
+    from benchbase.twins import twin_records
+
+    cfg = cfg or suite_dynamics(store, suite)
+    runs = store.runs(suite=suite)
+    factors, refs = normalization(runs)
+    records: dict[str, dict] = {}
+    for r in runs:
+        if r["status"] != "done":
+            continue
+        rec = derive_run(store.evals(r["run_id"]), cfg, factors.get(r["run_id"], 1.0))
+        rec["norm_refs"] = refs
+        records[r["run_id"]] = rec
+    for run_id, twin in twin_records(store, [r for r in runs if r["run_id"] in records], registry).items():
+        records[run_id]["twin"] = twin
+    if write:
+        store.write_derived(suite, records)
+    return records
+
+
+def derive_after_run(store, suite, registry=None) -> None:
+    """Called by the driver when a suite invocation ends; a failure here only warns."""
+    try:
+        cfg = DynamicsEntry(**suite.resolved["dynamics"]) if suite.resolved.get("dynamics") else None
+        derive_suite(store, suite.name, cfg, registry)
+    except Exception as exc:  # derived numbers never fail the runs they describe
+        warnings.warn(f"could not derive training-dynamics quantities for suite '{suite.name}': "
+                      f"{type(exc).__name__}: {exc} (rerun with `benchbase dynamics`)")
+
+
+# ---------------------------------------------------------------------- scaling fit
+
+
+def fit_power_law(x, y) -> dict | None:
+    """Least squares of log y on log x: slope, intercept, R^2, slope standard error."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    if len(lx) < 2 or np.ptp(lx) == 0:
+        return None
+    slope, intercept = np.polyfit(lx, ly, 1)
+    pred = intercept + slope * lx
+    ss_res = float(((ly - pred) ** 2).sum())
+    ss_tot = float(((ly - ly.mean()) ** 2).sum())
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+    dof = len(lx) - 2
+    stderr = math.sqrt(ss_res / dof / float(((lx - lx.mean()) ** 2).sum())) if dof > 0 else None
+    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "stderr": stderr,
+            "points": int(len(lx)), "distinct_x": int(len(np.unique(lx)))}
+
+
+def group_key(spec: dict) -> tuple:
+    """Runs that differ only in n, subset split and seed share a tau_mem-vs-n fit."""
+    sweep = {k: v for k, v in spec.get("sweep", {}).items() if k not in ("n", "subset.split")}
+    return (spec["model"]["label"], spec["dataset"]["label"], json.dumps(sweep, sort_keys=True, default=str))
+
+
+def group_label(key: tuple) -> str:
+    model, dataset, sweep = key
+    extra = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in json.loads(sweep).items())
+    return f"{model} on {dataset}" + (f" ({extra})" if extra else "")
+
+
+def tau_fits(runs: list[dict], records: dict[str, dict], key: str = "tau_mem") -> list[dict]:
+    """One fit of log ``key`` against log n per group of runs (see ``group_key``)."""
+    groups: dict[tuple, list] = {}
+    for r in runs:
+        rec = records.get(r["run_id"])
+        if rec is None:
+            continue
+        groups.setdefault(group_key(r["spec"]), []).append((r["spec"]["subset"]["n"], rec.get(key)))
+    out = []
+    for gkey, pts in groups.items():
+        reached = [(n, t) for n, t in pts if t is not None]
+        fit = fit_power_law([n for n, _ in reached], [t for _, t in reached])
+        out.append({"group": group_label(gkey), "quantity": key, "fit": fit, "runs": len(pts),
+                    "censored": sorted({n for n, t in pts if t is None}),
+                    "points": sorted(reached)})
+    return out
+
+
+def format_fit(fit: dict) -> str:
+    f = fit["fit"]
+    head = f"{fit['quantity']} vs n, {fit['group']}: "
+    if f is None:
+        return head + f"no fit (fewer than 2 distinct n reached memorization; not reached at n={fit['censored']})"
+    err = f" ± {f['stderr']:.3f}" if f["stderr"] is not None else ""
+    cens = f"; not reached within the budget at n={fit['censored']}" if fit["censored"] else ""
+    return (head + f"slope {f['slope']:.3f}{err} (log-log least squares), R^2 = {f['r2']:.3f}, "
+                   f"{f['points']} runs at {f['distinct_x']} values of n{cens}")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def command(sub) -> None:
+    """The ``benchbase dynamics`` sub-command: recompute, store and print derived quantities."""
+    from benchbase.cli import _results_arg
+
+    p = sub.add_parser("dynamics", help="(re)compute tau_mem, memorization rate, best fidelity before "
+                                        "memorization and twin similarity for a suite's stored runs",
+                       description="Derive training-dynamics quantities from stored evaluations, store them "
+                                   "(the leaderboard JSON shows them per run) and print them with the fit of "
+                                   "log tau_mem against log n. Thresholds default to the suite's `dynamics:` "
+                                   "section; override with key=value.")
+    _results_arg(p)
+    p.add_argument("--suite", required=True, help="suite name in the store")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="dynamics settings, e.g. copy_threshold=0.05 criterion=loss")
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
+    p.set_defaults(func=_command)
+
+
+def open_suite_store(results: str, suite: str):
+    """The store in ``results`` for reading ``suite``; clear input errors otherwise."""
+    from pathlib import Path
+
+    from benchbase.errors import BenchbaseInputError, UnknownPluginError
+    from benchbase.store import DB_NAME, Store
+
+    if not (Path(results) / DB_NAME).exists():
+        raise BenchbaseInputError(f"no results in {results}/ (run a suite first, or pass --results)")
+    store = Store(results, create=False)
+    if suite not in store.suites():
+        known = store.suites()
+        store.close()
+        raise UnknownPluginError("suite", suite, known)
+    return store
+
+
+def _command(args) -> int:
+    with open_suite_store(args.results, args.suite) as store:
+        base = dataclasses.asdict(suite_dynamics(store, args.suite))
+        cfg = dynamics_settings(base, args.overrides)
+        records = derive_suite(store, args.suite, cfg)
+        runs = [r for r in store.runs(suite=args.suite) if r["run_id"] in records]
+    if args.json:
+        print(json.dumps(records, indent=2, sort_keys=True, default=str))
+        return 0
+    for r in sorted(runs, key=lambda r: (group_key(r["spec"]), r["n"] or 0, r["seed"])):
+        rec = records[r["run_id"]]
+        tau = "not reached" if rec["tau_mem"] is None else f"{rec['tau_mem']:.0f}"
+        rate = "–" if rec["mem_rate"] is None else f"{rec['mem_rate']:.3f}"
+        print(f"{r['run_id']}  {group_label(group_key(r['spec']))}  n={r['n']} seed={r['seed']}: "
+              f"tau_mem={tau} ({rec['criterion'] or 'no criterion available'}), mem_rate={rate}/decade")
+    fits = [f for key in ("tau_mem", "tau_mem_copy", "tau_mem_loss")
+            for f in tau_fits(runs, records, key) if any(rec.get(key) is not None for rec in records.values())]
+    for f in fits:
+        print(format_fit(f))
+    return 0

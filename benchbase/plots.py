@@ -1,0 +1,546 @@
+"""Pictures of training dynamics from a results store (``benchbase plot``).
+
+Reads only the store (metric values at every evaluation, kept samples, the derived
+quantities of benchbase.dynamics) and writes PNG and SVG with matplotlib's Agg
+backend: metric curves against step and normalized step per n, tau_mem against n
+on log-log axes with the fitted slope, a phase diagram over (n, a swept model key),
+generated samples beside their nearest training images, and twin samples side by
+side. Every figure's file name starts with the suite name.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchbase.dynamics import (Trajectory, derive_suite, format_fit, group_key, group_label, relative_gap,
+                                suite_dynamics, tau_fits)
+
+FORMATS = ("png", "svg")
+CRITERIA_STYLE = {"copy": ("o", "copy criterion"), "loss": ("s", "loss criterion")}
+
+
+# ---------------------------------------------------------------------- the data
+
+
+@dataclass
+class RunData:
+    run: dict  # the store row (run_id, spec, seed, n, ...)
+    traj: Trajectory
+    derived: dict
+
+    @property
+    def n(self) -> int:
+        return int(self.run["spec"]["subset"]["n"])
+
+    @property
+    def spec(self) -> dict:
+        return self.run["spec"]
+
+
+@dataclass
+class SuiteData:
+    name: str
+    runs: list[RunData]
+    settings: object  # DynamicsEntry
+    fits: list[dict] = field(default_factory=list)
+
+    def groups(self) -> dict[tuple, list[RunData]]:
+        out: dict[tuple, list[RunData]] = {}
+        for r in self.runs:
+            out.setdefault(group_key(r.spec), []).append(r)
+        return {k: sorted(v, key=lambda r: (r.n, r.run["seed"])) for k, v in out.items()}
+
+
+def load_suite_data(store, suite: str, registry=None) -> SuiteData:
+    """Finished runs with their trajectories and derived records (derived now if absent)."""
+    runs = [r for r in store.runs(suite=suite) if r["status"] == "done"]
+    derived = store.derived(suite)
+    if runs and any(r["run_id"] not in derived for r in runs):
+        derived = derive_suite(store, suite, registry=registry)
+    data = [RunData(r, Trajectory.from_evals(store.evals(r["run_id"])), derived.get(r["run_id"], {}))
+            for r in runs]
+    fits = []
+    records = {r.run["run_id"]: r.derived for r in data}
+    for key in ("tau_mem", "tau_mem_copy", "tau_mem_loss"):
+        if any(rec.get(key) is not None for rec in records.values()):
+            fits += tau_fits([r.run for r in data], records, key)
+    return SuiteData(suite, data, suite_dynamics(store, suite), fits)
+
+
+# ------------------------------------------------------------------- plumbing
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "benchbase", "figure.dpi": 110, "font.size": 9,
+                         "axes.titlesize": 10, "legend.fontsize": 8})
+    return plt
+
+
+def _save(fig, out: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
+    paths = []
+    for fmt in formats:
+        path = out / f"{stem}.{fmt}"
+        meta = {"Date": None} if fmt == "svg" else {}
+        fig.savefig(path, format=fmt, bbox_inches="tight", metadata=meta)
+        paths.append(path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return paths
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60]
+
+
+def _n_colors(ns: list[int]):
+    import matplotlib
+
+    ns = sorted(set(ns))
+    cmap = matplotlib.colormaps["viridis"]
+    if len(ns) == 1:
+        return {ns[0]: cmap(0.4)}
+    lo, hi = np.log(ns[0]), np.log(ns[-1])
+    return {n: cmap(0.9 * (np.log(n) - lo) / (hi - lo)) for n in ns}
+
+
+def _panels(runs: list[RunData], wanted: list[str] | None, cfg) -> list[tuple[str, list]]:
+    """(title, [(metric, ref, line style)]) per panel: the copy metric, the held-out losses
+    and their relative gap, then the suite's other headline metrics in suite order."""
+    keys = {k for r in runs for k in r.traj.series}
+    order = [m["name"] for m in runs[0].spec.get("metrics", [])] if runs else []
+    headline = sorted({m for m, _ in keys if "." not in m and "/" not in m},
+                      key=lambda m: (m != cfg.copy_metric, order.index(m) if m in order else len(order), m))
+    panels = []
+    loss = cfg.loss_metric
+    for metric in headline:
+        if wanted and metric not in wanted:
+            continue
+        if metric == loss:
+            continue  # shown as the two losses and their relative gap
+        refs = sorted({ref for m, ref in keys if m == metric})
+        panels.append((metric, [(metric, ref, "--" if ref == "train" and len(refs) > 1 else "-") for ref in refs]))
+    if any(m == f"{loss}.train" for m, _ in keys) and (not wanted or loss in wanted):
+        at = 1 if panels and panels[0][0] == cfg.copy_metric else 0
+        panels[at:at] = [("held-out loss", [(f"{loss}.train", None, "--"), (f"{loss}.test", None, "-")]),
+                         ("relative gap (L_test - L_train) / L_test, minus its first value", [("__gap__", None, "-")])]
+    return panels
+
+
+# ------------------------------------------------------------------------ curves
+
+
+def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] | None = None) -> list[Path]:
+    plt = _plt()
+    cfg = data.settings
+    paths = []
+    for gkey, runs in data.groups().items():
+        panels = _panels(runs, wanted, cfg)
+        if not panels:
+            continue
+        colors = _n_colors([r.n for r in runs])
+        suffix = "" if len(data.groups()) == 1 else "." + _slug(group_label(gkey))
+        for axis in ("step", "normalized"):
+            cols = min(3, len(panels))
+            rows = -(-len(panels) // cols)
+            fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+            labelled = set()
+            for ax, (title, lines) in zip(axes.flat, panels):
+                for r in runs:
+                    factor = r.derived.get("norm_factor", 1.0) if axis == "normalized" else 1.0
+                    keep = r.traj.steps > 0
+                    x = r.traj.steps[keep] * factor
+                    for metric, ref, style in lines:
+                        y = relative_gap(r.traj, cfg.loss_metric) if metric == "__gap__" else r.traj.get(metric, ref)
+                        if y is None:
+                            continue
+                        label = f"n={r.n}" if r.n not in labelled else None
+                        labelled.add(r.n)
+                        ax.plot(x, y[keep], style, color=colors[r.n], lw=1.4, marker=".", ms=4, label=label)
+                    _mark_onset(ax, r, title, cfg, factor)
+                ax.set_xscale("log")
+                ax.set_title(_panel_title(title, lines))
+                ax.set_xlabel("normalized step  step·(B/B0)·(lr/lr0)/(n/n0)" if axis == "normalized" else "step")
+                ax.grid(True, which="both", alpha=0.25)
+            for ax in list(axes.flat)[len(panels):]:
+                ax.axis("off")
+            axes.flat[0].legend(loc="best")
+            fig.suptitle(f"{data.name}: {group_label(gkey)}, metrics vs "
+                         f"{'normalized step' if axis == 'normalized' else 'training step'}", fontsize=11)
+            fig.tight_layout()
+            paths += _save(fig, out, f"{data.name}.curves_{axis}{suffix}", formats)
+    return paths
+
+
+def _panel_title(title: str, lines: list) -> str:
+    if len(lines) < 2:
+        return title
+    names = [ref or metric.rsplit(".", 1)[-1] for metric, ref, _ in sorted(lines, key=lambda t: t[2] == "--")]
+    return f"{title} (solid: {names[0]}, dashed: {names[1]})"
+
+
+def _mark_onset(ax, r: RunData, title: str, cfg, factor: float) -> None:
+    """A black ring where the run crossed the threshold of the criterion shown in this panel."""
+    if title == cfg.copy_metric and r.derived.get("tau_mem_copy"):
+        ax.plot([r.derived["tau_mem_copy"] * factor], [cfg.copy_threshold], "o", mfc="none", mec="k", ms=7)
+    if title.startswith("relative gap") and r.derived.get("tau_mem_loss"):
+        ax.plot([r.derived["tau_mem_loss"] * factor], [cfg.loss_threshold], "s", mfc="none", mec="k", ms=7)
+
+
+# ------------------------------------------------------------------- tau vs n
+
+
+def plot_tau(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
+    plt = _plt()
+    if not any(r.derived.get(f"tau_mem_{c}") is not None for r in data.runs for c in CRITERIA_STYLE):
+        return []
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    groups = data.groups()
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    all_n = []
+    for gi, (gkey, runs) in enumerate(groups.items()):
+        for ci, (crit, (marker, crit_label)) in enumerate(CRITERIA_STYLE.items()):
+            pts = [(r.n, r.derived.get(f"tau_mem_{crit}")) for r in runs]
+            if not any(t is not None for _, t in pts):
+                continue
+            color = palette[(2 * gi + ci) % len(palette)]
+            fit = next((f for f in data.fits if f["quantity"] == f"tau_mem_{crit}"
+                        and f["group"] == group_label(gkey)), None)
+            reached = [(n, t) for n, t in pts if t is not None]
+            label = f"{crit_label}" + (f", {group_label(gkey)}" if len(groups) > 1 else "")
+            if fit and fit["fit"]:
+                f = fit["fit"]
+                err = f" ± {f['stderr']:.2f}" if f["stderr"] is not None else ""
+                label += f": slope {f['slope']:.2f}{err}, R² {f['r2']:.3f}"
+                xs = np.geomspace(min(n for n, _ in reached), max(n for n, _ in reached), 50)
+                ax.plot(xs, np.exp(f["intercept"]) * xs ** f["slope"], "-", color=color, lw=1.2)
+            ax.plot([n for n, _ in reached], [t for _, t in reached], marker, color=color, ms=6, ls="none",
+                    label=label)
+            all_n += [n for n, _ in reached]
+            censored = [(r.n, r.derived.get("final_step")) for r in runs
+                        if r.derived.get(f"tau_mem_{crit}") is None and r.derived.get("final_step")]
+            if censored:
+                ax.plot([n for n, _ in censored], [s for _, s in censored], "^", mfc="none", color=color, ms=7,
+                        ls="none", label=f"{crit_label}: not reached by the last step")
+    if all_n:
+        ns = np.geomspace(min(all_n), max(all_n), 10)
+        ys = [r.derived.get("tau_mem") for r in data.runs if r.derived.get("tau_mem")]
+        if ys:
+            mid = np.exp(np.mean(np.log(ys))) / np.exp(np.mean(np.log(all_n)))
+            ax.plot(ns, mid * ns, ":", color="grey", lw=1, label="slope 1 (linear in n)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log_ticks(ax, sorted({r.n for r in data.runs}))
+    ax.set_xlabel("training set size n")
+    ax.set_ylabel("tau_mem (training steps)")
+    ax.set_title(f"{data.name}: memorization onset vs n")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, frameon=False)
+    fig.tight_layout()
+    return _save(fig, out, f"{data.name}.tau_vs_n", formats)
+
+
+def _plain_log_ticks(ax, values: list) -> None:
+    """Ticks at the swept values, written plainly (32, not 3.2x10^1)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+# ----------------------------------------------------------------- phase diagram
+
+
+def _phase_axis(runs: list[RunData]) -> str | None:
+    keys = {k for r in runs for k in r.spec.get("sweep", {}) if k not in ("n", "subset.split")}
+    for k in ("model.width", "model.channels", "model.base_channels"):
+        if k in keys:
+            return k
+    model_keys = sorted(k for k in keys if k.startswith("model."))
+    return model_keys[0] if model_keys else (sorted(keys)[0] if keys else None)
+
+
+def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
+    plt = _plt()
+    if not data.runs:
+        return []
+    axis = _phase_axis(data.runs)
+    cells: dict[tuple, list[RunData]] = {}
+    for r in data.runs:
+        y = r.spec.get("sweep", {}).get(axis) if axis else r.spec["model"]["label"]
+        cells.setdefault((r.n, json.dumps(y, default=str)), []).append(r)
+    ns = sorted({k[0] for k in cells})
+    ys = sorted({k[1] for k in cells}, key=lambda v: (not isinstance(json.loads(v), (int, float)),
+                                                     json.loads(v) if isinstance(json.loads(v), (int, float)) else 0, v))
+    grid = np.full((len(ys), len(ns)), np.nan)
+    fig, ax = plt.subplots(figsize=(1.1 * len(ns) + 2.4, 0.8 * len(ys) + 1.8))
+    for (n, y), runs in cells.items():
+        i, j = ys.index(y), ns.index(n)
+        memorized = [r.derived.get("tau_mem") is not None for r in runs]
+        grid[i, j] = float(np.mean(memorized))
+        finals = [r.derived.get("mem_final") for r in runs if r.derived.get("mem_final") is not None]
+        text = "memorized" if all(memorized) else ("generalized" if not any(memorized) else
+                                                   f"{sum(memorized)}/{len(runs)} mem.")
+        if finals:
+            text += f"\nf_mem {np.mean(finals):.2f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                color="white" if grid[i, j] > 0.6 or grid[i, j] < 0.4 else "black")
+    im = ax.imshow(grid, cmap="coolwarm", vmin=0, vmax=1, aspect="auto", origin="lower")
+    ax.set_xticks(range(len(ns)), [str(n) for n in ns])
+    ax.set_yticks(range(len(ys)), [str(json.loads(y)) for y in ys])
+    ax.set_xlabel("training set size n")
+    ax.set_ylabel(axis.split(".", 1)[-1] if axis else "model")
+    crit = "/".join(sorted({r.derived.get("criterion") or "no" for r in data.runs}))
+    ax.set_title(f"{data.name}: memorized within the budget? (tau_mem by the {crit} criterion)")
+    cb = fig.colorbar(im, ax=ax, fraction=0.05)
+    cb.set_label("fraction of seeds that memorized")
+    fig.tight_layout()
+    return _save(fig, out, f"{data.name}.phase", formats)
+
+
+# ------------------------------------------------------------------------ images
+
+
+def _as_images(x: np.ndarray, value_range=(-1.0, 1.0)) -> np.ndarray | None:
+    """(N, C, H, W) in value_range -> (N, H, W[, 3]) in [0, 1] for imshow; None for vectors."""
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        return None
+    lo, hi = value_range
+    img = np.clip((x - lo) / (hi - lo), 0, 1)
+    return img[:, 0] if x.shape[1] == 1 else img.transpose(0, 2, 3, 1)
+
+
+def _image_rows(plt, rows: list[tuple[str, np.ndarray, list[str] | None]], title: str):
+    cols = max(len(imgs) for _, imgs, _ in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(0.95 * cols + 1.2, 1.05 * len(rows) + 0.6), squeeze=False)
+    for i, (label, imgs, notes) in enumerate(rows):
+        for j in range(cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(imgs):
+                ax.imshow(imgs[j], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                if notes:
+                    ax.set_title(notes[j], fontsize=6.5, pad=2)
+        axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _one_per_n(runs: list[RunData]) -> list[RunData]:
+    """The lowest seed (and first split part) of each n in the first group."""
+    chosen: dict[int, RunData] = {}
+    for r in sorted(runs, key=lambda r: (r.run["seed"], (r.spec["subset"].get("split") or [0])[0])):
+        chosen.setdefault(r.n, r)
+    return [chosen[n] for n in sorted(chosen)]
+
+
+def plot_samples(store, data: SuiteData, out: Path, formats=FORMATS, per_row: int = 10, registry=None) -> list[Path]:
+    from benchbase.neighbors import knn
+    from benchbase.twins import training_set
+
+    plt = _plt()
+    groups = list(data.groups().values())
+    if not groups:
+        return []
+    if registry is None:
+        from benchbase.plugins import build_registry
+
+        registry = build_registry()
+    rows = []
+    step_seen = set()
+    for r in _one_per_n(groups[0]):
+        got = store.samples(r.run["run_id"])
+        if got is None:
+            continue
+        step, x = got
+        imgs = _as_images(x[:per_row])
+        if imgs is None:
+            return []
+        train = training_set(r.spec, registry)
+        k = 2 if len(train) > 1 else 1
+        d, idx = knn(x[:per_row], train, k=k)
+        ratio = d[:, 0] / np.maximum(d[:, 1], 1e-12) if k == 2 else np.full(len(d), np.nan)
+        notes = [f"{q:.2f}" + (" copy" if q < 1 / 3 else "") for q in ratio]
+        rows.append((f"n={r.n}\ngenerated", imgs, notes))
+        rows.append(("nearest\ntraining", _as_images(train[idx[:, 0]]), None))
+        step_seen.add(step)
+    if not rows:
+        return []
+    steps = ", ".join(str(s) for s in sorted(step_seen))
+    fig = _image_rows(plt, rows, f"{data.name}: samples at step {steps} over their nearest training images "
+                                 f"(pixel L2; number = d1/d2, a copy below 1/3)")
+    return _save(fig, out, f"{data.name}.samples", formats)
+
+
+def plot_twins(store, data: SuiteData, out: Path, formats=FORMATS, per_row: int = 10) -> list[Path]:
+    from benchbase.twins import paired_cosine
+
+    plt = _plt()
+    with_twins = [r for r in data.runs if r.derived.get("twin")]
+    if not with_twins:
+        return []
+    by_id = {r.run["run_id"]: r for r in data.runs}
+    rows, done = [], set()
+    for r in _one_per_n(with_twins):
+        partner = by_id.get(r.derived["twin"]["partners"][0])
+        if partner is None or r.run["run_id"] in done:
+            continue
+        done |= {r.run["run_id"], partner.run["run_id"]}
+        a, b = store.samples(r.run["run_id"]), store.samples(partner.run["run_id"])
+        if a is None or b is None:
+            continue
+        xa, xb = a[1][:per_row], b[1][:per_row]
+        ia, ib = _as_images(xa), _as_images(xb)
+        if ia is None or ib is None:
+            return []
+        sims = paired_cosine(xa, xb)
+        rows.append((f"n={r.n}\n{r.derived['twin']['split']}", ia, [f"cos {s:.2f}" for s in sims]))
+        rows.append((f"n={partner.n}\n{partner.derived['twin']['split']}", ib, None))
+    paths = []
+    if rows:
+        fig = _image_rows(plt, rows, f"{data.name}: twin models (disjoint training halves, same seed) "
+                                     f"sampled from the same noise")
+        paths += _save(fig, out, f"{data.name}.twins", formats)
+    paths += _plot_twin_curve(plt, data, with_twins, out, formats)
+    return paths
+
+
+def _plot_twin_curve(plt, data: SuiteData, runs: list[RunData], out: Path, formats) -> list[Path]:
+    by_n: dict[int, dict[str, list]] = {}
+    for r in runs:
+        t = r.derived["twin"]
+        slot = by_n.setdefault(r.n, {"twin": [], "near": []})
+        slot["twin"].append(t["twin_similarity"])
+        if t.get("nearest_train_similarity") is not None:
+            slot["near"].append(t["nearest_train_similarity"])
+    ns = sorted(by_n)
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    ax.plot(ns, [np.mean(by_n[n]["twin"]) for n in ns], "o-", label="twin similarity (paired samples)")
+    near = [(n, np.mean(by_n[n]["near"])) for n in ns if by_n[n]["near"]]
+    if near:
+        ax.plot([n for n, _ in near], [v for _, v in near], "s--", label="similarity to nearest training image")
+    ax.set_xscale("log")
+    _plain_log_ticks(ax, ns)
+    ax.set_xlabel("training set size n (each twin)")
+    ax.set_ylabel("cosine similarity (mean-centred pixels)")
+    ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
+    ax.set_title(f"{data.name}: strong generalization")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return _save(fig, out, f"{data.name}.twin_similarity", formats)
+
+
+# ----------------------------------------------------------------- text outputs
+
+
+def dynamics_table(data: SuiteData) -> str:
+    """Markdown: one line per run with its derived quantities, then the fits."""
+    from tabulate import tabulate
+
+    def num(v, fmt="{:.4g}"):
+        return "–" if v is None else fmt.format(v)
+
+    rows = []
+    for r in sorted(data.runs, key=lambda r: (group_key(r.spec), r.n, r.run["seed"])):
+        d = r.derived
+        best = d.get("best_before_mem", {})
+        swd = best.get("swd[test]") or {}
+        fd = best.get("fd[test]") or {}
+        twin = d.get("twin") or {}
+        sweep = {k: v for k, v in r.spec.get("sweep", {}).items() if k != "n"}
+        rows.append([r.spec["model"]["label"] + (f" ({', '.join(f'{k.split(chr(46), 1)[-1]}={v}' for k, v in sweep.items())})" if sweep else ""),
+                     r.n, r.run["seed"], num(d.get("tau_mem_copy"), "{:.0f}"), num(d.get("tau_mem_loss"), "{:.0f}"),
+                     d.get("criterion") or "–", num(d.get("tau_mem_normalized"), "{:.0f}"),
+                     num(d.get("mem_rate"), "{:.3f}"), num(d.get("mem_final"), "{:.3f}"),
+                     f"{num(swd.get('value'))} @ {num(swd.get('step'), '{:.0f}')}" if swd else "–",
+                     f"{num(fd.get('value'))} @ {num(fd.get('step'), '{:.0f}')}" if fd else "–",
+                     num(twin.get("twin_similarity"), "{:.3f}"), num(twin.get("nearest_train_similarity"), "{:.3f}")])
+    cfg = data.settings
+    head = (f"## {data.name}: training dynamics\n\n"
+            f"tau_mem by the copy criterion ({cfg.copy_metric} > {cfg.copy_threshold:g}) and by the loss criterion "
+            f"(relative held-out gap above its first value by {cfg.loss_threshold:g}), confirmed at {cfg.confirm} "
+            f"later evaluation(s), interpolated in log step; – = not reached within the budget (or not measured). "
+            f"Headline criterion: {cfg.criterion}. mem_rate = slope of {cfg.copy_metric} per decade of steps "
+            f"after onset. Best fidelity = min over evaluations before tau_mem (value @ step). Definitions: "
+            f"docs/training-dynamics.md.\n\n")
+    table = tabulate(rows, headers=["model", "n", "seed", "tau_mem (copy)", "tau_mem (loss)", "headline",
+                                    "tau_mem normalized", "mem_rate /decade", "final mem_ratio",
+                                    "best swd[test] before", "best fd[test] before", "twin sim.",
+                                    "nearest-train sim."],
+                     tablefmt="github", disable_numparse=True)
+    fits = "\n".join(f"- {format_fit(f)}" for f in data.fits) or "- no fit: no run reached memorization"
+    return head + table + "\n\n### Fits of log tau_mem against log n\n\n" + fits + "\n"
+
+
+def dynamics_json(data: SuiteData) -> dict:
+    return {"suite": data.name, "settings": _asdict(data.settings), "fits": data.fits,
+            "runs": [{"run_id": r.run["run_id"], "n": r.n, "seed": r.run["seed"],
+                      "sweep": r.spec.get("sweep", {}), "model": r.spec["model"]["label"], **r.derived}
+                     for r in data.runs]}
+
+
+def _asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+
+
+def write_all(store, suite: str, out: Path, formats=FORMATS, wanted: list[str] | None = None,
+              registry=None) -> tuple[list[Path], SuiteData]:
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_suite_data(store, suite, registry)
+    paths = []
+    paths += plot_curves(data, out, formats, wanted)
+    paths += plot_tau(data, out, formats)
+    paths += plot_phase(data, out, formats)
+    paths += plot_samples(store, data, out, formats, registry=registry)
+    paths += plot_twins(store, data, out, formats)
+    md = out / f"{suite}.dynamics.md"
+    md.write_text(dynamics_table(data), encoding="utf-8")
+    js = out / f"{suite}.dynamics.json"
+    js.write_text(json.dumps(dynamics_json(data), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return paths + [md, js], data
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def plot(sub) -> None:
+    from benchbase.cli import _results_arg
+
+    p = sub.add_parser("plot", help="plot training dynamics of a suite (PNG + SVG)",
+                       description="Metric curves vs step and normalized step per n, tau_mem vs n with the "
+                                   "fitted log-log slope (printed too), a phase diagram, samples beside their "
+                                   "nearest training images and twin samples, from stored results.")
+    _results_arg(p)
+    p.add_argument("--suite", required=True, help="suite name in the store")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
+    p.add_argument("--metric", action="append", help="only these metrics in the curves (repeatable)")
+    p.add_argument("--format", action="append", choices=FORMATS, help="png and/or svg (default: both)")
+    p.set_defaults(func=_plot)
+
+
+def _plot(args) -> int:
+    from benchbase.dynamics import open_suite_store
+
+    with open_suite_store(args.results, args.suite) as store:
+        paths, data = write_all(store, args.suite, Path(args.out), tuple(args.format or FORMATS), args.metric)
+    for f in data.fits:
+        print(format_fit(f))
+    print(f"wrote {len(paths)} files to {args.out}/", file=sys.stderr)
+    return 0

@@ -1,0 +1,331 @@
+"""Derived training-dynamics quantities: onset criteria, rate, best fidelity before
+memorization, normalized step, the tau_mem-vs-n fit, storage and the leaderboard JSON."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from helpers import tiny_suite
+
+from benchbase import Metric, hookimpl
+from benchbase.cli import main
+from benchbase.config import DynamicsEntry, build_suite
+from benchbase.contracts import EvalRow
+from benchbase.driver import run_suite
+from benchbase.dynamics import (Trajectory, best_before, derive_run, derive_suite, dynamics_settings,
+                                fit_power_law, memorization_rate, normalization, onset, relative_gap, tau_fits)
+from benchbase.errors import ConfigError
+from benchbase.leaderboard import build_tables, table_to_records
+from benchbase.progress import Reporter
+from benchbase.store import Store
+
+# ------------------------------------------------------------------ a stand-in metric
+
+
+@dataclass
+class _GapConfig:
+    evaluations: int = 256
+
+
+class HeldoutGapStandIn(Metric):
+    """Stand-in for the metrics branch's heldout_gap: rows heldout_gap.train / heldout_gap.test."""
+
+    name = "heldout_gap"
+    direction = "lower"
+    requires = frozenset({"capability:heldout_loss"})
+    Config = _GapConfig
+
+    def compute(self, ctx):
+        def tiled(x):
+            return np.concatenate([x] * -(-self.config.evaluations // len(x)))[:self.config.evaluations]
+        train = ctx.model.heldout_loss(tiled(ctx.train_data))
+        test = ctx.model.heldout_loss(tiled(ctx.test_data))
+        return {"heldout_gap": test - train, "heldout_gap.train": train, "heldout_gap.test": test}
+
+
+class _StandInPlugin:
+    @hookimpl
+    def benchbase_register_metrics(self, register):
+        register(HeldoutGapStandIn)
+
+
+@pytest.fixture
+def gap_registry(registry):
+    registry.add_plugin(_StandInPlugin(), "heldout-gap-stand-in", source="test")
+    registry.collect()
+    return registry
+
+
+# -------------------------------------------------------------------------- onset
+
+
+def test_onset_interpolates_in_log_step():
+    steps = np.array([100, 1000, 10000])
+    # crosses 0.1 a quarter of the way (in value) from step 1000 to 10000
+    on = onset(steps, np.array([0.0, 0.0, 0.4]), threshold=0.1, confirm=0)
+    assert on.eval_step == 10000 and on.index == 2 and on.censored is None
+    assert on.step == pytest.approx(10 ** 3.25)
+
+
+def test_onset_needs_confirmation_by_later_evals():
+    steps = np.array([10, 20, 40, 80, 160])
+    values = np.array([0.0, 0.2, 0.0, 0.3, 0.5])  # a one-eval blip at step 20
+    assert onset(steps, values, 0.1, confirm=1).eval_step == 80
+    assert onset(steps, values, 0.1, confirm=0).eval_step == 20
+    # at the end of the run fewer later evaluations exist: the last one alone is enough
+    assert onset(steps, np.array([0, 0, 0, 0, 0.5]), 0.1, confirm=2).eval_step == 160
+
+
+def test_onset_censoring_and_missing_values():
+    steps = np.array([10, 20, 40])
+    left = onset(steps, np.array([0.9, 0.9, 1.0]), 0.1)
+    assert left.censored == "left" and left.step == 10
+    right = onset(steps, np.array([0.0, 0.05, 0.09]), 0.1)
+    assert right.censored == "right" and right.step is None and right.eval_step is None
+    assert onset(steps, np.array([np.nan, np.nan, 0.5]), 0.1, confirm=0).eval_step == 40
+
+
+def test_onset_after_an_evaluation_at_step_zero_interpolates_linearly():
+    on = onset(np.array([0, 100]), np.array([0.0, 1.0]), 0.25, confirm=0)
+    assert on.step == pytest.approx(25.0)
+
+
+# --------------------------------------------------------------- other quantities
+
+
+def _evals(steps, **series):
+    """Store-shaped eval rows: series name 'metric' or 'metric[ref]' -> values per step."""
+    rows = []
+    for key, values in series.items():
+        metric, ref = (key[:-1].split("[") if key.endswith("]") else (key, ""))
+        metric = metric.replace("__", ".")
+        for s, v in zip(steps, values):
+            rows.append({"step": s, "examples": s, "metric": metric, "ref": ref, "value": v})
+    return rows
+
+
+def test_relative_gap_subtracts_its_first_value():
+    traj = Trajectory.from_evals(_evals([1, 2, 3], heldout_gap__train=[1.0, 0.8, 0.5],
+                                        heldout_gap__test=[1.1, 0.9, 1.0]))
+    gap = relative_gap(traj, "heldout_gap")
+    first = (1.1 - 1.0) / 1.1
+    np.testing.assert_allclose(gap, [0.0, (0.9 - 0.8) / 0.9 - first, (1.0 - 0.5) / 1.0 - first])
+    assert relative_gap(Trajectory.from_evals(_evals([1], mem_ratio=[0.0])), "heldout_gap") is None
+
+
+def test_memorization_rate_is_the_slope_per_decade():
+    steps = np.array([10, 100, 1000, 10000])
+    mem = 0.1 + 0.2 * np.log10(steps)
+    assert memorization_rate(steps, mem, 1) == pytest.approx(0.2)
+    assert memorization_rate(steps, mem, 3) is None  # one point after onset: no slope
+    assert memorization_rate(steps, mem, None) is None
+
+
+def test_best_fidelity_before_memorization_ignores_later_evals():
+    traj = Trajectory.from_evals(_evals([10, 20, 40, 80], **{"swd[test]": [0.5, 0.3, 0.1, 0.05],
+                                                             "swd[train]": [0.6, 0.2, 0.3, 0.01]}))
+    best = best_before(traj, "swd", tau=35.0, censored=None)
+    assert best["swd[test]"] == {"value": 0.3, "step": 20}
+    assert best["swd[train]"] == {"value": 0.2, "step": 20}
+    assert best_before(traj, "swd", None, "right")["swd[test]"] == {"value": 0.05, "step": 80}
+    assert best_before(traj, "swd", 10.0, "left")["swd[test]"] == {"value": None, "step": None}
+
+
+def test_derive_run_records_both_criteria_and_the_one_used():
+    steps = [100, 200, 400, 800, 1600]
+    evals = _evals(steps, **{"mem_ratio[train]": [0, 0, 0.005, 0.05, 0.3], "swd[test]": [0.9, 0.5, 0.4, 0.45, 0.6],
+                             "heldout_gap__train": [1.0, 0.9, 0.7, 0.5, 0.4],
+                             "heldout_gap__test": [1.0, 0.9, 0.8, 0.8, 0.9]})
+    cfg = DynamicsEntry(copy_threshold=0.01, loss_threshold=0.1, fidelity=["swd"])
+    rec = derive_run(evals, cfg, factor=0.5)
+    assert rec["criterion"] == "copy" and rec["threshold"] == 0.01
+    assert rec["tau_mem_copy_eval"] == 800 and 400 < rec["tau_mem_copy"] < 800
+    # relative gap: 0, 0, 1/8, 3/8, 5/9 -> crosses 0.1 between 200 and 400
+    assert rec["tau_mem_loss_eval"] == 400 and 200 < rec["tau_mem_loss"] < 400
+    assert rec["tau_mem"] == rec["tau_mem_copy"] and rec["tau_mem_normalized"] == pytest.approx(rec["tau_mem"] * 0.5)
+    assert rec["best_before_mem"]["swd[test]"] == {"value": 0.4, "step": 400}
+    assert rec["mem_rate"] == pytest.approx(np.polyfit(np.log10([800, 1600]), [0.05, 0.3], 1)[0])
+    assert rec["settings"]["copy_threshold"] == 0.01 and rec["mem_final"] == 0.3
+    json.dumps(rec)  # storable as is
+
+    by_loss = derive_run(evals, DynamicsEntry(criterion="loss", loss_threshold=0.1, fidelity=["swd"]))
+    assert by_loss["criterion"] == "loss" and by_loss["tau_mem"] == by_loss["tau_mem_loss"]
+    assert by_loss["best_before_mem"]["swd[test]"] == {"value": 0.5, "step": 200}
+    no_copy = derive_run([e for e in evals if e["metric"] != "mem_ratio"], DynamicsEntry())
+    assert no_copy["criterion"] == "loss" and no_copy["tau_mem_copy_censored"] == "unavailable"
+
+
+def test_normalized_step_uses_the_smallest_values_of_the_sweep():
+    def run(rid, B, lr, n):
+        return {"run_id": rid, "spec": {"budget": {"batch_size": B}, "model": {"lr": lr}, "subset": {"n": n}}}
+
+    factors, refs = normalization([run("a", 32, 1e-3, 64), run("b", 128, 2e-3, 64), run("c", 64, 1e-3, 256),
+                                   run("d", 32, None, 128)])
+    assert refs == {"B0": 32, "lr0": 1e-3, "n0": 64}
+    assert factors["a"] == pytest.approx(1.0)
+    assert factors["b"] == pytest.approx(4 * 2)
+    assert factors["c"] == pytest.approx(2 / 4)
+    assert factors["d"] == pytest.approx(1 / 2)  # no learning rate: that term is 1
+
+
+def test_power_law_fit_matches_scipy_linregress():
+    from scipy.stats import linregress
+
+    rng = np.random.default_rng(0)
+    n = np.array([32, 64, 128, 256, 32, 64, 128, 256], dtype=float)
+    tau = 90 * n ** 0.95 * np.exp(rng.normal(0, 0.1, len(n)))
+    fit = fit_power_law(n, tau)
+    ref = linregress(np.log(n), np.log(tau))
+    assert fit["slope"] == pytest.approx(ref.slope) and fit["intercept"] == pytest.approx(ref.intercept)
+    assert fit["r2"] == pytest.approx(ref.rvalue ** 2) and fit["stderr"] == pytest.approx(ref.stderr)
+    assert fit_power_law([32, 32], [1, 2]) is None and fit_power_law([32], [1]) is None
+
+
+def test_dynamics_settings_take_overrides_and_reject_bad_ones():
+    cfg = dynamics_settings({"copy_threshold": 0.02}, ["loss_threshold=0.1", "dynamics.fidelity=[fd]"])
+    assert cfg.copy_threshold == 0.02 and cfg.loss_threshold == 0.1 and cfg.fidelity == ["fd"]
+    with pytest.raises(ConfigError):
+        dynamics_settings({}, ["criterion=sometimes"])
+    with pytest.raises(ConfigError):
+        dynamics_settings({}, ["treshold=0.1"])
+
+
+def test_suite_dynamics_section_is_validated(registry):
+    with pytest.raises(ConfigError) as err:
+        build_suite(tiny_suite(dynamics={"criterion": "copyy", "copy_threshold": 0}), "<t>", registry=registry)
+    text = str(err.value)
+    assert "dynamics.criterion" in text and "copy" in text and "dynamics.copy_threshold" in text
+    with pytest.raises(ConfigError, match="dynamics.treshold"):
+        build_suite(tiny_suite(dynamics={"treshold": 0.1}), "<t>", registry=registry)
+    ok = build_suite(tiny_suite(dynamics={"criterion": "loss", "loss_threshold": 0.2}), "<t>", registry=registry)
+    assert ok.resolved["dynamics"]["criterion"] == "loss"
+
+
+# ------------------------------------------------------------ stores made by hand
+
+
+def fake_store(registry, path, ns=(16, 32, 64, 128), seeds=(0,), per_n=40.0, budget=20000, points=12,
+               suite_name="fake", extra_sweep=None, copy_at=None):
+    """A store whose runs memorize exactly on cue: mem_ratio = clip((step / (per_n n) - 1) / 4, 0, 1)
+    (onset at step per_n * n), swd lowest at the onset; returns the suite."""
+    sweep = {"n": list(ns), **(extra_sweep or {})}
+    suite = build_suite(tiny_suite(name=suite_name, models=[{"name": "rectified_flow",
+                                                             "config": {"width": 16, "depth": 1}}],
+                                   seeds=list(seeds), sweep=sweep, budget={"batch_size": 32, "steps": budget},
+                                   eval={"points": points, "n_samples": 100, "keep_samples": 8},
+                                   datasets=[{"name": "gmm2d", "config": {"train_size": 4000, "test_size": 200}}]),
+                        "<fake>", registry=registry)
+    with Store(path) as store:
+        store.register_runs(suite.name, suite.runs, {"source": "<fake>", "resolved": suite.resolved,
+                                                     "leaderboard": suite.leaderboard})
+        for spec in suite.runs:
+            n = spec.subset["n"]
+            onset_step = (copy_at or per_n) * n * (spec.model["config"]["width"] / 16)
+            for step in spec.eval["steps"]:
+                mem = float(np.clip((step / onset_step - 1) / 4, 0, 1))
+                swd = 0.1 + abs(math.log(step / onset_step))
+                rows = [EvalRow("mem_ratio", mem, "train"), EvalRow("swd", swd, "test"),
+                        EvalRow("swd", swd + 0.01, "train"),
+                        EvalRow("heldout_gap.train", 1.0 - 0.3 * mem, "train"),
+                        EvalRow("heldout_gap.test", 1.0, "train")]
+                store.write_eval(spec.run_id, step, step * 32, rows,
+                                 samples=np.zeros((4, 2), np.float32) + step)
+            store.finish_run(spec.run_id, "done", {"steps": budget})
+    return suite
+
+
+def test_derive_suite_recovers_linear_onset_and_stores_records(registry, tmp_path):
+    suite = fake_store(registry, tmp_path, seeds=(0, 1))
+    with Store(tmp_path) as store:
+        records = derive_suite(store, suite.name)
+        assert store.derived(suite.name) == json.loads(json.dumps(records))
+        runs = store.runs(suite=suite.name)
+    for r in runs:
+        rec = records[r["run_id"]]
+        n = r["spec"]["subset"]["n"]
+        # first eval above 0.01 sits just after 40 n; interpolation lands within one eval gap
+        assert 40 * n <= rec["tau_mem_eval"] and rec["tau_mem"] <= rec["tau_mem_eval"]
+        assert rec["tau_mem"] == pytest.approx(40 * n * 1.04, rel=0.5)
+        assert rec["norm_factor"] == pytest.approx(16 / n)
+        assert rec["tau_mem_loss"] is not None
+    (fit,) = tau_fits(runs, records, "tau_mem")
+    assert fit["fit"]["slope"] == pytest.approx(1.0, abs=0.1) and fit["fit"]["r2"] > 0.98
+    assert fit["fit"]["points"] == 8 and fit["censored"] == []
+
+
+def test_runs_that_never_memorize_are_censored_not_fitted(registry, tmp_path):
+    suite = fake_store(registry, tmp_path, ns=(16, 32, 64, 1024), budget=20000)
+    with Store(tmp_path) as store:
+        records = derive_suite(store, suite.name)
+        runs = store.runs(suite=suite.name)
+    big = next(r for r in runs if r["spec"]["subset"]["n"] == 1024)
+    assert records[big["run_id"]]["tau_mem"] is None and records[big["run_id"]]["censored"] == "right"
+    (fit,) = tau_fits(runs, records)
+    assert fit["censored"] == [1024] and fit["fit"]["points"] == 3
+
+
+def test_leaderboard_json_carries_dynamics_for_every_run_of_a_sweep(registry, tmp_path):
+    suite = fake_store(registry, tmp_path, seeds=(0, 1), extra_sweep={"model.width": [16, 32]})
+    with Store(tmp_path) as store:
+        derive_suite(store, suite.name)
+        (table,) = build_tables(store, suite=suite.name)
+    records = table_to_records(table)
+    assert len(records) == 8  # 4 n x 2 widths, seeds aggregated per row
+    seen = set()
+    for rec in records:
+        assert {d["run_id"] for d in rec["dynamics"]} == set(rec["run_ids"]) and len(rec["run_ids"]) == 2
+        for d in rec["dynamics"]:
+            assert {"tau_mem", "tau_mem_copy", "tau_mem_loss", "mem_rate", "best_before_mem", "criterion",
+                    "threshold", "tau_mem_normalized", "norm_factor"} <= set(d)
+            seen.add(d["run_id"])
+    assert seen == {s.run_id for s in suite.runs}
+    # wider models memorize later in this fake: the fits are per width
+    with Store(tmp_path) as store:
+        fits = tau_fits(store.runs(suite=suite.name), store.derived(suite.name))
+    assert sorted(f["group"] for f in fits) == ["rectified_flow on gmm2d (width=16)",
+                                                "rectified_flow on gmm2d (width=32)"]
+
+
+def test_dynamics_command_recomputes_with_overrides(registry, tmp_path, capsys):
+    suite = fake_store(registry, tmp_path)
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", suite.name]) == 0
+    out = capsys.readouterr().out
+    assert "tau_mem vs n" in out and "slope" in out and "R^2" in out
+    with Store(tmp_path) as store:
+        before = {k: v["tau_mem"] for k, v in store.derived(suite.name).items()}
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", suite.name, "copy_threshold=0.5"]) == 0
+    with Store(tmp_path) as store:
+        after = store.derived(suite.name)
+    assert all(after[k]["tau_mem"] > before[k] for k in before)
+    assert all(rec["settings"]["copy_threshold"] == 0.5 for rec in after.values())
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", "nope"]) == 2
+
+
+# ------------------------------------------------------------------- end to end
+
+
+def test_a_run_stores_heldout_losses_at_every_eval_and_derives_after_finishing(gap_registry, results_dir):
+    data = tiny_suite(models=[{"name": "rectified_flow", "config": {"width": 16, "depth": 1, "sample_steps": 4}},
+                              "copy_train"],
+                      metrics=["mem_ratio", {"name": "swd", "config": {"n_projections": 10}}, "heldout_gap"],
+                      sweep={"n": [16, 32]}, budget={"batch_size": 16, "steps": 40},
+                      eval={"points": 3, "n_samples": 50})
+    data["metrics"][2] = {"name": "heldout_gap", "optional": True}  # copy_train has no held-out loss
+    suite = build_suite(data, "<t>", registry=gap_registry)
+    with Store(results_dir) as store:
+        result = run_suite(suite, store, gap_registry, reporter=Reporter(quiet=True))
+        assert result.ok
+        derived = store.derived(suite.name)
+        assert set(derived) == {s.run_id for s in suite.runs}
+        for spec in suite.runs:
+            evals = store.evals(spec.run_id)
+            if spec.model["name"] != "rectified_flow":
+                assert derived[spec.run_id]["tau_mem"] == 0 and derived[spec.run_id]["censored"] == "left"
+                continue
+            for step in spec.eval["steps"]:
+                names = {e["metric"] for e in evals if e["step"] == step}
+                assert {"heldout_gap.train", "heldout_gap.test"} <= names
+            assert derived[spec.run_id]["tau_mem_loss_censored"] != "unavailable"

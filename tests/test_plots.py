@@ -1,0 +1,128 @@
+"""`benchbase plot`: every figure is written as PNG and SVG, the tau_mem fit is printed,
+and the twin analysis pairs runs that share seed and noise."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from helpers import tiny_suite
+from PIL import Image
+from test_dynamics import fake_store
+
+from benchbase.cli import main
+from benchbase.config import build_suite
+from benchbase.driver import run_suite
+from benchbase.plots import dynamics_table, load_suite_data, write_all
+from benchbase.progress import Reporter
+from benchbase.store import Store
+from benchbase.twins import nearest_cosine, paired_cosine, twin_groups
+
+
+def _check_figure(path_png, path_svg):
+    with Image.open(path_png) as im:
+        assert im.size[0] > 300 and im.size[1] > 200
+        pixels = np.asarray(im.convert("L"))
+    assert pixels.std() > 5  # not a blank canvas
+    root = ET.parse(path_svg).getroot()
+    assert root.tag.endswith("svg")
+
+
+def test_plot_command_writes_figures_and_prints_the_fit(registry, tmp_path, capsys):
+    suite = fake_store(registry, tmp_path / "res", extra_sweep={"model.width": [16, 32]})
+    out = tmp_path / "plots"
+    assert main(["plot", "--results", str(tmp_path / "res"), "--suite", suite.name, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("tau_mem vs n") >= 2 and "width=16" in printed and "width=32" in printed
+    assert "slope 1.0" in printed or "slope 0.9" in printed
+    names = {p.name for p in out.iterdir()}
+    for axis in ("step", "normalized"):
+        for width in (16, 32):  # one figure per group of runs that differ only in n and seed
+            stem = f"{suite.name}.curves_{axis}.rectified_flow_on_gmm2d_width_{width}"
+            assert {f"{stem}.png", f"{stem}.svg"} <= names, names
+            _check_figure(out / f"{stem}.png", out / f"{stem}.svg")
+    _check_figure(out / f"{suite.name}.tau_vs_n.png", out / f"{suite.name}.tau_vs_n.svg")
+    _check_figure(out / f"{suite.name}.phase.png", out / f"{suite.name}.phase.svg")
+    table = (out / f"{suite.name}.dynamics.md").read_text()
+    assert "| rectified_flow (width=16)" in table and "Fits of log tau_mem" in table
+    # a 2-D dataset has no images: no sample grids, and no error either
+    assert not any(n.startswith(f"{suite.name}.samples") for n in names)
+
+
+def test_plot_rejects_unknown_suite_and_missing_store(registry, tmp_path, capsys):
+    assert main(["plot", "--results", str(tmp_path / "none"), "--suite", "x", "--out", str(tmp_path / "o")]) == 2
+    fake_store(registry, tmp_path / "res")
+    assert main(["plot", "--results", str(tmp_path / "res"), "--suite", "fkae", "--out", str(tmp_path / "o")]) == 2
+    assert "fake" in capsys.readouterr().err
+
+
+def test_normalized_axis_collapses_curves_that_scale_with_n(registry, tmp_path):
+    """In the fake store the onset is at 40 n steps: normalized onsets coincide."""
+    suite = fake_store(registry, tmp_path)
+    with Store(tmp_path) as store:
+        data = load_suite_data(store, suite.name)
+    onsets = [r.derived["tau_mem"] * r.derived["norm_factor"] for r in data.runs]
+    raw = [r.derived["tau_mem"] for r in data.runs]
+    assert np.ptp(np.log(onsets)) < 0.5 < np.ptp(np.log(raw))
+    assert "rectified_flow" in dynamics_table(data)
+
+
+def test_paired_and_nearest_cosine_match_a_direct_computation():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 1, 4, 4)), rng.normal(size=(5, 1, 4, 4))
+    direct = [np.corrcoef(x.ravel(), y.ravel())[0, 1] for x, y in zip(a, b)]
+    np.testing.assert_allclose(paired_cosine(a, b), direct, atol=1e-12)
+    train = rng.normal(size=(50, 1, 4, 4))
+    train[7] = a[2] * 3 + 1  # same image up to contrast and offset: similarity 1
+    sim, idx = nearest_cosine(a, train, block=16)
+    brute = np.array([[np.corrcoef(x.ravel(), t.ravel())[0, 1] for t in train] for x in a])
+    np.testing.assert_allclose(sim, brute.max(axis=1), atol=1e-12)
+    assert idx[2] == 7 and sim[2] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        paired_cosine(a, b[:3])
+
+
+def _twin_suite(registry, lr=1e-3, seeds=(0,)):
+    return build_suite(tiny_suite(
+        name="twins", seeds=list(seeds),
+        datasets=[{"name": "digits"}],
+        models=[{"name": "rectified_flow", "config": {"width": 32, "depth": 1, "sample_steps": 4, "lr": lr}}],
+        metrics=["mem_ratio"], sweep={"n": [8, 16], "subset.split": ["1 of 2", "2 of 2"]},
+        budget={"batch_size": 8, "steps": 30}, eval={"points": 2, "n_samples": 12, "keep_samples": 12}),
+        "<t>", registry=registry)
+
+
+def test_twins_share_initialisation_and_sampling_noise(registry, tmp_path):
+    """With lr = 0 nothing is learned: twins on disjoint data then sample the very same
+    images, which holds only if init and sampling noise depend on the seed alone."""
+    suite = _twin_suite(registry, lr=0.0, seeds=(0, 1))
+    with Store(tmp_path) as store:
+        assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
+        runs = store.runs(suite="twins")
+        groups = twin_groups(runs)
+        assert len(groups) == 4  # 2 n x 2 seeds, each a pair
+        for group in groups:
+            a, b = group
+            assert a["spec"]["subset"]["split"] == [1, 2] and b["spec"]["subset"]["split"] == [2, 2]
+            assert a["seed"] == b["seed"] and a["n"] == b["n"]
+            np.testing.assert_array_equal(store.samples(a["run_id"])[1], store.samples(b["run_id"])[1])
+        derived = store.derived("twins")
+        other_seed = {r["seed"]: r for r in runs if r["n"] == 8 and r["spec"]["subset"]["split"] == [1, 2]}
+        assert not np.array_equal(store.samples(other_seed[0]["run_id"])[1], store.samples(other_seed[1]["run_id"])[1])
+    for r in runs:
+        twin = derived[r["run_id"]]["twin"]
+        assert twin["twin_similarity"] == pytest.approx(1.0)
+        assert len(twin["partners"]) == 1 and twin["samples"] == 12
+        assert -1 <= twin["nearest_train_similarity"] <= 1
+
+
+def test_sample_and_twin_figures_for_image_data(registry, tmp_path, capsys):
+    suite = _twin_suite(registry)
+    with Store(tmp_path / "res") as store:
+        assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
+        paths, data = write_all(store, suite.name, tmp_path / "plots", registry=registry)
+    names = {p.name for p in paths}
+    for stem in ("samples", "twins", "twin_similarity", "curves_step", "curves_normalized", "phase"):
+        assert f"twins.{stem}.png" in names and f"twins.{stem}.svg" in names, stem
+        _check_figure(tmp_path / "plots" / f"twins.{stem}.png", tmp_path / "plots" / f"twins.{stem}.svg")
+    assert all(r.derived["twin"]["twin_similarity"] < 1.0 for r in data.runs)  # trained on different data
