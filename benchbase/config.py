@@ -545,7 +545,7 @@ class _Expander:
         if budget is None:
             return None
 
-        from benchbase.data import DataCatalog, parse_split
+        from benchbase.data import DataCatalog, parse_split, subset_problems
 
         split = None
         if subset.get("split") is not None:
@@ -570,6 +570,8 @@ class _Expander:
                 self.fail(f"datasets[{di}]", str(exc))
                 return None
             spec = info.spec
+            for problem in subset_problems(subset, info):
+                self.fail(f"datasets[{di}].subset", problem)
             pool = info.train_size // (split[1] if split else 1)
             if n is not None and n > pool:
                 where = f" (one of {split[1]} disjoint parts of {info.train_size})" if split else ""
