@@ -22,7 +22,8 @@ import numpy as np
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchbase.errors import BenchbaseInputError, ConfigError, UnknownPluginError, list_choices, suggest
+from benchbase.errors import (BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError,
+                              list_choices, suggest)
 
 # --------------------------------------------------------------------------- schema
 
@@ -224,7 +225,11 @@ def _apply_override(cfg: DictConfig, item: str, source: str) -> None:
         raise ConfigError(source, [(item, "an override must look like key.path=value "
                                           "(e.g. budget.examples=2e5)")])
     key, value = item.split("=", 1)
-    parsed = OmegaConf.from_dotlist([f"v={value}"])["v"] if value != "" else ""
+    try:
+        parsed = OmegaConf.from_dotlist([f"v={value}"])["v"] if value != "" else ""
+    except Exception as exc:
+        raise ConfigError(source, [(key, f"cannot parse override value '{value}': "
+                                         f"{str(exc).splitlines()[0]}")]) from None
     if isinstance(parsed, (DictConfig, ListConfig)):
         parsed = OmegaConf.to_container(parsed)
     try:
@@ -566,6 +571,8 @@ class _Expander:
         if self.check_data:
             try:
                 info = DataCatalog.shared().describe(dataset["reg"], d_obj, d_plain)
+            except MissingDataError:
+                raise  # one clear error that says where to put which files
             except BenchbaseInputError as exc:
                 self.fail(f"datasets[{di}]", str(exc))
                 return None
