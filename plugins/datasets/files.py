@@ -150,7 +150,10 @@ def extract(archive: Path, into: Path) -> None:
 
 def to_unit_range(u8: np.ndarray) -> np.ndarray:
     """uint8 pixels -> float32 in [-1, 1] (the interchange format)."""
-    return (u8.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
+    out = u8.astype(np.float32)
+    out *= np.float32(1 / 127.5)
+    out -= np.float32(1.0)
+    return out
 
 
 def load_image(path: Path, size: int, crop: int | None = None, grayscale: bool = False) -> np.ndarray:
