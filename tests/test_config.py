@@ -171,3 +171,38 @@ def test_yaml_syntax_error_is_a_config_error(tmp_path, capsys):
     path.write_text("name: x\nmodels: [a, b\n")
     assert main(["validate", str(path)]) == 2
     assert "cannot parse YAML" in capsys.readouterr().err
+
+
+def test_run_id_follows_the_data_not_the_folder(registry, tmp_path, monkeypatch):
+    """`location` fields (root, download, cache) stay out of run ids; the subset's content
+    hash is in them, so the same data in another folder resumes and changed data does not."""
+    def run_id(root):
+        suite = tiny_suite(datasets=[{"name": "mnist", "n": 8, "config": {"root": str(root)}}],
+                           models=["copy_train"])
+        return build_suite(suite, "x", registry=registry).runs[0]
+
+    a = run_id(_mnist_dir(tmp_path / "a", seed=0))
+    b = run_id(_mnist_dir(tmp_path / "b", seed=0))
+    c = run_id(_mnist_dir(tmp_path / "c", seed=1))
+    assert a.dataset["config"]["root"] != b.dataset["config"]["root"]
+    assert a.run_id == b.run_id != c.run_id
+    assert a.subset["content_hash"] != c.subset["content_hash"]
+
+
+def _mnist_dir(root, seed):
+    import gzip
+    import struct
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 40), ("t10k", 10)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        with gzip.open(raw / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        with gzip.open(raw / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+    return root

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from benchbase import DataSpec, DataSplits, Dataset, hookimpl
+from benchbase.contracts import location
 from benchbase.errors import BenchbaseInputError
 
 from .common import require
@@ -56,14 +57,14 @@ def read_partition(path: Path) -> list[tuple[str, int]]:
 
 @dataclass
 class CelebAConfig:
-    root: Optional[str] = None  # data folder (default: $BENCHBASE_DATA, else ./data)
-    download: bool = False  # fetch img_align_celeba.zip + partition (Google Drive, md5-checked) when missing
+    root: Optional[str] = location(None)  # data folder (default: $BENCHBASE_DATA, else ./data)
+    download: bool = location(False)  # fetch img_align_celeba.zip + partition (Google Drive, md5-checked) when missing
     size: int = 64  # output side in pixels
     crop: Optional[int] = 140  # centre crop side before resizing; None: the largest centred square (178)
     grayscale: bool = False
     include_valid: bool = False  # train on partitions 0 and 1 (the test split is always partition 2)
     limit: Optional[int] = None  # decode only the first `limit` train images (faster; test split unaffected)
-    cache: bool = True  # keep decoded arrays in <folder>/.benchbase-cache
+    cache: bool = location(True)  # keep decoded arrays in <folder>/.benchbase-cache
 
 
 class CelebA(Dataset):

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from benchbase import DataSpec, DataSplits, Dataset, hookimpl
+from benchbase.contracts import location
 from benchbase.errors import BenchbaseInputError
 
 from .files import Resource, candidate_dirs, download, find_dir, missing_data, to_unit_range
@@ -83,8 +84,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class CIFAR10Config:
-    root: Optional[str] = None  # data folder holding cifar-10-batches-py/ (default: $BENCHBASE_DATA, else ./data)
-    download: bool = False  # fetch and unpack cifar-10-python.tar.gz (md5-checked) when missing
+    root: Optional[str] = location(None)  # data folder holding cifar-10-batches-py/ (default: $BENCHBASE_DATA, else ./data)
+    download: bool = location(False)  # fetch and unpack cifar-10-python.tar.gz (md5-checked) when missing
 
 
 class CIFAR10(Dataset):

@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from benchbase import DataSpec, DataSplits, Dataset, hookimpl
+from benchbase.contracts import location
 from benchbase.errors import MissingDataError
 
 from .common import require
@@ -42,14 +43,14 @@ def class_of(path: Path, split_root: Path) -> str | None:
 
 @dataclass
 class ImageFolderConfig:
-    root: Optional[str] = None  # the folder of images (required)
+    root: Optional[str] = location(None)  # the folder of images (required)
     size: int = 32  # output side in pixels
     crop: Optional[int] = None  # centre crop side before resizing; None: the largest centred square
     grayscale: bool = False
     labels: bool = True  # class subfolders -> integer labels
     test_fraction: float = 0.1  # used when there are no train/ and test/ subfolders
     split_seed: int = 0  # fixes the test draw and the train order
-    cache: bool = True  # keep decoded arrays in <root>/.benchbase-cache
+    cache: bool = location(True)  # keep decoded arrays in <root>/.benchbase-cache
 
 
 class ImageFolder(Dataset):

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from benchbase import DataSpec, DataSplits, Dataset, hookimpl
+from benchbase.contracts import location
 from benchbase.errors import BenchbaseInputError
 
 from .common import require
@@ -57,8 +58,8 @@ def _magic(arr: np.ndarray) -> int:
 
 @dataclass
 class MNISTConfig:
-    root: Optional[str] = None  # data folder (default: $BENCHBASE_DATA, else ./data)
-    download: bool = False  # fetch the four files (md5-checked) when missing
+    root: Optional[str] = location(None)  # data folder (default: $BENCHBASE_DATA, else ./data)
+    download: bool = location(False)  # fetch the four files (md5-checked) when missing
     pad: int = 0  # pixels of background added on each side (2 gives 32x32, for U-Nets)
 
 
