@@ -436,3 +436,58 @@ def _command(args) -> int:
     for f in fits:
         print(format_fit(f))
     return 0
+
+
+# ------------------------------------------------------------------ curve collapse
+
+COLLAPSE_LEVELS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dict[str, dict],
+             metric: str = "mem_ratio", levels=COLLAPSE_LEVELS, confirm: int = 1) -> list[dict]:
+    """Do the ``metric`` curves of runs that differ only in n collapse under the normalized step?
+
+    For each level L reached by every run of a group (same seed), the step at which the
+    curve first exceeds L (``onset``, interpolated) is found per run; the spread is the
+    standard deviation across n of log10 of that step, raw and normalized. Curves that
+    collapse have a normalized spread near 0 at every level (a horizontal distance:
+    0.3 = a factor of 2).
+    """
+    groups: dict[tuple, list] = {}
+    for r in runs:
+        if r["run_id"] in trajectories and r["run_id"] in records:
+            groups.setdefault((group_key(r["spec"]), r["seed"]), []).append(r)
+    out = []
+    for (gkey, seed), members in groups.items():
+        members = [m for m in members if trajectories[m["run_id"]].get(metric) is not None]
+        if len({m["spec"]["subset"]["n"] for m in members}) < 2:
+            continue
+        per_level = []
+        for level in levels:
+            steps = []
+            for m in members:
+                traj = trajectories[m["run_id"]]
+                on = onset(traj.steps, traj.get(metric), level, confirm)
+                if on.step is None or on.censored == "left":
+                    break
+                steps.append((on.step, on.step * records[m["run_id"]].get("norm_factor", 1.0)))
+            else:
+                raw, norm = np.log10([a for a, _ in steps]), np.log10([b for _, b in steps])
+                per_level.append({"level": level, "spread_step": float(raw.std()),
+                                  "spread_normalized": float(norm.std())})
+        out.append({"group": group_label(gkey), "seed": seed, "metric": metric, "runs": len(members),
+                    "levels": per_level,
+                    "spread_step": float(np.mean([p["spread_step"] for p in per_level])) if per_level else None,
+                    "spread_normalized": (float(np.mean([p["spread_normalized"] for p in per_level]))
+                                          if per_level else None)})
+    return out
+
+
+def format_collapse(c: dict) -> str:
+    head = f"{c['metric']} curves, {c['group']}, seed {c['seed']}, {c['runs']} runs: "
+    if not c["levels"]:
+        return head + "no level reached by every run; nothing to compare"
+    levels = ", ".join(f"{p['level']:g}" for p in c["levels"])
+    return (head + f"std across n of log10(step reaching the level) {c['spread_normalized']:.3f} against "
+                   f"normalized step vs {c['spread_step']:.3f} against step (mean over levels {levels}; "
+                   f"0 = perfect collapse, 0.3 = a factor of 2)")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchbase.dynamics import (Trajectory, derive_suite, format_fit, group_key, group_label, relative_gap,
-                                suite_dynamics, tau_fits)
+from benchbase.dynamics import (Trajectory, collapse, derive_suite, dynamics_settings, format_collapse, format_fit,
+                                group_key, group_label, relative_gap, suite_dynamics, tau_fits)
 
 FORMATS = ("png", "svg")
 CRITERIA_STYLE = {"copy": ("o", "copy criterion"), "loss": ("s", "loss criterion")}
@@ -48,6 +48,7 @@ class SuiteData:
     runs: list[RunData]
     settings: object  # DynamicsEntry
     fits: list[dict] = field(default_factory=list)
+    collapse: list[dict] = field(default_factory=list)  # curve spread against step vs normalized step
 
     def groups(self) -> dict[tuple, list[RunData]]:
         out: dict[tuple, list[RunData]] = {}
@@ -69,7 +70,10 @@ def load_suite_data(store, suite: str, registry=None) -> SuiteData:
     for key in ("tau_mem", "tau_mem_copy", "tau_mem_loss"):
         if any(rec.get(key) is not None for rec in records.values()):
             fits += tau_fits([r.run for r in data], records, key)
-    return SuiteData(suite, data, suite_dynamics(store, suite), fits)
+    stored = next((r.derived["settings"] for r in data if r.derived.get("settings")), None)
+    settings = dynamics_settings(stored) if stored else suite_dynamics(store, suite)  # what derived used
+    spread = collapse([r.run for r in data], {r.run["run_id"]: r.traj for r in data}, records, settings.copy_metric)
+    return SuiteData(suite, data, settings, fits, spread)
 
 
 # ------------------------------------------------------------------- plumbing
@@ -484,11 +488,13 @@ def dynamics_table(data: SuiteData) -> str:
                                     "nearest-train sim."],
                      tablefmt="github", disable_numparse=True)
     fits = "\n".join(f"- {format_fit(f)}" for f in data.fits) or "- no fit: no run reached memorization"
-    return head + table + "\n\n### Fits of log tau_mem against log n\n\n" + fits + "\n"
+    spread = "\n".join(f"- {format_collapse(c)}" for c in data.collapse) or "- fewer than two n per group"
+    return (head + table + "\n\n### Fits of log tau_mem against log n\n\n" + fits
+            + "\n\n### Do the curves collapse under the normalized step?\n\n" + spread + "\n")
 
 
 def dynamics_json(data: SuiteData) -> dict:
-    return {"suite": data.name, "settings": _asdict(data.settings), "fits": data.fits,
+    return {"suite": data.name, "settings": _asdict(data.settings), "fits": data.fits, "collapse": data.collapse,
             "runs": [{"run_id": r.run["run_id"], "n": r.n, "seed": r.run["seed"],
                       "sweep": r.spec.get("sweep", {}), "model": r.spec["model"]["label"], **r.derived}
                      for r in data.runs]}
@@ -542,5 +548,7 @@ def _plot(args) -> int:
         paths, data = write_all(store, args.suite, Path(args.out), tuple(args.format or FORMATS), args.metric)
     for f in data.fits:
         print(format_fit(f))
+    for c in data.collapse:
+        print(format_collapse(c))
     print(f"wrote {len(paths)} files to {args.out}/", file=sys.stderr)
     return 0

@@ -329,3 +329,22 @@ def test_a_run_stores_heldout_losses_at_every_eval_and_derives_after_finishing(g
                 names = {e["metric"] for e in evals if e["step"] == step}
                 assert {"heldout_gap.train", "heldout_gap.test"} <= names
             assert derived[spec.run_id]["tau_mem_loss_censored"] != "unavailable"
+
+
+def test_collapse_compares_level_crossings_against_step_and_normalized_step(registry, tmp_path):
+    from benchbase.dynamics import collapse
+
+    suite = fake_store(registry, tmp_path, points=24)
+    with Store(tmp_path) as store:
+        records = derive_suite(store, suite.name)
+        runs = store.runs(suite=suite.name)
+        trajs = {r["run_id"]: Trajectory.from_evals(store.evals(r["run_id"])) for r in runs}
+    (c,) = collapse(runs, trajs, records)
+    assert [p["level"] for p in c["levels"]] == [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
+    # onsets at 40 n steps: log10 spread of n itself against step, ~0 against normalized step
+    assert c["spread_step"] == pytest.approx(np.log10([16, 32, 64, 128]).std(), abs=0.05)
+    assert c["spread_normalized"] < 0.05
+    # a quantity that does not scale with n does not collapse under the normalization
+    flat = {rid: dict(rec, norm_factor=1.0) for rid, rec in records.items()}
+    (c_flat,) = collapse(runs, trajs, flat)
+    assert c_flat["spread_normalized"] == pytest.approx(c_flat["spread_step"])
