@@ -233,7 +233,20 @@ def derive_run(evals: list[dict], cfg: DynamicsEntry, factor: float = 1.0) -> di
     for metric in cfg.fidelity:
         best.update(best_before(traj, metric, tau, censored))
     out["best_before_mem"] = best
+    before = traj.steps if censored != "left" and tau is None else traj.steps[traj.steps < (tau or 0)]
+    out["last_step_before_mem"] = int(before[-1]) if len(before) else None
     return out
+
+
+def step_before_memorization(record: dict, metric: str | None = None) -> int | None:
+    """The evaluation step to read for a leaderboard at "best before memorization": the step
+    of the best ``metric`` (a ``best_before_mem`` key such as ``"swd[test]"``) before tau_mem,
+    else the last evaluation before tau_mem; None when the run memorized from the start."""
+    if metric is not None:
+        best = (record.get("best_before_mem") or {}).get(metric) or {}
+        if best.get("step") is not None:
+            return int(best["step"])
+    return record.get("last_step_before_mem")
 
 
 def _last_finite(values: np.ndarray | None) -> float | None:

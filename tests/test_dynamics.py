@@ -348,3 +348,17 @@ def test_collapse_compares_level_crossings_against_step_and_normalized_step(regi
     flat = {rid: dict(rec, norm_factor=1.0) for rid, rec in records.items()}
     (c_flat,) = collapse(runs, trajs, flat)
     assert c_flat["spread_normalized"] == pytest.approx(c_flat["spread_step"])
+
+
+def test_step_before_memorization_for_leaderboards():
+    from benchbase.dynamics import step_before_memorization
+
+    steps = [100, 200, 400, 800]
+    evals = _evals(steps, **{"mem_ratio[train]": [0, 0, 0.2, 0.5], "swd[test]": [0.5, 0.3, 0.2, 0.1]})
+    rec = derive_run(evals, DynamicsEntry(fidelity=["swd"]))
+    assert rec["last_step_before_mem"] == 200
+    assert step_before_memorization(rec, "swd[test]") == 200 and step_before_memorization(rec) == 200
+    never = derive_run(_evals(steps, mem_ratio=[0, 0, 0, 0]), DynamicsEntry())
+    assert never["last_step_before_mem"] == 800
+    always = derive_run(_evals(steps, mem_ratio=[1, 1, 1, 1]), DynamicsEntry())
+    assert always["last_step_before_mem"] is None and step_before_memorization(always, "swd[test]") is None
