@@ -31,8 +31,11 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from omegaconf import OmegaConf
 
-from benchbase.config import DynamicsEntry
+from benchbase.config import DYNAMICS_CRITERIA, DynamicsEntry, typed
+from benchbase.errors import ConfigError
+from benchbase.twins import twin_records
 
 RATE_AXIS = "log10_step"
 
@@ -267,11 +270,6 @@ def suite_dynamics(store, suite: str) -> DynamicsEntry:
 
 def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
     """A DynamicsEntry from plain data plus ``key=value`` overrides, validated."""
-    from omegaconf import OmegaConf
-
-    from benchbase.config import typed
-    from benchbase.errors import ConfigError
-
     cfg = OmegaConf.create(dict(data))
     for item in overrides:
         if "=" not in item:
@@ -285,8 +283,6 @@ def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
         OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
     plain = OmegaConf.to_container(cfg, resolve=True)
     entry = typed(plain, DynamicsEntry, "<dynamics>", "dynamics")
-    from benchbase.config import DYNAMICS_CRITERIA
-
     if entry.criterion not in DYNAMICS_CRITERIA:
         raise ConfigError("<dynamics>", [("dynamics.criterion", f"must be one of {', '.join(DYNAMICS_CRITERIA)}")])
     return entry
@@ -299,8 +295,6 @@ def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=N
     Includes twin similarity for runs that have a twin (same spec but another
     ``subset.split`` part; see benchbase.twins).
     """
-    from benchbase.twins import twin_records
-
     cfg = cfg or suite_dynamics(store, suite)
     runs = store.runs(suite=suite)
     factors, refs = normalization(runs)
