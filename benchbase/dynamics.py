@@ -15,7 +15,7 @@ short (full text with the reasons in docs/training-dynamics.md):
   threshold and the first one above it; ``*_eval`` gives that first evaluation step.
   Not reached within the budget: None (right-censored).
 - ``mem_rate``: least-squares slope of mem_ratio against log10(step) over the
-  evaluations from the onset on (per decade of steps, so it is unchanged by the
+  evaluations from the copy onset on (per decade of steps, so it is unchanged by the
   step normalization and comparable across n).
 - ``best_before_mem``: for each fidelity metric and reference split, the minimum
   over evaluations with step < tau_mem (all evaluations if the run never memorized).
@@ -227,7 +227,10 @@ def derive_run(evals: list[dict], cfg: DynamicsEntry, factor: float = 1.0) -> di
     if chosen is not None:
         out.update(tau_mem=chosen.step, tau_mem_eval=chosen.eval_step, censored=chosen.censored,
                    tau_mem_normalized=None if chosen.step is None else chosen.step * factor)
-    out["mem_rate"] = memorization_rate(traj.steps, mem, chosen.index if chosen else None)
+    # the rate once copies appear, whichever criterion dates the onset: after a loss onset
+    # mem_ratio can stay at 0 for a decade, which would only dilute the slope
+    copy = onsets.get("copy")
+    out["mem_rate"] = memorization_rate(traj.steps, mem, copy.index if copy else None)
     out["mem_final"] = _last_finite(mem)
     out["gap_final"] = _last_finite(gap)
     tau = chosen.step if chosen else None
@@ -447,41 +450,49 @@ def _command(args) -> int:
 
 # ------------------------------------------------------------------ curve collapse
 
-COLLAPSE_LEVELS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+COLLAPSE_LEVELS = {"mem_ratio": (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5),
+                   "relative_gap": (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)}
 
 
 def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dict[str, dict],
-             metric: str = "mem_ratio", levels=COLLAPSE_LEVELS, confirm: int = 1) -> list[dict]:
-    """Do the ``metric`` curves of runs that differ only in n collapse under the normalized step?
+             metric: str = "mem_ratio", levels=None, confirm: int = 1, loss_metric: str = "heldout_gap") -> list[dict]:
+    """Do the curves of runs that differ only in n collapse under the normalized step?
 
-    For each level L reached by every run of a group (same seed), the step at which the
-    curve first exceeds L (``onset``, interpolated) is found per run; the spread is the
-    standard deviation across n of log10 of that step, raw and normalized. Curves that
-    collapse have a normalized spread near 0 at every level (a horizontal distance:
-    0.3 = a factor of 2).
+    ``metric`` is a stored metric or ``"relative_gap"`` (the loss criterion's curve). For
+    each level L, the step at which each run's curve first exceeds L (``onset``,
+    interpolated) is found; over the runs that reach L (at least two values of n), the
+    spread is the standard deviation of log10 of that step, raw and normalized. Curves
+    that collapse have a normalized spread near 0 (a horizontal distance: 0.3 = a
+    factor of 2); the summary averages over the levels.
     """
+    levels = levels or COLLAPSE_LEVELS.get(metric, COLLAPSE_LEVELS["mem_ratio"])
+
+    def curve(traj: Trajectory):
+        return relative_gap(traj, loss_metric) if metric == "relative_gap" else traj.get(metric)
+
     groups: dict[tuple, list] = {}
     for r in runs:
         if r["run_id"] in trajectories and r["run_id"] in records:
             groups.setdefault((group_key(r["spec"]), r["seed"]), []).append(r)
     out = []
     for (gkey, seed), members in groups.items():
-        members = [m for m in members if trajectories[m["run_id"]].get(metric) is not None]
+        members = [m for m in members if curve(trajectories[m["run_id"]]) is not None]
         if len({m["spec"]["subset"]["n"] for m in members}) < 2:
             continue
         per_level = []
         for level in levels:
-            steps = []
+            hits = []
             for m in members:
                 traj = trajectories[m["run_id"]]
-                on = onset(traj.steps, traj.get(metric), level, confirm)
-                if on.step is None or on.censored == "left":
-                    break
-                steps.append((on.step, on.step * records[m["run_id"]].get("norm_factor", 1.0)))
-            else:
-                raw, norm = np.log10([a for a, _ in steps]), np.log10([b for _, b in steps])
-                per_level.append({"level": level, "spread_step": float(raw.std()),
-                                  "spread_normalized": float(norm.std())})
+                on = onset(traj.steps, curve(traj), level, confirm)
+                if on.step is not None and on.censored != "left":
+                    hits.append((m["spec"]["subset"]["n"], on.step,
+                                 on.step * records[m["run_id"]].get("norm_factor", 1.0)))
+            if len({n for n, _, _ in hits}) < 2:
+                continue
+            raw, norm = np.log10([a for _, a, _ in hits]), np.log10([b for _, _, b in hits])
+            per_level.append({"level": level, "n": sorted(n for n, _, _ in hits),
+                              "spread_step": float(raw.std()), "spread_normalized": float(norm.std())})
         out.append({"group": group_label(gkey), "seed": seed, "metric": metric, "runs": len(members),
                     "levels": per_level,
                     "spread_step": float(np.mean([p["spread_step"] for p in per_level])) if per_level else None,
@@ -491,10 +502,10 @@ def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dic
 
 
 def format_collapse(c: dict) -> str:
-    head = f"{c['metric']} curves, {c['group']}, seed {c['seed']}, {c['runs']} runs: "
+    head = f"{c['metric']} curves, {c['group']}, seed {c['seed']}: "
     if not c["levels"]:
-        return head + "no level reached by every run; nothing to compare"
-    levels = ", ".join(f"{p['level']:g}" for p in c["levels"])
-    return (head + f"std across n of log10(step reaching the level) {c['spread_normalized']:.3f} against "
-                   f"normalized step vs {c['spread_step']:.3f} against step (mean over levels {levels}; "
-                   f"0 = perfect collapse, 0.3 = a factor of 2)")
+        return head + "no level reached by runs of two or more n; nothing to compare"
+    levels = ", ".join(f"{p['level']:g} (n={'/'.join(map(str, p['n']))})" for p in c["levels"])
+    return (head + f"std across n of log10(step reaching a level) {c['spread_normalized']:.3f} against "
+                   f"normalized step vs {c['spread_step']:.3f} against step; 0 = perfect collapse, 0.3 = a "
+                   f"factor of 2; mean over levels {levels}")

@@ -72,7 +72,10 @@ def load_suite_data(store, suite: str, registry=None) -> SuiteData:
             fits += tau_fits([r.run for r in data], records, key)
     stored = next((r.derived["settings"] for r in data if r.derived.get("settings")), None)
     settings = dynamics_settings(stored) if stored else suite_dynamics(store, suite)  # what derived used
-    spread = collapse([r.run for r in data], {r.run["run_id"]: r.traj for r in data}, records, settings.copy_metric)
+    trajs = {r.run["run_id"]: r.traj for r in data}
+    spread = [c for metric in (settings.copy_metric, "relative_gap")
+              for c in collapse([r.run for r in data], trajs, records, metric, confirm=settings.confirm,
+                                loss_metric=settings.loss_metric)]
     return SuiteData(suite, data, settings, fits, spread)
 
 
@@ -442,7 +445,7 @@ def _plot_twin_curve(plt, data: SuiteData, runs: list[RunData], out: Path, forma
     ax.set_xlabel("training set size n (each twin)")
     ax.set_ylabel("cosine similarity (mean-centred pixels)")
     ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
-    ax.set_title(f"{data.name}: strong generalization")
+    ax.set_title(f"{data.name}: twin similarity and copying vs n (last evaluation)")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="best")
     fig.tight_layout()
@@ -480,7 +483,7 @@ def dynamics_table(data: SuiteData) -> str:
             f"(relative held-out gap above its first value by {cfg.loss_threshold:g}), confirmed at {cfg.confirm} "
             f"later evaluation(s), interpolated in log step; – = not reached within the budget (or not measured). "
             f"Headline criterion: {cfg.criterion}. mem_rate = slope of {cfg.copy_metric} per decade of steps "
-            f"after onset. Best fidelity = min over evaluations before tau_mem (value @ step). Definitions: "
+            f"after the copy onset. Best fidelity = min over evaluations before tau_mem (value @ step). Definitions: "
             f"docs/training-dynamics.md.\n\n")
     table = tabulate(rows, headers=["model", "n", "seed", "tau_mem (copy)", "tau_mem (loss)", "headline",
                                     "tau_mem normalized", "mem_rate /decade", "final mem_ratio",

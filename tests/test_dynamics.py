@@ -154,6 +154,7 @@ def test_derive_run_records_both_criteria_and_the_one_used():
     by_loss = derive_run(evals, DynamicsEntry(criterion="loss", loss_threshold=0.1, fidelity=["swd"]))
     assert by_loss["criterion"] == "loss" and by_loss["tau_mem"] == by_loss["tau_mem_loss"]
     assert by_loss["best_before_mem"]["swd[test]"] == {"value": 0.5, "step": 200}
+    assert by_loss["mem_rate"] == rec["mem_rate"]  # the rate once copies appear, whatever dates the onset
     no_copy = derive_run([e for e in evals if e["metric"] != "mem_ratio"], DynamicsEntry())
     assert no_copy["criterion"] == "loss" and no_copy["tau_mem_copy_censored"] == "unavailable"
 
@@ -348,6 +349,21 @@ def test_collapse_compares_level_crossings_against_step_and_normalized_step(regi
     flat = {rid: dict(rec, norm_factor=1.0) for rid, rec in records.items()}
     (c_flat,) = collapse(runs, trajs, flat)
     assert c_flat["spread_normalized"] == pytest.approx(c_flat["spread_step"])
+    (gap,) = collapse(runs, trajs, records, "relative_gap")  # the loss criterion's curve: 0.3 mem_ratio
+    assert [p["level"] for p in gap["levels"]][:3] == [0.05, 0.1, 0.2] and gap["spread_normalized"] < 0.05
+
+
+def test_collapse_uses_the_runs_that_reach_each_level(registry, tmp_path):
+    from benchbase.dynamics import collapse
+
+    suite = fake_store(registry, tmp_path, ns=(16, 32, 64, 2048), points=24)
+    with Store(tmp_path) as store:
+        records = derive_suite(store, suite.name)
+        runs = store.runs(suite=suite.name)
+        trajs = {r["run_id"]: Trajectory.from_evals(store.evals(r["run_id"])) for r in runs}
+    (c,) = collapse(runs, trajs, records)
+    assert c["levels"] and all(p["n"] == [16, 32, 64] for p in c["levels"])  # n = 2048 never memorizes
+    assert c["spread_normalized"] < 0.05 < c["spread_step"]
 
 
 def test_step_before_memorization_for_leaderboards():
