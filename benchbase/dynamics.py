@@ -505,7 +505,7 @@ def format_collapse(c: dict) -> str:
     head = f"{c['metric']} curves, {c['group']}, seed {c['seed']}: "
     if not c["levels"]:
         return head + "no level reached by runs of two or more n; nothing to compare"
-    levels = ", ".join(f"{p['level']:g} (n={'/'.join(map(str, p['n']))})" for p in c["levels"])
+    levels = ", ".join(f"{p['level']:g} (n={'/'.join(map(str, sorted(set(p['n']))))})" for p in c["levels"])
     return (head + f"std across n of log10(step reaching a level) {c['spread_normalized']:.3f} against "
                    f"normalized step vs {c['spread_step']:.3f} against step; 0 = perfect collapse, 0.3 = a "
                    f"factor of 2; mean over levels {levels}")

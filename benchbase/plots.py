@@ -290,16 +290,19 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
     ys = sorted({k[1] for k in cells}, key=lambda v: (not isinstance(json.loads(v), (int, float)),
                                                      json.loads(v) if isinstance(json.loads(v), (int, float)) else 0, v))
     grid = np.full((len(ys), len(ns)), np.nan)
-    fig, ax = plt.subplots(figsize=(1.1 * len(ns) + 2.4, 0.8 * len(ys) + 1.8))
+    # the phase is about copies: the copy criterion when it was measured, else the headline
+    key = "tau_mem_copy" if any(r.derived.get("tau_mem_copy_censored") != "unavailable" for r in data.runs) \
+        else "tau_mem"
+    fig, ax = plt.subplots(figsize=(1.25 * len(ns) + 3.2, 0.8 * len(ys) + 2.0))
     for (n, y), runs in cells.items():
         i, j = ys.index(y), ns.index(n)
-        memorized = [r.derived.get("tau_mem") is not None for r in runs]
+        memorized = [r.derived.get(key) is not None for r in runs]
         grid[i, j] = float(np.mean(memorized))
         finals = [r.derived.get("mem_final") for r in runs if r.derived.get("mem_final") is not None]
         text = "memorized" if all(memorized) else ("generalized" if not any(memorized) else
                                                    f"{sum(memorized)}/{len(runs)} mem.")
         if finals:
-            text += f"\nf_mem {np.mean(finals):.2f}"
+            text += f"\nfinal f_mem {np.mean(finals):.2f}"
         ax.text(j, i, text, ha="center", va="center", fontsize=7,
                 color="white" if grid[i, j] > 0.6 or grid[i, j] < 0.4 else "black")
     im = ax.imshow(grid, cmap="coolwarm", vmin=0, vmax=1, aspect="auto", origin="lower")
@@ -307,10 +310,14 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
     ax.set_yticks(range(len(ys)), [str(json.loads(y)) for y in ys])
     ax.set_xlabel("training set size n")
     ax.set_ylabel(axis.split(".", 1)[-1] if axis else "model")
-    crit = "/".join(sorted({r.derived.get("criterion") or "no" for r in data.runs}))
-    ax.set_title(f"{data.name}: memorized within the budget? (tau_mem by the {crit} criterion)")
-    cb = fig.colorbar(im, ax=ax, fraction=0.05)
-    cb.set_label("fraction of seeds that memorized")
+    if key == "tau_mem_copy":
+        how = f"{data.settings.copy_metric} > {data.settings.copy_threshold:g} within the budget"
+    else:
+        how = "tau_mem reached within the budget (" + "/".join(
+            sorted({r.derived.get("criterion") or "no" for r in data.runs})) + " criterion)"
+    ax.set_title(f"{data.name}: memorized = {how}", fontsize=9)
+    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.03)
+    cb.set_label("fraction of seeds memorized", fontsize=8)
     fig.tight_layout()
     return _save(fig, out, f"{data.name}.phase", formats)
 
@@ -553,5 +560,5 @@ def _plot(args) -> int:
         print(format_fit(f))
     for c in data.collapse:
         print(format_collapse(c))
-    print(f"wrote {len(paths)} files to {args.out}/", file=sys.stderr)
+    print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
     return 0
