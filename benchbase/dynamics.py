@@ -360,19 +360,26 @@ def group_label(key: tuple) -> str:
 
 
 def tau_fits(runs: list[dict], records: dict[str, dict], key: str = "tau_mem") -> list[dict]:
-    """One fit of log ``key`` against log n per group of runs (see ``group_key``)."""
+    """One fit of log ``key`` against log n per group of runs (see ``group_key``).
+
+    Runs that never met the criterion (right-censored) are listed in ``censored``; runs
+    that met it already at their first evaluation (left-censored: an upper bound, e.g. an
+    oracle evaluated once) in ``left_censored``; neither enters the fit.
+    """
+    flag = "censored" if key == "tau_mem" else f"{key}_censored"
     groups: dict[tuple, list] = {}
     for r in runs:
         rec = records.get(r["run_id"])
         if rec is None:
             continue
-        groups.setdefault(group_key(r["spec"]), []).append((r["spec"]["subset"]["n"], rec.get(key)))
+        groups.setdefault(group_key(r["spec"]), []).append((r["spec"]["subset"]["n"], rec.get(key), rec.get(flag)))
     out = []
     for gkey, pts in groups.items():
-        reached = [(n, t) for n, t in pts if t is not None]
+        reached = [(n, t) for n, t, c in pts if t is not None and c != "left"]
         fit = fit_power_law([n for n, _ in reached], [t for _, t in reached])
         out.append({"group": group_label(gkey), "quantity": key, "fit": fit, "runs": len(pts),
-                    "censored": sorted({n for n, t in pts if t is None}),
+                    "censored": sorted({n for n, t, _ in pts if t is None}),
+                    "left_censored": sorted({n for n, t, c in pts if t is not None and c == "left"}),
                     "points": sorted(reached)})
     return out
 
@@ -384,6 +391,8 @@ def format_fit(fit: dict) -> str:
         return head + f"no fit (fewer than 2 distinct n reached memorization; not reached at n={fit['censored']})"
     err = f" ± {f['stderr']:.3f}" if f["stderr"] is not None else ""
     cens = f"; not reached within the budget at n={fit['censored']}" if fit["censored"] else ""
+    if fit.get("left_censored"):
+        cens += f"; already met at the first evaluation (left out) at n={fit['left_censored']}"
     return (head + f"slope {f['slope']:.3f}{err} (log-log least squares), R^2 = {f['r2']:.3f}, "
                    f"{f['points']} runs at {f['distinct_x']} values of n{cens}")
 

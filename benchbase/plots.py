@@ -152,8 +152,9 @@ def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] |
     cfg = data.settings
     paths = []
     for gkey, runs in data.groups().items():
+        runs = [r for r in runs if (r.traj.steps > 0).any()]  # oracles are evaluated at step 0 only
         panels = _panels(runs, wanted, cfg)
-        if not panels:
+        if not runs or not panels:
             continue
         colors = _n_colors([r.n for r in runs])
         suffix = "" if len(data.groups()) == 1 else "." + _slug(group_label(gkey))
@@ -181,7 +182,8 @@ def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] |
                 ax.grid(True, which="both", alpha=0.25)
             for ax in list(axes.flat)[len(panels):]:
                 ax.axis("off")
-            axes.flat[0].legend(loc="best")
+            if axes.flat[0].get_legend_handles_labels()[0]:
+                axes.flat[0].legend(loc="best")
             fig.suptitle(f"{data.name}: {group_label(gkey)}, metrics vs "
                          f"{'normalized step' if axis == 'normalized' else 'training step'}", fontsize=11)
             fig.tight_layout()
@@ -209,15 +211,17 @@ def _mark_onset(ax, r: RunData, title: str, cfg, factor: float) -> None:
 
 def plot_tau(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
     plt = _plt()
-    if not any(r.derived.get(f"tau_mem_{c}") is not None for r in data.runs for c in CRITERIA_STYLE):
-        return []
+    if not any(r.derived.get(f"tau_mem_{c}") is not None and r.derived.get(f"tau_mem_{c}_censored") != "left"
+               for r in data.runs for c in CRITERIA_STYLE):
+        return []  # nothing memorized during training (oracles "memorize" at step 0)
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     groups = data.groups()
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     all_n = []
     for gi, (gkey, runs) in enumerate(groups.items()):
         for ci, (crit, (marker, crit_label)) in enumerate(CRITERIA_STYLE.items()):
-            pts = [(r.n, r.derived.get(f"tau_mem_{crit}")) for r in runs]
+            pts = [(r.n, r.derived.get(f"tau_mem_{crit}")) for r in runs
+                   if r.derived.get(f"tau_mem_{crit}_censored") != "left"]
             if not any(t is not None for _, t in pts):
                 continue
             color = palette[(2 * gi + ci) % len(palette)]

@@ -378,3 +378,13 @@ def test_step_before_memorization_for_leaderboards():
     assert never["last_step_before_mem"] == 800
     always = derive_run(_evals(steps, mem_ratio=[1, 1, 1, 1]), DynamicsEntry())
     assert always["last_step_before_mem"] is None and step_before_memorization(always, "swd[test]") is None
+
+
+def test_fits_leave_out_runs_that_memorized_from_the_first_evaluation():
+    runs = [{"run_id": str(n), "spec": {"subset": {"n": n}, "model": {"label": "m"}, "dataset": {"label": "d"},
+                                        "sweep": {"n": n}}} for n in (8, 16, 32, 64)]
+    records = {"8": {"tau_mem": 0.0, "censored": "left"}, "16": {"tau_mem": 160.0, "censored": None},
+               "32": {"tau_mem": 320.0, "censored": None}, "64": {"tau_mem": None, "censored": "right"}}
+    (fit,) = tau_fits(runs, records)
+    assert fit["left_censored"] == [8] and fit["censored"] == [64] and fit["points"] == [(16, 160.0), (32, 320.0)]
+    assert fit["fit"]["slope"] == pytest.approx(1.0)

@@ -126,3 +126,18 @@ def test_sample_and_twin_figures_for_image_data(registry, tmp_path, capsys):
         assert f"twins.{stem}.png" in names and f"twins.{stem}.svg" in names, stem
         _check_figure(tmp_path / "plots" / f"twins.{stem}.png", tmp_path / "plots" / f"twins.{stem}.svg")
     assert all(r.derived["twin"]["twin_similarity"] < 1.0 for r in data.runs)  # trained on different data
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_oracles_evaluated_once_do_not_break_the_figures(registry, tmp_path):
+    """copy_train is evaluated at step 0 only and 'memorizes' there: no curve, no fit point."""
+    suite = build_suite(tiny_suite(sweep={"n": [16, 32]}, budget={"batch_size": 16, "steps": 20},
+                                   eval={"points": 2, "n_samples": 40}), "<t>", registry=registry)
+    with Store(tmp_path / "res") as store:
+        assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
+        paths, data = write_all(store, suite.name, tmp_path / "plots", registry=registry)
+    oracle = [r for r in data.runs if r.spec["model"]["name"] == "copy_train"]
+    assert oracle and all(r.derived["censored"] == "left" for r in oracle)
+    assert all(f["left_censored"] in ([], [16, 32]) for f in data.fits)
+    assert any(p.name.startswith("tiny.curves_step.rectified_flow") for p in paths)
+    assert not any("copy_train" in p.name for p in paths)
