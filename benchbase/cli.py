@@ -101,7 +101,9 @@ def run(sub) -> None:
     _suite_args(p)
     _results_arg(p)
     p.add_argument("--fresh", action="store_true", help="redo runs that are already done")
-    p.add_argument("--executor", default=None, help="executor plugin (default: the suite's, else local)")
+    p.add_argument("--executor", default=None,
+                   help="executor plugin: local, process, ray (default: the suite's, else local); "
+                        "configure it with executor.config.<key>=value overrides")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_run)
 
@@ -114,15 +116,11 @@ def _run(args) -> int:
     from benchbase.store import Store
 
     registry = build_registry()
-    suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device)
-    executor = None
-    if args.executor:
-        registry.get("executor", args.executor)
-        executor = {"name": args.executor, "config": suite.executor.get("config", {})
-                    if suite.executor.get("name") == args.executor else {}}
+    suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device,
+                       executor=args.executor)
     reporter = Reporter(quiet=args.quiet)
     with Store(args.results) as store:
-        result = run_suite(suite, store, registry, reporter=reporter, fresh=args.fresh, executor=executor)
+        result = run_suite(suite, store, registry, reporter=reporter, fresh=args.fresh)
     counts = result.counts()
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do"
     skipped = f"; {result.skipped} already done" if result.skipped else ""

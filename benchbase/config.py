@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -196,8 +197,12 @@ class Suite:
 
 
 def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
-               device: str | None = None, check_data: bool = True) -> Suite:
-    """Load, validate and expand a suite file. Raises ConfigError naming every problem."""
+               device: str | None = None, check_data: bool = True, executor: str | None = None) -> Suite:
+    """Load, validate and expand a suite file. Raises ConfigError naming every problem.
+
+    ``executor`` (``--executor``) replaces the suite's executor; the suite's executor
+    config is kept only if it names the same one, and ``executor.config.*`` overrides
+    then apply to the chosen executor."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -208,6 +213,11 @@ def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
         raise ConfigError(source, [("", f"cannot parse YAML: {exc}")]) from None
     if not isinstance(raw, DictConfig):
         raise ConfigError(source, [("", "a suite must be a mapping of keys")])
+    if executor is not None:
+        current = raw.get("executor")
+        current = current if isinstance(current, str) else (current or {}).get("name", "local")
+        if current != executor:
+            raw["executor"] = {"name": executor, "config": {}}
     for item in overrides:
         _apply_override(raw, item, source)
     try:
@@ -378,7 +388,7 @@ class _Expander:
                 self.fail(key, f"at least one entry is required under '{key}'")
         if not s.seeds:
             self.fail("seeds", "at least one seed is required")
-        if s.device.split(":")[0] not in DEVICES:
+        if not re.fullmatch(r"auto|cpu|tpu|cuda(:\d+)?", s.device):
             self.fail("device", f"unknown device '{s.device}'. Valid: auto, cpu, cuda, cuda:N, tpu")
         self._check_budget()
         self._check_eval()

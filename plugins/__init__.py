@@ -14,5 +14,7 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.metrics.fidelity",
     "benchbase_plugins.features.pixels",
     "benchbase_plugins.executors.local",
+    "benchbase_plugins.executors.process",
+    "benchbase_plugins.executors.ray",
     "benchbase_plugins.publishers.tables",
 )
