@@ -205,7 +205,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
                     next_eval = eval_steps.pop(0) if eval_steps else total
                     t_seg = time.monotonic()
                     now = t_seg
-                if now > deadline:
+                if now > deadline and step < total:  # a finished run is not late
                     raise TimeLimitExceeded()
                 if now >= next_progress:
                     rate = (step - seg_start) / max(timers["train"] + (now - t_seg), 1e-9)

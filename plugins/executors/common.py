@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 from benchbase.runner import Finished
 
@@ -59,3 +60,14 @@ def lost_run(task, step: int, status: str, reason: str, error: str | None = None
     b = task.spec.budget
     summary = {"reason": reason, "steps": step, "examples": step * b["batch_size"] * b["batches_per_step"]}
     return Finished(task.spec.run_id, status, summary, error=error or reason)
+
+
+def run_deadline(task, grace: float) -> float | None:
+    """When a run that starts now must be killed from outside (monotonic clock): its
+    time limit, less the time spent before its checkpoint, plus ``grace`` for the
+    in-loop check to stop it cleanly first. None without a time limit."""
+    limit = task.spec.time_limit
+    if not limit:
+        return None
+    prior = task.checkpoint.wall_time if task.checkpoint else 0.0
+    return time.monotonic() + max(limit - prior, 0.0) + grace

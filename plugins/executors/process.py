@@ -21,7 +21,7 @@ from benchbase import Executor, hookimpl
 from benchbase.errors import BenchbaseInputError
 from benchbase.runner import Evaluated, Finished, Progress, Started
 
-from .common import default_threads, exit_with_parent, lost_run, prepare_worker
+from .common import default_threads, exit_with_parent, lost_run, prepare_worker, run_deadline
 
 POLL_SECONDS = 0.5  # how often deadlines are checked when no event arrives
 
@@ -72,10 +72,8 @@ class _Worker:
                                    name=f"benchbase-{self.run_id}", daemon=True)
         self.process.start()
         send.close()  # only the worker may hold the sending end, so its death reads as EOF
-        self.started = time.monotonic()
-        limit = task.spec.time_limit
-        prior = task.checkpoint.wall_time if task.checkpoint else 0.0
-        self.deadline = self.started + max(limit - prior, 0.0) + kill_grace if limit else None
+        self.kill_grace = kill_grace
+        self.deadline: float | None = None  # set when the run starts (imports can take a while)
         self.step = task.checkpoint.step if task.checkpoint else 0
         self.finished = False
         self.closed = False
@@ -92,6 +90,7 @@ class _Worker:
                 self.step = event.step
             elif isinstance(event, Started):
                 self.step = event.resumed_from
+                self.deadline = run_deadline(self.task, self.kill_grace)
             elif isinstance(event, Finished):
                 self.finished = True
             sink(event)

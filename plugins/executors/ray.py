@@ -24,7 +24,7 @@ from benchbase.errors import BenchbaseInputError
 from benchbase.runner import Evaluated, Finished, Progress, Started
 from benchbase.store import Checkpoint
 
-from .common import lost_run, prepare_worker
+from .common import lost_run, prepare_worker, run_deadline
 
 POLL_SECONDS = 0.5
 
@@ -95,7 +95,7 @@ def run_streaming(task, work, threads):
 class _Attempt:
     task: Any
     number: int  # 0 for the first try
-    started_at: float | None = None
+    deadline: float | None = None  # set when the run starts
     step: int = 0
     checkpoint: Checkpoint | None = None
     finished: bool = False
@@ -104,13 +104,6 @@ class _Attempt:
     def __post_init__(self):
         self.checkpoint = self.task.checkpoint
         self.step = self.checkpoint.step if self.checkpoint else 0
-
-    def deadline(self, grace: float) -> float | None:
-        limit = self.task.spec.time_limit
-        if not limit or self.started_at is None:
-            return None
-        prior = self.task.checkpoint.wall_time if self.task.checkpoint else 0.0
-        return self.started_at + max(limit - prior, 0.0) + grace
 
 
 class RayExecutor(Executor):
@@ -193,8 +186,7 @@ class RayExecutor(Executor):
                     self._advance(ray, gen, running, sink, start)
                 now = time.monotonic()
                 for gen, attempt in running.items():
-                    deadline = attempt.deadline(cfg.kill_grace)
-                    if deadline is not None and now > deadline and not attempt.cancelled:
+                    if attempt.deadline is not None and now > attempt.deadline and not attempt.cancelled:
                         attempt.cancelled = True
                         ray.cancel(gen, force=True)
         finally:
@@ -239,7 +231,7 @@ class RayExecutor(Executor):
                            f"{attempt.number + 1} attempt(s)", error=str(exc))
             return
         if isinstance(event, Started):
-            attempt.started_at = time.monotonic()
+            attempt.deadline = run_deadline(attempt.task, self.config.kill_grace)
             attempt.step = event.resumed_from
         elif isinstance(event, Progress):
             attempt.step = event.step
