@@ -136,9 +136,13 @@ class RayExecutor(Executor):
     def _remote(self, ray):
         cfg = self.config
         threads = cfg.threads or max(1, math.ceil(cfg.num_cpus))
-        fn = ray.remote(run_streaming).options(
-            num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, resources=dict(cfg.resources) or None,
-            max_retries=0, retry_exceptions=False)
+        options = {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus, "max_retries": 0,
+                   "retry_exceptions": False}
+        if cfg.resources:
+            options["resources"] = dict(cfg.resources)
+        if cfg.num_gpus:
+            options["max_calls"] = 1  # a fresh worker per GPU run: its GPU memory is freed after it
+        fn = ray.remote(**options)(run_streaming)
         return lambda task: fn.remote(task, self._work, threads)
 
     def _slots(self, ray) -> int:
