@@ -4,6 +4,7 @@ calls and progress output. The driver is the only writer of the results store.
 """
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import threading
 import time
@@ -222,7 +223,10 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
                         break  # free to claim (its holder finished badly or died): next round
                     time.sleep(poll_seconds)
     finally:
-        store.release(lease)
+        try:
+            store.release(lease)
+        except sqlite3.Error:  # never hide the error that brought us here; the claims go stale
+            pass
     outcome.update(sink.finished)
     result.statuses = {rid: outcome[rid] for rid in ids if rid in outcome}
     result.failures = [(titles[rid], sink.reasons.get(rid, status))

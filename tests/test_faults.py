@@ -109,6 +109,25 @@ def test_process_pool_survives_every_kind_of_run_failure(tmp_path):
     assert not result.ok
 
 
+def test_a_message_cut_short_by_a_killed_worker_is_dropped():
+    """A worker killed half-way through sending an event leaves a partial message in
+    its pipe: the driver reads EOF, delivers nothing of it, and sees the worker gone."""
+    import multiprocessing
+    import os
+    import struct
+
+    from benchbase_plugins.executors.process import _Worker
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    os.write(send.fileno(), struct.pack("!i", 1_000_000) + b"only the start of a pickled event")
+    send.close()
+    worker = object.__new__(_Worker)  # the pipe end of a worker, without a process
+    worker.conn, worker.closed, worker.finished, worker.step = receive, False, False, 7
+    delivered: list = []
+    worker.pump(delivered.append)
+    assert worker.closed and not delivered and not worker.finished
+
+
 def test_process_executor_kills_a_run_stuck_inside_a_step(tmp_path):
     suite, result = run(suite_of(flow("stuck", fault="hang", at_step=1), time_limit=1),
                         tmp_path, executor={"name": "process", "config": {"workers": 2, "kill_grace": 0.5}})

@@ -40,6 +40,9 @@ def _worker_main(payload: bytes, conn, threads: int | None, env: dict) -> None:
     """Entry point of a worker process: environment first, then the run."""
     prepare_worker(threads, env)
     exit_with_parent()
+    # Ctrl-C reaches the whole process group: let the driver alone handle it (it stops
+    # the workers), instead of every worker printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     task, work = pickle.loads(payload)
     try:
         work(task, conn.send)
