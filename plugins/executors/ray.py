@@ -10,6 +10,7 @@ dependency (``pip install 'benchbase[ray]'``), imported only when this executor 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import queue as queue_module
 import sys
@@ -117,6 +118,11 @@ class RayExecutor(Executor):
         cfg = self.config
         if cfg.max_retries < 0 or cfg.num_cpus < 0 or cfg.num_gpus < 0:
             raise BenchbaseInputError("executor.config: max_retries, num_cpus and num_gpus must be >= 0")
+        queue = iter(tasks)
+        first = next(queue, None)
+        if first is None:  # every run is held by another driver: no need to start Ray
+            return
+        queue = itertools.chain([first], queue)
         started_ray = False
         if not ray.is_initialized():
             kwargs: dict = {"address": cfg.address, "include_dashboard": False, "log_to_driver": True}
@@ -127,7 +133,7 @@ class RayExecutor(Executor):
             ray.init(**kwargs)
             started_ray = True
         try:
-            self._run(ray, tasks, work, sink)
+            self._run(ray, queue, work, sink)
         finally:
             if started_ray:
                 ray.shutdown()
@@ -160,7 +166,7 @@ class RayExecutor(Executor):
         cfg = self.config
         self._work = work
         submit = self._remote(ray)
-        queue = iter(tasks)
+        queue = iter(tasks)  # taken lazily: the driver claims a run when it is taken
         running: dict = {}  # ObjectRefGenerator -> _Attempt
         exhausted = False
 
