@@ -24,6 +24,7 @@ from benchbase.runner import Evaluated, Finished, Progress, Started
 from .common import default_threads, exit_with_parent, lost_run, prepare_worker, run_deadline
 
 POLL_SECONDS = 0.5  # how often deadlines are checked when no event arrives
+EXIT_GRACE = 30.0  # seconds a worker may take to exit after its run finished
 
 
 @dataclass
@@ -79,6 +80,7 @@ class _Worker:
         self.deadline: float | None = None  # set when the run starts (imports can take a while)
         self.step = task.checkpoint.step if task.checkpoint else 0
         self.finished = False
+        self.finished_at: float | None = None
         self.closed = False
 
     def pump(self, sink) -> None:
@@ -96,10 +98,15 @@ class _Worker:
                 self.deadline = run_deadline(self.task, self.kill_grace)
             elif isinstance(event, Finished):
                 self.finished = True
+                self.finished_at = time.monotonic()
             sink(event)
 
     def overdue(self, now: float) -> bool:
         return self.deadline is not None and not self.finished and now > self.deadline
+
+    def lingering(self, now: float) -> bool:
+        """Its run is over but the process does not exit (a plugin's non-daemon thread)."""
+        return self.finished_at is not None and now - self.finished_at > EXIT_GRACE
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -154,6 +161,8 @@ class ProcessExecutor(Executor):
                             w.report_loss(sink, "timeout",
                                           f"exceeded time_limit={limit:g}s and was stuck inside a step; "
                                           f"its worker was killed {cfg.kill_grace:g}s past the limit")
+                    if w.lingering(now):
+                        w.kill()  # its result is in: free the slot
                     if w.closed or not w.process.is_alive():
                         w.process.join(timeout=10)
                         w.pump(sink)  # the pipe holds everything sent before exit

@@ -220,10 +220,13 @@ class RayExecutor(Executor):
             event = ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             del running[gen]
-            self._lost(attempt, sink, "failed", "the Ray worker raised outside the run", error=str(exc))
+            if not attempt.finished:
+                self._lost(attempt, sink, "failed", "the Ray worker raised outside the run", error=str(exc))
             return
         except ray.exceptions.RayError as exc:  # worker/node died, out of memory, cancelled
             del running[gen]
+            if attempt.finished:
+                return  # its result is in; the worker died on its way out
             if attempt.cancelled:
                 limit = attempt.task.spec.time_limit
                 self._lost(attempt, sink, "timeout",
