@@ -15,4 +15,6 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.features.pixels",
     "benchbase_plugins.executors.local",
     "benchbase_plugins.publishers.tables",
+    "benchbase_plugins.publishers.latex",
+    "benchbase_plugins.publishers.html",
 )
