@@ -1,7 +1,8 @@
 """``benchbase report``: a static site from stored results (HTML, CSS, PNG and SVG;
 no scripts, no server needed to read it).
 
-- ``index.html``: every leaderboard (linked to its runs), the tables in every
+- ``index.html``: every leaderboard (linked to its runs) with a plot of it over
+  training (``tables/<table>.png``), the tables in every
   publisher's format for download, conflicts between merged directories, all runs.
 - ``runs/<run id>.html``: the run's metric curves over training, its last stored
   samples beside their nearest training examples, the stored values per step, and its
@@ -30,6 +31,7 @@ from benchbase.pages import anchor, render, render_table, stylesheet
 from benchbase.resultset import ResultSet, open_results, report_conflicts, run_title
 
 RUNS_DIR = "runs"
+TABLES_DIR = "tables"
 MARKER = ".benchbase-report"  # a site we wrote, so we may replace its runs/
 
 
@@ -97,13 +99,15 @@ def build_report(results: ResultSet, tables: list[Table], out: Path, registry, m
                                   "directory for --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by benchbase report; rerunning replaces runs/ and the index\n")
-    if (out / RUNS_DIR).exists():
-        shutil.rmtree(out / RUNS_DIR)
+    for generated in (RUNS_DIR, TABLES_DIR):
+        if (out / generated).exists():
+            shutil.rmtree(out / generated)
     (out / RUNS_DIR).mkdir()
     (out / "style.css").write_text(stylesheet(), encoding="utf-8")
 
     downloads = _write_downloads(tables, out, registry, summary)
     runs = results.runs()
+    overviews = _write_table_figures(results, tables, out, runs, summary)
     data = _TrainingData(registry)
     for record in runs:
         _write_run_page(results, record, out, data, summary, max_images, curve_formats)
@@ -115,12 +119,31 @@ def build_report(results: ResultSet, tables: list[Table], out: Path, registry, m
     html = render("index.html.j2", version=__version__, directories=results.directories,
                   statuses=sorted(statuses.items()), conflicts=[c.describe() for c in results.conflicts],
                   toc=[{"anchor": anchor(t), "title": t.title} for t in tables],
-                  tables=[Markup(render_table(t, run_href)) for t in tables],
+                  tables=[{"html": Markup(render_table(t, run_href)), "figure": fig, "title": t.title}
+                          for t, fig in zip(tables, overviews)],
                   downloads=downloads, suites=suites)
     (out / "index.html").write_text(html, encoding="utf-8")
     summary.pages += 1
     summary.seconds = time.monotonic() - t0
     return summary
+
+
+def _write_table_figures(results: ResultSet, tables: list[Table], out: Path, runs: list[dict],
+                         summary: ReportSummary) -> list[str | None]:
+    """Each leaderboard over training (tables/<anchor>.png); None where nothing to plot."""
+    from benchbase.report_figures import save, table_curves_figure
+
+    statuses = {r["run_id"]: r["status"] for r in runs}
+    (out / TABLES_DIR).mkdir(exist_ok=True)
+    written: list[str | None] = []
+    for t in tables:
+        fig = table_curves_figure(t, results.evals, statuses)
+        if fig is None:
+            written.append(None)
+            continue
+        summary.figures += len(save(fig, out / TABLES_DIR / anchor(t)))
+        written.append(f"{TABLES_DIR}/{anchor(t)}.png")
+    return written
 
 
 def _run_link(record: dict) -> dict:

@@ -180,3 +180,55 @@ def scatter_figure(samples: np.ndarray, train: np.ndarray | None, title: str = "
     if title:
         fig.suptitle(title, fontsize=10)
     return fig, facts
+
+
+def table_curves_figure(table, evals_of, statuses: dict[str, str]) -> Figure | None:
+    """A leaderboard over training: one panel per column, one line per row (the mean
+    over its finished runs at each step). Rows evaluated once (models that do not
+    train, e.g. oracles) are dashed horizontal references.
+
+    ``evals_of(run_id)`` returns a run's stored evals; ``statuses`` maps run id -> status.
+    """
+    if not table.columns or not table.rows:
+        return None
+    cols = min(3, len(table.columns))
+    rows = math.ceil(len(table.columns) / cols)
+    fig = Figure(figsize=(4.4 * cols, 3.2 * rows + 0.5))
+    fig.subplots_adjust(left=0.8 / (4.4 * cols), right=1 - 0.2 / (4.4 * cols),
+                        bottom=0.9 / (3.2 * rows + 0.5), top=1 - 0.45 / (3.2 * rows + 0.5),
+                        wspace=0.3, hspace=0.55)
+    curves: dict[tuple[str, int], dict[int, list[float]]] = {}  # (column key, row index) -> step -> values
+    for i, row in enumerate(table.rows):
+        for run_id in row.run_ids:
+            if statuses.get(run_id) != "done":
+                continue
+            for e in evals_of(run_id):
+                key = f"{e['metric']}[{e['ref']}]" if e["ref"] else e["metric"]
+                if np.isfinite(e["value"]):
+                    curves.setdefault((key, i), {}).setdefault(e["step"], []).append(e["value"])
+    positive = sorted({s for c in curves.values() for s in c if s > 0})
+    handles = {}
+    for j, col in enumerate(table.columns):
+        ax = fig.add_subplot(rows, cols, j + 1)
+        for i, row in enumerate(table.rows):
+            points = curves.get((col.key, i))
+            if not points:
+                continue
+            steps = sorted(points)
+            means = [float(np.mean(points[s])) for s in steps]
+            color = f"C{i % 10}"
+            if len(steps) == 1 and len(positive) > 1:
+                line = ax.axhline(means[0], color=color, linestyle="--", linewidth=1.2)
+            else:
+                line, = ax.plot(steps, means, marker="o", markersize=3, linewidth=1.4, color=color)
+            handles.setdefault(row.label, line)
+        ax.set_title(col.header, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+        if len(positive) > 2 and positive[-1] / positive[0] >= 20:
+            ax.set_xscale("symlog", linthresh=positive[0])
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)),
+                   fontsize=8, frameon=False)
+    return fig

@@ -111,6 +111,8 @@ def test_site_has_index_run_pages_figures_and_downloads(site):
     index = pages[path / "index.html"]
     assert index.tags.count("table") >= 2 + 1  # two leaderboards, the runs list
     assert len([r for r in index.refs if r.startswith("runs/")]) == 2 * 8  # seed links + runs list
+    assert sorted(r for r in index.refs if r.startswith("tables/")) == ["tables/lb-tiny-digits.png",
+                                                                        "tables/lb-tiny-gmm2d.png"]
 
 
 def test_nothing_from_configs_or_plugins_can_run_as_script(site):

@@ -279,7 +279,7 @@ def test_report_site_renders_in_headless_chromium(tmp_path):
     facts = check_in_browser(tmp_path / "site", tmp_path, "synthetic")
     index = facts["index"]
     assert INJECTED in index["text"]  # the injected label shows as text, it did not run
-    assert index["tables"] == 2 + 1 and len(index["images"]) == 0
+    assert index["tables"] == 2 + 1 and len(index["images"]) == 2  # each leaderboard over training
     run_pages = [f for u, f in facts["pages"].items() if "/runs/" in u]
     assert len(run_pages) == 8
     assert all(len(f["images"]) == 2 for f in run_pages)  # curves and samples
