@@ -45,13 +45,14 @@ def headline_series(evals: list[dict]) -> dict[str, dict[str, list[tuple[int, fl
 
 
 def curves_figure(evals: list[dict], directions: dict[str, str], title: str = "") -> Figure | None:
-    """One panel per metric (training logs last), one line per reference split.
+    """One panel per metric (training logs last), one line per reference split; None
+    for fewer than two evaluated steps.
 
     ``directions`` maps metric -> higher|lower|target for the arrow in each panel title.
     A metric's ``<name>.ci_low``/``.ci_high`` details, when stored, shade a band.
     """
     series = headline_series(evals)
-    if not series:
+    if len({e["step"] for e in evals}) < 2:  # evaluated once (a model that does not train): no curve
         return None
     names = sorted(series, key=lambda m: ("/" in m, m))
     bands = {(e["metric"].rsplit(".", 1)[0], e["ref"], e["step"], e["metric"].rsplit(".", 1)[1]): e["value"]

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 
 import pytest
 from helpers import tiny_suite
-from publish_fixtures import INJECTED, fake_results, quickstart_results
+from publish_fixtures import INJECTED, REPO, fake_results, quickstart_results
 
 from benchbase.leaderboard import build_tables
 from benchbase.resultset import ResultSet
@@ -75,6 +75,26 @@ def test_csv_parses_and_defuses_formulas(registry, tables):
     assert set(by_model) == {INJECTED, NASTY, "'=HYPERLINK(1)"}  # a spreadsheet must not run it
     assert float(by_model[INJECTED]["fd[test] mean"]) == pytest.approx(2.05)
     assert by_model["'=HYPERLINK(1)"]["rank"] == "1" and by_model[INJECTED]["at"] == "final"
+
+
+def _documented_fields(heading: str) -> list[str]:
+    """Field names of the first table after ``heading`` in docs/leaderboards.md."""
+    text = (REPO / "docs" / "leaderboards.md").read_text(encoding="utf-8")
+    section = text.split(heading, 1)[1]
+    fields = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            fields.append(line.split("`")[1])
+        elif fields and not line.startswith("|"):
+            break
+    return fields
+
+
+def test_json_schema_matches_the_documentation(registry, tables):
+    rows = json.loads(render(registry, "json", tables))
+    assert sorted(rows[0]) == sorted(_documented_fields("## JSON row schema"))
+    cell = next(iter(rows[0]["metrics"].values()))
+    assert sorted(cell) == sorted(_documented_fields("Each cell of `metrics`"))
 
 
 def test_json_rows_follow_the_schema(registry, tables):

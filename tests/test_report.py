@@ -144,6 +144,15 @@ def test_run_page_has_curves_samples_neighbours_and_provenance(site):
         assert img.mode == "L"  # digits: a grayscale grid
 
 
+def test_a_run_evaluated_once_has_no_curve_but_its_values(site):
+    path, _ = site
+    pages = check_site(path)
+    once = [p for p, page in pages.items() if "runs" in p.parts and "copy_train" in " ".join(page.text)]
+    assert len(once) == 4
+    text = " ".join(" ".join(pages[once[0]].text).split())
+    assert "Evaluated once, at step 0" in text and f"{once[0].stem}/curves.png" not in pages[once[0]].refs
+
+
 def test_vector_data_gets_a_scatter_and_failed_runs_show_their_error(site):
     path, _ = site
     pages = check_site(path)
