@@ -90,6 +90,7 @@ class Row:
     examples: int | None = None
     at_steps: dict[str, int | None] = field(default_factory=dict)  # run id -> step used (done runs)
     seeds: dict[str, int] = field(default_factory=dict)  # run id -> seed
+    dynamics: list[dict] = field(default_factory=list)  # per run: derived training-dynamics record
 
     @property
     def label(self) -> str:
@@ -177,14 +178,26 @@ def at_step(step: int) -> AtRule:
     return rule
 
 
-def memorization_onset(run: dict, evals: list[dict], threshold: float = DEFAULT_MEM_THRESHOLD) -> int | None:
-    """The first evaluated step at which the run counts as memorizing, None if never.
+def memorization_onset(run: dict, evals: list[dict], threshold: float = DEFAULT_MEM_THRESHOLD) -> float | None:
+    """The step from which the run counts as memorizing; None if it never does.
 
-    Fallback rule until per-run training-dynamics quantities are stored (issue 6):
-    the copy criterion on the stored curve, i.e. the first step where
-    ``mem_ratio[train]`` exceeds ``threshold``. Raises LookupError when the run stored
-    no mem_ratio at all (the rule cannot be applied).
+    When the run carries a derived training-dynamics record (``run["derived"]``,
+    written by issue 6's ``benchbase.dynamics``: ``tau_mem`` by its chosen criterion),
+    that is the onset; a record censored on the left (memorizing at the first
+    evaluation) gives -inf. Otherwise the fallback copy criterion on the stored
+    curve: the first evaluated step where ``mem_ratio[train]`` exceeds ``threshold``.
+    Raises LookupError when neither is available.
     """
+    derived = run.get("derived") or {}
+    if derived.get("criterion"):
+        if derived.get("censored") == "left":
+            return -math.inf
+        return derived.get("tau_mem")
+    return copy_onset(evals, threshold)
+
+
+def copy_onset(evals: list[dict], threshold: float = DEFAULT_MEM_THRESHOLD) -> int | None:
+    """First evaluated step with ``mem_ratio[train] > threshold`` (LookupError: none stored)."""
     curve = sorted((e["step"], e["value"]) for e in evals if e["metric"] == MEM_METRIC and e["ref"] == MEM_REF)
     if not curve:
         raise LookupError(MEM_METRIC)
@@ -248,14 +261,20 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
         for r in runs:
             by_dataset.setdefault(r["dataset_label"], []).append(r)
         settings = results.suite_settings(s)
+        # training-dynamics records (issue 6), where the store has them
+        derived = results.derived(s) if hasattr(results, "derived") else {}
         for ds, ds_runs in by_dataset.items():
+            ds_runs = [{**r, "derived": derived[r["run_id"]]} if r["run_id"] in derived else r for r in ds_runs]
             table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
                            primary or settings.get("primary"), ref, rule)
             table.at = at
             if at == "best-before-memorization":
                 pcol = table.primary_column
+                onset = (f"{MEM_METRIC} ({MEM_REF}) first exceeds {mem_threshold:g}" if not derived else
+                         f"tau_mem from the stored training dynamics (else {MEM_METRIC} ({MEM_REF}) > "
+                         f"{mem_threshold:g})")
                 table.notes.append(f"each run at its best {pcol.header if pcol else 'primary metric'} step "
-                                   f"before {MEM_METRIC} ({MEM_REF}) first exceeds {mem_threshold:g}")
+                                   f"before memorization: {onset}")
             tables.append(table)
     return tables
 
@@ -309,6 +328,8 @@ def _table(results, suite: str, dataset: str, runs: list[dict], wanted: list[str
         statuses[r["status"]] += 1
         row.run_ids.append(r["run_id"])
         row.seeds[r["run_id"]] = r["seed"]
+        if r.get("derived"):
+            row.dynamics.append({"run_id": r["run_id"], "seed": r["seed"], **r["derived"]})
         if r["status"] != "done":
             continue
         evals = results.evals(r["run_id"])
@@ -386,7 +407,7 @@ def table_to_records(table: Table) -> list[dict]:
             "model": r.model, "name": r.name, "family": r.family, "framework": r.framework, "n": r.n,
             "params": r.params, "rank": r.rank, "runs": r.runs, "statuses": r.statuses,
             "steps": r.steps, "examples": r.examples, "run_ids": r.run_ids, "at_steps": r.at_steps,
-            "metrics": metrics,
+            "metrics": metrics, "dynamics": r.dynamics,
         })
     return out
 

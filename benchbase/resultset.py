@@ -120,6 +120,20 @@ class ResultSet:
     def suite_settings(self, suite: str) -> dict:
         return dict(self._settings.get(suite, {}))
 
+    def derived(self, suite: str) -> dict[str, dict]:
+        """Training-dynamics records (issue 6) of the suite's runs, from the store each
+        run was read from; empty where a store has none."""
+        out = {}
+        for source, store in zip(self.directories, self._stores):
+            read = getattr(store, "derived", None)  # Store.derived arrives with benchbase.dynamics
+            if read is None:
+                continue
+            for run_id, record in read(suite).items():
+                chosen = self._chosen.get(run_id)
+                if chosen is not None and chosen.source == source:
+                    out[run_id] = record
+        return out
+
     def suites_of(self, run_id: str) -> list[str]:
         return [s for s, ids in sorted(self._suite_runs.items()) if run_id in ids]
 

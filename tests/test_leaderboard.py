@@ -148,11 +148,36 @@ def test_best_before_memorization_uses_the_best_step_before_onset(store_dir):
     assert set(loose["flow"]["at_steps"].values()) == {100}
 
 
+def test_stored_training_dynamics_give_the_onset_and_appear_in_json(store_dir, monkeypatch):
+    """Issue 6 stores a derived record per (suite, run) (Store.derived); when present its
+    tau_mem is the onset, and the record is in the row's JSON."""
+    from benchbase.store import Store
+
+    def derived(self, suite):
+        return {r["run_id"]: ({"criterion": "copy", "tau_mem": 30.0, "censored": None}
+                              if r["model_label"] == "flow" else
+                              {"criterion": "copy", "tau_mem": None, "censored": "left"})
+                for r in self.runs(suite=suite) if r["model_label"] in ("flow", "vae")}
+
+    monkeypatch.setattr(Store, "derived", derived, raising=False)
+    with ResultSet([store_dir]) as rs:
+        recs = _records(rs, at="best-before-memorization", primary="fd")
+        caption = build_tables(rs, at="best-before-memorization", primary="fd")[0].caption()
+    assert set(recs["flow"]["at_steps"].values()) == {10}  # the only step before tau_mem = 30
+    assert recs["vae"]["runs"] == 0  # memorized before its first evaluation
+    assert set(recs["copy_train"]["at_steps"].values()) == {None}  # no record: the fallback rule
+    assert len(recs["flow"]["dynamics"]) == 3 and recs["flow"]["dynamics"][0]["tau_mem"] == 30.0
+    assert recs["copy_train"]["dynamics"] == [] and "tau_mem from the stored training dynamics" in caption
+
+
 def test_memorization_onset_rule():
     evals = [{"step": s, "metric": "mem_ratio", "ref": "train", "value": v}
              for s, v in [(10, 0.0), (20, float("nan")), (30, 0.2), (40, 0.05)]]
     assert memorization_onset({}, evals, 0.1) == 30
     assert memorization_onset({}, evals, 0.3) is None
+    assert memorization_onset({"derived": {"criterion": "loss", "tau_mem": 12.5}}, evals) == 12.5
+    assert memorization_onset({"derived": {"criterion": "copy", "censored": "left"}}, evals) == -math.inf
+    assert memorization_onset({"derived": {"criterion": None}}, evals, 0.1) == 30  # nothing derived
     with pytest.raises(LookupError):
         memorization_onset({}, [{"step": 1, "metric": "fd", "ref": "test", "value": 1.0}])
 
