@@ -72,7 +72,7 @@ def _command(args) -> int:
     with open_results(args.results) as results:
         tables = tables_from_args(results, args)
         summary = build_report(results, tables, Path(args.out), registry, max_images=args.samples,
-                               curve_formats=("png", "svg") if args.svg else ("png",))
+                               curve_formats=("png", "svg") if args.svg else ("png",), suite=args.suite)
         conflicts = results.conflicts
     for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -89,8 +89,9 @@ def run_href(run_id: str) -> str:
 
 
 def build_report(results: ResultSet, tables: list[Table], out: Path, registry, max_images: int = 16,
-                 curve_formats: tuple[str, ...] = ("png",)) -> ReportSummary:
-    """Write the whole site into ``out`` (its runs/ folder is replaced)."""
+                 curve_formats: tuple[str, ...] = ("png",), suite: str | None = None) -> ReportSummary:
+    """Write the whole site into ``out`` (its runs/ and tables/ folders are replaced);
+    run pages for every run, or for the runs of ``suite``."""
     t0 = time.monotonic()
     out = Path(out)
     summary = ReportSummary(out=out)
@@ -106,7 +107,7 @@ def build_report(results: ResultSet, tables: list[Table], out: Path, registry, m
     (out / "style.css").write_text(stylesheet(), encoding="utf-8")
 
     downloads = _write_downloads(tables, out, registry, summary)
-    runs = results.runs()
+    runs = results.runs(suite=suite)
     overviews = _write_table_figures(results, tables, out, runs, summary)
     data = _TrainingData(registry)
     for record in runs:
@@ -115,7 +116,8 @@ def build_report(results: ResultSet, tables: list[Table], out: Path, registry, m
     summary.notes += data.notes
 
     statuses = Counter(r["status"] for r in runs)
-    suites = [{"name": s, "runs": [_run_link(r) for r in results.runs(suite=s)]} for s in results.suites()]
+    suites = [{"name": s, "runs": [_run_link(r) for r in results.runs(suite=s)]}
+              for s in ([suite] if suite else results.suites())]
     html = render("index.html.j2", version=__version__, directories=results.directories,
                   statuses=sorted(statuses.items()), conflicts=[c.describe() for c in results.conflicts],
                   toc=[{"anchor": anchor(t), "title": t.title} for t in tables],

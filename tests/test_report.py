@@ -194,9 +194,13 @@ def test_report_refuses_a_foreign_directory_and_rewrites_its_own(tmp_path, regis
 
 def test_report_command(tmp_path, registry, capsys):
     fake_results(tmp_path / "r", registry, {**SUITE, "seeds": [0], "datasets": SUITE["datasets"][:1]}, value)
-    code = main(["report", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "site"), "--at", "step=10"])
+    fake_results(tmp_path / "r", registry, {**SUITE, "name": "other", "seeds": [5], "models": ["copy_train"],
+                                            "datasets": SUITE["datasets"][:1]}, value)
+    code = main(["report", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "site"), "--at", "step=10",
+                 "--suite", "tiny"])
     out = capsys.readouterr().out
-    assert code == 0 and "wrote" in out and "2 run page(s)" in out
+    assert code == 0 and "wrote" in out and "1 leaderboard(s), 2 run page(s)" in out
+    assert "Suite other" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert "Evaluation at step 10" in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     with pytest.raises(SystemExit) as exc:
         main(["report", "--results", str(tmp_path / "r")])  # --out is required
