@@ -429,8 +429,8 @@ def add_slice_arguments(parser) -> None:
     parser.add_argument("--at", default="final",
                         help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final)")
     parser.add_argument("--mem-threshold", type=float, default=DEFAULT_MEM_THRESHOLD, metavar="F",
-                        help=f"for --at best-before-memorization: {MEM_METRIC}[{MEM_REF}] above F counts as "
-                             "memorizing (default: %(default)s)")
+                        help=f"for --at best-before-memorization on runs without stored training dynamics: "
+                             f"{MEM_METRIC}[{MEM_REF}] above F counts as memorizing (default: %(default)s)")
 
 
 def tables_from_args(results, args) -> list[Table]:

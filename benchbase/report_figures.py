@@ -30,6 +30,14 @@ def save(fig: Figure, path_without_suffix: Path, formats: tuple[str, ...] = ("pn
     return out
 
 
+def _log_y_if_wide(ax, values: list[float]) -> None:
+    """Log y-axis for positive values spanning more than two decades (distances that
+    fall by orders of magnitude during training would otherwise flatten the oracles)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if finite and min(finite) > 0 and max(finite) / min(finite) > 100:
+        ax.set_yscale("log")
+
+
 def headline_series(evals: list[dict]) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """{metric: {ref: [(step, value), ...]}} for headline metrics and training logs."""
     series: dict[str, dict[str, list[tuple[int, float]]]] = {}
@@ -76,6 +84,7 @@ def curves_figure(evals: list[dict], directions: dict[str, str], title: str = ""
             hi = [bands.get((name, ref, int(x), "ci_high")) for x in xs]
             if all(v is not None for v in lo + hi):
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
+        _log_y_if_wide(ax, [v for points in series[name].values() for _, v in points])
         arrow = ARROWS.get(directions.get(name, ""), "")
         ax.set_title(f"{name} {arrow}".strip(), fontsize=10)
         ax.set_xlabel("step", fontsize=8)
@@ -223,12 +232,17 @@ def table_curves_figure(table, evals_of, statuses: dict[str, str]) -> Figure | N
             else:
                 line, = ax.plot(steps, means, marker="o", markersize=3, linewidth=1.4, color=color)
             handles.setdefault(row.label, line)
+        _log_y_if_wide(ax, [v for i in range(len(table.rows)) for vals in curves.get((col.key, i), {}).values()
+                            for v in vals])
         ax.set_title(col.header, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         if len(positive) > 2 and positive[-1] / positive[0] >= 20:
             ax.set_xscale("symlog", linthresh=positive[0])
+        if positive:  # dashed references must not widen the step axis
+            first = min((s for c in curves.values() if len(c) > 1 for s in c), default=positive[0])
+            ax.set_xlim(first / 1.3 if first > 0 else -0.05 * positive[-1], positive[-1] * 1.3)
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(6, len(handles)),
                    fontsize=8, frameon=False)
