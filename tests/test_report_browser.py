@@ -239,13 +239,15 @@ PAGE_FACTS = """(() => ({
 }))()"""
 
 
-def check_in_browser(site: Path, tmp_path: Path, name: str) -> dict:
-    """Open every page of ``site``; assert it renders cleanly. Returns facts for more checks."""
+def check_in_browser(site: Path, tmp_path: Path, name: str | None) -> dict:
+    """Open every page of ``site``; assert it renders cleanly. Returns facts for more checks.
+    Screenshots are kept as ``report-*-<name>.png`` unless ``name`` is None."""
     with serve(site) as base, chromium(tmp_path) as browser:
         tab = Tab(browser)
         problems = tab.open(base + "index.html")
         index = tab.evaluate(PAGE_FACTS)
-        tab.screenshot(artifacts_dir() / f"report-index-{name}.png")
+        if name:
+            tab.screenshot(artifacts_dir() / f"report-index-{name}.png")
         pages = {base + "index.html": index}
         queue = [u for u in index["links"] if u.startswith(base) and urlsplit(u).path.endswith(".html")]
         for url in dict.fromkeys(urldefrag(u)[0] for u in queue):
@@ -254,7 +256,7 @@ def check_in_browser(site: Path, tmp_path: Path, name: str) -> dict:
             problems += [f"{url}: {p}" for p in tab.open(url)]
             pages[url] = tab.evaluate(PAGE_FACTS)
         run_pages = [u for u in pages if "/runs/" in u]
-        if run_pages:
+        if run_pages and name:
             tab.open(run_pages[0])
             tab.screenshot(artifacts_dir() / f"report-run-{name}.png")
     assert not problems, problems
@@ -307,3 +309,16 @@ def test_quickstart_report_renders_in_headless_chromium(tmp_path_factory, tmp_pa
     facts = check_in_browser(tmp_path / "site", tmp_path, "quickstart")
     assert INJECTED in facts["index"]["text"]
     assert len([u for u in facts["pages"] if "/runs/" in u]) == 16
+
+
+def test_the_browser_check_catches_broken_pages(tmp_path):
+    """The check itself can fail: a console error, a missing image and a dead link are caught."""
+    site = tmp_path / "broken"
+    site.mkdir()
+    (site / "index.html").write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+                                     '<img src="missing.png"><a href="nowhere.html">x</a>'
+                                     '<script>console.error("deliberate")</script></body></html>')
+    with pytest.raises(AssertionError) as failure:
+        check_in_browser(site, tmp_path, None)
+    message = str(failure.value)
+    assert "deliberate" in message and "missing.png" in message and "nowhere.html" in message
