@@ -259,7 +259,8 @@ def check_in_browser(site: Path, tmp_path: Path, name: str | None) -> dict:
         if run_pages and name:
             tab.open(run_pages[0])
             tab.screenshot(artifacts_dir() / f"report-run-{name}.png")
-    assert not problems, problems
+    if problems:  # raised, not asserted: pytest would shorten the list in the message
+        raise AssertionError("the browser reported:\n" + "\n".join(problems))
     for url, facts in pages.items():
         assert facts["scripts"] == 0, url
         assert facts["stylesheets"] == 1, url
