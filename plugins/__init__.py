@@ -22,4 +22,6 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.executors.process",
     "benchbase_plugins.executors.ray",
     "benchbase_plugins.publishers.tables",
+    "benchbase_plugins.publishers.latex",
+    "benchbase_plugins.publishers.html",
 )
