@@ -6,7 +6,7 @@
 - kid: torch-fidelity's ``mmd2`` loop over subsets, written out in float64 numpy on
   the same subset indices. Tolerance 1e-9 relative.
 - swd: POT ``ot.sliced_wasserstein_distance`` with the same seed (same directions).
-  Tolerance 1e-10 relative.
+  Tolerance 1e-6 relative (our projections are float32, POT's float64).
 - w2_exact: POT ``ot.emd2`` and, for equal sizes, scipy's linear_sum_assignment
   (an optimal matching is an optimal plan between uniform measures of equal size).
 """
@@ -110,17 +110,17 @@ def test_swd_matches_pot(n, m):
     x, y = gaussian(n, 20, 10), gaussian(m, 20, 11, shift=0.3, scale=1.5)
     ref = ot.sliced_wasserstein_distance(x.astype(np.float64), y.astype(np.float64), n_projections=64, p=2,
                                          seed=3)
-    assert sliced_wasserstein(x, y, n_projections=64, p=2, seed=3) == pytest.approx(float(ref), rel=1e-10)
+    assert sliced_wasserstein(x, y, n_projections=64, p=2, seed=3) == pytest.approx(float(ref), rel=1e-6)
     ref1 = ot.sliced_wasserstein_distance(x.astype(np.float64), y.astype(np.float64), n_projections=16, p=1,
                                           seed=4)
-    assert sliced_wasserstein(x, y, n_projections=16, p=1, seed=4) == pytest.approx(float(ref1), rel=1e-10)
+    assert sliced_wasserstein(x, y, n_projections=16, p=1, seed=4) == pytest.approx(float(ref1), rel=1e-6)
 
 
 def test_swd_metric_uses_config_and_subsamples():
     x, y = gaussian(500, 4, 12), gaussian(400, 4, 13, shift=1.0)
     out = SWD(SWDConfig(n_projections=32, max_points=10_000)).compute(make_ctx(x, y))
     ref = ot.sliced_wasserstein_distance(x.astype(np.float64), y.astype(np.float64), n_projections=32, seed=0)
-    assert out["swd"] == pytest.approx(float(ref), rel=1e-10)
+    assert out["swd"] == pytest.approx(float(ref), rel=1e-6)
     small = SWD(SWDConfig(n_projections=32, max_points=100)).compute(make_ctx(x, y))["swd"]
     assert small != out["swd"] and small == pytest.approx(out["swd"], rel=0.5)
 
