@@ -53,12 +53,21 @@ def test_exact_copies_have_full_precision_and_too_few_points_is_an_error():
 
 
 @pytest.mark.slow
-def test_prdc_readme_case():
+def test_prdc_readme_case(capsys):
     """prdc README: 10k vs 10k N(0, I_1000), k = 5 -> P 0.4772, R 0.4705, D 1.0555,
-    C 0.9735 (one random draw; ours is another, so sampling tolerance ~3 sd)."""
+    C 0.9735 for the README's own random draw. On our draw prdc itself must agree
+    with us exactly; against the README figures the tolerance is draw-to-draw
+    variation, which is large for density in 1000-d (hubness): draws seen here give
+    D 0.971 and 0.945, C 0.969 and 0.963, R 0.483 and 0.491."""
     real = gaussian(10_000, 1000, 100)
     fake = gaussian(10_000, 1000, 101)
-    assert precision_value(fake, real, 5) == pytest.approx(0.4772, abs=0.02)
-    assert recall_value(fake, real, 5) == pytest.approx(0.4705, abs=0.02)
-    assert density_value(fake, real, 5) == pytest.approx(1.0555, abs=0.03)
-    assert coverage_value(fake, real, 5) == pytest.approx(0.9735, abs=0.01)
+    ours = {name: fn(fake, real, 5) for name, fn in (("precision", precision_value), ("recall", recall_value),
+                                                     ("density", density_value), ("coverage", coverage_value))}
+    ref = prdc_reference(real, fake, 5)
+    assert ours["precision"] == ref["precision"] and ours["recall"] == ref["recall"]
+    assert ours["coverage"] == ref["coverage"]
+    assert ours["density"] == pytest.approx(ref["density"], rel=1e-12)
+    readme = {"precision": 0.4772, "recall": 0.4705, "density": 1.0555, "coverage": 0.9735}
+    tolerance = {"precision": 0.03, "recall": 0.03, "density": 0.15, "coverage": 0.02}
+    for name, value in readme.items():
+        assert ours[name] == pytest.approx(value, abs=tolerance[name]), name
