@@ -125,15 +125,19 @@ def c_t_statistic(test_d: np.ndarray, test_cells: np.ndarray, gen_d: np.ndarray,
     return float((p_s[used] * z[used]).sum() / p_s[used].sum()), z, used
 
 
-def pca_projection(train: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(mean, components (d, k)) of the top ``dim`` principal axes of ``train``, or None
-    when the features already have at most ``dim`` dimensions (or dim <= 0)."""
+def pca_projection(train: np.ndarray, dim: int, max_points: int = 10_000) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, components (d, dim)) of the top ``dim`` principal axes of ``train`` (from
+    the covariance of at most ``max_points`` evenly spaced rows, float64), or None when
+    the features already have at most ``dim`` dimensions (or dim <= 0)."""
     x = np.asarray(train, dtype=np.float64).reshape(len(train), -1)
     if dim <= 0 or x.shape[1] <= dim:
         return None
+    if len(x) > max_points:
+        x = x[np.linspace(0, len(x) - 1, max_points).astype(np.int64)]
     mean = x.mean(0)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-    return mean, vt[:dim].T
+    xc = x - mean
+    _, vecs = np.linalg.eigh(xc.T @ xc)
+    return mean, vecs[:, ::-1][:, :dim].copy()
 
 
 @dataclass
