@@ -146,7 +146,9 @@ class RunSpec:
     def identity(self) -> dict:
         """What the run id hashes: everything that changes the numbers (and not where
         the data lives, display labels, the suite name or the device)."""
-        def strip(d: dict) -> dict:
+        def strip(d: dict | None) -> dict | None:
+            if d is None:
+                return None
             volatile = set(d.get("volatile", ()))
             out = {k: v for k, v in d.items() if k not in ("label", "volatile")}
             out["config"] = {k: v for k, v in d["config"].items() if k not in volatile}
@@ -154,7 +156,8 @@ class RunSpec:
 
         return {
             "model": strip(self.model), "dataset": strip(self.dataset), "subset": self.subset,
-            "budget": self.budget, "eval": self.eval, "metrics": list(self.metrics),
+            "budget": self.budget, "eval": {**self.eval, "features": strip(self.eval.get("features"))},
+            "metrics": list(self.metrics),
             "seed": self.seed,
         }
 
@@ -417,7 +420,8 @@ class _Expander:
         if feature is not None:
             _, plain = self.config(feature, s.eval.features.config, "eval.features.config")
             if plain is not None:
-                feature_ref = {"name": feature.name, "config": plain, "version": feature.version}
+                feature_ref = {"name": feature.name, "config": plain, "version": feature.version,
+                               "volatile": volatile_fields(feature.cls.Config)}
 
         models = [self._model(i, m) for i, m in enumerate(s.models)]
         datasets = [self._dataset(i, d) for i, d in enumerate(s.datasets)]

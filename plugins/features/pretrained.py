@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchbase import FeatureExtractor, hookimpl
+from benchbase.contracts import location
 from benchbase.errors import MissingDataError
 from benchbase.neighbors import torch_device
 
@@ -117,7 +118,7 @@ class _NetworkSpace(FeatureExtractor):
 
 @dataclass
 class InceptionConfig:
-    weights: str = ""  # path to pt_inception-2015-12-05-6726825d.pth; "" = torch hub cache
+    weights: str = location("")  # path to pt_inception-2015-12-05-6726825d.pth; "" = torch hub cache
     batch_size: int = 64
 
 
@@ -151,7 +152,7 @@ class Inception(_NetworkSpace):
 
 @dataclass
 class TorchScriptConfig:
-    weights: str = ""  # path to the TorchScript file; "" = <torch hub dir>/checkpoints/<default file>
+    weights: str = location("")  # path to the TorchScript file; "" = <torch hub dir>/checkpoints/<default file>
     batch_size: int = 64
     normalize: bool = True  # L2-normalise the descriptors (cosine similarity = dot product)
 
