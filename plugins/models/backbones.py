@@ -19,6 +19,13 @@ BACKBONES = ("auto", "mlp", "conv")
 ACTIVATIONS = ("silu", "relu", "leaky_relu", "tanh", "identity")
 LEAKY_SLOPE = 0.2  # negative slope of leaky_relu (DCGAN's discriminator)
 KERNEL, STRIDE, PADDING = 4, 2, 1  # every resampling conv layer
+ENCODER_ACT = "leaky_relu"  # discriminators, critics and encoders (DCGAN's choice)
+
+
+def decoder_act(backbone: str) -> str:
+    """Hidden activation of generators and decoders: DCGAN's ReLU for convs, SiLU for
+    MLPs (smooth maps for low-dimensional data)."""
+    return "relu" if backbone == "conv" else "silu"
 
 
 def check_choice(value: str, valid: tuple, key: str) -> str:

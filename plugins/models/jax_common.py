@@ -25,7 +25,11 @@ import jax.numpy as jnp
 import optax
 from flax import serialization
 
-from .backbones import ACTIVATIONS, KERNEL, LEAKY_SLOPE, PADDING, STRIDE, ConvPlan, check_choice, conv_plan
+from .backbones import (ACTIVATIONS, ENCODER_ACT, KERNEL, LEAKY_SLOPE, PADDING, STRIDE, ConvPlan, check_choice,
+                        conv_plan, decoder_act, resolve_backbone)
+from .objectives import Ops
+
+JAX_OPS = Ops(exp=jnp.exp, softplus=jax.nn.softplus, logsumexp=jax.nn.logsumexp)
 
 _CONV_DIMS = ("NCHW", "OIHW", "NCHW")
 
@@ -194,6 +198,18 @@ def generator(d_in: int, shape: tuple, width: int, depth: int, backbone: str,
     if backbone == "conv":
         return ConvGenerator(conv_plan(shape, width), act, out_act)
     return MLPNet(width, depth, tuple(shape), act, out_act)
+
+
+def autoencoder(cfg, shape: tuple, code_dim: int, key) -> tuple[nn.Module, nn.Module, dict]:
+    """(enc, dec, params {"enc", "dec"}) for the VAE and WAE models; twin of
+    torch_common.autoencoder (enc: data -> code_dim, dec: cfg.latent_dim -> data)."""
+    backbone = resolve_backbone(cfg.backbone, shape)
+    enc = encoder(shape, code_dim, cfg.width, cfg.depth, backbone, ENCODER_ACT)
+    dec = generator(cfg.latent_dim, shape, cfg.width, cfg.depth, backbone, decoder_act(backbone))
+    k_enc, k_dec = jax.random.split(key)
+    params = {"enc": init_params(enc, k_enc, jnp.zeros((1, *shape))),
+              "dec": init_params(dec, k_dec, jnp.zeros((1, cfg.latent_dim)))}
+    return enc, dec, params
 
 
 def sinusoidal_features(t, n: int, max_freq: float = 1000.0):

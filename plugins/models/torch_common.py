@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import io
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .backbones import ACTIVATIONS, KERNEL, LEAKY_SLOPE, PADDING, STRIDE, ConvPlan, check_choice, conv_plan
+from benchbase import Model
+
+from .backbones import (ACTIVATIONS, ENCODER_ACT, KERNEL, LEAKY_SLOPE, PADDING, STRIDE, ConvPlan, check_choice,
+                        conv_plan, decoder_act, resolve_backbone)
+from .objectives import Ops
+
+TORCH_OPS = Ops(exp=torch.exp, softplus=F.softplus, logsumexp=torch.logsumexp)
 
 
 def sinusoidal_features(t: torch.Tensor, n: int, max_freq: float = 1000.0) -> torch.Tensor:
@@ -93,6 +101,16 @@ def generator(d_in: int, shape: tuple, width: int, depth: int, backbone: str,
                          nn.Unflatten(1, tuple(shape)))
 
 
+def autoencoder(cfg, shape: tuple, code_dim: int) -> nn.ModuleDict:
+    """``enc`` (data -> code_dim) and ``dec`` (cfg.latent_dim -> data, no output
+    activation) for the VAE and WAE models; cfg has latent_dim, width, depth, backbone."""
+    backbone = resolve_backbone(cfg.backbone, shape)
+    return nn.ModuleDict({
+        "enc": encoder(shape, code_dim, cfg.width, cfg.depth, backbone, ENCODER_ACT),
+        "dec": generator(cfg.latent_dim, shape, cfg.width, cfg.depth, backbone, decoder_act(backbone)),
+    })
+
+
 def adam(params, lr: float, betas: tuple = (0.9, 0.999), eps: float = 1e-8) -> torch.optim.Adam:
     """The optimiser every built-in model uses (jax_common.adam is its twin)."""
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps)
@@ -116,6 +134,28 @@ class TorchNets:
 
     def __getitem__(self, name: str) -> nn.Module:
         return self.nets[name]
+
+
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    """One update of ``opt`` on ``loss``; returns the loss, detached, for the logs."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+@contextmanager
+def requires_grad(module: nn.Module, flag: bool):
+    """Temporarily switch a network's parameters' ``requires_grad`` (e.g. freeze the
+    critic during the generator's update so no gradients are computed for it)."""
+    params = list(module.parameters())
+    for p in params:
+        p.requires_grad_(flag)
+    try:
+        yield module
+    finally:
+        for p in params:
+            p.requires_grad_(not flag)
 
 
 def build_seeded(seed: int, factory) -> Any:
@@ -152,3 +192,20 @@ def load_state(state: TorchState | TorchNets, blob: bytes) -> TorchState | Torch
 
 def param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+class TorchModel(Model):
+    """Save/load (state dicts, ``weights_only=True``) and parameter counting for the
+    built-in PyTorch models whose state is a TorchState or TorchNets."""
+
+    framework = "torch"
+
+    def save(self, state: TorchState | TorchNets) -> bytes:
+        return save_state(state)
+
+    def load(self, blob: bytes, data) -> TorchState | TorchNets:
+        return load_state(self.init(data, 0), blob)
+
+    def param_count(self, state: TorchState | TorchNets) -> int:
+        """Every parameter trained under the budget (all networks of the state)."""
+        return param_count(state.nets if isinstance(state, TorchNets) else state.net)
