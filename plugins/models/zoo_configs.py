@@ -39,7 +39,9 @@ class WGANGPConfig(GANConfig):
     beta1: float = 0.0
     beta2: float = 0.9
     n_critic: int = 5  # critic updates per generator update, each on its own data batch
-    gp_weight: float = 10.0  # lambda of the gradient penalty
+    # lambda of the gradient penalty: 10 as in the paper's image experiments; their 2-D
+    # toys use 0.1, and on gmm2d (scale ~1) 10 makes the generator drift away
+    gp_weight: float = 10.0
 
     def validate(self) -> None:
         super().validate()
@@ -49,7 +51,10 @@ class WGANGPConfig(GANConfig):
 
 @dataclass
 class FGANConfig(GANConfig):
-    divergence: str = "js"  # kl | reverse_kl | js | pearson | hellinger (Nowozin et al. 2016, Table 2)
+    # kl | reverse_kl | js | pearson | hellinger (Nowozin et al. 2016, Table 2). Not js by
+    # default: with the alternative generator loss, js is the non-saturating gan exactly
+    # (its losses differ by constants), so the default would duplicate `gan`.
+    divergence: str = "kl"
     # alternative: the generator maximises E_Q[g_f(V(G(z)))] (Nowozin et al. 2016, Sec. 3.2);
     # saddle: it minimises the saddle objective -E_Q[f*(g_f(V(G(z))))] directly
     generator_loss: str = "alternative"
@@ -64,6 +69,8 @@ class FGANConfig(GANConfig):
 class AutoencoderConfig:
     """What the VAE and WAE configs share: the autoencoder's shape."""
 
+    # A WAE's deterministic encoder cannot fill a prior of more dimensions than the
+    # data has (use 2 on gmm2d); the VAE's noisy encoder can.
     latent_dim: int = 8
     width: int = 256  # the size knob (see module docstring)
     depth: int = 2  # hidden layers in the MLP encoder and decoder
@@ -103,7 +110,10 @@ class WAEMMDConfig(AutoencoderConfig):
 
 @dataclass
 class WAEGANConfig(AutoencoderConfig):
-    lam: float = 1.0  # lambda: weight of the adversarial latent penalty
+    # lambda: weight of the adversarial latent penalty (1 in the paper's MNIST runs). The
+    # squared error is summed over dimensions, so low-dimensional data needs a smaller
+    # lambda: on gmm2d 1 lets the adversary dominate, 0.01 trains.
+    lam: float = 1.0
     lr: float = 1e-3  # encoder/decoder Adam learning rate
     adversary_lr: float = 5e-4  # latent discriminator's learning rate (Tolstikhin et al. 2018)
     adversary_depth: int = 3  # hidden layers of the latent discriminator (width: the model's width)
