@@ -9,6 +9,8 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.datasets.digits",
     "benchbase_plugins.models.oracles",
     "benchbase_plugins.models.torch_flow",
+    "benchbase_plugins.models.torch_ddpm",
+    "benchbase_plugins.models.empirical_denoiser",
     "benchbase_plugins.models.torch_vae",
     "benchbase_plugins.metrics.memorization",
     "benchbase_plugins.metrics.fidelity",
