@@ -105,7 +105,7 @@ def test_failing_plugin_marks_run_failed_and_suite_continues(registry, results_d
         raise RuntimeError("boom in train_step")
 
     monkeypatch.setattr(TorchVAE, "train_step", boom)
-    _, result = _run(registry, results_dir, tiny_suite(models=["vae", "copy_train"]))
+    _, result = _run(registry, results_dir, tiny_suite(models=[{"name": "vae", "framework": "torch"}, "copy_train"]))
     assert sorted(result.statuses.values()) == ["done", "failed"]
     with Store(results_dir) as store:
         failed = store.runs(status="failed")[0]
