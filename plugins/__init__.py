@@ -10,6 +10,8 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.models.oracles",
     "benchbase_plugins.models.torch_flow",
     "benchbase_plugins.models.torch_ddpm",
+    "benchbase_plugins.models.jax_flow",
+    "benchbase_plugins.models.jax_ddpm",
     "benchbase_plugins.models.empirical_denoiser",
     "benchbase_plugins.models.torch_vae",
     "benchbase_plugins.models.torch_gan",

@@ -27,16 +27,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .backbones import check_choice
+
 PROCESSES = ("flow", "ddpm")
 FLOW_SAMPLERS = ("euler", "heun")
 DDPM_SAMPLERS = ("ancestral", "ddim")
 TIME_GRIDS = ("uniform", "karras")
 SCHEDULES = ("linear", "cosine")
-
-
-def check_choice(value: str, valid: tuple, key: str) -> None:
-    if value not in valid:
-        raise ValueError(f"model config '{key}' must be one of {', '.join(valid)}; got '{value}'")
 
 
 # ---------------------------------------------------------------------- schedules
@@ -107,6 +104,11 @@ def flow_velocity_from_clean(x_t, x_hat, t):
 def ddpm_eps_from_clean(x_t, x_hat, sqrt_ab):
     """The noise that the clean estimate implies: (x_t - sqrt(abar) x_hat) / sqrt(1 - abar)."""
     return (x_t - sqrt_ab * x_hat) / (1 - sqrt_ab ** 2) ** 0.5
+
+
+def per_example(coef, like):
+    """(B,) -> (B, 1, ..., 1), to scale each example of ``like``."""
+    return coef.reshape((-1,) + (1,) * (len(like.shape) - 1))
 
 
 def guided(cond, uncond, weight: float):

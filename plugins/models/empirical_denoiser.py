@@ -25,8 +25,9 @@ import torch
 
 from benchbase import Model, hookimpl
 
-from .diffusion_config import DDPMScheduleFields, FlowGridFields
-from .diffusion_process import check_choice, make_process
+from .backbones import check_choice
+from .diffusion_process import DDPM_SAMPLERS, FLOW_SAMPLERS, PROCESSES, make_process
+from .diffusion_variants import DDPMScheduleFields, FlowGridFields
 from .torch_diffusion import sample_plan
 
 CHUNK_ENTRIES = 1 << 24  # float64 logits per chunk of queries (128 MiB)
@@ -38,6 +39,12 @@ class EmpiricalDenoiserConfig(FlowGridFields, DDPMScheduleFields):
     sampler: str = "euler"  # flow: euler | heun; ddpm: ancestral | ddim
     time_grid: str = "karras"  # flow: uniform | karras
     sigma_min: float = 1e-4  # flow, karras grid: the last noise level (small: lands on a point)
+
+    def validate(self) -> None:
+        FlowGridFields.validate(self)
+        DDPMScheduleFields.validate(self)
+        check_choice(self.process, PROCESSES, "process")
+        check_choice(self.sampler, FLOW_SAMPLERS if self.process == "flow" else DDPM_SAMPLERS, "sampler")
 
 
 def posterior_mean(y: torch.Tensor, half_sq: torch.Tensor, x: torch.Tensor, a, b) -> torch.Tensor:
@@ -70,12 +77,15 @@ class EmpiricalDenoiser(Model):
     capabilities = frozenset({"denoise"})
     trains = False
 
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.config.validate()
+
     def learning_rate(self) -> float | None:
         return None
 
     def init(self, data, seed: int) -> dict:
         cfg = self.config
-        check_choice(cfg.process, ("flow", "ddpm"), "process")
         self.process = make_process(cfg.process, cfg)
         self.plan = self.process.plan(cfg.sampler)
         self.shape = tuple(data.spec.shape)

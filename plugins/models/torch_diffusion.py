@@ -16,11 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchbase import Model
-
-from .diffusion_config import check_conditioning, resolve_backbone
-from .diffusion_process import guided, integrate, make_process, python_loop
-from .torch_common import TorchState, build_seeded, load_state, mlp, param_count, save_state, sinusoidal_features
+from .diffusion_process import guided, integrate, make_process, per_example, python_loop
+from .diffusion_variants import backbone_args, check_conditioning
+from .torch_common import TorchModel, TorchState, adam, build_seeded, mlp, optimise, sinusoidal_features
 from .torch_unet import UNet
 
 
@@ -43,12 +41,8 @@ class ConditionalMLP(nn.Module):
 
 def build_backbone(cfg, spec) -> nn.Module:
     """The network ``cfg`` asks for on data described by ``spec``."""
-    kind, width = resolve_backbone(cfg, spec)
-    classes = check_conditioning(cfg, spec)
-    if kind == "mlp":
-        return ConditionalMLP(spec.dim, width, cfg.depth, cfg.time_features, classes)
-    return UNet(tuple(spec.shape), width, tuple(cfg.channel_mult), cfg.res_blocks,
-                tuple(cfg.attn_resolutions), cfg.mid_attention, classes, cfg.norm_groups)
+    kind, args = backbone_args(cfg, spec)
+    return (ConditionalMLP if kind == "mlp" else UNet)(*args)
 
 
 def sample_plan(plan, predict: Callable, shape: tuple, key: torch.Generator, device,
@@ -63,16 +57,10 @@ def sample_plan(plan, predict: Callable, shape: tuple, key: torch.Generator, dev
     return integrate(plan, x, predict, noise, python_loop, plan.at)
 
 
-def per_example(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(B,) -> (B, 1, ..., 1), to scale each example of ``like``."""
-    return coef.reshape(-1, *([1] * (like.dim() - 1)))
+class TorchDiffusionBase(TorchModel):
+    """Shared body of the PyTorch ddpm and rectified_flow plugins; a variant mixin
+    (diffusion_variants.py) gives the name, Config and ``process_name``."""
 
-
-class TorchDiffusionBase(Model):
-    """Shared body of the PyTorch ddpm and rectified_flow plugins."""
-
-    framework = "torch"
-    capabilities = frozenset({"heldout_loss", "denoise"})
     process_name: ClassVar[str]
 
     def init(self, data, seed: int) -> TorchState:
@@ -85,7 +73,7 @@ class TorchDiffusionBase(Model):
         if self.process_name == "ddpm":
             self.tables = torch.tensor(np.stack([self.process.sqrt_ab, self.process.sqrt_1m_ab]),
                                        dtype=torch.float32, device=data.device)
-        return TorchState(net, torch.optim.Adam(net.parameters(), lr=cfg.lr))
+        return TorchState(net, adam(net.parameters(), cfg.lr))
 
     # ------------------------------------------------------------------ training
     def _labels(self, y, n: int, key: torch.Generator, device, dropout: float):
@@ -117,10 +105,7 @@ class TorchDiffusionBase(Model):
 
     def train_step(self, state: TorchState, batch, key):
         loss = self._loss(state.net, batch, key, self.config.label_dropout)
-        state.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        state.opt.step()
-        return state, {"loss": loss.detach()}
+        return state, {"loss": optimise(state.opt, loss)}
 
     @torch.no_grad()
     def heldout_loss(self, state: TorchState, batch, key) -> torch.Tensor:
@@ -163,13 +148,3 @@ class TorchDiffusionBase(Model):
              if self.num_classes else None)
         x_t = a * x_noisy
         return self.process.clean(x_t, state.net(x_t, t, y), a)
-
-    # --------------------------------------------------------------------- state
-    def save(self, state: TorchState) -> bytes:
-        return save_state(state)
-
-    def load(self, blob: bytes, data) -> TorchState:
-        return load_state(self.init(data, 0), blob)
-
-    def param_count(self, state: TorchState) -> int:
-        return param_count(state.net)
