@@ -54,7 +54,7 @@ def test_misspelled_plugin_config_key(registry):
 
 
 def test_wrong_type(registry):
-    msg = _problems(tiny_suite(models=[{"name": "vae", "config": {"width": "wide"}}]), registry)
+    msg = _problems(tiny_suite(models=[{"name": "vae", "framework": "torch", "config": {"width": "wide"}}]), registry)
     assert "models[0].config.width" in msg and "wide" in msg
 
 

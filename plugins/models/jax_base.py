@@ -18,6 +18,18 @@ class JaxModel(Model):
 
     framework = "jax"
 
+    def _build(self, spec) -> None:
+        """Create the networks, optimisers and jitted functions for data of ``spec``."""
+        raise NotImplementedError
+
+    def _ensure_built(self, spec) -> None:
+        """Build once per data shape, so a second ``init`` (``load`` when a run resumes,
+        a rerun with another seed) reuses the compiled functions instead of recompiling."""
+        key = (tuple(spec.shape), spec.modality)
+        if getattr(self, "_built_for", None) != key:
+            self._build(spec)
+            self._built_for = key
+
     def save(self, state) -> bytes:
         from .jax_common import save_tree
 

@@ -200,16 +200,19 @@ def generator(d_in: int, shape: tuple, width: int, depth: int, backbone: str,
     return MLPNet(width, depth, tuple(shape), act, out_act)
 
 
-def autoencoder(cfg, shape: tuple, code_dim: int, key) -> tuple[nn.Module, nn.Module, dict]:
-    """(enc, dec, params {"enc", "dec"}) for the VAE and WAE models; twin of
-    torch_common.autoencoder (enc: data -> code_dim, dec: cfg.latent_dim -> data)."""
+def autoencoder(cfg, shape: tuple, code_dim: int) -> tuple[nn.Module, nn.Module]:
+    """(enc, dec) for the VAE and WAE models; twin of torch_common.autoencoder
+    (enc: data -> code_dim, dec: cfg.latent_dim -> data, no output activation)."""
     backbone = resolve_backbone(cfg.backbone, shape)
-    enc = encoder(shape, code_dim, cfg.width, cfg.depth, backbone, ENCODER_ACT)
-    dec = generator(cfg.latent_dim, shape, cfg.width, cfg.depth, backbone, decoder_act(backbone))
+    return (encoder(shape, code_dim, cfg.width, cfg.depth, backbone, ENCODER_ACT),
+            generator(cfg.latent_dim, shape, cfg.width, cfg.depth, backbone, decoder_act(backbone)))
+
+
+def init_autoencoder(enc: nn.Module, dec: nn.Module, key, shape: tuple, latent_dim: int) -> dict:
+    """``{"enc": ..., "dec": ...}`` parameters of an ``autoencoder``."""
     k_enc, k_dec = jax.random.split(key)
-    params = {"enc": init_params(enc, k_enc, jnp.zeros((1, *shape))),
-              "dec": init_params(dec, k_dec, jnp.zeros((1, cfg.latent_dim)))}
-    return enc, dec, params
+    return {"enc": init_params(enc, k_enc, jnp.zeros((1, *shape))),
+            "dec": init_params(dec, k_dec, jnp.zeros((1, latent_dim)))}
 
 
 def sinusoidal_features(t, n: int, max_freq: float = 1000.0):

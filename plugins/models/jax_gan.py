@@ -21,26 +21,34 @@ class _JaxGAN(JaxModel):
     """The JAX GAN update; a variant mixin (variants.py) supplies the losses,
     ``gp_weight`` and ``batches_per_step``."""
 
+    def _build(self, spec) -> None:
+        import jax
+
+        from . import jax_common as jc
+
+        cfg = self.config
+        shape = tuple(spec.shape)
+        backbone = resolve_backbone(cfg.backbone, shape)
+        self._gen = jc.generator(cfg.latent_dim, shape, cfg.width, cfg.depth, backbone, decoder_act(backbone),
+                                 "tanh" if spec.modality == "image" else "identity")
+        self._disc = jc.encoder(shape, 1, cfg.width, cfg.depth, backbone, ENCODER_ACT)
+        self._tx = jc.adam(cfg.lr, (cfg.beta1, cfg.beta2))
+        self._train_step = jax.jit(self._make_step(self._gen, self._disc, self._tx, jc.JAX_OPS))
+        gen, latent = self._gen, cfg.latent_dim
+        self._sample = jax.jit(lambda params, key, n: gen.apply({"params": params}, jax.random.normal(key, (n, latent))),
+                               static_argnums=2)
+
     def init(self, data, seed: int) -> dict:
         import jax
         import jax.numpy as jnp
 
         from . import jax_common as jc
 
-        cfg = self.config
-        shape = tuple(data.spec.shape)
-        backbone = resolve_backbone(cfg.backbone, shape)
-        gen = jc.generator(cfg.latent_dim, shape, cfg.width, cfg.depth, backbone, decoder_act(backbone),
-                           "tanh" if data.spec.modality == "image" else "identity")
-        disc = jc.encoder(shape, 1, cfg.width, cfg.depth, backbone, ENCODER_ACT)
-        tx = jc.adam(cfg.lr, (cfg.beta1, cfg.beta2))
+        self._ensure_built(data.spec)
         k_gen, k_disc = jax.random.split(jc.init_key(seed))
-        state = {"gen": jc.adam_state(jc.init_params(gen, k_gen, jnp.zeros((1, cfg.latent_dim))), tx),
-                 "disc": jc.adam_state(jc.init_params(disc, k_disc, jnp.zeros((1, *shape))), tx)}
-        self._train_step = jax.jit(self._make_step(gen, disc, tx, jc.JAX_OPS))
-        latent = cfg.latent_dim
-        self._sample = jax.jit(lambda params, key, n: gen.apply({"params": params}, jax.random.normal(key, (n, latent))),
-                               static_argnums=2)
+        gen_params = jc.init_params(self._gen, k_gen, jnp.zeros((1, self.config.latent_dim)))
+        disc_params = jc.init_params(self._disc, k_disc, jnp.zeros((1, *data.spec.shape)))
+        state = {"gen": jc.adam_state(gen_params, self._tx), "disc": jc.adam_state(disc_params, self._tx)}
         return jax.device_put(state, data.device)
 
     def _make_step(self, gen, disc, tx, ops):

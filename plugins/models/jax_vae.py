@@ -14,15 +14,15 @@ from .variants import VAEVariant
 
 
 class JaxVAE(VAEVariant, JaxModel):
-    def init(self, data, seed: int) -> dict:
+    def _build(self, spec) -> None:
         import jax
         import jax.numpy as jnp
 
         from . import jax_common as jc
 
         cfg, ops = self.config, jc.JAX_OPS
-        enc, dec, params = jc.autoencoder(cfg, tuple(data.spec.shape), 2 * cfg.latent_dim, jc.init_key(seed))
-        tx = jc.adam(cfg.lr, (cfg.beta1, cfg.beta2))
+        enc, dec = self._enc, self._dec = jc.autoencoder(cfg, tuple(spec.shape), 2 * cfg.latent_dim)
+        tx = self._tx = jc.adam(cfg.lr, (cfg.beta1, cfg.beta2))
 
         def encode(params, x):
             return jnp.split(enc.apply({"params": params["enc"]}, x), 2, axis=1)
@@ -56,7 +56,16 @@ class JaxVAE(VAEVariant, JaxModel):
         self._heldout = jax.jit(lambda params, x, key: loss(params, x, key, 1.0))
         self._iwae = jax.jit(iwae)
         self._sample = jax.jit(sample, static_argnums=2)
-        return jax.device_put({"vae": jc.adam_state(params, tx)}, data.device)
+
+    def init(self, data, seed: int) -> dict:
+        import jax
+
+        from . import jax_common as jc
+
+        self._ensure_built(data.spec)
+        params = jc.init_autoencoder(self._enc, self._dec, jc.init_key(seed), tuple(data.spec.shape),
+                                     self.config.latent_dim)
+        return jax.device_put({"vae": jc.adam_state(params, self._tx)}, data.device)
 
     def train_step(self, state: dict, batch, key):
         return self._train_step(state, batch, key)

@@ -13,20 +13,24 @@ from .variants import WAEGANVariant, WAEMMDVariant
 
 
 class _JaxWAE(JaxModel):
-    """Builds the autoencoder and the prior sampler shared by the two WAE variants."""
+    """The autoencoder, prior sampler and plumbing shared by the two WAE variants."""
 
-    def _build(self, data, seed: int):
+    def _build_autoencoder(self, spec):
         import jax
 
         from . import jax_common as jc
 
         cfg = self.config
-        k_ae, k_extra = jax.random.split(jc.init_key(seed))
-        enc, dec, params = jc.autoencoder(cfg, tuple(data.spec.shape), cfg.latent_dim, k_ae)
+        enc, dec = self._enc, self._dec = jc.autoencoder(cfg, tuple(spec.shape), cfg.latent_dim)
         latent = cfg.latent_dim
         self._sample = jax.jit(lambda p, key, n: dec.apply({"params": p["dec"]}, jax.random.normal(key, (n, latent))),
                                static_argnums=2)
-        return enc, dec, params, k_extra
+        return enc, dec
+
+    def _init_autoencoder(self, data, key) -> dict:
+        from . import jax_common as jc
+
+        return jc.init_autoencoder(self._enc, self._dec, key, tuple(data.spec.shape), self.config.latent_dim)
 
     def sample(self, state: dict, n: int, key):
         return self._sample(state["ae"]["params"], key, int(n))
@@ -39,14 +43,14 @@ class _JaxWAE(JaxModel):
 
 
 class JaxWAEMMD(WAEMMDVariant, _JaxWAE):
-    def init(self, data, seed: int) -> dict:
+    def _build(self, spec) -> None:
         import jax
 
         from . import jax_common as jc
 
         cfg = self.config
-        enc, dec, params, _ = self._build(data, seed)
-        tx = jc.adam(cfg.lr, (cfg.beta1, cfg.beta2))
+        enc, dec = self._build_autoencoder(spec)
+        tx = self._tx = jc.adam(cfg.lr, (cfg.beta1, cfg.beta2))
 
         def loss(p, x, key):
             z_q = enc.apply({"params": p["enc"]}, x)
@@ -59,33 +63,41 @@ class JaxWAEMMD(WAEMMDVariant, _JaxWAE):
 
         self._train_step = jax.jit(step)
         self._heldout = jax.jit(lambda state, x, key: loss(state["ae"]["params"], x, key))
-        return jax.device_put({"ae": jc.adam_state(params, tx)}, data.device)
+
+    def init(self, data, seed: int) -> dict:
+        import jax
+
+        from . import jax_common as jc
+
+        self._ensure_built(data.spec)
+        params = self._init_autoencoder(data, jc.init_key(seed))
+        return jax.device_put({"ae": jc.adam_state(params, self._tx)}, data.device)
 
 
 class JaxWAEGAN(WAEGANVariant, _JaxWAE):
-    def init(self, data, seed: int) -> dict:
+    def _build(self, spec) -> None:
         import jax
-        import jax.numpy as jnp
 
         from . import jax_common as jc
 
         cfg, ops = self.config, jc.JAX_OPS
-        enc, dec, params, k_adv = self._build(data, seed)
-        adv = jc.MLP(cfg.width, cfg.adversary_depth, 1, ENCODER_ACT)
+        enc, dec = self._build_autoencoder(spec)
+        adv = self._adv = jc.MLP(cfg.width, cfg.adversary_depth, 1, ENCODER_ACT)
         betas = (cfg.beta1, cfg.beta2)
-        tx_ae, tx_adv = jc.adam(cfg.lr, betas), jc.adam(cfg.adversary_lr, betas)
+        tx_ae, tx_adv = self._tx_ae, self._tx_adv = jc.adam(cfg.lr, betas), jc.adam(cfg.adversary_lr, betas)
         adv_loss_fn, _ = nonsaturating_losses(ops)
+
+        def critic(p, z):
+            return adv.apply({"params": p}, z)
 
         def ae_loss(p, adv_params, x):
             z_q = enc.apply({"params": p["enc"]}, x)
-            v = adv.apply({"params": adv_params}, z_q)
-            return wae_gan_loss(x, dec.apply({"params": p["dec"]}, z_q), v, cfg.lam, ops)
+            return wae_gan_loss(x, dec.apply({"params": p["dec"]}, z_q), critic(adv_params, z_q), cfg.lam, ops)
 
         def step(state, batch, key):
             x = batch.x
             z_q = enc.apply({"params": state["ae"]["params"]["enc"]}, x)
             z_p = jax.random.normal(key, z_q.shape)
-            critic = lambda p, z: adv.apply({"params": p}, z)  # noqa: E731
             adv_value, grads = jax.value_and_grad(lambda p: adv_loss_fn(critic(p, z_p), critic(p, z_q)))(
                 state["adv"]["params"])
             adv_state = jc.apply_grads(tx_adv, state["adv"], grads)
@@ -95,8 +107,18 @@ class JaxWAEGAN(WAEGANVariant, _JaxWAE):
 
         self._train_step = jax.jit(step)
         self._heldout = jax.jit(lambda state, x, key: ae_loss(state["ae"]["params"], state["adv"]["params"], x))
-        state = {"ae": jc.adam_state(params, tx_ae),
-                 "adv": jc.adam_state(jc.init_params(adv, k_adv, jnp.zeros((1, cfg.latent_dim))), tx_adv)}
+
+    def init(self, data, seed: int) -> dict:
+        import jax
+        import jax.numpy as jnp
+
+        from . import jax_common as jc
+
+        self._ensure_built(data.spec)
+        k_ae, k_adv = jax.random.split(jc.init_key(seed))
+        adv_params = jc.init_params(self._adv, k_adv, jnp.zeros((1, self.config.latent_dim)))
+        state = {"ae": jc.adam_state(self._init_autoencoder(data, k_ae), self._tx_ae),
+                 "adv": jc.adam_state(adv_params, self._tx_adv)}
         return jax.device_put(state, data.device)
 
 
