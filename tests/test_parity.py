@@ -38,6 +38,12 @@ MLP = {"width": 64, "depth": 2}
 PARITY_MODELS = [
     ("ddpm", {**MLP, "sample_steps": 50}),
     ("rectified_flow", {**MLP, "sample_steps": 50}),
+    ("gan", MLP),
+    ("wgan_gp", {**MLP, "gp_weight": 0.1, "lr": 5e-4}),  # the paper's toy penalty (see WGANGPConfig)
+    ("fgan", {**MLP, "divergence": "kl"}),
+    ("vae", MLP),
+    ("wae_mmd", {**MLP, "latent_dim": 2}),  # a WAE's latent must not exceed the data's dimension
+    ("wae_gan", {**MLP, "latent_dim": 2, "lam": 0.01}),
 ]
 SEEDS = (0, 1, 2)
 BUDGET = {"batch_size": 128, "steps": 1000}

@@ -87,7 +87,7 @@ def _assert_same_params(name: str, t_state, j_state, where: str) -> None:
                                        err_msg=f"{where}: {'/'.join(path + p)}")
 
 
-@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("dataset", [pytest.param("gmm2d"), pytest.param("digits", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", MODELS)
 def test_jax_model_takes_the_same_steps_as_its_torch_twin(registry, same_noise, name, dataset):
     data_reg = registry.get("dataset", dataset)
