@@ -21,6 +21,8 @@ CASES = [  # (kind, shape, d_latent, width, depth, backbone, act, out_act)
     ("generator", (3, 32, 32), 6, 16, 0, "conv", "relu", "tanh"),
     ("encoder", (3, 32, 32), 2, 16, 0, "conv", "leaky_relu", None),
     ("generator", (1, 28, 28), 3, 8, 0, "conv", "silu", "identity"),
+    ("generator", (3, 64, 64), 4, 8, 0, "conv", "relu", "tanh"),
+    ("encoder", (3, 64, 64), 1, 8, 0, "conv", "leaky_relu", None),
 ]
 
 
@@ -67,6 +69,14 @@ def test_jax_init_matches_torch_default_init_scheme(case):
         assert j_max == pytest.approx(t_max, rel=0.05)
         assert j_std == pytest.approx(t_std, rel=0.15)
         assert j_std == pytest.approx(j_max / np.sqrt(3), rel=0.15)  # uniform, not normal
+
+
+def test_conv_param_count_by_hand():
+    """(3, 32, 32), width 16: channels 4-8-16 down to 4x4 (kernel 4x4 everywhere)."""
+    enc = tc.encoder((3, 32, 32), 1, 16, 0, "conv")
+    assert tc.param_count(enc) == (3 * 4 * 16 + 4) + (4 * 8 * 16 + 8) + (8 * 16 * 16 + 16) + (16 * 16 + 1)
+    gen = tc.generator(5, (3, 32, 32), 16, 0, "conv")
+    assert tc.param_count(gen) == (5 * 256 + 256) + (16 * 8 * 16 + 8) + (8 * 4 * 16 + 4) + (4 * 3 * 16 + 3)
 
 
 def test_sinusoidal_features_match():

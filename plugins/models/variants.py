@@ -19,7 +19,12 @@ class _Validated:
 
 
 class GANVariant(_Validated):
-    """Non-saturating GAN (Goodfellow et al. 2014): one critic and one generator update per step."""
+    """Non-saturating GAN (Goodfellow et al. 2014): one critic and one generator update per step.
+
+    Budget: a step receives ``batches_per_step() * B`` examples; the critic makes one
+    update per B-example slice against B fresh generator samples, then the generator
+    one update on B fresh latent draws (no data). The same holds for every GAN here.
+    """
 
     name = "gan"
     family = "gan"
