@@ -247,3 +247,20 @@ def test_trained_models_beat_their_untrained_selves_on_gmm2d(registry, tmp_path,
                     failures.append(report[-1])
     print("\n" + "\n".join(report))
     assert not failures, failures
+
+
+def test_without_jax_the_jax_models_are_listed_unavailable_and_rejected(monkeypatch):
+    """As on a machine without jax: find_spec('jax') is None."""
+    import importlib.util
+
+    from benchbase.plugins import PluginPolicy, build_registry
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] == "jax" else real(name, *a))
+    registry = build_registry(PluginPolicy(entry_points=False, strict=True))
+    described = {(e.name, e.framework): e.describe()["available"] for e in registry.all("model")}
+    for name in MODELS:
+        assert described[(name, "jax")] is False and described[(name, "torch")] is True
+    with pytest.raises(ConfigError, match=r"benchbase\[jax\]"):
+        build_suite(tiny_suite(models=[{"name": "gan", "framework": "jax"}]), "<test>", registry=registry)
