@@ -562,7 +562,11 @@ class _Expander:
         d_obj, d_plain = self.config(dataset["reg"], d_cfg, dpath)
         if m_obj is None or d_obj is None:
             return None
-        model_inst = model["reg"].cls(m_obj)
+        try:
+            model_inst = model["reg"].cls(m_obj)
+        except ValueError as exc:  # the model rejects a value its Config type allowed
+            self.fail(mpath, str(exc))
+            return None
         m = {"name": model["reg"].name, "framework": model["reg"].framework,
              "family": model["reg"].family, "label": model["label"], "config": m_plain,
              "version": model["reg"].version, "reg": model["reg"],
