@@ -52,11 +52,17 @@ class _StandInPlugin:
         register(HeldoutGapStandIn)
 
 
+def ensure_heldout_gap(registry):
+    """The metrics branch's heldout_gap when registered, else the stand-in above."""
+    if "heldout_gap" not in registry.names("metric"):
+        registry.add_plugin(_StandInPlugin(), "heldout-gap-stand-in", source="test")
+        registry.collect()
+    return registry
+
+
 @pytest.fixture
 def gap_registry(registry):
-    registry.add_plugin(_StandInPlugin(), "heldout-gap-stand-in", source="test")
-    registry.collect()
-    return registry
+    return ensure_heldout_gap(registry)
 
 
 # -------------------------------------------------------------------------- onset
@@ -213,7 +219,7 @@ def fake_store(registry, path, ns=(16, 32, 64, 128), seeds=(0,), per_n=40.0, bud
     """A store whose runs memorize exactly on cue: mem_ratio = clip((step / (per_n n) - 1) / 4, 0, 1)
     (onset at step per_n * n), swd lowest at the onset; returns the suite."""
     sweep = {"n": list(ns), **(extra_sweep or {})}
-    suite = build_suite(tiny_suite(name=suite_name, models=[{"name": "rectified_flow",
+    suite = build_suite(tiny_suite(name=suite_name, models=[{"name": "rectified_flow", "framework": "torch",
                                                              "config": {"width": 16, "depth": 1}}],
                                    seeds=list(seeds), sweep=sweep, budget={"batch_size": 32, "steps": budget},
                                    eval={"points": points, "n_samples": 100, "keep_samples": 8},
@@ -309,7 +315,7 @@ def test_dynamics_command_recomputes_with_overrides(registry, tmp_path, capsys):
 
 
 def test_a_run_stores_heldout_losses_at_every_eval_and_derives_after_finishing(gap_registry, results_dir):
-    data = tiny_suite(models=[{"name": "rectified_flow", "config": {"width": 16, "depth": 1, "sample_steps": 4}},
+    data = tiny_suite(models=[{"name": "rectified_flow", "framework": "torch", "config": {"width": 16, "depth": 1, "sample_steps": 4}},
                               "copy_train"],
                       metrics=["mem_ratio", {"name": "swd", "config": {"n_projections": 10}}, "heldout_gap"],
                       sweep={"n": [16, 32]}, budget={"batch_size": 16, "steps": 40},

@@ -5,7 +5,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from test_dynamics import _StandInPlugin
+from test_dynamics import ensure_heldout_gap
 
 from benchbase.config import load_suite
 from benchbase.driver import run_suite
@@ -21,10 +21,7 @@ SUITES = Path(__file__).resolve().parent.parent / "suites"
 @pytest.fixture
 def with_gap(registry):
     """The registry, plus a stand-in heldout_gap until the metrics branch provides it."""
-    if "heldout_gap" not in registry.names("metric"):
-        registry.add_plugin(_StandInPlugin(), "heldout-gap-stand-in", source="test")
-        registry.collect()
-    return registry
+    return ensure_heldout_gap(registry)
 
 
 def _needs(registry, metrics=(), datasets=(), model_keys=()):

@@ -86,7 +86,7 @@ def _twin_suite(registry, lr=1e-3, seeds=(0,)):
     return build_suite(tiny_suite(
         name="twins", seeds=list(seeds),
         datasets=[{"name": "digits"}],
-        models=[{"name": "rectified_flow", "config": {"width": 32, "depth": 1, "sample_steps": 4, "lr": lr}}],
+        models=[{"name": "rectified_flow", "framework": "torch", "config": {"backbone": "mlp", "width": 32, "depth": 1, "sample_steps": 4, "lr": lr}}],
         metrics=["mem_ratio"], sweep={"n": [8, 16], "subset.split": ["1 of 2", "2 of 2"]},
         budget={"batch_size": 8, "steps": 30}, eval={"points": 2, "n_samples": 12, "keep_samples": 12}),
         "<t>", registry=registry)

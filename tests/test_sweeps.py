@@ -16,7 +16,7 @@ from benchbase.errors import ConfigError
 from benchbase.progress import Reporter
 from benchbase.store import Store
 
-FLOW = {"name": "rectified_flow", "config": {"width": 16, "depth": 1, "sample_steps": 4}}
+FLOW = {"name": "rectified_flow", "framework": "torch", "config": {"width": 16, "depth": 1, "sample_steps": 4}}
 
 
 def _suite(registry, **kw):
@@ -136,7 +136,7 @@ name: yaml_sweep
 seeds: 2
 device: cpu
 datasets: [{name: gmm2d, config: {train_size: 500, test_size: 100}}]
-models: [{name: rectified_flow, config: {width: 16, depth: 1}}]
+models: [{name: rectified_flow, framework: torch, config: {width: 16, depth: 1}}]
 metrics: [mem_ratio]
 budget: {batch_size: 16, steps: 10}
 sweep:
