@@ -1,0 +1,81 @@
+"""Every registered built-in plugin keeps its contract: the conformance kit over a fresh
+registry, so plugins added to BUILTIN_PLUGINS later are covered without touching this
+file (a metric that ranks pairs other than (true, noise) declares `conformance`)."""
+from __future__ import annotations
+
+import pytest
+
+from benchbase.errors import MissingDataError
+from benchbase.plugins import PluginPolicy, build_registry
+from benchbase.testing import (check_dataset, check_executor, check_feature_extractor, check_metric,
+                               check_model, check_publisher, small_config)
+
+REGISTRY = build_registry(PluginPolicy(entry_points=False, strict=True))
+
+# What the core's three metrics must satisfy, for as long as their classes do not
+# declare `conformance` themselves (the class attribute wins).
+METRIC_EXPECTATIONS = {
+    "mem_ratio": {"pairs": [("true", "copies")], "identical": 1.0},  # copies are the worst case
+    "fd": {"identical": 0.0, "tolerance": 1e-9},
+    "swd": {"identical": 0.0, "tolerance": 1e-9},
+}
+
+
+def _entries(kind: str, slow=lambda entry: False) -> list:
+    return [pytest.param(r, id=r.name + (f"-{r.framework}" if kind == "model" else ""),
+                         marks=[pytest.mark.slow] if slow(r) else [])
+            for r in REGISTRY.all(kind)]
+
+
+def _model_cases() -> list:
+    cases = []
+    for r in REGISTRY.all("model"):
+        for modality in getattr(r.cls, "modalities", ("vector", "image")):
+            cases.append(pytest.param(r, modality, id=f"{r.name}-{r.framework}-{modality}"))
+    return cases
+
+
+def test_every_kind_has_builtins():
+    for kind in ("model", "dataset", "metric", "feature", "publisher", "executor"):
+        assert REGISTRY.all(kind), f"no built-in {kind} registered"
+
+
+@pytest.mark.parametrize("entry,modality", _model_cases())
+def test_builtin_model_keeps_the_contract(entry, modality):
+    report = check_model(entry.cls, dataset=modality, config=small_config(entry.cls))
+    assert report.checked
+
+
+def _unless_missing(check, cls):
+    """Datasets and weights that live on disk skip on machines without them."""
+    try:
+        check(cls)
+    except MissingDataError as exc:
+        pytest.skip(f"files not on this machine: {str(exc).splitlines()[0]}")
+
+
+@pytest.mark.parametrize("entry", _entries("dataset"))
+def test_builtin_dataset_keeps_the_contract(entry):
+    _unless_missing(check_dataset, entry.cls)
+
+
+@pytest.mark.parametrize("entry", _entries("metric"))
+def test_builtin_metric_keeps_the_contract(entry):
+    expect = {} if getattr(entry.cls, "conformance", None) else METRIC_EXPECTATIONS.get(entry.name, {})
+    check_metric(entry.cls, **expect)
+
+
+@pytest.mark.parametrize("entry", _entries("feature"))
+def test_builtin_feature_extractor_keeps_the_contract(entry):
+    _unless_missing(check_feature_extractor, entry.cls)
+
+
+@pytest.mark.parametrize("entry", _entries("publisher"))
+def test_builtin_publisher_keeps_the_contract(entry):
+    check_publisher(entry.cls)
+
+
+# Executors other than `local` start processes or clusters: seconds each.
+@pytest.mark.parametrize("entry", _entries("executor", slow=lambda r: r.name != "local"))
+def test_builtin_executor_keeps_the_contract(entry):
+    check_executor(entry.cls)
