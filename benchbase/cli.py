@@ -20,6 +20,7 @@ COMMANDS = (
     "benchbase.cli:run",
     "benchbase.cli:leaderboard",
     "benchbase.cli:docs",
+    "benchbase.scaffold:add_parser",
 )
 
 

@@ -41,6 +41,7 @@ class _Harness:
         self.device = self.fw.device(device)
         self.batch_size = batch_size
         self.k = 1
+        self._draw = None
         self._fresh: list = []  # every TrainData.sample_fresh handed out, to count calls
 
     @property
@@ -74,10 +75,13 @@ class _Harness:
         return self.fw.key(self.seed, salt, self.device)
 
     def drawer(self):
-        """The core's own batch drawer over a private copy of the training subset."""
-        x = self.fw.put(self.subset.x.copy(), self.device)
-        y = None if self.subset.y is None else self.fw.put(self.subset.y.copy(), self.device)
-        return self.fw.drawer(x, y, self.batch_size * self.k, self.seed, self.device)
+        """The core's own batch drawer over a private copy of the training subset; built
+        once (draw(step) is a pure function of the step), so JAX compiles it once."""
+        if self._draw is None:
+            x = self.fw.put(self.subset.x.copy(), self.device)
+            y = None if self.subset.y is None else self.fw.put(self.subset.y.copy(), self.device)
+            self._draw = self.fw.drawer(x, y, self.batch_size * self.k, self.seed, self.device)
+        return self._draw
 
     def batch(self, rows: np.ndarray, source: str = "train") -> Batch:
         x = self.subset.x if source == "train" else self.splits.test
