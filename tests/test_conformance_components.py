@@ -165,3 +165,11 @@ def test_run_fixture_runs_a_suite_and_returns_leaderboard_rows(benchbase_run):
     assert outcome.result.ok
     assert [r["model"] for r in outcome.rows] == ["copy_train"]
     assert outcome.rows[0]["metrics"]["mem_ratio[train]"]["mean"] == 1.0
+
+
+def test_make_train_data_is_what_init_receives():
+    from benchbase.testing import make_train_data
+
+    data = make_train_data("numpy", "image", n=10)
+    assert data.x.shape == (10, 1, 8, 8) and data.y.shape == (10,) and data.spec.num_classes == 2
+    assert data.fresh_source == "test_split"

@@ -13,7 +13,7 @@ import numpy as np
 from benchbase.contracts import Batch
 from benchbase.frameworks import get_framework
 from benchbase.testing.common import check_declaration, label, make_config, require_framework, same
-from benchbase.testing.toydata import first_n, make_train_data, resolve_dataset
+from benchbase.testing.toydata import first_n, resolve_dataset, train_data
 from benchbase.testing.violations import Checker, Report
 
 # Config fields that would let a model set its own budget; the core owns it.
@@ -50,7 +50,7 @@ class _Harness:
 
     # -- building -----------------------------------------------------------------
     def data(self):
-        data = make_train_data(self.fw, self.device, self.splits, self.subset, self.dataset)
+        data = train_data(self.fw, self.device, self.splits, self.subset, self.dataset)
         self._fresh.append(data.sample_fresh)
         return data
 
@@ -96,7 +96,9 @@ class _Harness:
         if fw == "torch":
             import torch
 
-            ok = isinstance(out, torch.Tensor) and out.device == torch.device(self.device)
+            want_dev = torch.device(self.device)
+            ok = (isinstance(out, torch.Tensor) and out.device.type == want_dev.type
+                  and want_dev.index in (None, out.device.index))
             want = f"a torch.Tensor on {self.device}"
         elif fw == "jax":
             import jax
@@ -211,7 +213,7 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
               "only oracles skip training; a trainable model keeps trains=True")
 
     h = _Harness(c, model_cls, cfg, dataset, device, seed, n_train, batch_size)
-    model, state, data = h.new(seed)
+    model, state, _ = h.new(seed)
     with c.calling("batches_per_step", "batches_per_step()"):
         k = model.batches_per_step()
     c.require(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1, "batches_per_step",
@@ -237,7 +239,7 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
               "along training are comparable, and different runs differ")
 
     if trains:
-        state = _check_training(c, h, model, state, data, at_init, steps, n_samples)
+        state = _check_training(c, h, model, state, at_init, steps, n_samples)
     else:
         c.skip("train_step", "trains=False: the core never calls train_step")
 
@@ -266,8 +268,8 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
     return c.report
 
 
-def _check_training(c: Checker, h: _Harness, model: Any, state: Any, data: Any, at_init: np.ndarray,
-                    steps: int, n_samples: int) -> Any:
+def _check_training(c: Checker, h: _Harness, model: Any, state: Any, at_init: np.ndarray, steps: int,
+                    n_samples: int) -> Any:
     fw_name = h.cls.framework
     draw = h.drawer()
     _perturb_global_rngs(1, fw_name)

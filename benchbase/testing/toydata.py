@@ -92,8 +92,7 @@ class FreshCalls:
         return self.inner(n, seed)
 
 
-def make_train_data(framework: Any, device: Any, splits: DataSplits, subset: Subset,
-                    dataset: Any = None) -> TrainData:
+def train_data(framework: Any, device: Any, splits: DataSplits, subset: Subset, dataset: Any = None) -> TrainData:
     """The TrainData of a run, as the runner builds it, on private copies of the arrays
     (so a check may overwrite them without touching the batches it draws)."""
     sample_fresh, source = fresh_sampler(dataset, splits)
@@ -101,3 +100,13 @@ def make_train_data(framework: Any, device: Any, splits: DataSplits, subset: Sub
     return TrainData(x=framework.put(subset.x.copy(), device), y=framework.put(y, device),
                      spec=splits.spec, device=device, x_numpy=subset.x.copy(),
                      sample_fresh=FreshCalls(sample_fresh), fresh_source=source)
+
+
+def make_train_data(framework: str, dataset: Any = None, n: int = 64, device: str = "cpu") -> TrainData:
+    """For your own model tests: what ``init`` receives in a run on the first ``n``
+    examples of ``dataset`` (see :func:`resolve_dataset`), for a framework name."""
+    from benchbase.frameworks import get_framework
+
+    fw = get_framework(framework)
+    splits, obj = resolve_dataset(dataset)
+    return train_data(fw, fw.device(device), splits, first_n(splits, n), obj)
