@@ -22,7 +22,9 @@ import numpy as np
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchbase.errors import BenchbaseInputError, ConfigError, UnknownPluginError, list_choices, suggest
+from benchbase.contracts import volatile_fields
+from benchbase.errors import (BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError,
+                              list_choices, suggest)
 
 # --------------------------------------------------------------------------- schema
 
@@ -141,8 +143,14 @@ class RunSpec:
     time_limit: Optional[float] = None
 
     def identity(self) -> dict:
-        """What the run id hashes: everything that changes the numbers."""
-        strip = lambda d: {k: v for k, v in d.items() if k != "label"}  # noqa: E731
+        """What the run id hashes: everything that changes the numbers (and not where
+        the data lives, display labels, the suite name or the device)."""
+        def strip(d: dict) -> dict:
+            volatile = set(d.get("volatile", ()))
+            out = {k: v for k, v in d.items() if k not in ("label", "volatile")}
+            out["config"] = {k: v for k, v in d["config"].items() if k not in volatile}
+            return out
+
         return {
             "model": strip(self.model), "dataset": strip(self.dataset), "subset": self.subset,
             "budget": self.budget, "eval": self.eval, "metrics": list(self.metrics),
@@ -224,7 +232,11 @@ def _apply_override(cfg: DictConfig, item: str, source: str) -> None:
         raise ConfigError(source, [(item, "an override must look like key.path=value "
                                           "(e.g. budget.examples=2e5)")])
     key, value = item.split("=", 1)
-    parsed = OmegaConf.from_dotlist([f"v={value}"])["v"] if value != "" else ""
+    try:
+        parsed = OmegaConf.from_dotlist([f"v={value}"])["v"] if value != "" else ""
+    except Exception as exc:
+        raise ConfigError(source, [(key, f"cannot parse override value '{value}': "
+                                         f"{str(exc).splitlines()[0]}")]) from None
     if isinstance(parsed, (DictConfig, ListConfig)):
         parsed = OmegaConf.to_container(parsed)
     try:
@@ -353,6 +365,7 @@ class _Expander:
     def __init__(self, suite: SuiteSchema, source: str, registry, problems: list, check_data: bool):
         self.s, self.source, self.reg, self.problems, self.check_data = suite, source, registry, problems, check_data
         self.executor: dict = {}
+        self._hashes: dict[str, str] = {}
 
     def fail(self, path: str, msg: str) -> None:
         self.problems.append((path, msg))
@@ -426,8 +439,9 @@ class _Expander:
                 for seed in s.seeds:
                     spec = RunSpec(
                         suite=s.name,
-                        model={k: m[k] for k in ("name", "framework", "family", "label", "config", "version", "lr")},
-                        dataset={k: d[k] for k in ("name", "label", "config", "version")},
+                        model={k: m[k] for k in ("name", "framework", "family", "label", "config", "version",
+                                                 "lr", "volatile")},
+                        dataset={k: d[k] for k in ("name", "label", "config", "version", "volatile")},
                         subset=subset, budget=budget,
                         eval=self._eval_points(budget["steps"], m["trains"], feature_ref),
                         metrics=tuple(metrics), seed=int(seed), sweep=applied,
@@ -538,6 +552,7 @@ class _Expander:
         m = {"name": model["reg"].name, "framework": model["reg"].framework,
              "family": model["reg"].family, "label": model["label"], "config": m_plain,
              "version": model["reg"].version, "reg": model["reg"],
+             "volatile": volatile_fields(model["reg"].cls.Config),
              "trains": bool(getattr(model["reg"].cls, "trains", True)),
              "lr": _float_or_none(model_inst.learning_rate())}
         k = int(model_inst.batches_per_step())
@@ -545,7 +560,7 @@ class _Expander:
         if budget is None:
             return None
 
-        from benchbase.data import DataCatalog, parse_split
+        from benchbase.data import DataCatalog, parse_split, subset_problems
 
         split = None
         if subset.get("split") is not None:
@@ -562,14 +577,19 @@ class _Expander:
         spec = None
         d = {"name": dataset["reg"].name, "label": dataset["label"], "config": d_plain,
              "version": dataset["reg"].version, "reg": dataset["reg"], "spec": None,
+             "volatile": volatile_fields(dataset["reg"].cls.Config),
              "metric_config": entry.metric_config}
         if self.check_data:
             try:
                 info = DataCatalog.shared().describe(dataset["reg"], d_obj, d_plain)
+            except MissingDataError:
+                raise  # one clear error that says where to put which files
             except BenchbaseInputError as exc:
                 self.fail(f"datasets[{di}]", str(exc))
                 return None
             spec = info.spec
+            for problem in subset_problems(subset, info):
+                self.fail(f"datasets[{di}].subset", problem)
             pool = info.train_size // (split[1] if split else 1)
             if n is not None and n > pool:
                 where = f" (one of {split[1]} disjoint parts of {info.train_size})" if split else ""
@@ -584,7 +604,27 @@ class _Expander:
         d["spec"] = spec
         subset_out = {"n": n, "mode": subset["mode"], "seed": subset["seed"] if subset["mode"] == "random" else 0,
                       "split": split, "dedup": subset.get("dedup")}
+        if self.check_data:
+            digest = self._content_hash(dataset["reg"], d_obj, d_plain, subset_out, f"datasets[{di}]")
+            if digest is None:
+                return None
+            subset_out["content_hash"] = digest
         return m, d, subset_out, budget, applied
+
+    def _content_hash(self, reg, d_obj, d_plain: dict, subset: dict, path: str) -> str | None:
+        """The hash of the exact training examples: part of the run id, so results follow
+        the data, not the folder it was read from; the runner checks it again."""
+        from benchbase.data import DataCatalog, select_subset
+
+        key = json.dumps([reg.name, reg.version, d_plain, subset], sort_keys=True, default=str)
+        if key not in self._hashes:
+            try:
+                _, splits = DataCatalog.shared().load(reg, d_obj, d_plain)
+                self._hashes[key] = select_subset(splits, subset).content_hash
+            except BenchbaseInputError as exc:
+                self.fail(path, str(exc))
+                return None
+        return self._hashes[key]
 
     def _check_sweep_targets(self, models: list, datasets: list) -> None:
         """A model./dataset. sweep key must exist in at least one of the suite's plugins."""

@@ -27,6 +27,20 @@ class EmptyConfig:
     """Config of a plugin without hyperparameters."""
 
 
+def location(default: Any = None) -> Any:
+    """A config field that says where or how to load, not what is computed (a data
+    folder, a download switch, a cache switch). It stays out of run ids, so moving
+    the data does not orphan results; the data's content hash is in the id instead."""
+    return field(default=default, metadata={"identity": False})
+
+
+def volatile_fields(config_cls: type) -> list[str]:
+    """Names of a Config's ``location`` fields."""
+    if not dataclasses.is_dataclass(config_cls):
+        return []
+    return sorted(f.name for f in dataclasses.fields(config_cls) if f.metadata.get("identity") is False)
+
+
 # ----------------------------------------------------------------------------- data
 
 

@@ -107,38 +107,119 @@ def _check_splits(name: str, s: DataSplits) -> None:
                             f"spec says {tuple(s.spec.shape)}")
     if len(s.train) == 0 or len(s.test) == 0:
         raise BenchbaseInputError(f"dataset '{name}' returned an empty train or test split")
+    for split in ("train", "test"):
+        labels = getattr(s, f"{split}_labels")
+        if labels is None:
+            if s.spec.num_classes:
+                raise TypeError(f"dataset '{name}': spec has {s.spec.num_classes} classes but no {split} labels")
+            continue
+        if not isinstance(labels, np.ndarray) or labels.dtype != np.int64 or labels.shape != (len(getattr(s, split)),):
+            raise TypeError(f"dataset '{name}': {split}_labels must be an int64 array with one label per example")
+        if len(labels) and (labels.min() < 0 or labels.max() >= s.spec.num_classes):
+            raise TypeError(f"dataset '{name}': {split}_labels must lie in 0..{s.spec.num_classes - 1} "
+                            "(spec.num_classes)")
+
+
+SUBSET_MODES = ("first", "random")
+
+
+def subset_problems(subset: dict, info: DataInfo) -> list[str]:
+    """What is wrong with a subset request for this dataset, checked before anything runs
+    (n against the dataset size is checked by the suite builder)."""
+    problems = []
+    dedup = subset.get("dedup")
+    if dedup is not None:
+        if info.spec.modality != "image":
+            problems.append(f"dedup compares downsampled images by correlation; this dataset is "
+                            f"{info.spec.modality} data")
+        if not 0 < float(dedup) <= 1:
+            problems.append(f"dedup is a correlation threshold in (0, 1] (e.g. 0.95), got {dedup}")
+    return problems
 
 
 def select_subset(splits: DataSplits, subset: dict) -> Subset:
-    """Pick the training examples of a run: deterministic in ``subset`` alone."""
-    pool = np.arange(len(splits.train))
-    provenance: dict = {"pool_size": int(len(pool)), "mode": subset["mode"]}
-    if subset.get("mode") == "random":
-        pool = np.random.default_rng(subset.get("seed", 0)).permutation(pool)
+    """Pick the training examples of a run: deterministic in ``subset`` alone.
+
+    1. The pool is the train split in its fixed order, minus near-duplicates when
+       ``dedup`` is set (greedy in that order: an example goes when its correlation
+       with one already kept exceeds the threshold).
+    2. ``split: [k, K]`` keeps the k-th of K contiguous parts of the pool: parts are
+       disjoint whatever the mode, seed or n, and the same for every n.
+    3. The first ``n`` of the part (the seed paper's protocol), or ``n`` drawn at
+       random with ``seed`` (nested: a larger n keeps the smaller one's examples).
+    """
+    n_train = len(splits.train)
+    mode = subset.get("mode", "first")
+    if mode not in SUBSET_MODES:
+        raise BenchbaseInputError(f"subset mode '{mode}' is unknown; valid: {', '.join(SUBSET_MODES)}")
     split = subset.get("split")
-    if split:
-        k, total = split
-        parts = np.array_split(pool, total)
-        pool = parts[k - 1]
-        provenance["split"] = f"{k} of {total}"
-        provenance["split_range"] = [int(pool.min()), int(pool.max())] if subset.get("mode") == "first" else None
-    n = subset.get("n") or len(pool)
+    if isinstance(split, str):
+        split = parse_split(split)
+    n = subset.get("n")
     dedup = subset.get("dedup")
+    provenance: dict = {"pool_size": int(n_train), "mode": mode}
+    pool = np.arange(n_train)
     if dedup is not None:
-        chosen, dropped = dedup_first(splits.train, pool, n, float(dedup))
-        provenance["dedup"] = {"threshold": float(dedup), "dropped": int(dropped)}
+        threshold = float(dedup)
+        if splits.spec.modality != "image":
+            raise BenchbaseInputError("subset.dedup compares downsampled images by correlation; "
+                                      f"this dataset is {splits.spec.modality} data")
+        if split is None and mode == "first" and n:
+            # the greedy walk is prefix-consistent: stopping at n gives the first n of the full pass
+            pool, dropped = dedup_greedy(splits.train, pool, threshold, stop_after=int(n))
+            scope = f"walked the train split until {int(n)} were kept"
+        else:
+            pool, dropped = _dedup_train_split(splits, threshold)
+            scope = "whole train split"
+        provenance["dedup"] = {"threshold": threshold, "dropped": int(dropped), "kept": int(len(pool)),
+                               "scope": scope}
+    if split:
+        k, total = (int(v) for v in split)
+        if not 1 <= k <= total:
+            raise BenchbaseInputError(f"split [{k}, {total}]: k must be between 1 and K")
+        pool = np.array_split(pool, total)[k - 1]
+        provenance["split"] = f"{k} of {total}"
+        if len(pool):  # the pool is in increasing index order, so parts occupy disjoint ranges
+            provenance["part_range"] = [int(pool[0]), int(pool[-1]) + 1]
+    n = int(n) if n else len(pool)
+    if n > len(pool):
+        where = f"part {split[0]} of {split[1]} of " if split else ""
+        after = f" after dropping {provenance['dedup']['dropped']} near-duplicates" if dedup is not None else ""
+        raise BenchbaseInputError(f"n={n} is larger than the {len(pool)} examples of {where}the train split "
+                                  f"({n_train} examples){after}")
+    if mode == "random":
+        chosen = pool[np.random.default_rng(subset.get("seed", 0)).permutation(len(pool))[:n]]
     else:
         chosen = pool[:n]
-    if len(chosen) < n:
-        raise BenchbaseInputError(f"only {len(chosen)} examples remain for n={n} after deduplication")
+    chosen = np.asarray(chosen, dtype=np.int64)
     x = np.ascontiguousarray(splits.train[chosen])
     y = None if splits.train_labels is None else np.ascontiguousarray(splits.train_labels[chosen])
     provenance["n"] = int(n)
+    provenance.update(describe_indices(chosen))
     return Subset(x=x, y=y, indices=chosen, content_hash=content_hash(x, y), provenance=provenance)
 
 
+def describe_indices(indices: np.ndarray, max_ranges: int = 32) -> dict:
+    """A compact, checkable record of which train examples were used: their sha256 and,
+    when they form few runs, the half-open index ranges (so disjointness is visible)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    out: dict = {"indices_sha256": hashlib.sha256(idx.tobytes()).hexdigest()[:16]}
+    if len(idx):
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(idx)]])
+        if len(starts) <= max_ranges:
+            out["index_ranges"] = [[int(idx[a]), int(idx[b - 1]) + 1] for a, b in zip(starts, ends)]
+    return out
+
+
 def _dedup_view(x: np.ndarray, max_side: int = 16) -> np.ndarray:
-    """Flattened, centred, unit-norm (downsampled) examples: dot product = correlation."""
+    """Flattened, centred, unit-norm (downsampled) examples: dot product = correlation.
+
+    Returned in float32; every decision takes float64 dot products of these vectors,
+    so any two walks over the same order decide identically. A constant image has no
+    correlation with anything (a zero vector) and is never dropped.
+    """
     if x.ndim == 4 and x.shape[-1] > max_side:
         f = int(np.ceil(x.shape[-1] / max_side))
         h, w = (x.shape[-2] // f) * f, (x.shape[-1] // f) * f
@@ -146,34 +227,60 @@ def _dedup_view(x: np.ndarray, max_side: int = 16) -> np.ndarray:
     v = x.reshape(len(x), -1).astype(np.float64)
     v -= v.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(v, axis=1, keepdims=True)
-    return v / np.where(norm > 0, norm, 1.0)
+    return (v / np.where(norm > 1e-12, norm, np.inf)).astype(np.float32)
 
 
-def dedup_first(train: np.ndarray, order: np.ndarray, n: int, threshold: float,
-                block: int = 1024) -> tuple[np.ndarray, int]:
+def dedup_greedy(train: np.ndarray, order: np.ndarray, threshold: float, stop_after: int | None = None,
+                 block: int = 1024, column_block: int = 16384) -> tuple[np.ndarray, int]:
     """Walk ``order`` and keep an example unless it correlates above ``threshold`` with
-    one already kept (exact greedy, in blocks), until ``n`` are kept."""
-    kept: list[int] = []
-    kept_vecs = np.zeros((0, 0))
-    dropped = 0
+    one already kept (exact greedy, in blocks); stop once ``stop_after`` are kept.
+
+    Returns (kept indices in walk order, number dropped on the way). Comparisons with
+    the kept set run as float32 matrix products and are confirmed in float64 near the
+    threshold (float32 error on unit vectors is far below the margin).
+    """
+    order = np.asarray(order, dtype=np.int64)
+    margin = 1e-3
+    kept_idx: list[int] = []
+    kept_vecs: np.ndarray | None = None
+    count = dropped = 0
     for start in range(0, len(order), block):
         idx = order[start:start + block]
         vecs = _dedup_view(train[idx])
-        against_kept = (vecs @ kept_vecs.T).max(axis=1) if len(kept) else np.full(len(idx), -np.inf)
-        within = vecs @ vecs.T
+        if kept_vecs is None:
+            kept_vecs = np.empty((min(len(order), stop_after or len(order)), vecs.shape[1]), dtype=np.float32)
+        dup = np.zeros(len(idx), dtype=bool)
+        for c0 in range(0, count, column_block):
+            cols = kept_vecs[c0:min(count, c0 + column_block)]
+            sims = vecs @ cols.T
+            rows, js = np.nonzero(sims > threshold - margin)
+            if len(rows):
+                exact = np.einsum("ij,ij->i", vecs[rows].astype(np.float64), cols[js].astype(np.float64))
+                dup[rows[exact > threshold]] = True
+        v64 = vecs.astype(np.float64)
+        within = v64 @ v64.T
         accepted: list[int] = []
         for j in range(len(idx)):
-            if against_kept[j] > threshold or (accepted and within[j, accepted].max() > threshold):
+            if dup[j] or (accepted and within[j, accepted].max() > threshold):
                 dropped += 1
                 continue
             accepted.append(j)
-            if len(kept) + len(accepted) == n:
+            if stop_after is not None and count + len(accepted) == stop_after:
                 break
-        kept.extend(int(i) for i in idx[accepted])
-        kept_vecs = vecs[accepted] if not len(kept_vecs) else np.vstack([kept_vecs, vecs[accepted]])
-        if len(kept) >= n:
+        kept_vecs[count:count + len(accepted)] = vecs[accepted]
+        count += len(accepted)
+        kept_idx.extend(int(i) for i in idx[accepted])
+        if stop_after is not None and count >= stop_after:
             break
-    return np.asarray(kept[:n], dtype=np.int64), dropped
+    return np.asarray(kept_idx, dtype=np.int64), dropped
+
+
+def _dedup_train_split(splits: DataSplits, threshold: float) -> tuple[np.ndarray, int]:
+    """The full greedy pass over the train split, cached on the (process-cached) splits."""
+    cache = splits.__dict__.setdefault("_dedup_cache", {})
+    if threshold not in cache:
+        cache[threshold] = dedup_greedy(splits.train, np.arange(len(splits.train)), threshold)
+    return cache[threshold]
 
 
 def fresh_sampler(dataset: Any, splits: DataSplits) -> tuple[Callable[[int, int], np.ndarray], str]:

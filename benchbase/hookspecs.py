@@ -135,6 +135,7 @@ def benchbase_run_started(spec, run_id, provenance):
 def benchbase_evaluated(spec, run_id, step, examples, results):
     """Called after every evaluation point, once its rows are safely stored.
 
+    ``spec`` and ``run_id`` identify the run (as in ``benchbase_run_started``);
     ``step`` and ``examples`` say how far training went; ``results`` is a list of
     :class:`benchbase.contracts.EvalRow` (metric, reference split, value, feature
     space, parameters). Use it to log curves to a tracker.
@@ -145,7 +146,7 @@ def benchbase_evaluated(spec, run_id, step, examples, results):
 def benchbase_run_finished(spec, run_id, status, summary):
     """Called when a run ends, whatever the outcome.
 
-    ``status`` is one of ``done``, ``failed``, ``diverged``, ``timeout``;
+    ``spec`` and ``run_id`` identify the run; ``status`` is one of ``done``, ``failed``, ``diverged``, ``timeout``;
     ``summary`` holds what the run consumed (examples, steps, wall time, parameter
     count) and, for a failed run, the error.
     """

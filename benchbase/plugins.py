@@ -173,9 +173,9 @@ class Registry:
         self.components = {kind: {} for kind in KINDS}
         for kind in KINDS:
             caller = getattr(self.pm.hook, _REGISTRAR[kind])
-            # pluggy returns implementations last-registered-first; registration order
-            # is what users expect to win name clashes (built-ins first).
-            for impl in reversed(caller.get_hookimpls()):
+            # get_hookimpls() is in registration order (pluggy *calls* them in reverse);
+            # registration order decides name clashes, so built-ins win.
+            for impl in caller.get_hookimpls():
                 source, version = self._sources.get(impl.plugin_name, (BUILTIN_SOURCE, ""))
 
                 def register(cls, *, _kind=kind, _impl=impl, _source=source, _version=version):
@@ -243,7 +243,7 @@ class Registry:
     # ---------------------------------------------------------------- observers
     def notify(self, hook: str, **kwargs) -> None:
         """Call an observer hook on every plugin; a failing observer only warns."""
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
                 impl.function(*[kwargs[a] for a in impl.argnames])
             except Exception as exc:

@@ -142,6 +142,10 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         data_cfg, _ = plugin_config(data_reg, spec.dataset["config"], "<run spec>", "dataset.config")
         dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset["config"])
         subset = select_subset(splits, spec.subset)
+        expected = spec.subset.get("content_hash")
+        if expected and subset.content_hash != expected:
+            raise ValueError(f"dataset '{spec.dataset['label']}' changed since the suite was validated "
+                             f"(content hash {subset.content_hash}, expected {expected})")
 
         fw = get_framework(model_reg.framework)
         device = fw.device(spec.device)
