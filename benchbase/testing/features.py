@@ -62,16 +62,10 @@ def check_feature_extractor(extractor_cls: Any, config: Any = None, *, shapes: d
 
 
 def _prepared(c: Checker, cls: Any, cfg: Any, train: np.ndarray, spec: DataSpec, device: str) -> Any:
-    from benchbase.errors import MissingDataError
-
     ext = cls(cfg)
-    try:
+    with c.calling("prepare", "prepare(train, spec, device)",
+                   "prepare is called once per run with the training subset; fit or load weights there"):
         ext.prepare(train, spec, device)
-    except MissingDataError:
-        raise
-    except Exception as exc:
-        c.fail("prepare", f"prepare(train, spec, device) raised {type(exc).__name__}: {exc}",
-               "prepare is called once per run with the training subset; fit or load weights there")
     return ext
 
 

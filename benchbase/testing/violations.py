@@ -62,10 +62,13 @@ class Checker:
 
     @contextlib.contextmanager
     def calling(self, clause: str, what: str, fix: str = "see the traceback above this message"):
-        """Plugin code raising inside the block breaks ``clause``; the cause stays chained."""
+        """Plugin code raising inside the block breaks ``clause``; the cause stays chained.
+        Missing files are no broken contract but a machine without them: they pass through."""
+        from benchbase.errors import MissingDataError
+
         try:
             yield
-        except ContractViolation:
+        except (ContractViolation, MissingDataError):
             raise
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
