@@ -58,7 +58,8 @@ class Checker:
             self.report.checked.append(clause)
 
     def skip(self, clause: str, why: str) -> None:
-        self.report.skipped.append((clause, why))
+        if (clause, why) not in self.report.skipped:
+            self.report.skipped.append((clause, why))
 
     @contextlib.contextmanager
     def calling(self, clause: str, what: str, fix: str = "see the traceback above this message"):
