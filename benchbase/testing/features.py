@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from benchbase.contracts import DataSpec
-from benchbase.testing.common import check_declaration, fingerprint, label, make_config, same
+from benchbase.testing.common import check_declaration, close, fingerprint, label, make_config, same
 from benchbase.testing.violations import Checker, Report
 
 DEFAULT_SHAPES = {"vector": (8,), "image": (3, 16, 16)}
@@ -44,18 +44,17 @@ def check_feature_extractor(extractor_cls: Any, config: Any = None, *, shapes: d
                   "embedding the same examples twice gave different features",
                   "put networks in eval mode (no dropout) and fix any randomness at construction")
         alone = np.concatenate([_embed(c, ext, x[i:i + 1], "embed of one example") for i in (0, n - 1)])
-        c.require(bool(np.allclose(alone, out[[0, n - 1]], rtol=1e-4, atol=1e-5)), "embed.per_example",
+        c.require(close(alone, out[[0, n - 1]]), "embed.per_example",
                   "an example's features change with the other examples in its batch",
                   "embed each example independently: eval-mode BatchNorm, no batch statistics; the core "
                   "embeds in blocks of any size")
         perm = np.random.default_rng(2).permutation(n)
-        c.require(bool(np.allclose(_embed(c, ext, x[perm], "embed of permuted examples"), out[perm],
-                                   rtol=1e-4, atol=1e-5)), "embed.order",
+        c.require(close(_embed(c, ext, x[perm], "embed of permuted examples"), out[perm]), "embed.order",
                   "features of permuted examples are not the permuted features",
                   "embed row by row, with no dependence on position")
         twin = _prepared(c, extractor_cls, cfg, train, spec, device)
-        c.require(bool(np.allclose(_embed(c, twin, x, "embed by a second instance"), out, rtol=1e-4, atol=1e-5)),
-                  "prepare.deterministic", "two instances prepared on the same data embed differently",
+        c.require(close(_embed(c, twin, x, "embed by a second instance"), out), "prepare.deterministic",
+                  "two instances prepared on the same data embed differently",
                   "seed what prepare fits (random init, training order) from the config: features are "
                   "cached per (data, extractor, config, version) and reused across runs")
     return c.report

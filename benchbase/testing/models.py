@@ -12,7 +12,7 @@ import numpy as np
 
 from benchbase.contracts import Batch
 from benchbase.frameworks import get_framework
-from benchbase.testing.common import check_declaration, label, make_config, require_framework, same
+from benchbase.testing.common import check_declaration, close, label, make_config, require_framework, same
 from benchbase.testing.toydata import first_n, resolve_dataset, train_data
 from benchbase.testing.violations import Checker, Report
 
@@ -331,16 +331,18 @@ def _check_uses_every_chunk(c: Checker, h: _Harness, model: Any, state: Any, n_s
     per_step = size * h.k
     rows = np.arange(per_step) % max(n // 2, 1)
     follow = h.batch(np.arange(per_step) % n)
+
+    def two_steps(first_rows: np.ndarray) -> tuple:
+        twin, twin_state = h.restore(blob)
+        twin_state, _, logs1 = h.step(twin, twin_state, h.batch(first_rows), h.key(50))
+        twin_state, _, logs2 = h.step(twin, twin_state, follow, h.key(51))
+        return logs1, logs2, h.sample(twin, twin_state, n_samples)
+
+    a1, a2, sa = two_steps(rows)
     for j in range(h.k):
         changed = rows.copy()
         changed[j * size:(j + 1) * size] = n // 2 + np.arange(size) % max(n - n // 2, 1)
-        results = []
-        for r in (rows, changed):
-            twin, twin_state = h.restore(blob)
-            twin_state, _, logs1 = h.step(twin, twin_state, h.batch(r), h.key(50))
-            twin_state, _, logs2 = h.step(twin, twin_state, follow, h.key(51))
-            results.append((logs1, logs2, h.sample(twin, twin_state, n_samples)))
-        (a1, a2, sa), (b1, b2, sb) = results
+        b1, b2, sb = two_steps(changed)
         what = "the batch" if h.k == 1 else (f"rows {j * size}:{(j + 1) * size} of the batch (batch "
                                              f"{j + 1} of the {h.k} that batches_per_step() asks for)")
         c.require(not (same(sa, sb) and a1 == b1 and a2 == b2), "train_step.uses_batch",
@@ -405,7 +407,7 @@ def _check_denoise(c: Checker, h: _Harness, model: Any, state: Any, n_samples: i
                   "x_noisy accordingly")
         c.require(same(outs[1], out), "denoise.deterministic", f"{what} gave two different answers",
                   "denoise is a function of (state, x_noisy, sigma): no randomness")
-        c.require(bool(np.allclose(outs[2], out[:1], rtol=1e-4, atol=1e-5)), "denoise.per_example",
+        c.require(close(outs[2], out[:1]), "denoise.per_example",
                   f"{what}: row 0 denoised alone differs from row 0 denoised in the batch",
                   "denoise each example independently (no batch statistics, BatchNorm in eval mode)")
 
@@ -433,18 +435,20 @@ _CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_den
                       "log_prob": _check_log_prob}
 
 
-# Usual size knobs and the small values that keep a conformance check to a second.
+# Usual size knobs and the small values that keep a conformance check to a second
+# (`steps`: the fitting steps of a learned feature space).
 SMALL_VALUES = {"width": 32, "hidden": 32, "hidden_dim": 32, "channels": 16, "base_channels": 16,
-                "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4}
+                "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4, "steps": 50}
 
 
-def small_config(model_cls: Any) -> dict:
-    """Overrides that shrink the usual size knobs a model's Config has (width, sample
-    steps, ...) for quick checks; knobs it lacks, or already smaller, are left alone."""
+def small_config(plugin_cls: Any) -> dict:
+    """Overrides that shrink the usual size knobs a plugin's Config has (width, sample
+    steps, fitting steps...) for quick checks; knobs it lacks, or already smaller, are
+    left alone."""
     import dataclasses
 
     out = {}
-    for f in dataclasses.fields(model_cls.Config):
+    for f in dataclasses.fields(plugin_cls.Config):
         small = SMALL_VALUES.get(f.name)
         default = f.default if f.default is not dataclasses.MISSING else None
         if small is not None and isinstance(default, int) and not isinstance(default, bool) and default > small:

@@ -64,12 +64,13 @@ class Checker:
     @contextlib.contextmanager
     def calling(self, clause: str, what: str, fix: str = "see the traceback above this message"):
         """Plugin code raising inside the block breaks ``clause``; the cause stays chained.
-        Missing files are no broken contract but a machine without them: they pass through."""
-        from benchbase.errors import MissingDataError
+        A BenchbaseInputError (missing files, an optional dependency not installed, a
+        device not present) is about the machine, not the contract: it passes through."""
+        from benchbase.errors import BenchbaseInputError
 
         try:
             yield
-        except (ContractViolation, MissingDataError):
+        except (ContractViolation, BenchbaseInputError):
             raise
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
