@@ -19,6 +19,7 @@ COMMANDS = (
     "benchbase.cli:validate",
     "benchbase.cli:run",
     "benchbase.cli:leaderboard",
+    "benchbase.report:command",
     "benchbase.cli:docs",
     "benchbase.scaffold:add_parser",
 )
@@ -102,7 +103,9 @@ def run(sub) -> None:
     _suite_args(p)
     _results_arg(p)
     p.add_argument("--fresh", action="store_true", help="redo runs that are already done")
-    p.add_argument("--executor", default=None, help="executor plugin (default: the suite's, else local)")
+    p.add_argument("--executor", default=None,
+                   help="executor plugin: local, process, ray (default: the suite's, else local); "
+                        "configure it with executor.config.<key>=value overrides")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_run)
 
@@ -115,15 +118,11 @@ def _run(args) -> int:
     from benchbase.store import Store
 
     registry = build_registry()
-    suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device)
-    executor = None
-    if args.executor:
-        registry.get("executor", args.executor)
-        executor = {"name": args.executor, "config": suite.executor.get("config", {})
-                    if suite.executor.get("name") == args.executor else {}}
+    suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device,
+                       executor=args.executor)
     reporter = Reporter(quiet=args.quiet)
     with Store(args.results) as store:
-        result = run_suite(suite, store, registry, reporter=reporter, fresh=args.fresh, executor=executor)
+        result = run_suite(suite, store, registry, reporter=reporter, fresh=args.fresh)
     counts = result.counts()
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do"
     skipped = f"; {result.skipped} already done" if result.skipped else ""
@@ -139,17 +138,17 @@ def _run(args) -> int:
 
 
 def leaderboard(sub) -> None:
+    from benchbase.leaderboard import add_slice_arguments
+    from benchbase.resultset import add_results_argument
+
     p = sub.add_parser("leaderboard", help="render leaderboard tables from stored results",
                        description="One table per suite and dataset: rows are models, columns are "
-                                   "metrics with their direction, values mean ± std over seeds.")
-    _results_arg(p)
-    p.add_argument("--suite", help="only this suite")
-    p.add_argument("--dataset", help="only this dataset (label or name)")
-    p.add_argument("--metric", action="append", help="only these metrics (repeatable)")
-    p.add_argument("--primary", help="metric to rank by (default: the suite's, else the first)")
-    p.add_argument("--ref", choices=("train", "test"), help="reference split for metrics that have both")
-    p.add_argument("--at", default="final", help="final | step=N (default: final)")
-    p.add_argument("--format", default="markdown", help="a publisher: markdown, csv, json, ...")
+                                   "metrics with their direction, values mean ± std over seeds. Several "
+                                   "--results directories merge; conflicting copies of a run are "
+                                   "reported (exit status 1) and left out.")
+    add_results_argument(p)
+    add_slice_arguments(p)
+    p.add_argument("--format", default="markdown", help="a publisher: markdown, latex, csv, json, html, ...")
     p.add_argument("--out", help="write to this file instead of stdout")
     p.set_defaults(func=_leaderboard)
 
@@ -157,24 +156,15 @@ def leaderboard(sub) -> None:
 def _leaderboard(args) -> int:
     from pathlib import Path
 
-    from benchbase.leaderboard import build_tables
+    from benchbase.leaderboard import tables_from_args
     from benchbase.plugins import build_registry
-    from benchbase.store import DB_NAME, Store
+    from benchbase.resultset import open_results, report_conflicts
 
     registry = build_registry()
     publisher = registry.get("publisher", args.format).cls()
-    if not (Path(args.results) / DB_NAME).exists():
-        raise BenchbaseInputError(f"no results in {args.results}/ (run a suite first, or pass --results)")
-    with Store(args.results, create=False) as store:
-        if args.suite and args.suite not in store.suites():
-            from benchbase.errors import UnknownPluginError
-
-            raise UnknownPluginError("suite", args.suite, store.suites())
-        try:
-            tables = build_tables(store, suite=args.suite, dataset=args.dataset, metrics=args.metric,
-                                  at=args.at, primary=args.primary, ref=args.ref)
-        except ValueError as exc:
-            raise BenchbaseInputError(str(exc)) from None
+    with open_results(args.results) as results:
+        tables = tables_from_args(results, args)
+        conflicts = results.conflicts
     text = publisher.render(tables)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +172,7 @@ def _leaderboard(args) -> int:
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    return 0
+    return report_conflicts(conflicts)
 
 
 # ------------------------------------------------------------------------- docs

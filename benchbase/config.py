@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -145,7 +146,9 @@ class RunSpec:
     def identity(self) -> dict:
         """What the run id hashes: everything that changes the numbers (and not where
         the data lives, display labels, the suite name or the device)."""
-        def strip(d: dict) -> dict:
+        def strip(d: dict | None) -> dict | None:
+            if d is None:
+                return None
             volatile = set(d.get("volatile", ()))
             out = {k: v for k, v in d.items() if k not in ("label", "volatile")}
             out["config"] = {k: v for k, v in d["config"].items() if k not in volatile}
@@ -153,7 +156,8 @@ class RunSpec:
 
         return {
             "model": strip(self.model), "dataset": strip(self.dataset), "subset": self.subset,
-            "budget": self.budget, "eval": self.eval, "metrics": list(self.metrics),
+            "budget": self.budget, "eval": {**self.eval, "features": strip(self.eval.get("features"))},
+            "metrics": list(self.metrics),
             "seed": self.seed,
         }
 
@@ -204,8 +208,12 @@ class Suite:
 
 
 def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
-               device: str | None = None, check_data: bool = True) -> Suite:
-    """Load, validate and expand a suite file. Raises ConfigError naming every problem."""
+               device: str | None = None, check_data: bool = True, executor: str | None = None) -> Suite:
+    """Load, validate and expand a suite file. Raises ConfigError naming every problem.
+
+    ``executor`` (``--executor``) replaces the suite's executor; the suite's executor
+    config is kept only if it names the same one, and ``executor.config.*`` overrides
+    then apply to the chosen executor."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -216,6 +224,11 @@ def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
         raise ConfigError(source, [("", f"cannot parse YAML: {exc}")]) from None
     if not isinstance(raw, DictConfig):
         raise ConfigError(source, [("", "a suite must be a mapping of keys")])
+    if executor is not None:
+        current = raw.get("executor")
+        current = current if isinstance(current, str) else (current or {}).get("name", "local")
+        if current != executor:
+            raw["executor"] = {"name": executor, "config": {}}
     for item in overrides:
         _apply_override(raw, item, source)
     try:
@@ -391,7 +404,7 @@ class _Expander:
                 self.fail(key, f"at least one entry is required under '{key}'")
         if not s.seeds:
             self.fail("seeds", "at least one seed is required")
-        if s.device.split(":")[0] not in DEVICES:
+        if not re.fullmatch(r"auto|cpu|tpu|cuda(:\d+)?", s.device):
             self.fail("device", f"unknown device '{s.device}'. Valid: auto, cpu, cuda, cuda:N, tpu")
         self._check_budget()
         self._check_eval()
@@ -407,7 +420,8 @@ class _Expander:
         if feature is not None:
             _, plain = self.config(feature, s.eval.features.config, "eval.features.config")
             if plain is not None:
-                feature_ref = {"name": feature.name, "config": plain, "version": feature.version}
+                feature_ref = {"name": feature.name, "config": plain, "version": feature.version,
+                               "volatile": volatile_fields(feature.cls.Config)}
 
         models = [self._model(i, m) for i, m in enumerate(s.models)]
         datasets = [self._dataset(i, d) for i, d in enumerate(s.datasets)]
@@ -548,7 +562,11 @@ class _Expander:
         d_obj, d_plain = self.config(dataset["reg"], d_cfg, dpath)
         if m_obj is None or d_obj is None:
             return None
-        model_inst = model["reg"].cls(m_obj)
+        try:
+            model_inst = model["reg"].cls(m_obj)
+        except ValueError as exc:  # the model rejects a value its Config type allowed
+            self.fail(mpath, str(exc))
+            return None
         m = {"name": model["reg"].name, "framework": model["reg"].framework,
              "family": model["reg"].family, "label": model["label"], "config": m_plain,
              "version": model["reg"].version, "reg": model["reg"],

@@ -214,6 +214,8 @@ class EvalContext:
     ref_name: str = ""
     model: Any = None
     extractor: Any = None  # the feature extractor, to embed anything else
+    train_labels: np.ndarray | None = None  # labels of train_data / test_data (None: unlabelled)
+    test_labels: np.ndarray | None = None
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A numpy generator fixed by the run's seed and the eval step."""
@@ -252,9 +254,20 @@ class FeatureExtractor:
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
+        #: set by the core before ``prepare``: a folder next to the results where a
+        #: learned space may cache what it fitted (None: no cache), and the dataset's
+        #: full train split (a space fitted on it is the same for every subset size)
+        self.cache_dir: str | None = None
+        self.train_split: np.ndarray | None = None
 
     def prepare(self, train: np.ndarray, spec: DataSpec, device: str) -> None:
         """Called once per run before ``embed``; fit here if the space is learned."""
+
+    def cache_key(self) -> dict:
+        """After ``prepare``: what else (besides name, config, version and the embedded
+        data) determines the features, e.g. the hash of the data a space was fitted on.
+        Part of the feature-cache key."""
+        return {}
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -4,15 +4,20 @@ calls and progress output. The driver is the only writer of the results store.
 """
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+import threading
+import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from benchbase.config import Suite, plugin_config
 from benchbase.plugins import Registry
 from benchbase.progress import Reporter
 from benchbase.runner import Evaluated, Finished, Progress, RunTask, Started, execute_task
-from benchbase.store import FINAL_STATUSES, Store
+from benchbase.store import FINAL_STATUSES, Holder, Lease, Store
 
 
 @dataclass
@@ -20,7 +25,7 @@ class SuiteResult:
     suite: str
     planned: int
     skipped: int
-    statuses: dict[str, str] = field(default_factory=dict)  # run_id -> status of this invocation
+    statuses: dict[str, str] = field(default_factory=dict)  # run_id -> outcome (this driver or one it waited for)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (title, reason)
 
     @property
@@ -46,8 +51,9 @@ def git_commit() -> str | None:
 class Sink:
     """Receives every event in the driver process, in order, from any executor."""
 
-    def __init__(self, store: Store, registry: Registry, reporter: Reporter, tasks: list[RunTask]):
-        self.store, self.registry, self.reporter = store, registry, reporter
+    def __init__(self, store: Store, registry: Registry, reporter: Reporter, tasks: list[RunTask],
+                 lease: Lease | None = None):
+        self.store, self.registry, self.reporter, self.lease = store, registry, reporter, lease
         self.tasks = {t.spec.run_id: t for t in tasks}
         self.finished: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
@@ -78,6 +84,8 @@ class Sink:
         elif isinstance(event, Finished):
             self.store.finish_run(event.run_id, event.status, event.summary, event.error)
             self.finished[event.run_id] = event.status
+            if self.lease is not None:
+                self.store.release(self.lease, event.run_id)
             if event.status != "done":
                 self.reasons[event.run_id] = event.summary.get("reason") or (event.error or "").strip()[-300:]
             self.reporter.finish(event.run_id, event.status, event.summary)
@@ -85,9 +93,83 @@ class Sink:
                                  status=event.status, summary=event.summary)
 
 
+class TaskQueue:
+    """The runs an executor is to do, handed out lazily: each run is claimed in the
+    store (and its checkpoint loaded) only when the executor takes it, so a second
+    driver on the same results directory can take the runs this one has not started.
+    Runs held by another live driver are deferred; ``deferred`` lists them."""
+
+    def __init__(self, specs: list, store: Store, registry: Registry, lease: Lease, sink: "Sink",
+                 commit: str | None, offset: int, total: int):
+        self.specs, self.store, self.registry, self.lease, self.sink = specs, store, registry, lease, sink
+        self.commit, self.offset, self.total = commit, offset, total
+        self.claimed: list[RunTask] = []
+        self.deferred: dict[str, Holder] = {}  # run_id -> holder
+        self.finished_elsewhere: dict[str, str] = {}  # run_id -> final status set by another driver
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __iter__(self) -> Iterator[RunTask]:
+        for spec in self.specs:
+            rid = spec.run_id
+            outcome = self.store.claim(rid, self.lease)
+            if isinstance(outcome, Holder):
+                self.deferred[rid] = outcome
+                continue
+            if isinstance(outcome, str):
+                self.finished_elsewhere[rid] = outcome
+                continue
+            ckpt = self.store.checkpoint(rid)
+            # Evaluations after the checkpoint belong to an attempt that died: redo them.
+            self.store.drop_evals_after(rid, ckpt.step if ckpt else -1)
+            task = RunTask(spec=spec, policy=self.registry.policy, results_dir=str(self.store.dir.resolve()),
+                           checkpoint=ckpt, index=self.offset + len(self.claimed), total=self.total,
+                           git_commit=self.commit, registry=self.registry)
+            self.claimed.append(task)
+            self.sink.tasks[rid] = task
+            yield task
+
+
+class Heartbeat:
+    """Keeps this driver's claims alive from a background thread with its own connection."""
+
+    def __init__(self, store: Store, lease: Lease):
+        self.path, self.lease = store.dir, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="benchbase-heartbeat", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        interval = max(self.lease.timeout / 6, 0.05)
+        store = None
+        try:
+            while not self._stop.wait(interval):
+                try:
+                    store = store or Store(self.path)
+                    store.heartbeat(self.lease)
+                except Exception as exc:  # never kill the suite over a missed heartbeat
+                    warnings.warn(f"could not refresh run claims: {exc}")
+        finally:
+            if store is not None:
+                store.close()
+
+
 def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter | None = None,
-              fresh: bool = False, executor: dict | None = None) -> SuiteResult:
-    """Run what is left of ``suite``; done (and diverged) runs are skipped."""
+              fresh: bool = False, executor: dict | None = None, lease: Lease | None = None,
+              poll_seconds: float = 1.0) -> SuiteResult:
+    """Run what is left of ``suite``; done (and diverged) runs are skipped.
+
+    Runs that another live driver holds are left to it; this call waits until they are
+    final (and takes them over if that driver dies), so its summary is complete.
+    """
     reporter = reporter or Reporter()
     specs = suite.runs
     ids = [s.run_id for s in specs]
@@ -102,32 +184,63 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
     if not todo:
         return result
 
-    commit = git_commit()
-    tasks = []
-    for i, spec in enumerate(todo):
-        ckpt = store.checkpoint(spec.run_id)
-        store.drop_evals_after(spec.run_id, ckpt.step if ckpt else -1)
-        tasks.append(RunTask(spec=spec, policy=registry.policy, results_dir=str(store.dir), checkpoint=ckpt,
-                             index=i, total=len(todo), git_commit=commit, registry=registry))
-
     executor = executor or suite.executor or {"name": "local", "config": {}}
     reg = registry.get("executor", executor["name"])
     cfg, _ = plugin_config(reg, executor.get("config") or {}, "<executor>", "executor.config")
-    sink = Sink(store, registry, reporter, tasks)
+    commit = git_commit()
+    lease = lease or Lease.new()
+    sink = Sink(store, registry, reporter, [], lease=lease)
+    titles = {s.run_id: s.title for s in todo}
+    outcome: dict[str, str] = {}  # run_id -> final status, whoever produced it
+    started = 0
     try:
-        reg.cls(cfg).execute(tasks, execute_task, sink)
+        with Heartbeat(store, lease):
+            pending = todo
+            announced: set[str] = set()
+            while pending:
+                queue = TaskQueue(pending, store, registry, lease, sink, commit, started, len(todo))
+                try:
+                    reg.cls(cfg).execute(queue, execute_task, sink)
+                finally:
+                    reporter.close_bar()
+                started += len(queue.claimed)
+                _fail_lost_runs(queue.claimed, sink, store, lease)
+                outcome.update(queue.finished_elsewhere)
+                pending = [s for s in pending if s.run_id in queue.deferred]
+                while pending:  # held elsewhere: wait for them to finish or free up
+                    fresh_holders = {rid: h for rid, h in queue.deferred.items() if rid not in announced}
+                    if fresh_holders:
+                        holders = ", ".join(sorted({h.describe() for h in fresh_holders.values()}))
+                        reporter.write(f"{len(fresh_holders)} run(s) are being run by another benchbase "
+                                       f"process ({holders}); waiting for them")
+                        announced.update(fresh_holders)
+                    statuses = store.statuses([s.run_id for s in pending])
+                    for s in pending:
+                        if statuses.get(s.run_id) in FINAL_STATUSES:
+                            outcome[s.run_id] = statuses[s.run_id]
+                    pending = [s for s in pending if s.run_id not in outcome]
+                    if any(store.holder(s.run_id, lease) is None for s in pending):
+                        break  # free to claim (its holder finished badly or died): next round
+                    time.sleep(poll_seconds)
     finally:
-        reporter.close_bar()
-    # A run the executor lost without a Finished event is failed, never silently missing.
-    for task in tasks:
+        try:
+            store.release(lease)
+        except sqlite3.Error:  # never hide the error that brought us here; the claims go stale
+            pass
+    outcome.update(sink.finished)
+    result.statuses = {rid: outcome[rid] for rid in ids if rid in outcome}
+    result.failures = [(titles[rid], sink.reasons.get(rid, status))
+                       for rid, status in result.statuses.items() if status != "done"]
+    return result
+
+
+def _fail_lost_runs(claimed: list[RunTask], sink: "Sink", store: Store, lease: Lease) -> None:
+    """A run the executor lost without a Finished event is failed, never silently missing."""
+    for task in claimed:
         rid = task.spec.run_id
         if rid not in sink.finished and store.status(rid) not in FINAL_STATUSES:
             reason = "the executor returned without finishing this run (worker lost)"
             store.finish_run(rid, "failed", {"reason": reason}, error=reason)
             sink.finished[rid] = "failed"
             sink.reasons[rid] = reason
-    result.statuses = dict(sink.finished)
-    titles = {t.spec.run_id: t.spec.title for t in tasks}
-    result.failures = [(titles[rid], sink.reasons.get(rid, status))
-                       for rid, status in sink.finished.items() if status != "done"]
-    return result
+        store.release(lease, rid)

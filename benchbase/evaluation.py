@@ -113,8 +113,12 @@ class Evaluator:
         n_test = spec.eval.get("n_test")
         self.test_x = splits.test if not n_test else splits.test[:n_test]
         self.test_y = None if splits.test_labels is None else splits.test_labels[:len(self.test_x)]
+        if cache.dir is not None:
+            self.extractor.cache_dir = str(cache.dir.parent)
+        self.extractor.train_split = splits.train
         self.extractor.prepare(subset.x, splits.spec, self.metric_device)
-        feat_key = {"extractor": feat["name"], "config": feat["config"], "version": feat["version"]}
+        feat_key = {"extractor": feat["name"], "config": feat["config"], "version": feat["version"],
+                    **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
         self.train_f = cache.get({**feat_key, "data": subset.content_hash}, lambda: self._embed(subset.x))
         self.test_f = cache.get({**feat_key, "data": content_hash(self.test_x)}, lambda: self._embed(self.test_x))
         self.metrics = []
@@ -154,7 +158,8 @@ class Evaluator:
                     feature_space=self.feature_space, step=step, seed=spec.seed,
                     device=self.metric_device,
                     ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
-                    model=handle, extractor=self.extractor)
+                    model=handle, extractor=self.extractor,
+                    train_labels=self.subset.y, test_labels=self.test_y)
                 values = metric.compute(ctx)
                 if entry["name"] not in values:
                     raise ValueError(f"metric '{entry['name']}' returned {sorted(values)} without its "

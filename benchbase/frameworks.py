@@ -9,6 +9,7 @@ device, with no host round trip.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Callable
 
@@ -47,7 +48,21 @@ class TorchFramework:
                                       "or device: auto")
         if requested.startswith("cuda") and not torch.cuda.is_available():
             raise BenchbaseInputError(f"device '{requested}' requested but PyTorch sees no CUDA GPU")
-        return torch.device(requested)
+        device = torch.device(requested)
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise BenchbaseInputError(f"device '{requested}' requested but PyTorch sees "
+                                      f"{torch.cuda.device_count()} GPU(s) (cuda:0 .. "
+                                      f"cuda:{torch.cuda.device_count() - 1})")
+        return device
+
+    def placement(self, device):
+        """Make ``device`` the current one while a run executes, so a plugin that says
+        just "cuda" lands on the run's GPU."""
+        import torch
+
+        if device.type == "cuda":
+            return torch.cuda.device(device)
+        return contextlib.nullcontext()
 
     def device_name(self, device) -> str:
         import torch
@@ -130,6 +145,13 @@ class JaxFramework:
             raise BenchbaseInputError(f"device '{requested}' is not available to JAX: {exc}") from None
         raise BenchbaseInputError(f"unknown device '{requested}'")
 
+    def placement(self, device):
+        """Arrays a plugin creates without saying where (parameters in ``init``, keys)
+        go to the run's device, not JAX's first one."""
+        import jax
+
+        return jax.default_device(device)
+
     def device_name(self, device) -> str:
         return f"{device.platform}:{device.id} ({getattr(device, 'device_kind', '')})"
 
@@ -187,6 +209,9 @@ class NumpyFramework:
 
     def device(self, requested: str = "auto"):
         return "cpu"
+
+    def placement(self, device):
+        return contextlib.nullcontext()
 
     def device_name(self, device) -> str:
         return "cpu"

@@ -105,7 +105,9 @@ def benchbase_register_executors(register):
     runs it wherever it likes (in process, in subprocesses, on a Ray cluster) and
     must deliver every event to ``sink`` in the driver process, which alone writes
     the results store. A worker that dies must be reported as a failed run, not
-    lost.
+    lost. ``tasks`` is iterated lazily and the driver claims each run as it is
+    taken, so take a task only when a worker can start it (several drivers may
+    share one results store).
     """
 
 

@@ -4,18 +4,28 @@ metric in its declared direction, and hand them to a publisher for rendering.
 A table is one (suite, dataset); a row is one model configuration (model, framework,
 n and any swept values); a cell is mean ± std over the seeds that finished. Only
 runs with status ``done`` contribute values; the others are counted per row.
+
+Which evaluation step a run contributes is an *at rule* (``--at``): ``final``, a fixed
+``step=N``, or ``best-before-memorization``. A rule is a function of the run record,
+its stored evaluations and the table's primary column (see :func:`resolve_at`), so a
+new rule is one function in ``AT_RULES``.
 """
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
-from benchbase.store import Store
-
 ARROWS = {"higher": "↑", "lower": "↓"}
+SCHEMA_VERSION = 1  # of the JSON row schema; bump only with a note in docs/leaderboards.md
+
+# The copy criterion of the fallback memorization onset (see memorization_onset).
+MEM_METRIC = "mem_ratio"
+MEM_REF = "train"
+DEFAULT_MEM_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True)
@@ -78,11 +88,22 @@ class Row:
     run_ids: list[str] = field(default_factory=list)
     steps: int | None = None
     examples: int | None = None
+    at_steps: dict[str, int | None] = field(default_factory=dict)  # run id -> step used (done runs)
+    seeds: dict[str, int] = field(default_factory=dict)  # run id -> seed
+    dynamics: list[dict] = field(default_factory=list)  # per run: derived training-dynamics record
 
     @property
     def label(self) -> str:
         extra = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in self.params.items())
         return f"{self.model} ({extra})" if extra else self.model
+
+    @property
+    def runs_text(self) -> str:
+        """'2', or '1 (1 failed)' when some runs did not contribute."""
+        not_done = {k: v for k, v in self.statuses.items() if k != "done"}
+        missing = sum(1 for step in self.at_steps.values() if step is None)
+        parts = [f"{v} {k}" for k, v in not_done.items()] + ([f"{missing} no value"] if missing else [])
+        return f"{self.runs}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 @dataclass
@@ -93,92 +114,239 @@ class Table:
     rows: list[Row]
     primary: str | None  # column key used for ranking
     at: str = "final"
-    best: dict[str, int] = field(default_factory=dict)  # column key -> row index
+    best: dict[str, list[int]] = field(default_factory=dict)  # column key -> row indices (ties share)
     feature_space: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
         return f"{self.suite} — {self.dataset}"
 
+    def is_best(self, key: str, row_index: int) -> bool:
+        return row_index in self.best.get(key, ())
 
-def build_tables(store: Store, suite: str | None = None, dataset: str | None = None,
+    @property
+    def primary_column(self) -> Column | None:
+        return next((c for c in self.columns if c.key == self.primary), None)
+
+    def caption(self, best: str = "marked", escape: Callable[[str], str] = str) -> str:
+        """One sentence that says how to read the table (every publisher shows it).
+
+        ``escape`` is applied to every part but ``best``, which is already markup
+        (e.g. "in **bold**").
+        """
+        at = AT_TEXT.get(self.at, f"evaluation at {self.at.replace('=', ' ')}" if self.at.startswith("step=")
+                         else self.at)
+        parts = [escape(at[:1].upper() + at[1:])]
+        if self.feature_space:
+            parts.append(escape(f"feature space: {self.feature_space}"))
+        parts.append(escape("mean ± std over seeds (runs = seeds contributing)"))
+        parts.append(escape("best per column ") + best)
+        if self.primary_column is not None:
+            parts.append(escape(f"ranked by {self.primary_column.header}"))
+        return escape(" · ").join(parts + [escape(n) for n in self.notes])
+
+
+AT_TEXT = {"final": "final evaluation", "best-before-memorization": "best evaluation before memorization"}
+
+
+# ----------------------------------------------------------------------- at rules
+
+#: (run record, its evals, the table's primary column) -> the step it contributes, or None
+AtRule = Callable[[dict, list, "Column | None"], "int | None"]
+
+
+def at_final(run: dict, evals: list[dict], primary: Column | None) -> int | None:
+    """The run's last scheduled evaluation."""
+    steps = run["spec"]["eval"]["steps"]
+    final = max(steps) if steps else 0
+    return final if any(e["step"] == final for e in evals) else None
+
+
+def at_step(step: int) -> AtRule:
+    """A fixed step (the same number of examples seen, since budgets are identical).
+
+    A run scheduled at step 0 only (a model that does not train, e.g. an oracle) is
+    the same at every step and contributes that evaluation.
+    """
+    def rule(run: dict, evals: list[dict], primary: Column | None) -> int | None:
+        if run["spec"]["eval"]["steps"] == [0]:
+            step_used = 0
+        else:
+            step_used = step
+        return step_used if any(e["step"] == step_used for e in evals) else None
+    return rule
+
+
+def memorization_onset(run: dict, evals: list[dict], threshold: float = DEFAULT_MEM_THRESHOLD) -> float | None:
+    """The step from which the run counts as memorizing; None if it never does.
+
+    When the run carries a derived training-dynamics record (``run["derived"]``,
+    written by issue 6's ``benchbase.dynamics``: ``tau_mem`` by its chosen criterion),
+    that is the onset; a record censored on the left (memorizing at the first
+    evaluation) gives -inf. Otherwise the fallback copy criterion on the stored
+    curve: the first evaluated step where ``mem_ratio[train]`` exceeds ``threshold``.
+    Raises LookupError when neither is available.
+    """
+    derived = run.get("derived") or {}
+    if derived.get("criterion"):
+        if derived.get("censored") == "left":
+            return -math.inf
+        return derived.get("tau_mem")
+    return copy_onset(evals, threshold)
+
+
+def copy_onset(evals: list[dict], threshold: float = DEFAULT_MEM_THRESHOLD) -> int | None:
+    """First evaluated step with ``mem_ratio[train] > threshold`` (LookupError: none stored)."""
+    curve = sorted((e["step"], e["value"]) for e in evals if e["metric"] == MEM_METRIC and e["ref"] == MEM_REF)
+    if not curve:
+        raise LookupError(MEM_METRIC)
+    return next((step for step, value in curve if math.isfinite(value) and value > threshold), None)
+
+
+def at_best_before_memorization(threshold: float = DEFAULT_MEM_THRESHOLD) -> AtRule:
+    """The step with the best primary-metric value strictly before memorization onset
+    (all steps if the run never memorizes; none if it memorizes from its first eval)."""
+    def rule(run: dict, evals: list[dict], primary: Column | None) -> int | None:
+        if primary is None:
+            return None
+        try:
+            onset = memorization_onset(run, evals, threshold)
+        except LookupError:
+            return None
+        scored = [(primary.badness(e["value"]), e["step"]) for e in evals
+                  if e["metric"] == primary.metric and e["ref"] == primary.ref and math.isfinite(e["value"])
+                  and (onset is None or e["step"] < onset)]
+        return min(scored)[1] if scored else None
+    return rule
+
+
+AT_RULES: dict[str, Callable[..., AtRule]] = {
+    "final": lambda **_: at_final,
+    "best-before-memorization": lambda mem_threshold=DEFAULT_MEM_THRESHOLD, **_:
+        at_best_before_memorization(mem_threshold),
+}
+
+
+def resolve_at(at: str, mem_threshold: float = DEFAULT_MEM_THRESHOLD) -> AtRule:
+    """Parse ``--at``: final | best-before-memorization | step=N."""
+    if at in AT_RULES:
+        return AT_RULES[at](mem_threshold=mem_threshold)
+    if at.startswith("step="):
+        try:
+            value = float(at.split("=", 1)[1])
+        except ValueError:
+            value = -1.0
+        if value >= 0 and value == int(value):
+            return at_step(int(value))
+        raise ValueError(f"--at '{at}': N in step=N must be a whole number >= 0")
+    raise ValueError(f"unknown --at '{at}'. Valid: {', '.join(AT_RULES)}, step=N")
+
+
+# ------------------------------------------------------------------------ tables
+
+
+def build_tables(results, suite: str | None = None, dataset: str | None = None,
                  metrics: list[str] | None = None, at: str = "final", primary: str | None = None,
-                 ref: str | None = None) -> list[Table]:
-    """Tables for every (suite, dataset) in the store, or a chosen slice."""
-    suites = [suite] if suite else store.suites()
+                 ref: str | None = None, mem_threshold: float = DEFAULT_MEM_THRESHOLD) -> list[Table]:
+    """Tables for every (suite, dataset) in ``results`` (a Store or a ResultSet), or a slice."""
+    rule = resolve_at(at, mem_threshold)
+    suites = [suite] if suite else results.suites()
     tables = []
     for s in suites:
-        runs = store.runs(suite=s)
+        runs = results.runs(suite=s)
         if dataset:
             runs = [r for r in runs if dataset in (r["dataset_label"], r["dataset"])]
-        by_dataset: dict[str, list[dict]] = defaultdict(list)
+        by_dataset: dict[str, list[dict]] = {}
         for r in runs:
-            by_dataset[r["dataset_label"]].append(r)
-        settings = store.suite_settings(s)
+            by_dataset.setdefault(r["dataset_label"], []).append(r)
+        settings = results.suite_settings(s)
+        # training-dynamics records (issue 6), where the store has them
+        derived = results.derived(s) if hasattr(results, "derived") else {}
         for ds, ds_runs in by_dataset.items():
-            tables.append(_table(store, s, ds, ds_runs, metrics or settings.get("metrics") or None,
-                                 at, primary or settings.get("primary"), ref))
+            ds_runs = [{**r, "derived": derived[r["run_id"]]} if r["run_id"] in derived else r for r in ds_runs]
+            table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
+                           primary or settings.get("primary"), ref, rule)
+            table.at = at
+            if at == "best-before-memorization":
+                pcol = table.primary_column
+                onset = (f"{MEM_METRIC} ({MEM_REF}) first exceeds {mem_threshold:g}" if not derived else
+                         f"tau_mem from the stored training dynamics (else {MEM_METRIC} ({MEM_REF}) > "
+                         f"{mem_threshold:g})")
+                table.notes.append(f"each run at its best {pcol.header if pcol else 'primary metric'} step "
+                                   f"before memorization: {onset}")
+            tables.append(table)
     return tables
 
 
-def _value_step(evals: list[dict], at: str, final_step: int) -> int | None:
-    steps = sorted({e["step"] for e in evals})
-    if not steps:
-        return None
-    if at == "final":
-        return final_step if final_step in steps else None
-    if at.startswith("step="):
-        want = int(float(at.split("=", 1)[1]))
-        return want if want in steps else None
-    raise ValueError(f"unknown --at '{at}': use final or step=N")
-
-
-def _table(store: Store, suite: str, dataset: str, runs: list[dict], wanted: list[str] | None,
-           at: str, primary: str | None, ref: str | None) -> Table:
+def _columns(runs: list[dict], wanted: list[str] | None, ref: str | None) -> list[Column]:
     columns: dict[str, Column] = {}
-    groups: dict[tuple, dict] = {}
     for r in runs:
         spec = r["spec"]
-        params = {k: v for k, v in spec.get("sweep", {}).items() if k != "n"}
-        gkey = (r["model_label"], r["framework"], r["n"], tuple(sorted(params.items())))
-        g = groups.setdefault(gkey, {"row": Row(model=r["model_label"], name=r["model"], family=r["family"],
-                                                framework=r["framework"], n=r["n"], params=params, runs=0,
-                                                statuses={}, steps=spec["budget"]["steps"],
-                                                examples=spec["budget"]["examples"]),
-                                     "values": defaultdict(list), "statuses": Counter()})
-        g["statuses"][r["status"]] += 1
-        g["row"].run_ids.append(r["run_id"])
-        meta = {m["name"]: m for m in spec.get("metrics", [])}
-        for name, m in meta.items():
-            if wanted and name not in wanted:
+        for m in spec.get("metrics", []):
+            if wanted and m["name"] not in wanted:
                 continue
             refs = m.get("references") or ["train"]
             use = ref if ref in refs else refs[0]
-            col = Column(name, use, m["direction"], m.get("target"), spec["eval"]["features"]["name"])
+            col = Column(m["name"], use, m["direction"], m.get("target"), spec["eval"]["features"]["name"])
             columns.setdefault(col.key, col)
+    ordered = list(columns.values())
+    if wanted:
+        ordered.sort(key=lambda c: wanted.index(c.metric) if c.metric in wanted else len(wanted))
+    return ordered
+
+
+def _primary(columns: list[Column], primary: str | None) -> Column | None:
+    if primary:
+        found = next((c for c in columns if c.metric == primary or c.key == primary), None)
+        if found is not None:
+            return found
+    return columns[0] if columns else None
+
+
+def _row_key(r: dict) -> tuple:
+    params = {k: v for k, v in r["spec"].get("sweep", {}).items() if k != "n"}
+    return (r["model_label"], r["framework"], r["n"], tuple(sorted((k, str(v)) for k, v in params.items())))
+
+
+def _table(results, suite: str, dataset: str, runs: list[dict], wanted: list[str] | None,
+           primary: str | None, ref: str | None, rule: AtRule) -> Table:
+    columns = _columns(runs, wanted, ref)
+    keys = {c.key for c in columns}
+    pcol = _primary(columns, primary)
+    groups: dict[tuple, tuple[Row, Counter, dict[str, list[float]]]] = {}
+    for r in runs:
+        spec = r["spec"]
+        gkey = _row_key(r)
+        if gkey not in groups:
+            params = {k: v for k, v in spec.get("sweep", {}).items() if k != "n"}
+            groups[gkey] = (Row(model=r["model_label"], name=r["model"], family=r["family"],
+                                framework=r["framework"], n=r["n"], params=params, runs=0, statuses={},
+                                steps=spec["budget"]["steps"], examples=spec["budget"]["examples"]),
+                            Counter(), {})
+        row, statuses, values = groups[gkey]
+        statuses[r["status"]] += 1
+        row.run_ids.append(r["run_id"])
+        row.seeds[r["run_id"]] = r["seed"]
+        if r.get("derived"):
+            row.dynamics.append({"run_id": r["run_id"], "seed": r["seed"], **r["derived"]})
         if r["status"] != "done":
             continue
-        evals = store.evals(r["run_id"])
-        final = max(spec["eval"]["steps"]) if spec["eval"]["steps"] else 0
-        step = _value_step(evals, at, final)
+        evals = results.evals(r["run_id"])
+        step = rule(r, evals, pcol)
+        row.at_steps[r["run_id"]] = step
         if step is None:
             continue
-        g["row"].runs += 1
+        row.runs += 1
         for e in evals:
-            if e["step"] != step:
-                continue
             key = f"{e['metric']}[{e['ref']}]" if e["ref"] else e["metric"]
-            if key in columns:
-                g["values"][key].append(e["value"])
+            if e["step"] == step and key in keys:
+                values.setdefault(key, []).append(e["value"])
 
-    ordered_cols = list(columns.values())
-    if wanted:
-        ordered_cols.sort(key=lambda c: wanted.index(c.metric) if c.metric in wanted else len(wanted))
     rows = []
-    for g in groups.values():
-        row: Row = g["row"]
-        row.statuses = dict(g["statuses"])
-        for key, vals in g["values"].items():
+    for row, statuses, values in groups.values():
+        row.statuses = dict(statuses)
+        for key, vals in values.items():
             arr = np.asarray(vals, dtype=float)
             arr = arr[np.isfinite(arr)]
             if len(arr):
@@ -186,29 +354,35 @@ def _table(store: Store, suite: str, dataset: str, runs: list[dict], wanted: lis
                                        int(len(arr)))
         rows.append(row)
 
-    primary_key = None
-    if primary:
-        primary_key = next((c.key for c in ordered_cols if c.metric == primary or c.key == primary), None)
-    if primary_key is None and ordered_cols:
-        primary_key = ordered_cols[0].key
-    if primary_key is not None:
-        pcol = columns[primary_key]
-        rows.sort(key=lambda r: (primary_key not in r.values,
-                                 pcol.badness(r.values[primary_key].mean) if primary_key in r.values else 0,
-                                 r.model, r.n or 0))
-        rank = 0
-        for r in rows:
-            if primary_key in r.values:
-                rank += 1
-                r.rank = rank
+    if pcol is not None:
+        _rank(rows, pcol)
     best = {}
-    for col in ordered_cols:
-        scored = [(col.badness(r.values[col.key].mean), i) for i, r in enumerate(rows) if col.key in r.values]
-        if scored:
-            best[col.key] = min(scored)[1]
-    fs = ordered_cols[0].feature_space if ordered_cols else ""
-    return Table(suite=suite, dataset=dataset, columns=ordered_cols, rows=rows, primary=primary_key,
-                 at=at, best=best, feature_space=fs)
+    for col in columns:
+        scores = {i: col.badness(r.values[col.key].mean) for i, r in enumerate(rows) if col.key in r.values}
+        if scores:
+            top = min(scores.values())
+            best[col.key] = [i for i, s in scores.items() if s == top]
+    fs = columns[0].feature_space if columns else ""
+    return Table(suite=suite, dataset=dataset, columns=columns, rows=rows,
+                 primary=pcol.key if pcol else None, best=best, feature_space=fs)
+
+
+def _rank(rows: list[Row], pcol: Column) -> None:
+    """Sort by the primary column; equal means share a rank (1, 1, 3); no value: no rank."""
+    def score(r: Row) -> float:
+        return pcol.badness(r.values[pcol.key].mean) if pcol.key in r.values else math.inf
+
+    rows.sort(key=lambda r: (pcol.key not in r.values, score(r), r.model, r.n or 0))
+    previous, rank = None, 0
+    for i, r in enumerate(rows):
+        if pcol.key not in r.values:
+            continue
+        if score(r) != previous:
+            rank, previous = i + 1, score(r)
+        r.rank = rank
+
+
+# ------------------------------------------------------------------- JSON schema
 
 
 def table_to_records(table: Table) -> list[dict]:
@@ -224,16 +398,49 @@ def table_to_records(table: Table) -> list[dict]:
                 "mean": _none_if_nan(cell.mean) if cell else None,
                 "std": _none_if_nan(cell.std) if cell else None,
                 "n": cell.n if cell else 0,
-                "best": table.best.get(c.key) == i,
+                "best": table.is_best(c.key, i),
             }
         out.append({
-            "suite": table.suite, "dataset": table.dataset, "model": r.model, "name": r.name,
-            "family": r.family, "framework": r.framework, "n": r.n, "params": r.params,
-            "rank": r.rank, "runs": r.runs, "statuses": r.statuses, "steps": r.steps,
-            "examples": r.examples, "at": table.at, "run_ids": r.run_ids, "metrics": metrics,
+            "schema_version": SCHEMA_VERSION,
+            "suite": table.suite, "dataset": table.dataset, "at": table.at, "primary": table.primary,
+            "feature_space": table.feature_space,
+            "model": r.model, "name": r.name, "family": r.family, "framework": r.framework, "n": r.n,
+            "params": r.params, "rank": r.rank, "runs": r.runs, "statuses": r.statuses,
+            "steps": r.steps, "examples": r.examples, "run_ids": r.run_ids, "at_steps": r.at_steps,
+            "metrics": metrics, "dynamics": r.dynamics,
         })
     return out
 
 
 def _none_if_nan(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else v
+
+
+# ------------------------------------------------------------- command options
+
+
+def add_slice_arguments(parser) -> None:
+    """The options that choose which tables and values (shared by leaderboard and report)."""
+    parser.add_argument("--suite", help="only this suite")
+    parser.add_argument("--dataset", help="only this dataset (label or name)")
+    parser.add_argument("--metric", action="append", help="only these metrics (repeatable)")
+    parser.add_argument("--primary", help="metric to rank by (default: the suite's, else the first)")
+    parser.add_argument("--ref", choices=("train", "test"), help="reference split for metrics that have both")
+    parser.add_argument("--at", default="final",
+                        help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final)")
+    parser.add_argument("--mem-threshold", type=float, default=DEFAULT_MEM_THRESHOLD, metavar="F",
+                        help=f"for --at best-before-memorization on runs without stored training dynamics: "
+                             f"{MEM_METRIC}[{MEM_REF}] above F counts as memorizing (default: %(default)s)")
+
+
+def tables_from_args(results, args) -> list[Table]:
+    """build_tables for parsed ``add_slice_arguments`` options; bad values are input errors."""
+    from benchbase.errors import BenchbaseInputError, UnknownPluginError
+
+    if args.suite and args.suite not in results.suites():
+        raise UnknownPluginError("suite", args.suite, results.suites())
+    try:
+        return build_tables(results, suite=args.suite, dataset=args.dataset, metrics=args.metric, at=args.at,
+                            primary=args.primary, ref=args.ref, mem_threshold=args.mem_threshold)
+    except ValueError as exc:
+        raise BenchbaseInputError(str(exc)) from None

@@ -15,6 +15,7 @@ class Reporter:
         self.quiet = quiet
         self.tty = self.stream.isatty() if tty is None else tty
         self._bar = None
+        self._bar_run: str | None = None  # the run the bar shows (several may run at once)
         self._last_line = 0.0
         self._titles: dict[str, tuple[int, int, str]] = {}
 
@@ -37,10 +38,13 @@ class Reporter:
         resumed = f" (resuming at step {resumed_from})" if resumed_from else ""
         if self.quiet:
             return
-        if self.tty:
+        if self.tty and self._bar is not None and self._bar_run != run_id:
+            self.write(f"{prefix}: started{resumed}")  # another run has the bar
+        elif self.tty:
             from tqdm import tqdm
 
             self.close_bar()
+            self._bar_run = run_id
             self._bar = tqdm(total=max(total_steps, 1), initial=resumed_from, desc=prefix, unit="step",
                              file=self.stream, leave=False, dynamic_ncols=True)
         else:
@@ -50,11 +54,11 @@ class Reporter:
                  steps_per_s: float) -> None:
         if self.quiet:
             return
-        if self._bar is not None:
+        if self._bar is not None and self._bar_run == run_id:
             self._bar.n = step
             self._bar.set_postfix_str(f"{examples_per_s:,.0f} ex/s", refresh=False)
             self._bar.refresh()
-        elif time.monotonic() - self._last_line > 15:
+        elif self._bar is None and time.monotonic() - self._last_line > 15:
             index, total_runs, title = self._titles.get(run_id, (0, 1, run_id))
             eta = (total - step) / max(steps_per_s, 1e-9)
             self.write(f"[{index + 1}/{total_runs}] {title}: step {step}/{total}, "
@@ -62,16 +66,17 @@ class Reporter:
             self._last_line = time.monotonic()
 
     def evaluated(self, run_id: str, step: int, headline: str) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._bar_run == run_id:
             self._bar.n = max(self._bar.n, step)
             self._bar.refresh()
-        elif not self.quiet:
+        elif not self.quiet and self._bar is None:
             index, total_runs, title = self._titles.get(run_id, (0, 1, run_id))
             self.write(f"[{index + 1}/{total_runs}] {title}: eval at step {step}: {headline}")
 
     def finish(self, run_id: str, status: str, summary: dict) -> None:
         index, total_runs, title = self._titles.get(run_id, (0, 1, run_id))
-        self.close_bar()
+        if self._bar_run == run_id:
+            self.close_bar()
         wall = summary.get("wall_time")
         extra = f" in {wall:.1f}s" if isinstance(wall, (int, float)) else ""
         reason = f": {summary['reason']}" if status != "done" and summary.get("reason") else ""
@@ -81,3 +86,4 @@ class Reporter:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+            self._bar_run = None

@@ -12,6 +12,7 @@ host sync (finiteness checks, progress) happens every ``CHECK_EVERY`` steps only
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -133,6 +134,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
     prior_wall = task.checkpoint.wall_time if task.checkpoint else 0.0
     summary: dict = {"examples": 0, "steps": 0, "param_count": None}
     step = task.checkpoint.step if task.checkpoint else 0
+    placed = contextlib.ExitStack()
     try:
         registry = _registry(task)
         model_reg = registry.get("model", spec.model["name"], spec.model["framework"])
@@ -149,6 +151,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
 
         fw = get_framework(model_reg.framework)
         device = fw.device(spec.device)
+        placed.enter_context(fw.placement(device))
         sample_fresh, fresh_source = fresh_sampler(dataset, splits)
         train = TrainData(x=fw.put(subset.x, device), y=fw.put(subset.y, device), spec=splits.spec,
                           device=device, x_numpy=subset.x, sample_fresh=sample_fresh,
@@ -206,7 +209,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
                     next_eval = eval_steps.pop(0) if eval_steps else total
                     t_seg = time.monotonic()
                     now = t_seg
-                if now > deadline:
+                if now > deadline and step < total:  # a finished run is not late
                     raise TimeLimitExceeded()
                 if now >= next_progress:
                     rate = (step - seg_start) / max(timers["train"] + (now - t_seg), 1e-9)
@@ -232,6 +235,8 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         summary["reason"] = f"{type(exc).__name__}: {exc}"
         emit(Finished(run_id, "failed", summary, error=traceback.format_exc()))
         return "failed"
+    finally:
+        placed.close()
 
 
 def _per_step(spec: RunSpec) -> int:

@@ -6,14 +6,22 @@ either the whole evaluation or none of it; resuming loads that checkpoint, and t
 primary key (run, step, metric, reference) makes a repeated write replace rather
 than duplicate. WAL mode and a busy timeout let several suites share a directory.
 Only the driver process writes.
+
+Several drivers may share one store (two suites with common runs, or the same
+command started twice). A driver *claims* a run (a row in ``leases``) before it
+trains it and keeps the claim alive with heartbeats; another driver skips a run
+held by a live claim and takes it over when the holder stops heartbeating or, on
+the same host, when the holder's process is gone (``kill -9``).
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import socket
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +69,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     run_id TEXT PRIMARY KEY, step INTEGER NOT NULL, examples INTEGER NOT NULL,
     wall_time REAL NOT NULL DEFAULT 0, blob BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    acquired REAL NOT NULL, heartbeat REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS evals_by_metric ON evals (metric, run_id);
 """
 
@@ -73,6 +85,48 @@ class Checkpoint:
     examples: int
     wall_time: float
     blob: bytes
+
+
+DEFAULT_LEASE_TIMEOUT = 60.0  # seconds without a heartbeat before another driver takes a run over
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who is claiming runs: one per ``run_suite`` call (owner), on a host, in a process."""
+
+    owner: str
+    host: str
+    pid: int
+    timeout: float = DEFAULT_LEASE_TIMEOUT
+
+    @classmethod
+    def new(cls, timeout: float | None = None) -> "Lease":
+        if timeout is None:
+            timeout = float(os.environ.get("BENCHBASE_LEASE_TIMEOUT", DEFAULT_LEASE_TIMEOUT))
+        return cls(uuid.uuid4().hex, socket.gethostname(), os.getpid(), timeout)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Another driver's live claim on a run."""
+
+    owner: str
+    host: str
+    pid: int
+    heartbeat: float
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def encode_array(a: np.ndarray) -> bytes:
@@ -173,6 +227,54 @@ class Store:
                       (status, json.dumps(summary, sort_keys=True, default=str), error, time.time(), run_id))
             if status == "done":
                 c.execute("DELETE FROM checkpoints WHERE run_id=?", (run_id,))
+
+    # ---------------------------------------------------------------- leases
+    def claim(self, run_id: str, lease: Lease) -> Holder | str | None:
+        """Claim a run for ``lease``. Returns None when claimed, the run's status when
+        it is already final (someone finished it), else the live :class:`Holder`."""
+        now = time.time()
+        with self.transaction() as c:
+            row = c.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row and row[0] in FINAL_STATUSES:
+                return row[0]
+            held = c.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE run_id=?",
+                             (run_id,)).fetchone()
+            if held is not None and held[0] != lease.owner:
+                holder = Holder(*held)
+                if not self._lease_expired(holder, lease, now):
+                    return holder
+            c.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?)",
+                      (run_id, lease.owner, lease.host, lease.pid, now, now))
+        return None
+
+    @staticmethod
+    def _lease_expired(holder: Holder, lease: Lease, now: float) -> bool:
+        if now - holder.heartbeat > lease.timeout:
+            return True  # the holder stopped heartbeating (crashed, hung, or its machine died)
+        # On this machine a dead holder process is visible at once: no need to wait.
+        return holder.host == lease.host and not _process_alive(holder.pid)
+
+    def heartbeat(self, lease: Lease) -> int:
+        """Refresh every claim of ``lease``; returns how many it holds."""
+        with self.transaction() as c:
+            return c.execute("UPDATE leases SET heartbeat=? WHERE owner=?", (time.time(), lease.owner)).rowcount
+
+    def release(self, lease: Lease, run_id: str | None = None) -> None:
+        """Give up one claim (``run_id``) or all claims of ``lease``."""
+        with self.transaction() as c:
+            if run_id is None:
+                c.execute("DELETE FROM leases WHERE owner=?", (lease.owner,))
+            else:
+                c.execute("DELETE FROM leases WHERE owner=? AND run_id=?", (lease.owner, run_id))
+
+    def holder(self, run_id: str, lease: Lease) -> Holder | None:
+        """The live claim of another driver on ``run_id``, if any."""
+        row = self.conn.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE run_id=?",
+                                (run_id,)).fetchone()
+        if row is None or row[0] == lease.owner:
+            return None
+        holder = Holder(*row)
+        return None if self._lease_expired(holder, lease, time.time()) else holder
 
     # ---------------------------------------------------------------- evals
     def write_eval(self, run_id: str, step: int, examples: int, rows: list[EvalRow],

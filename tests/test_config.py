@@ -48,13 +48,13 @@ def test_misspelled_nested_key(registry):
 
 
 def test_misspelled_plugin_config_key(registry):
-    suite = tiny_suite(models=[{"name": "rectified_flow", "config": {"widht": 64}}])
+    suite = tiny_suite(models=[{"name": "rectified_flow", "framework": "torch", "config": {"widht": 64}}])
     msg = _problems(suite, registry)
     assert "models[0].config.widht: unknown key 'widht'. Did you mean 'width'?" in msg
 
 
 def test_wrong_type(registry):
-    msg = _problems(tiny_suite(models=[{"name": "vae", "config": {"width": "wide"}}]), registry)
+    msg = _problems(tiny_suite(models=[{"name": "vae", "framework": "torch", "config": {"width": "wide"}}]), registry)
     assert "models[0].config.width" in msg and "wide" in msg
 
 
@@ -120,7 +120,7 @@ def test_run_ids_ignore_labels_suite_and_device_but_not_configs(registry):
 
 
 def test_sweep_expands_grid(registry):
-    suite = build_suite(tiny_suite(models=["rectified_flow"], seeds=[0, 1],
+    suite = build_suite(tiny_suite(models=[{"name": "rectified_flow", "framework": "torch"}], seeds=[0, 1],
                                    sweep={"n": [16, 32], "model.width": [8, 16]}), "s", registry=registry)
     combos = {(r.subset["n"], r.model["config"]["width"], r.seed) for r in suite.runs}
     assert len(combos) == len(suite.runs) == 8

@@ -60,7 +60,7 @@ def test_same_seed_same_numbers(registry, tmp_path):
 
 def test_resume_from_checkpoint_equals_uninterrupted_run(registry, tmp_path):
     """Stop after the first evaluation (as a kill would), resume, compare every value."""
-    suite = build_suite(tiny_suite(models=[{"name": "rectified_flow",
+    suite = build_suite(tiny_suite(models=[{"name": "rectified_flow", "framework": "torch",
                                             "config": {"width": 32, "depth": 2, "sample_steps": 10}}]),
                         "<test>", registry=registry)
     with Store(tmp_path / "full") as store:
@@ -105,7 +105,7 @@ def test_failing_plugin_marks_run_failed_and_suite_continues(registry, results_d
         raise RuntimeError("boom in train_step")
 
     monkeypatch.setattr(TorchVAE, "train_step", boom)
-    _, result = _run(registry, results_dir, tiny_suite(models=["vae", "copy_train"]))
+    _, result = _run(registry, results_dir, tiny_suite(models=[{"name": "vae", "framework": "torch"}, "copy_train"]))
     assert sorted(result.statuses.values()) == ["done", "failed"]
     with Store(results_dir) as store:
         failed = store.runs(status="failed")[0]
@@ -127,7 +127,7 @@ def test_nan_loss_marks_run_diverged(registry, results_dir, monkeypatch):
         return state, logs
 
     monkeypatch.setattr(TorchRectifiedFlow, "train_step", nan_after_20)
-    _, result = _run(registry, results_dir, tiny_suite(models=["rectified_flow"]))
+    _, result = _run(registry, results_dir, tiny_suite(models=[{"name": "rectified_flow", "framework": "torch"}]))
     assert list(result.statuses.values()) == ["diverged"]
     with Store(results_dir) as store:
         run = store.runs()[0]

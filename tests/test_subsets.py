@@ -162,7 +162,8 @@ def digits_suite(**overrides) -> dict:
     suite = {
         "name": "subsets", "seeds": [0], "device": "cpu",
         "datasets": [{"name": "digits", "n": 100}],
-        "models": [{"name": "rectified_flow", "config": {"width": 16, "depth": 1, "sample_steps": 2}}],
+        "models": [{"name": "rectified_flow", "framework": "torch",
+                    "config": {"backbone": "mlp", "width": 16, "depth": 1, "sample_steps": 2}}],
         "metrics": ["mem_ratio"],
         "budget": {"batch_size": 16, "steps": 3},
         "eval": {"points": 1, "n_samples": 20},

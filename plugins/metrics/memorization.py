@@ -1,4 +1,10 @@
-"""Memorization metrics: is a generated sample a copy of a training point?"""
+"""Memorization metrics: is a generated sample a copy of a training point?
+
+mem_ratio (nearest/second-nearest distance ratio), copy_cosine (maximum cosine
+similarity to the training set) and authenticity (Alaa et al. 2022). Each compares
+generated samples with the training subset only; the novelty metrics that also use
+the held-out test split live in ``novelty.py``. Definitions: docs/metrics.md.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,16 +12,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchbase import Metric, hookimpl
-from benchbase.neighbors import knn
+from benchbase.neighbors import knn, knn_radii
 
 
 def bootstrap_mean_ci(flags: np.ndarray, rng: np.random.Generator, resamples: int,
                       confidence: float) -> tuple[float, float]:
-    """Percentile bootstrap interval of a mean (Bonnaire et al. use 1000 resamples)."""
+    """Percentile bootstrap interval of a mean (Bonnaire et al. use 1000 resamples).
+
+    The mean of a resample of 0/1 flags is Binomial(n, p_hat)/n, drawn directly
+    instead of materialising (resamples x n) indices.
+    """
+    flags = np.asarray(flags, dtype=np.float64)
     if resamples <= 0 or len(flags) == 0:
         return float("nan"), float("nan")
-    idx = rng.integers(0, len(flags), size=(resamples, len(flags)))
-    means = flags[idx].mean(axis=1)
+    if np.isin(flags, (0.0, 1.0)).all():
+        means = rng.binomial(len(flags), flags.mean(), size=resamples) / len(flags)
+    else:
+        means = flags[rng.integers(0, len(flags), size=(resamples, len(flags)))].mean(axis=1)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
     return float(lo), float(hi)
@@ -29,16 +42,17 @@ class MemRatioConfig:
 
 
 class MemRatio(Metric):
-    """Fraction of samples whose nearest training point is much closer than the second.
+    """Fraction of samples whose nearest training point is much closer than the second (f_mem).
 
     f_mem = mean over generated x of [ ||x - NN1(x, T)|| < threshold * ||x - NN2(x, T)|| ]
     (Yoon et al. 2023; Gu et al. 2023/2025; Bonnaire et al. 2025), L2 in the suite's
     feature space (pixels by default), threshold 1/3. An exact copy of a duplicated
-    training point (d1 = d2 = 0) counts as a copy. Distances of the candidates are
-    refined in float64, so tiny d1 are exact. Chance level for fresh samples of a
-    locally uniform density in d dimensions is threshold^d (1/9 in 2-D): choose the
-    threshold with the data's dimension in mind. Reports ``mem_ratio.ci_low`` and
-    ``mem_ratio.ci_high`` (percentile bootstrap).
+    training point (d1 = d2 = 0) counts as a copy. Candidate distances are refined
+    in float64, so tiny d1 are exact. Chance level: for fresh samples of a locally
+    uniform density with intrinsic dimension d, (d1/d2)^d is uniform on [0, 1], so
+    P(copy) = threshold^d (1/9 in 2-D): choose the threshold with the data's
+    dimension in mind. Reports ``mem_ratio.ci_low``/``.ci_high`` (percentile
+    bootstrap of the mean).
     """
 
     name = "mem_ratio"
@@ -55,6 +69,92 @@ class MemRatio(Metric):
         return {"mem_ratio": float(copies.mean()), "mem_ratio.ci_low": lo, "mem_ratio.ci_high": hi}
 
 
+def max_cosine_similarity(x: np.ndarray, ref: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """max_y cos(x, y) over the rows y of ``ref``, per row x (float64).
+
+    On unit vectors ||x - y||^2 = 2 - 2 cos(x, y), so the most similar row is the
+    nearest neighbour of the normalised vectors (blocked GEMM + float64 refinement).
+    A zero vector has cosine 0 with everything.
+    """
+    xn, rn = _unit_rows(x), _unit_rows(ref)
+    d, _ = knn(xn, rn, k=1, device=device)
+    cos = 1.0 - d[:, 0] ** 2 / 2.0
+    zero = ~np.any(xn != 0, axis=1)
+    cos[zero] = 0.0
+    return np.clip(cos, -1.0, 1.0)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+@dataclass
+class CopyCosineConfig:
+    tau: float = 0.5  # Somepalli et al. 2023 with SSCD; SSCD's README uses 0.75 for 90% precision
+    quantile: float = 0.95  # reported as copy_cosine.p95
+
+
+class CopyCosine(Metric):
+    """Fraction of samples whose maximum cosine similarity to the training set exceeds tau.
+
+    s(x) = max_{y in T} cos(f(x), f(y)); copy_cosine = mean [ s(x) > tau ], plus
+    ``copy_cosine.p95``, the 95th percentile of s (Somepalli et al. 2023, with SSCD
+    features, Pizzi et al. 2022). tau = 0.5 follows Somepalli; thresholds do not
+    carry across feature spaces (tau and the space are recorded with every value).
+    In very low dimension (e.g. 2-D pixels) almost every point has a training point
+    in nearly the same direction, so s ~ 1 for any generator: use it with
+    image-level features.
+    """
+
+    name = "copy_cosine"
+    direction = "lower"
+    references = ("train",)
+    Config = CopyCosineConfig
+
+    def compute(self, ctx) -> dict[str, float]:
+        s = max_cosine_similarity(ctx.gen, ctx.train, ctx.device)
+        return {"copy_cosine": float((s > self.config.tau).mean()),
+                "copy_cosine.p95": float(np.quantile(s, self.config.quantile))}
+
+
+def authentic_flags(gen: np.ndarray, train: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Per generated sample: is it farther from its nearest training point t than t is
+    from t's own nearest other training point? (Alaa et al. 2022, per generated sample)."""
+    d_gen, idx = knn(gen, train, k=1, device=device)
+    radius = knn_radii(train, 1, device)
+    return d_gen[:, 0] > radius[idx[:, 0]]
+
+
+@dataclass
+class AuthenticityConfig:
+    pass
+
+
+class Authenticity(Metric):
+    """Fraction of generated samples that are authentic (Alaa et al. 2022): not closer to a training point than its neighbours are.
+
+    For generated x with nearest training point t = NN1(x, T): authentic iff
+    ||x - t|| > ||t - NN1(t, T minus t)||; authenticity = mean over generated x.
+    Computed per generated sample, as in the paper (one public implementation loops
+    over real samples instead: a bug). Exact copies score 0; fresh samples of the
+    data distribution score around one half or more, depending on the dimension.
+    """
+
+    name = "authenticity"
+    direction = "higher"
+    references = ("train",)
+    Config = AuthenticityConfig
+
+    def compute(self, ctx) -> dict[str, float]:
+        if len(ctx.train) < 2:
+            raise ValueError("authenticity needs at least 2 training points")
+        return {"authenticity": float(authentic_flags(ctx.gen, ctx.train, ctx.device).mean())}
+
+
 @hookimpl
 def benchbase_register_metrics(register):
     register(MemRatio)
+    register(CopyCosine)
+    register(Authenticity)

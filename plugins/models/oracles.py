@@ -2,7 +2,9 @@
 
 ``copy_train`` returns training points (a perfect memorizer: mem_ratio = 1);
 ``true_sampler`` returns fresh draws from the data distribution (a perfect
-generalizer). Neither trains: the core evaluates them once, at step 0.
+generalizer); ``noise`` returns uniform noise over the data's value range (zero
+fidelity: the worst fd/swd, precision ~ 0). None trains: the core evaluates them
+once, at step 0.
 """
 from __future__ import annotations
 
@@ -61,7 +63,28 @@ class TrueSampler(_Oracle):
         return state["fresh"](n, int(key.integers(0, 2**31 - 1)))
 
 
+class Noise(_Oracle):
+    """Uniform noise over the dataset's value range, in the data's shape: zero fidelity.
+
+    Each coordinate is drawn independently from U(lo, hi), (lo, hi) = the DataSpec's
+    value_range ([-1, 1] for images). Calibrates the bottom of every fidelity metric:
+    it should have the worst fd/swd/kid and precision ~ 0 (in more than a few
+    dimensions), and it never copies (mem_ratio ~ 0, authenticity ~ 1).
+    """
+
+    name = "noise"
+
+    def init(self, data, seed):
+        lo, hi = (float(v) for v in data.spec.value_range)
+        return {"shape": tuple(data.spec.shape), "lo": lo, "hi": hi}
+
+    def sample(self, state, n, key: np.random.Generator):
+        x = key.uniform(state["lo"], state["hi"], size=(n, *state["shape"]))
+        return x.astype(np.float32)
+
+
 @hookimpl
 def benchbase_register_models(register):
     register(CopyTrain)
     register(TrueSampler)
+    register(Noise)

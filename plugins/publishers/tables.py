@@ -5,18 +5,20 @@ import csv
 import html
 import io
 import json
+import re
 
 from tabulate import tabulate
 
 from benchbase import Publisher, hookimpl
 from benchbase.leaderboard import Table, table_to_records
 
-AT_TEXT = {"final": "final evaluation"}
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
 def _md(text) -> str:
-    """Escape for a GitHub Markdown table cell: HTML and the cell separator."""
-    return html.escape(str(text), quote=False).replace("|", "\\|")
+    """Escape for a GitHub Markdown table cell: HTML, the cell separator, emphasis and links."""
+    escaped = html.escape(str(text), quote=False)
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), escaped)
 
 
 class Markdown(Publisher):
@@ -30,12 +32,8 @@ class Markdown(Publisher):
             return "_No results._\n"
         out = []
         for t in tables:
-            primary = next((c for c in t.columns if c.key == t.primary), None)
-            at = AT_TEXT.get(t.at, t.at)
             out.append(f"## {_md(t.title)}\n")
-            ranked = f" · ranked by {_md(primary.header)}" if primary else ""
-            out.append(f"{at.capitalize()} · feature space: {_md(t.feature_space)} · mean ± std over "
-                       f"seeds (runs = seeds finished) · best per column in **bold**{ranked}\n")
+            out.append(t.caption("in **bold**", escape=_md) + "\n")
             headers = ["rank", "model", "family", "framework", "n", "runs"] + [_md(c.header) for c in t.columns]
             rows = []
             for i, r in enumerate(t.rows):
@@ -43,15 +41,18 @@ class Markdown(Publisher):
                 for c in t.columns:
                     cell = r.values.get(c.key)
                     text = cell.format() if cell else "n/a"
-                    cells.append(f"**{text}**" if t.best.get(c.key) == i and cell else text)
-                not_done = {k: v for k, v in r.statuses.items() if k != "done"}
-                runs = f"{r.runs}" + (" (" + ", ".join(f"{v} {k}" for k, v in not_done.items()) + ")"
-                                      if not_done else "")
-                rows.append([r.rank if r.rank is not None else "–", _md(r.label), r.family, r.framework,
-                             r.n if r.n is not None else "", runs] + cells)
+                    cells.append(f"**{text}**" if cell and t.is_best(c.key, i) else text)
+                rows.append([r.rank if r.rank is not None else "–", _md(r.label), _md(r.family),
+                             _md(r.framework), r.n if r.n is not None else "", _md(r.runs_text)] + cells)
             out.append(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
             out.append("")
         return "\n".join(out).rstrip() + "\n"
+
+
+def _csv_text(value) -> str:
+    """Text a spreadsheet must not run as a formula (CSV injection): prefix with '."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 class CSV(Publisher):
@@ -66,7 +67,7 @@ class CSV(Publisher):
             keys += [c.key for c in t.columns if c.key not in keys]
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["suite", "dataset", "rank", "model", "family", "framework", "n", "params", "runs"]
+        w.writerow(["suite", "dataset", "at", "rank", "model", "family", "framework", "n", "params", "runs"]
                    + [f"{k} {part}" for k in keys for part in ("mean", "std")])
         for t in tables:
             for rec in table_to_records(t):
@@ -74,8 +75,9 @@ class CSV(Publisher):
                 for k in keys:
                     m = rec["metrics"].get(k)
                     vals += [m["mean"], m["std"]] if m else ["", ""]
-                w.writerow([rec["suite"], rec["dataset"], rec["rank"], rec["model"], rec["family"],
-                            rec["framework"], rec["n"], json.dumps(rec["params"]), rec["runs"]]
+                w.writerow([_csv_text(rec["suite"]), _csv_text(rec["dataset"]), rec["at"], rec["rank"],
+                            _csv_text(rec["model"]), rec["family"], rec["framework"], rec["n"],
+                            _csv_text(json.dumps(rec["params"])) if rec["params"] else "", rec["runs"]]
                            + ["" if v is None else repr(v) for v in vals])
         return buf.getvalue()
 

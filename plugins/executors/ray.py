@@ -1,0 +1,267 @@
+"""The ``ray`` executor: runs on a Ray cluster (an existing one, or a local one it starts).
+
+Each run is one Ray generator task that streams its events back as it goes, so the
+driver (the only writer of the store) records every evaluation and checkpoint the
+moment it exists. Ray's own task retry is off: when a worker or node dies, this
+executor resubmits the run itself from its last streamed checkpoint (up to
+``max_retries`` times), which Ray could only do from the start. Ray is an optional
+dependency (``pip install 'benchbase[ray]'``), imported only when this executor runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import queue as queue_module
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from benchbase import Executor, hookimpl
+from benchbase.errors import BenchbaseInputError
+from benchbase.runner import Evaluated, Finished, Progress, Started
+from benchbase.store import Checkpoint
+
+from .common import lost_run, prepare_worker, run_deadline
+
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class RayConfig:
+    # None: RAY_ADDRESS or a cluster already running on this machine, else start a local
+    # one; "auto": the cluster this machine belongs to; "host:6379"; "ray://host:10001".
+    address: Optional[str] = None
+    num_cpus: float = 1.0  # reserved per run
+    num_gpus: float = 0.0  # reserved per run; fractions (0.25) put several runs on one GPU
+    resources: Dict[str, float] = field(default_factory=dict)  # other per-run resources, e.g. {TPU: 4}
+    max_retries: int = 2  # reruns, from the last checkpoint, of a run whose worker or node died
+    threads: Optional[int] = None  # CPU threads per run; None: num_cpus rounded up
+    local_cpus: Optional[int] = None  # CPUs of a Ray that benchbase starts itself (None: all)
+    max_in_flight: Optional[int] = None  # runs submitted at once; None: as many as the cluster fits
+    kill_grace: float = 10.0  # seconds past a run's time_limit before its stuck worker is killed
+    worker_cache: Optional[str] = None  # feature cache on workers; None: the driver's results dir
+    runtime_env: Dict[str, Any] = field(default_factory=dict)  # for ray.init, e.g. {working_dir: .}
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise BenchbaseInputError("the 'ray' executor needs Ray: pip install 'benchbase[ray]'") from None
+    return ray
+
+
+class _Crash:
+    """The work function itself raised (not a plugin: execute_task catches those)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+_DONE = object()
+
+
+def run_streaming(task, work, threads):
+    """Ray generator task: run ``work`` and yield its events as they happen.
+
+    ``work`` reports through a callback, so it runs in a thread feeding a small queue
+    that this generator drains; the queue's bound keeps memory flat if the driver lags.
+    """
+    prepare_worker(threads)
+    events: queue_module.Queue = queue_module.Queue(maxsize=16)
+
+    def target() -> None:
+        try:
+            work(task, events.put)
+        except BaseException:  # noqa: BLE001 - reported to the driver, which fails the run
+            events.put(_Crash(traceback.format_exc()))
+        finally:
+            events.put(_DONE)
+
+    threading.Thread(target=target, name="benchbase-run", daemon=True).start()
+    while True:
+        event = events.get()
+        if event is _DONE:
+            return
+        if isinstance(event, _Crash):
+            raise RuntimeError(f"benchbase worker error:\n{event.text}")
+        yield event
+
+
+@dataclass
+class _Attempt:
+    task: Any
+    number: int  # 0 for the first try
+    deadline: float | None = None  # set when the run starts
+    step: int = 0
+    checkpoint: Checkpoint | None = None
+    finished: bool = False
+    cancelled: bool = False
+
+    def __post_init__(self):
+        self.checkpoint = self.task.checkpoint
+        self.step = self.checkpoint.step if self.checkpoint else 0
+
+
+class RayExecutor(Executor):
+    """Runs on a Ray cluster, per-run CPUs/GPUs; a run whose worker dies resumes from its checkpoint."""
+
+    name = "ray"
+    Config = RayConfig
+
+    def execute(self, tasks, work, sink) -> None:
+        ray = import_ray()
+        cfg = self.config
+        if cfg.max_retries < 0 or cfg.num_cpus < 0 or cfg.num_gpus < 0:
+            raise BenchbaseInputError("executor.config: max_retries, num_cpus and num_gpus must be >= 0")
+        queue = iter(tasks)
+        first = next(queue, None)
+        if first is None:  # every run is held by another driver: no need to start Ray
+            return
+        queue = itertools.chain([first], queue)
+        started_ray = False
+        if not ray.is_initialized():
+            kwargs: dict = {"address": cfg.address, "include_dashboard": False, "log_to_driver": True}
+            if cfg.runtime_env:
+                kwargs["runtime_env"] = dict(cfg.runtime_env)
+            if cfg.local_cpus is not None:
+                kwargs["num_cpus"] = cfg.local_cpus
+            ray.init(**kwargs)
+            started_ray = True
+        try:
+            self._run(ray, queue, work, sink)
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+    # ------------------------------------------------------------------ internals
+    def _remote(self, ray):
+        cfg = self.config
+        threads = cfg.threads or max(1, math.ceil(cfg.num_cpus))
+        options = {"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus, "max_retries": 0,
+                   "retry_exceptions": False}
+        if cfg.resources:
+            options["resources"] = dict(cfg.resources)
+        if cfg.num_gpus:
+            options["max_calls"] = 1  # a fresh worker per GPU run: its GPU memory is freed after it
+        fn = ray.remote(**options)(run_streaming)
+        return lambda task: fn.remote(task, self._work, threads)
+
+    def _slots(self, ray) -> int:
+        cfg = self.config
+        if cfg.max_in_flight:
+            return max(1, cfg.max_in_flight)
+        total = ray.cluster_resources()
+        fits = [total.get("CPU", 0) / cfg.num_cpus if cfg.num_cpus else math.inf,
+                total.get("GPU", 0) / cfg.num_gpus if cfg.num_gpus else math.inf]
+        fits += [total.get(k, 0) / v for k, v in cfg.resources.items() if v]
+        n = min(fits)
+        return max(1, int(n)) if math.isfinite(n) else 1
+
+    def _run(self, ray, tasks, work, sink) -> None:
+        cfg = self.config
+        self._work = work
+        submit = self._remote(ray)
+        queue = iter(tasks)  # taken lazily: the driver claims a run when it is taken
+        running: dict = {}  # ObjectRefGenerator -> _Attempt
+        exhausted = False
+
+        def start(task, number: int) -> None:
+            if task.spec.device.startswith("cuda") and not cfg.num_gpus:
+                raise BenchbaseInputError(
+                    f"device '{task.spec.device}' needs executor.config.num_gpus > 0: Ray hides GPUs "
+                    f"from runs that reserve none")
+            if cfg.worker_cache is not None:
+                task = dataclasses.replace(task, results_dir=cfg.worker_cache)
+            running[submit(task)] = _Attempt(task, number)
+
+        try:
+            while True:
+                if not exhausted:
+                    slots = self._slots(ray)
+                    while len(running) < slots:
+                        task = next(queue, None)  # lazily: the driver claims a run when it is taken
+                        if task is None:
+                            exhausted = True
+                            break
+                        start(task, 0)
+                if not running:
+                    return
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
+                for gen in ready:
+                    self._advance(ray, gen, running, sink, start)
+                now = time.monotonic()
+                for gen, attempt in running.items():
+                    if attempt.deadline is not None and now > attempt.deadline and not attempt.cancelled:
+                        attempt.cancelled = True
+                        ray.cancel(gen, force=True)
+        finally:
+            for gen in running:
+                try:
+                    ray.cancel(gen, force=True)
+                except Exception:  # noqa: BLE001 - best effort while going down
+                    pass
+
+    def _advance(self, ray, gen, running: dict, sink, start) -> None:
+        """Take the next event of one run, or deal with its end."""
+        attempt: _Attempt = running[gen]
+        try:
+            ref = next(gen)
+        except StopIteration:
+            del running[gen]
+            if not attempt.finished:
+                self._lost(attempt, sink, "failed", "its Ray task ended without reporting a result")
+            return
+        try:
+            event = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            del running[gen]
+            if not attempt.finished:
+                self._lost(attempt, sink, "failed", "the Ray worker raised outside the run", error=str(exc))
+            return
+        except ray.exceptions.RayError as exc:  # worker/node died, out of memory, cancelled
+            del running[gen]
+            if attempt.finished:
+                return  # its result is in; the worker died on its way out
+            if attempt.cancelled:
+                limit = attempt.task.spec.time_limit
+                self._lost(attempt, sink, "timeout",
+                           f"exceeded time_limit={limit:g}s and was stuck inside a step; its Ray worker "
+                           f"was killed {self.config.kill_grace:g}s past the limit")
+            elif attempt.number < self.config.max_retries:
+                task = dataclasses.replace(attempt.task, checkpoint=attempt.checkpoint)
+                where = f"step {attempt.checkpoint.step}" if attempt.checkpoint else "the start"
+                print(f"benchbase: {task.spec.title}: Ray worker lost ({type(exc).__name__}); retry "
+                      f"{attempt.number + 1} of {self.config.max_retries} from {where}", file=sys.stderr)
+                start(task, attempt.number + 1)
+            else:
+                self._lost(attempt, sink, "failed",
+                           f"its Ray worker died ({type(exc).__name__}) on each of "
+                           f"{attempt.number + 1} attempt(s)", error=str(exc))
+            return
+        if isinstance(event, Started):
+            attempt.deadline = run_deadline(attempt.task, self.config.kill_grace)
+            attempt.step = event.resumed_from
+        elif isinstance(event, Progress):
+            attempt.step = event.step
+        elif isinstance(event, Evaluated):
+            attempt.step = event.step
+            if event.checkpoint is not None:
+                attempt.checkpoint = Checkpoint(event.step, event.examples, event.wall_time, event.checkpoint)
+        elif isinstance(event, Finished):
+            attempt.finished = True
+        sink(event)
+
+    @staticmethod
+    def _lost(attempt: _Attempt, sink, status: str, reason: str, error: str | None = None) -> None:
+        sink(lost_run(attempt.task, attempt.step, status, reason, error))
+        attempt.finished = True
+
+
+@hookimpl
+def benchbase_register_executors(register):
+    register(RayExecutor)

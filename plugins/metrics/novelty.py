@@ -1,0 +1,230 @@
+"""Novelty metrics: are generated samples as far from the training set as fresh data is?
+
+Each compares generated samples G with the training subset T *and* the held-out
+test split S, whose points are novel by construction: dcr_overfit (distance to
+closest record), novelty_ratio (median nearest-training distance ratio) and ct_test
+(Meehan et al. 2020's three-sample data-copying test). Definitions: docs/metrics.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchbase import Metric, hookimpl
+from benchbase.neighbors import ReferenceMemo, knn
+
+
+def _equal_size(t: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    n = min(len(t), len(s))
+    pick = lambda a: a if len(a) == n else a[np.sort(rng.choice(len(a), n, replace=False))]  # noqa: E731
+    return pick(t), pick(s)
+
+
+def closer_to_train(gen: np.ndarray, train: np.ndarray, test: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Per generated sample: 1 if nearer to ``train`` than to ``test``, 0.5 on a tie, else 0."""
+    d_t, _ = knn(gen, train, k=1, device=device)
+    d_s, _ = knn(gen, test, k=1, device=device)
+    return (d_t[:, 0] < d_s[:, 0]) + 0.5 * (d_t[:, 0] == d_s[:, 0])
+
+
+@dataclass
+class DCROverfitConfig:
+    pass
+
+
+class DCROverfit(Metric):
+    """Fraction of samples closer to the training subset than to an equal-size test subset (DCR).
+
+    dcr_overfit = mean over generated x of [ d(x, T') < d(x, S') ] (+ 1/2 on ties), with
+    T' and S' random subsets of equal size min(|T|, |S|) (SDMetrics' DCR overfitting
+    protection, style). 0.5: no preference for the training data; -> 1: copying.
+    When |T| > |S|, T' leaves out part of the training set and a copy of a left-out
+    point counts like a fresh sample: the score then understates copying (recorded
+    as ``dcr_overfit.n``).
+    """
+
+    name = "dcr_overfit"
+    direction = "target"
+    target = 0.5
+    references = ("train",)
+    Config = DCROverfitConfig
+
+    def compute(self, ctx) -> dict[str, float]:
+        t, s = _equal_size(ctx.train, ctx.test, ctx.rng(5))
+        return {"dcr_overfit": float(closer_to_train(ctx.gen, t, s, ctx.device).mean()),
+                "dcr_overfit.n": float(len(t))}
+
+
+@dataclass
+class NoveltyRatioConfig:
+    pass
+
+
+class NoveltyRatio(Metric):
+    """Median nearest-training distance of samples over that of held-out test points.
+
+    novelty_ratio = median_{x in G} d(x, NN1(x, T)) / median_{s in S} d(s, NN1(s, T)).
+    Test points are novel by construction, so ~1 means samples are as far from the
+    training set as fresh data; -> 0 means copying; > 1 means samples fall off the
+    data (underfitting or noise). Meaningless if S overlaps T.
+    """
+
+    name = "novelty_ratio"
+    direction = "target"
+    target = 1.0
+    references = ("train",)
+    Config = NoveltyRatioConfig
+
+    def compute(self, ctx) -> dict[str, float]:
+        d_g, _ = knn(ctx.gen, ctx.train, k=1, device=ctx.device)
+        d_s, _ = knn(ctx.test, ctx.train, k=1, device=ctx.device)
+        g, s = float(np.median(d_g[:, 0])), float(np.median(d_s[:, 0]))
+        ratio = g / s if s > 0 else float("nan")
+        return {"novelty_ratio": ratio, "novelty_ratio.gen_median": g, "novelty_ratio.test_median": s}
+
+
+# ---------------------------------------------------------------------------- C_T
+
+
+def mann_whitney_u(x: np.ndarray, y: np.ndarray) -> float:
+    """U statistic of sample x against y: #{(i, j): x_i > y_j} + #{x_i = y_j} / 2
+    (scipy.stats.mannwhitneyu(x, y).statistic), by binary search on sorted y."""
+    y = np.sort(np.asarray(y, dtype=np.float64))
+    x = np.asarray(x, dtype=np.float64)
+    below = np.searchsorted(y, x, side="left")
+    at_or_below = np.searchsorted(y, x, side="right")
+    return float(below.sum() + 0.5 * (at_or_below - below).sum())
+
+
+def c_t_statistic(test_d: np.ndarray, test_cells: np.ndarray, gen_d: np.ndarray, gen_cells: np.ndarray,
+                  n_cells: int, min_gen: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Meehan et al. 2020's C_T from nearest-training distances and cell labels.
+
+    Per cell c with at least ``min_gen`` generated samples and at least one test
+    point: Z_c = (U_c - n_c m_c / 2) / sqrt(n_c m_c (n_c + m_c + 1) / 12), U_c the
+    Mann-Whitney U of the cell's generated distances against its test distances.
+    C_T = sum_c P_S(c) Z_c / sum_c P_S(c) over those cells (P_S: test fraction).
+    Cells are indexed by label with fixed length ``n_cells``, so a cell without
+    generated samples can never shift the others (the reference code's misalignment).
+    Returns (C_T, Z per cell with NaN where unused, mask of used cells).
+    """
+    test_cells = np.asarray(test_cells, dtype=np.int64)
+    gen_cells = np.asarray(gen_cells, dtype=np.int64)
+    n_per = np.bincount(test_cells, minlength=n_cells)
+    m_per = np.bincount(gen_cells, minlength=n_cells)
+    used = (m_per >= min_gen) & (n_per > 0)
+    z = np.full(n_cells, np.nan)
+    for c in np.flatnonzero(used):  # a loop over cells, not samples
+        n, m = float(n_per[c]), float(m_per[c])
+        u = mann_whitney_u(gen_d[gen_cells == c], test_d[test_cells == c])
+        z[c] = (u - n * m / 2) / np.sqrt(n * m * (n + m + 1) / 12)
+    p_s = n_per / max(len(test_cells), 1)
+    if not used.any():
+        return float("nan"), z, used
+    return float((p_s[used] * z[used]).sum() / p_s[used].sum()), z, used
+
+
+def pca_projection(train: np.ndarray, dim: int, max_points: int = 10_000) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, components (d, dim)) of the top ``dim`` principal axes of ``train`` (from
+    the covariance of at most ``max_points`` evenly spaced rows, float64), or None when
+    the features already have at most ``dim`` dimensions (or dim <= 0)."""
+    x = np.asarray(train, dtype=np.float64).reshape(len(train), -1)
+    if dim <= 0 or x.shape[1] <= dim:
+        return None
+    if len(x) > max_points:
+        x = x[np.linspace(0, len(x) - 1, max_points).astype(np.int64)]
+    mean = x.mean(0)
+    xc = x - mean
+    _, vecs = np.linalg.eigh(xc.T @ xc)
+    return mean, vecs[:, ::-1][:, :dim].copy()
+
+
+@dataclass
+class CTTestConfig:
+    n_cells: int = 5  # k-means cells on the training set (capped at the training size)
+    min_gen_per_cell: int = 20  # tau = 20 / m in Meehan et al.: cells with fewer generated samples are skipped
+    pca_dim: int = 64  # project to this many principal axes of T first (0: no projection)
+    seed: int = 0  # k-means initialisation
+
+
+class CTTest(Metric):
+    """Meehan et al. 2020 data-copying test C_T: per-cell Mann-Whitney Z of nearest-training distances, samples vs test.
+
+    Cells: k-means (``n_cells``) on the training set T, after projecting onto its top
+    ``pca_dim`` principal axes (the later fix of the reference code uses PCA-64; the
+    paper 50 cells on a 64-d latent). In each cell, the distances of generated and
+    test points to their nearest training point are compared by the Mann-Whitney U
+    test, Z = (U - nm/2) / sqrt(nm(n+m+1)/12); C_T averages Z over cells with at
+    least ``min_gen_per_cell`` generated samples, weighted by the test fraction.
+    C_T << 0: data copying; ~0: no evidence; >> 0: underfitting. |C_T| grows like
+    sqrt(sample size) for a fixed effect, so compare at equal sizes. Reports
+    ``ct_test.cells_used`` and ``ct_test.gen_fraction`` (samples in used cells).
+    """
+
+    name = "ct_test"
+    direction = "target"
+    target = 0.0
+    references = ("train",)
+    Config = CTTestConfig
+
+    def compute(self, ctx) -> dict[str, float]:
+        c = self.config
+        ref = _CELLS.get((ctx.train, ctx.test), (c.n_cells, c.pca_dim, c.seed, str(ctx.device)),
+                         lambda: _reference_cells(ctx.train, ctx.test, c, ctx.device))
+        gen = ref.view(ctx.gen)
+        gen_cells = ref.predict(gen)
+        gen_d, _ = knn(gen, ref.train, k=1, device=ctx.device)
+        value, _, used = c_t_statistic(ref.test_d, ref.test_cells, gen_d[:, 0], gen_cells, ref.n_cells,
+                                       c.min_gen_per_cell)
+        return {"ct_test": value, "ct_test.cells_used": float(used.sum()),
+                "ct_test.gen_fraction": float(np.isin(gen_cells, np.flatnonzero(used)).mean())}
+
+
+@dataclass
+class _Cells:
+    """The reference side of C_T, fixed for a run: projection, cells, test distances."""
+
+    proj: tuple | None
+    train: np.ndarray
+    kmeans: object
+    n_cells: int
+    test_cells: np.ndarray
+    test_d: np.ndarray
+
+    def predict(self, x_view: np.ndarray) -> np.ndarray:
+        """Cell of each (projected) row: its nearest k-means centre."""
+        _, idx = knn(x_view, self.kmeans.cluster_centers_.astype(np.float32), k=1)
+        return idx[:, 0]
+
+    def view(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        return (x if self.proj is None else (x - self.proj[0]) @ self.proj[1]).astype(np.float32)
+
+
+_CELLS = ReferenceMemo(size=4)
+
+
+def _reference_cells(train: np.ndarray, test: np.ndarray, c: CTTestConfig, device: str) -> _Cells:
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    cells = _Cells(pca_projection(train, c.pca_dim), np.empty(0), None, 0, np.empty(0), np.empty(0))
+    cells.train = cells.view(train)
+    cells.n_cells = max(1, min(c.n_cells, len(train)))
+    # one OpenMP thread: sklearn's k-means spins badly when the CPU is shared, and the
+    # fit happens once per run (small next to training)
+    with threadpool_limits(1, user_api="openmp"):
+        cells.kmeans = KMeans(n_clusters=cells.n_cells, n_init=10, random_state=c.seed).fit(
+            cells.train.astype(np.float64))
+    test_v = cells.view(test)
+    cells.test_cells = cells.predict(test_v)
+    cells.test_d = knn(test_v, cells.train, k=1, device=device)[0][:, 0]
+    return cells
+
+
+@hookimpl
+def benchbase_register_metrics(register):
+    register(DCROverfit)
+    register(NoveltyRatio)
+    register(CTTest)

@@ -1,0 +1,134 @@
+"""Executors: tasks cross process boundaries intact, the process executor gives the
+local executor's numbers, --executor/overrides select and configure executors, and
+devices are validated and placed."""
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+
+import pytest
+from executor_kit import flow, kit_registry, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
+
+from benchbase.config import build_suite, load_suite
+from benchbase.errors import BenchbaseInputError, ConfigError
+from benchbase.runner import Evaluated, Finished, Progress, RunTask, Started, execute_task
+from benchbase.store import Checkpoint, Store
+
+SUITE = suite_of(flow(), "vae", "copy_train")
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory):
+    """The tiny suite on the local executor, single-threaded like the workers."""
+    path = tmp_path_factory.mktemp("local")
+    with torch_threads(1):
+        suite, result = run(SUITE, path)
+    assert result.ok
+    return suite, stored_values(path, suite), leaderboard(path, suite.name)
+
+
+def test_tasks_and_events_survive_pickling(tmp_path):
+    registry = kit_registry()
+    suite = build_suite(suite_of("copy_train"), "<test>", registry=registry)
+    task = RunTask(spec=suite.runs[0], policy=registry.policy, results_dir=str(tmp_path),
+                   checkpoint=Checkpoint(3, 96, 1.5, b"blob"), registry=registry)
+    copy = pickle.loads(pickle.dumps(task))
+    assert copy.registry is None, "the registry (a plugin manager) must not travel"
+    assert (copy.spec, copy.policy, copy.checkpoint) == (task.spec, task.policy, task.checkpoint)
+
+    copy.checkpoint = None
+    events: list = []
+    assert execute_task(copy, events.append) == "done"  # the registry is rebuilt from the policy
+    assert [type(e) for e in events] == [Started, Evaluated, Finished]
+    assert [type(pickle.loads(pickle.dumps(e))) for e in events] == [Started, Evaluated, Finished]
+    again = pickle.loads(pickle.dumps(events[1]))
+    assert again.rows == events[1].rows and (again.samples == events[1].samples).all()
+    assert pickle.loads(pickle.dumps(Progress("r", 1, 2, 3.0)))
+
+
+def test_process_executor_matches_local(local_reference, tmp_path):
+    suite, expected, board = local_reference
+    _, result = run(SUITE, tmp_path, executor={"name": "process", "config": {"workers": 2, "threads": 1}})
+    assert result.ok and len(result.statuses) == 3
+    assert same_numbers(stored_values(tmp_path, suite), expected)
+    assert leaderboard(tmp_path, suite.name) == board
+    with Store(tmp_path) as store:
+        pids = {r["provenance"]["pid"] for r in store.runs()}
+    assert os.getpid() not in pids and len(pids) == 3, "each run in its own worker process"
+
+
+def test_executor_flag_and_config_overrides(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text("name: s\ndevice: cpu\nexecutor: {name: process, config: {workers: 4}}\n"
+                    "datasets: [{name: gmm2d, n: 64, config: {train_size: 500, test_size: 200}}]\n"
+                    "models: [copy_train]\nmetrics: [fd]\nbudget: {steps: 2, batch_size: 8}\n")
+    registry = kit_registry()
+    same = load_suite(path, ["executor.config.threads=1"], registry=registry, executor="process")
+    assert same.executor["config"]["workers"] == 4 and same.executor["config"]["threads"] == 1
+    other = load_suite(path, ["executor.config.address=auto", "executor.config.num_cpus=2"],
+                       registry=registry, executor="ray")
+    assert other.executor["name"] == "ray" and other.executor["config"]["address"] == "auto"
+    assert "workers" not in other.executor["config"], "the suite's process config does not leak into ray"
+    with pytest.raises(ConfigError, match="workers"):
+        load_suite(path, ["executor.config.wrkers=3"], registry=registry)
+    with pytest.raises(ConfigError, match="executor.name"):
+        load_suite(path, [], registry=registry, executor="slurm")
+
+
+def test_missing_ray_is_a_clear_error(monkeypatch):
+    from benchbase_plugins.executors.ray import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(BenchbaseInputError, match=r"benchbase\[ray\]"):
+        import_ray()
+
+
+def test_process_executor_rejects_zero_workers(tmp_path):
+    with pytest.raises(BenchbaseInputError, match="workers"):
+        run(suite_of("copy_train"), tmp_path, executor={"name": "process", "config": {"workers": 0}})
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto", "cuda", "cuda:1", "tpu"])
+def test_device_values_validate(device):
+    suite = build_suite(suite_of("copy_train", device=device), "<test>", registry=kit_registry())
+    assert {r.device for r in suite.runs} == {device}
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "cpu:0"])
+def test_bad_device_values_are_rejected(device):
+    with pytest.raises(ConfigError, match="device"):
+        build_suite(suite_of("copy_train", device=device), "<test>", registry=kit_registry())
+
+
+def test_torch_device_errors_are_clear():
+    import torch
+
+    from benchbase.frameworks import TorchFramework
+
+    fw = TorchFramework()
+    assert fw.device("cpu") == torch.device("cpu")
+    with fw.placement(fw.device("cpu")):
+        assert torch.zeros(1).device.type == "cpu"
+    with pytest.raises(BenchbaseInputError, match="TPU"):
+        fw.device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(BenchbaseInputError, match="no CUDA GPU"):
+            fw.device("cuda:0")
+    else:
+        with pytest.raises(BenchbaseInputError, match="GPU"):
+            fw.device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_jax_placement_puts_new_arrays_on_the_run_device():
+    pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from benchbase.frameworks import JaxFramework
+
+    fw = JaxFramework()
+    device = fw.device("cpu")
+    with fw.placement(device):
+        assert jnp.zeros(3).devices() == {device}
+    with pytest.raises(BenchbaseInputError, match="not available to JAX"):
+        fw.device("tpu")

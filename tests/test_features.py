@@ -1,0 +1,217 @@
+"""Feature extractors: pixels, random_conv, inception (pytorch-fid weights layout),
+sscd / dinov2 (TorchScript files) and trained_encoder (fitted once, cached).
+
+No real weights exist here: the inception test writes a random state dict with the
+exact key names and shapes of pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``
+(checked against torchvision's published parameter count, independently of our
+module), saves it with torch.save and loads it back through the extractor; the
+TorchScript spaces load a tiny scripted module saved in tmp.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import tiny_suite
+
+from benchbase.config import build_suite
+from benchbase.contracts import DataSpec
+from benchbase.errors import ConfigError, MissingDataError
+from benchbase_plugins.features import trained_encoder as te_module
+from benchbase_plugins.features.inception_net import FID_WEIGHTS_FILE, FIDInceptionV3
+from benchbase_plugins.features.pixels import Pixels
+from benchbase_plugins.features.pretrained import (DINOv2, SSCD, DINOv2Config, Inception, InceptionConfig,
+                                                   TorchScriptConfig)
+from benchbase_plugins.features.random_conv import RandomConv, RandomConvConfig
+from benchbase_plugins.features.trained_encoder import TrainedEncoder, TrainedEncoderConfig
+
+IMAGE = DataSpec(shape=(1, 8, 8), modality="image")
+
+
+def images(n, channels=1, size=8, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, channels, size, size)).astype(np.float32)
+
+
+def test_pixels_flatten():
+    x = images(3)
+    np.testing.assert_array_equal(Pixels().embed(x), x.reshape(3, 64))
+
+
+def test_random_conv_is_fixed_by_its_seed():
+    x = images(5, channels=3, size=16)
+    a, b = RandomConv(), RandomConv()
+    a.prepare(x, DataSpec(shape=(3, 16, 16), modality="image"), "cpu")
+    b.prepare(x, DataSpec(shape=(3, 16, 16), modality="image"), "cpu")
+    fa, fb = a.embed(x), b.embed(x)
+    assert fa.shape == (5, 128 * 4) and np.isfinite(fa).all()
+    np.testing.assert_array_equal(fa, fb)
+    c = RandomConv(RandomConvConfig(seed=1))
+    c.prepare(x, DataSpec(shape=(3, 16, 16), modality="image"), "cpu")
+    assert not np.allclose(c.embed(x), fa)
+    assert np.abs(fa[0] - fa[1]).max() > 0  # different images, different features
+
+
+def test_image_spaces_reject_vector_datasets_at_validation(registry):
+    with pytest.raises(ConfigError, match="random_conv"):
+        build_suite(tiny_suite(eval={"features": "random_conv"}), "<test>", registry=registry)
+
+
+# ---------------------------------------------------------------------------- inception
+
+SPOT_SHAPES = {  # from torchvision's Inception3 definition with pytorch-fid's num_classes=1008
+    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+    "Conv2d_4a_3x3.bn.running_var": (192,),
+    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
+    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
+    "Mixed_6e.branch7x7dbl_5.conv.weight": (192, 192, 1, 7),
+    "Mixed_7a.branch7x7x3_4.conv.weight": (192, 192, 3, 3),
+    "Mixed_7c.branch3x3dbl_3b.bn.running_mean": (384,),
+    "fc.weight": (1008, 2048),
+    "fc.bias": (1008,),
+}
+
+
+def random_fid_state_dict(seed: int, with_counters: bool = True) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, value in FIDInceptionV3().state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            if with_counters:
+                out[key] = torch.tensor(0)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(value.shape, generator=gen) + 0.5
+        else:
+            out[key] = torch.randn(value.shape, generator=gen) * 0.1
+    return out
+
+
+def test_inception_has_the_fid_network_layout():
+    net = FIDInceptionV3()
+    # torchvision inception_v3: 27,161,264 parameters with the aux head (3,326,696) and
+    # 1000 classes; pytorch-fid drops the aux head and uses 1008 classes (+16,392)
+    assert sum(p.numel() for p in net.parameters()) == 27_161_264 - 3_326_696 + 16_392
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    for key, shape in SPOT_SHAPES.items():
+        assert shapes[key] == shape, key
+    assert not any("AuxLogits" in k for k in shapes)
+
+
+def test_inception_loads_a_pytorch_fid_format_file_and_embeds(tmp_path):
+    path = tmp_path / FID_WEIGHTS_FILE
+    torch.save(random_fid_state_dict(0), path)
+    space = Inception(InceptionConfig(weights=str(path), batch_size=1))
+    x = images(2)
+    space.prepare(x, IMAGE, "cpu")
+    f = space.embed(x)
+    assert f.shape == (2, 2048) and np.isfinite(f).all() and (f >= 0).all()  # after ReLU + average pool
+    assert np.abs(f[0] - f[1]).max() > 0
+    # the loaded weights are used: a different file gives different features
+    other = tmp_path / "other.pth"
+    torch.save(random_fid_state_dict(1, with_counters=False), other)
+    space2 = Inception(InceptionConfig(weights=str(other)))
+    space2.prepare(x, IMAGE, "cpu")
+    assert not np.allclose(space2.embed(x[:1]), f[:1])
+
+
+def test_inception_finds_the_file_in_the_torch_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(MissingDataError) as err:
+        Inception().prepare(images(1), IMAGE, "cpu")
+    text = str(err.value)
+    assert FID_WEIGHTS_FILE in text and str(tmp_path / "hub" / "checkpoints") in text
+    assert "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" in text
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(random_fid_state_dict(2), tmp_path / "hub" / "checkpoints" / FID_WEIGHTS_FILE)
+    space = Inception()
+    space.prepare(images(1), IMAGE, "cpu")
+    assert space.embed(images(1, channels=3, size=20)).shape == (1, 2048)
+
+
+def test_inception_rejects_a_file_of_another_network(tmp_path):
+    path = tmp_path / "wrong.pth"
+    state = random_fid_state_dict(3)
+    del state["Mixed_7c.branch_pool.conv.weight"]
+    state["AuxLogits.fc.weight"] = torch.zeros(3)
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="missing keys.*Mixed_7c.branch_pool.conv.weight.*AuxLogits"):
+        Inception(InceptionConfig(weights=str(path))).prepare(images(1), IMAGE, "cpu")
+    with pytest.raises(MissingDataError, match="does not exist"):
+        Inception(InceptionConfig(weights=str(tmp_path / "absent.pth"))).prepare(images(1), IMAGE, "cpu")
+
+
+# ----------------------------------------------------------------------- torchscript
+
+
+class Probe(torch.nn.Module):
+    """Returns per-channel means and the input side length, so tests see preprocessing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        side = torch.full((x.shape[0], 1), float(x.shape[-1]))
+        return torch.cat([x.mean(dim=(2, 3)), side], dim=1)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("cls,cfg,size,default_file", [
+    (SSCD, TorchScriptConfig, 288, "sscd_disc_mixup.torchscript.pt"),
+    (DINOv2, DINOv2Config, 224, "dinov2_vitl14.torchscript.pt"),
+])
+def test_torchscript_spaces_resize_normalise_and_load_from_files(cls, cfg, size, default_file, tmp_path,
+                                                                   monkeypatch):
+    path = tmp_path / "probe.pt"
+    torch.jit.script(Probe()).save(str(path))
+    space = cls(cfg(weights=str(path), normalize=False))
+    x = np.full((2, 1, 8, 8), 1.0, dtype=np.float32)  # white: [0, 1] value 1 in every channel
+    space.prepare(x, IMAGE, "cpu")
+    f = space.embed(x)
+    expected = (1.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(f[:, :3], np.tile(expected, (2, 1)), rtol=1e-5)
+    assert (f[:, 3] == size).all()
+    unit = cls(cfg(weights=str(path), normalize=True))
+    unit.prepare(x, IMAGE, "cpu")
+    np.testing.assert_allclose(np.linalg.norm(unit.embed(x), axis=1), 1.0, rtol=1e-6)
+    # absent: one clear error naming the default file and the hub cache
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(MissingDataError, match=default_file):
+        cls().prepare(x, IMAGE, "cpu")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(MissingDataError, match="not a loadable TorchScript"):
+        cls(cfg(weights=str(junk))).prepare(x, IMAGE, "cpu")
+
+
+# -------------------------------------------------------------------- trained encoder
+
+SMALL = TrainedEncoderConfig(latent_dim=4, width=32, depth=1, steps=60, batch_size=32)
+
+
+def test_trained_encoder_fits_once_on_the_train_split_and_caches(tmp_path, monkeypatch):
+    split = images(200).reshape(200, -1)
+    first = TrainedEncoder(SMALL)
+    first.cache_dir, first.train_split = str(tmp_path), split
+    first.prepare(split[:50], DataSpec(shape=(64,)), "cpu")
+    f1 = first.embed(split[:10])
+    assert f1.shape == (10, 4) and np.isfinite(f1).all()
+    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 1
+
+    def no_fit(*a, **k):
+        raise AssertionError("refitted although cached")
+
+    monkeypatch.setattr(te_module, "fit_autoencoder", no_fit)
+    second = TrainedEncoder(SMALL)
+    second.cache_dir, second.train_split = str(tmp_path), split
+    second.prepare(split[:120], DataSpec(shape=(64,)), "cpu")  # another subset: same space
+    np.testing.assert_array_equal(second.embed(split[:10]), f1)
+    assert second.cache_key() == first.cache_key()
+
+
+def test_trained_encoder_is_deterministic_without_cache_and_depends_on_data():
+    split = images(150).reshape(150, -1)
+    a, b = TrainedEncoder(SMALL), TrainedEncoder(SMALL)
+    for e in (a, b):
+        e.train_split = split
+        e.prepare(split, DataSpec(shape=(64,)), "cpu")
+    np.testing.assert_array_equal(a.embed(split[:5]), b.embed(split[:5]))
+    c = TrainedEncoder(SMALL)
+    c.train_split = split[::-1].copy()
+    c.prepare(split, DataSpec(shape=(64,)), "cpu")
+    assert c.cache_key() != a.cache_key()

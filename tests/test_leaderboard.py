@@ -1,0 +1,299 @@
+"""Leaderboard aggregation on stores with known values: mean ± std over seeds, run
+counts, best per column in each direction, ranks, the --at rules, and merging several
+results directories (identical copies, conflicts, unfinished copies)."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+from helpers import tiny_suite
+from publish_fixtures import fake_results
+
+from benchbase.cli import main
+from benchbase.leaderboard import (Column, build_tables, memorization_onset, resolve_at,
+                                   table_to_records)
+from benchbase.plugins import PluginPolicy, build_registry
+from benchbase.resultset import CONFLICT, ResultSet
+from benchbase.store import DB_NAME
+
+
+@pytest.fixture
+def registry():
+    """Built-ins plus the test metrics of publish_fixtures (a higher-is-better and a target one)."""
+    return build_registry(PluginPolicy(entry_points=False, strict=True, extra=("publish_fixtures",)))
+
+
+STEPS = [10, 50, 100]
+SUITE = tiny_suite(
+    seeds=[0, 1, 2],
+    models=[{"name": "rectified_flow", "label": "flow", "config": {"width": 16}}, "vae", "copy_train"],
+    metrics=["mem_ratio", "fd", "coverage_test", "calibration_test"],
+    budget={"batch_size": 32, "steps": 100},
+    eval={"schedule": "list", "steps": STEPS, "n_samples": 100},
+)
+
+# fd[test] at the final step, per model label and seed; earlier steps are worse by (100 - step) / 10
+FD_FINAL = {"flow": [1.0, 2.0, 3.0], "vae": [4.0, 4.0, 7.0], "copy_train": [0.5, 0.5, 0.5]}
+# mem_ratio[train] per step for the flow: it memorizes at step 100 (> 0.1); vae never; copy always
+MEM = {"flow": {10: 0.0, 50: 0.05, 100: 0.4}, "vae": {10: 0.0, 50: 0.0, 100: 0.02}, "copy_train": {0: 1.0}}
+COVERAGE = {"flow": 0.8, "vae": 0.9, "copy_train": 0.9}  # higher is better: vae and copy tie
+CALIBRATION = {"flow": 0.45, "vae": 0.7, "copy_train": 0.2}  # target 0.5: flow is closest
+
+
+def value(spec, step, metric, ref):
+    label, seed = spec.model["label"], spec.seed
+    if metric == "fd":
+        return FD_FINAL[label][seed] + (100 - step) / 10 if label != "copy_train" else FD_FINAL[label][seed]
+    if metric == "mem_ratio":
+        return MEM[label][step]
+    if metric == "coverage_test":
+        return COVERAGE[label]
+    if metric == "calibration_test":
+        return CALIBRATION[label]
+    return 1.0  # fd[train]
+
+
+@pytest.fixture
+def store_dir(tmp_path, registry):
+    path = tmp_path / "a"
+    fake_results(path, registry, SUITE, value)
+    return path
+
+
+def _records(results, **kw) -> dict[str, dict]:
+    tables = build_tables(results, **kw)
+    assert len(tables) == 1
+    return {r["model"]: r for r in table_to_records(tables[0])}
+
+
+def test_cells_are_mean_and_sample_std_over_seeds_with_run_counts(store_dir):
+    with ResultSet([store_dir]) as rs:
+        recs = _records(rs, primary="fd")
+    flow = recs["flow"]["metrics"]["fd[test]"]
+    assert flow["mean"] == pytest.approx(2.0) and flow["std"] == pytest.approx(1.0) and flow["n"] == 3
+    vae = recs["vae"]["metrics"]["fd[test]"]
+    assert vae["mean"] == pytest.approx(5.0) and vae["std"] == pytest.approx(np.std([4, 4, 7], ddof=1))
+    assert recs["flow"]["runs"] == 3 and recs["flow"]["statuses"] == {"done": 3}
+    assert recs["flow"]["family"] == "flow" and recs["flow"]["framework"] == "torch"
+    assert recs["copy_train"]["family"] == "oracle" and recs["copy_train"]["framework"] == "numpy"
+
+
+def test_best_follows_each_metric_direction_and_ties_share_it(store_dir):
+    with ResultSet([store_dir]) as rs:
+        recs = _records(rs, primary="fd")
+    best = {key: sorted(m for m, r in recs.items() if r["metrics"][key]["best"])
+            for key in ("fd[test]", "mem_ratio[train]", "coverage_test[test]", "calibration_test[train]")}
+    assert best == {"fd[test]": ["copy_train"],  # lower
+                    "mem_ratio[train]": ["vae"],  # lower (0.02)
+                    "coverage_test[test]": ["copy_train", "vae"],  # higher, a tie
+                    "calibration_test[train]": ["flow"]}  # closest to the target 0.5
+
+
+def test_rank_follows_the_primary_metric_and_ties_share_a_rank(store_dir):
+    with ResultSet([store_dir]) as rs:
+        by_fd = _records(rs, primary="fd")
+        by_coverage = _records(rs, primary="coverage_test")
+    assert {m: r["rank"] for m, r in by_fd.items()} == {"copy_train": 1, "flow": 2, "vae": 3}
+    assert {m: r["rank"] for m, r in by_coverage.items()} == {"copy_train": 1, "vae": 1, "flow": 3}
+    with ResultSet([store_dir]) as rs:
+        table = build_tables(rs, primary="coverage_test")[0]
+    assert [r.model for r in table.rows][-1] == "flow" and table.primary == "coverage_test[test]"
+    assert table.primary_column.arrow == "↑"
+
+
+def test_suite_primary_is_the_default_rank_metric(tmp_path, registry):
+    fake_results(tmp_path / "r", registry, {**SUITE, "leaderboard": {"primary": "coverage_test"}}, value)
+    with ResultSet([tmp_path / "r"]) as rs:
+        assert build_tables(rs)[0].primary == "coverage_test[test]"
+
+
+def test_unfinished_runs_are_counted_but_not_averaged(tmp_path, registry):
+    fake_results(tmp_path / "r", registry, SUITE, value,
+                 status=lambda spec: "failed" if spec.model["label"] == "flow" and spec.seed == 2 else "done")
+    with ResultSet([tmp_path / "r"]) as rs:
+        table = build_tables(rs, primary="fd")[0]
+    flow = next(r for r in table.rows if r.model == "flow")
+    assert flow.runs == 2 and flow.statuses == {"done": 2, "failed": 1}
+    assert flow.values["fd[test]"].mean == pytest.approx(1.5) and flow.values["fd[test]"].n == 2
+    assert flow.runs_text == "2 (1 failed)"
+
+
+def test_at_step_takes_that_evaluation_and_oracles_their_only_one(store_dir):
+    with ResultSet([store_dir]) as rs:
+        recs = _records(rs, at="step=50", primary="fd")
+        missing = _records(rs, at="step=7", primary="fd")
+    assert recs["flow"]["metrics"]["fd[test]"]["mean"] == pytest.approx(2.0 + 5.0)
+    assert set(recs["flow"]["at_steps"].values()) == {50}
+    assert recs["copy_train"]["metrics"]["fd[test]"]["mean"] == pytest.approx(0.5)  # trains=False: step 0
+    assert missing["flow"]["runs"] == 0 and missing["flow"]["rank"] is None
+    assert missing["flow"]["metrics"]["fd[test]"]["mean"] is None
+
+
+def test_best_before_memorization_uses_the_best_step_before_onset(store_dir):
+    with ResultSet([store_dir]) as rs:
+        recs = _records(rs, at="best-before-memorization", primary="fd")
+        loose = _records(rs, at="best-before-memorization", primary="fd", mem_threshold=0.5)
+    # flow memorizes at step 100 (0.4 > 0.1): its best fd before that is at step 50
+    assert set(recs["flow"]["at_steps"].values()) == {50}
+    assert recs["flow"]["metrics"]["fd[test]"]["mean"] == pytest.approx(7.0)
+    # vae never exceeds 0.1: best over every step is the final one
+    assert set(recs["vae"]["at_steps"].values()) == {100}
+    # copy_train memorizes from its only evaluation: no value, no rank
+    assert recs["copy_train"]["runs"] == 0 and recs["copy_train"]["rank"] is None
+    # with a threshold of 0.5 nothing but the copy memorizes
+    assert set(loose["flow"]["at_steps"].values()) == {100}
+
+
+def test_stored_training_dynamics_give_the_onset_and_appear_in_json(store_dir, monkeypatch):
+    """Issue 6 stores a derived record per (suite, run) (Store.derived); when present its
+    tau_mem is the onset, and the record is in the row's JSON."""
+    from benchbase.store import Store
+
+    def derived(self, suite):
+        return {r["run_id"]: ({"criterion": "copy", "tau_mem": 30.0, "censored": None}
+                              if r["model_label"] == "flow" else
+                              {"criterion": "copy", "tau_mem": None, "censored": "left"})
+                for r in self.runs(suite=suite) if r["model_label"] in ("flow", "vae")}
+
+    monkeypatch.setattr(Store, "derived", derived, raising=False)
+    with ResultSet([store_dir]) as rs:
+        recs = _records(rs, at="best-before-memorization", primary="fd")
+        caption = build_tables(rs, at="best-before-memorization", primary="fd")[0].caption()
+    assert set(recs["flow"]["at_steps"].values()) == {10}  # the only step before tau_mem = 30
+    assert recs["vae"]["runs"] == 0  # memorized before its first evaluation
+    assert set(recs["copy_train"]["at_steps"].values()) == {None}  # no record: the fallback rule
+    assert len(recs["flow"]["dynamics"]) == 3 and recs["flow"]["dynamics"][0]["tau_mem"] == 30.0
+    assert recs["copy_train"]["dynamics"] == [] and "tau_mem from the stored training dynamics" in caption
+
+
+def test_memorization_onset_rule():
+    evals = [{"step": s, "metric": "mem_ratio", "ref": "train", "value": v}
+             for s, v in [(10, 0.0), (20, float("nan")), (30, 0.2), (40, 0.05)]]
+    assert memorization_onset({}, evals, 0.1) == 30
+    assert memorization_onset({}, evals, 0.3) is None
+    assert memorization_onset({"derived": {"criterion": "loss", "tau_mem": 12.5}}, evals) == 12.5
+    assert memorization_onset({"derived": {"criterion": "copy", "censored": "left"}}, evals) == -math.inf
+    assert memorization_onset({"derived": {"criterion": None}}, evals, 0.1) == 30  # nothing derived
+    with pytest.raises(LookupError):
+        memorization_onset({}, [{"step": 1, "metric": "fd", "ref": "test", "value": 1.0}])
+
+
+def test_best_before_memorization_without_mem_ratio_gives_no_values(tmp_path, registry):
+    fake_results(tmp_path / "r", registry, {**SUITE, "metrics": ["fd"]}, value)
+    with ResultSet([tmp_path / "r"]) as rs:
+        table = build_tables(rs, at="best-before-memorization")[0]
+    assert all(r.runs == 0 and not r.values for r in table.rows)
+
+
+@pytest.mark.parametrize("at", ["bogus", "step=x", "step=-1", "step=1.5"])
+def test_bad_at_is_a_clear_error(at):
+    with pytest.raises(ValueError, match="final|step=N|whole number"):
+        resolve_at(at)
+
+
+def test_metric_slice_and_reference_choice(store_dir):
+    with ResultSet([store_dir]) as rs:
+        table = build_tables(rs, metrics=["fd", "mem_ratio"], ref="train")[0]
+    assert [c.key for c in table.columns] == ["fd[train]", "mem_ratio[train]"]
+    assert table.primary == "fd[train]"
+
+
+def test_column_header_and_direction_text():
+    assert Column("fd", "test", "lower").header == "fd (test) ↓"
+    assert Column("cov", "", "higher").header == "cov ↑"
+    assert Column("cal", "train", "target", 0.5).arrow == "→0.5"
+    assert Column("cal", "train", "target", 0.5).badness(0.3) == pytest.approx(0.2)
+
+
+# ---------------------------------------------------------------- merging
+
+
+def test_identical_copies_merge_into_one_run(store_dir, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(store_dir, copy)
+    with ResultSet([store_dir]) as one, ResultSet([store_dir, copy]) as both:
+        assert both.conflicts == []
+        assert table_to_records(build_tables(one)[0]) == table_to_records(build_tables(both)[0])
+        assert len(both.runs()) == len(one.runs()) == 9
+
+
+def test_runs_from_different_machines_merge(tmp_path, registry):
+    fake_results(tmp_path / "a", registry, {**SUITE, "seeds": [0, 1]}, value)
+    fake_results(tmp_path / "b", registry, {**SUITE, "seeds": [2]}, value)
+    with ResultSet([tmp_path / "a", tmp_path / "b"]) as rs:
+        recs = _records(rs, primary="fd")
+        assert rs.conflicts == []
+    assert recs["flow"]["runs"] == 3 and recs["flow"]["metrics"]["fd[test]"]["mean"] == pytest.approx(2.0)
+
+
+def test_a_finished_copy_wins_over_an_unfinished_one(store_dir, tmp_path, registry):
+    fake_results(tmp_path / "b", registry, SUITE, value, status=lambda spec: "timeout")
+    with ResultSet([tmp_path / "b", store_dir]) as rs:
+        assert rs.conflicts == []
+        assert {r["status"] for r in rs.runs()} == {"done"}
+        assert {r["source"] for r in rs.runs()} == {str(store_dir)}
+
+
+def _change_one_value(results_dir, run_id, new_value=99.0):
+    with sqlite3.connect(results_dir / DB_NAME) as conn:
+        conn.execute("UPDATE evals SET value=? WHERE run_id=? AND metric='fd' AND ref='test' AND step=100",
+                     (new_value, run_id))
+
+
+def test_conflicting_copies_are_reported_and_left_out(store_dir, tmp_path):
+    other = tmp_path / "b"
+    shutil.copytree(store_dir, other)
+    with ResultSet([store_dir]) as rs:
+        flow_seed0 = next(r["run_id"] for r in rs.runs() if r["model_label"] == "flow" and r["seed"] == 0)
+    _change_one_value(other, flow_seed0)
+    with ResultSet([store_dir, other]) as rs:
+        assert [c.run_id for c in rs.conflicts] == [flow_seed0]
+        text = rs.conflicts[0].describe()
+        assert "fd[test] at step 100: 1 vs 99" in text and str(other) in text and str(store_dir) in text
+        assert rs.run(flow_seed0)["status"] == CONFLICT
+        recs = _records(rs, primary="fd")
+    flow = recs["flow"]
+    assert flow["statuses"] == {"done": 2, "conflict": 1} and flow["runs"] == 2
+    assert flow["metrics"]["fd[test]"]["mean"] == pytest.approx(2.5)  # seeds 1 and 2 only, not 99
+
+
+def test_cli_leaderboard_merges_directories_and_fails_on_conflicts(store_dir, tmp_path, capsys):
+    other = tmp_path / "b"
+    shutil.copytree(store_dir, other)
+    assert main(["leaderboard", "--results", str(store_dir), "--results", str(other), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["model"] for r in rows} == {"flow", "vae", "copy_train"}
+    with ResultSet([store_dir]) as rs:
+        run_id = next(r["run_id"] for r in rs.runs() if r["model_label"] == "vae")
+    _change_one_value(other, run_id)
+    code = main(["leaderboard", "--results", str(store_dir), "--results", str(other)])
+    out = capsys.readouterr()
+    assert code == 1 and "conflict" in out.err and run_id in out.err
+    assert "| rank" in out.out  # the table is still published, without the conflicting run
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--suite", "nope"], "unknown suite 'nope'"),
+    (["--at", "sometime"], "unknown --at"),
+    (["--format", "nope"], "unknown publisher"),
+])
+def test_cli_leaderboard_bad_input_exits_2(store_dir, capsys, args, message):
+    assert main(["leaderboard", "--results", str(store_dir)] + args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_leaderboard_without_results_exits_2(tmp_path, capsys):
+    assert main(["leaderboard", "--results", str(tmp_path / "missing")]) == 2
+    assert "no results" in capsys.readouterr().err
+
+
+def test_std_is_finite_and_zero_for_one_seed(tmp_path, registry):
+    fake_results(tmp_path / "r", registry, {**SUITE, "seeds": [1]}, value)
+    with ResultSet([tmp_path / "r"]) as rs:
+        recs = _records(rs)
+    cell = recs["flow"]["metrics"]["fd[test]"]
+    assert cell["n"] == 1 and cell["std"] == 0.0 and math.isfinite(cell["mean"])
