@@ -215,7 +215,8 @@ class Registry:
         return sorted({r.name for r in self.components[kind].values()})
 
     def get(self, kind: str, name: str, framework: str | None = None) -> Registered:
-        """Find a component; models with several frameworks need ``framework``."""
+        """Find a component. A model name that exists in several frameworks resolves to
+        the first of torch, jax, numpy unless ``framework`` is given."""
         if kind == "model":
             matches = [r for r in self.components[kind].values() if r.name == name]
             if framework is not None:
@@ -227,13 +228,10 @@ class Registry:
                             f"model '{name}' has no '{framework}' version; it exists for: {have}"))
                     raise UnknownPluginError(kind, name, self.names(kind))
                 return chosen[0]
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                have = ", ".join(sorted(r.framework for r in matches))
-                raise UnknownPluginError(kind, name, message=(
-                    f"model '{name}' exists for several frameworks ({have}); "
-                    f"set `framework:` to one of them"))
+            if matches:
+                # One name in several frameworks: PyTorch, then JAX, then NumPy, unless
+                # the suite says `framework:`. Fixed order, independent of what is installed.
+                return min(matches, key=lambda r: FRAMEWORKS.index(r.framework))
             raise UnknownPluginError(kind, name, self.names(kind))
         entry = self.components[kind].get((name,))
         if entry is None:

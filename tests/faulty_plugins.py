@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchbase import Model, hookimpl
-from benchbase_plugins.models.torch_flow import RectifiedFlowConfig, TorchRectifiedFlow
+from benchbase_plugins.models.torch_flow import TorchRectifiedFlow
+
+RectifiedFlowConfig = TorchRectifiedFlow.Config
 
 FAULTS = ("none", "raise", "nan", "exit", "sigkill", "hang")
 
