@@ -9,8 +9,8 @@ import pytest
 
 from benchbase.errors import BenchbaseInputError, MissingDataError
 from benchbase.plugins import PluginPolicy, build_registry
-from benchbase.testing import (check_dataset, check_executor, check_feature_extractor, check_metric,
-                               check_model, check_publisher, small_config)
+from benchbase.testing import (ContractViolation, check_dataset, check_executor, check_feature_extractor,
+                               check_metric, check_model, check_publisher, small_config)
 
 REGISTRY = build_registry(PluginPolicy(entry_points=False, strict=True))
 
@@ -29,12 +29,29 @@ METRIC_EXPECTATIONS = {
     "vendi": {"pairs": [("true", "collapsed")]},
     **{name: COPIES_ARE_WORSE for name in ("ct_test", "authenticity", "dcr_overfit", "novelty_ratio",
                                            "heldout_gap", "denoiser_gap")},
+    # Max cosine to the training set cannot tell fresh samples from copies in the kit's
+    # low-dimensional clustered data (both read 1: cosine needs a feature space such as
+    # SSCD); what it must do anywhere is flag copies more than data-blind noise.
+    "copy_cosine": {"pairs": [("noise", "copies")], "identical": 1.0},
 }
+
+# Breaks the kit found in built-ins and that their owners have not fixed yet: the test
+# is expected to fail with exactly this clause (strict: it fails again once fixed, so
+# the entry gets removed).
+KNOWN_BREAKS = {
+    ("metric", "ct_test"): "edge.tiny",  # NaN, not a ValueError, when no cell has enough samples
+}
+
+
+def _known_break(kind: str, name: str) -> list:
+    clause = KNOWN_BREAKS.get((kind, name))
+    return [pytest.mark.xfail(raises=ContractViolation, strict=True,
+                              reason=f"known break of clause '{clause}', reported to the owner")] if clause else []
 
 
 def _entries(kind: str, slow=lambda entry: False) -> list:
     return [pytest.param(r, id=r.name + (f"-{r.framework}" if kind == "model" else ""),
-                         marks=[pytest.mark.slow] if slow(r) else [])
+                         marks=([pytest.mark.slow] if slow(r) else []) + _known_break(kind, r.name))
             for r in REGISTRY.all(kind)]
 
 
@@ -107,7 +124,12 @@ def test_builtin_dataset_keeps_the_contract(entry, tmp_path):
 @pytest.mark.parametrize("entry", _entries("metric"))
 def test_builtin_metric_keeps_the_contract(entry):
     expect = {} if getattr(entry.cls, "conformance", None) else METRIC_EXPECTATIONS.get(entry.name, {})
-    check_metric(entry.cls, **expect)
+    try:
+        check_metric(entry.cls, **expect)
+    except ContractViolation as exc:
+        known = KNOWN_BREAKS.get(("metric", entry.name))
+        assert known is None or exc.clause == known, f"{exc}\n(the known break is '{known}')"
+        raise
 
 
 @pytest.mark.parametrize("entry", _entries("feature"))

@@ -10,7 +10,7 @@ import numpy as np
 
 from benchbase import hookspecs, testing
 from benchbase.testing import pytest_plugin
-from benchbase.testing.executors import KitMean
+from benchbase.testing.kit_plugins import KitMean
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md"
 

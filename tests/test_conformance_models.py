@@ -12,7 +12,7 @@ import pytest
 
 from benchbase import Model
 from benchbase.testing import ContractViolation, check_model
-from benchbase.testing.executors import KitMean
+from benchbase.testing.kit_plugins import KitMean
 
 
 def broken(clause: str, model_cls, **kwargs) -> ContractViolation:

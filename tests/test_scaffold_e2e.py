@@ -37,7 +37,8 @@ def _run(args: list[str], cwd, timeout: int = 900) -> subprocess.CompletedProces
     # One intra-op thread per child: on a small shared CPU, torch's thread pool spinning
     # against other processes made these runs four times slower.
     threads = os.environ.get("BENCHBASE_TEST_THREADS", "1")
-    env = {**os.environ, "BENCHBASE_TEST_THREADS": threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+    env = {**os.environ, "BENCHBASE_TEST_THREADS": threads,
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
     env.pop("BENCHBASE_LOAD_PLUGINS", None)
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 

@@ -2,76 +2,19 @@
 must finish with the same numbers as in-process, a run that raises must come back
 failed without stopping the others, and every event must reach the driver.
 
-The check runs a tiny suite of the kit's own plugins (registered from this module,
-which worker processes import by name) through the executor and through a plain
-in-process loop, and compares the stores.
+The check runs a tiny suite of the kit's own plugins (benchbase.testing.kit_plugins)
+through the executor and through a plain in-process loop, and compares the stores.
 """
 from __future__ import annotations
 
 import dataclasses
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from benchbase.contracts import Model
-from benchbase.hookspecs import hookimpl
 from benchbase.testing.common import check_declaration, label, make_config
-from benchbase.testing.toydata import ToyVectors
+from benchbase.testing.kit_plugins import KIT_PLUGINS
 from benchbase.testing.violations import Checker, Report
-
-KIT_PLUGIN_MODULE = __name__
-
-
-@dataclass
-class KitMeanConfig:
-    lr: float = 0.2
-    fail: bool = False  # raise in train_step (a broken plugin)
-
-
-class KitMean(Model):
-    """A stand-in that tracks the data mean: it trains, is exact, and needs no framework."""
-
-    name = "kit_mean"
-    family = "oracle"  # no generative family; it exists to exercise executors
-    framework = "numpy"
-    Config = KitMeanConfig
-
-    def init(self, data, seed):
-        rng = np.random.default_rng(seed)
-        return {"mean": rng.normal(size=data.spec.shape).astype(np.float32), "shape": data.spec.shape}
-
-    def train_step(self, state, batch, key):
-        if self.config.fail:
-            raise RuntimeError("kit_mean was told to fail")
-        noisy = batch.x.mean(0) + 0.01 * key.standard_normal(batch.x.shape[1:])
-        mean = state["mean"] + self.config.lr * (noisy - state["mean"])
-        return {**state, "mean": mean.astype(np.float32)}, {"gap": np.float32(np.abs(noisy - mean).mean())}
-
-    def sample(self, state, n, key):
-        return (state["mean"] + 0.1 * key.standard_normal((n, *state["shape"]))).astype(np.float32)
-
-    def save(self, state) -> bytes:
-        return state["mean"].tobytes()
-
-    def load(self, blob, data):
-        mean = np.frombuffer(blob, dtype=np.float32).reshape(data.spec.shape).copy()
-        return {"mean": mean, "shape": data.spec.shape}
-
-    def param_count(self, state) -> int:
-        return int(state["mean"].size)
-
-
-@hookimpl
-def benchbase_register_models(register):
-    register(KitMean)
-
-
-@hookimpl
-def benchbase_register_datasets(register):
-    register(ToyVectors)
 
 
 def kit_suite(executor: str, executor_config: dict | None = None) -> dict:
@@ -110,9 +53,10 @@ def check_executor(executor_cls: Any, config: Any = None) -> Report:
     check_declaration(c, "executor", executor_cls)
     cfg = make_config(c, executor_cls, config)
     plain = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
-    registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=(KIT_PLUGIN_MODULE,)))
+    registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=(KIT_PLUGINS,)))
     name = executor_cls.name
-    if registry.components["executor"].get((name,), None) is None or registry.get("executor", name).cls is not executor_cls:
+    known = registry.components["executor"].get((name,))
+    if known is None or known.cls is not executor_cls:  # a class under test need not be installed
         registry.components["executor"][(name,)] = Registered("executor", name, executor_cls, "check", "check")
     with tempfile.TemporaryDirectory(prefix="benchbase-executor-check-") as tmp:
         with c.calling("execute", f"running a 4-run suite through executor '{name}'"):

@@ -67,7 +67,8 @@ class _Scorer:
         train, test = flat(w.train), flat(w.test)
         return EvalContext(gen=flat(samples), train=train, test=test,
                            samples=samples.reshape(len(samples), *shape).astype(np.float32),
-                           train_data=w.train.reshape(len(w.train), *shape), test_data=w.test.reshape(len(w.test), *shape),
+                           train_data=w.train.reshape(len(w.train), *shape),
+                           test_data=w.test.reshape(len(w.test), *shape),
                            spec=w.spec, feature_space="pixels", step=1, seed=self.seed, device="cpu",
                            ref=train if ref_name == "train" else test, ref_name=ref_name, model=handle,
                            extractor=self.extractor)

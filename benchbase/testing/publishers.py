@@ -6,31 +6,50 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import io
 import json
+import tempfile
 from typing import Any
 
-from benchbase.leaderboard import Cell, Column, Row, Table
 from benchbase.testing.common import check_declaration, label, make_config
+from benchbase.testing.kit_plugins import KIT_PLUGINS
 from benchbase.testing.violations import Checker, Report
 
 HOSTILE = '<script>alert("x")</script> | 50% a,b & c_d\nnext'
 
 
-def sample_tables() -> list[Table]:
-    """A small table of every column direction, a missing cell and a hostile model label."""
-    columns = [Column("fd", "test", "lower", feature_space="pixels"),
-               Column("precision", "train", "higher", feature_space="pixels"),
-               Column("novelty", "train", "target", target=1.0, feature_space="pixels")]
-    rows = [Row(model="rectified_flow", name="rectified_flow", family="flow", framework="torch", n=512,
-                params={}, runs=2, statuses={"done": 2},
-                values={"fd[test]": Cell(0.125, 0.01, 2), "precision[train]": Cell(0.9, 0.02, 2),
-                        "novelty[train]": Cell(1.1, 0.0, 2)}, rank=1, run_ids=["a", "b"]),
-            Row(model=HOSTILE, name="evil", family="gan", framework="jax", n=512, params={"model.width": 64},
-                runs=1, statuses={"done": 1, "failed": 1},
-                values={"fd[test]": Cell(3.5, 0.0, 1)}, rank=2, run_ids=["c", "d"])]
-    return [Table(suite="kit", dataset="toy", columns=columns, rows=rows, primary="fd[test]",
-                  best={"fd[test]": 0, "precision[train]": 0, "novelty[train]": 0}, feature_space="pixels")]
+@functools.lru_cache(maxsize=1)
+def _leaderboard() -> tuple:
+    """Tables of a real (tiny) suite through the store and the leaderboard code, so the
+    check follows the Table structure wherever it goes: two seeds, a failing model, a
+    hostile model label, and metrics of every direction."""
+    from benchbase.config import build_suite
+    from benchbase.driver import run_suite
+    from benchbase.leaderboard import build_tables
+    from benchbase.plugins import PluginPolicy, build_registry
+    from benchbase.progress import Reporter
+    from benchbase.store import Store
+
+    registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=(KIT_PLUGINS,)))
+    suite = build_suite({
+        "name": "kit_publisher_check", "seeds": [0, 1], "device": "cpu",
+        "datasets": [{"name": "kit_vectors", "n": 64}],
+        "models": [{"name": "kit_mean", "label": HOSTILE}, "copy_train",
+                   {"name": "kit_mean", "label": "broken", "config": {"fail": True}}],
+        "metrics": ["fd", "kit_spread", "kit_centre"],
+        "budget": {"batch_size": 16, "steps": 10},
+        "eval": {"points": 2, "n_samples": 32, "keep_samples": 0},
+    }, "<publisher check>", registry=registry)
+    with tempfile.TemporaryDirectory(prefix="benchbase-publisher-check-") as tmp:
+        with Store(tmp) as store:
+            run_suite(suite, store, registry, reporter=Reporter(quiet=True))
+            return tuple(build_tables(store, suite=suite.name))
+
+
+def sample_tables() -> list:
+    """A fresh copy of the check's leaderboard tables (publishers must not change them)."""
+    return copy.deepcopy(list(_leaderboard()))
 
 
 def check_publisher(publisher_cls: Any, config: Any = None) -> Report:
