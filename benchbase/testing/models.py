@@ -438,7 +438,8 @@ _CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_den
 # Usual size knobs and the small values that keep a conformance check to a second
 # (`steps`: the fitting steps of a learned feature space).
 SMALL_VALUES = {"width": 32, "hidden": 32, "hidden_dim": 32, "channels": 16, "base_channels": 16,
-                "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4, "steps": 50}
+                "res_blocks": 1, "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4,
+                "iwae_samples": 4, "steps": 50}
 
 
 def small_config(plugin_cls: Any) -> dict:
