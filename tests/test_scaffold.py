@@ -1,0 +1,126 @@
+"""`benchbase new`: names are validated, nothing is overwritten, and what it writes is a
+package whose plugin keeps its contract and whose suite validates (in process; the
+install-and-run round trip is tests/test_scaffold_e2e.py)."""
+from __future__ import annotations
+
+import ast
+import sys
+import tomllib
+
+import pytest
+
+from benchbase.cli import main
+from benchbase.config import load_suite
+from benchbase.plugins import PluginPolicy, build_registry
+from benchbase.scaffold import class_name, plan, scaffold
+from benchbase.testing import check_dataset, check_metric, check_model, small_config
+
+
+@pytest.mark.parametrize("name", ["1bad", "my-flow", "class", "with space", ""])
+def test_invalid_names_exit_2_with_a_clear_message(tmp_path, capsys, name):
+    assert main(["new", "model", name, "--dir", str(tmp_path)]) == 2
+    assert "not a Python identifier" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_existing_directory_is_never_overwritten(tmp_path, capsys):
+    target = tmp_path / "benchbase-my-flow"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    assert main(["new", "model", "my_flow", "--dir", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["new", "dataset", "ring", "--framework", "jax"], "applies to models only"),
+    (["new", "model", "vae"], "already registered"),
+    (["new", "metric", "plugins"], "already importable"),
+])
+def test_clashes_and_misplaced_options_exit_2(tmp_path, capsys, argv, message):
+    assert main(argv + ["--dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_kind_is_an_argparse_error(tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(["new", "widget", "x", "--dir", str(tmp_path)])
+    assert info.value.code == 2
+
+
+def test_class_names():
+    assert class_name("my_flow") == "MyFlow"
+    assert class_name("_1x") == "Plugin1x"
+
+
+@pytest.mark.parametrize("kind,framework", [("model", "torch"), ("model", "jax"), ("dataset", "torch"),
+                                            ("metric", "torch")])
+def test_the_package_is_complete_and_well_formed(kind, framework):
+    files = plan(kind, "thing", framework)
+    assert set(files) == {"pyproject.toml", "README.md", "benchbase_thing/__init__.py",
+                          "benchbase_thing/plugin.py", "tests/test_thing.py", "suites/thing.yaml"}
+    for path, text in files.items():
+        if path.endswith(".py"):
+            ast.parse(text, filename=path)
+    meta = tomllib.loads(files["pyproject.toml"])
+    assert meta["project"]["entry-points"]["benchbase"] == {"thing": "benchbase_thing.plugin"}
+    assert meta["project"]["name"] == "benchbase-thing"
+    assert ("benchbase[jax]" in meta["project"]["dependencies"]) == (framework == "jax")
+    plugin = files["benchbase_thing/plugin.py"]
+    assert "TODO" in plugin and "@hookimpl" in plugin
+    assert f'framework = "{framework}"' in plugin or kind != "model"
+
+
+@pytest.fixture
+def generate(tmp_path, monkeypatch):
+    """Scaffold, then import the plugin from its folder (as an installed package would)."""
+
+    def make(kind, name, framework=None):
+        target = scaffold(kind, name, framework, tmp_path)
+        monkeypatch.syspath_prepend(str(target))
+        module = f"benchbase_{name}.plugin"
+        imported.extend([module, f"benchbase_{name}"])
+        registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=(module,)))
+        return target, registry, registry.get(kind, name, framework).cls
+
+    imported: list[str] = []
+    yield make
+    for module in imported:
+        sys.modules.pop(module, None)
+
+
+def test_generated_torch_model_keeps_the_contract_and_its_suite_validates(generate):
+    target, registry, cls = generate("model", "kit_flow", "torch")
+    check_model(cls, dataset="vector", config=small_config(cls))
+    suite = load_suite(target / "suites" / "kit_flow.yaml", registry=registry)
+    assert {r.model["name"] for r in suite.runs} == {"kit_flow", "copy_train"}
+
+
+def test_generated_dataset_keeps_the_contract_and_its_suite_validates(generate):
+    target, registry, cls = generate("dataset", "kit_ring")
+    check_dataset(cls)
+    suite = load_suite(target / "suites" / "kit_ring.yaml", registry=registry)
+    assert {r.dataset["name"] for r in suite.runs} == {"kit_ring"}
+
+
+def test_generated_metric_keeps_the_contract_and_its_suite_validates(generate):
+    target, registry, cls = generate("metric", "kit_nn")
+    report = check_metric(cls)
+    assert "direction" in report.checked and "identical" in report.checked
+    suite = load_suite(target / "suites" / "kit_nn.yaml", registry=registry)
+    assert all("kit_nn" in {m["name"] for m in r.metrics} for r in suite.runs)
+
+
+def test_generated_jax_model_suite_validates(generate):
+    pytest.importorskip("jax")
+    target, registry, cls = generate("model", "kit_jflow", "jax")
+    assert cls.framework == "jax"
+    suite = load_suite(target / "suites" / "kit_jflow.yaml", registry=registry)
+    assert {r.model["framework"] for r in suite.runs} == {"jax", "numpy"}
+
+
+def test_cli_prints_the_next_steps(tmp_path, capsys):
+    assert main(["new", "dataset", "kit_cli", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "pip install -e ." in out and "suites/kit_cli.yaml" in out
+    assert (tmp_path / "benchbase-kit-cli" / "benchbase_kit_cli" / "plugin.py").exists()
