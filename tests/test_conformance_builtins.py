@@ -38,9 +38,7 @@ METRIC_EXPECTATIONS = {
 # Breaks the kit found in built-ins and that their owners have not fixed yet: the test
 # is expected to fail with exactly this clause (strict: it fails again once fixed, so
 # the entry gets removed).
-KNOWN_BREAKS = {
-    ("metric", "ct_test"): "edge.tiny",  # NaN, not a ValueError, when no cell has enough samples
-}
+KNOWN_BREAKS: dict = {}
 
 
 def _known_break(kind: str, name: str) -> list:

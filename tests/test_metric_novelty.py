@@ -110,3 +110,14 @@ def test_pca_projection_keeps_the_leading_axes():
     assert comps.shape == (10, 2)
     assert np.abs(np.abs(comps[:2, :]) - np.eye(2)).max() < 0.05
     assert pca_projection(x, 10) is None and pca_projection(x, 0) is None
+
+
+def test_ct_test_falls_back_to_one_cell_when_samples_are_too_few():
+    """Tiny evaluations (fewer samples than min_gen_per_cell in every cell): the global
+    Mann-Whitney Z of samples vs test points, flagged, never NaN."""
+    train, test = gaussian(200, 3, 21), gaussian(100, 3, 22)
+    gen = train[:8] + gaussian(8, 3, 23, scale=0.01)
+    out = CTTest(CTTestConfig(n_cells=4, min_gen_per_cell=20, pca_dim=0)).compute(make_ctx(gen, train, test))
+    assert out["ct_test.single_cell"] == 1.0
+    assert out["ct_test"] == pytest.approx(z_reference(nn1(gen, train), nn1(test, train)), rel=1e-9)
+    assert out["ct_test"] < 0

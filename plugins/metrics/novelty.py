@@ -159,7 +159,9 @@ class CTTest(Metric):
     least ``min_gen_per_cell`` generated samples, weighted by the test fraction.
     C_T << 0: data copying; ~0: no evidence; >> 0: underfitting. |C_T| grows like
     sqrt(sample size) for a fixed effect, so compare at equal sizes. Reports
-    ``ct_test.cells_used`` and ``ct_test.gen_fraction`` (samples in used cells).
+    ``ct_test.cells_used`` and ``ct_test.gen_fraction`` (samples in used cells). When no
+    cell has enough samples, C_T falls back to one cell over all points (the global
+    Mann-Whitney Z) and ``ct_test.single_cell`` is 1.
     """
 
     name = "ct_test"
@@ -177,8 +179,16 @@ class CTTest(Metric):
         gen_d, _ = knn(gen, ref.train, k=1, device=ctx.device)
         value, _, used = c_t_statistic(ref.test_d, ref.test_cells, gen_d[:, 0], gen_cells, ref.n_cells,
                                        c.min_gen_per_cell)
+        if not used.any():
+            # Too few samples for any cell (tiny evaluations): one cell over everything,
+            # the plain Mann-Whitney Z of samples vs test points, flagged as such.
+            value, _, _ = c_t_statistic(ref.test_d, np.zeros(len(ref.test_d), np.int64), gen_d[:, 0],
+                                        np.zeros(len(gen_d), np.int64), 1, 1)
+            return {"ct_test": value, "ct_test.cells_used": 1.0, "ct_test.gen_fraction": 1.0,
+                    "ct_test.single_cell": 1.0}
         return {"ct_test": value, "ct_test.cells_used": float(used.sum()),
-                "ct_test.gen_fraction": float(np.isin(gen_cells, np.flatnonzero(used)).mean())}
+                "ct_test.gen_fraction": float(np.isin(gen_cells, np.flatnonzero(used)).mean()),
+                "ct_test.single_cell": 0.0}
 
 
 @dataclass
