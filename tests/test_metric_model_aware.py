@@ -74,7 +74,8 @@ def test_denoiser_gap_is_zero_for_the_memorizer_and_matches_numpy_otherwise():
 def test_heldout_gap_is_test_minus_train_on_equal_sizes_with_the_same_noise():
     train, test = gaussian(300, 4, 4), gaussian(120, 4, 5, shift=1.0)
     handle = Handle(loss=lambda x: float((x.astype(np.float64) ** 2).sum(1).mean()))
-    out = HeldoutGap(HeldoutGapConfig(max_points=100)).compute(make_ctx(test, train, test, model=handle))
+    out = HeldoutGap(HeldoutGapConfig(max_points=100, min_evaluations=1)).compute(
+        make_ctx(test, train, test, model=handle))
     assert [c[0] for c in handle.calls] == [100, 100]
     assert handle.calls[0][1] == handle.calls[1][1]  # same salt: same noise draws
     assert out["heldout_gap"] == pytest.approx(out["heldout_gap.test"] - out["heldout_gap.train"])
@@ -91,3 +92,13 @@ def test_capability_requirements_fail_validation_before_training(registry):
                                 metrics=["fd", {"name": "heldout_gap", "optional": True}]), "<t>", registry=registry)
     names = {r.model["name"]: [m["name"] for m in r.metrics] for r in ok.runs}
     assert names == {"copy_train": ["fd"], "rectified_flow": ["fd", "heldout_gap"]}
+
+
+def test_heldout_gap_repeats_small_sets_to_average_enough_noise_draws():
+    train, test = gaussian(40, 4, 6), gaussian(120, 4, 7)
+    handle = Handle(loss=lambda x: float((x.astype(np.float64) ** 2).sum(1).mean()))
+    out = HeldoutGap(HeldoutGapConfig(max_points=100, min_evaluations=250)).compute(
+        make_ctx(test, train, test, model=handle))
+    assert [c[0] for c in handle.calls] == [280, 280]  # 7 whole copies of 40 points each
+    # whole copies leave a deterministic loss unchanged
+    assert out["heldout_gap.train"] == pytest.approx(float((train.astype(np.float64) ** 2).sum(1).mean()))

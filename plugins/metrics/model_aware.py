@@ -31,9 +31,21 @@ def _pick(x: np.ndarray, y: np.ndarray | None, n: int, rng: np.random.Generator)
     return x[idx], (None if y is None else y[idx])
 
 
+def _tile(x: np.ndarray, y: np.ndarray | None, at_least: int):
+    """Repeat the rows until there are at least ``at_least`` of them (whole copies)."""
+    reps = max(1, -(-at_least // max(len(x), 1)))
+    if reps == 1:
+        return x, y
+    return np.concatenate([x] * reps), (None if y is None else np.concatenate([y] * reps))
+
+
 @dataclass
 class HeldoutGapConfig:
     max_points: int = 2000  # examples per split; both splits use the same number
+    # Small training subsets are repeated (each copy with fresh noise) until both losses
+    # average at least this many noise draws: at n = 32 a single draw per example makes
+    # the gap too noisy to time the onset of memorization.
+    min_evaluations: int = 2048
 
 
 class HeldoutGap(Metric):
@@ -42,7 +54,8 @@ class HeldoutGap(Metric):
     heldout_gap = L(S') - L(T'), L the model's ``heldout_loss`` (its training objective
     without an update: denoising/flow-matching loss, negative ELBO), T' and S' equally
     large subsets of the training subset and the test split, evaluated with the same
-    noise draws (same key per batch) so the difference is not noise-dominated. ~0:
+    noise draws (same key per batch) so the difference is not noise-dominated; sets
+    smaller than ``min_evaluations`` are repeated with fresh noise per copy. ~0:
     generalizing; growing > 0: memorizing (Bonnaire et al. 2025; seed 001). Reports
     both losses as ``heldout_gap.train`` and ``heldout_gap.test``.
     """
@@ -55,8 +68,8 @@ class HeldoutGap(Metric):
 
     def compute(self, ctx) -> dict[str, float]:
         n = min(len(ctx.train_data), len(ctx.test_data), self.config.max_points)
-        tx, ty = _pick(ctx.train_data, ctx.train_labels, n, _fixed_rng(ctx, 1))
-        sx, sy = _pick(ctx.test_data, ctx.test_labels, n, _fixed_rng(ctx, 2))
+        tx, ty = _tile(*_pick(ctx.train_data, ctx.train_labels, n, _fixed_rng(ctx, 1)), self.config.min_evaluations)
+        sx, sy = _tile(*_pick(ctx.test_data, ctx.test_labels, n, _fixed_rng(ctx, 2)), self.config.min_evaluations)
         train = ctx.model.heldout_loss(tx, ty, salt=11)
         test = ctx.model.heldout_loss(sx, sy, salt=11)
         return {"heldout_gap": test - train, "heldout_gap.train": train, "heldout_gap.test": test}
