@@ -58,6 +58,8 @@ class DatasetEntry(PluginEntry):
     subset: SubsetEntry = field(default_factory=SubsetEntry)
     # per-dataset metric parameters, e.g. {mem_ratio: {threshold: 0.2}}
     metric_config: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # per-dataset model hyperparameters by model label (or name), e.g. {wae_gan: {latent_dim: 2}}
+    model_config: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -551,13 +553,22 @@ class _Expander:
                 self.fail(f"datasets[{i}].metric_config.{metric_name}",
                           f"'{metric_name}' is not among the suite's metrics."
                           f"{suggest(metric_name, [m.name for m in self.s.metrics])}")
+        model_keys = {m.label or m.name for m in self.s.models} | {m.name for m in self.s.models}
+        for model_key in entry.model_config:
+            if model_key not in model_keys:
+                self.fail(f"datasets[{i}].model_config.{model_key}",
+                          f"'{model_key}' is not a model label or name of this suite."
+                          f"{suggest(model_key, model_keys)} Valid: {list_choices(model_keys)}")
         return {"reg": reg, "entry": entry, "user_config": dict(entry.config), "index": i,
                 "label": entry.label or entry.name}
 
     def _apply_sweep(self, point: dict, model: dict, dataset: dict, mi: int, di: int):
         s = self.s
-        m_cfg, d_cfg = dict(model["user_config"]), dict(dataset["user_config"])
         entry: DatasetEntry = dataset["entry"]
+        m_cfg, d_cfg = dict(model["user_config"]), dict(dataset["user_config"])
+        # the model entry's config, then this dataset's overrides (by label, else name)
+        override_key = model["label"] if model["label"] in entry.model_config else model["entry"].name
+        m_cfg.update(entry.model_config.get(override_key, {}))
         n = entry.n
         subset = dataclasses.asdict(entry.subset)
         budget = dataclasses.asdict(s.budget)
@@ -587,6 +598,8 @@ class _Expander:
                     d_cfg[field_name] = value
                     applied[key] = value
         mpath, dpath = f"models[{mi}].config", f"datasets[{di}].config"
+        if override_key in entry.model_config:
+            mpath = f"datasets[{di}].model_config.{override_key}"
         m_obj, m_plain = self.config(model["reg"], m_cfg, mpath)
         d_obj, d_plain = self.config(dataset["reg"], d_cfg, dpath)
         if m_obj is None or d_obj is None:

@@ -206,3 +206,19 @@ def _mnist_dir(root, seed):
         with gzip.open(raw / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
             f.write(struct.pack(">II", 2049, n) + labels.tobytes())
     return root
+
+
+def test_per_dataset_model_config_overrides_the_model_entry(registry):
+    suite = tiny_suite(
+        datasets=[{"name": "gmm2d", "n": 32, "config": {"train_size": 200, "test_size": 100},
+                   "model_config": {"flow": {"width": 8}}},
+                  {"name": "digits", "n": 32}],
+        models=[{"name": "rectified_flow", "label": "flow", "config": {"width": 16, "backbone": "mlp"}}])
+    runs = build_suite(suite, "x", registry=registry).runs
+    widths = {r.dataset["name"]: r.model["config"]["width"] for r in runs}
+    assert widths == {"gmm2d": 8, "digits": 16}
+    bad = tiny_suite(datasets=[{"name": "gmm2d", "n": 32, "model_config": {"flw": {"width": 8}}}],
+                     models=[{"name": "rectified_flow", "label": "flow"}])
+    assert "datasets[0].model_config.flw" in _problems(bad, registry)
+    typo = tiny_suite(datasets=[{"name": "gmm2d", "n": 32, "model_config": {"rectified_flow": {"widht": 8}}}])
+    assert "datasets[0].model_config.rectified_flow.widht" in _problems(typo, registry)
