@@ -77,6 +77,11 @@ def ddpm_time_for_sigma(sigma: np.ndarray, alphas_bar: np.ndarray) -> tuple[np.n
     return (k + 1.0) / len(alphas_bar), np.sqrt(1.0 / (1.0 + sigma ** 2))
 
 
+def sigma_per_example(sigma, n: int) -> np.ndarray:
+    """``denoise``'s sigma (a float, or one per example) as a writable float64 (n,) array."""
+    return np.array(np.broadcast_to(np.asarray(sigma, dtype=np.float64).reshape(-1), (n,)))
+
+
 def flow_time_for_sigma(sigma: np.ndarray) -> np.ndarray:
     """t = 1 / (1 + sigma): x_t = t * x_noisy is the flow's state at time t."""
     return 1.0 / (1.0 + np.asarray(sigma, dtype=np.float64))

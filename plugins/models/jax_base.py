@@ -25,7 +25,7 @@ class JaxModel(Model):
     def _ensure_built(self, spec) -> None:
         """Build once per data shape, so a second ``init`` (``load`` when a run resumes,
         a rerun with another seed) reuses the compiled functions instead of recompiling."""
-        key = (tuple(spec.shape), spec.modality)
+        key = (tuple(spec.shape), spec.modality, spec.num_classes)
         if getattr(self, "_built_for", None) != key:
             self._build(spec)
             self._built_for = key

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .diffusion_process import guided, integrate, make_process, per_example, python_loop
+from .diffusion_process import guided, integrate, make_process, per_example, python_loop, sigma_per_example
 from .diffusion_variants import backbone_args, check_conditioning
 from .torch_common import TorchModel, TorchState, adam, build_seeded, mlp, optimise, sinusoidal_features
 from .torch_unet import UNet
@@ -140,7 +140,7 @@ class TorchDiffusionBase(TorchModel):
         in log sigma), then converts the network's prediction to a clean estimate.
         Class-conditional models denoise without a label."""
         n = len(x_noisy)
-        sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64).reshape(-1), (n,))
+        sig = sigma_per_example(sigma, n)
         a_np, t_np = self.process.at_sigma(sig)
         a = per_example(torch.as_tensor(a_np, dtype=x_noisy.dtype, device=x_noisy.device), x_noisy)
         t = torch.as_tensor(t_np, dtype=x_noisy.dtype, device=x_noisy.device)
