@@ -16,7 +16,7 @@ from typing import ClassVar
 
 
 from .diffusion_process import guided, integrate, make_process, per_example, sigma_per_example
-from .diffusion_variants import backbone_args, check_conditioning
+from .diffusion_variants import backbone_args, check_conditioning, clip_range
 from .jax_base import JaxModel
 
 
@@ -28,9 +28,10 @@ def build_backbone(cfg, spec):
     return (ConditionalMLP if kind == "mlp" else UNet)(*args)
 
 
-def sample_plan(plan, predict, shape: tuple, key, dtype=None):
+def sample_plan(plan, predict, shape: tuple, key, dtype=None, clip_range: tuple | None = None):
     """Run a sampler plan from standard normal noise (to be called inside a jit): the
-    JAX driver of ``diffusion_process.integrate``, the loop a ``lax.fori_loop``."""
+    JAX driver of ``diffusion_process.integrate``, the loop a ``lax.fori_loop``;
+    ``clip_range`` bounds DDPM's clean estimates."""
     import jax
     import jax.numpy as jnp
 
@@ -47,13 +48,14 @@ def sample_plan(plan, predict, shape: tuple, key, dtype=None):
     def loop(n, body, x):
         return jax.lax.fori_loop(0, n, body, x)
 
-    return integrate(plan, jax.random.normal(k_x, shape, dtype), predict, noise, loop, coef)
+    clip = None if clip_range is None else (lambda v: jnp.clip(v, *clip_range))
+    return integrate(plan, jax.random.normal(k_x, shape, dtype), predict, noise, loop, coef, clip)
 
 
 _BUILT: dict = {}  # (class, config, spec) -> built attributes; see JaxDiffusionBase._build
 _BUILT_LIMIT = 16
-_BUILT_ATTRS = ("process", "plan", "shape", "num_classes", "net", "tx", "example", "_train_step", "_heldout",
-                "_sample", "_denoise")
+_BUILT_ATTRS = ("process", "plan", "shape", "num_classes", "clip_range", "net", "tx", "example", "_train_step",
+                "_heldout", "_sample", "_denoise")
 
 
 class JaxDiffusionBase(JaxModel):
@@ -85,6 +87,7 @@ class JaxDiffusionBase(JaxModel):
         self.plan = self.process.plan(cfg.sampler)
         self.shape = tuple(spec.shape)
         self.num_classes = check_conditioning(cfg, spec)
+        self.clip_range = clip_range(cfg, spec)
         self.net = net = build_backbone(cfg, spec)
         self.tx = jc.adam(cfg.lr)
         self.example = (jnp.zeros((1, *self.shape)), jnp.zeros((1,)),
@@ -183,7 +186,7 @@ class JaxDiffusionBase(JaxModel):
                                 jnp.concatenate([y, null]))
                 return guided(out[:n], out[n:], w)
 
-            return sample_plan(plan, predict, (n, *self.shape), k_run)
+            return sample_plan(plan, predict, (n, *self.shape), k_run, clip_range=self.clip_range)
 
         return sample
 
