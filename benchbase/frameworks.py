@@ -10,6 +10,7 @@ device, with no host round trip.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from typing import Any, Callable
 
@@ -172,17 +173,10 @@ class JaxFramework:
         import jax
 
         base = jax.device_put(jax.random.PRNGKey(mix_seed(seed) & 0xFFFFFFFF), device)
-        n = x.shape[0]
-
-        @jax.jit
-        def _draw(x, y, step):
-            k = jax.random.fold_in(base, step)
-            kb, km = jax.random.split(k)
-            idx = jax.random.randint(kb, (batch_size,), 0, n)
-            return Batch(x[idx], None if y is None else y[idx]), km
+        _draw = _jax_draw()
 
         def draw(step: int):
-            return _draw(x, y, step)
+            return _draw(x, y, base, step, batch_size)
 
         return draw
 
@@ -202,6 +196,21 @@ class JaxFramework:
 
     def seed_everything(self, seed: int) -> None:
         pass
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_draw():
+    """The jitted batch draw of JaxFramework.drawer, built once per process: a jit made
+    inside ``drawer`` would compile again for every run (about a second on a small CPU,
+    comparable to a thousand training steps of a small model)."""
+    import jax
+
+    def draw(x, y, base, step, batch_size):
+        kb, km = jax.random.split(jax.random.fold_in(base, step))
+        idx = jax.random.randint(kb, (batch_size,), 0, x.shape[0])
+        return Batch(x[idx], None if y is None else y[idx]), km
+
+    return jax.jit(draw, static_argnums=4)
 
 
 class NumpyFramework:

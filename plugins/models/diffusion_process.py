@@ -77,6 +77,11 @@ def ddpm_time_for_sigma(sigma: np.ndarray, alphas_bar: np.ndarray) -> tuple[np.n
     return (k + 1.0) / len(alphas_bar), np.sqrt(1.0 / (1.0 + sigma ** 2))
 
 
+def sigma_per_example(sigma, n: int) -> np.ndarray:
+    """``denoise``'s sigma (a float, or one per example) as a writable float64 (n,) array."""
+    return np.array(np.broadcast_to(np.asarray(sigma, dtype=np.float64).reshape(-1), (n,)))
+
+
 def flow_time_for_sigma(sigma: np.ndarray) -> np.ndarray:
     """t = 1 / (1 + sigma): x_t = t * x_noisy is the flow's state at time t."""
     return 1.0 / (1.0 + np.asarray(sigma, dtype=np.float64))
@@ -123,9 +128,10 @@ def guided(cond, uncond, weight: float):
 class SamplerPlan:
     """A sampler as data: per-step coefficient tables and an arithmetic update.
 
-    ``update(x, c, predict, z)`` advances one step; ``c`` maps a table name to this
-    step's scalar, ``predict(x, t)`` is the model output at network time ``t`` and
-    ``z`` is standard normal noise shaped like ``x`` (None unless ``stochastic``).
+    ``update(x, c, predict, z, clip)`` advances one step; ``c`` maps a table name to
+    this step's scalar, ``predict(x, t)`` is the model output at network time ``t``,
+    ``z`` is standard normal noise shaped like ``x`` (None unless ``stochastic``) and
+    ``clip`` bounds a clean estimate (DDPM only).
     The first ``loop_steps`` steps use ``update``; a remaining last step (Heun's,
     which would need the network at t = 1) uses ``tail``.
     """
@@ -146,19 +152,26 @@ class SamplerPlan:
         return {k: float(v[i]) for k, v in self.tables.items()}
 
 
-def _euler(x, c, predict, z):
+def _euler(x, c, predict, z, clip):
     return x + c["dt"] * predict(x, c["t"])
 
 
-def _heun(x, c, predict, z):
+def _heun(x, c, predict, z, clip):
     v = predict(x, c["t"])
     x_euler = x + c["dt"] * v
     return x + (0.5 * c["dt"]) * (v + predict(x_euler, c["t_next"]))
 
 
-def _ddim(x, c, predict, z):
-    out = c["cx"] * x + c["ceps"] * predict(x, c["t"])
+def _ddim(x, c, predict, z, clip):
+    eps = predict(x, c["t"])
+    x0 = clip((x - c["s1a"] * eps) / c["sa"])
+    eps = (x - c["sa"] * x0) / c["s1a"]  # the noise the (clipped) clean estimate implies
+    out = c["sap"] * x0 + c["cdir"] * eps
     return out if z is None else out + c["cz"] * z
+
+
+def _identity(x):
+    return x
 
 
 def flow_time_grid(steps: int, grid: str = "uniform", sigma_min: float = 0.002,
@@ -204,7 +217,10 @@ def ddpm_plan(alphas_bar: np.ndarray, steps: int, eta: float) -> SamplerPlan:
 
     with abar' = 1 after the last step. eta = 1 is DDPM's ancestral sampler with the
     posterior variance beta_tilde (respaced when steps < T); eta = 0 is deterministic
-    DDIM. Folded into x' = cx x + ceps eps_hat + cz z.
+    DDIM. x0_hat = (x - sqrt(1 - abar) eps_hat) / sqrt(abar) goes through the driver's
+    ``clip`` (DDPM's clip_denoised: with the cosine schedule abar at T-1 is ~1e-9, and
+    an unclipped x0_hat amplifies the network's error by 1 / sqrt(abar)), and eps_hat is
+    then recomputed from the clipped x0_hat.
     """
     T = len(alphas_bar)
     if not 1 <= steps <= T:
@@ -214,27 +230,30 @@ def ddpm_plan(alphas_bar: np.ndarray, steps: int, eta: float) -> SamplerPlan:
     ab_prev = np.concatenate([alphas_bar[ks[1:]], [1.0]])
     s = eta * np.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
     sa, s1a = np.sqrt(ab), np.sqrt(1 - ab)
-    cx = np.sqrt(ab_prev) / sa
-    ceps = np.sqrt(np.clip(1 - ab_prev - s ** 2, 0.0, None)) - cx * s1a
-    tables = {"t": (ks + 1.0) / T, "cx": cx, "ceps": ceps, "cz": s}
+    tables = {"t": (ks + 1.0) / T, "sa": sa, "s1a": s1a, "sap": np.sqrt(ab_prev),
+              "cdir": np.sqrt(np.clip(1 - ab_prev - s ** 2, 0.0, None)), "cz": s}
     return SamplerPlan(tables, _ddim, loop_steps=len(ks), stochastic=bool(eta > 0),
                        extra={"timesteps": ks})
 
 
-def integrate(plan: SamplerPlan, x, predict: Callable, noise: Callable, loop: Callable, coef: Callable):
+def integrate(plan: SamplerPlan, x, predict: Callable, noise: Callable, loop: Callable, coef: Callable,
+              clip: Callable | None = None):
     """Run ``plan`` from the initial noise ``x``.
 
     The framework provides ``loop(n, body, x)`` (a Python loop or ``lax.fori_loop``),
-    ``coef(i)`` (step i's coefficients as scalars it can use) and ``noise(i, x)``
-    (standard normal like ``x``; called only for stochastic plans).
+    ``coef(i)`` (step i's coefficients as scalars it can use), ``noise(i, x)``
+    (standard normal like ``x``; called only for stochastic plans) and optionally
+    ``clip`` (applied to DDPM's clean estimate; none by default).
     """
+    clip = clip or _identity
+
     def body(i, x):
-        return plan.update(x, coef(i), predict, noise(i, x) if plan.stochastic else None)
+        return plan.update(x, coef(i), predict, noise(i, x) if plan.stochastic else None, clip)
 
     x = loop(plan.loop_steps, body, x)
     if plan.tail is not None:
         last = plan.loop_steps
-        x = plan.tail(x, coef(last), predict, noise(last, x) if plan.stochastic else None)
+        x = plan.tail(x, coef(last), predict, noise(last, x) if plan.stochastic else None, clip)
     return x
 
 

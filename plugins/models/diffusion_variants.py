@@ -110,6 +110,7 @@ class RectifiedFlowConfig(BackboneFields, GuidanceFields, FlowGridFields):
 class DDPMConfig(BackboneFields, GuidanceFields, SamplingFields, DDPMScheduleFields):
     lr: float = 1e-3  # Adam learning rate (betas 0.9, 0.999)
     sampler: str = "ancestral"  # ancestral | ddim
+    clip_x0: bool = True  # sampling: clip the clean estimate to the dataset's value range
 
     def validate(self) -> None:
         for base in (BackboneFields, GuidanceFields, SamplingFields, DDPMScheduleFields):
@@ -137,6 +138,14 @@ def backbone_args(cfg, spec) -> tuple[str, tuple]:
         return kind, (spec.dim, width, cfg.depth, cfg.time_features, classes)
     return kind, (tuple(spec.shape), width, tuple(cfg.channel_mult), cfg.res_blocks,
                   tuple(cfg.attn_resolutions), cfg.mid_attention, classes, cfg.norm_groups)
+
+
+def clip_range(cfg, spec) -> tuple[float, float] | None:
+    """The bounds of DDPM's clean estimates while sampling (``clip_x0``): the dataset's
+    value range; None for flow models and with clip_x0 off."""
+    if not getattr(cfg, "clip_x0", False):
+        return None
+    return float(spec.value_range[0]), float(spec.value_range[1])
 
 
 def check_conditioning(cfg: GuidanceFields, spec) -> int:

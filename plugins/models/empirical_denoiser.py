@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from benchbase import Model, hookimpl
 
 from .backbones import check_choice
-from .diffusion_process import DDPM_SAMPLERS, FLOW_SAMPLERS, PROCESSES, make_process
+from .diffusion_process import DDPM_SAMPLERS, FLOW_SAMPLERS, PROCESSES, make_process, sigma_per_example
 from .diffusion_variants import DDPMScheduleFields, FlowGridFields
 from .torch_diffusion import sample_plan
 
@@ -110,7 +109,7 @@ class EmpiricalDenoiser(Model):
     def denoise(self, state: dict, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
         """D*(x_noisy; sigma) (sigma a float or one per example)."""
         n = len(x_noisy)
-        sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64).reshape(-1), (n,))
+        sig = sigma_per_example(sigma, n)
         b = torch.as_tensor(sig, dtype=torch.float64, device=state["y"].device).reshape(n, 1)
         out = posterior_mean(state["y"], state["half_sq"], x_noisy.reshape(n, -1), 1.0, b)
         return out.to(x_noisy.dtype).reshape(x_noisy.shape)

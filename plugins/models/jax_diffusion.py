@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 
-from .diffusion_process import guided, integrate, make_process, per_example
-from .diffusion_variants import backbone_args, check_conditioning
+from .diffusion_process import guided, integrate, make_process, per_example, sigma_per_example
+from .diffusion_variants import backbone_args, check_conditioning, clip_range
 from .jax_base import JaxModel
 
 
@@ -29,9 +28,10 @@ def build_backbone(cfg, spec):
     return (ConditionalMLP if kind == "mlp" else UNet)(*args)
 
 
-def sample_plan(plan, predict, shape: tuple, key, dtype=None):
+def sample_plan(plan, predict, shape: tuple, key, dtype=None, clip_range: tuple | None = None):
     """Run a sampler plan from standard normal noise (to be called inside a jit): the
-    JAX driver of ``diffusion_process.integrate``, the loop a ``lax.fori_loop``."""
+    JAX driver of ``diffusion_process.integrate``, the loop a ``lax.fori_loop``;
+    ``clip_range`` bounds DDPM's clean estimates."""
     import jax
     import jax.numpy as jnp
 
@@ -48,7 +48,14 @@ def sample_plan(plan, predict, shape: tuple, key, dtype=None):
     def loop(n, body, x):
         return jax.lax.fori_loop(0, n, body, x)
 
-    return integrate(plan, jax.random.normal(k_x, shape, dtype), predict, noise, loop, coef)
+    clip = None if clip_range is None else (lambda v: jnp.clip(v, *clip_range))
+    return integrate(plan, jax.random.normal(k_x, shape, dtype), predict, noise, loop, coef, clip)
+
+
+_BUILT: dict = {}  # (class, config, spec) -> built attributes; see JaxDiffusionBase._build
+_BUILT_LIMIT = 16
+_BUILT_ATTRS = ("process", "plan", "shape", "num_classes", "clip_range", "net", "tx", "example", "_train_step",
+                "_heldout", "_sample", "_denoise")
 
 
 class JaxDiffusionBase(JaxModel):
@@ -57,27 +64,49 @@ class JaxDiffusionBase(JaxModel):
 
     process_name: ClassVar[str]
 
-    def init(self, data, seed: int) -> dict:
+    def _build(self, spec) -> None:
+        """Networks and jitted functions for ``spec``, shared by every instance with the
+        same class, config and data spec (a suite's seeds, a resumed run's ``load``), so
+        each is compiled once per process."""
+        key = (type(self), repr(self.config), tuple(spec.shape), spec.modality, spec.num_classes)
+        if key not in _BUILT:
+            self._compile(spec)
+            if len(_BUILT) >= _BUILT_LIMIT:
+                _BUILT.pop(next(iter(_BUILT)))
+            _BUILT[key] = {name: getattr(self, name) for name in _BUILT_ATTRS}
+        self.__dict__.update(_BUILT[key])
+
+    def _compile(self, spec) -> None:
         import jax
         import jax.numpy as jnp
 
         from . import jax_common as jc
 
-        cfg, spec = self.config, data.spec
+        cfg = self.config
         self.process = make_process(self.process_name, cfg)
         self.plan = self.process.plan(cfg.sampler)
         self.shape = tuple(spec.shape)
         self.num_classes = check_conditioning(cfg, spec)
-        net = build_backbone(cfg, spec)
-        y0 = jnp.zeros((1,), jnp.int32) if self.num_classes else None
-        params = jc.init_params(net, jc.init_key(seed), jnp.zeros((1, *self.shape)), jnp.zeros((1,)), y0)
-        tx = jc.adam(cfg.lr)
-        self.net = net
-        self._train_step = jax.jit(self._make_step(net, tx))
+        self.clip_range = clip_range(cfg, spec)
+        self.net = net = build_backbone(cfg, spec)
+        self.tx = jc.adam(cfg.lr)
+        self.example = (jnp.zeros((1, *self.shape)), jnp.zeros((1,)),
+                        jnp.zeros((1,), jnp.int32) if self.num_classes else None)
+        self._train_step = jax.jit(self._make_step(net, self.tx))
         self._heldout = jax.jit(lambda params, batch, key: self._loss(net, params, batch, key, 0.0))
         self._sample = jax.jit(self._make_sampler(net), static_argnums=2)
         self._denoise = jax.jit(self._make_denoiser(net))
-        return jax.device_put({"net": jc.adam_state(params, tx)}, data.device)
+
+    def init(self, data, seed: int) -> dict:
+        import jax
+
+        from . import jax_common as jc
+
+        from .jax_unet import host_init
+
+        self._ensure_built(data.spec)
+        params = host_init(self.net, self.example, seed)
+        return jax.device_put({"net": jc.adam_state(params, self.tx)}, data.device)
 
     # ------------------------------------------------------------------ training
     def _labels(self, y, n: int, key, dropout: float):
@@ -157,7 +186,7 @@ class JaxDiffusionBase(JaxModel):
                                 jnp.concatenate([y, null]))
                 return guided(out[:n], out[n:], w)
 
-            return sample_plan(plan, predict, (n, *self.shape), k_run)
+            return sample_plan(plan, predict, (n, *self.shape), k_run, clip_range=self.clip_range)
 
         return sample
 
@@ -183,7 +212,7 @@ class JaxDiffusionBase(JaxModel):
         import jax.numpy as jnp
 
         n = x_noisy.shape[0]
-        sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64).reshape(-1), (n,))
+        sig = sigma_per_example(sigma, n)
         a, t = self.process.at_sigma(sig)
         return self._denoise(state["net"]["params"], x_noisy, jnp.asarray(a, x_noisy.dtype),
                              jnp.asarray(t, x_noisy.dtype))

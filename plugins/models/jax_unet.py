@@ -13,6 +13,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .jax_common import Conv2d, Linear, sinusoidal_features
 from .torch_unet import check_unet_shape
@@ -164,6 +165,34 @@ class ConditionalMLP(nn.Module):
         for i in range(self.depth):
             h = jax.nn.silu(Linear(self.width, name=f"net_{2 * i}")(h))
         return Linear(self.dim, name=f"net_{2 * self.depth}")(h).reshape(x.shape)
+
+
+def host_init(net: nn.Module, example: tuple, seed: int) -> dict:
+    """Initial parameters drawn on the host with numpy, by PyTorch's laws: Linear and
+    Conv2d weight and bias U(+-1/sqrt(fan_in)) (fan_in = weight.shape[1:] product),
+    GroupNorm (modules named ``norm*``) 1 and 0, Embedding (``class_emb``) N(0, 1).
+
+    Why not ``net.init``: it runs the forward pass and one threefry graph per tensor,
+    which XLA compiles in tens of seconds for the U-Net on a small CPU. Only the
+    shapes are traced here (``jax.eval_shape``, nothing compiled).
+    """
+    shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), *example))["params"]
+    rng = np.random.default_rng(int(seed))
+
+    def fill(name: str, node) -> dict:
+        if "weight" not in node or hasattr(node["weight"], "items"):
+            return {k: fill(k, v) for k, v in sorted(node.items())}
+        w = node["weight"].shape
+        if name.startswith("norm"):
+            out = {"weight": np.ones(w), "bias": np.zeros(node["bias"].shape)}
+        elif name == "class_emb":
+            out = {"weight": rng.standard_normal(w)}
+        else:
+            bound = 1.0 / math.sqrt(math.prod(w[1:]))
+            out = {"weight": rng.uniform(-bound, bound, w), "bias": rng.uniform(-bound, bound, node["bias"].shape)}
+        return {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}
+
+    return fill("", shapes)
 
 
 def params_from_torch_state(state_dict: dict) -> dict:

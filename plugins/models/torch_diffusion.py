@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .diffusion_process import guided, integrate, make_process, per_example, python_loop
-from .diffusion_variants import backbone_args, check_conditioning
+from .diffusion_process import guided, integrate, make_process, per_example, python_loop, sigma_per_example
+from .diffusion_variants import backbone_args, check_conditioning, clip_range
 from .torch_common import TorchModel, TorchState, adam, build_seeded, mlp, optimise, sinusoidal_features
 from .torch_unet import UNet
 
@@ -46,15 +46,17 @@ def build_backbone(cfg, spec) -> nn.Module:
 
 
 def sample_plan(plan, predict: Callable, shape: tuple, key: torch.Generator, device,
-                dtype=torch.float32) -> torch.Tensor:
+                dtype=torch.float32, clip_range: tuple | None = None) -> torch.Tensor:
     """Run a sampler plan from standard normal noise drawn with ``key`` (the torch
-    driver of ``diffusion_process.integrate``; also used by empirical_denoiser)."""
+    driver of ``diffusion_process.integrate``; also used by empirical_denoiser);
+    ``clip_range`` bounds DDPM's clean estimates."""
     x = torch.randn(shape, generator=key, device=device, dtype=dtype)
 
     def noise(i, like):
         return torch.randn(like.shape, generator=key, device=device, dtype=dtype)
 
-    return integrate(plan, x, predict, noise, python_loop, plan.at)
+    clip = None if clip_range is None else (lambda v: torch.clamp(v, *clip_range))
+    return integrate(plan, x, predict, noise, python_loop, plan.at, clip)
 
 
 class TorchDiffusionBase(TorchModel):
@@ -69,6 +71,7 @@ class TorchDiffusionBase(TorchModel):
         self.plan = self.process.plan(cfg.sampler)
         self.shape = tuple(data.spec.shape)
         self.num_classes = check_conditioning(cfg, data.spec)
+        self.clip_range = clip_range(cfg, data.spec)
         net = build_seeded(seed, lambda: build_backbone(cfg, data.spec)).to(data.device)
         if self.process_name == "ddpm":
             self.tables = torch.tensor(np.stack([self.process.sqrt_ab, self.process.sqrt_1m_ab]),
@@ -130,7 +133,8 @@ class TorchDiffusionBase(TorchModel):
     def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
         device = next(state.net.parameters()).device
         y = torch.randint(self.num_classes, (n,), generator=key, device=device) if self.num_classes else None
-        return sample_plan(self.plan, self._predictor(state.net, y, n), (n, *self.shape), key, device)
+        return sample_plan(self.plan, self._predictor(state.net, y, n), (n, *self.shape), key, device,
+                           clip_range=self.clip_range)
 
     @torch.no_grad()
     def denoise(self, state: TorchState, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
@@ -140,7 +144,7 @@ class TorchDiffusionBase(TorchModel):
         in log sigma), then converts the network's prediction to a clean estimate.
         Class-conditional models denoise without a label."""
         n = len(x_noisy)
-        sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64).reshape(-1), (n,))
+        sig = sigma_per_example(sigma, n)
         a_np, t_np = self.process.at_sigma(sig)
         a = per_example(torch.as_tensor(a_np, dtype=x_noisy.dtype, device=x_noisy.device), x_noisy)
         t = torch.as_tensor(t_np, dtype=x_noisy.dtype, device=x_noisy.device)
