@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import matplotlib
 from matplotlib.figure import Figure
 
 from benchbase.leaderboard import ARROWS
@@ -203,9 +204,11 @@ def table_curves_figure(table, evals_of, statuses: dict[str, str]) -> Figure | N
         return None
     cols = min(3, len(table.columns))
     rows = math.ceil(len(table.columns) / cols)
-    fig = Figure(figsize=(4.4 * cols, 3.2 * rows + 0.5))
+    legend_rows = math.ceil(len(table.rows) / 6)
+    height = 3.2 * rows + 0.3 + 0.2 * legend_rows
+    fig = Figure(figsize=(4.4 * cols, height))
     fig.subplots_adjust(left=0.8 / (4.4 * cols), right=1 - 0.2 / (4.4 * cols),
-                        bottom=0.9 / (3.2 * rows + 0.5), top=1 - 0.45 / (3.2 * rows + 0.5),
+                        bottom=(0.5 + 0.2 * legend_rows) / height, top=1 - 0.45 / height,
                         wspace=0.3, hspace=0.55)
     curves: dict[tuple[str, int], dict[int, list[float]]] = {}  # (column key, row index) -> step -> values
     for i, row in enumerate(table.rows):
@@ -218,6 +221,11 @@ def table_curves_figure(table, evals_of, statuses: dict[str, str]) -> Figure | N
                     curves.setdefault((key, i), {}).setdefault(e["step"], []).append(e["value"])
     positive = sorted({s for c in curves.values() for s in c if s > 0})
     handles = {}
+    # a model in two frameworks is two rows with one label: name them apart in the legend
+    shared = {r.label for r in table.rows if sum(o.label == r.label for o in table.rows) > 1}
+    names = [f"{r.label} ({r.framework})" if r.label in shared else r.label for r in table.rows]
+    palette = "tab10" if len(table.rows) <= 10 else "tab20"
+    colors = [matplotlib.colormaps[palette](i % (10 if palette == "tab10" else 20)) for i in range(len(table.rows))]
     for j, col in enumerate(table.columns):
         ax = fig.add_subplot(rows, cols, j + 1)
         for i, row in enumerate(table.rows):
@@ -226,12 +234,12 @@ def table_curves_figure(table, evals_of, statuses: dict[str, str]) -> Figure | N
                 continue
             steps = sorted(points)
             means = [float(np.mean(points[s])) for s in steps]
-            color = f"C{i % 10}"
+            color = colors[i]
             if len(steps) == 1 and len(positive) > 1:
                 line = ax.axhline(means[0], color=color, linestyle="--", linewidth=1.2)
             else:
                 line, = ax.plot(steps, means, marker="o", markersize=3, linewidth=1.4, color=color)
-            handles.setdefault(row.label, line)
+            handles.setdefault(names[i], line)
         _log_y_if_wide(ax, [v for i in range(len(table.rows)) for vals in curves.get((col.key, i), {}).values()
                             for v in vals])
         ax.set_title(col.header, fontsize=10)
