@@ -3,6 +3,9 @@ bare `plugins`), and every committed suite validates."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -28,10 +31,17 @@ def test_every_package_folder_is_declared():
     assert found <= _declared_packages(), f"add to pyproject packages: {sorted(found - _declared_packages())}"
 
 
-def test_builtins_install_under_a_namespaced_name():
-    assert importlib.util.find_spec("benchbase_plugins") is not None
-    spec = importlib.util.find_spec("plugins")
-    assert spec is None or "benchbase" not in str(spec.origin or ""), "built-ins leak as `plugins`"
+def test_builtins_install_under_a_namespaced_name(tmp_path):
+    """Outside the checkout (pytest puts its root on sys.path), the installed
+    distribution offers the built-ins as ``benchbase_plugins`` and not as ``plugins``."""
+    probe = ("import importlib.util as u; s = u.find_spec('plugins'); b = u.find_spec('benchbase_plugins'); "
+             "print(s.origin if s else '-'); print(b.origin if b else '-')")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    bare, namespaced = out[0], out[1]
+    assert namespaced != "-", "benchbase_plugins is not installed"
+    assert bare == "-" or not Path(bare).resolve().is_relative_to(ROOT), f"built-ins leak as `plugins`: {bare}"
 
 
 def test_every_builtin_plugin_module_is_listed():
