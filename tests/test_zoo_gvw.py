@@ -9,14 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from helpers import ModelHarness, tiny_suite
 
-from benchbase.config import build_suite, plugin_config
-from benchbase.contracts import TrainData
-from benchbase.data import DataCatalog
+from benchbase.config import build_suite
 from benchbase.driver import run_suite
 from benchbase.errors import ConfigError
-from benchbase.frameworks import get_framework
 from benchbase.progress import Reporter
 from benchbase.store import Store
 
@@ -65,35 +62,12 @@ def hand_count(name: str, dataset: str) -> int:
     return enc(latent) + dec(latent) + _linear(latent, 8) + _linear(8, 1)  # wae_gan: + adversary
 
 
-class Harness:
-    """A model plugin with data on its framework's device, as the runner prepares it."""
+class Harness(ModelHarness):
+    """ModelHarness with the zoo's tiny configs and datasets."""
 
     def __init__(self, registry, name: str, framework: str, dataset: str):
-        reg = registry.get("model", name, framework)
-        cfg, _ = plugin_config(reg, tiny_config(name), "<test>", "model.config")
-        self.cls, self.cfg = reg.cls, cfg
-        data_reg = registry.get("dataset", dataset)
-        data_cfg, plain = plugin_config(data_reg, DATASETS[dataset], "<test>", "dataset.config")
-        _, splits = DataCatalog.shared().load(data_reg, data_cfg, plain)
-        self.fw = get_framework(framework)
-        self.device = self.fw.device("cpu")
-        x = splits.train[:128]
-        self.spec = splits.spec
-        self.data = TrainData(x=self.fw.put(x, self.device), y=None, spec=splits.spec, device=self.device,
-                              x_numpy=x, sample_fresh=lambda n, seed: x[:n])
-        self.model = self.cls(cfg)
+        super().__init__(registry, name, framework, dataset, tiny_config(name), DATASETS[dataset], 128, B)
         self.per_step = B * self.model.batches_per_step()
-        self.draw = self.fw.drawer(self.data.x, None, self.per_step, 0, self.device)
-
-    def train(self, state, steps: int, start: int = 0):
-        logs = {}
-        for step in range(start, start + steps):
-            batch, key = self.draw(step)
-            state, logs = self.model.train_step(state, batch, key)
-        return state, self.fw.scalars(logs)
-
-    def sample(self, state, n: int = 20) -> np.ndarray:
-        return self.fw.to_numpy(self.model.sample(state, n, self.fw.key(7, 2, self.device)))
 
 
 # the conv (digits) cases compile bigger JAX programs: slow; the core test below runs
