@@ -55,12 +55,24 @@ class ModelHarness:
             state, logs = self.model.train_step(state, batch, key)
         return state, self.fw.scalars(logs)
 
+    def trained(self, seed: int = 123, steps: int = 2):
+        """(state, 20 samples) after ``steps`` steps from ``init(data, seed)``, checking
+        that the logs are finite and the samples finite float32 in the data's shape."""
+        import numpy as np
+
+        state, logs = self.train(self.model.init(self.data, seed), steps)
+        assert logs and all(np.isfinite(v) for v in logs.values())
+        samples = self.sample(state)
+        assert samples.shape == (20, *self.spec.shape) and samples.dtype == np.float32
+        assert np.isfinite(samples).all()
+        return state, samples
+
     def sample(self, state, n: int = 20, model=None):
         model = model or self.model
         return self.fw.to_numpy(model.sample(state, n, self.fw.key(7, 2, self.device)))
 
 
-def assert_repeatable_and_resumable(h, state, samples, seed: int, steps: int) -> None:
+def assert_repeatable_and_resumable(h, state, samples, seed: int, steps: int, tol: float = 1e-5) -> None:
     """For a model harness ``h`` (model, cls, cfg, data, train(state, steps, start),
     sample(state)) and ``state`` = ``steps`` steps from ``init(data, seed)`` that sampled
     ``samples``: the same seed repeats exactly, another seed differs, and a checkpoint
@@ -78,4 +90,4 @@ def assert_repeatable_and_resumable(h, state, samples, seed: int, steps: int) ->
     np.testing.assert_array_equal(h.sample(restored), samples)
     resumed, _ = h.train(restored, 1, start=steps)
     continued, _ = h.train(state, 1, start=steps)
-    np.testing.assert_allclose(h.sample(resumed), h.sample(continued), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h.sample(resumed), h.sample(continued), rtol=tol, atol=tol)
