@@ -224,8 +224,8 @@ def table_curves_figure(table, evals_of, statuses: dict[str, str]) -> Figure | N
     # a model in two frameworks is two rows with one label: name them apart in the legend
     shared = {r.label for r in table.rows if sum(o.label == r.label for o in table.rows) > 1}
     names = [f"{r.label} ({r.framework})" if r.label in shared else r.label for r in table.rows]
-    palette = "tab10" if len(table.rows) <= 10 else "tab20"
-    colors = [matplotlib.colormaps[palette](i % (10 if palette == "tab10" else 20)) for i in range(len(table.rows))]
+    cmap = matplotlib.colormaps["tab10" if len(table.rows) <= 10 else "tab20"]
+    colors = [cmap(i % cmap.N) for i in range(len(table.rows))]
     for j, col in enumerate(table.columns):
         ax = fig.add_subplot(rows, cols, j + 1)
         for i, row in enumerate(table.rows):
