@@ -10,19 +10,14 @@ so a later run loads them instead of training again.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from benchbase import FeatureExtractor, hookimpl
 from benchbase.data import content_hash
 from benchbase.neighbors import torch_device
+from benchbase_plugins.features.fit_cache import fit_path, read_fit, write_fit
 
 
 @dataclass
@@ -96,14 +91,11 @@ class TrainedEncoder(FeatureExtractor):
         source = self.train_split if self.train_split is not None else train
         data = np.asarray(source, dtype=np.float32)[: self.config.max_train]
         self.fitted_on = content_hash(data)
-        key = json.dumps({"data": self.fitted_on, "config": asdict(self.config), "version": self.version},
-                         sort_keys=True)
-        path = (Path(self.cache_dir) / "encoders" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
-                if self.cache_dir else None)
-        state = _read(path)
+        path = fit_path(self.cache_dir, self.fitted_on, self.config, self.version)
+        state = read_fit(path)
         if state is None:
             state = fit_autoencoder(data, self.config, self.device)
-            _write_atomic(path, state)
+            write_fit(path, state)
         enc, _ = build_autoencoder(int(np.prod(data.shape[1:])), self.config)
         enc.load_state_dict(state)
         self.encoder = enc.to(self.device).eval()
@@ -119,34 +111,6 @@ class TrainedEncoder(FeatureExtractor):
         flat = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(len(x), -1))
         with torch.no_grad():
             return self.encoder(torch.from_numpy(flat).to(self.device)).cpu().numpy()
-
-
-def _read(path: Path | None) -> dict | None:
-    import torch
-
-    if path is None or not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a corrupt cache file is refitted
-        return None
-
-
-def _write_atomic(path: Path | None, state: dict) -> None:
-    import torch
-
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache is an optimisation, never a failure
 
 
 @hookimpl
