@@ -251,6 +251,10 @@ class FeatureExtractor:
     modalities: ClassVar[tuple] = MODALITIES
     Config: ClassVar[type] = EmptyConfig
     version: ClassVar[str] = "1"
+    #: the cosine similarity above which this space calls two examples copies, as the
+    #: space calibrates it (a learned space may set it in ``prepare``); None: not
+    #: calibrated, and copy_cosine falls back to its own default
+    cosine_copy_threshold: float | None = None
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()

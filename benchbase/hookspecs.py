@@ -31,7 +31,9 @@ def benchbase_register_models(register):
     methods ``init``, ``train_step``, ``sample``, ``save``, ``load`` and
     ``param_count``. Optional capabilities that metrics can ask for are declared in
     ``capabilities`` (``heldout_loss``, ``denoise``, ``log_prob``) and implemented as
-    methods of the same name.
+    methods of the same name. A model that handles only some data declares
+    ``modalities`` (e.g. ``("image",)``): suites pairing it with other data fail
+    validation.
 
     The core owns the training loop: ``train_step`` receives one batch drawn by the
     core from the training subset already on the device, and must not iterate over
@@ -90,7 +92,9 @@ def benchbase_register_features(register):
     ``prepare(train, spec, device)`` for extractors fitted to the data. Features of
     the training subset and test split are cached by the core per (dataset content
     hash, extractor name, config, version); bump ``version`` when the output of
-    ``embed`` changes.
+    ``embed`` changes. A space that knows the cosine similarity above which two of
+    its embeddings are copies sets ``cosine_copy_threshold`` (``copy_cosine`` uses
+    it unless a suite sets ``tau``).
     """
 
 

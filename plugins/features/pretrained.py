@@ -188,12 +188,13 @@ class SSCD(_TorchScriptSpace):
     """SSCD copy-detection descriptors (Pizzi et al. 2022) from a local TorchScript file.
 
     Default file ``sscd_disc_mixup.torchscript.pt`` (512-d), as Somepalli et al. 2023
-    use for copy_cosine. Images: grey -> RGB, resize to 288x288, ImageNet
-    normalisation; descriptors L2-normalised.
+    use for copy_cosine, whose threshold here is theirs (0.5). Images: grey -> RGB,
+    resize to 288x288, ImageNet normalisation; descriptors L2-normalised.
     """
 
     name = "sscd"
     Config = TorchScriptConfig
+    cosine_copy_threshold = 0.5  # Somepalli et al. 2023 (SSCD's README: 0.75 for 90% precision on DISC21)
     filename = "sscd_disc_mixup.torchscript.pt"
     size = 288
     source = ("Download it from https://dl.fbaipublicfiles.com/sscd-copy-detection/"

@@ -8,6 +8,7 @@ the held-out test split live in ``novelty.py``. Definitions: docs/metrics.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -90,22 +91,38 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
+SOMEPALLI_TAU = 0.5  # Somepalli et al. 2023's threshold with SSCD features
+
+
 @dataclass
 class CopyCosineConfig:
-    tau: float = 0.5  # Somepalli et al. 2023 with SSCD; SSCD's README uses 0.75 for 90% precision
+    # None: the feature space's calibrated threshold (FeatureExtractor.cosine_copy_threshold),
+    # else 0.5 (Somepalli et al. 2023 with SSCD; SSCD's README uses 0.75 for 90% precision)
+    tau: Optional[float] = None
     quantile: float = 0.95  # reported as copy_cosine.p95
+
+
+def copy_tau(configured: float | None, extractor) -> float:
+    """The threshold copy_cosine applies: the configured one, else the feature space's
+    own calibrated threshold, else Somepalli's 0.5."""
+    if configured is not None:
+        return float(configured)
+    calibrated = getattr(extractor, "cosine_copy_threshold", None)
+    return float(calibrated) if calibrated is not None else SOMEPALLI_TAU
 
 
 class CopyCosine(Metric):
     """Fraction of samples whose maximum cosine similarity to the training set exceeds tau.
 
     s(x) = max_{y in T} cos(f(x), f(y)); copy_cosine = mean [ s(x) > tau ], plus
-    ``copy_cosine.p95``, the 95th percentile of s (Somepalli et al. 2023, with SSCD
-    features, Pizzi et al. 2022). tau = 0.5 follows Somepalli; thresholds do not
-    carry across feature spaces (tau and the space are recorded with every value).
-    In very low dimension (e.g. 2-D pixels) almost every point has a training point
-    in nearly the same direction, so s ~ 1 for any generator: use it with
-    image-level features.
+    ``copy_cosine.p95``, the 95th percentile of s, and ``copy_cosine.tau``, the
+    threshold applied (Somepalli et al. 2023, with SSCD features, Pizzi et al. 2022).
+    Thresholds do not carry across feature spaces: by default tau is the one the
+    feature space calibrates for itself (``copy_descriptor``: the similarity a fresh
+    image exceeds 1% of the time; ``sscd``: Somepalli's 0.5), and 0.5 in a space
+    without one. In very low dimension (e.g. 2-D pixels) almost every point has a
+    training point in nearly the same direction, so s ~ 1 for any generator: use it
+    with image-level features.
     """
 
     name = "copy_cosine"
@@ -114,9 +131,11 @@ class CopyCosine(Metric):
     Config = CopyCosineConfig
 
     def compute(self, ctx) -> dict[str, float]:
+        tau = copy_tau(self.config.tau, ctx.extractor)
         s = max_cosine_similarity(ctx.gen, ctx.train, ctx.device)
-        return {"copy_cosine": float((s > self.config.tau).mean()),
-                "copy_cosine.p95": float(np.quantile(s, self.config.quantile))}
+        return {"copy_cosine": float((s > tau).mean()),
+                "copy_cosine.p95": float(np.quantile(s, self.config.quantile)),
+                "copy_cosine.tau": tau}
 
 
 def authentic_flags(gen: np.ndarray, train: np.ndarray, device: str = "cpu") -> np.ndarray:
