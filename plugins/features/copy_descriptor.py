@@ -1,0 +1,308 @@
+"""A copy-detection descriptor trained offline on the dataset's own training split,
+with the recipe of SSCD (Pizzi et al., CVPR 2022).
+
+Why: memorization metrics in pixel space (or in an autoencoder's latent space) call a
+training image shifted by one pixel, mirrored or recoloured "novel", while diffusion
+models' replicas are exactly such edits (Somepalli et al., CVPR 2023). SSCD's
+published descriptor sees through them, but its weights cannot be downloaded
+everywhere and it was trained on photographs at 288x288. This space trains a small
+convolutional descriptor the same way on the data at hand:
+
+- two disguised views of every image of a batch (``benchbase_plugins.disguises``:
+  resized crops, shifts with any fill, flips, rotations, colour and intensity changes,
+  inversion, blur, noise; a fraction of the views blended with another image by mixup
+  or cutmix, which makes them copies of both images);
+- SSCD's InfoNCE loss (temperature 0.05) over every pair of views that share content,
+  against every pair that shares none, plus the KoLeo entropy regularizer (the log of
+  the distance to the nearest non-matching descriptor, Sablayrolles et al. 2019) that
+  spreads descriptors over the sphere;
+- L2-normalised output: cosine similarity is the score, and L2 distance ranks the
+  same way (||u - v||^2 = 2 - 2 cos).
+
+The backbone is a plain ResNet-like conv net (3x3 convolutions, batch norm in eval
+mode at embedding time, stride-2 stages down to 2x2 or 4x4) with GeM pooling and a
+linear projection, so it takes 8x8 digits as well as 32x32 or 64x64 images; training
+runs on the run's metric device (the GPU when the model runs on one).
+
+Fitted once on the dataset's full train split (not a run's subset), seeded and
+deterministic on the CPU, cached like ``trained_encoder``
+(``<results>/cache/encoders/<key>.pt``, atomic writes, ``weights_only=True`` reads),
+keyed by the content hash of the fitting data and the config.
+
+The last ``calibration_fraction`` of the split is kept out of training: the
+cosine threshold above which two images are called copies (``cosine_copy_threshold``,
+read by ``copy_cosine``) is the (1 - ``calibration_fpr``) quantile of those unseen
+images' maximum similarity to the fitting images, so a fresh image of the data is
+called a copy with probability ``calibration_fpr``, the way SSCD's own threshold is
+read off its precision on held-out pairs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from benchbase import FeatureExtractor, hookimpl
+from benchbase.data import content_hash
+from benchbase.neighbors import torch_device
+from benchbase_plugins.disguises import ViewRecipe
+from benchbase_plugins.features.fit_cache import fit_path, read_fit, write_fit
+
+
+@dataclass
+class CopyDescriptorConfig:
+    dim: int = 128  # descriptor dimension
+    width: int = 32  # channels of the first stage; doubled per stage (at most 8x)
+    steps: int = 1500  # optimiser steps
+    batch_size: int = 128  # images per step (two views each)
+    lr: float = 2e-3  # AdamW, linear warm-up then cosine decay
+    weight_decay: float = 1e-4
+    temperature: float = 0.05  # InfoNCE (SSCD)
+    koleo_weight: float = 1.0  # entropy regularizer weight
+    blocks_at_full: int = 1  # residual blocks at the input resolution (width channels)
+    final_size: int = 4  # then stride-2 stages (doubling) to at most this size, and one block doubling again
+    gem_p: float = 3.0  # generalised-mean pooling exponent
+    views: ViewRecipe = field(default_factory=ViewRecipe)  # how strongly the training views are disguised
+    anchor_strength: float = 0.3  # the first view of a pair is this much milder: references are clean images
+    warmup_views: float = 0.3  # fraction of the steps over which the views' strength ramps up from 0.2 to 1
+    seed: int = 0  # initialisation, views and batch order
+    max_train: int = 20000  # fit (and calibrate) on at most the first this many training examples
+    calibration_fraction: float = 0.15  # of those, kept out of training to calibrate the threshold
+    calibration_fpr: float = 0.01  # fraction of fresh images the calibrated threshold calls copies
+    embed_batch: int = 512
+
+
+def build_descriptor(shape: tuple, cfg: CopyDescriptorConfig):
+    """The descriptor network for images of ``shape`` (C, H, W), initialised under a
+    private seed: output (N, dim), L2-normalised."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        """Two 3x3 convs with a residual path; the first may halve the resolution."""
+
+        def __init__(self, c_in: int, c_out: int, stride: int):
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+            self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
+                         nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)))
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.skip(x))
+
+    class Descriptor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            c, h, w = shape
+            layers, width, side = [nn.Conv2d(c, cfg.width, 3, 1, 1, bias=False), nn.BatchNorm2d(cfg.width),
+                                   nn.ReLU(inplace=True)], cfg.width, min(h, w)
+            for _ in range(cfg.blocks_at_full):
+                layers.append(Block(width, width, 1))
+            while side > cfg.final_size:  # stride-2 stages down to final_size, doubling the channels
+                out = min(2 * width, 8 * cfg.width)
+                layers.append(Block(width, out, 2))
+                width, side = out, side // 2
+            layers.append(Block(width, 2 * width, 1))  # a wider last block at the final size
+            width = 2 * width
+            self.features = nn.Sequential(*layers)
+            self.project = nn.Linear(width, cfg.dim)
+            self.p = cfg.gem_p
+
+        def forward(self, x):
+            f = self.features(x).clamp_min(1e-6)
+            pooled = f.pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+            return nn.functional.normalize(self.project(pooled), dim=1)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return Descriptor()
+
+
+def sscd_loss(z, content, temperature: float, koleo_weight: float):
+    """SSCD's objective on L2-normalised descriptors ``z`` (M, d).
+
+    ``content`` (M, K) marks which source images each view contains (two for a blended
+    view). Pairs that share a source are positives, pairs that share none negatives.
+    InfoNCE: for each view i and positive j, -log(e^{s_ij/T} / (e^{s_ij/T} + sum over
+    negatives k of e^{s_ik/T})), averaged over i's positives, then over i. KoLeo:
+    -mean_i log ||z_i - z_nn(i)||, nn(i) the most similar negative.
+    Returns (loss, InfoNCE, KoLeo) tensors.
+    """
+    import torch
+
+    sim = z @ z.T
+    match = (content.float() @ content.float().T) > 0
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    positive = match & ~eye
+    negative = ~match
+    logits = sim / temperature
+    neg_logits = torch.where(negative, logits, torch.finfo(logits.dtype).min)
+    neg_lse = torch.logsumexp(neg_logits, dim=1, keepdim=True)
+    log_prob = logits - torch.logaddexp(logits, neg_lse)
+    infonce = (-(log_prob * positive).sum(1) / positive.sum(1).clamp_min(1)).mean()
+    nearest = torch.where(negative, sim, -2.0).amax(dim=1)
+    koleo = -torch.log((2 - 2 * nearest).clamp_min(1e-8).sqrt()).mean()
+    return infonce + koleo_weight * koleo, infonce, koleo
+
+
+@dataclass
+class FitReport:
+    """What fitting cost and how it ended (kept with the cached weights)."""
+
+    seconds: float
+    steps: int
+    images: int
+    final_infonce: float
+    final_koleo: float
+
+
+def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range=(-1.0, 1.0),
+                   progress=None) -> tuple[dict, FitReport]:
+    """Train the descriptor on images ``x`` (N, C, H, W); returns (state dict on the
+    CPU, report). ``progress(step, steps, infonce)`` is called every 100 steps."""
+    import torch
+
+    from benchbase_plugins.image_edits import random_views
+
+    start = time.perf_counter()
+    lo, hi = (float(v) for v in value_range)
+    recipe = cfg.views
+    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    net = build_descriptor(tuple(data.shape[1:]), cfg).to(device).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = max(1, cfg.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
+        1 + math.cos(math.pi * min(s, cfg.steps) / max(cfg.steps, 1))))
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    n = len(data)
+    b = min(cfg.batch_size, n)
+    order, pos = torch.randperm(n, generator=gen, device=device), 0
+    infonce = koleo = torch.zeros(())
+    for step in range(cfg.steps):
+        if pos + b > n:
+            order, pos = torch.randperm(n, generator=gen, device=device), 0
+        idx = order[pos:pos + b]
+        pos += b
+        batch = data[idx]
+        ramp = min(1.0, 0.2 + 0.8 * step / max(1.0, cfg.warmup_views * cfg.steps))
+        views = [random_views(batch, recipe, gen, lo, hi, ramp * cfg.anchor_strength),
+                 random_views(batch, recipe, gen, lo, hi, ramp)]
+        content = torch.zeros((2 * b, b), dtype=torch.bool, device=device)
+        rows = torch.arange(b, device=device)
+        for k, v in enumerate(views):
+            content[k * b + rows, rows] = True
+            mixed = v.partner >= 0
+            content[k * b + rows[mixed], v.partner[mixed]] = True
+        z = net(torch.cat([v.x for v in views]))
+        loss, infonce, koleo = sscd_loss(z, content, cfg.temperature, cfg.koleo_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if progress is not None and (step + 1) % 100 == 0:
+            progress(step + 1, cfg.steps, float(infonce.detach()))
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    return state, FitReport(seconds=time.perf_counter() - start, steps=cfg.steps, images=n,
+                            final_infonce=float(infonce.detach()), final_koleo=float(koleo.detach()))
+
+
+def embed_with(net, x: np.ndarray, device, batch: int) -> np.ndarray:
+    import torch
+
+    parts = []
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch], dtype=np.float32)).to(device)
+            parts.append(net(xb).float().cpu().numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def calibrated_threshold(fresh: np.ndarray, reference: np.ndarray, fpr: float) -> float:
+    """The cosine above which a fraction ``fpr`` of ``fresh`` descriptors (images never
+    trained on) have a neighbour among ``reference``: the (1 - fpr) quantile of their
+    maximum similarity (both unit rows)."""
+    if len(fresh) == 0 or len(reference) == 0:
+        return float("nan")
+    best = (fresh.astype(np.float64) @ reference.astype(np.float64).T).max(axis=1)
+    return float(np.quantile(best, 1.0 - fpr, method="higher"))
+
+
+class CopyDescriptor(FeatureExtractor):
+    """A copy-detection descriptor (SSCD recipe) trained once, seeded, on the dataset's train split, cached.
+
+    Two strongly disguised views per image (crops, shifts, flips, rotations, colour,
+    inversion, blur, noise, mixup/cutmix blends), SSCD's InfoNCE (temperature 0.05)
+    plus the KoLeo entropy regularizer, a small residual conv net with GeM pooling,
+    ``dim``-d L2-normalised output. Fitted on the first ``max_train`` training
+    examples minus the last ``calibration_fraction``, which calibrate
+    ``cosine_copy_threshold``: the cosine that a fresh image exceeds with probability
+    ``calibration_fpr``. Images of any size; trains on the metric device.
+    """
+
+    name = "copy_descriptor"
+    modalities = ("image",)
+    Config = CopyDescriptorConfig
+    version = "1"
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.net = None
+        self.fitted_on = ""
+        self.device = torch_device("cpu")
+        self.fit_report: dict = {}
+
+    def prepare(self, train, spec, device) -> None:
+        self.device = torch_device(device)
+        source = self.train_split if self.train_split is not None else train
+        data = np.asarray(source, dtype=np.float32)[: self.config.max_train]
+        if data.ndim != 4:
+            raise ValueError(f"copy_descriptor takes NCHW images, got training data of shape {data.shape}")
+        n_cal = max(1, int(round(len(data) * self.config.calibration_fraction))) \
+            if self.config.calibration_fraction > 0 else 0
+        if len(data) - n_cal < 2:
+            raise ValueError(f"copy_descriptor needs at least 2 training images besides the {n_cal} kept "
+                             f"for calibration; got {len(data)}")
+        fit, held = data[: len(data) - n_cal], data[len(data) - n_cal:]
+        self.fitted_on = content_hash(data)
+        path = fit_path(self.cache_dir, self.fitted_on, self.config, self.version)
+        cached = read_fit(path)
+        value_range = tuple(getattr(spec, "value_range", (-1.0, 1.0))) if spec is not None else (-1.0, 1.0)
+        if cached is None:
+            state, report = fit_descriptor(fit, self.config, self.device, value_range)
+            net = self._load(fit.shape[1:], state)
+            threshold = calibrated_threshold(self._embed(net, held), self._embed(net, fit),
+                                             self.config.calibration_fpr)
+            cached = {"state": state, "cosine_copy_threshold": threshold, "fit": asdict(report)}
+            write_fit(path, cached)
+        self.net = self._load(fit.shape[1:], cached["state"])
+        threshold = float(cached["cosine_copy_threshold"])
+        self.cosine_copy_threshold = threshold if math.isfinite(threshold) else None
+        self.fit_report = dict(cached.get("fit", {}))
+
+    def _load(self, shape, state):
+        net = build_descriptor(tuple(shape), self.config)
+        net.load_state_dict(state)
+        return net.to(self.device).eval()
+
+    def _embed(self, net, x):
+        return embed_with(net, x, self.device, self.config.embed_batch)
+
+    def cache_key(self) -> dict:
+        return {"fitted_on": self.fitted_on}
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        if self.net is None:
+            raise RuntimeError("copy_descriptor.embed called before prepare()")
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 4:
+            raise ValueError(f"copy_descriptor takes NCHW images, got shape {x.shape}")
+        return self._embed(self.net, x)
+
+
+@hookimpl
+def benchbase_register_features(register):
+    register(CopyDescriptor)
