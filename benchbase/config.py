@@ -467,6 +467,10 @@ class _Expander:
                         self.fail("eval.features.name",
                                   f"feature space '{feature.name}' takes {', '.join(modalities)} data, "
                                   f"but dataset '{d['label']}' is {d['spec'].modality}")
+                model_modalities = getattr(m["reg"].cls, "modalities", ("vector", "image"))
+                if d["spec"] is not None and d["spec"].modality not in model_modalities:
+                    self.fail(f"models[{mi}]", f"model '{m['label']}' takes {', '.join(model_modalities)} data, "
+                                               f"but dataset '{d['label']}' is {d['spec'].modality}")
                 if self.problems:
                     continue
                 for seed in s.seeds:
