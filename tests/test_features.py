@@ -17,7 +17,9 @@ from helpers import tiny_suite
 from benchbase.config import build_suite
 from benchbase.contracts import DataSpec
 from benchbase.errors import ConfigError, MissingDataError
+from benchbase_plugins.features import copy_descriptor as cd_module
 from benchbase_plugins.features import trained_encoder as te_module
+from benchbase_plugins.features.copy_descriptor import CopyDescriptor, CopyDescriptorConfig
 from benchbase_plugins.features.inception_net import FID_WEIGHTS_FILE, FIDInceptionV3
 from benchbase_plugins.features.pixels import Pixels
 from benchbase_plugins.features.pretrained import (DINOv2, SSCD, DINOv2Config, Inception, InceptionConfig,
@@ -215,3 +217,96 @@ def test_trained_encoder_is_deterministic_without_cache_and_depends_on_data():
     c.train_split = split[::-1].copy()
     c.prepare(split, DataSpec(shape=(64,)), "cpu")
     assert c.cache_key() != a.cache_key()
+
+
+# -------------------------------------------------------------------- copy descriptor
+
+TINY_DESCRIPTOR = CopyDescriptorConfig(dim=16, width=8, blocks=1, steps=12, batch_size=32)
+
+
+def test_copy_descriptor_fits_once_on_the_train_split_caches_and_calibrates(tmp_path, monkeypatch):
+    split = images(120)
+    first = CopyDescriptor(TINY_DESCRIPTOR)
+    first.cache_dir, first.train_split = str(tmp_path), split
+    first.prepare(split[:40], IMAGE, "cpu")
+    f1 = first.embed(split[:10])
+    assert f1.shape == (10, 16) and f1.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(f1, axis=1), 1.0, rtol=1e-5)
+    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 1
+    # the threshold: the 99th percentile of the 18 held-back images' best cosine to the 102 fitted
+    tau = first.cosine_copy_threshold
+    held, fitted = first.embed(split[102:]), first.embed(split[:102])
+    assert tau == pytest.approx(np.quantile((held @ fitted.T).max(axis=1), 0.99, method="higher"), abs=1e-5)
+    assert first.fit_report["steps"] == 12 and first.fit_report["images"] == 102
+
+    def no_fit(*a, **k):
+        raise AssertionError("refitted although cached")
+
+    monkeypatch.setattr(cd_module, "fit_descriptor", no_fit)
+    second = CopyDescriptor(TINY_DESCRIPTOR)
+    second.cache_dir, second.train_split = str(tmp_path), split
+    second.prepare(split[:80], IMAGE, "cpu")  # another subset: the same space
+    np.testing.assert_array_equal(second.embed(split[:10]), f1)
+    assert second.cache_key() == first.cache_key() and second.cosine_copy_threshold == tau
+
+
+def test_copy_descriptor_is_deterministic_without_cache_and_depends_on_data():
+    split = images(80)
+    a, b = CopyDescriptor(TINY_DESCRIPTOR), CopyDescriptor(TINY_DESCRIPTOR)
+    for e in (a, b):
+        e.train_split = split
+        e.prepare(split, IMAGE, "cpu")
+    np.testing.assert_array_equal(a.embed(split[:5]), b.embed(split[:5]))
+    assert a.cosine_copy_threshold == b.cosine_copy_threshold
+    c = CopyDescriptor(TINY_DESCRIPTOR)
+    c.train_split = split[::-1].copy()
+    c.prepare(split, IMAGE, "cpu")
+    assert c.cache_key() != a.cache_key()
+
+
+def test_copy_descriptor_rejects_what_it_cannot_fit():
+    with pytest.raises(ValueError, match="NCHW"):
+        CopyDescriptor(TINY_DESCRIPTOR).prepare(images(50).reshape(50, -1), DataSpec(shape=(64,)), "cpu")
+    with pytest.raises(ValueError, match="at least 2 training images"):
+        CopyDescriptor(TINY_DESCRIPTOR).prepare(images(2), IMAGE, "cpu")
+    with pytest.raises(RuntimeError, match="before prepare"):
+        CopyDescriptor(TINY_DESCRIPTOR).embed(images(2))
+
+
+def test_image_spaces_take_a_calibrated_copy_threshold_where_they_have_one():
+    assert Pixels.cosine_copy_threshold is None and RandomConv.cosine_copy_threshold is None
+    assert SSCD.cosine_copy_threshold == 0.5  # Somepalli et al.'s threshold for SSCD
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32), (3, 64, 64)])
+def test_copy_descriptor_network_takes_small_and_large_images(shape):
+    net = cd_module.build_descriptor(shape, CopyDescriptorConfig(width=8, dim=16)).eval()
+    with torch.no_grad():
+        out = net(torch.zeros((2, *shape)))
+    assert out.shape == (2, 16)
+    last = [m for m in net.features.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert last.out_channels == (32 if shape[1] == 8 else 64)  # stride-2 stages down to 8x8, then wider (<= 8x)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the descriptor trains on the run's "
+                                                           "metric device); none on this machine")
+@pytest.mark.parametrize("size", [32, 64])
+def test_copy_descriptor_trains_on_a_gpu_at_32_and_64_pixels(size):
+    import time
+
+    from benchbase_plugins.disguises import make_query_sets
+    from benchbase.copy_detection import evaluate_space
+
+    x = images(600, channels=3, size=size)
+    smooth = torch.nn.functional.avg_pool2d(torch.from_numpy(x), 3, 1, 1).numpy()  # image-like structure
+    space = CopyDescriptor(CopyDescriptorConfig(steps=300, batch_size=256))
+    space.train_split = smooth[:500]
+    t0 = time.perf_counter()
+    space.prepare(smooth[:500], DataSpec(shape=(3, size, size), modality="image"), "cuda")
+    seconds = time.perf_counter() - t0
+    queries = make_query_sets(smooth[:500], smooth[500:], ["shift", "hflip", "recolour"], n=100)
+    result = evaluate_space("copy_descriptor", space.embed, smooth[:500], queries, "cuda")
+    print(f"{size}x{size}: fit {seconds:.1f} s, uAP {result.overall.uap:.3f}")
+    assert next(space.net.parameters()).is_cuda
+    assert result.overall.top1 > 0.5

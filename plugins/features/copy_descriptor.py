@@ -54,15 +54,17 @@ from benchbase_plugins.features.fit_cache import fit_path, read_fit, write_fit
 @dataclass
 class CopyDescriptorConfig:
     dim: int = 128  # descriptor dimension
-    width: int = 32  # channels of the first stage; doubled per stage (at most 8x)
+    width: int = 16  # channels of the first conv; doubled per stage and block (at most 8x)
     steps: int = 1500  # optimiser steps
     batch_size: int = 128  # images per step (two views each)
     lr: float = 2e-3  # AdamW, linear warm-up then cosine decay
     weight_decay: float = 1e-4
     temperature: float = 0.05  # InfoNCE (SSCD)
     koleo_weight: float = 1.0  # entropy regularizer weight
-    blocks_at_full: int = 1  # residual blocks at the input resolution (width channels)
-    final_size: int = 4  # then stride-2 stages (doubling) to at most this size, and one block doubling again
+    final_size: int = 8  # stride-2 stages (doubling the channels) until the feature map is at most this size
+    blocks: int = 2  # then residual blocks at that size, each doubling the channels (at most 8x width)
+    photometric_invariance: bool = True  # standardise each image and take |first conv|: exact invariance
+    # to brightness, contrast and negation (the rest is learned from the views)
     gem_p: float = 3.0  # generalised-mean pooling exponent
     views: ViewRecipe = field(default_factory=ViewRecipe)  # how strongly the training views are disguised
     anchor_strength: float = 0.3  # the first view of a pair is this much milder: references are clean images
@@ -98,22 +100,31 @@ def build_descriptor(shape: tuple, cfg: CopyDescriptorConfig):
         def __init__(self):
             super().__init__()
             c, h, w = shape
-            layers, width, side = [nn.Conv2d(c, cfg.width, 3, 1, 1, bias=False), nn.BatchNorm2d(cfg.width),
-                                   nn.ReLU(inplace=True)], cfg.width, min(h, w)
-            for _ in range(cfg.blocks_at_full):
-                layers.append(Block(width, width, 1))
+            self.stem = nn.Conv2d(c, cfg.width, 3, 1, 1, bias=False)
+            layers, width, side = [nn.BatchNorm2d(cfg.width), nn.ReLU(inplace=True)], cfg.width, min(h, w)
             while side > cfg.final_size:  # stride-2 stages down to final_size, doubling the channels
                 out = min(2 * width, 8 * cfg.width)
                 layers.append(Block(width, out, 2))
                 width, side = out, side // 2
-            layers.append(Block(width, 2 * width, 1))  # a wider last block at the final size
-            width = 2 * width
+            for _ in range(cfg.blocks):  # then blocks at the final size, doubling the channels
+                out = min(2 * width, 8 * cfg.width)
+                layers.append(Block(width, out, 1))
+                width = out
             self.features = nn.Sequential(*layers)
             self.project = nn.Linear(width, cfg.dim)
             self.p = cfg.gem_p
+            self.invariant = cfg.photometric_invariance
 
         def forward(self, x):
-            f = self.features(x).clamp_min(1e-6)
+            if self.invariant:  # brightness, contrast and negation leave |stem(x)| unchanged
+                flat = x.flatten(1)
+                mean = flat.mean(1).reshape(-1, 1, 1, 1)
+                std = flat.std(1).reshape(-1, 1, 1, 1)
+                x = (x - mean) / (std + 1e-3)
+                f = self.stem(x).abs()
+            else:
+                f = self.stem(x)
+            f = self.features(f).clamp_min(1e-6)
             pooled = f.pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
             return nn.functional.normalize(self.project(pooled), dim=1)
 
