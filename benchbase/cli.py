@@ -87,10 +87,10 @@ def _validate(args) -> int:
     from benchbase.config import load_suite
 
     suite = load_suite(args.suite, args.overrides, device=args.device)
-    steps = sorted({r.budget["steps"] for r in suite.runs})
+    steps = sorted({r.budget.steps for r in suite.runs})
     print(f"{args.suite}: valid. Suite '{suite.name}': {len(suite.runs)} run(s), "
-          f"{len({r.model['label'] for r in suite.runs})} model(s), "
-          f"{len({r.dataset['label'] for r in suite.runs})} dataset(s), steps per run: "
+          f"{len({r.model.label for r in suite.runs})} model(s), "
+          f"{len({r.dataset.label for r in suite.runs})} dataset(s), steps per run: "
           f"{', '.join(map(str, steps[:6]))}{' ...' if len(steps) > 6 else ''}")
     return 0
 

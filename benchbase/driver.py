@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from benchbase.config import Suite, plugin_config
+from benchbase.config import Suite
+from benchbase.structured import plugin_config
 from benchbase.dynamics import derive_after_run
 from benchbase.plugins import Registry
 from benchbase.progress import Reporter
@@ -67,7 +68,7 @@ class Sink:
         if isinstance(event, Started):
             self.store.mark_running(event.run_id, event.provenance)
             self.reporter.start(event.run_id, task.index, task.total, spec.title,
-                                spec.budget["steps"], event.resumed_from)
+                                spec.budget.steps, event.resumed_from)
             self.registry.notify("benchbase_run_started", spec=spec, run_id=event.run_id,
                                  provenance=event.provenance)
         elif isinstance(event, Progress):

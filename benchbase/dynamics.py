@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from omegaconf import OmegaConf
 
-from benchbase.config import DYNAMICS_CRITERIA, DynamicsEntry, typed
+from benchbase.structured import typed
+from benchbase.suite_schema import DYNAMICS_CRITERIA, DynamicsEntry
 from benchbase.errors import ConfigError
 from benchbase.twins import twin_records
 

@@ -32,6 +32,7 @@ import pluggy
 from benchbase import hookspecs
 from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES
 from benchbase.errors import PluginError, UnknownPluginError, suggest
+from benchbase.frameworks import framework_available
 
 ENTRY_POINT_GROUP = "benchbase"
 KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher")
@@ -93,16 +94,10 @@ class Registered:
             out["references"] = list(getattr(self.cls, "references", ("train",)))
         if self.kind == "model":
             out["capabilities"] = sorted(getattr(self.cls, "capabilities", ()))
-            out["available"] = _framework_available(self.framework)
+            out["available"] = framework_available(self.framework)
         if self.kind == "feature":
             out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
         return out
-
-
-def _framework_available(framework: str | None) -> bool:
-    if framework in (None, "numpy", "torch"):
-        return True
-    return importlib.util.find_spec(framework) is not None
 
 
 def _env_list(name: str) -> set[str] | None:

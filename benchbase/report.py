@@ -181,7 +181,7 @@ class _TrainingData:
         self.notes: list[str] = []
 
     def get(self, record: dict) -> tuple[np.ndarray | None, str]:
-        from benchbase.config import plugin_config
+        from benchbase.structured import plugin_config
         from benchbase.data import DataCatalog, select_subset
 
         spec = record["spec"]

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchbase.config import RunSpec
+from benchbase.specs import RunSpec
 from benchbase.errors import BenchbaseInputError
 from benchbase.store import DB_NAME, FINAL_STATUSES, Store
 

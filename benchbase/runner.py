@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchbase.config import RunSpec, plugin_config
+from benchbase.specs import RunSpec
+from benchbase.structured import plugin_config
 from benchbase.contracts import EvalRow, TrainData
 from benchbase.data import DataCatalog, fresh_sampler, select_subset
 from benchbase.evaluation import Diverged, Evaluator, FeatureCache
@@ -137,16 +138,16 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
     placed = contextlib.ExitStack()
     try:
         registry = _registry(task)
-        model_reg = registry.get("model", spec.model["name"], spec.model["framework"])
-        model_cfg, _ = plugin_config(model_reg, spec.model["config"], "<run spec>", "model.config")
+        model_reg = registry.get("model", spec.model.name, spec.model.framework)
+        model_cfg, _ = plugin_config(model_reg, spec.model.config, "<run spec>", "model.config")
         model = model_reg.cls(model_cfg)
-        data_reg = registry.get("dataset", spec.dataset["name"])
-        data_cfg, _ = plugin_config(data_reg, spec.dataset["config"], "<run spec>", "dataset.config")
-        dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset["config"])
+        data_reg = registry.get("dataset", spec.dataset.name)
+        data_cfg, _ = plugin_config(data_reg, spec.dataset.config, "<run spec>", "dataset.config")
+        dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset.config)
         subset = select_subset(splits, spec.subset)
-        expected = spec.subset.get("content_hash")
+        expected = spec.subset.content_hash
         if expected and subset.content_hash != expected:
-            raise ValueError(f"dataset '{spec.dataset['label']}' changed since the suite was validated "
+            raise ValueError(f"dataset '{spec.dataset.label}' changed since the suite was validated "
                              f"(content hash {subset.content_hash}, expected {expected})")
 
         fw = get_framework(model_reg.framework)
@@ -167,10 +168,9 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
 
         evaluator = Evaluator(spec, subset, splits, registry, fw, device,
                               FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None))
-        b = spec.budget
-        per_step = b["batch_size"] * b["batches_per_step"]
-        total = b["steps"] if model_reg.cls.trains else 0
-        eval_steps = [s for s in spec.eval["steps"] if s > step or (s == 0 and step == 0)]
+        per_step = spec.budget.examples_per_step
+        total = spec.budget.steps if model_reg.cls.trains else 0
+        eval_steps = [s for s in spec.eval.steps if s > step or (s == 0 and step == 0)]
         deadline = (t_start + spec.time_limit - prior_wall) if spec.time_limit else math.inf
         timers = {"train": 0.0, "eval": 0.0}
 
@@ -221,26 +221,22 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
     except SinkError:
         raise
     except Diverged as exc:
-        summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step),
+        summary.update(_consumed(step, spec.budget.examples_per_step, None, t_start, prior_wall, step),
                        diverged_at=exc.step, reason=str(exc))
         emit(Finished(run_id, "diverged", summary, error=str(exc)))
         return "diverged"
     except TimeLimitExceeded:
-        summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step),
+        summary.update(_consumed(step, spec.budget.examples_per_step, None, t_start, prior_wall, step),
                        reason=f"time limit of {spec.time_limit}s exceeded")
         emit(Finished(run_id, "timeout", summary, error=summary["reason"]))
         return "timeout"
     except Exception as exc:  # a plugin that raises fails its run, never the suite
-        summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step))
+        summary.update(_consumed(step, spec.budget.examples_per_step, None, t_start, prior_wall, step))
         summary["reason"] = f"{type(exc).__name__}: {exc}"
         emit(Finished(run_id, "failed", summary, error=traceback.format_exc()))
         return "failed"
     finally:
         placed.close()
-
-
-def _per_step(spec: RunSpec) -> int:
-    return spec.budget["batch_size"] * spec.budget["batches_per_step"]
 
 
 def _consumed(step: int, per_step: int, timers: dict | None, t_start: float, prior_wall: float,
@@ -281,7 +277,7 @@ def _provenance(spec: RunSpec, task: RunTask, fw, device, subset, registry: Regi
 
     return {
         "run_id": spec.run_id,
-        "versions": _versions(spec.model["framework"]),
+        "versions": _versions(spec.model.framework),
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -292,10 +288,10 @@ def _provenance(spec: RunSpec, task: RunTask, fw, device, subset, registry: Regi
         "subset": subset.provenance,
         "fresh_source": fresh_source,
         "plugins": {
-            "model": src("model", spec.model["name"], spec.model["framework"]),
-            "dataset": src("dataset", spec.dataset["name"]),
-            "features": src("feature", spec.eval["features"]["name"]),
-            "metrics": {m["name"]: src("metric", m["name"]) for m in spec.metrics},
+            "model": src("model", spec.model.name, spec.model.framework),
+            "dataset": src("dataset", spec.dataset.name),
+            "features": src("feature", spec.eval.features.name),
+            "metrics": {m.name: src("metric", m.name) for m in spec.metrics},
         },
     }
 

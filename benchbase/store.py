@@ -29,7 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
-from benchbase.config import RunSpec
+from benchbase.specs import RunSpec
 from benchbase.contracts import EvalRow
 
 DB_NAME = "benchbase.sqlite"
@@ -198,8 +198,8 @@ class Store:
                     "INSERT OR IGNORE INTO runs (run_id, model, framework, family, model_label, dataset,"
                     " dataset_label, n, seed, spec, status, created_at, updated_at)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
-                    (spec.run_id, spec.model["name"], spec.model["framework"], spec.model["family"],
-                     spec.model["label"], spec.dataset["name"], spec.dataset["label"], spec.subset["n"],
+                    (spec.run_id, spec.model.name, spec.model.framework, spec.model.family,
+                     spec.model.label, spec.dataset.name, spec.dataset.label, spec.subset.n,
                      spec.seed, json.dumps(spec.to_dict(), sort_keys=True), now, now))
                 c.execute("INSERT OR REPLACE INTO suite_runs VALUES (?,?,?)", (suite, spec.run_id, pos))
 

@@ -78,7 +78,7 @@ def twin_groups(runs: list[dict]) -> list[list[dict]]:
 
 def training_set(spec: dict, registry) -> np.ndarray:
     """Rebuild the exact training subset of a run (the core's own subset selection)."""
-    from benchbase.config import plugin_config
+    from benchbase.structured import plugin_config
     from benchbase.data import DataCatalog, select_subset
 
     reg = registry.get("dataset", spec["dataset"]["name"])

@@ -43,7 +43,7 @@ def run(suite_dict: dict, results_dir, executor: dict | None = None, registry=No
 def stored_values(results_dir, suite) -> dict:
     """Every stored value of the suite's runs, keyed by (model label, seed, step, metric, ref)."""
     with Store(results_dir) as store:
-        return {(s.model["label"], s.seed, e["step"], e["metric"], e["ref"]): e["value"]
+        return {(s.model.label, s.seed, e["step"], e["metric"], e["ref"]): e["value"]
                 for s in suite.runs for e in store.evals(s.run_id)}
 
 

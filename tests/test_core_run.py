@@ -30,7 +30,7 @@ def test_tiny_suite_runs_and_ranks(registry, results_dir):
         assert {r["status"] for r in runs} == {"done"}
         flow = next(r for r in runs if r["model"] == "rectified_flow")
         steps = sorted({e["step"] for e in store.evals(flow["run_id"])})
-        assert steps == suite.runs[0].eval["steps"] and steps[-1] == 60
+        assert steps == list(suite.runs[0].eval.steps) and steps[-1] == 60
         assert flow["summary"]["examples"] == 60 * 32 and flow["summary"]["param_count"] > 0
         assert flow["provenance"]["dataset_content_hash"]
     records = {r["model"]: r for r in table_to_records(tables[0])}

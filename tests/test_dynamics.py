@@ -229,9 +229,9 @@ def fake_store(registry, path, ns=(16, 32, 64, 128), seeds=(0,), per_n=40.0, bud
         store.register_runs(suite.name, suite.runs, {"source": "<fake>", "resolved": suite.resolved,
                                                      "leaderboard": suite.leaderboard})
         for spec in suite.runs:
-            n = spec.subset["n"]
-            onset_step = (copy_at or per_n) * n * (spec.model["config"]["width"] / 16)
-            for step in spec.eval["steps"]:
+            n = spec.subset.n
+            onset_step = (copy_at or per_n) * n * (spec.model.config["width"] / 16)
+            for step in spec.eval.steps:
                 mem = float(np.clip((step / onset_step - 1) / 4, 0, 1))
                 swd = 0.1 + abs(math.log(step / onset_step))
                 rows = [EvalRow("mem_ratio", mem, "train"), EvalRow("swd", swd, "test"),
@@ -329,10 +329,10 @@ def test_a_run_stores_heldout_losses_at_every_eval_and_derives_after_finishing(g
         assert set(derived) == {s.run_id for s in suite.runs}
         for spec in suite.runs:
             evals = store.evals(spec.run_id)
-            if spec.model["name"] != "rectified_flow":
+            if spec.model.name != "rectified_flow":
                 assert derived[spec.run_id]["tau_mem"] == 0 and derived[spec.run_id]["censored"] == "left"
                 continue
-            for step in spec.eval["steps"]:
+            for step in spec.eval.steps:
                 names = {e["metric"] for e in evals if e["step"] == step}
                 assert {"heldout_gap.train", "heldout_gap.test"} <= names
             assert derived[spec.run_id]["tau_mem_loss_censored"] != "unavailable"

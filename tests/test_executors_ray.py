@@ -65,7 +65,7 @@ def test_run_that_keeps_losing_its_worker_fails_and_the_suite_goes_on(tmp_path):
     models = [flow("dies", fault="sigkill", at_step=5), "copy_train"]
     suite, result = run(suite_of(*models), tmp_path,
                         executor={"name": "ray", "config": {"num_cpus": 1, "max_retries": 1}})
-    by_label = {s.model["label"]: result.statuses[s.run_id] for s in suite.runs}
+    by_label = {s.model.label: result.statuses[s.run_id] for s in suite.runs}
     assert by_label == {"dies": "failed", "copy_train": "done"}
     with Store(tmp_path) as store:
         failed = store.runs(status="failed")[0]

@@ -97,7 +97,7 @@ def test_process_pool_survives_every_kind_of_run_failure(tmp_path):
               flow("raises", fault="raise", at_step=5), flow("nan", fault="nan", at_step=5), "copy_train"]
     suite, result = run(suite_of(*models), tmp_path,
                         executor={"name": "process", "config": {"workers": 2, "threads": 1}})
-    status = {s.model["label"]: result.statuses[s.run_id] for s in suite.runs}
+    status = {s.model.label: result.statuses[s.run_id] for s in suite.runs}
     assert status == {"killed": "failed", "exits": "failed", "raises": "failed", "nan": "diverged",
                       "copy_train": "done"}
     with Store(tmp_path) as store:
@@ -131,7 +131,7 @@ def test_a_message_cut_short_by_a_killed_worker_is_dropped():
 def test_process_executor_kills_a_run_stuck_inside_a_step(tmp_path):
     suite, result = run(suite_of(flow("stuck", fault="hang", at_step=1), time_limit=1),
                         tmp_path, executor={"name": "process", "config": {"workers": 2, "kill_grace": 0.5}})
-    status = {s.model["label"]: result.statuses[s.run_id] for s in suite.runs}
+    status = {s.model.label: result.statuses[s.run_id] for s in suite.runs}
     assert status == {"stuck": "timeout"}
     with Store(tmp_path) as store:
         reason = store.runs(status="timeout")[0]["summary"]["reason"]

@@ -45,7 +45,7 @@ CALIBRATION = {"flow": 0.45, "vae": 0.7, "copy_train": 0.2}  # target 0.5: flow 
 
 
 def value(spec, step, metric, ref):
-    label, seed = spec.model["label"], spec.seed
+    label, seed = spec.model.label, spec.seed
     if metric == "fd":
         return FD_FINAL[label][seed] + (100 - step) / 10 if label != "copy_train" else FD_FINAL[label][seed]
     if metric == "mem_ratio":
@@ -113,7 +113,7 @@ def test_suite_primary_is_the_default_rank_metric(tmp_path, registry):
 
 def test_unfinished_runs_are_counted_but_not_averaged(tmp_path, registry):
     fake_results(tmp_path / "r", registry, SUITE, value,
-                 status=lambda spec: "failed" if spec.model["label"] == "flow" and spec.seed == 2 else "done")
+                 status=lambda spec: "failed" if spec.model.label == "flow" and spec.seed == 2 else "done")
     with ResultSet([tmp_path / "r"]) as rs:
         table = build_tables(rs, primary="fd")[0]
     flow = next(r for r in table.rows if r.model == "flow")

@@ -35,8 +35,8 @@ FD = {INJECTED: 2.0, NASTY: 3.0, "=HYPERLINK(1)": 0.5}
 
 def value(spec, step, metric, ref):
     if metric == "fd":
-        return FD[spec.model["label"]] + 0.1 * spec.seed
-    return 1.0 if spec.model["name"] == "copy_train" else 0.0
+        return FD[spec.model.label] + 0.1 * spec.seed
+    return 1.0 if spec.model.name == "copy_train" else 0.0
 
 
 @pytest.fixture

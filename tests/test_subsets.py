@@ -209,7 +209,7 @@ def assert_disjoint_runs(registry, specs, stored) -> None:
 def test_sweep_over_subset_split_trains_on_disjoint_sets(registry, results_dir):
     specs, stored = run_and_read(registry, results_dir,
                                  digits_suite(sweep={"subset.split": ["1 of 2", "2 of 2"]}))
-    assert sorted(s.subset["split"][0] for s in specs) == [1, 2]
+    assert sorted(s.subset.split[0] for s in specs) == [1, 2]
     assert_disjoint_runs(registry, specs, stored)
 
 
