@@ -20,6 +20,7 @@ DIRECTIONS = ("higher", "lower", "target")
 MODALITIES = ("vector", "image")
 CAPABILITIES = ("heldout_loss", "denoise", "log_prob")
 RUN_STATUSES = ("pending", "running", "done", "failed", "diverged", "timeout")
+FINAL_STATUSES = ("done", "diverged")  # outcomes a rerun does not repeat
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 
 from benchbase.contracts import DataSpec, DataSplits
 from benchbase.errors import BenchbaseInputError
-from benchbase.specs import SubsetPlan, parse_split  # noqa: F401 (parse_split: imported from here too)
+from benchbase.specs import SubsetPlan
 
 
 @dataclass

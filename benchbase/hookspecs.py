@@ -15,6 +15,8 @@ from __future__ import annotations
 import pluggy
 
 PROJECT_NAME = "benchbase"
+#: what registrar hooks provide: ``benchbase_register_<kind>s`` registers components of ``kind``
+KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher")
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

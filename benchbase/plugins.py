@@ -30,12 +30,12 @@ from typing import Any, Iterable
 import pluggy
 
 from benchbase import hookspecs
+from benchbase.hookspecs import KINDS
 from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES
 from benchbase.errors import PluginError, UnknownPluginError, suggest
 from benchbase.frameworks import framework_available
 
 ENTRY_POINT_GROUP = "benchbase"
-KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher")
 _REGISTRAR = {kind: f"benchbase_register_{kind}s" for kind in KINDS}
 BUILTIN_SOURCE = "built-in"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,12 +16,14 @@ from benchbase.cli import main
 from benchbase.config import DynamicsEntry, build_suite
 from benchbase.contracts import EvalRow
 from benchbase.driver import run_suite
-from benchbase.dynamics import (Trajectory, best_before, derive_run, derive_suite, dynamics_settings,
-                                fit_power_law, memorization_rate, normalization, onset, relative_gap, tau_fits)
+from benchbase.derived import derive_suite, dynamics_settings
+from benchbase.dynamics import (Trajectory, best_before, derive_run, fit_power_law, memorization_rate, normalization,
+                                relative_gap, tau_fits)
 from benchbase.errors import ConfigError
 from benchbase.leaderboard import build_tables, table_to_records
 from benchbase.progress import Reporter
 from benchbase.store import Store
+from benchbase.verdicts import onset
 
 # ------------------------------------------------------------------ a stand-in metric
 
@@ -166,8 +169,10 @@ def test_derive_run_records_both_criteria_and_the_one_used():
 
 
 def test_normalized_step_uses_the_smallest_values_of_the_sweep():
-    def run(rid, B, lr, n):
-        return {"run_id": rid, "spec": {"budget": {"batch_size": B}, "model": {"lr": lr}, "subset": {"n": n}}}
+    def run(rid, B, lr, n):  # the parts of a RunRecord that normalization reads
+        return SimpleNamespace(run_id=rid, spec=SimpleNamespace(budget=SimpleNamespace(batch_size=B),
+                                                                model=SimpleNamespace(lr=lr),
+                                                                subset=SimpleNamespace(n=n)))
 
     factors, refs = normalization([run("a", 32, 1e-3, 64), run("b", 128, 2e-3, 64), run("c", 64, 1e-3, 256),
                                    run("d", 32, None, 128)])
@@ -251,8 +256,8 @@ def test_derive_suite_recovers_linear_onset_and_stores_records(registry, tmp_pat
         assert store.derived(suite.name) == json.loads(json.dumps(records))
         runs = store.runs(suite=suite.name)
     for r in runs:
-        rec = records[r["run_id"]]
-        n = r["spec"]["subset"]["n"]
+        rec = records[r.run_id]
+        n = r.spec.subset.n
         # first eval above 0.01 sits just after 40 n; interpolation lands within one eval gap
         assert 40 * n <= rec["tau_mem_eval"] and rec["tau_mem"] <= rec["tau_mem_eval"]
         assert rec["tau_mem"] == pytest.approx(40 * n * 1.04, rel=0.5)
@@ -268,8 +273,8 @@ def test_runs_that_never_memorize_are_censored_not_fitted(registry, tmp_path):
     with Store(tmp_path) as store:
         records = derive_suite(store, suite.name)
         runs = store.runs(suite=suite.name)
-    big = next(r for r in runs if r["spec"]["subset"]["n"] == 1024)
-    assert records[big["run_id"]]["tau_mem"] is None and records[big["run_id"]]["censored"] == "right"
+    big = next(r for r in runs if r.spec.subset.n == 1024)
+    assert records[big.run_id]["tau_mem"] is None and records[big.run_id]["censored"] == "right"
     (fit,) = tau_fits(runs, records)
     assert fit["censored"] == [1024] and fit["fit"]["points"] == 3
 
@@ -345,7 +350,7 @@ def test_collapse_compares_level_crossings_against_step_and_normalized_step(regi
     with Store(tmp_path) as store:
         records = derive_suite(store, suite.name)
         runs = store.runs(suite=suite.name)
-        trajs = {r["run_id"]: Trajectory.from_evals(store.evals(r["run_id"])) for r in runs}
+        trajs = {r.run_id: Trajectory.from_evals(store.evals(r.run_id)) for r in runs}
     (c,) = collapse(runs, trajs, records)
     assert [p["level"] for p in c["levels"]] == [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
     # onsets at 40 n steps: log10 spread of n itself against step, ~0 against normalized step
@@ -366,7 +371,7 @@ def test_collapse_uses_the_runs_that_reach_each_level(registry, tmp_path):
     with Store(tmp_path) as store:
         records = derive_suite(store, suite.name)
         runs = store.runs(suite=suite.name)
-        trajs = {r["run_id"]: Trajectory.from_evals(store.evals(r["run_id"])) for r in runs}
+        trajs = {r.run_id: Trajectory.from_evals(store.evals(r.run_id)) for r in runs}
     (c,) = collapse(runs, trajs, records)
     assert c["levels"] and all(p["n"] == [16, 32, 64] for p in c["levels"])  # n = 2048 never memorizes
     assert c["spread_normalized"] < 0.05 < c["spread_step"]
@@ -387,8 +392,9 @@ def test_step_before_memorization_for_leaderboards():
 
 
 def test_fits_leave_out_runs_that_memorized_from_the_first_evaluation():
-    runs = [{"run_id": str(n), "spec": {"subset": {"n": n}, "model": {"label": "m"}, "dataset": {"label": "d"},
-                                        "sweep": {"n": n}}} for n in (8, 16, 32, 64)]
+    runs = [SimpleNamespace(run_id=str(n), n=n, spec=SimpleNamespace(
+                subset=SimpleNamespace(n=n), model=SimpleNamespace(label="m"), dataset=SimpleNamespace(label="d"),
+                sweep={"n": n})) for n in (8, 16, 32, 64)]  # the parts of RunRecords that tau_fits reads
     records = {"8": {"tau_mem": 0.0, "censored": "left"}, "16": {"tau_mem": 160.0, "censored": None},
                "32": {"tau_mem": 320.0, "censored": None}, "64": {"tau_mem": None, "censored": "right"}}
     (fit,) = tau_fits(runs, records)

@@ -50,7 +50,7 @@ def test_strong_generalization_suite_pairs_every_n(registry):
     suite = load_suite(SUITES / "strong_generalization.yaml", registry=registry)
     pairs: dict[str, list] = {}
     for r in suite.runs:
-        pairs.setdefault(twin_key(r.to_dict()), []).append(r)
+        pairs.setdefault(twin_key(r), []).append(r)
     assert len(pairs) == len({r.subset.n for r in suite.runs}) >= 3
     for twins in pairs.values():
         assert sorted(tuple(r.subset.split) for r in twins) == [(1, 2), (2, 2)]

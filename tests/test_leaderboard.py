@@ -14,11 +14,11 @@ from helpers import tiny_suite
 from publish_fixtures import fake_results
 
 from benchbase.cli import main
-from benchbase.leaderboard import (Column, build_tables, memorization_onset, resolve_at,
-                                   table_to_records)
+from benchbase.leaderboard import Column, build_tables, resolve_at, table_to_records
 from benchbase.plugins import PluginPolicy, build_registry
 from benchbase.resultset import CONFLICT, ResultSet
 from benchbase.store import DB_NAME
+from benchbase.verdicts import memorization_onset
 
 
 @pytest.fixture
@@ -149,15 +149,15 @@ def test_best_before_memorization_uses_the_best_step_before_onset(store_dir):
 
 
 def test_stored_training_dynamics_give_the_onset_and_appear_in_json(store_dir, monkeypatch):
-    """Issue 6 stores a derived record per (suite, run) (Store.derived); when present its
-    tau_mem is the onset, and the record is in the row's JSON."""
+    """The store keeps a derived training-dynamics record per (suite, run) (Store.derived);
+    when present its tau_mem is the onset, and the record is in the row's JSON."""
     from benchbase.store import Store
 
     def derived(self, suite):
-        return {r["run_id"]: ({"criterion": "copy", "tau_mem": 30.0, "censored": None}
-                              if r["model_label"] == "flow" else
+        return {r.run_id: ({"criterion": "copy", "tau_mem": 30.0, "censored": None}
+                              if r.model_label == "flow" else
                               {"criterion": "copy", "tau_mem": None, "censored": "left"})
-                for r in self.runs(suite=suite) if r["model_label"] in ("flow", "vae")}
+                for r in self.runs(suite=suite) if r.model_label in ("flow", "vae")}
 
     monkeypatch.setattr(Store, "derived", derived, raising=False)
     with ResultSet([store_dir]) as rs:
@@ -175,9 +175,9 @@ def test_memorization_onset_rule():
              for s, v in [(10, 0.0), (20, float("nan")), (30, 0.2), (40, 0.05)]]
     assert memorization_onset({}, evals, 0.1) == 30
     assert memorization_onset({}, evals, 0.3) is None
-    assert memorization_onset({"derived": {"criterion": "loss", "tau_mem": 12.5}}, evals) == 12.5
-    assert memorization_onset({"derived": {"criterion": "copy", "censored": "left"}}, evals) == -math.inf
-    assert memorization_onset({"derived": {"criterion": None}}, evals, 0.1) == 30  # nothing derived
+    assert memorization_onset({"criterion": "loss", "tau_mem": 12.5}, evals) == 12.5
+    assert memorization_onset({"criterion": "copy", "censored": "left"}, evals) == -math.inf
+    assert memorization_onset({"criterion": None}, evals, 0.1) == 30  # nothing derived
     with pytest.raises(LookupError):
         memorization_onset({}, [{"step": 1, "metric": "fd", "ref": "test", "value": 1.0}])
 
@@ -234,8 +234,8 @@ def test_a_finished_copy_wins_over_an_unfinished_one(store_dir, tmp_path, regist
     fake_results(tmp_path / "b", registry, SUITE, value, status=lambda spec: "timeout")
     with ResultSet([tmp_path / "b", store_dir]) as rs:
         assert rs.conflicts == []
-        assert {r["status"] for r in rs.runs()} == {"done"}
-        assert {r["source"] for r in rs.runs()} == {str(store_dir)}
+        assert {r.status for r in rs.runs()} == {"done"}
+        assert {r.source for r in rs.runs()} == {str(store_dir)}
 
 
 def _change_one_value(results_dir, run_id, new_value=99.0):
@@ -248,13 +248,13 @@ def test_conflicting_copies_are_reported_and_left_out(store_dir, tmp_path):
     other = tmp_path / "b"
     shutil.copytree(store_dir, other)
     with ResultSet([store_dir]) as rs:
-        flow_seed0 = next(r["run_id"] for r in rs.runs() if r["model_label"] == "flow" and r["seed"] == 0)
+        flow_seed0 = next(r.run_id for r in rs.runs() if r.model_label == "flow" and r.seed == 0)
     _change_one_value(other, flow_seed0)
     with ResultSet([store_dir, other]) as rs:
         assert [c.run_id for c in rs.conflicts] == [flow_seed0]
         text = rs.conflicts[0].describe()
         assert "fd[test] at step 100: 1 vs 99" in text and str(other) in text and str(store_dir) in text
-        assert rs.run(flow_seed0)["status"] == CONFLICT
+        assert rs.run(flow_seed0).status == CONFLICT
         recs = _records(rs, primary="fd")
     flow = recs["flow"]
     assert flow["statuses"] == {"done": 2, "conflict": 1} and flow["runs"] == 2
@@ -268,7 +268,7 @@ def test_cli_leaderboard_merges_directories_and_fails_on_conflicts(store_dir, tm
     rows = json.loads(capsys.readouterr().out)
     assert {r["model"] for r in rows} == {"flow", "vae", "copy_train"}
     with ResultSet([store_dir]) as rs:
-        run_id = next(r["run_id"] for r in rs.runs() if r["model_label"] == "vae")
+        run_id = next(r.run_id for r in rs.runs() if r.model_label == "vae")
     _change_one_value(other, run_id)
     code = main(["leaderboard", "--results", str(store_dir), "--results", str(other)])
     out = capsys.readouterr()

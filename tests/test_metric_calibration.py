@@ -30,7 +30,7 @@ def run_oracles(registry, results_dir, dataset: dict, metrics: list, n_samples: 
         assert result.ok, result.statuses
         values = {}
         for run in store.runs(suite="tiny"):
-            values[run["model"]] = {f"{e['metric']}[{e['ref']}]": e["value"] for e in store.evals(run["run_id"])}
+            values[run.spec.model.name] = {f"{e['metric']}[{e['ref']}]": e["value"] for e in store.evals(run.run_id)}
     return values
 
 

@@ -157,10 +157,10 @@ def test_every_combination_runs_with_the_same_budget(registry, results_dir):
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
         assert result.ok and len(result.statuses) == 8
         for r in store.runs(suite=suite.name):
-            assert r["status"] == "done" and r["summary"]["examples"] == 320
-            assert r["summary"]["steps"] == 320 // r["spec"]["budget"]["batch_size"]
-            steps = sorted({e["step"] for e in store.evals(r["run_id"])})
-            assert steps == r["spec"]["eval"]["steps"]
+            assert r.status == "done" and r.summary["examples"] == 320
+            assert r.summary["steps"] == 320 // r.spec.budget.batch_size
+            steps = sorted({e["step"] for e in store.evals(r.run_id)})
+            assert steps == list(r.spec.eval.steps)
 
 
 def test_data_splits_are_untouched_by_sweeps(registry):
