@@ -71,8 +71,7 @@ class Sink:
             self.store.mark_running(event.run_id, event.provenance)
             self.reporter.start(event.run_id, task.index, task.total, spec.title,
                                 spec.budget.steps, event.resumed_from)
-            self.registry.notify("benchbase_run_started", spec=spec, run_id=event.run_id,
-                                 provenance=event.provenance)
+            self.registry.observers.run_started(spec, event.run_id, event.provenance)
         elif isinstance(event, Progress):
             self.reporter.progress(event.run_id, event.step, event.total, event.examples_per_s,
                                    event.steps_per_s)
@@ -83,8 +82,7 @@ class Sink:
             headline = ", ".join(f"{r.metric}[{r.ref}]={r.value:.4g}" for r in event.rows
                                  if "." not in r.metric and "/" not in r.metric)
             self.reporter.evaluated(event.run_id, event.step, headline)
-            self.registry.notify("benchbase_evaluated", spec=spec, run_id=event.run_id, step=event.step,
-                                 examples=event.examples, results=event.rows)
+            self.registry.observers.evaluated(spec, event.run_id, event.step, event.examples, event.rows)
         elif isinstance(event, Finished):
             self.store.finish_run(event.run_id, event.status, event.summary, event.error)
             self.finished[event.run_id] = event.status
@@ -93,8 +91,7 @@ class Sink:
             if event.status != "done":
                 self.reasons[event.run_id] = event.summary.get("reason") or (event.error or "").strip()[-300:]
             self.reporter.finish(event.run_id, event.status, event.summary)
-            self.registry.notify("benchbase_run_finished", spec=spec, run_id=event.run_id,
-                                 status=event.status, summary=event.summary)
+            self.registry.observers.run_finished(spec, event.run_id, event.status, event.summary)
 
 
 class TaskQueue:
