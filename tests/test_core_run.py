@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite

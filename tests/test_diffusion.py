@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import ModelHarness, assert_repeatable_and_resumable, tiny_suite
+from support.model_harness import ModelHarness, assert_repeatable_and_resumable
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite, plugin_config
 from benchbase.contracts import Batch

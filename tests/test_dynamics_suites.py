@@ -5,7 +5,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from test_dynamics import ensure_heldout_gap
+from support.dynamics_stores import ensure_heldout_gap
 
 from benchbase.config import load_suite
 from benchbase.driver import run_suite

@@ -8,7 +8,7 @@ import pickle
 import sys
 
 import pytest
-from executor_kit import flow, kit_registry, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
+from support.executor_runs import flow, kit_registry, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
 
 from benchbase.config import build_suite, load_suite
 from benchbase.errors import BenchbaseInputError, ConfigError

@@ -8,7 +8,7 @@ import os
 import re
 
 import pytest
-from executor_kit import flow, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
+from support.executor_runs import flow, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
 
 from benchbase.progress import Reporter
 from benchbase.store import Store

@@ -13,7 +13,7 @@ import uuid
 
 import numpy as np
 import pytest
-from executor_kit import flow, run, same_numbers, stored_values, suite_of, torch_threads
+from support.executor_runs import flow, run, same_numbers, stored_values, suite_of, torch_threads
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite

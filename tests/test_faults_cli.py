@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from executor_kit import leaderboard, same_numbers, stored_values
-from helpers import tiny_suite
+from support.executor_runs import leaderboard, same_numbers, stored_values
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.plugins import PluginPolicy, build_registry

@@ -10,21 +10,20 @@ import sqlite3
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
-from publish_fixtures import fake_results
+from support.suites import tiny_suite
+from support.published_results import fake_results
 
 from benchbase.cli import main
 from benchbase.leaderboard import Column, build_tables, resolve_at, table_to_records
 from benchbase.plugins import PluginPolicy, build_registry
 from benchbase.resultset import CONFLICT, ResultSet
 from benchbase.store import DB_NAME
-from benchbase.verdicts import memorization_onset
 
 
 @pytest.fixture
 def registry():
-    """Built-ins plus the test metrics of publish_fixtures (a higher-is-better and a target one)."""
-    return build_registry(PluginPolicy(entry_points=False, strict=True, extra=("publish_fixtures",)))
+    """Built-ins plus the test metrics of support.published_results (a higher-is-better and a target one)."""
+    return build_registry(PluginPolicy(entry_points=False, strict=True, extra=("support.published_results",)))
 
 
 STEPS = [10, 50, 100]
@@ -168,18 +167,6 @@ def test_stored_training_dynamics_give_the_onset_and_appear_in_json(store_dir, m
     assert set(recs["copy_train"]["at_steps"].values()) == {None}  # no record: the fallback rule
     assert len(recs["flow"]["dynamics"]) == 3 and recs["flow"]["dynamics"][0]["tau_mem"] == 30.0
     assert recs["copy_train"]["dynamics"] == [] and "tau_mem from the stored training dynamics" in caption
-
-
-def test_memorization_onset_rule():
-    evals = [{"step": s, "metric": "mem_ratio", "ref": "train", "value": v}
-             for s, v in [(10, 0.0), (20, float("nan")), (30, 0.2), (40, 0.05)]]
-    assert memorization_onset({}, evals, 0.1) == 30
-    assert memorization_onset({}, evals, 0.3) is None
-    assert memorization_onset({"criterion": "loss", "tau_mem": 12.5}, evals) == 12.5
-    assert memorization_onset({"criterion": "copy", "censored": "left"}, evals) == -math.inf
-    assert memorization_onset({"criterion": None}, evals, 0.1) == 30  # nothing derived
-    with pytest.raises(LookupError):
-        memorization_onset({}, [{"step": 1, "metric": "fd", "ref": "test", "value": 1.0}])
 
 
 def test_best_before_memorization_without_mem_ratio_gives_no_values(tmp_path, registry):

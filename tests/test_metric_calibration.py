@@ -12,7 +12,7 @@ calibration of true_sampler is checked on digits (64-d), where chance is ~0.
 from __future__ import annotations
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
-from metrics_support import gaussian, make_ctx
+from support.suites import tiny_suite
+from support.metric_contexts import gaussian, make_ctx
 from scipy.special import softmax
 
 from benchbase.config import build_suite

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite

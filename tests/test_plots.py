@@ -6,9 +6,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 from PIL import Image
-from test_dynamics import fake_store
+from support.dynamics_stores import fake_store
 
 from benchbase.cli import main
 from benchbase.config import build_suite

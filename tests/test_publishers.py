@@ -12,8 +12,8 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from helpers import tiny_suite
-from publish_fixtures import INJECTED, REPO, fake_results, quickstart_results
+from support.suites import tiny_suite
+from support.published_results import INJECTED, REPO, fake_results, quickstart_results
 
 from benchbase.leaderboard import build_tables
 from benchbase.resultset import ResultSet

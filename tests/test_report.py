@@ -11,9 +11,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 from PIL import Image
-from publish_fixtures import INJECTED, fake_results, quickstart_results
+from support.published_results import INJECTED, fake_results, quickstart_results
 
 from benchbase.cli import main
 from benchbase.errors import BenchbaseInputError

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite, load_suite
 from benchbase.contracts import DataSplits

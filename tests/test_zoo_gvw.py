@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ModelHarness, assert_repeatable_and_resumable, tiny_suite
+from support.model_harness import ModelHarness, assert_repeatable_and_resumable
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from benchbase import Metric, hookimpl
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "suites" / "quickstart.yaml"
 INJECTED = "<script>alert(1)</script>"  # a model label that must show as text everywhere
 
