@@ -224,3 +224,15 @@ def test_per_dataset_model_config_overrides_the_model_entry(registry):
     assert "datasets[0].model_config.flw" in _problems(bad, registry)
     typo = tiny_suite(datasets=[{"name": "gmm2d", "n": 32, "model_config": {"rectified_flow": {"widht": 8}}}])
     assert "datasets[0].model_config.rectified_flow.widht" in _problems(typo, registry)
+
+
+@pytest.mark.parametrize("override, where", [("datasets.0.n=100000", "datasets[0].n"),
+                                             ("models.0.config.widht=3", "models[0].config.widht")])
+def test_one_mistake_is_reported_once_however_many_runs_share_it(registry, override, where):
+    """quickstart plans 16 runs over 2 datasets and 4 models: the mistake is one line."""
+    from pathlib import Path
+
+    quickstart = Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml"
+    with pytest.raises(ConfigError) as err:
+        load_suite(quickstart, [override], registry=registry)
+    assert [path for path, _ in err.value.problems] == [where]
