@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_block import replace_block  # noqa: E402
+from docs_block import replace_block, shown_command  # noqa: E402
 
 DEFAULT_SPACES = "pixels,random_conv,trained_encoder,copy_descriptor,sscd"
 
@@ -133,8 +133,7 @@ def main(argv=None) -> int:
     block = tables(args, out)
     print(block)
     if args.write_docs:
-        command = "python benchmarks/bench_copy_detection.py " + " ".join(a for a in (argv or sys.argv[1:])
-                                                                           if not a.startswith("--write-docs"))
+        command = shown_command("benchmarks/bench_copy_detection.py", argv if argv is not None else sys.argv[1:])
         replace_block(Path(args.write_docs), "copy-detection", "benchmarks/bench_copy_detection.py",
                       command.strip(), block)
     return 0

@@ -18,3 +18,17 @@ def replace_block(path: Path, name: str, script: str, command: str, block: str) 
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{begin}\n`{command}`\n\n{block}\n{end}{tail}")
+
+
+def shown_command(script: str, argv: list[str]) -> str:
+    """The command line that regenerates a block: the script and its arguments, less
+    ``--write-docs`` and the folders (``--cache``, ``--results``) with their values."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--write-docs", "--cache", "--results"):
+            skip = True
+        elif not arg.startswith(("--write-docs=", "--cache=", "--results=")):
+            shown.append(arg)
+    return " ".join(["python", script, *shown])
