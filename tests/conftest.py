@@ -38,3 +38,11 @@ if os.environ.get("BENCHBASE_TEST_THREADS"):
     import torch
 
     torch.set_num_threads(int(os.environ["BENCHBASE_TEST_THREADS"]))
+
+
+@pytest.fixture(scope="session")
+def learned_space_results(tmp_path_factory):
+    """A results folder shared by the slow tests of one session: the learned feature
+    spaces (copy_descriptor, trained_encoder) cache their fit in its ``cache/`` and are
+    fitted once, not once per test module."""
+    return tmp_path_factory.mktemp("learned_spaces")

@@ -1,0 +1,83 @@
+"""The copy-detection benchmark on digits (the protocol of
+benchmarks/bench_copy_detection.py, default arguments): the numbers of the table in
+docs/metrics.md, kept with a tolerance. Pixel space needs no training (fast); the
+learned spaces fit first (slow). Where SSCD's weight file is present, it is ranked
+beside the self-trained descriptor; elsewhere that test is skipped and says why.
+"""
+from __future__ import annotations
+
+import pytest
+
+from benchbase.copy_detection import evaluate_space
+from benchbase.errors import MissingDataError
+from benchbase_plugins.disguises import make_query_sets
+
+# docs/metrics.md, "Copy detection" (benchmarks/bench_copy_detection.py, seed 0, n 300, strength 1)
+EXPECTED_UAP = {"pixels": 0.390, "random_conv": 0.282, "trained_encoder": 0.335, "copy_descriptor": 0.626}
+TOLERANCE = {"pixels": 1e-3, "random_conv": 1e-3, "trained_encoder": 0.05, "copy_descriptor": 0.03}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from benchbase_plugins.datasets.digits import Digits
+
+    splits = Digits().load()
+    return splits, make_query_sets(splits.train, splits.test, n=300, strength=1.0, seed=0,
+                                   value_range=splits.spec.value_range)
+
+
+def score(name: str, digits, config=None, cache_dir=None):
+    from benchbase.plugins import PluginPolicy, build_registry
+
+    splits, queries = digits
+    space = build_registry(PluginPolicy(entry_points=False, strict=True)).get("feature", name).cls(config)
+    space.cache_dir, space.train_split = cache_dir, splits.train
+    space.prepare(splits.train, splits.spec, "cpu")
+    return evaluate_space(name, space.embed, splits.train, queries)
+
+
+@pytest.mark.parametrize("name", ["pixels", "random_conv"])
+def test_fixed_spaces_keep_their_numbers(digits, name):
+    result = score(name, digits)
+    assert result.overall.uap == pytest.approx(EXPECTED_UAP[name], abs=TOLERANCE[name])
+
+
+@pytest.fixture(scope="module")
+def learned(digits, learned_space_results):
+    """The two learned spaces, fitted once per session."""
+    cache = str(learned_space_results / "cache")
+    return {name: score(name, digits, cache_dir=cache) for name in ("trained_encoder", "copy_descriptor")}
+
+
+@pytest.mark.slow
+def test_the_copy_descriptor_sees_through_disguises_better_than_pixels(digits, learned):
+    pixels = score("pixels", digits)
+    encoder, desc = learned["trained_encoder"], learned["copy_descriptor"]
+    assert encoder.overall.uap == pytest.approx(EXPECTED_UAP["trained_encoder"], abs=TOLERANCE["trained_encoder"])
+    assert desc.overall.uap == pytest.approx(EXPECTED_UAP["copy_descriptor"], abs=TOLERANCE["copy_descriptor"])
+    assert desc.overall.uap > 1.5 * pixels.overall.uap and desc.overall.uap > 1.5 * encoder.overall.uap
+    assert desc.overall.recall_at_p90 > pixels.overall.recall_at_p90
+    for name in ("shift", "hflip", "invert", "combo"):  # edits that pixel distances miss entirely
+        assert desc.per_disguise[name].uap > 0.75 > 0.05 > pixels.per_disguise[name].uap, name
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 20's target (uAP >= 0.8 and at least twice pixel space's) is not "
+                                       "reached: 0.626 against pixels' 0.390 (docs/metrics.md, Copy detection)")
+def test_the_copy_descriptor_reaches_the_issues_target(digits, learned):
+    uap = learned["copy_descriptor"].overall.uap
+    assert uap >= 0.8 and uap >= 2 * score("pixels", digits).overall.uap
+
+
+@pytest.mark.slow
+def test_sscd_weights_are_ranked_beside_the_self_trained_descriptor(digits, request):
+    try:
+        sscd = score("sscd", digits)
+    except MissingDataError as exc:
+        pytest.skip(f"SSCD's weight file is absent, so there is nothing to rank: {str(exc).splitlines()[0]}")
+    desc = request.getfixturevalue("learned")["copy_descriptor"]
+    print(f"\nuAP on digits: sscd {sscd.overall.uap:.3f}, copy_descriptor {desc.overall.uap:.3f}")
+    for name, s in sscd.per_disguise.items():
+        print(f"  {name:12s} sscd {s.uap:.3f}  copy_descriptor {desc.per_disguise[name].uap:.3f}")
+    assert 0.0 <= sscd.overall.uap <= 1.0 and sscd.overall.n_queries == desc.overall.n_queries
+    assert sscd.overall.uap > score("pixels", digits).overall.uap  # a copy detector beats raw pixels
