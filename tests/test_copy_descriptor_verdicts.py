@@ -1,0 +1,97 @@
+"""Disguised memorizers through the whole core on digits (suites/disguised_copies.yaml):
+in the copy_descriptor space, fresh data (true_sampler: unseen test-split images) reads
+copy_cosine at about the calibrated 1%, and the memorization metrics flag shifted,
+mirrored, recoloured and combined copies; cropped, rotated, sheared and blended
+copies still pass as novel there (strict xfail: they flip when the space sees them).
+In pixel space every disguise reads as novel.
+
+Slow: the descriptor fits once per session (tests/conftest.py, learned_space_results).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from benchbase.config import load_suite
+from benchbase.driver import run_suite
+from benchbase.progress import Reporter
+from benchbase.store import Store
+
+pytestmark = pytest.mark.slow
+
+SUITE = Path(__file__).resolve().parents[1] / "suites" / "disguised_copies.yaml"
+N_SAMPLES = 400  # the suite's eval.n_samples
+
+
+def run(registry, results_dir: Path, features: str) -> dict:
+    suite = load_suite(SUITE, ["seeds=[0]", f"eval.features={features}"], registry=registry)
+    assert suite.runs[0].eval.n_samples == N_SAMPLES
+    with Store(results_dir) as store:
+        result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
+        assert result.ok, result.statuses
+        return {run.model_label: {e["metric"]: e["value"] for e in store.evals(run.run_id)}
+                for run in store.runs(suite=suite.name)}
+
+
+@pytest.fixture(scope="module")
+def values(learned_space_results, tmp_path_factory):
+    from benchbase.plugins import PluginPolicy, build_registry
+
+    registry = build_registry(PluginPolicy(entry_points=False, strict=True))
+    return {"copy_descriptor": run(registry, learned_space_results, "copy_descriptor"),
+            "pixels": run(registry, tmp_path_factory.mktemp("pixels"), "pixels")}
+
+
+def one_sided_z(p_model: float, p_fresh: float, n: int) -> float:
+    """Two-proportion z statistic of model > fresh at equal sample sizes."""
+    pooled = (p_model + p_fresh) / 2
+    se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * 2 / n)
+    return (p_model - p_fresh) / se
+
+
+def flagged_by(values: dict, label: str) -> list[str]:
+    """The metrics that call ``label`` a copier: beyond fresh data (true_sampler, the
+    stand-in of each metric's chance level) at one-sided alpha 0.001 split over the
+    three metrics (z > 3.4) and by at least 0.01."""
+    fresh, seen, out = values["true_sampler"], values[label], []
+    for metric, lower in (("copy_cosine", False), ("mem_ratio", False), ("authenticity", True)):
+        a, b = seen[metric], fresh[metric]
+        if lower:  # the fraction of samples that are not authentic rises
+            a, b = 1 - a, 1 - b
+        if a - b >= 0.01 and one_sided_z(a, b, N_SAMPLES) > 3.4:
+            out.append(metric)
+    return out
+
+
+def test_fresh_data_reads_the_calibrated_false_positive_rate(values):
+    v = values["copy_descriptor"]["true_sampler"]
+    assert v["copy_cosine"] <= 0.01 + 3 * math.sqrt(0.01 * 0.99 / N_SAMPLES)  # calibrated at 1% on held-back images
+    assert 0.5 < v["copy_cosine.tau"] < 1.0
+    assert values["copy_descriptor"]["copy_train"]["copy_cosine"] == 1.0
+
+
+# measured (docs/metrics.md, "Disguised copies"): what the copy_descriptor space catches today
+CAUGHT = ["shifted", "mirrored", "recoloured", "combined"]
+MISSED = ["cropped", "rotated", "sheared", "blended"]
+
+
+@pytest.mark.parametrize("label", CAUGHT)
+def test_disguises_flagged_in_the_copy_descriptor_space(values, label):
+    assert flagged_by(values["copy_descriptor"], label), values["copy_descriptor"][label]
+
+
+@pytest.mark.xfail(strict=True, reason="the descriptor trained on digits with the default budget does not yet see "
+                                       "these disguises at 400 samples (docs/metrics.md, Disguised copies)")
+@pytest.mark.parametrize("label", MISSED)
+def test_disguises_the_copy_descriptor_space_misses(values, label):
+    assert flagged_by(values["copy_descriptor"], label), values["copy_descriptor"][label]
+
+
+def test_pixel_space_reads_the_disguises_as_novel(values):
+    px = values["pixels"]
+    assert flagged_by(px, "copy_train") and not flagged_by(px, "true_sampler")
+    for label in ("shifted", "mirrored", "cropped", "rotated", "combined", "sheared", "blended"):
+        assert not flagged_by(px, label), (label, px[label])
+    assert px["true_sampler"]["copy_cosine"] > 0.9  # cosine in pixel space: everything is a "copy"
