@@ -428,6 +428,8 @@ class _Expander:
         self._check_eval()
         self._check_sweep()
         self._check_dynamics()
+        if not self._check_size():
+            return []
 
         executor = self.lookup("executor", s.executor.name, "executor.name")
         if executor is not None:
@@ -522,6 +524,20 @@ class _Expander:
                 sub = key.split(".", 1)[1]
                 if sub not in {f.name for f in dataclasses.fields(SubsetEntry)}:
                     self.fail(f"sweep.{key}", f"unknown subset key '{sub}'.{suggest(sub, [f.name for f in dataclasses.fields(SubsetEntry)])}")
+
+    def _check_size(self) -> bool:
+        """Count the runs before expanding the grid: a typo can ask for millions."""
+        s = self.s
+        count = len(s.models) * len(s.datasets) * max(len(s.seeds), 1)
+        for values in s.sweep.values():
+            count *= len(values) if isinstance(values, list) else 1
+        limit = max_runs()
+        if count > limit:
+            self.fail("sweep" if s.sweep else "seeds",
+                      f"this suite expands to {count:,} runs, more than the limit of {limit:,}; "
+                      f"check the sweep, or set BENCHBASE_MAX_RUNS={count} to allow it")
+            return False
+        return True
 
     def _check_dynamics(self) -> None:
         dyn = self.s.dynamics
@@ -746,6 +762,20 @@ class _Expander:
                         "references": list(getattr(reg.cls, "references", ("train",))),
                         "requires": sorted(getattr(reg.cls, "requires", ()))})
         return out
+
+
+DEFAULT_MAX_RUNS = 10_000
+
+
+def max_runs() -> int:
+    """The most runs a suite may expand to (BENCHBASE_MAX_RUNS raises it)."""
+    import os
+
+    raw = os.environ.get("BENCHBASE_MAX_RUNS", "")
+    try:
+        return int(raw) if raw.strip() else DEFAULT_MAX_RUNS
+    except ValueError:
+        raise BenchbaseInputError(f"BENCHBASE_MAX_RUNS must be a whole number, got '{raw}'") from None
 
 
 def _unmet_requirements(metric_reg, model_reg, spec) -> list[str]:
