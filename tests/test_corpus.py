@@ -275,8 +275,8 @@ def test_corpus_case(case, tmp_path, monkeypatch, capsys, done_store):
 
     argv = [_range_text(a).format(**placeholders) for a in case.get(
         "argv", ["run", "{suite}", *case.get("overrides", []), "--results", "{results}", "--quiet"])]
+    before_rows = _rows(results)  # (reading first: a reader may leave SQLite's -wal/-shm files)
     before_files = {"results": _snapshot(results), "out": _snapshot(out)}
-    before_rows = _rows(results)
 
     # -------------------------------------------------------------- the command
     with warnings.catch_warnings():
