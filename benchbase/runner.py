@@ -287,6 +287,7 @@ def _provenance(spec: RunSpec, task: RunTask, fw, device, subset, registry: Regi
         "pid": os.getpid(),
         "argv": sys.argv[:],
         "device": fw.device_name(device),
+        "numerics": fw.numerics(),
         "git_commit": task.git_commit,
         "dataset_content_hash": subset.content_hash,
         "subset": subset.provenance,
