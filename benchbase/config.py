@@ -350,6 +350,11 @@ def typed(data: dict, schema: type, source: str, path: str = "") -> Any:
         key = _join(path, getattr(exc, "full_key", "") or "")
         msg = str(exc).splitlines()[0]
         raise ConfigError(source, [(key, msg)]) from None
+    except ValueError as exc:  # a Config's own check (__post_init__) refused a value
+        # "workers must be >= 1": a message that starts with a field names its key
+        first = str(exc).split(" ", 1)[0]
+        key = _join(path, first) if first in {f.name for f in dataclasses.fields(schema)} else path
+        raise ConfigError(source, [(key, str(exc))]) from None
 
 
 def _join(path: str, key: str) -> str:
