@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.plugins import PluginPolicy
 
@@ -246,7 +246,7 @@ def test_corpus_case(case, tmp_path, monkeypatch, capsys, done_store):
 
     # ------------------------------------------------------------- set-ups
     monkeypatch.syspath_prepend(str(tmp_path))
-    extra = ("faulty_plugins", *case.get("plugins", ()))
+    extra = ("support.faulty_plugins", *(f"support.{p}" for p in case.get("plugins", ())))
     entry_points = bool(case.get("entry_point"))
     if entry_points:
         _write_entry_point(tmp_path, case["entry_point"]["name"], case["entry_point"]["module"])
@@ -324,7 +324,7 @@ def test_corpus_case(case, tmp_path, monkeypatch, capsys, done_store):
             for text in want.get("says", []):
                 assert text in reason, f"{label}: reason {reason!r} lacks {text!r}"
             if want["status"] == "done" and case.get("checkpoint"):
-                from executor_kit import same_numbers
+                from support.executor_runs import same_numbers
 
                 assert same_numbers(_values(results), _values(tmp_path / "reference")), \
                     "the resumed or restarted run differs from an uninterrupted one"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from executor_kit import flow, run, same_numbers, stored_values, suite_of
+from support.executor_runs import flow, run, same_numbers, stored_values, suite_of
 
 from benchbase.store import Store
 

@@ -1,4 +1,4 @@
-"""A test-only observer plugin whose hooks raise (``PluginPolicy(extra=("faulty_observer",))``):
+"""A test-only observer plugin whose hooks raise (``PluginPolicy(extra=("support.faulty_observer",))``):
 an observer's failure must cost a warning, never a run."""
 from __future__ import annotations
 
