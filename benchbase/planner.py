@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from benchbase.blame import PluginFault
 from benchbase.contracts import volatile_fields
 from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError, list_choices, \
     suggest
@@ -304,7 +305,7 @@ class RunPlanner:
                 info = DataCatalog.shared().describe(reg, obj, plain)
             except MissingDataError:
                 raise  # one clear error that says where to put which files
-            except BenchbaseInputError as exc:
+            except (BenchbaseInputError, PluginFault) as exc:
                 self.fail(where, str(exc))
                 return None
             modalities = getattr(self._feature_registered.cls, "modalities", ("vector", "image")) if feature else ()

@@ -190,13 +190,18 @@ def _write_entry_point(where: Path, name: str, module_text: str) -> None:
 
 
 def _snapshot(path: Path) -> dict:
-    """Every file under ``path`` with its sha256 (None if ``path`` does not exist)."""
+    """Every file under ``path`` with its sha256 (None if ``path`` does not exist).
+
+    SQLite's shared-memory index (-shm) and an empty write-ahead log (-wal) are left
+    out: any reader creates them and the last one to close removes them, and neither
+    holds data."""
     if not path.exists():
         return {}
     if path.is_file():
         return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()}
     return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(path.rglob("*"))}
+            for p in sorted(path.rglob("*"))
+            if not (p.name.endswith("-shm") or (p.name.endswith("-wal") and p.is_file() and not p.stat().st_size))}
 
 
 def _rows(results: Path) -> set | None:
