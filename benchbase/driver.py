@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from benchbase.config import Suite
+from benchbase.errors import BenchbaseInputError
 from benchbase.structured import plugin_config
 from benchbase.derived import derive_after_run
 from benchbase.plugins import Registry
@@ -168,6 +169,21 @@ class Heartbeat:
         finally:
             if store is not None:
                 store.close()
+
+
+def check_devices(suite: Suite, registry: Registry) -> None:
+    """Refuse, before anything is written, a device that this machine lacks when the runs
+    train here: a missing GPU is bad input, not a failure of every run."""
+    from benchbase.frameworks import get_framework
+
+    executor = suite.executor or {"name": "local"}
+    if not registry.get("executor", executor["name"]).cls.runs_here:
+        return
+    for framework, device in sorted({(s.model.framework, s.device) for s in suite.runs}):
+        try:
+            get_framework(framework).device(device)
+        except BenchbaseInputError as exc:
+            raise BenchbaseInputError(f"{suite.source}: device: '{device}': {exc}") from None
 
 
 def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter | None = None,

@@ -143,7 +143,12 @@ class Store:
 
     # ------------------------------------------------------------------ runs
     def register_runs(self, suite: str, specs: list[RunSpec], settings: dict | None = None) -> None:
-        """Record the suite's runs as pending (existing runs keep their status)."""
+        """Record the suite's runs as pending (existing runs keep their status and results).
+
+        Labels are display data, not identity (``RunSpec.identity`` leaves them out): a run
+        registered again under a new model or dataset label takes the new one, so renaming
+        a label and rerunning renames it on every leaderboard and report.
+        """
         now = time.time()
         settings = settings or {}
         with self.transaction() as c:
@@ -159,6 +164,7 @@ class Store:
                      spec.model.label, spec.dataset.name, spec.dataset.label, spec.subset.n,
                      spec.seed, json.dumps(spec.to_dict(), sort_keys=True), now, now))
                 c.execute("INSERT OR REPLACE INTO suite_runs VALUES (?,?,?)", (suite, spec.run_id, pos))
+                _relabel(c, spec)
 
     def reset_runs(self, run_ids: list[str], lease: Lease | None = None) -> None:
         """--fresh: forget everything a run produced. With ``lease`` (the caller's), nothing
@@ -333,6 +339,17 @@ def _finite_or_none(v) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if np.isfinite(f) else None
+
+
+def _relabel(c: sqlite3.Connection, spec: RunSpec) -> None:
+    """Give a stored run the labels of ``spec`` (in its columns and its stored spec)."""
+    row = c.execute("SELECT model_label, dataset_label, spec FROM runs WHERE run_id=?", (spec.run_id,)).fetchone()
+    if row is None or (row[0], row[1]) == (spec.model.label, spec.dataset.label):
+        return
+    stored = json.loads(row[2])
+    stored["model"]["label"], stored["dataset"]["label"] = spec.model.label, spec.dataset.label
+    c.execute("UPDATE runs SET model_label=?, dataset_label=?, spec=? WHERE run_id=?",
+              (spec.model.label, spec.dataset.label, json.dumps(stored, sort_keys=True), spec.run_id))
 
 
 def _missing_evaluations(c: sqlite3.Connection, run_id: str) -> list[int]:

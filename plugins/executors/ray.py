@@ -117,6 +117,7 @@ class RayExecutor(Executor):
 
     name = "ray"
     Config = RayConfig
+    runs_here = False  # the cluster's machines have the devices, not necessarily this one
 
     def execute(self, tasks, work, sink) -> None:
         ray = import_ray()
