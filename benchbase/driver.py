@@ -88,7 +88,8 @@ class Sink:
             self.registry.observers.evaluated(spec, event.run_id, event.step, event.examples, event.rows)
         elif isinstance(event, Finished):
             # the store may record "failed" instead of "done" (rows missing): report what it recorded
-            status, summary = self.store.finish_run(event.run_id, event.status, event.summary, event.error)
+            status, summary = self.store.finish_run(event.run_id, event.status, event.summary, event.error,
+                                                    require_all_evaluations=True)
             self.finished[event.run_id] = status
             if self.lease is not None:
                 self.store.leases.release(self.lease, event.run_id)

@@ -106,7 +106,8 @@ def test_a_run_with_a_missing_evaluation_is_never_marked_done(finished):
     with Store(results) as store:
         store.conn.execute("UPDATE runs SET status='running' WHERE run_id=?", (spec.run_id,))
         store.conn.execute("DELETE FROM evals WHERE run_id=? AND step=?", (spec.run_id, steps[0]))
-        status, summary = store.finish_run(spec.run_id, "done", {"steps": 0})
+        store.conn.execute("DELETE FROM samples WHERE run_id=? AND step=?", (spec.run_id, steps[0]))
+        status, summary = store.finish_run(spec.run_id, "done", {"steps": 0}, require_all_evaluations=True)
         (recorded, stored), = store.conn.execute("SELECT status, summary FROM runs WHERE run_id=?",
                                                  (spec.run_id,)).fetchall()
     assert status == recorded == "failed"
@@ -117,4 +118,5 @@ def test_a_complete_run_is_marked_done(finished):
     results, suite = finished
     spec = suite.runs[0]
     with Store(results) as store:
-        assert store.finish_run(spec.run_id, "done", {"steps": 0}) == ("done", {"steps": 0})
+        assert store.finish_run(spec.run_id, "done", {"steps": 0}, require_all_evaluations=True) == \
+            ("done", {"steps": 0})
