@@ -202,11 +202,10 @@ class RunPlanner:
         d = self._resolve_dataset(dataset, {**dataset.entry.config, **point.prefixed("dataset.")}, feature)
         if m is None or d is None:
             return []
-        model_modalities = getattr(m.registered.cls, "modalities", ("vector", "image"))
-        if d.info is not None and d.info.spec.modality not in model_modalities:
-            self.fail(f"models[{model.index}]", f"model '{model.label}' takes {', '.join(model_modalities)} data, "
-                                                f"but dataset '{dataset.label}' is {d.info.spec.modality}")
-            return []
+        takes = getattr(m.registered.cls, "modalities", ("vector", "image"))
+        if d.info is not None and d.info.spec.modality not in takes:
+            return self.fail(f"models[{model.index}]", f"model '{model.label}' takes {', '.join(takes)} data, but "
+                                                       f"dataset '{dataset.label}' is {d.info.spec.modality}") or []
         subset = self._resolve_subset(dataset, d, point.values.get("n", dataset.entry.n),
                                       {**dataclasses.asdict(dataset.entry.subset), **point.prefixed("subset.")},
                                       "sweep.n" if "n" in point.values else f"datasets[{dataset.index}].n")
