@@ -350,6 +350,8 @@ def typed(data: dict, schema: type, source: str, path: str = "") -> Any:
         key = _join(path, getattr(exc, "full_key", "") or "")
         msg = str(exc).splitlines()[0]
         raise ConfigError(source, [(key, msg)]) from None
+    except ValueError as exc:  # a Config's own check of its values (__post_init__)
+        raise ConfigError(source, [(path, str(exc))]) from None
 
 
 def _join(path: str, key: str) -> str:
