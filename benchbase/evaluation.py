@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from benchbase.chance import DEFAULT_DRAWS, ChanceCache, ChanceLevel, ExactSampler, measure_chance
 from benchbase.config import RunSpec, plugin_config
 from benchbase.contracts import Batch, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
@@ -101,7 +102,7 @@ class Evaluator:
     """Built once per run; ``evaluate`` is called at every evaluation step."""
 
     def __init__(self, spec: RunSpec, subset: Subset, splits: DataSplits, registry, framework,
-                 device, cache: FeatureCache):
+                 device, cache: FeatureCache, exact_sampler: Callable[[int, int], np.ndarray] | None = None):
         self.spec, self.subset, self.fw, self.device = spec, subset, framework, device
         self.metric_device = framework.metric_device(device)
         feat = spec.eval["features"]
@@ -120,7 +121,12 @@ class Evaluator:
         feat_key = {"extractor": feat["name"], "config": feat["config"], "version": feat["version"],
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
         self.train_f = cache.get({**feat_key, "data": subset.content_hash}, lambda: self._embed(subset.x))
-        self.test_f = cache.get({**feat_key, "data": content_hash(self.test_x)}, lambda: self._embed(self.test_x))
+        self.test_hash = content_hash(self.test_x)
+        self.test_f = cache.get({**feat_key, "data": self.test_hash}, lambda: self._embed(self.test_x))
+        self.feat_key = feat_key
+        self.exact_sampler = exact_sampler
+        self.chance_cache = ChanceCache(str(cache.dir.parent) if cache.dir is not None else None)
+        self.chances: dict[tuple[str, str], ChanceLevel] = {}
         self.metrics = []
         for m in spec.metrics:
             mreg = registry.get("metric", m["name"])
@@ -167,5 +173,28 @@ class Evaluator:
                 for name, value in values.items():
                     rows.append(EvalRow(metric=name, value=float(value), ref=ref_name,
                                         feature_space=self.feature_space, params=params))
+                if getattr(type(metric), "memorizes", None):
+                    rows.extend(self._chance_rows(entry, metric, ctx))
         keep = raw[: spec.eval.get("keep_samples", 0)]
         return rows, keep
+
+    def _chance_rows(self, entry: dict, metric: Any, ctx: EvalContext) -> list[EvalRow]:
+        """``<metric>.chance`` and ``.chance_sd`` beside the metric's value: its chance level
+        at this run's sample size (benchbase.chance), measured once and cached."""
+        slot = (entry["name"], ctx.ref_name)
+        if slot not in self.chances:
+            m = self.spec.eval["n_samples"]
+            exact = ExactSampler(self.exact_sampler, self._embed) if self.exact_sampler is not None else None
+            key = {"metric": entry["name"], "version": entry["version"], "config": metric.params(),
+                   "ref": ctx.ref_name, "m": m, "draws": DEFAULT_DRAWS,
+                   "source": "true_sampler" if exact is not None else "test_split",
+                   "dataset": {k: self.spec.dataset.get(k) for k in ("name", "version", "config")},
+                   "train": self.subset.content_hash, "test": self.test_hash, "features": self.feat_key}
+            self.chances[slot] = self.chance_cache.get(
+                key, lambda seed: measure_chance(metric, ctx, m, DEFAULT_DRAWS, exact, seed))
+        level = self.chances[slot]
+        params = {**metric.params(), "chance": level.describe()}
+        return [EvalRow(metric=f"{entry['name']}.chance", value=level.mean, ref=ctx.ref_name,
+                        feature_space=self.feature_space, params=params),
+                EvalRow(metric=f"{entry['name']}.chance_sd", value=level.sd, ref=ctx.ref_name,
+                        feature_space=self.feature_space, params=params)]

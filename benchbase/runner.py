@@ -166,7 +166,8 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         summary["param_count"] = int(model.param_count(state))
 
         evaluator = Evaluator(spec, subset, splits, registry, fw, device,
-                              FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None))
+                              FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None),
+                              exact_sampler=sample_fresh if fresh_source == "true_sampler" else None)
         b = spec.budget
         per_step = b["batch_size"] * b["batches_per_step"]
         total = b["steps"] if model_reg.cls.trains else 0
