@@ -225,18 +225,16 @@ class CTTest(Metric):
 
     def compute(self, ctx) -> dict[str, float]:
         c = self.config
-        ref = _CELLS.get((ctx.train, ctx.test), (c.n_cells, c.pca_dim, c.seed, str(ctx.device)),
-                         lambda: _reference_cells(ctx.train, ctx.test, c, ctx.device))
-        gen = ref.view(ctx.gen)
-        gen_cells = ref.predict(gen)
-        gen_d = ref.distances(gen, gen_cells, ctx.device)
-        value, _, used = c_t_statistic(ref.test_d, ref.test_cells, gen_d, gen_cells, ref.n_cells,
-                                       c.min_gen_per_cell)
+        key = (c.n_cells, c.pca_dim, c.seed, str(ctx.device))
+        ref = _CELLS.get(ctx.train, key, lambda: _training_cells(ctx.train, c))
+        test_cells, test_d = _TEST_SIDE.get((ctx.train, ctx.test), key, lambda: ref.assign(ctx.test, ctx.device))
+        gen_cells, gen_d = ref.assign(ctx.gen, ctx.device)
+        value, _, used = c_t_statistic(test_d, test_cells, gen_d, gen_cells, ref.n_cells, c.min_gen_per_cell)
         if not used.any():
             # Too few samples for any cell (tiny evaluations): one cell over everything,
             # the plain Mann-Whitney Z of samples vs test points, flagged as such.
             test_all = knn(ref.view(ctx.test), ref.train, k=1, device=ctx.device)[0][:, 0]
-            gen_all = knn(gen, ref.train, k=1, device=ctx.device)[0][:, 0]
+            gen_all = knn(ref.view(ctx.gen), ref.train, k=1, device=ctx.device)[0][:, 0]
             value, _, _ = c_t_statistic(test_all, np.zeros(len(test_all), np.int64), gen_all,
                                         np.zeros(len(gen_all), np.int64), 1, 1)
             return {"ct_test": value, "ct_test.cells_used": 1.0, "ct_test.gen_fraction": 1.0,
@@ -248,15 +246,14 @@ class CTTest(Metric):
 
 @dataclass
 class _Cells:
-    """The reference side of C_T, fixed for a run: projection, cells, test distances."""
+    """The training side of C_T, fixed for a run: projection, k-means cells, the
+    training points of each cell."""
 
     proj: tuple | None
     train: np.ndarray
     train_cells: np.ndarray
     kmeans: object
     n_cells: int
-    test_cells: np.ndarray
-    test_d: np.ndarray
 
     def predict(self, x_view: np.ndarray) -> np.ndarray:
         """Cell of each (projected) row: its nearest k-means centre."""
@@ -267,24 +264,28 @@ class _Cells:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         return (x if self.proj is None else (x - self.proj[0]) @ self.proj[1]).astype(np.float32)
 
-    def distances(self, x_view: np.ndarray, cells: np.ndarray, device: str) -> np.ndarray:
-        """Distance of each (projected) row to the nearest training point of its own cell."""
-        out = np.full(len(x_view), np.inf)
+    def assign(self, x: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
+        """Cell of each row and its distance to the nearest training point of that cell
+        (in the projected space)."""
+        v = self.view(x)
+        cells = self.predict(v)
+        dist = np.full(len(v), np.inf)
         for c in np.unique(cells):  # a loop over cells, not samples
             rows, members = np.flatnonzero(cells == c), self.train[self.train_cells == c]
             if len(members):
-                out[rows] = knn(x_view[rows], members, k=1, device=device)[0][:, 0]
-        return out
+                dist[rows] = knn(v[rows], members, k=1, device=device)[0][:, 0]
+        return cells, dist
 
 
-_CELLS = ReferenceMemo(size=4)
+_CELLS = ReferenceMemo(size=4)  # training side, per training set
+_TEST_SIDE = ReferenceMemo(size=4)  # (cells, distances) of the test split, per (training set, test split)
 
 
-def _reference_cells(train: np.ndarray, test: np.ndarray, c: CTTestConfig, device: str) -> _Cells:
+def _training_cells(train: np.ndarray, c: CTTestConfig) -> _Cells:
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
-    cells = _Cells(pca_projection(train, c.pca_dim), np.empty(0), np.empty(0), None, 0, np.empty(0), np.empty(0))
+    cells = _Cells(pca_projection(train, c.pca_dim), np.empty(0), np.empty(0), None, 0)
     cells.train = cells.view(train)
     cells.n_cells = max(1, min(c.n_cells, len(train)))
     # one OpenMP thread: sklearn's k-means spins badly when the CPU is shared, and the
@@ -294,9 +295,6 @@ def _reference_cells(train: np.ndarray, test: np.ndarray, c: CTTestConfig, devic
             cells.train.astype(np.float64))
     # cells of the training points by the same nearest-centre rule as every other point
     cells.train_cells = cells.predict(cells.train)
-    test_v = cells.view(test)
-    cells.test_cells = cells.predict(test_v)
-    cells.test_d = cells.distances(test_v, cells.test_cells, device)
     return cells
 
 
