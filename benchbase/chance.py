@@ -13,7 +13,10 @@ Where held-out points come from (``ChanceLevel.source``):
 - ``true_sampler``: the dataset has an exact sampler; each draw is m fresh samples,
   embedded like generated ones, scored with the run's own test split as ``ctx.test``.
   Draws are independent: their spread is the metric's sampling spread at m.
-- ``test_split``: each draw splits the test split at random into two halves; m
+- ``held_out_test``: the suite caps the test points the metrics see (``eval.n_test``);
+  each draw is m of the remaining test points (with replacement when fewer), scored
+  with the run's own test split: the same null as a model's samples.
+- ``test_split``: otherwise each draw splits the test split at random into two halves; m
   points of the first half (with replacement when the half has fewer than m) play
   the generated samples and the second half plays the test split, so that a metric
   that also reads the test split (dcr_overfit, novelty_ratio, ct_test) never scores
@@ -41,7 +44,7 @@ from benchbase.contracts import EvalContext
 
 DEFAULT_DRAWS = 50  # R: held-out draws per chance level
 DEFAULT_ALPHA = 0.01  # one-sided level of the excess test
-SOURCES = ("true_sampler", "test_split")
+SOURCES = ("true_sampler", "held_out_test", "test_split")
 _STEP_BASE = 1 << 40  # ctx.step of chance draw r is _STEP_BASE + r: never an evaluation step
 
 
@@ -55,7 +58,7 @@ class ChanceLevel:
     sd: float  # spread of the per-draw values (ddof = 1)
     values: tuple[float, ...]  # one value per draw
     m: int  # points scored per draw (the run's n_samples)
-    source: str  # true_sampler | test_split (see the module docstring)
+    source: str  # true_sampler | held_out_test | test_split (see the module docstring)
     pool: int  # distinct held-out points one draw is taken from
     reference: int  # test points the metric saw as ctx.test during a draw
     replace: bool  # draws with replacement (the pool is smaller than m)
@@ -161,6 +164,34 @@ def normal_quantile(q: float) -> float:
     return (lo + hi) / 2
 
 
+def judge_stored(evals: list[dict], alpha: float = DEFAULT_ALPHA,
+                 min_excess: dict[str, float] | None = None) -> dict[tuple[str, str, int], Excess]:
+    """Every stored memorization value judged against the chance level stored beside it.
+
+    ``evals`` are store rows (metric, ref, step, value, params); a value is judged when
+    ``<metric>.chance`` and ``<metric>.chance_sd`` rows share its reference and step.
+    ``min_excess`` overrides the metric's declared minimum effect, by metric name.
+    Returns {(metric, ref, step): Excess}.
+    """
+    rows = {(e["metric"], e["ref"] or "", int(e["step"])): e for e in evals}
+    out = {}
+    for (metric, ref, step), row in rows.items():
+        chance = rows.get((f"{metric}.chance", ref, step))
+        spread = rows.get((f"{metric}.chance_sd", ref, step))
+        if chance is None or spread is None or row["value"] is None:
+            continue
+        info = (chance.get("params") or {}).get("chance") or {}
+        effect = (min_excess or {}).get(metric, info.get("min_excess", 0.0))
+        out[(metric, ref, step)] = excess_over_chance(
+            float(row["value"]), _float(chance["value"]), _float(spread["value"]), int(info.get("draws", 1)),
+            info.get("memorizes", "higher"), alpha, float(effect))
+    return out
+
+
+def _float(value) -> float:
+    return math.nan if value is None else float(value)
+
+
 # ---------------------------------------------------------------------- measuring
 
 
@@ -173,15 +204,27 @@ class ExactSampler:
     embed: Callable[[np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True)
+class HeldOutPoints:
+    """Test points that the metrics do not see (the rest of a test split capped by
+    ``eval.n_test``), in data space and in the run's feature space."""
+
+    data: np.ndarray
+    features: np.ndarray
+
+
 def measure_chance(metric: Any, base: EvalContext, m: int, draws: int = DEFAULT_DRAWS,
-                   exact: ExactSampler | None = None, seed: int = 0) -> ChanceLevel:
+                   exact: ExactSampler | None = None, held_out: HeldOutPoints | None = None,
+                   seed: int = 0) -> ChanceLevel:
     """Score R draws of m held-out points against the training subset with ``metric``.
 
     ``base`` is the run's evaluation context (training and test features and data,
-    feature space, extractor, device; its ``gen``/``samples`` are ignored). With
-    ``exact`` the draws are fresh exact samples; otherwise halves of the test split
-    (module docstring). ``seed`` fixes every draw, so a chance level is a function of
-    its inputs alone and can be cached.
+    feature space, extractor, device; its ``gen``/``samples`` are ignored). The draws
+    are, in this order of preference: fresh exact samples (``exact``); test points the
+    metrics do not see (``held_out``, with replacement when fewer than m), scored with
+    the run's own test split; halves of the test split (module docstring). ``seed``
+    fixes every draw, so a chance level is a function of its inputs alone and can be
+    cached.
     """
     cls = type(metric)
     memorizes = getattr(cls, "memorizes", None)
@@ -194,6 +237,9 @@ def measure_chance(metric: Any, base: EvalContext, m: int, draws: int = DEFAULT_
     test_f, test_x = base.test, base.test_data
     if exact is not None:
         source, pool, reference, replace = "true_sampler", m, len(test_f), False
+    elif held_out is not None and len(held_out.data):
+        source, pool, reference = "held_out_test", len(held_out.data), len(test_f)
+        replace = pool < m
     else:
         if len(test_f) < 2:
             raise ValueError(f"a chance level from the test split needs at least 2 test points, got {len(test_f)}")
@@ -204,6 +250,10 @@ def measure_chance(metric: Any, base: EvalContext, m: int, draws: int = DEFAULT_
         if exact is not None:
             x = np.asarray(exact.sample(m, int(rng.integers(0, 2**31 - 1))), dtype=np.float32)
             gen = np.asarray(exact.embed(x), dtype=np.float32)
+            ref_f, ref_x, ref_y = test_f, test_x, base.test_labels
+        elif source == "held_out_test":
+            picked = rng.choice(pool, size=m, replace=replace)
+            gen, x = held_out.features[picked], held_out.data[picked]
             ref_f, ref_x, ref_y = test_f, test_x, base.test_labels
         else:
             order = rng.permutation(len(test_f))

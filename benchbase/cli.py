@@ -22,6 +22,7 @@ COMMANDS = (
     "benchbase.report:command",
     "benchbase.plots:plot",
     "benchbase.dynamics:command",
+    "benchbase.sensitivity:command",
     "benchbase.cli:docs",
     "benchbase.scaffold:add_parser",
 )

@@ -90,7 +90,9 @@ class TrainData:
 
     ``sample_fresh(n, seed)`` returns fresh draws from the data distribution as numpy:
     the dataset's exact sampler when it has one, otherwise points of the held-out test
-    split (``fresh_source`` says which). Only oracles should need it.
+    split, those the metrics do not see when the suite caps them (``eval.n_test``)
+    (``fresh_source``: true_sampler, held_out_test or test_split). Only oracles should
+    need it.
     """
 
     x: Any

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchbase.chance import DEFAULT_DRAWS, ChanceCache, ChanceLevel, ExactSampler, measure_chance
+from benchbase.chance import DEFAULT_DRAWS, ChanceCache, ChanceLevel, ExactSampler, HeldOutPoints, measure_chance
 from benchbase.config import RunSpec, plugin_config
 from benchbase.contracts import Batch, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
@@ -125,6 +125,7 @@ class Evaluator:
         self.test_f = cache.get({**feat_key, "data": self.test_hash}, lambda: self._embed(self.test_x))
         self.feat_key = feat_key
         self.exact_sampler = exact_sampler
+        self.held_out_x = splits.test[len(self.test_x):]  # test points no metric sees (eval.n_test)
         self.chance_cache = ChanceCache(str(cache.dir.parent) if cache.dir is not None else None)
         self.chances: dict[tuple[str, str], ChanceLevel] = {}
         self.metrics = []
@@ -185,15 +186,22 @@ class Evaluator:
         if slot not in self.chances:
             m = self.spec.eval["n_samples"]
             exact = ExactSampler(self.exact_sampler, self._embed) if self.exact_sampler is not None else None
+            held_out = exact is None and len(self.held_out_x) > 0
             key = {"metric": entry["name"], "version": entry["version"], "config": metric.params(),
                    "ref": ctx.ref_name, "m": m, "draws": DEFAULT_DRAWS,
-                   "source": "true_sampler" if exact is not None else "test_split",
+                   "source": "true_sampler" if exact else ("held_out_test" if held_out else "test_split"),
                    "dataset": {k: self.spec.dataset.get(k) for k in ("name", "version", "config")},
-                   "train": self.subset.content_hash, "test": self.test_hash, "features": self.feat_key}
-            self.chances[slot] = self.chance_cache.get(
-                key, lambda seed: measure_chance(metric, ctx, m, DEFAULT_DRAWS, exact, seed))
+                   "train": self.subset.content_hash, "test": self.test_hash,
+                   "held_out": content_hash(self.held_out_x) if held_out else None, "features": self.feat_key}
+
+            def measure(seed: int) -> ChanceLevel:
+                points = HeldOutPoints(self.held_out_x, self._embed(self.held_out_x)) if held_out else None
+                return measure_chance(metric, ctx, m, DEFAULT_DRAWS, exact, points, seed)
+
+            self.chances[slot] = self.chance_cache.get(key, measure)
         level = self.chances[slot]
-        params = {**metric.params(), "chance": level.describe()}
+        params = {**metric.params(),
+                  "chance": {**level.describe(), "min_excess": float(getattr(type(metric), "min_excess", 0.0))}}
         return [EvalRow(metric=f"{entry['name']}.chance", value=level.mean, ref=ctx.ref_name,
                         feature_space=self.feature_space, params=params),
                 EvalRow(metric=f"{entry['name']}.chance_sd", value=level.sd, ref=ctx.ref_name,

@@ -25,7 +25,7 @@ def save(fig: Figure, path_without_suffix: Path, formats: tuple[str, ...] = ("pn
     out = []
     with matplotlib.rc_context({"svg.hashsalt": "benchbase", "svg.fonttype": "none"}):
         for fmt in formats:
-            path = path_without_suffix.with_suffix(f".{fmt}")
+            path = path_without_suffix.parent / f"{path_without_suffix.name}.{fmt}"  # names may hold dots
             fig.savefig(path, format=fmt, **_SAVE[fmt])
             out.append(path)
     return out

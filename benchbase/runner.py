@@ -152,7 +152,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         fw = get_framework(model_reg.framework)
         device = fw.device(spec.device)
         placed.enter_context(fw.placement(device))
-        sample_fresh, fresh_source = fresh_sampler(dataset, splits)
+        sample_fresh, fresh_source = fresh_sampler(dataset, splits, spec.eval.get("n_test"))
         train = TrainData(x=fw.put(subset.x, device), y=fw.put(subset.y, device), spec=splits.spec,
                           device=device, x_numpy=subset.x, sample_fresh=sample_fresh,
                           fresh_source=fresh_source)

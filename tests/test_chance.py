@@ -128,3 +128,35 @@ def test_chance_rows_are_stored_beside_every_memorization_value(registry, tmp_pa
             chances.append((chance["value"], sd["value"]))
     assert chances[0] == chances[1]  # one chance level per (data, subset, space, metric, m)
     assert list((tmp_path / "cache" / "chance").glob("*.json"))
+
+
+def test_held_out_test_points_are_the_fresh_samples_and_the_chance_draws(registry, tmp_path):
+    """digits has no exact sampler: with eval.n_test below the test split's size, the
+    metrics see the first n_test test points, and true_sampler and the chance draws use
+    the others, so a test-referenced metric (dcr_overfit) reads them at 0.5, not 0."""
+    from benchbase.config import build_suite
+    from benchbase.data import DataCatalog, fresh_sampler
+    from benchbase.driver import run_suite
+    from benchbase.progress import Reporter
+    from benchbase.store import Store
+
+    reg = registry.get("dataset", "digits")
+    dataset, splits = DataCatalog.shared().load(reg, reg.cls.Config(), {})
+    sample, source = fresh_sampler(dataset, splits, metrics_test=200)
+    assert source == "held_out_test"
+    drawn = sample(300, 0).reshape(300, -1)
+    kept = splits.test[200:].reshape(len(splits.test) - 200, -1)
+    assert all((kept == row).all(axis=1).any() for row in drawn)
+    assert fresh_sampler(dataset, splits)[1] == "test_split"
+
+    suite = build_suite(tiny_suite(datasets=[{"name": "digits", "n": 300}], models=["true_sampler"],
+                                   metrics=["dcr_overfit"], eval={"points": 1, "n_samples": 200, "n_test": 200}),
+                        "<test>", registry=registry)
+    with Store(tmp_path) as store:
+        assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
+        run = store.runs()[0]
+        rows = {e["metric"]: e for e in store.evals(run["run_id"])}
+    assert run["provenance"]["fresh_source"] == "held_out_test"
+    assert rows["dcr_overfit.chance"]["params"]["chance"]["source"] == "held_out_test"
+    assert rows["dcr_overfit"]["value"] == pytest.approx(0.5, abs=0.1)
+    assert rows["dcr_overfit.chance"]["value"] == pytest.approx(0.5, abs=0.06)

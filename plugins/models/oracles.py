@@ -42,7 +42,10 @@ class TrueSamplerConfig:
 class TrueSampler(Oracle):
     """Fresh draws from the data distribution: the dataset's exact sampler when it has
     one, otherwise points of the held-out test split (recorded in the run's provenance
-    as fresh_source; metrics against the test split are then optimistic)."""
+    as fresh_source). Test points are fresh for the metrics when the suite keeps them
+    apart (``eval.n_test`` below the test split's size: ``held_out_test``); drawn from
+    the whole test split, metrics that compare with it read them as optimistically
+    close (``test_split``)."""
 
     name = "true_sampler"
     Config = TrueSamplerConfig
