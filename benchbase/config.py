@@ -111,8 +111,12 @@ class DynamicsEntry:
     (definitions in docs/training-dynamics.md; computed by benchbase.dynamics)."""
 
     criterion: str = "auto"  # headline tau_mem: copy | loss | auto (copy when stored, else loss)
-    copy_metric: str = "mem_ratio"  # copy criterion: first eval where this exceeds copy_threshold
-    copy_threshold: float = 0.01
+    # copy criterion (benchbase.verdicts): a memorization metric significantly above its chance
+    # level and by at least its minimum excess; auto: every stored memorization metric
+    copy_metric: str = "auto"
+    alpha: float = 0.01  # one-sided level of the excess-over-chance test (split over the metrics)
+    min_excess: Dict[str, float] = field(default_factory=dict)  # per metric; default: the metric's own
+    rate_metric: str = "mem_ratio"  # mem_rate: its slope per decade of steps after the copy onset
     loss_metric: str = "heldout_gap"  # loss criterion reads <loss_metric>.train / <loss_metric>.test
     loss_threshold: float = 0.05  # (L_test - L_train) / L_test above its first-eval value by this
     confirm: int = 1  # later evals that must meet the criterion too (fewer if the run ends there)
@@ -531,9 +535,13 @@ class _Expander:
             self.fail("dynamics.criterion", f"unknown criterion '{dyn.criterion}'."
                                             f"{suggest(dyn.criterion, DYNAMICS_CRITERIA)} "
                                             f"Valid: {', '.join(DYNAMICS_CRITERIA)}")
-        for key in ("copy_threshold", "loss_threshold"):
-            if not getattr(dyn, key) > 0:
-                self.fail(f"dynamics.{key}", f"must be > 0 (got {getattr(dyn, key)})")
+        if not dyn.loss_threshold > 0:
+            self.fail("dynamics.loss_threshold", f"must be > 0 (got {dyn.loss_threshold})")
+        if not 0 < dyn.alpha < 1:
+            self.fail("dynamics.alpha", f"must lie in (0, 1) (got {dyn.alpha})")
+        for metric, value in dyn.min_excess.items():
+            if not value >= 0:
+                self.fail(f"dynamics.min_excess.{metric}", f"must be >= 0 (got {value})")
         if dyn.confirm < 0:
             self.fail("dynamics.confirm", f"must be >= 0 (got {dyn.confirm})")
 

@@ -6,11 +6,12 @@ at every evaluation step), after a run finishes, so it can be recomputed for any
 existing store with other thresholds (``benchbase dynamics``). The definitions, in
 short (full text with the reasons in docs/training-dynamics.md):
 
-- ``tau_mem_copy``: the step at which the copy metric (``mem_ratio``) first exceeds
-  ``copy_threshold`` and stays above it for ``confirm`` more evaluations.
-- ``tau_mem_loss``: the same for the relative held-out gap
-  g(s) = (L_test(s) - L_train(s)) / L_test(s) minus its value at the first evaluation,
-  against ``loss_threshold``; L are the ``<loss_metric>.train`` / ``.test`` rows.
+- ``tau_mem_copy``: the step at which a memorization metric is first significantly
+  above its chance level by at least its minimum excess, and stays so for ``confirm``
+  more evaluations (the rule lives in benchbase.verdicts).
+- ``tau_mem_loss``: the first evaluation (confirmed likewise) where the relative
+  held-out gap g(s) = (L_test(s) - L_train(s)) / L_test(s) minus its value at the first
+  evaluation exceeds ``loss_threshold``; L are the ``<loss_metric>.train`` / ``.test`` rows.
 - Both are interpolated linearly in log(step) between the last evaluation below the
   threshold and the first one above it; ``*_eval`` gives that first evaluation step.
   Not reached within the budget: None (right-censored).
@@ -36,6 +37,8 @@ from omegaconf import OmegaConf
 from benchbase.config import DYNAMICS_CRITERIA, DynamicsEntry, typed
 from benchbase.errors import ConfigError
 from benchbase.twins import twin_records
+from benchbase.verdicts import CopyRule, memorization_onsets, threshold_onset
+from benchbase.verdicts import relative_gap as gap_curve
 
 RATE_AXIS = "log10_step"
 
@@ -78,55 +81,10 @@ class Trajectory:
 # ---------------------------------------------------------------------- criteria
 
 
-@dataclass
-class Onset:
-    """Where a criterion is first met (and confirmed)."""
-
-    step: float | None  # interpolated in log(step); None: not reached
-    eval_step: int | None  # first evaluation step meeting the criterion
-    index: int | None  # its index in the trajectory
-    censored: str | None  # "left": met at the first evaluation; "right": never met
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def onset(steps: np.ndarray, values: np.ndarray, threshold: float, confirm: int = 1) -> Onset:
-    """First evaluation where ``values > threshold`` holds and keeps holding for the next
-    ``confirm`` evaluations (as many as exist), with the crossing interpolated in log(step).
-
-    Missing values (NaN) never meet a criterion.
-    """
-    steps = np.asarray(steps, dtype=float)
-    values = np.asarray(values, dtype=float)
-    above = np.where(np.isfinite(values), values > threshold, False)
-    for i in range(len(steps)):
-        if above[i] and above[i + 1:i + 1 + confirm].all():
-            if i == 0:
-                return Onset(float(steps[0]), int(steps[0]), 0, "left")
-            s0, s1, v0, v1 = steps[i - 1], steps[i], values[i - 1], values[i]
-            frac = 1.0 if not np.isfinite(v0) or v1 == v0 else float(np.clip((threshold - v0) / (v1 - v0), 0, 1))
-            if s0 > 0:
-                at = math.exp(math.log(s0) + frac * (math.log(s1) - math.log(s0)))
-            else:  # an evaluation at step 0: interpolate linearly
-                at = s0 + frac * (s1 - s0)
-            return Onset(float(at), int(s1), i, None)
-    return Onset(None, None, None, "right")
-
-
 def relative_gap(traj: Trajectory, loss_metric: str) -> np.ndarray | None:
     """(L_test - L_train) / |L_test| minus its value at the first evaluation, or None when
     the held-out losses were not stored."""
-    train = traj.get(f"{loss_metric}.train")
-    test = traj.get(f"{loss_metric}.test")
-    if train is None or test is None:
-        return None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gap = (test - train) / np.abs(test)
-    finite = np.flatnonzero(np.isfinite(gap))
-    if not len(finite):
-        return None
-    return gap - gap[finite[0]]
+    return gap_curve(traj.steps, traj.get(f"{loss_metric}.train"), traj.get(f"{loss_metric}.test"))
 
 
 def memorization_rate(steps: np.ndarray, mem: np.ndarray, start: int | None) -> float | None:
@@ -199,37 +157,35 @@ def normalization(runs: list[dict]) -> tuple[dict[str, float], dict]:
 
 
 def derive_run(evals: list[dict], cfg: DynamicsEntry, factor: float = 1.0) -> dict:
-    """Every derived quantity of one run from its stored evaluations (JSON-able)."""
+    """Every derived quantity of one run from its stored evaluations (JSON-able); the
+    onsets by the one rule of benchbase.verdicts."""
     traj = Trajectory.from_evals(evals)
     out: dict = {"criterion": None, "tau_mem": None, "tau_mem_eval": None, "tau_mem_normalized": None,
                  "censored": None, "norm_factor": factor, "rate_axis": RATE_AXIS,
                  "final_step": int(traj.steps[-1]) if len(traj.steps) else None}
-    onsets: dict[str, Onset] = {}
-    mem = traj.get(cfg.copy_metric)
-    if mem is not None:
-        onsets["copy"] = onset(traj.steps, mem, cfg.copy_threshold, cfg.confirm)
     gap = relative_gap(traj, cfg.loss_metric)
-    if gap is not None:
-        onsets["loss"] = onset(traj.steps, gap, cfg.loss_threshold, cfg.confirm)
+    found = memorization_onsets(evals, cfg, gap, traj.steps.astype(float))
     for name in ("copy", "loss"):
-        o = onsets.get(name)
+        o = getattr(found, name)
         out[f"tau_mem_{name}"] = o.step if o else None
         out[f"tau_mem_{name}_eval"] = o.eval_step if o else None
         out[f"tau_mem_{name}_censored"] = o.censored if o else "unavailable"
-    criterion = cfg.criterion
-    if criterion == "auto":
-        criterion = "copy" if "copy" in onsets else ("loss" if "loss" in onsets else None)
-    chosen = onsets.get(criterion) if criterion else None
-    out["criterion"] = criterion if chosen is not None else None
-    out["threshold"] = ({"copy": cfg.copy_threshold, "loss": cfg.loss_threshold}[criterion]
-                        if chosen is not None else None)
+    out["tau_mem_copy_metric"] = found.copy.metric if found.copy else None
+    out["copy_metrics"] = found.copy_metrics
+    chosen = found.headline
+    out["criterion"] = found.criterion
+    out["threshold"] = cfg.loss_threshold if found.criterion == "loss" else None
+    out["rule"] = ({"copy": CopyRule.of(cfg).describe(found.copy_metrics),
+                    "loss": f"relative held-out gap above its first value by {cfg.loss_threshold:g}"}
+                   .get(found.criterion or ""))
     out["settings"] = dataclasses.asdict(cfg)
     if chosen is not None:
         out.update(tau_mem=chosen.step, tau_mem_eval=chosen.eval_step, censored=chosen.censored,
                    tau_mem_normalized=None if chosen.step is None else chosen.step * factor)
     # the rate once copies appear, whichever criterion dates the onset: after a loss onset
     # mem_ratio can stay at 0 for a decade, which would only dilute the slope
-    copy = onsets.get("copy")
+    copy = found.copy
+    mem = traj.get(cfg.rate_metric)
     out["mem_rate"] = memorization_rate(traj.steps, mem, copy.index if copy else None)
     out["mem_final"] = _last_finite(mem)
     out["gap_final"] = _last_finite(gap)
@@ -265,10 +221,25 @@ def _last_finite(values: np.ndarray | None) -> float | None:
 # ------------------------------------------------------------------------- suites
 
 
+#: settings older suites stored that the calibrated rule replaced (copy_threshold: a raw
+#: threshold on the copy metric, now an excess over its chance level, min_excess)
+LEGACY_DYNAMICS_KEYS = ("copy_threshold",)
+
+
 def suite_dynamics(store, suite: str) -> DynamicsEntry:
     """The suite's ``dynamics:`` settings as last run (defaults for older stores)."""
     resolved = store.suite_resolved(suite)
-    return dynamics_settings((resolved or {}).get("dynamics") or {})
+    return stored_settings((resolved or {}).get("dynamics") or {})
+
+
+def stored_settings(data: dict) -> DynamicsEntry:
+    """Dynamics settings as a store holds them; settings that the calibrated rule
+    replaced are dropped, and the old default copy metric (mem_ratio alone) becomes the
+    new one (every memorization metric), so older stores read under today's rule."""
+    stored = {k: v for k, v in dict(data).items() if k not in LEGACY_DYNAMICS_KEYS}
+    if "copy_threshold" in data and stored.get("copy_metric") == "mem_ratio":
+        stored.pop("copy_metric")
+    return dynamics_settings(stored)
 
 
 def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
@@ -277,7 +248,7 @@ def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
     for item in overrides:
         if "=" not in item:
             raise ConfigError("<dynamics>", [(item, "an override must look like key=value "
-                                                    "(e.g. copy_threshold=0.05)")])
+                                                    "(e.g. alpha=0.05)")])
         key, value = item.split("=", 1)
         key = key.strip().removeprefix("dynamics.")
         parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
@@ -288,6 +259,8 @@ def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
     entry = typed(plain, DynamicsEntry, "<dynamics>", "dynamics")
     if entry.criterion not in DYNAMICS_CRITERIA:
         raise ConfigError("<dynamics>", [("dynamics.criterion", f"must be one of {', '.join(DYNAMICS_CRITERIA)}")])
+    if not 0 < entry.alpha < 1:
+        raise ConfigError("<dynamics>", [("dynamics.alpha", f"must lie in (0, 1) (got {entry.alpha})")])
     return entry
 
 
@@ -318,7 +291,7 @@ def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=N
 def derive_after_run(store, suite, registry=None) -> None:
     """Called by the driver when a suite invocation ends; a failure here only warns."""
     try:
-        cfg = DynamicsEntry(**suite.resolved["dynamics"]) if suite.resolved.get("dynamics") else None
+        cfg = dynamics_settings(suite.resolved["dynamics"]) if suite.resolved.get("dynamics") else None
         derive_suite(store, suite.name, cfg, registry)
     except Exception as exc:  # derived numbers never fail the runs they describe
         warnings.warn(f"could not derive training-dynamics quantities for suite '{suite.name}': "
@@ -413,7 +386,7 @@ def command(sub) -> None:
     _results_arg(p)
     p.add_argument("--suite", required=True, help="suite name in the store")
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="dynamics settings, e.g. copy_threshold=0.05 criterion=loss")
+                   help="dynamics settings, e.g. alpha=0.05 min_excess.mem_ratio=0.02 criterion=loss")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
     p.set_defaults(func=_command)
 
@@ -493,7 +466,7 @@ def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dic
             hits = []
             for m in members:
                 traj = trajectories[m["run_id"]]
-                on = onset(traj.steps, curve(traj), level, confirm)
+                on = threshold_onset(traj.steps, curve(traj), level, confirm)
                 if on.step is not None and on.censored != "left":
                     hits.append((m["spec"]["subset"]["n"], on.step,
                                  on.step * records[m["run_id"]].get("norm_factor", 1.0)))

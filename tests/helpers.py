@@ -91,3 +91,13 @@ def assert_repeatable_and_resumable(h, state, samples, seed: int, steps: int, to
     resumed, _ = h.train(restored, 1, start=steps)
     continued, _ = h.train(state, 1, start=steps)
     np.testing.assert_allclose(h.sample(resumed), h.sample(continued), rtol=tol, atol=tol)
+
+
+def chance_rows(metric: str, mean: float, sd: float, memorizes: str = "higher", min_excess: float = 0.01,
+                draws: int = 50, ref: str = "train") -> list:
+    """The ``<metric>.chance`` / ``.chance_sd`` rows the Evaluator stores beside a memorization
+    metric, for stores written by hand."""
+    from benchbase.contracts import EvalRow
+
+    params = {"chance": {"draws": draws, "memorizes": memorizes, "min_excess": min_excess, "source": "test"}}
+    return [EvalRow(f"{metric}.chance", mean, ref, params=params), EvalRow(f"{metric}.chance_sd", sd, ref, params=params)]

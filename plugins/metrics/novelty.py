@@ -218,6 +218,7 @@ class CTTest(Metric):
     name = "ct_test"
     direction = "target"
     target = 0.0
+    version = "2"  # 2: same-cell distances, continuity correction, cells of more than 20 samples
     memorizes = "lower"
     min_excess = 1.0  # in units of the per-cell null standard deviation
     references = ("train",)
