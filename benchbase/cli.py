@@ -23,6 +23,7 @@ COMMANDS = (
     "benchbase.plots:plot",
     "benchbase.dynamics:command",
     "benchbase.sensitivity:command",
+    "benchbase.backfill:command",
     "benchbase.cli:docs",
     "benchbase.scaffold:add_parser",
 )

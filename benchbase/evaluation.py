@@ -159,14 +159,7 @@ class Evaluator:
         for entry, metric in self.metrics:
             params = metric.params()
             for ref_name in entry["references"]:
-                ctx = EvalContext(
-                    gen=gen_f, train=self.train_f, test=self.test_f, samples=raw,
-                    train_data=self.subset.x, test_data=self.test_x, spec=self.data_spec,
-                    feature_space=self.feature_space, step=step, seed=spec.seed,
-                    device=self.metric_device,
-                    ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
-                    model=handle, extractor=self.extractor,
-                    train_labels=self.subset.y, test_labels=self.test_y)
+                ctx = self.context(gen_f, raw, step, ref_name, handle)
                 values = metric.compute(ctx)
                 if entry["name"] not in values:
                     raise ValueError(f"metric '{entry['name']}' returned {sorted(values)} without its "
@@ -175,15 +168,29 @@ class Evaluator:
                     rows.append(EvalRow(metric=name, value=float(value), ref=ref_name,
                                         feature_space=self.feature_space, params=params))
                 if getattr(type(metric), "memorizes", None):
-                    rows.extend(self._chance_rows(entry, metric, ctx))
+                    rows.extend(self.chance_rows(entry, metric, ref_name))
         keep = raw[: spec.eval.get("keep_samples", 0)]
         return rows, keep
 
-    def _chance_rows(self, entry: dict, metric: Any, ctx: EvalContext) -> list[EvalRow]:
+    def context(self, gen_f: np.ndarray, raw: np.ndarray, step: int, ref_name: str,
+                handle: ModelHandle | None = None) -> EvalContext:
+        """What a metric reads at an evaluation: these samples against the run's splits."""
+        return EvalContext(
+            gen=gen_f, train=self.train_f, test=self.test_f, samples=raw,
+            train_data=self.subset.x, test_data=self.test_x, spec=self.data_spec,
+            feature_space=self.feature_space, step=step, seed=self.spec.seed,
+            device=self.metric_device,
+            ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
+            model=handle, extractor=self.extractor,
+            train_labels=self.subset.y, test_labels=self.test_y)
+
+    def chance_rows(self, entry: dict, metric: Any, ref_name: str) -> list[EvalRow]:
         """``<metric>.chance`` and ``.chance_sd`` beside the metric's value: its chance level
         at this run's sample size (benchbase.chance), measured once and cached."""
-        slot = (entry["name"], ctx.ref_name)
+        slot = (entry["name"], ref_name)
         if slot not in self.chances:
+            none = np.zeros((0, self.train_f.shape[1]), np.float32)
+            ctx = self.context(none, np.zeros((0, *self.data_spec.shape), np.float32), 0, ref_name)
             m = self.spec.eval["n_samples"]
             exact = ExactSampler(self.exact_sampler, self._embed) if self.exact_sampler is not None else None
             held_out = exact is None and len(self.held_out_x) > 0
@@ -202,7 +209,7 @@ class Evaluator:
         level = self.chances[slot]
         params = {**metric.params(),
                   "chance": {**level.describe(), "min_excess": float(getattr(type(metric), "min_excess", 0.0))}}
-        return [EvalRow(metric=f"{entry['name']}.chance", value=level.mean, ref=ctx.ref_name,
+        return [EvalRow(metric=f"{entry['name']}.chance", value=level.mean, ref=ref_name,
                         feature_space=self.feature_space, params=params),
-                EvalRow(metric=f"{entry['name']}.chance_sd", value=level.sd, ref=ctx.ref_name,
+                EvalRow(metric=f"{entry['name']}.chance_sd", value=level.sd, ref=ref_name,
                         feature_space=self.feature_space, params=params)]
