@@ -8,6 +8,8 @@ proximity_auc (how often a sample is closer to T than a test point) and ct_test
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,7 +229,7 @@ class CTTest(Metric):
     def compute(self, ctx) -> dict[str, float]:
         c = self.config
         key = (c.n_cells, c.pca_dim, c.seed, str(ctx.device))
-        ref = _CELLS.get(ctx.train, key, lambda: _training_cells(ctx.train, c))
+        ref = _CELLS.get(ctx.train, key, lambda: _cells_by_content(ctx.train, c))
         test_cells, test_d = _TEST_SIDE.get((ctx.train, ctx.test), key, lambda: ref.assign(ctx.test, ctx.device))
         gen_cells, gen_d = ref.assign(ctx.gen, ctx.device)
         value, _, used = c_t_statistic(test_d, test_cells, gen_d, gen_cells, ref.n_cells, c.min_gen_per_cell)
@@ -282,16 +284,33 @@ _CELLS = ReferenceMemo(size=4)  # training side, per training set
 _TEST_SIDE = ReferenceMemo(size=4)  # (cells, distances) of the test split, per (training set, test split)
 
 
+_CELLS_BY_CONTENT: OrderedDict = OrderedDict()  # runs of one suite share a training set: fit it once
+
+
+def _cells_by_content(train: np.ndarray, c: CTTestConfig, size: int = 4) -> _Cells:
+    """The training cells of ``train``, fitted once per process for equal contents (each
+    run loads its features anew, so identity alone would refit them run after run)."""
+    arr = np.ascontiguousarray(train, dtype=np.float32)
+    key = (hashlib.sha256(arr.tobytes()).hexdigest(), arr.shape, c.n_cells, c.pca_dim, c.seed)
+    if key not in _CELLS_BY_CONTENT:
+        _CELLS_BY_CONTENT[key] = _training_cells(train, c)
+        while len(_CELLS_BY_CONTENT) > size:
+            _CELLS_BY_CONTENT.popitem(last=False)
+    _CELLS_BY_CONTENT.move_to_end(key)
+    return _CELLS_BY_CONTENT[key]
+
+
 def _training_cells(train: np.ndarray, c: CTTestConfig) -> _Cells:
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
-    cells = _Cells(pca_projection(train, c.pca_dim), np.empty(0), np.empty(0), None, 0)
-    cells.train = cells.view(train)
-    cells.n_cells = max(1, min(c.n_cells, len(train)))
-    # one OpenMP thread: sklearn's k-means spins badly when the CPU is shared, and the
-    # fit happens once per run (small next to training)
-    with threadpool_limits(1, user_api="openmp"):
+    # one BLAS/OpenMP thread: the eigendecomposition and sklearn's k-means spin badly when
+    # the CPU is shared (seconds instead of milliseconds), and this happens once per
+    # training set
+    with threadpool_limits(1):
+        cells = _Cells(pca_projection(train, c.pca_dim), np.empty(0), np.empty(0), None, 0)
+        cells.train = cells.view(train)
+        cells.n_cells = max(1, min(c.n_cells, len(train)))
         cells.kmeans = KMeans(n_clusters=cells.n_cells, n_init=10, random_state=c.seed).fit(
             cells.train.astype(np.float64))
     # cells of the training points by the same nearest-centre rule as every other point
