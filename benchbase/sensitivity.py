@@ -283,7 +283,7 @@ def command(sub) -> None:
     add_results_argument(p)
     p.add_argument("--suite", required=True, help="suite name in the store")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the table, JSON and figures")
-    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="one-sided level (default: %(default)s)")
+    p.add_argument("--alpha", type=float, help="one-sided level (default: the suite's dynamics.alpha, 0.01)")
     p.add_argument("--power", type=float, default=DEFAULT_POWER,
                    help="detection rate that counts as detected (default: %(default)s)")
     p.set_defaults(func=_command)
@@ -293,12 +293,16 @@ def _command(args) -> int:
     from benchbase.errors import BenchbaseInputError, UnknownPluginError
     from benchbase.resultset import open_results
 
-    if not 0 < args.alpha < 1 or not 0 < args.power <= 1:
+    from benchbase.dynamics import suite_dynamics
+
+    if (args.alpha is not None and not 0 < args.alpha < 1) or not 0 < args.power <= 1:
         raise BenchbaseInputError("--alpha must lie in (0, 1) and --power in (0, 1]")
     with open_results(args.results) as results:
         if args.suite not in results.suites():
             raise UnknownPluginError("suite", args.suite, results.suites())
-        s = sensitivity(results, args.suite, args.alpha, args.power)
+        dyn = suite_dynamics(results, args.suite)  # the verdict every other command applies
+        s = sensitivity(results, args.suite, args.alpha if args.alpha is not None else dyn.alpha, args.power,
+                        dyn.min_excess)
     if not s.rates:
         raise BenchbaseInputError(f"suite '{args.suite}' has no finished runs with stored chance levels")
     paths = write_all(s, Path(args.out))
