@@ -25,9 +25,11 @@ Where held-out points come from (``ChanceLevel.source``):
 
 A value v is judged by its excess over the chance mean c in the metric's
 memorization direction, e = v - c ("higher") or c - v ("lower"), with a one-sided
-z-test against the spread s of the R draws: z = e / (s sqrt(1 + 1/R)) (the 1/R term
-for the uncertainty of c), p = 1 - Phi(z). A run memorizes by this metric when
-p < alpha and e >= the metric's minimum effect (``Metric.min_excess``).
+test against the spread s of the R draws: t = e / (s sqrt(1 + 1/R)) (the 1/R term
+for the uncertainty of c), p = P(T > t) for Student's T with R - 1 degrees of freedom
+(the prediction test of one new draw from the draws' distribution; s is itself an
+estimate). A run memorizes by this metric when p < alpha and e >= the metric's
+minimum effect (``Metric.min_excess``).
 """
 from __future__ import annotations
 
@@ -42,8 +44,8 @@ import numpy as np
 
 from benchbase.contracts import EvalContext
 
-DEFAULT_DRAWS = 50  # R: held-out draws per chance level
-DEFAULT_ALPHA = 0.01  # one-sided level of the excess test
+DEFAULT_DRAWS = 100  # R: held-out draws per chance level
+DEFAULT_ALPHA = 0.001  # one-sided level of the excess test
 SOURCES = ("true_sampler", "held_out_test", "test_split")
 _STEP_BASE = 1 << 40  # ctx.step of chance draw r is _STEP_BASE + r: never an evaluation step
 
@@ -97,9 +99,11 @@ class Excess:
     scale: float  # standard error of the excess under "samples are fresh data"
     alpha: float
     min_excess: float
+    df: float = math.inf  # degrees of freedom of the spread estimate (R - 1)
 
     @property
     def z(self) -> float:
+        """The test statistic e / scale (Student's t with ``df`` degrees of freedom)."""
         if math.isnan(self.excess) or math.isnan(self.scale):
             return math.nan
         if self.scale > 0:
@@ -108,8 +112,8 @@ class Excess:
 
     @property
     def p_value(self) -> float:
-        """One-sided: P(Z > z) under the chance level."""
-        return normal_sf(self.z)
+        """One-sided: P(T > t) under the chance level."""
+        return t_sf(self.z, self.df)
 
     @property
     def significant(self) -> bool:
@@ -119,7 +123,7 @@ class Excess:
     def threshold(self) -> float:
         """The smallest excess that counts as memorization at this spread, alpha and minimum
         effect (an excess above it is significant and large enough)."""
-        return max(self.min_excess, normal_quantile(1 - self.alpha) * self.scale)
+        return max(self.min_excess, t_quantile(1 - self.alpha, self.df) * self.scale)
 
     @property
     def memorizing(self) -> bool:
@@ -131,18 +135,40 @@ def excess_over_chance(value: float, mean: float, sd: float, draws: int, memoriz
                        alpha: float = DEFAULT_ALPHA, min_excess: float = 0.0) -> Excess:
     """Judge ``value`` against a chance level of ``mean`` and per-draw spread ``sd`` (R = ``draws``).
 
-    One-sided z-test in the memorization direction: z = e / (sd sqrt(1 + 1/R)). A chance
-    level with no spread (every draw equal, e.g. mem_ratio 0 in 64-d) makes any positive
-    excess significant; the minimum effect then decides alone. A chance level without a
-    spread estimate (NaN sd) never makes anything significant.
+    One-sided t-test in the memorization direction: t = e / (sd sqrt(1 + 1/R)), R - 1
+    degrees of freedom. A chance level with no spread (every draw equal, e.g. mem_ratio
+    0 in 64-d) makes any positive excess significant; the minimum effect then decides
+    alone. A chance level without a spread estimate (NaN sd) never makes anything
+    significant.
     """
     if memorizes not in ("higher", "lower"):
         raise ValueError(f"memorizes must be 'higher' or 'lower', got {memorizes!r}")
     if not (math.isfinite(value) and math.isfinite(mean)):
         return Excess(value, mean, math.nan, math.nan, alpha, min_excess)
     excess = (value - mean) if memorizes == "higher" else (mean - value)
-    scale = sd * math.sqrt(1.0 + 1.0 / max(draws, 1)) if math.isfinite(sd) else math.inf
-    return Excess(value, mean, excess, scale, alpha, min_excess)
+    draws = max(int(draws), 1)
+    scale = sd * math.sqrt(1.0 + 1.0 / draws) if math.isfinite(sd) else math.inf
+    return Excess(value, mean, excess, scale, alpha, min_excess, float(draws - 1) if draws > 1 else math.inf)
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's T with ``df`` degrees of freedom (the normal for df = inf)."""
+    if math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    if math.isinf(df):
+        return normal_sf(t)
+    from scipy.special import stdtr
+
+    return float(stdtr(df, -t))
+
+
+def t_quantile(q: float, df: float) -> float:
+    """The q-quantile of Student's T with ``df`` degrees of freedom (the normal for df = inf)."""
+    from scipy.special import ndtri, stdtrit
+
+    return float(ndtri(q)) if math.isinf(df) else float(stdtrit(df, q))
 
 
 def normal_sf(z: float) -> float:
@@ -150,18 +176,6 @@ def normal_sf(z: float) -> float:
     if math.isnan(z):
         return math.nan
     return 0.5 * math.erfc(z / math.sqrt(2.0))
-
-
-def normal_quantile(q: float) -> float:
-    """The q-quantile of the standard normal (bisection on ``normal_sf``; |error| < 1e-12)."""
-    lo, hi = -40.0, 40.0
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if 1.0 - normal_sf(mid) < q:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 def judge_stored(evals: list[dict], alpha: float = DEFAULT_ALPHA,

@@ -114,7 +114,7 @@ class DynamicsEntry:
     # copy criterion (benchbase.verdicts): a memorization metric significantly above its chance
     # level and by at least its minimum excess; auto: every stored memorization metric
     copy_metric: str = "auto"
-    alpha: float = 0.01  # one-sided level of the excess-over-chance test (split over the metrics)
+    alpha: float = 0.001  # one-sided level of the excess-over-chance test (split over the metrics)
     min_excess: Dict[str, float] = field(default_factory=dict)  # per metric; default: the metric's own
     rate_metric: str = "mem_ratio"  # mem_rate: its slope per decade of steps after the copy onset
     loss_metric: str = "heldout_gap"  # loss criterion reads <loss_metric>.train / <loss_metric>.test

@@ -184,7 +184,7 @@ class Table:
             parts.append(escape(
                 f"{', '.join(judged)} judged against chance (held-out data scored against the same training "
                 f"subset at the same sample size, in brackets): best = no run significantly above chance "
-                f"(one-sided z-test at alpha {self.alpha:g} and at least the metric's minimum excess), "
+                f"(one-sided t-test at alpha {self.alpha:g} and at least the metric's minimum excess), "
                 f"†k = k runs are; below chance is not better (samples farther from the training set than "
                 f"fresh data: blur, underfitting) and is not rewarded"))
         return escape(" · ").join(parts + [escape(n) for n in self.notes])

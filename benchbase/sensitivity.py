@@ -183,7 +183,7 @@ def markdown(s: Sensitivity) -> str:
     m = "/".join(str(v) for v in s.sample_sizes) or "?"
     lines = [f"# {s.suite}: what each memorization metric detects", "",
              f"Every run is judged against its metric's chance level (held-out data scored against the same "
-             f"training subset at the same sample size): memorizing = one-sided z-test at alpha = {s.alpha:g} "
+             f"training subset at the same sample size): memorizing = one-sided t-test at alpha = {s.alpha:g} "
              f"**and** an excess of at least the metric's minimum effect (docs/metrics.md). Detection rate = "
              f"share of seeds flagged; m = {m} samples per run; up to {s.seeds} seeds per cell. "
              f"\"Detected\" = a rate of at least {s.power:.0%}.", ""]

@@ -7,7 +7,7 @@ memorization columns), the plots and the report, so they agree on every run.
 Two criteria, one function (:func:`memorization_onsets`):
 
 - **copy**: memorization has started at the first evaluation where a memorization
-  metric is significantly above its chance level (one-sided z-test at ``alpha``,
+  metric is significantly above its chance level (one-sided t-test at ``alpha``,
   benchbase.chance) **and** above it by at least the metric's minimum effect, and
   stays so for the next ``confirm`` evaluations. ``copy_metric: auto`` judges every
   stored memorization metric (any one memorizing counts; ``alpha`` is split between
@@ -127,7 +127,7 @@ class CopyRule:
 
     def describe(self, metrics: list[str]) -> str:
         split = f" (Bonferroni over {len(metrics)})" if len(metrics) > 1 else ""
-        return (f"{' or '.join(metrics) or self.copy_metric} significantly above chance (one-sided z-test, "
+        return (f"{' or '.join(metrics) or self.copy_metric} significantly above chance (one-sided t-test, "
                 f"alpha {self.alpha:g}{split}) and by at least its minimum excess")
 
 

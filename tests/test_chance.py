@@ -12,7 +12,7 @@ from helpers import tiny_suite
 from metrics_support import make_ctx
 
 from benchbase.chance import (ChanceCache, ChanceLevel, ExactSampler, excess_over_chance, measure_chance,
-                              normal_quantile, normal_sf)
+                              normal_sf, t_quantile, t_sf)
 from benchbase_plugins.metrics.memorization import MemRatio, MemRatioConfig
 from benchbase_plugins.metrics.novelty import DCROverfit, ProximityAUC
 
@@ -62,13 +62,20 @@ def test_only_memorization_metrics_have_a_chance_level():
 
 
 def test_excess_is_judged_in_the_memorization_direction():
-    up = excess_over_chance(0.07, 0.04, 0.006, 50, "higher", alpha=0.01, min_excess=0.01)
+    from scipy.stats import t as student
+
+    up = excess_over_chance(0.07, 0.04, 0.006, 50, "higher", alpha=0.001, min_excess=0.01)
     assert up.excess == pytest.approx(0.03) and up.z == pytest.approx(0.03 / (0.006 * math.sqrt(1.02)))
+    assert up.df == 49 and up.p_value == pytest.approx(student.sf(up.z, 49), rel=1e-9)
     assert up.significant and up.memorizing
-    down = excess_over_chance(0.07, 0.04, 0.006, 50, "lower", alpha=0.01, min_excess=0.01)
+    down = excess_over_chance(0.07, 0.04, 0.006, 50, "lower", alpha=0.001, min_excess=0.01)
     assert down.excess == pytest.approx(-0.03) and not down.significant and not down.memorizing
     # below chance is not memorization, however far below
     assert not excess_over_chance(0.0, 0.04, 0.006, 50, "higher").memorizing
+    # 3 spreads above chance: significant at 0.01, not at the default 0.001 (t with 49 df)
+    edge = excess_over_chance(0.04 + 3 * 0.006 * math.sqrt(1.02), 0.04, 0.006, 50, "higher", min_excess=0.0)
+    assert edge.alpha == 0.001 and not edge.significant
+    assert excess_over_chance(edge.value, 0.04, 0.006, 50, "higher", alpha=0.01).significant
     # significant but smaller than the minimum effect
     small = excess_over_chance(0.045, 0.04, 0.0005, 50, "higher", min_excess=0.01)
     assert small.significant and not small.memorizing
@@ -83,10 +90,14 @@ def test_a_chance_level_without_spread_leaves_the_decision_to_the_minimum_effect
     assert not nan_sd.significant
 
 
-def test_normal_tail_and_quantile():
-    assert normal_sf(0.0) == 0.5
-    assert normal_quantile(0.99) == pytest.approx(2.3263478740, abs=1e-9)
-    assert normal_sf(normal_quantile(0.95)) == pytest.approx(0.05, abs=1e-12)
+def test_t_and_normal_tails_and_quantiles():
+    from scipy.stats import norm, t as student
+
+    assert normal_sf(0.0) == 0.5 and t_sf(0.0, 9) == pytest.approx(0.5)
+    assert t_quantile(0.999, 99) == pytest.approx(student.ppf(0.999, 99), rel=1e-10)
+    assert t_quantile(0.99, math.inf) == pytest.approx(norm.ppf(0.99), rel=1e-10)
+    assert t_sf(t_quantile(0.95, 20), 20) == pytest.approx(0.05, rel=1e-9)
+    assert t_sf(math.inf, 5) == 0.0 and t_sf(2.0, math.inf) == pytest.approx(norm.sf(2.0))
 
 
 def test_the_cache_measures_once_and_round_trips(tmp_path):

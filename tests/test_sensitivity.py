@@ -51,7 +51,7 @@ def test_a_small_calibration_suite_end_to_end(registry, tmp_path):
     names = {p.name for p in paths}
     assert {"tiny.md", "tiny.json", "tiny.detection_rho.png"} <= names
     text = (tmp_path / "out" / "tiny.md").read_text()
-    assert "| mem_ratio | ≥ 0.5 | 0/3 |" in text and "alpha = 0.01" in text
+    assert "| mem_ratio | ≥ 0.5 | 0/3 |" in text and "alpha = 0.001" in text
     js = json.loads((tmp_path / "out" / "tiny.json").read_text())
     assert any(d["metric"] == "mem_ratio" and d["summary"] == "≥ 0.5" for d in js["detected_with_power"])
 

@@ -105,9 +105,9 @@ def test_auto_judges_every_memorization_metric_with_bonferroni():
              + rows(steps, "proximity_auc", [0.5, 0.52, 0.56, 0.7], chance=0.5, sd=0.01, min_excess=0.02))
     curves = judged_curves(evals, CopyRule())
     assert sorted(curves) == ["mem_ratio", "proximity_auc"]
-    assert curves["proximity_auc"].verdicts[0].alpha == pytest.approx(0.005)  # 0.01 split over two
+    assert curves["proximity_auc"].verdicts[0].alpha == pytest.approx(0.0005)  # 0.001 split over two
     found = copy_onset(evals, CopyRule())
-    # 0.56 is 5.97 sd above chance: significant at 0.005 and above 0.02; 0.52 is not significant
+    # 0.56 is 5.9 spreads above chance: significant at 0.0005 and above 0.02; 0.52 (2.0) is not
     assert found.eval_step == 40 and found.metric == "proximity_auc"
     only_mem = copy_onset(evals, CopyRule(copy_metric="mem_ratio"))
     assert only_mem.censored == "right"

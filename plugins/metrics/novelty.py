@@ -51,7 +51,10 @@ class DCROverfit(Metric):
     direction = "target"
     target = 0.5
     memorizes = "higher"
-    min_excess = 0.01
+    # samples away from the data (noise) make decisions that hinge on the few outermost
+    # points of T' and S', so they read up to ~0.2 above chance in 2-D although they copy
+    # nothing: only a larger excess counts (docs/metrics.md)
+    min_excess = 0.25
     references = ("train",)
     Config = DCROverfitConfig
 
