@@ -28,6 +28,7 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.metrics.memorization",
     "benchbase_plugins.metrics.fidelity",
     "benchbase_plugins.metrics.novelty",
+    "benchbase_plugins.metrics.feature_likelihood",
     "benchbase_plugins.metrics.manifold",
     "benchbase_plugins.metrics.diversity",
     "benchbase_plugins.metrics.model_aware",

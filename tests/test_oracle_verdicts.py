@@ -1,5 +1,4 @@
-"""On every built-in dataset that needs no download, with every memorization metric and
-the default dynamics settings: the perfect generalizer (true_sampler) and data-blind
+"""On every built-in dataset that needs no download, with the default dynamics settings: the perfect generalizer (true_sampler) and data-blind
 noise never get a memorization onset; the perfect memorizer (copy_train) gets one at
 its first evaluation."""
 from __future__ import annotations
@@ -19,15 +18,16 @@ DATASETS = [
     {"name": "gmm", "n": 512, "config": SMALL}, {"name": "manifold", "n": 512, "config": SMALL},
     {"name": "calpha_images", "n": 512, "config": {"size": 16, **SMALL}}, {"name": "digits", "n": 512},
 ]
-MEMORIZATION = ["mem_ratio", "copy_cosine", "authenticity", "dcr_overfit", "novelty_ratio", "proximity_auc",
-                "ct_test"]
+# the quickstart's two and the one whose minimum excess was set against noise (dcr_overfit);
+# all of them in leaderboards/metric_calibration.md (true_sampler and noise rows)
+MEMORIZATION = ["mem_ratio", "proximity_auc", "dcr_overfit"]
 
 
 @pytest.mark.slow
 def test_oracles_get_the_onsets_their_definitions_say_on_every_builtin_dataset(registry, tmp_path):
     suite = build_suite(tiny_suite(name="oracle_verdicts", datasets=DATASETS, seeds=[0, 1],
                                    models=["copy_train", "true_sampler", "noise"], metrics=MEMORIZATION,
-                                   budget={"steps": 1}, eval={"n_samples": 500}), "<test>", registry=registry)
+                                   budget={"steps": 1}, eval={"n_samples": 300}), "<test>", registry=registry)
     with Store(tmp_path) as store:
         assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
         derived = store.derived(suite.name)
