@@ -12,7 +12,6 @@ Nothing is trained and no stored value changes.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,41 +40,41 @@ def missing_chance(evals: list[dict], judged: set[str]) -> dict[tuple[str, str],
 def backfill_chance(store, registry, suite: str | None = None, progress=None) -> BackfillSummary:
     """Measure and store the missing chance levels of the finished runs of ``suite`` (all
     suites when None); returns what was done."""
-    from benchbase.config import RunSpec, plugin_config
     from benchbase.data import DataCatalog, fresh_sampler, select_subset
     from benchbase.evaluation import Evaluator, FeatureCache
     from benchbase.frameworks import NumpyFramework
+    from benchbase.structured import plugin_config
 
     say = progress or (lambda text: None)
     summary = BackfillSummary()
     for run in store.runs(suite=suite):
-        if run["status"] != "done":
+        if run.status != "done":
             continue
-        spec = RunSpec.from_dict(run["spec"])
-        judged = {m["name"] for m in spec.metrics
-                  if m["name"] in registry.names("metric") and getattr(registry.get("metric", m["name"]).cls,
-                                                                        "memorizes", None)}
-        missing = missing_chance(store.evals(run["run_id"]), judged)
+        spec = run.spec
+        judged = {m.name for m in spec.metrics
+                  if m.name in registry.names("metric") and getattr(registry.get("metric", m.name).cls,
+                                                                    "memorizes", None)}
+        missing = missing_chance(store.evals(run.run_id), judged)
         if not missing:
             continue
         try:
-            data_reg = registry.get("dataset", spec.dataset["name"])
-            data_cfg, _ = plugin_config(data_reg, spec.dataset["config"], "<stored run spec>", "dataset.config")
-            dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset["config"])
+            data_reg = registry.get("dataset", spec.dataset.name)
+            data_cfg, _ = plugin_config(data_reg, spec.dataset.config, "<stored run spec>", "dataset.config")
+            dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset.config)
             subset = select_subset(splits, spec.subset)
-            expected = (run.get("provenance") or {}).get("dataset_content_hash")
+            expected = (run.provenance or {}).get("dataset_content_hash")
             if expected and subset.content_hash != expected:
-                summary.skipped.append(f"{run['run_id']}: the dataset here differs from the one the run saw "
+                summary.skipped.append(f"{run.run_id}: the dataset here differs from the one the run saw "
                                        f"(content hash {subset.content_hash} vs {expected})")
                 continue
-            sample_fresh, source = fresh_sampler(dataset, splits, spec.eval.get("n_test"))
+            sample_fresh, source = fresh_sampler(dataset, splits, spec.eval.n_test)
             evaluator = Evaluator(spec, subset, splits, registry, NumpyFramework(), "cpu",
                                   FeatureCache(Path(store.dir) / "cache"),
                                   exact_sampler=sample_fresh if source == "true_sampler" else None)
         except Exception as exc:  # missing plugin or data: this run stays as it is
-            summary.skipped.append(f"{run['run_id']}: {type(exc).__name__}: {exc}")
+            summary.skipped.append(f"{run.run_id}: {type(exc).__name__}: {exc}")
             continue
-        metrics = {entry["name"]: (entry, metric) for entry, metric in evaluator.metrics}
+        metrics = {entry.name: (entry, metric) for entry, metric in evaluator.metrics}
         by_step: dict[tuple[int, int], list[EvalRow]] = {}
         for (name, ref), steps in missing.items():
             entry, metric = metrics[name]
@@ -83,49 +82,9 @@ def backfill_chance(store, registry, suite: str | None = None, progress=None) ->
             for step in steps:
                 by_step.setdefault(step, []).extend(rows)
         for (step, examples), rows in sorted(by_step.items()):
-            store.write_eval(run["run_id"], step, examples, rows)
+            store.write_eval(run.run_id, step, examples, rows)
             summary.rows += len(rows)
         summary.runs += 1
-        say(f"{run['run_id']}: chance levels of {', '.join(sorted({n for n, _ in missing}))} stored")
+        say(f"{run.run_id}: chance levels of {', '.join(sorted({n for n, _ in missing}))} stored")
     return summary
 
-
-# --------------------------------------------------------------------------- CLI
-
-
-def command(sub) -> None:
-    from benchbase.cli import _results_arg
-
-    p = sub.add_parser("chance", help="measure and store the chance levels that runs stored before them lack",
-                       description="For every finished run whose memorization metrics were stored without "
-                                   "their chance level (results from before chance levels were stored), "
-                                   "measure it from the run's data and features and store it beside every "
-                                   "such value, then derive the suite's training dynamics again. Trains "
-                                   "nothing; changes no stored value.")
-    _results_arg(p)
-    p.add_argument("--suite", help="only this suite (default: every suite in the store)")
-    p.set_defaults(func=_command)
-
-
-def _command(args) -> int:
-    from benchbase.dynamics import derive_suite, open_suite_store
-    from benchbase.errors import BenchbaseInputError
-    from benchbase.plugins import build_registry
-    from benchbase.store import DB_NAME, Store
-
-    registry = build_registry()
-    if args.suite:
-        store = open_suite_store(args.results, args.suite)
-    elif (Path(args.results) / DB_NAME).exists():
-        store = Store(args.results, create=False)
-    else:
-        raise BenchbaseInputError(f"no results in {args.results}/ (run a suite first, or pass --results)")
-    with store:
-        summary = backfill_chance(store, registry, args.suite, progress=lambda t: print(t, file=sys.stderr))
-        for suite in ([args.suite] if args.suite else store.suites()):
-            derive_suite(store, suite, registry=registry)
-    for why in summary.skipped:
-        print(f"note: not brought up to date: {why}", file=sys.stderr)
-    print(f"stored {summary.rows} chance rows for {summary.runs} run(s); "
-          f"{len(summary.skipped)} run(s) skipped")
-    return 1 if summary.skipped else 0

@@ -17,7 +17,8 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.chance import DEFAULT_DRAWS, ChanceCache, ChanceLevel, ExactSampler, HeldOutPoints, measure_chance
-from benchbase.config import RunSpec, plugin_config
+from benchbase.specs import MetricRef, RunSpec
+from benchbase.structured import plugin_config
 from benchbase.contracts import Batch, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
 from benchbase.frameworks import SALT_EVAL, SALT_SAMPLE, mix_seed
@@ -105,20 +106,20 @@ class Evaluator:
                  device, cache: FeatureCache, exact_sampler: Callable[[int, int], np.ndarray] | None = None):
         self.spec, self.subset, self.fw, self.device = spec, subset, framework, device
         self.metric_device = framework.metric_device(device)
-        feat = spec.eval["features"]
-        reg = registry.get("feature", feat["name"])
-        cfg, _ = plugin_config(reg, feat["config"], "<run spec>", "eval.features.config")
+        feat = spec.eval.features
+        reg = registry.get("feature", feat.name)
+        cfg, _ = plugin_config(reg, feat.config, "<run spec>", "eval.features.config")
         self.extractor = reg.cls(cfg)
-        self.feature_space = feat["name"]
+        self.feature_space = feat.name
         self.data_spec = splits.spec
-        n_test = spec.eval.get("n_test")
+        n_test = spec.eval.n_test
         self.test_x = splits.test if not n_test else splits.test[:n_test]
         self.test_y = None if splits.test_labels is None else splits.test_labels[:len(self.test_x)]
         if cache.dir is not None:
             self.extractor.cache_dir = str(cache.dir.parent)
         self.extractor.train_split = splits.train
         self.extractor.prepare(subset.x, splits.spec, self.metric_device)
-        feat_key = {"extractor": feat["name"], "config": feat["config"], "version": feat["version"],
+        feat_key = {"extractor": feat.name, "config": feat.config, "version": feat.version,
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
         self.train_f = cache.get({**feat_key, "data": subset.content_hash}, lambda: self._embed(subset.x))
         self.test_hash = content_hash(self.test_x)
@@ -130,10 +131,10 @@ class Evaluator:
         self.chances: dict[tuple[str, str], ChanceLevel] = {}
         self.metrics = []
         for m in spec.metrics:
-            mreg = registry.get("metric", m["name"])
-            mcfg, _ = plugin_config(mreg, m["config"], "<run spec>", f"metrics.{m['name']}")
+            mreg = registry.get("metric", m.name)
+            mcfg, _ = plugin_config(mreg, m.config, "<run spec>", f"metrics.{m.name}")
             self.metrics.append((m, mreg.cls(mcfg)))
-        self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m["requires"])
+        self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m.requires)
 
     def _embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         parts = [np.asarray(self.extractor.embed(x[i:i + batch]), dtype=np.float32)
@@ -147,10 +148,10 @@ class Evaluator:
     def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
         spec = self.spec
         key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
-        raw = self.fw.to_numpy(model.sample(state, spec.eval["n_samples"], key))
-        expected = (spec.eval["n_samples"], *self.data_spec.shape)
+        raw = self.fw.to_numpy(model.sample(state, spec.eval.n_samples, key))
+        expected = (spec.eval.n_samples, *self.data_spec.shape)
         if raw.shape != expected:
-            raise ValueError(f"model '{spec.model['name']}' sampled shape {raw.shape}, expected {expected}")
+            raise ValueError(f"model '{spec.model.name}' sampled shape {raw.shape}, expected {expected}")
         if not np.isfinite(raw).all():
             raise Diverged(step, "generated samples")
         gen_f = self._embed(raw)
@@ -158,18 +159,18 @@ class Evaluator:
         rows: list[EvalRow] = []
         for entry, metric in self.metrics:
             params = metric.params()
-            for ref_name in entry["references"]:
+            for ref_name in entry.references:
                 ctx = self.context(gen_f, raw, step, ref_name, handle)
                 values = metric.compute(ctx)
-                if entry["name"] not in values:
-                    raise ValueError(f"metric '{entry['name']}' returned {sorted(values)} without its "
-                                     f"headline value '{entry['name']}'")
+                if entry.name not in values:
+                    raise ValueError(f"metric '{entry.name}' returned {sorted(values)} without its "
+                                     f"headline value '{entry.name}'")
                 for name, value in values.items():
                     rows.append(EvalRow(metric=name, value=float(value), ref=ref_name,
                                         feature_space=self.feature_space, params=params))
                 if getattr(type(metric), "memorizes", None):
                     rows.extend(self.chance_rows(entry, metric, ref_name))
-        keep = raw[: spec.eval.get("keep_samples", 0)]
+        keep = raw[: spec.eval.keep_samples]
         return rows, keep
 
     def context(self, gen_f: np.ndarray, raw: np.ndarray, step: int, ref_name: str,
@@ -184,20 +185,21 @@ class Evaluator:
             model=handle, extractor=self.extractor,
             train_labels=self.subset.y, test_labels=self.test_y)
 
-    def chance_rows(self, entry: dict, metric: Any, ref_name: str) -> list[EvalRow]:
+    def chance_rows(self, entry: MetricRef, metric: Any, ref_name: str) -> list[EvalRow]:
         """``<metric>.chance`` and ``.chance_sd`` beside the metric's value: its chance level
         at this run's sample size (benchbase.chance), measured once and cached."""
-        slot = (entry["name"], ref_name)
+        slot = (entry.name, ref_name)
         if slot not in self.chances:
             none = np.zeros((0, self.train_f.shape[1]), np.float32)
             ctx = self.context(none, np.zeros((0, *self.data_spec.shape), np.float32), 0, ref_name)
-            m = self.spec.eval["n_samples"]
+            m = self.spec.eval.n_samples
             exact = ExactSampler(self.exact_sampler, self._embed) if self.exact_sampler is not None else None
             held_out = exact is None and len(self.held_out_x) > 0
-            key = {"metric": entry["name"], "version": entry["version"], "config": metric.params(),
+            dataset = self.spec.dataset
+            key = {"metric": entry.name, "version": entry.version, "config": metric.params(),
                    "ref": ctx.ref_name, "m": m, "draws": DEFAULT_DRAWS,
                    "source": "true_sampler" if exact else ("held_out_test" if held_out else "test_split"),
-                   "dataset": {k: self.spec.dataset.get(k) for k in ("name", "version", "config")},
+                   "dataset": {"name": dataset.name, "version": dataset.version, "config": dataset.config},
                    "train": self.subset.content_hash, "test": self.test_hash,
                    "held_out": content_hash(self.held_out_x) if held_out else None, "features": self.feat_key}
 
@@ -209,7 +211,7 @@ class Evaluator:
         level = self.chances[slot]
         params = {**metric.params(),
                   "chance": {**level.describe(), "min_excess": float(getattr(type(metric), "min_excess", 0.0))}}
-        return [EvalRow(metric=f"{entry['name']}.chance", value=level.mean, ref=ref_name,
+        return [EvalRow(metric=f"{entry.name}.chance", value=level.mean, ref=ref_name,
                         feature_space=self.feature_space, params=params),
-                EvalRow(metric=f"{entry['name']}.chance_sd", value=level.sd, ref=ref_name,
+                EvalRow(metric=f"{entry.name}.chance_sd", value=level.sd, ref=ref_name,
                         feature_space=self.feature_space, params=params)]

@@ -21,7 +21,8 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.chance import DEFAULT_ALPHA, judge_stored
-from benchbase.config import DynamicsEntry
+from benchbase.records import RunRecord
+from benchbase.suite_schema import DynamicsEntry
 from benchbase.verdicts import CopyRule, memorization_onset, onset_summary
 
 ARROWS = {"higher": "↑", "lower": "↓"}
@@ -196,12 +197,12 @@ AT_TEXT = {"final": "final evaluation", "best-before-memorization": "best evalua
 # ----------------------------------------------------------------------- at rules
 
 #: (run record, its evals, the table's primary column) -> the step it contributes, or None
-AtRule = Callable[[dict, list, "Column | None"], "int | None"]
+AtRule = Callable[[RunRecord, list, "Column | None"], "int | None"]
 
 
-def at_final(run: dict, evals: list[dict], primary: Column | None) -> int | None:
+def at_final(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
     """The run's last scheduled evaluation."""
-    steps = run["spec"]["eval"]["steps"]
+    steps = run.spec.eval.steps
     final = max(steps) if steps else 0
     return final if any(e["step"] == final for e in evals) else None
 
@@ -212,8 +213,8 @@ def at_step(step: int) -> AtRule:
     A run scheduled at step 0 only (a model that does not train, e.g. an oracle) is
     the same at every step and contributes that evaluation.
     """
-    def rule(run: dict, evals: list[dict], primary: Column | None) -> int | None:
-        if run["spec"]["eval"]["steps"] == [0]:
+    def rule(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
+        if not run.spec.trains:
             step_used = 0
         else:
             step_used = step
@@ -228,11 +229,11 @@ def at_best_before_memorization(settings: Any = None) -> AtRule:
     criterion on its evaluations with the suite's ``dynamics:`` settings)."""
     settings = settings if settings is not None else DynamicsEntry()
 
-    def rule(run: dict, evals: list[dict], primary: Column | None) -> int | None:
+    def rule(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
         if primary is None:
             return None
         try:
-            onset = memorization_onset(run.get("derived"), evals, settings)
+            onset = memorization_onset(run.derived, evals, settings)
         except LookupError:
             return None
         scored = [(primary.badness(e["value"]), e["step"]) for e in evals
@@ -275,7 +276,7 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
     Memorization onsets and the judgement of memorization columns follow the suite's
     ``dynamics:`` settings as stored (benchbase.verdicts), like ``benchbase dynamics``.
     """
-    from benchbase.dynamics import suite_dynamics
+    from benchbase.derived import suite_dynamics
 
     suites = [suite] if suite else results.suites()
     tables = []
@@ -284,15 +285,15 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
         rule = resolve_at(at, dyn)
         runs = results.runs(suite=s)
         if dataset:
-            runs = [r for r in runs if dataset in (r["dataset_label"], r["dataset"])]
-        by_dataset: dict[str, list[dict]] = {}
+            runs = [r for r in runs if dataset in (r.dataset_label, r.spec.dataset.name)]
+        by_dataset: dict[str, list[RunRecord]] = {}
         for r in runs:
-            by_dataset.setdefault(r["dataset_label"], []).append(r)
+            by_dataset.setdefault(r.dataset_label, []).append(r)
         settings = results.suite_settings(s)
-        # training-dynamics records, where the store has them
-        derived = results.derived(s) if hasattr(results, "derived") else {}
+        derived = results.derived(s)  # training-dynamics records, where the store has them
         for ds, ds_runs in by_dataset.items():
-            ds_runs = [{**r, "derived": derived[r["run_id"]]} if r["run_id"] in derived else r for r in ds_runs]
+            ds_runs = [dataclasses.replace(r, derived=derived[r.run_id]) if r.run_id in derived else r
+                       for r in ds_runs]
             table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
                            primary or settings.get("primary"), ref, rule, dyn)
             table.at = at
@@ -306,16 +307,14 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
     return tables
 
 
-def _columns(runs: list[dict], wanted: list[str] | None, ref: str | None) -> list[Column]:
+def _columns(runs: list[RunRecord], wanted: list[str] | None, ref: str | None) -> list[Column]:
     columns: dict[str, Column] = {}
     for r in runs:
-        spec = r["spec"]
-        for m in spec.get("metrics", []):
-            if wanted and m["name"] not in wanted:
+        for m in r.spec.metrics:
+            if wanted and m.name not in wanted:
                 continue
-            refs = m.get("references") or ["train"]
-            use = ref if ref in refs else refs[0]
-            col = Column(m["name"], use, m["direction"], m.get("target"), spec["eval"]["features"]["name"])
+            use = ref if ref in m.references else m.references[0]
+            col = Column(m.name, use, m.direction, m.target, r.spec.eval.features.name)
             columns.setdefault(col.key, col)
     ordered = list(columns.values())
     if wanted:
@@ -331,12 +330,12 @@ def _primary(columns: list[Column], primary: str | None) -> Column | None:
     return columns[0] if columns else None
 
 
-def _row_key(r: dict) -> tuple:
-    params = {k: v for k, v in r["spec"].get("sweep", {}).items() if k != "n"}
-    return (r["model_label"], r["framework"], r["n"], tuple(sorted((k, str(v)) for k, v in params.items())))
+def _row_key(r: RunRecord) -> tuple:
+    params = {k: v for k, v in r.spec.sweep.items() if k != "n"}
+    return (r.model_label, r.spec.model.framework, r.n, tuple(sorted((k, str(v)) for k, v in params.items())))
 
 
-def _table(results, suite: str, dataset: str, runs: list[dict], wanted: list[str] | None,
+def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: list[str] | None,
            primary: str | None, ref: str | None, rule: AtRule, dyn: Any) -> Table:
     columns = _columns(runs, wanted, ref)
     keys = {c.key for c in columns}
@@ -344,26 +343,26 @@ def _table(results, suite: str, dataset: str, runs: list[dict], wanted: list[str
     judged: dict[tuple, dict[str, list]] = {}  # row key -> column key -> per value: its Excess or None
     groups: dict[tuple, tuple[Row, Counter, dict[str, list[float]]]] = {}
     for r in runs:
-        spec = r["spec"]
+        spec = r.spec
         gkey = _row_key(r)
         if gkey not in groups:
-            params = {k: v for k, v in spec.get("sweep", {}).items() if k != "n"}
-            groups[gkey] = (Row(model=r["model_label"], name=r["model"], family=r["family"],
-                                framework=r["framework"], n=r["n"], params=params, runs=0, statuses={},
-                                steps=spec["budget"]["steps"], examples=spec["budget"]["examples"]),
+            params = {k: v for k, v in spec.sweep.items() if k != "n"}
+            groups[gkey] = (Row(model=r.model_label, name=spec.model.name, family=spec.model.family,
+                                framework=spec.model.framework, n=r.n, params=params, runs=0, statuses={},
+                                steps=spec.budget.steps, examples=spec.budget.examples),
                             Counter(), {})
         row, statuses, values = groups[gkey]
-        statuses[r["status"]] += 1
-        row.run_ids.append(r["run_id"])
-        row.seeds[r["run_id"]] = r["seed"]
-        if r.get("derived"):
-            row.dynamics.append({"run_id": r["run_id"], "seed": r["seed"], **r["derived"]})
-        if r["status"] != "done":
+        statuses[r.status] += 1
+        row.run_ids.append(r.run_id)
+        row.seeds[r.run_id] = r.seed
+        if r.derived:
+            row.dynamics.append({"run_id": r.run_id, "seed": r.seed, **r.derived})
+        if r.status != "done":
             continue
-        evals = results.evals(r["run_id"])
-        row.onsets[r["run_id"]] = onset_summary(r.get("derived"), evals, dyn)
+        evals = results.evals(r.run_id)
+        row.onsets[r.run_id] = onset_summary(r.derived, evals, dyn)
         step = rule(r, evals, pcol)
-        row.at_steps[r["run_id"]] = step
+        row.at_steps[r.run_id] = step
         if step is None:
             continue
         row.runs += 1
@@ -459,31 +458,3 @@ def table_to_records(table: Table) -> list[dict]:
 
 def _none_if_nan(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else v
-
-
-# ------------------------------------------------------------- command options
-
-
-def add_slice_arguments(parser) -> None:
-    """The options that choose which tables and values (shared by leaderboard and report)."""
-    parser.add_argument("--suite", help="only this suite")
-    parser.add_argument("--dataset", help="only this dataset (label or name)")
-    parser.add_argument("--metric", action="append", help="only these metrics (repeatable)")
-    parser.add_argument("--primary", help="metric to rank by (default: the suite's, else the first)")
-    parser.add_argument("--ref", choices=("train", "test"), help="reference split for metrics that have both")
-    parser.add_argument("--at", default="final",
-                        help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final); "
-                             "memorization onsets follow the suite's dynamics settings (benchbase dynamics)")
-
-
-def tables_from_args(results, args) -> list[Table]:
-    """build_tables for parsed ``add_slice_arguments`` options; bad values are input errors."""
-    from benchbase.errors import BenchbaseInputError, UnknownPluginError
-
-    if args.suite and args.suite not in results.suites():
-        raise UnknownPluginError("suite", args.suite, results.suites())
-    try:
-        return build_tables(results, suite=args.suite, dataset=args.dataset, metrics=args.metric, at=args.at,
-                            primary=args.primary, ref=args.ref)
-    except ValueError as exc:
-        raise BenchbaseInputError(str(exc)) from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -110,9 +109,9 @@ def sensitivity(results, suite: str, alpha: float = DEFAULT_ALPHA, power: float 
     sizes: set[int] = set()
     skipped = 0
     for run in results.runs(suite=suite):
-        if run["status"] != "done":
+        if run.status != "done":
             continue
-        evals = results.evals(run["run_id"])
+        evals = results.evals(run.run_id)
         if not evals:
             continue
         last = max(int(e["step"]) for e in evals)
@@ -121,11 +120,11 @@ def sensitivity(results, suite: str, alpha: float = DEFAULT_ALPHA, power: float 
         if not judged:
             skipped += 1
             continue
-        sizes.add(int(run["spec"]["eval"]["n_samples"]))
-        swept = {k: v for k, v in (run["spec"].get("sweep") or {}).items() if k != "n"}
+        sizes.add(int(run.spec.eval.n_samples))
+        swept = {k: v for k, v in (run.spec.sweep or {}).items() if k != "n"}
         key, value = _swept(swept)
         for metric, verdict in judged.items():
-            cell = counts.setdefault((run["dataset_label"], metric, run["model_label"], key, value), [0, 0])
+            cell = counts.setdefault((run.dataset_label, metric, run.model_label, key, value), [0, 0])
             cell[0] += int(verdict.memorizing)
             cell[1] += 1
     rates = [DetectionRate(d, m, model, key, value, hit, n) for (d, m, model, key, value), (hit, n) in counts.items()]
@@ -266,45 +265,3 @@ def write_all(s: Sensitivity, out: Path, formats: tuple[str, ...] = FORMATS) -> 
     js = out / f"{s.suite}.json"
     js.write_text(json.dumps(s.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return [md, js] + figures(s, out, formats)
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def command(sub) -> None:
-    from benchbase.resultset import add_results_argument
-
-    p = sub.add_parser("sensitivity", help="detection rates of the memorization metrics against swept "
-                                           "copying levels (controlled memorizers)",
-                       description="Judge every stored memorization value against its chance level and "
-                                   "count, per dataset, metric, model and swept value, the seeds flagged as "
-                                   "memorizing. Writes SUITE.md (the values detected with the given power and "
-                                   "the rate tables), SUITE.json and one figure per swept key.")
-    add_results_argument(p)
-    p.add_argument("--suite", required=True, help="suite name in the store")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the table, JSON and figures")
-    p.add_argument("--alpha", type=float, help="one-sided level (default: the suite's dynamics.alpha, 0.01)")
-    p.add_argument("--power", type=float, default=DEFAULT_POWER,
-                   help="detection rate that counts as detected (default: %(default)s)")
-    p.set_defaults(func=_command)
-
-
-def _command(args) -> int:
-    from benchbase.errors import BenchbaseInputError, UnknownPluginError
-    from benchbase.resultset import open_results
-
-    from benchbase.dynamics import suite_dynamics
-
-    if (args.alpha is not None and not 0 < args.alpha < 1) or not 0 < args.power <= 1:
-        raise BenchbaseInputError("--alpha must lie in (0, 1) and --power in (0, 1]")
-    with open_results(args.results) as results:
-        if args.suite not in results.suites():
-            raise UnknownPluginError("suite", args.suite, results.suites())
-        dyn = suite_dynamics(results, args.suite)  # the verdict every other command applies
-        s = sensitivity(results, args.suite, args.alpha if args.alpha is not None else dyn.alpha, args.power,
-                        dyn.min_excess)
-    if not s.rates:
-        raise BenchbaseInputError(f"suite '{args.suite}' has no finished runs with stored chance levels")
-    paths = write_all(s, Path(args.out))
-    print(f"wrote {len(paths)} files to {Path(args.out)}/ ({len(s.rates)} detection rates)", file=sys.stderr)
-    return 0

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
-from metrics_support import make_ctx
+from support.suites import tiny_suite
+from support.metric_contexts import make_ctx
 
 from benchbase.chance import (ChanceCache, ChanceLevel, ExactSampler, excess_over_chance, measure_chance,
                               normal_sf, t_quantile, t_sf)
@@ -129,7 +129,7 @@ def test_chance_rows_are_stored_beside_every_memorization_value(registry, tmp_pa
         assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
         chances = []
         for run in store.runs():
-            rows = {e["metric"]: e for e in store.evals(run["run_id"])}
+            rows = {e["metric"]: e for e in store.evals(run.run_id)}
             assert "fd.chance" not in rows  # fidelity metrics are not judged against chance
             chance, sd = rows["mem_ratio.chance"], rows["mem_ratio.chance_sd"]
             info = chance["params"]["chance"]
@@ -166,8 +166,8 @@ def test_held_out_test_points_are_the_fresh_samples_and_the_chance_draws(registr
     with Store(tmp_path) as store:
         assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
         run = store.runs()[0]
-        rows = {e["metric"]: e for e in store.evals(run["run_id"])}
-    assert run["provenance"]["fresh_source"] == "held_out_test"
+        rows = {e["metric"]: e for e in store.evals(run.run_id)}
+    assert run.provenance["fresh_source"] == "held_out_test"
     assert rows["dcr_overfit.chance"]["params"]["chance"]["source"] == "held_out_test"
     assert rows["dcr_overfit"]["value"] == pytest.approx(0.5, abs=0.1)
     assert rows["dcr_overfit.chance"]["value"] == pytest.approx(0.5, abs=0.06)

@@ -10,8 +10,8 @@ import sqlite3
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
-from publish_fixtures import fake_results
+from support.suites import tiny_suite
+from support.published_results import fake_results
 
 from benchbase.cli import main
 from benchbase.leaderboard import Column, build_tables, resolve_at, table_to_records
@@ -22,8 +22,8 @@ from benchbase.store import DB_NAME
 
 @pytest.fixture
 def registry():
-    """Built-ins plus the test metrics of publish_fixtures (a higher-is-better and a target one)."""
-    return build_registry(PluginPolicy(entry_points=False, strict=True, extra=("publish_fixtures",)))
+    """Built-ins plus the test metrics of support.published_results (a higher-is-better and a target one)."""
+    return build_registry(PluginPolicy(entry_points=False, strict=True, extra=("support.published_results",)))
 
 
 STEPS = [10, 50, 100]
@@ -47,7 +47,7 @@ CALIBRATION = {"flow": 0.45, "vae": 0.7, "copy_train": 0.2}  # target 0.5: flow 
 
 
 def value(spec, step, metric, ref):
-    label, seed = spec.model["label"], spec.seed
+    label, seed = spec.model.label, spec.seed
     if metric == "fd":
         return FD_FINAL[label][seed] + (100 - step) / 10 if label != "copy_train" else FD_FINAL[label][seed]
     if metric == "mem_ratio":
@@ -105,7 +105,7 @@ def test_memorization_columns_are_judged_against_chance_and_below_is_not_better(
     chance level and how many runs memorize."""
     mem = {"flow": 0.041, "vae": 0.0, "copy_train": 1.0}
     fake_results(tmp_path / "r", registry, {**SUITE, "leaderboard": {"primary": "mem_ratio"}},
-                 lambda spec, step, metric, ref: mem[spec.model["label"]] if metric == "mem_ratio"
+                 lambda spec, step, metric, ref: mem[spec.model.label] if metric == "mem_ratio"
                  else value(spec, step, metric, ref), chance=chance)
     with ResultSet([tmp_path / "r"]) as rs:
         (table,) = build_tables(rs)
@@ -144,7 +144,7 @@ def test_suite_primary_is_the_default_rank_metric(tmp_path, registry):
 
 def test_unfinished_runs_are_counted_but_not_averaged(tmp_path, registry):
     fake_results(tmp_path / "r", registry, SUITE, value,
-                 status=lambda spec: "failed" if spec.model["label"] == "flow" and spec.seed == 2 else "done")
+                 status=lambda spec: "failed" if spec.model.label == "flow" and spec.seed == 2 else "done")
     with ResultSet([tmp_path / "r"]) as rs:
         table = build_tables(rs, primary="fd")[0]
     flow = next(r for r in table.rows if r.model == "flow")
@@ -187,15 +187,15 @@ def test_best_before_memorization_uses_the_best_step_before_onset(store_dir, tmp
 
 
 def test_stored_training_dynamics_give_the_onset_and_appear_in_json(store_dir, monkeypatch):
-    """Issue 6 stores a derived record per (suite, run) (Store.derived); when present its
-    tau_mem is the onset, and the record is in the row's JSON."""
+    """The store keeps a derived training-dynamics record per (suite, run) (Store.derived);
+    when present its tau_mem is the onset, and the record is in the row's JSON."""
     from benchbase.store import Store
 
     def derived(self, suite):
-        return {r["run_id"]: ({"criterion": "copy", "tau_mem": 30.0, "censored": None}
-                              if r["model_label"] == "flow" else
+        return {r.run_id: ({"criterion": "copy", "tau_mem": 30.0, "censored": None}
+                              if r.model_label == "flow" else
                               {"criterion": "copy", "tau_mem": None, "censored": "left"})
-                for r in self.runs(suite=suite) if r["model_label"] in ("flow", "vae")}
+                for r in self.runs(suite=suite) if r.model_label in ("flow", "vae")}
 
     monkeypatch.setattr(Store, "derived", derived, raising=False)
     with ResultSet([store_dir]) as rs:
@@ -260,8 +260,8 @@ def test_a_finished_copy_wins_over_an_unfinished_one(store_dir, tmp_path, regist
     fake_results(tmp_path / "b", registry, SUITE, value, status=lambda spec: "timeout")
     with ResultSet([tmp_path / "b", store_dir]) as rs:
         assert rs.conflicts == []
-        assert {r["status"] for r in rs.runs()} == {"done"}
-        assert {r["source"] for r in rs.runs()} == {str(store_dir)}
+        assert {r.status for r in rs.runs()} == {"done"}
+        assert {r.source for r in rs.runs()} == {str(store_dir)}
 
 
 def _change_one_value(results_dir, run_id, new_value=99.0):
@@ -274,13 +274,13 @@ def test_conflicting_copies_are_reported_and_left_out(store_dir, tmp_path):
     other = tmp_path / "b"
     shutil.copytree(store_dir, other)
     with ResultSet([store_dir]) as rs:
-        flow_seed0 = next(r["run_id"] for r in rs.runs() if r["model_label"] == "flow" and r["seed"] == 0)
+        flow_seed0 = next(r.run_id for r in rs.runs() if r.model_label == "flow" and r.seed == 0)
     _change_one_value(other, flow_seed0)
     with ResultSet([store_dir, other]) as rs:
         assert [c.run_id for c in rs.conflicts] == [flow_seed0]
         text = rs.conflicts[0].describe()
         assert "fd[test] at step 100: 1 vs 99" in text and str(other) in text and str(store_dir) in text
-        assert rs.run(flow_seed0)["status"] == CONFLICT
+        assert rs.run(flow_seed0).status == CONFLICT
         recs = _records(rs, primary="fd")
     flow = recs["flow"]
     assert flow["statuses"] == {"done": 2, "conflict": 1} and flow["runs"] == 2
@@ -294,7 +294,7 @@ def test_cli_leaderboard_merges_directories_and_fails_on_conflicts(store_dir, tm
     rows = json.loads(capsys.readouterr().out)
     assert {r["model"] for r in rows} == {"flow", "vae", "copy_train"}
     with ResultSet([store_dir]) as rs:
-        run_id = next(r["run_id"] for r in rs.runs() if r["model_label"] == "vae")
+        run_id = next(r.run_id for r in rs.runs() if r.model_label == "vae")
     _change_one_value(other, run_id)
     code = main(["leaderboard", "--results", str(store_dir), "--results", str(other)])
     out = capsys.readouterr()

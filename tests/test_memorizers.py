@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchbase.config import plugin_config
+from benchbase.structured import plugin_config
 from benchbase.testing import make_train_data
 from benchbase_plugins.models.memorizers import expected_gaussian_norm, pick_training_points
 

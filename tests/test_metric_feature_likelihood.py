@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from metrics_support import gaussian, make_ctx
+from support.metric_contexts import gaussian, make_ctx
 
 from benchbase_plugins.metrics.feature_likelihood import FLSOverfit
 

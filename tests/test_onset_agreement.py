@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from publish_fixtures import INJECTED, quickstart_results
+from support.published_results import INJECTED, quickstart_results
 
 from benchbase.cli import main
 from benchbase.leaderboard import build_tables, table_to_records

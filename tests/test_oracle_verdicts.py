@@ -4,7 +4,7 @@ its first evaluation."""
 from __future__ import annotations
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite
@@ -34,10 +34,10 @@ def test_oracles_get_the_onsets_their_definitions_say_on_every_builtin_dataset(r
         runs = store.runs(suite=suite.name)
     assert len(runs) == len(DATASETS) * 3 * 2
     for run in runs:
-        rec = derived[run["run_id"]]
-        where = (run["dataset"], run["model"], run["seed"], rec.get("tau_mem_copy_metric"))
+        rec = derived[run.run_id]
+        where = (run.spec.dataset.name, run.spec.model.name, run.seed, rec.get("tau_mem_copy_metric"))
         assert rec["criterion"] == "copy" and sorted(rec["copy_metrics"]) == sorted(MEMORIZATION), where
-        if run["model"] == "copy_train":
+        if run.spec.model.name == "copy_train":
             assert rec["tau_mem"] == 0 and rec["censored"] == "left", where
         else:
             assert rec["tau_mem"] is None and rec["censored"] == "right", where

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.sensitivity import DetectionRate, detected_range, sensitivity, write_all
 

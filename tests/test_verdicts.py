@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-from helpers import chance_rows
+from support.chance_levels import chance_rows
 
-from benchbase.config import DynamicsEntry
+from benchbase.suite_schema import DynamicsEntry
 from benchbase.verdicts import CopyRule, copy_onset, judged_curves, memorization_onset, memorization_onsets, \
     threshold_onset
 

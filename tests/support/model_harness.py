@@ -1,23 +1,6 @@
-"""Small builders shared by tests (import with `from helpers import ...`)."""
+"""Driving a model plugin's API directly, as the runner would: data on its device,
+steps, samples, checkpoints."""
 from __future__ import annotations
-
-
-def tiny_suite(**overrides) -> dict:
-    """A suite small enough to run in a second or two; tests override what they need."""
-    suite = {
-        "name": "tiny",
-        "seeds": [0],
-        "device": "cpu",
-        "datasets": [{"name": "gmm2d", "n": 64, "config": {"train_size": 500, "test_size": 200}}],
-        "models": [{"name": "rectified_flow", "framework": "torch",
-                    "config": {"width": 32, "depth": 2, "sample_steps": 10}},
-                   "copy_train"],
-        "metrics": ["mem_ratio", "fd", {"name": "swd", "config": {"n_projections": 20}}],
-        "budget": {"batch_size": 32, "steps": 60},
-        "eval": {"points": 3, "n_samples": 100},
-    }
-    suite.update(overrides)
-    return suite
 
 
 class ModelHarness:
@@ -91,13 +74,3 @@ def assert_repeatable_and_resumable(h, state, samples, seed: int, steps: int, to
     resumed, _ = h.train(restored, 1, start=steps)
     continued, _ = h.train(state, 1, start=steps)
     np.testing.assert_allclose(h.sample(resumed), h.sample(continued), rtol=tol, atol=tol)
-
-
-def chance_rows(metric: str, mean: float, sd: float, memorizes: str = "higher", min_excess: float = 0.01,
-                draws: int = 50, ref: str = "train") -> list:
-    """The ``<metric>.chance`` / ``.chance_sd`` rows the Evaluator stores beside a memorization
-    metric, for stores written by hand."""
-    from benchbase.contracts import EvalRow
-
-    params = {"chance": {"draws": draws, "memorizes": memorizes, "min_excess": min_excess, "source": "test"}}
-    return [EvalRow(f"{metric}.chance", mean, ref, params=params), EvalRow(f"{metric}.chance_sd", sd, ref, params=params)]
