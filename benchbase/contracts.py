@@ -17,6 +17,7 @@ import numpy as np
 FAMILIES = ("gan", "vae", "wae", "diffusion", "flow", "oracle")
 FRAMEWORKS = ("torch", "jax", "numpy")
 DIRECTIONS = ("higher", "lower", "target")
+MEMORIZES = ("higher", "lower")  # which way a memorization metric moves when samples copy
 MODALITIES = ("vector", "image")
 CAPABILITIES = ("heldout_loss", "denoise", "log_prob")
 RUN_STATUSES = ("pending", "running", "done", "failed", "diverged", "timeout")
@@ -90,7 +91,9 @@ class TrainData:
 
     ``sample_fresh(n, seed)`` returns fresh draws from the data distribution as numpy:
     the dataset's exact sampler when it has one, otherwise points of the held-out test
-    split (``fresh_source`` says which). Only oracles should need it.
+    split, those the metrics do not see when the suite caps them (``eval.n_test``)
+    (``fresh_source``: true_sampler, held_out_test or test_split). Only oracles should
+    need it.
     """
 
     x: Any
@@ -226,11 +229,25 @@ class EvalContext:
 
 
 class Metric(Configurable):
-    """Base for metric plugins. ``compute`` returns ``{name: value, name.detail: ...}``."""
+    """Base for metric plugins. ``compute`` returns ``{name: value, name.detail: ...}``.
+
+    A memorization or novelty metric declares ``memorizes``: which way its value moves
+    when samples copy the training set ("higher" for a fraction of copies, "lower"
+    for a distance or an authentic fraction). The core then measures its chance level
+    (the value that held-out data gets against the same training subset, same feature
+    space, same sample size), stores it beside every value and judges the metric by
+    its excess over chance in that direction (benchbase.chance); ``min_excess`` is
+    the smallest excess, in the metric's own units, that counts as memorization.
+    Such a metric must depend on the generated samples only through the points
+    themselves (no model capability), so that held-out points can be scored in their
+    place.
+    """
 
     name: ClassVar[str]
     direction: ClassVar[str]  # higher | lower | target
     target: ClassVar[float | None] = None
+    memorizes: ClassVar[str | None] = None  # higher | lower | None (not a memorization metric)
+    min_excess: ClassVar[float] = 0.0  # smallest excess over chance that counts as memorization
     requires: ClassVar[frozenset] = frozenset()
     references: ClassVar[tuple] = ("train",)
 

@@ -18,8 +18,8 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.blame import blame, describe, expect
-
-from benchbase.specs import RunSpec
+from benchbase.chance import DEFAULT_DRAWS, ChanceCache, ChanceLevel, ExactSampler, HeldOutPoints, measure_chance
+from benchbase.specs import MetricRef, RunSpec
 from benchbase.structured import plugin_config
 from benchbase.contracts import Batch, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
@@ -105,7 +105,7 @@ class Evaluator:
     """Built once per run; ``evaluate`` is called at every evaluation step."""
 
     def __init__(self, spec: RunSpec, subset: Subset, splits: DataSplits, registry, framework,
-                 device, cache: FeatureCache):
+                 device, cache: FeatureCache, exact_sampler: Callable[[int, int], np.ndarray] | None = None):
         self.spec, self.subset, self.fw, self.device = spec, subset, framework, device
         self.metric_device = framework.metric_device(device)
         feat = spec.eval.features
@@ -126,7 +126,13 @@ class Evaluator:
         feat_key = {"extractor": feat.name, "config": feat.config, "version": feat.version,
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
         self.train_f = cache.get({**feat_key, "data": subset.content_hash}, lambda: self._embed(subset.x))
-        self.test_f = cache.get({**feat_key, "data": content_hash(self.test_x)}, lambda: self._embed(self.test_x))
+        self.test_hash = content_hash(self.test_x)
+        self.test_f = cache.get({**feat_key, "data": self.test_hash}, lambda: self._embed(self.test_x))
+        self.feat_key = feat_key
+        self.exact_sampler = exact_sampler
+        self.held_out_x = splits.test[len(self.test_x):]  # test points no metric sees (eval.n_test)
+        self.chance_cache = ChanceCache(str(cache.dir.parent) if cache.dir is not None else None)
+        self.chances: dict[tuple[str, str], ChanceLevel] = {}
         self.metrics = []
         for m in spec.metrics:
             mreg = registry.get("metric", m.name)
@@ -162,19 +168,57 @@ class Evaluator:
         for entry, metric in self.metrics:
             params = metric.params()
             for ref_name in entry.references:
-                ctx = EvalContext(
-                    gen=gen_f, train=self.train_f, test=self.test_f, samples=raw,
-                    train_data=self.subset.x, test_data=self.test_x, spec=self.data_spec,
-                    feature_space=self.feature_space, step=step, seed=spec.seed,
-                    device=self.metric_device,
-                    ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
-                    model=handle, extractor=self.extractor,
-                    train_labels=self.subset.y, test_labels=self.test_y)
+                ctx = self.context(gen_f, raw, step, ref_name, handle)
                 with blame("metric", entry.name, "compute"):
                     values = metric.compute(ctx)
                 rows += _metric_rows(entry.name, values, ref_name, self.feature_space, params)
+                if getattr(type(metric), "memorizes", None):
+                    rows.extend(self.chance_rows(entry, metric, ref_name))
         keep = raw[: spec.eval.keep_samples]
         return rows, keep
+
+    def context(self, gen_f: np.ndarray, raw: np.ndarray, step: int, ref_name: str,
+                handle: ModelHandle | None = None) -> EvalContext:
+        """What a metric reads at an evaluation: these samples against the run's splits."""
+        return EvalContext(
+            gen=gen_f, train=self.train_f, test=self.test_f, samples=raw,
+            train_data=self.subset.x, test_data=self.test_x, spec=self.data_spec,
+            feature_space=self.feature_space, step=step, seed=self.spec.seed,
+            device=self.metric_device,
+            ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
+            model=handle, extractor=self.extractor,
+            train_labels=self.subset.y, test_labels=self.test_y)
+
+    def chance_rows(self, entry: MetricRef, metric: Any, ref_name: str) -> list[EvalRow]:
+        """``<metric>.chance`` and ``.chance_sd`` beside the metric's value: its chance level
+        at this run's sample size (benchbase.chance), measured once and cached."""
+        slot = (entry.name, ref_name)
+        if slot not in self.chances:
+            none = np.zeros((0, self.train_f.shape[1]), np.float32)
+            ctx = self.context(none, np.zeros((0, *self.data_spec.shape), np.float32), 0, ref_name)
+            m = self.spec.eval.n_samples
+            exact = ExactSampler(self.exact_sampler, self._embed) if self.exact_sampler is not None else None
+            held_out = exact is None and len(self.held_out_x) > 0
+            dataset = self.spec.dataset
+            key = {"metric": entry.name, "version": entry.version, "config": metric.params(),
+                   "ref": ctx.ref_name, "m": m, "draws": DEFAULT_DRAWS,
+                   "source": "true_sampler" if exact else ("held_out_test" if held_out else "test_split"),
+                   "dataset": {"name": dataset.name, "version": dataset.version, "config": dataset.config},
+                   "train": self.subset.content_hash, "test": self.test_hash,
+                   "held_out": content_hash(self.held_out_x) if held_out else None, "features": self.feat_key}
+
+            def measure(seed: int) -> ChanceLevel:
+                points = HeldOutPoints(self.held_out_x, self._embed(self.held_out_x)) if held_out else None
+                return measure_chance(metric, ctx, m, DEFAULT_DRAWS, exact, points, seed)
+
+            self.chances[slot] = self.chance_cache.get(key, measure)
+        level = self.chances[slot]
+        params = {**metric.params(),
+                  "chance": {**level.describe(), "min_excess": float(getattr(type(metric), "min_excess", 0.0))}}
+        return [EvalRow(metric=f"{entry.name}.chance", value=level.mean, ref=ref_name,
+                        feature_space=self.feature_space, params=params),
+                EvalRow(metric=f"{entry.name}.chance_sd", value=level.sd, ref=ref_name,
+                        feature_space=self.feature_space, params=params)]
 
 
 def _metric_rows(name: str, values: Any, ref: str, feature_space: str, params: dict) -> list[EvalRow]:

@@ -18,6 +18,7 @@ import numpy as np
 from benchbase.derived import RunData, SuiteData, load_suite_data
 from benchbase.dynamics import group_label, relative_gap
 from benchbase.dynamics_report import dynamics_json, dynamics_table
+from benchbase.verdicts import CopyRule
 
 FORMATS = ("png", "svg")
 CRITERIA_STYLE = {"copy": ("o", "copy criterion"), "loss": ("s", "loss criterion")}
@@ -65,13 +66,20 @@ def _n_colors(ns: list[int]):
     return {n: cmap(0.9 * (np.log(n) - lo) / (hi - lo)) for n in ns}
 
 
+def _judged(runs: list[RunData]) -> set[str]:
+    """Metrics stored with a chance level (memorization metrics)."""
+    return {m[: -len(".chance")] for r in runs for m, _ in r.traj.series if m.endswith(".chance")}
+
+
 def _panels(runs: list[RunData], wanted: list[str] | None, cfg) -> list[tuple[str, list]]:
-    """(title, [(metric, ref, line style)]) per panel: the copy metric, the held-out losses
-    and their relative gap, then the suite's other headline metrics in suite order."""
+    """(title, [(metric, ref, line style)]) per panel: the memorization metrics (judged
+    against chance), the held-out losses and their relative gap, then the suite's other
+    headline metrics in suite order."""
     keys = {k for r in runs for k in r.traj.series}
     order = [m.name for m in runs[0].spec.metrics] if runs else []
+    judged = _judged(runs)
     headline = sorted({m for m, _ in keys if "." not in m and "/" not in m},
-                      key=lambda m: (m != cfg.copy_metric, order.index(m) if m in order else len(order), m))
+                      key=lambda m: (m not in judged, order.index(m) if m in order else len(order), m))
     panels = []
     loss = cfg.loss_metric
     for metric in headline:
@@ -82,7 +90,7 @@ def _panels(runs: list[RunData], wanted: list[str] | None, cfg) -> list[tuple[st
         refs = sorted({ref for m, ref in keys if m == metric})
         panels.append((metric, [(metric, ref, "--" if ref == "train" and len(refs) > 1 else "-") for ref in refs]))
     if any(m == f"{loss}.train" for m, _ in keys) and (not wanted or loss in wanted):
-        at = 1 if panels and panels[0][0] == cfg.copy_metric else 0
+        at = sum(1 for title, _ in panels if title in judged)
         panels[at:at] = [("held-out loss", [(f"{loss}.train", None, "--"), (f"{loss}.test", None, "-")]),
                          ("relative gap (L_test - L_train) / L_test, minus its first value", [("__gap__", None, "-")])]
     return panels
@@ -101,6 +109,7 @@ def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] |
         if not runs or not panels:
             continue
         colors = _n_colors([r.n for r in runs])
+        judged = _judged(runs)
         suffix = "" if len(data.groups()) == 1 else "." + _slug(group_label(gkey))
         for axis in ("step", "normalized"):
             cols = min(3, len(panels))
@@ -119,9 +128,12 @@ def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] |
                         label = f"n={r.n}" if r.n not in labelled else None
                         labelled.add(r.n)
                         ax.plot(x, y[keep], style, color=colors[r.n], lw=1.4, marker=".", ms=4, label=label)
+                        chance = r.traj.get(f"{metric}.chance", ref) if metric != "__gap__" else None
+                        if chance is not None:
+                            ax.plot(x, chance[keep], ":", color=colors[r.n], lw=0.9)
                     _mark_onset(ax, r, title, cfg, factor)
                 ax.set_xscale("log")
-                ax.set_title(_panel_title(title, lines))
+                ax.set_title(_panel_title(title, lines) + (" (dotted: chance)" if title in judged else ""))
                 ax.set_xlabel("normalized step  step·(B/B0)·(lr/lr0)/(n/n0)" if axis == "normalized" else "step")
                 ax.grid(True, which="both", alpha=0.25)
             for ax in list(axes.flat)[len(panels):]:
@@ -143,9 +155,16 @@ def _panel_title(title: str, lines: list) -> str:
 
 
 def _mark_onset(ax, r: RunData, title: str, cfg, factor: float) -> None:
-    """A black ring where the run crossed the threshold of the criterion shown in this panel."""
-    if title == cfg.copy_metric and r.derived.get("tau_mem_copy"):
-        ax.plot([r.derived["tau_mem_copy"] * factor], [cfg.copy_threshold], "o", mfc="none", mec="k", ms=7)
+    """A black ring where the run's onset lies (benchbase.verdicts, as stored in its
+    dynamics record): on the curve of the memorization metric that crossed, and at the
+    loss threshold on the relative gap."""
+    tau = r.derived.get("tau_mem_copy")
+    if tau and title == r.derived.get("tau_mem_copy_metric"):
+        values = r.traj.get(title, "train")
+        keep = (r.traj.steps > 0) & np.isfinite(values) if values is not None else None
+        if keep is not None and keep.any():
+            y = np.interp(np.log(tau), np.log(r.traj.steps[keep]), values[keep])
+            ax.plot([tau * factor], [y], "o", mfc="none", mec="k", ms=7)
     if title.startswith("relative gap") and r.derived.get("tau_mem_loss"):
         ax.plot([r.derived["tau_mem_loss"] * factor], [cfg.loss_threshold], "s", mfc="none", mec="k", ms=7)
 
@@ -259,7 +278,8 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
     ax.set_xlabel("training set size n")
     ax.set_ylabel(axis.split(".", 1)[-1] if axis else "model")
     if key == "tau_mem_copy":
-        how = f"{data.settings.copy_metric} > {data.settings.copy_threshold:g} within the budget"
+        judged = sorted({m for r in data.runs for m in r.derived.get("copy_metrics") or []})
+        how = f"{CopyRule.of(data.settings).describe(judged)}, within the budget"
     else:
         how = "tau_mem reached within the budget (" + "/".join(
             sorted({r.derived.get("criterion") or "no" for r in data.runs})) + " criterion)"

@@ -31,7 +31,7 @@ import pluggy
 
 from benchbase import hookspecs
 from benchbase.hookspecs import KINDS
-from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES
+from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MEMORIZES, MODALITIES
 from benchbase.errors import PluginError, PluginLoadError, UnknownPluginError, suggest
 from benchbase.frameworks import framework_available
 
@@ -95,6 +95,9 @@ class Registered:
             out["target"] = getattr(self.cls, "target", None)
             out["requires"] = sorted(getattr(self.cls, "requires", ()))
             out["references"] = list(getattr(self.cls, "references", ("train",)))
+            out["memorizes"] = getattr(self.cls, "memorizes", None)
+            if out["memorizes"]:
+                out["min_excess"] = float(getattr(self.cls, "min_excess", 0.0))
         if self.kind == "model":
             out["capabilities"] = sorted(getattr(self.cls, "capabilities", ()))
             out["available"] = framework_available(self.framework)
@@ -325,6 +328,16 @@ def _validate_component(kind: str, cls: Any, plugin: str) -> None:
         refs = getattr(cls, "references", ("train",))
         if not refs or any(r not in ("train", "test") for r in refs):
             raise PluginError(f"{where}: references must be a non-empty tuple of 'train'/'test'")
+        memorizes = getattr(cls, "memorizes", None)
+        if memorizes is not None:
+            if memorizes not in MEMORIZES:
+                raise PluginError(f"{where}: memorizes must be None or one of {', '.join(MEMORIZES)}")
+            if any(r.startswith("capability:") for r in getattr(cls, "requires", ())):
+                raise PluginError(f"{where}: a memorization metric (memorizes set) cannot require a model "
+                                  "capability: its chance level scores held-out points in place of samples")
+            min_excess = getattr(cls, "min_excess", 0.0)
+            if not isinstance(min_excess, (int, float)) or not min_excess >= 0:
+                raise PluginError(f"{where}: min_excess must be a number >= 0")
     if kind == "feature":
         bad = [m for m in getattr(cls, "modalities", MODALITIES) if m not in MODALITIES]
         if bad:

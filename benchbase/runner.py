@@ -258,7 +258,7 @@ def prepare(run: Run, emit: Emit) -> None:
     run.fw = fw = get_framework(model_reg.framework)
     run.device = device = fw.device(spec.device)
     run.placement.enter_context(fw.placement(device))
-    sample_fresh, fresh_source = fresh_sampler(dataset, splits)
+    sample_fresh, fresh_source = fresh_sampler(dataset, splits, spec.eval.n_test)
     run.data = TrainData(x=fw.put(subset.x, device), y=fw.put(subset.y, device), spec=splits.spec, device=device,
                          x_numpy=subset.x, sample_fresh=sample_fresh, fresh_source=fresh_source)
     emit(Started(run.run_id, _provenance(spec, task, fw, device, subset, registry, fresh_source),
@@ -288,7 +288,8 @@ def prepare(run: Run, emit: Emit) -> None:
            f"returned {describe(count)}; expected a whole number")
     run.summary["param_count"] = int(count)
     cache = FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None)
-    run.evaluator = Evaluator(spec, subset, splits, registry, fw, device, cache)
+    run.evaluator = Evaluator(spec, subset, splits, registry, fw, device, cache,
+                              exact_sampler=sample_fresh if fresh_source == "true_sampler" else None)
     run.total = spec.budget.steps if run.trains else 0
     run.eval_steps = [s for s in spec.eval.steps if s > run.step or (s == 0 and run.step == 0)]
 

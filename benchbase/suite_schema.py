@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from omegaconf import MISSING
 
+from benchbase.chance import DEFAULT_ALPHA
 from benchbase.errors import suggest
 from benchbase.names import name_problem
 from benchbase.specs import parse_split
@@ -109,6 +110,17 @@ def _n_test(v):
 def _device(v):
     if not re.fullmatch(r"auto|cpu|tpu|cuda(:\d+)?", str(v)):
         return f"unknown device '{v}'. Valid: auto, cpu, cuda, cuda:N, tpu"
+
+
+def _probability(v):
+    if not 0 < v < 1:
+        return f"must lie in (0, 1) (got {v})"
+
+
+def _non_negative_values(v):
+    bad = {k: x for k, x in (v or {}).items() if not x >= 0}
+    if bad:
+        return f"must be >= 0 (got {', '.join(f'{k}: {x}' for k, x in bad.items())})"
 
 
 def _required(what: str) -> Check:
@@ -217,8 +229,14 @@ class DynamicsEntry:
     (definitions in docs/training-dynamics.md; computed by benchbase.dynamics)."""
 
     criterion: str = option("auto", check=one_of(*DYNAMICS_CRITERIA))  # headline tau_mem
-    copy_metric: str = "mem_ratio"  # copy criterion: first eval where this exceeds copy_threshold
-    copy_threshold: float = option(0.01, check=above(0))
+    # copy criterion (benchbase.verdicts): a memorization metric significantly above its chance
+    # level and by at least its minimum excess; auto: every stored memorization metric
+    copy_metric: str = "auto"
+    # one-sided level of the excess-over-chance test (split over the metrics judged)
+    alpha: float = option(DEFAULT_ALPHA, check=_probability)
+    # per metric: the smallest excess that counts (default: the metric's own min_excess)
+    min_excess: Dict[str, float] = option(check=_non_negative_values, factory=dict)
+    rate_metric: str = "mem_ratio"  # mem_rate: its slope per decade of steps after the copy onset
     loss_metric: str = "heldout_gap"  # loss criterion reads <loss_metric>.train / <loss_metric>.test
     loss_threshold: float = option(0.05, check=above(0))  # relative gap above its first value by this
     confirm: int = option(1, check=at_least(0))  # later evals that must meet the criterion too

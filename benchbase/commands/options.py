@@ -88,7 +88,6 @@ def report_conflicts(conflicts: list) -> int:
 def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that choose which tables and values (shared by leaderboard and report)."""
     from benchbase.leaderboard import AT_RULES
-    from benchbase.verdicts import COPY_METRIC, COPY_REF, FALLBACK_COPY_THRESHOLD
 
     parser.add_argument("--suite", help="only this suite")
     parser.add_argument("--dataset", help="only this dataset (label or name)")
@@ -96,10 +95,8 @@ def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--primary", help="metric to rank by (default: the suite's, else the first)")
     parser.add_argument("--ref", choices=("train", "test"), help="reference split for metrics that have both")
     parser.add_argument("--at", default="final",
-                        help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final)")
-    parser.add_argument("--mem-threshold", type=float, default=FALLBACK_COPY_THRESHOLD, metavar="F",
-                        help=f"for --at best-before-memorization on runs without stored training dynamics: "
-                             f"{COPY_METRIC}[{COPY_REF}] above F counts as memorizing (default: %(default)s)")
+                        help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final); "
+                             "memorization onsets follow the suite's dynamics settings (benchbase dynamics)")
 
 
 def tables_from_args(results, args) -> list:
@@ -111,6 +108,6 @@ def tables_from_args(results, args) -> list:
         raise UnknownPluginError("suite", args.suite, results.suites())
     try:
         return build_tables(results, suite=args.suite, dataset=args.dataset, metrics=args.metric, at=args.at,
-                            primary=args.primary, ref=args.ref, mem_threshold=args.mem_threshold)
+                            primary=args.primary, ref=args.ref)
     except ValueError as exc:
         raise BenchbaseInputError(str(exc)) from None

@@ -23,12 +23,8 @@ import numpy as np
 from benchbase import hookimpl
 from benchbase_plugins.disguises import DISGUISES, disguise
 
-from benchbase_plugins.models.oracles import _Oracle
-
-
-def _pick(x: np.ndarray, n: int, key: np.random.Generator) -> np.ndarray:
-    """Indices of ``n`` training points, without replacement while it can."""
-    return key.choice(len(x), size=n, replace=n > len(x))
+from benchbase_plugins.models.memorizers import pick_training_points
+from benchbase_plugins.models.oracles import Oracle
 
 
 def _torch_key(key: np.random.Generator):
@@ -43,7 +39,7 @@ class AugmentedCopyConfig:
     strength: float = 1.0  # 1: the strength the disguise's description gives; 0: an exact copy for most
 
 
-class AugmentedCopy(_Oracle):
+class AugmentedCopy(Oracle):
     """Training images under one disguise (shift, flip, crop-and-rescale, recolour, ...) at a chosen strength.
 
     ``disguise`` names an edit of ``benchbase_plugins.disguises`` (``shift``: moved by
@@ -74,7 +70,7 @@ class AugmentedCopy(_Oracle):
         import torch
 
         x = state["x"]
-        picked = torch.from_numpy(np.ascontiguousarray(x[_pick(x, n, key)], dtype=np.float32))
+        picked = torch.from_numpy(np.ascontiguousarray(x[pick_training_points(len(x), n, key)], dtype=np.float32))
         partners = torch.from_numpy(np.ascontiguousarray(x[key.integers(0, len(x), n)], dtype=np.float32))
         lo, hi = state["range"]
         return disguise(self.config.disguise, picked, partners, self.config.strength, _torch_key(key), lo,
@@ -87,7 +83,7 @@ class BlendCopyConfig:
     mode: str = "mixup"  # mixup | cutmix
 
 
-class BlendCopy(_Oracle):
+class BlendCopy(Oracle):
     """A blend of two different training images: mixup (weight on the first) or a cutmix box.
 
     ``mixup``: weight x a + (1 - weight) x b; ``cutmix``: a with a box of b covering
@@ -116,7 +112,7 @@ class BlendCopy(_Oracle):
         from benchbase_plugins.image_edits import blend, paste_box
 
         x = state["x"]
-        first = _pick(x, n, key)
+        first = pick_training_points(len(x), n, key)
         second = (first + key.integers(1, max(len(x), 2), n)) % len(x)  # another image when there is one
         a = torch.from_numpy(np.ascontiguousarray(x[first], dtype=np.float32))
         b = torch.from_numpy(np.ascontiguousarray(x[second], dtype=np.float32))
