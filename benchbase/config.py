@@ -23,7 +23,7 @@ import numpy as np
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchbase.contracts import volatile_fields
+from benchbase.contracts import unmet_requirements, volatile_fields
 from benchbase.errors import (BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError,
                               list_choices, suggest)
 
@@ -439,8 +439,7 @@ class _Expander:
         if feature is not None:
             _, plain = self.config(feature, s.eval.features.config, "eval.features.config")
             if plain is not None:
-                feature_ref = {"name": feature.name, "config": plain, "version": feature.version,
-                               "volatile": volatile_fields(feature.cls.Config)}
+                feature_ref = feature.entry(plain)
 
         models = [self._model(i, m) for i, m in enumerate(s.models)]
         datasets = [self._dataset(i, d) for i, d in enumerate(s.datasets)]
@@ -741,30 +740,13 @@ class _Expander:
                                            f"model '{m['label']}' on dataset '{d['label']}' lacks; "
                                            f"set `optional: true` on the metric to skip such runs")
                 continue
-            out.append({"name": reg.name, "config": plain, "version": reg.version,
-                        "direction": reg.cls.direction, "target": getattr(reg.cls, "target", None),
-                        "references": list(getattr(reg.cls, "references", ("train",))),
-                        "requires": sorted(getattr(reg.cls, "requires", ()))})
+            out.append(reg.entry(plain))
         return out
 
 
 def _unmet_requirements(metric_reg, model_reg, spec) -> list[str]:
-    missing = []
-    for req in getattr(metric_reg.cls, "requires", ()):
-        if req.startswith("capability:"):
-            cap = req.split(":", 1)[1]
-            if cap not in getattr(model_reg.cls, "capabilities", ()):
-                missing.append(f"model capability '{cap}'")
-        elif req == "true_sampler":
-            if spec is not None and not spec.has_true_sampler:
-                missing.append("a dataset with a true sampler")
-        elif req == "labels":
-            if spec is not None and spec.num_classes == 0:
-                missing.append("class labels")
-        elif req.startswith("modality:"):
-            if spec is not None and spec.modality != req.split(":", 1)[1]:
-                missing.append(f"{req.split(':', 1)[1]} data")
-    return missing
+    return unmet_requirements(getattr(metric_reg.cls, "requires", ()),
+                              getattr(model_reg.cls, "capabilities", ()), spec)
 
 
 def _check_unique_labels(items: list, key: str, exp: _Expander) -> None:

@@ -222,6 +222,27 @@ class EvalContext:
         return np.random.default_rng([self.seed, self.step, salt])
 
 
+def unmet_requirements(requires, capabilities, spec: DataSpec | None) -> list[str]:
+    """What a metric's ``requires`` asks that a model (its ``capabilities``) or a dataset
+    (its ``spec``; None: not known yet) lacks, in words."""
+    missing = []
+    for req in requires:
+        if req.startswith("capability:"):
+            cap = req.split(":", 1)[1]
+            if cap not in capabilities:
+                missing.append(f"model capability '{cap}'")
+        elif req == "true_sampler":
+            if spec is not None and not spec.has_true_sampler:
+                missing.append("a dataset with a true sampler")
+        elif req == "labels":
+            if spec is not None and spec.num_classes == 0:
+                missing.append("class labels")
+        elif req.startswith("modality:"):
+            if spec is not None and spec.modality != req.split(":", 1)[1]:
+                missing.append(f"{req.split(':', 1)[1]} data")
+    return missing
+
+
 class Metric:
     """Base for metric plugins. ``compute`` returns ``{name: value, name.detail: ...}``."""
 

@@ -1,5 +1,7 @@
 """What happens at an evaluation point: sample from the model with the run's fixed
-noise, embed in the suite's feature space, and call every metric.
+noise, embed in the suite's feature space, and call every metric. Scoring (embed and
+call the metrics) is one class, :class:`Scorer`, shared by the runner and the public
+scoring API.
 
 Features of the training subset and of the test split are computed once per
 (dataset content hash, extractor, config, version) and cached on disk next to the
@@ -11,13 +13,14 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from benchbase.config import RunSpec, plugin_config
-from benchbase.contracts import Batch, DataSplits, EvalContext, EvalRow
+from benchbase.contracts import Batch, DataSpec, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
 from benchbase.frameworks import SALT_EVAL, SALT_SAMPLE, mix_seed
 
@@ -97,69 +100,106 @@ class ModelHandle:
         return self.fw.to_numpy(out)
 
 
-class Evaluator:
-    """Built once per run; ``evaluate`` is called at every evaluation step."""
+@dataclass
+class References:
+    """What generated samples are scored against: the training subset and the test
+    split in data space (float32, ``(N, *spec.shape)``), with their labels.
 
-    def __init__(self, spec: RunSpec, subset: Subset, splits: DataSplits, registry, framework,
-                 device, cache: FeatureCache):
-        self.spec, self.subset, self.fw, self.device = spec, subset, framework, device
-        self.metric_device = framework.metric_device(device)
-        feat = spec.eval["features"]
-        reg = registry.get("feature", feat["name"])
-        cfg, _ = plugin_config(reg, feat["config"], "<run spec>", "eval.features.config")
+    ``train_hash`` names the training examples (the feature cache keys on it);
+    ``train_split`` is the dataset's full train split, which a learned feature space
+    fits on (None: fit on ``train``)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    spec: DataSpec
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    train_hash: str = ""
+    train_split: np.ndarray | None = None
+
+    def __post_init__(self):
+        if not self.train_hash:
+            self.train_hash = content_hash(self.train, self.train_labels)
+
+    @classmethod
+    def of_run(cls, subset: Subset, splits: DataSplits, n_test: int | None = None) -> "References":
+        """A run's references: its training subset and the first ``n_test`` test points."""
+        test = splits.test if not n_test else splits.test[:n_test]
+        test_y = None if splits.test_labels is None else splits.test_labels[:len(test)]
+        return cls(train=subset.x, test=test, spec=splits.spec, train_labels=subset.y, test_labels=test_y,
+                   train_hash=subset.content_hash, train_split=splits.train)
+
+
+class Scorer:
+    """Samples in, the rows a run stores out: embeds the references once (through the
+    feature cache), then embeds each set of generated samples and calls every metric
+    once per reference split. The runner's :class:`Evaluator` and the public scoring
+    API (:mod:`benchbase.scoring`) both score through this class, so a value computed
+    from arrays is the value a run stores for the same samples."""
+
+    def __init__(self, references: References, features: dict, metrics: list[dict] | tuple, registry,
+                 device: str, cache: FeatureCache):
+        self.references, self.device = references, device
+        reg = registry.get("feature", features["name"])
+        cfg, _ = plugin_config(reg, features["config"], "<run spec>", "eval.features.config")
         self.extractor = reg.cls(cfg)
-        self.feature_space = feat["name"]
-        self.data_spec = splits.spec
-        n_test = spec.eval.get("n_test")
-        self.test_x = splits.test if not n_test else splits.test[:n_test]
-        self.test_y = None if splits.test_labels is None else splits.test_labels[:len(self.test_x)]
+        self.feature_space = features["name"]
         if cache.dir is not None:
             self.extractor.cache_dir = str(cache.dir.parent)
-        self.extractor.train_split = splits.train
-        self.extractor.prepare(subset.x, splits.spec, self.metric_device)
-        feat_key = {"extractor": feat["name"], "config": feat["config"], "version": feat["version"],
+        self.extractor.train_split = references.train_split if references.train_split is not None \
+            else references.train
+        self.extractor.prepare(references.train, references.spec, device)
+        feat_key = {"extractor": features["name"], "config": features["config"], "version": features["version"],
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
-        self.train_f = cache.get({**feat_key, "data": subset.content_hash}, lambda: self._embed(subset.x))
-        self.test_f = cache.get({**feat_key, "data": content_hash(self.test_x)}, lambda: self._embed(self.test_x))
+        # frozen: metrics must not write into them, and memoised reference statistics
+        # (benchbase.neighbors.ReferenceMemo) hash them once instead of at every evaluation
+        self.train_f = _frozen(cache.get({**feat_key, "data": references.train_hash},
+                                         lambda: self.embed(references.train)))
+        self.test_f = _frozen(cache.get({**feat_key, "data": content_hash(references.test)},
+                                        lambda: self.embed(references.test)))
         self.metrics = []
-        for m in spec.metrics:
+        for m in metrics:
             mreg = registry.get("metric", m["name"])
             mcfg, _ = plugin_config(mreg, m["config"], "<run spec>", f"metrics.{m['name']}")
             self.metrics.append((m, mreg.cls(mcfg)))
         self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m["requires"])
 
-    def _embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-        parts = [np.asarray(self.extractor.embed(x[i:i + batch]), dtype=np.float32)
-                 for i in range(0, len(x), batch)]
+    def embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+        parts = []
+        for i in range(0, len(x), batch):
+            out = self.extractor.embed(x[i:i + batch])
+            if floating_dtype(out) is None:
+                raise ValueError(f"feature extractor '{self.feature_space}' returned dtype "
+                                 f"{getattr(out, 'dtype', '?')}; features must be floating point")
+            parts.append(np.asarray(out, dtype=np.float32))
         out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
         if out.ndim != 2 or len(out) != len(x):
             raise ValueError(f"feature extractor '{self.feature_space}' returned shape {out.shape} "
                              f"for {len(x)} inputs; expected (N, d)")
         return out
 
-    def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
-        spec = self.spec
-        key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
-        raw = self.fw.to_numpy(model.sample(state, spec.eval["n_samples"], key))
-        expected = (spec.eval["n_samples"], *self.data_spec.shape)
-        if raw.shape != expected:
-            raise ValueError(f"model '{spec.model['name']}' sampled shape {raw.shape}, expected {expected}")
-        if not np.isfinite(raw).all():
-            raise Diverged(step, "generated samples")
-        gen_f = self._embed(raw)
-        handle = ModelHandle(model, state, self.fw, self.device, spec.seed, step) if self.needs_model else None
+    def score(self, samples: np.ndarray, step: int, seed: int, model: "ModelHandle | None" = None) -> list[EvalRow]:
+        """Every metric on ``samples`` (float32, ``(N, *spec.shape)``, finite): the rows
+        a run stores at evaluation ``step`` of seed ``seed`` (metrics draw their
+        randomness from both). ``model`` serves metrics that need a capability."""
+        if self.needs_model and model is None:
+            wanting = sorted(m["name"] for m, _ in self.metrics
+                             if any(r.startswith("capability:") for r in m["requires"]))
+            raise ValueError(f"metric(s) {', '.join(wanting)} need the model itself (a capability), "
+                             "not only its samples")
+        ref = self.references
+        gen_f = self.embed(samples)
         rows: list[EvalRow] = []
         for entry, metric in self.metrics:
             params = metric.params()
             for ref_name in entry["references"]:
                 ctx = EvalContext(
-                    gen=gen_f, train=self.train_f, test=self.test_f, samples=raw,
-                    train_data=self.subset.x, test_data=self.test_x, spec=self.data_spec,
-                    feature_space=self.feature_space, step=step, seed=spec.seed,
-                    device=self.metric_device,
+                    gen=gen_f, train=self.train_f, test=self.test_f, samples=samples,
+                    train_data=ref.train, test_data=ref.test, spec=ref.spec,
+                    feature_space=self.feature_space, step=step, seed=seed, device=self.device,
                     ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
-                    model=handle, extractor=self.extractor,
-                    train_labels=self.subset.y, test_labels=self.test_y)
+                    model=model, extractor=self.extractor,
+                    train_labels=ref.train_labels, test_labels=ref.test_labels)
                 values = metric.compute(ctx)
                 if entry["name"] not in values:
                     raise ValueError(f"metric '{entry['name']}' returned {sorted(values)} without its "
@@ -167,5 +207,52 @@ class Evaluator:
                 for name, value in values.items():
                     rows.append(EvalRow(metric=name, value=float(value), ref=ref_name,
                                         feature_space=self.feature_space, params=params))
+        return rows
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def floating_dtype(raw: Any) -> str | None:
+    """The dtype name of a framework array when it is floating point, else None."""
+    dtype = str(getattr(raw, "dtype", np.asarray(raw).dtype))
+    return dtype if "float" in dtype else None
+
+
+def boundary_samples(raw: Any, framework: Any, expected: tuple[int, ...], who: str) -> np.ndarray:
+    """Samples as they cross into the core: any floating dtype of the model's framework
+    becomes float32 numpy (a numpy model may compute in float64); another dtype, or
+    the wrong shape, is an error. The conformance kit applies the same rule."""
+    if floating_dtype(raw) is None:
+        raise ValueError(f"{who} returned samples of dtype {getattr(raw, 'dtype', '?')}; samples must be "
+                         "floating point (the core converts any float dtype to float32)")
+    arr = np.ascontiguousarray(framework.to_numpy(raw), dtype=np.float32)
+    if arr.shape != tuple(expected):
+        raise ValueError(f"{who} sampled shape {arr.shape}, expected {tuple(expected)}")
+    return arr
+
+
+class Evaluator:
+    """Built once per run; ``evaluate`` samples the model at an evaluation step and
+    scores the samples with the run's :class:`Scorer`."""
+
+    def __init__(self, spec: RunSpec, subset: Subset, splits: DataSplits, registry, framework,
+                 device, cache: FeatureCache):
+        self.spec, self.fw, self.device = spec, framework, device
+        self.scorer = Scorer(References.of_run(subset, splits, spec.eval.get("n_test")), spec.eval["features"],
+                             spec.metrics, registry, framework.metric_device(device), cache)
+
+    def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
+        spec = self.spec
+        key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
+        raw = boundary_samples(model.sample(state, spec.eval["n_samples"], key), self.fw,
+                               (spec.eval["n_samples"], *self.scorer.references.spec.shape),
+                               f"model '{spec.model['name']}'")
+        if not np.isfinite(raw).all():
+            raise Diverged(step, "generated samples")
+        handle = ModelHandle(model, state, self.fw, self.device, spec.seed, step) if self.scorer.needs_model else None
+        rows = self.scorer.score(raw, step, spec.seed, handle)
         keep = raw[: spec.eval.get("keep_samples", 0)]
         return rows, keep

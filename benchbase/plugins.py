@@ -30,7 +30,7 @@ from typing import Any, Iterable
 import pluggy
 
 from benchbase import hookspecs
-from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES
+from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES, volatile_fields
 from benchbase.errors import PluginError, UnknownPluginError, suggest
 
 ENTRY_POINT_GROUP = "benchbase"
@@ -73,6 +73,21 @@ class Registered:
         if self.source == BUILTIN_SOURCE:
             return own
         return f"{own}+{self.source}=={self.source_version}"
+
+    def entry(self, config: dict) -> dict:
+        """This metric or feature space as a run spec records it, with its validated,
+        plain ``config``: what the suite builder and the scoring API both hand the
+        :class:`~benchbase.evaluation.Scorer`."""
+        out = {"name": self.name, "config": config, "version": self.version}
+        if self.kind == "metric":
+            out.update(direction=self.cls.direction, target=getattr(self.cls, "target", None),
+                       references=list(getattr(self.cls, "references", ("train",))),
+                       requires=sorted(getattr(self.cls, "requires", ())))
+        elif self.kind == "feature":
+            out["volatile"] = volatile_fields(self.cls.Config)
+        else:
+            raise TypeError(f"a {self.kind} has no run-spec entry")
+        return out
 
     def describe(self) -> dict:
         doc = inspect.getdoc(self.cls) or ""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from benchbase import Model
+from benchbase import Model, hookimpl
 from benchbase.testing import ContractViolation, check_model
 from benchbase.testing.kit_plugins import KitMean
 
@@ -132,10 +132,21 @@ class WrongShape(KitMean):
 
 
 class Float64Samples(KitMean):
-    """Samples in float64."""
+    """Samples in float64: allowed, the core converts them to float32 (as in a run)."""
 
     def sample(self, state, n, key):
         return super().sample(state, n, key).astype(np.float64)
+
+
+class IntegerSamples(KitMean):
+    """Samples rounded to integers."""
+
+    def sample(self, state, n, key):
+        return np.rint(10 * super().sample(state, n, key)).astype(np.int64)
+
+
+def test_float64_samples_keep_the_contract():
+    assert "sample.type.dtype" in check_model(Float64Samples).checked
 
 
 class NoNoise(KitMean):
@@ -152,7 +163,7 @@ class NaNSamples(KitMean):
         return super().sample(state, n, key) / np.float32(0.0) * 0
 
 
-@pytest.mark.parametrize("model_cls,clause", [(WrongShape, "sample.shape"), (Float64Samples, "sample.type.dtype"),
+@pytest.mark.parametrize("model_cls,clause", [(WrongShape, "sample.shape"), (IntegerSamples, "sample.type.dtype"),
                                               (NoNoise, "sample.uses_key"), (NaNSamples, "sample.finite")])
 def test_bad_samples_are_caught(model_cls, clause):
     with np.errstate(all="ignore"):
@@ -345,3 +356,42 @@ def test_config_dicts_are_validated_like_a_suite():
     with pytest.raises(ConfigError, match="lrr"):
         check_model(KitMean, config={"lrr": 0.1})
     assert dataclasses.is_dataclass(KitMean.Config)
+
+
+class RunsFloat64(Float64Samples):
+    """Samples in float64, under a name of its own."""
+
+    name = "float64_samples"
+
+
+class RunsIntegers(IntegerSamples):
+    """Integer samples, under a name of its own."""
+
+    name = "integer_samples"
+
+
+class _DtypeModels:
+    @hookimpl
+    def benchbase_register_models(self, register):
+        register(RunsFloat64)
+        register(RunsIntegers)
+
+
+def test_a_run_applies_the_kits_dtype_rule(tmp_path):
+    """float64 samples pass the kit and run (converted to float32); integer samples fail
+    the kit and fail the run, with the same reason."""
+    from helpers import tiny_suite
+
+    from benchbase.plugins import PluginPolicy, build_registry
+    from benchbase.testing import run_suite_quietly
+
+    registry = build_registry(PluginPolicy(entry_points=False, strict=True))
+    registry.add_plugin(_DtypeModels(), "dtype-models", source="test")
+    registry.collect()
+    suite = tiny_suite(models=[{"name": RunsFloat64.name, "framework": "numpy"}], metrics=["fd"],
+                       budget={"batch_size": 8, "steps": 4})
+    assert run_suite_quietly(suite, tmp_path / "float64", registry=registry).result.ok
+    suite["models"] = [{"name": RunsIntegers.name, "framework": "numpy"}]
+    result = run_suite_quietly(suite, tmp_path / "int", registry=registry).result
+    assert not result.ok
+    assert "floating point" in result.failures[0][1]

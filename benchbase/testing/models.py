@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from benchbase.contracts import Batch
+from benchbase.evaluation import floating_dtype
 from benchbase.frameworks import get_framework
 from benchbase.testing.common import check_declaration, close, label, make_config, require_framework, same
 from benchbase.testing.toydata import first_n, resolve_dataset, train_data
@@ -111,9 +112,10 @@ class _Harness:
                        f"return {fw} arrays on data.device; the core converts them (no host round trip "
                        f"inside the model)")
         dtype = str(getattr(out, "dtype", ""))
-        self.c.require(dtype.endswith("float32"), f"{clause}.dtype",
-                       f"{what} returned dtype {dtype}; data crosses the plugin boundary as float32",
-                       "cast the output to float32 (e.g. `.float()` in torch, `.astype(jnp.float32)`)")
+        self.c.require(floating_dtype(out) is not None, f"{clause}.dtype",
+                       f"{what} returned dtype {dtype}; arrays cross the plugin boundary as floating point "
+                       "(the core converts any float dtype to float32, as in a run)",
+                       "return a float array (e.g. `.float()` in torch, `.astype(np.float32)`)")
 
     def sample(self, model: Any, state: Any, n: int, salt: int = _SAMPLE) -> np.ndarray:
         c = self.c
