@@ -19,6 +19,7 @@ COMMANDS = (
     "benchbase.cli:validate",
     "benchbase.cli:run",
     "benchbase.cli:leaderboard",
+    "benchbase.scoring_cli:add_parser",
     "benchbase.report:command",
     "benchbase.plots:plot",
     "benchbase.dynamics:command",

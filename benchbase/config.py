@@ -170,6 +170,8 @@ class RunSpec:
             volatile = set(d.get("volatile", ()))
             out = {k: v for k, v in d.items() if k not in ("label", "volatile")}
             out["config"] = {k: v for k, v in d["config"].items() if k not in volatile}
+            if isinstance(out.get("origin"), dict):  # where the inputs live is not what they are
+                out["origin"] = {k: v for k, v in out["origin"].items() if k != "path"}
             return out
 
         return {
@@ -471,11 +473,12 @@ class _Expander:
                 for seed in s.seeds:
                     spec = RunSpec(
                         suite=s.name,
-                        model={k: m[k] for k in ("name", "framework", "family", "label", "config", "version",
-                                                 "lr", "volatile")},
+                        model={**{k: m[k] for k in ("name", "framework", "family", "label", "config", "version",
+                                                    "lr", "volatile")},
+                               **({"origin": m["origin"]} if m["origin"] is not None else {})},
                         dataset={k: d[k] for k in ("name", "label", "config", "version", "volatile")},
                         subset=subset, budget=budget,
-                        eval=self._eval_points(budget["steps"], m["trains"], feature_ref),
+                        eval=self._eval_points(budget["steps"], m["trains"], feature_ref, m["eval_steps"]),
                         metrics=tuple(metrics), seed=int(seed), sweep=applied,
                         device=s.device, time_limit=s.time_limit,
                     )
@@ -605,14 +608,22 @@ class _Expander:
             return None
         try:
             model_inst = model["reg"].cls(m_obj)
+            replay = getattr(model_inst, "eval_steps", lambda: None)()
+            origin = getattr(model_inst, "origin", lambda: None)()
         except ValueError as exc:  # the model rejects a value its Config type allowed
             self.fail(mpath, str(exc))
             return None
+        trains = bool(getattr(model["reg"].cls, "trains", True))
+        if replay is not None and trains:
+            self.fail(mpath, f"model '{model['reg'].name}' has eval_steps() but trains: only a model that "
+                             "does not train (trains = False) brings its own evaluation steps")
+            return None
         m = {"name": model["reg"].name, "framework": model["reg"].framework,
-             "family": model["reg"].family, "label": model["label"], "config": m_plain,
+             "family": getattr(model_inst, "family", model["reg"].family), "label": model["label"],
+             "config": m_plain, "eval_steps": replay, "origin": origin,
              "version": model["reg"].version, "reg": model["reg"],
              "volatile": volatile_fields(model["reg"].cls.Config),
-             "trains": bool(getattr(model["reg"].cls, "trains", True)),
+             "trains": trains,
              "lr": _float_or_none(model_inst.learning_rate())}
         k = int(model_inst.batches_per_step())
         budget = self._resolve_budget(budget, k)
@@ -663,6 +674,11 @@ class _Expander:
                 return None
             n = n if n is not None else pool
         d["spec"] = spec
+        found = getattr(model_inst, "problems", lambda *_: [])(spec, self.s.eval.n_samples) if spec else []
+        for problem in found:
+            self.fail(mpath, f"model '{model['label']}' on dataset '{d['label']}': {problem}")
+        if found:
+            return None
         subset_out = {"n": n, "mode": subset["mode"], "seed": subset["seed"] if subset["mode"] == "random" else 0,
                       "split": split, "dedup": subset.get("dedup")}
         if self.check_data:
@@ -714,9 +730,12 @@ class _Expander:
             return None
         return {"examples": examples, "batch_size": B, "batches_per_step": k, "steps": steps}
 
-    def _eval_points(self, total: int, trains: bool, feature_ref) -> dict:
+    def _eval_points(self, total: int, trains: bool, feature_ref, replay: list[int] | None = None) -> dict:
         e = self.s.eval
-        steps = eval_schedule(total, e.schedule, e.points, e.first, e.steps, e.at_init) if trains else [0]
+        if replay is not None:  # samples made elsewhere: evaluated where they were made
+            steps = sorted(int(s) for s in replay)
+        else:
+            steps = eval_schedule(total, e.schedule, e.points, e.first, e.steps, e.at_init) if trains else [0]
         return {"steps": steps, "n_samples": e.n_samples, "n_test": e.n_test,
                 "keep_samples": e.keep_samples, "features": feature_ref}
 

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 import numpy as np
 
-FAMILIES = ("gan", "vae", "wae", "diffusion", "flow", "oracle")
+#: Families the built-in models use, and common ones. The set is open: a model may
+#: declare any lowercase name (``[a-z][a-z0-9_-]*``); leaderboards show it as declared.
+#: ``oracle`` is the one family with a meaning to the core: only oracles may draw
+#: fresh data (``TrainData.sample_fresh``).
+FAMILIES = ("gan", "vae", "wae", "diffusion", "flow", "autoregressive", "energy", "nonparametric",
+            "baseline", "external", "oracle")
+FAMILY_PATTERN = r"[a-z][a-z0-9_-]*"
+#: Conformance clauses a model may opt out of (``Model.opt_outs``), and when that is right.
+OPT_OUTS = {
+    "init.uses_seed": "the initial state does not depend on the seed (fitted in closed form, a fixed start)",
+    "sample.uses_key": "the samples do not depend on the key (replayed from files)",
+}
 FRAMEWORKS = ("torch", "jax", "numpy")
 DIRECTIONS = ("higher", "lower", "target")
 MODALITIES = ("vector", "image")
@@ -135,8 +146,14 @@ class Model:
     Config: ClassVar[type] = EmptyConfig
     version: ClassVar[str] = "1"
     capabilities: ClassVar[frozenset] = frozenset()
-    #: False for oracles that need no training: the core evaluates them once.
+    #: False for a model the core does not train: it is fitted at ``init`` from the
+    #: training subset (a kernel density estimate, a nearest-neighbour sampler, an
+    #: oracle) or replays samples made elsewhere (see ``eval_steps``). The core never
+    #: calls ``train_step``, spends no budget and evaluates it once, at step 0.
     trains: ClassVar[bool] = True
+    #: Conformance clauses this model opts out of, each with the reason (keys from
+    #: :data:`OPT_OUTS`); the kit reports them as skipped with that reason.
+    opt_outs: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -165,7 +182,35 @@ class Model:
         raise NotImplementedError
 
     def param_count(self, state: Any) -> int:
+        """Every number the model holds to generate (weights, or the training values a
+        non-parametric model keeps). Read at every evaluation, so it may grow."""
         return 0
+
+    # -- models that do not train here (trains = False) ------------------------------
+    def eval_steps(self) -> list[int] | None:
+        """For a model whose samples were made elsewhere along a training run: the
+        training steps it has samples for. The core evaluates at exactly these steps,
+        calling ``seek`` before each, instead of once at step 0. Known when the model
+        is built from its config (a suite is validated with it)."""
+        return None
+
+    def seek(self, state: Any, step: int) -> Any:
+        """The state in which ``sample`` gives the samples of training step ``step``
+        (one of ``eval_steps()``)."""
+        return state
+
+    def origin(self) -> dict | None:
+        """Where samples made elsewhere come from: ``path`` (where they live) and what
+        identifies their content (e.g. the files' sha256). Recorded in the run's
+        provenance; everything but ``path`` is part of the run id, so changed files
+        are a new run and a moved folder is not."""
+        return None
+
+    def problems(self, spec: DataSpec, n_samples: int) -> list[str]:
+        """What is wrong with running this model on data described by ``spec`` at
+        ``eval.n_samples`` samples, found when the suite is validated (e.g. sample files
+        of another shape). Empty when all is well."""
+        return []
 
     # Optional capabilities (declare them in ``capabilities``):
     # def heldout_loss(self, state, batch: Batch, key) -> scalar

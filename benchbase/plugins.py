@@ -22,15 +22,17 @@ import importlib
 import importlib.metadata
 import inspect
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import pluggy
 
 from benchbase import hookspecs
-from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES, volatile_fields
+from benchbase.contracts import (CAPABILITIES, DIRECTIONS, FAMILIES, FAMILY_PATTERN, FRAMEWORKS, MODALITIES, OPT_OUTS,
+                                 volatile_fields)
 from benchbase.errors import PluginError, UnknownPluginError, suggest
 
 ENTRY_POINT_GROUP = "benchbase"
@@ -108,6 +110,8 @@ class Registered:
             out["references"] = list(getattr(self.cls, "references", ("train",)))
         if self.kind == "model":
             out["capabilities"] = sorted(getattr(self.cls, "capabilities", ()))
+            out["trains"] = bool(getattr(self.cls, "trains", True))
+            out["opt_outs"] = dict(getattr(self.cls, "opt_outs", {}))
             out["available"] = _framework_available(self.framework)
         if self.kind == "feature":
             out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
@@ -298,10 +302,21 @@ def _validate_component(kind: str, cls: Any, plugin: str) -> None:
     if config is None or not dataclasses.is_dataclass(config):
         raise PluginError(f"{where}: `Config` must be a dataclass (use contracts.EmptyConfig)")
     if kind == "model":
-        if getattr(cls, "family", None) not in FAMILIES:
-            raise PluginError(f"{where}: family must be one of {', '.join(FAMILIES)}")
+        family = getattr(cls, "family", None)
+        if not isinstance(family, str) or not re.fullmatch(FAMILY_PATTERN, family):
+            raise PluginError(f"{where}: family must be a lowercase name such as {', '.join(FAMILIES)} "
+                              f"(got {family!r})")
         if getattr(cls, "framework", None) not in FRAMEWORKS:
             raise PluginError(f"{where}: framework must be one of {', '.join(FRAMEWORKS)}")
+        opt_outs = getattr(cls, "opt_outs", {})
+        if not isinstance(opt_outs, Mapping):
+            raise PluginError(f"{where}: opt_outs must map a clause to the reason (got {type(opt_outs).__name__})")
+        for clause, reason in opt_outs.items():
+            if clause not in OPT_OUTS:
+                raise PluginError(f"{where}: cannot opt out of '{clause}'.{suggest(clause, OPT_OUTS)} "
+                                  f"Clauses a model may opt out of: {', '.join(OPT_OUTS)}")
+            if not isinstance(reason, str) or not reason.strip():
+                raise PluginError(f"{where}: opt-out '{clause}' needs the reason, as a sentence")
         for cap in getattr(cls, "capabilities", ()):
             if cap not in CAPABILITIES:
                 raise PluginError(f"{where}: unknown capability '{cap}' ({', '.join(CAPABILITIES)})")

@@ -177,6 +177,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         def evaluate(at: int) -> None:
             t0 = time.monotonic()
             rows, keep = evaluator.evaluate(model, state, at, at * per_step)
+            summary["param_count"] = int(model.param_count(state))  # may change as the model grows
             if logs:
                 rows.extend(EvalRow(metric=f"train/{k}", value=v, ref="train")
                             for k, v in fw.scalars(logs).items())
@@ -186,6 +187,11 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
                            wall_time=prior_wall + time.monotonic() - t_start))
 
         logs: dict = {}
+        if not model_reg.cls.trains:  # fitted at init, or replaying samples made elsewhere
+            for at in eval_steps:
+                state = model.seek(state, at) if hasattr(model, "seek") else state
+                evaluate(at)
+            eval_steps = []
         if eval_steps and eval_steps[0] == 0:
             evaluate(0)
             eval_steps = eval_steps[1:]
@@ -291,6 +297,7 @@ def _provenance(spec: RunSpec, task: RunTask, fw, device, subset, registry: Regi
         "dataset_content_hash": subset.content_hash,
         "subset": subset.provenance,
         "fresh_source": fresh_source,
+        "model_origin": spec.model.get("origin"),
         "plugins": {
             "model": src("model", spec.model["name"], spec.model["framework"]),
             "dataset": src("dataset", spec.dataset["name"]),

@@ -94,13 +94,12 @@ class SampleScorer:
         whole train split), chosen by ``subset`` (``mode``: first | random, ``seed``,
         ``split``: "k of K", ``dedup``) as a suite's ``datasets[i].subset`` chooses
         it, and its test split (the first ``n_test`` points; None: all)."""
-        from benchbase.config import plugin_config
         from benchbase.data import DataCatalog, parse_split, select_subset
         from benchbase.evaluation import References
 
         registry = registry or _registry()
         reg = registry.get("dataset", dataset)
-        cfg, plain = plugin_config(reg, dict(config or {}), "<score>", "dataset.config")
+        cfg, plain = _config(reg, dict(config or {}), "dataset.config")
         _, splits = DataCatalog.shared().load(reg, cfg, plain)
         options = dict(subset or {})
         unknown = sorted(set(options) - {"mode", "seed", "split", "dedup"})
@@ -253,22 +252,30 @@ def _request(item: Any, what: str) -> tuple[str, dict]:
     raise BenchbaseInputError(f"a {what} is a name or {{'name': ..., 'config': {{...}}}}, not {item!r}")
 
 
-def _feature_entry(registry, features: Any, spec: DataSpec) -> dict:
+def _config(registered, user: dict, path: str) -> tuple[Any, dict]:
+    """A plugin's config validated as a suite's is, each problem on the one error line."""
     from benchbase.config import plugin_config
+    from benchbase.errors import ConfigError
 
+    try:
+        return plugin_config(registered, user, "<score>", path)
+    except ConfigError as exc:
+        raise BenchbaseInputError("; ".join(f"{where}: {msg}" if where else msg
+                                            for where, msg in exc.problems)) from None
+
+
+def _feature_entry(registry, features: Any, spec: DataSpec) -> dict:
     name, user = _request(features, "feature space")
     reg = registry.get("feature", name)
     modalities = getattr(reg.cls, "modalities", ("vector", "image"))
     if spec.modality not in modalities:
         raise BenchbaseInputError(f"feature space '{name}' takes {', '.join(modalities)} data; these are "
                                   f"{spec.modality}")
-    _, plain = plugin_config(reg, user, "<score>", "features.config")
+    _, plain = _config(reg, user, "features.config")
     return reg.entry(plain)
 
 
 def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> list[dict]:
-    from benchbase.config import plugin_config
-
     if isinstance(metrics, (str, Mapping)):
         metrics = [metrics]
     entries = []
@@ -279,7 +286,7 @@ def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> list[di
         if missing:
             raise BenchbaseInputError(f"metric '{name}' needs {', '.join(missing)}: it cannot score "
                                       "samples alone")
-        _, plain = plugin_config(reg, user, "<score>", f"metrics.{name}.config")
+        _, plain = _config(reg, user, f"metrics.{name}.config")
         entries.append(reg.entry(plain))
     if not entries:
         raise BenchbaseInputError("no metrics to compute")

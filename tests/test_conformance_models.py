@@ -230,15 +230,74 @@ def test_a_model_without_a_docstring_is_caught():
     broken("docstring", Undocumented)
 
 
-class LazyGAN(KitMean):
-    """A GAN that claims it needs no training."""
+class FittedAtInit(KitMean):
+    """A baseline fitted in closed form at init: the data mean, whatever the seed."""
 
-    family = "gan"
     trains = False
+    opt_outs = {"init.uses_seed": "the mean of the training data has nothing random in it"}
+
+    def init(self, data, seed):
+        return {"mean": data.x_numpy.mean(0).astype(np.float32), "shape": data.spec.shape}
 
 
-def test_only_oracles_skip_training():
-    broken("family.trains", LazyGAN)
+def test_a_model_that_does_not_train_need_not_be_an_oracle():
+    report = check_model(FittedAtInit)
+    assert ("train_step", "trains=False: the core never calls train_step") in report.skipped
+    assert {"init.deterministic", "fresh_data.oracles_only", "save_load.samples"} <= set(report.checked)
+
+
+class DeterministicInit(KitMean):
+    """Trains from the origin whatever the seed."""
+
+    def init(self, data, seed):
+        return {"mean": np.zeros(data.spec.shape, np.float32), "shape": data.spec.shape}
+
+
+class DeclaresDeterministicInit(DeterministicInit):
+    """Trains from the origin whatever the seed, and says so."""
+
+    opt_outs = {"init.uses_seed": "every run starts at the origin"}
+
+
+def test_a_declared_opt_out_is_respected_and_reported():
+    broken("init.uses_seed", DeterministicInit)
+    report = check_model(DeclaresDeterministicInit)
+    assert ("init.uses_seed", "opted out: every run starts at the origin") in report.skipped
+    assert "init.uses_seed" not in report.checked
+
+
+class PeeksAtTheTruth(FittedAtInit):
+    """A baseline (not an oracle) that samples fresh draws of the true distribution."""
+
+    def init(self, data, seed):
+        return {**super().init(data, seed), "fresh": data.sample_fresh}
+
+    def sample(self, state, n, key):
+        return state["fresh"](n, int(key.integers(1 << 30)))
+
+
+def test_only_oracles_draw_fresh_data():
+    broken("fresh_data.oracles_only", PeeksAtTheTruth)
+
+
+@pytest.mark.parametrize("opt_outs,match", [({"sample.finite": "NaN is fine"}, "cannot opt out of 'sample.finite'"),
+                                            ({"init.uses_seed": ""}, "needs the reason")])
+def test_only_known_opt_outs_with_a_reason_register(opt_outs, match):
+    from benchbase.errors import PluginError
+    from benchbase.plugins import _validate_component
+
+    cls = type("Bad", (KitMean,), {"opt_outs": opt_outs, "__doc__": "Bad."})
+    with pytest.raises(PluginError, match=match):
+        _validate_component("model", cls, "test")
+
+
+def test_families_are_open_and_lowercase():
+    from benchbase.errors import PluginError
+    from benchbase.plugins import _validate_component
+
+    _validate_component("model", type("Kde", (KitMean,), {"family": "kernel_density"}), "test")
+    with pytest.raises(PluginError, match="lowercase name"):
+        _validate_component("model", type("Bad", (KitMean,), {"family": "Kernel Density"}), "test")
 
 
 class VectorLogs(KitMean):
