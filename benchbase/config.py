@@ -272,8 +272,15 @@ def _apply_override(cfg: DictConfig, item: str, source: str) -> None:
                                          f"{str(exc).splitlines()[0]}")]) from None
     if isinstance(parsed, (DictConfig, ListConfig)):
         parsed = OmegaConf.to_container(parsed)
+    key = key.strip()
+    if key.startswith("sweep.") and "." in key[len("sweep."):]:
+        # sweep axes are dotted names themselves (model.width): the rest of the key is one axis
+        if not isinstance(cfg.get("sweep"), DictConfig):
+            cfg["sweep"] = {}
+        cfg.sweep[key[len("sweep."):]] = parsed
+        return
     try:
-        OmegaConf.update(cfg, key.strip(), parsed, merge=False, force_add=True)
+        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
     except Exception as exc:
         raise ConfigError(source, [(key, f"cannot apply override: {exc}")]) from None
 
@@ -439,9 +446,11 @@ class _Expander:
         feature = self.lookup("feature", s.eval.features.name, "eval.features.name")
         feature_ref = None
         if feature is not None:
-            _, plain = self.config(feature, s.eval.features.config, "eval.features.config")
+            obj, plain = self.config(feature, s.eval.features.config, "eval.features.config")
             if plain is not None:
                 feature_ref = feature.entry(plain)
+                if self.check_data:  # weight files: one clear error now, not in every run
+                    getattr(feature.cls(obj), "check_available", lambda: None)()
 
         models = [self._model(i, m) for i, m in enumerate(s.models)]
         datasets = [self._dataset(i, d) for i, d in enumerate(s.datasets)]

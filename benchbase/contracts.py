@@ -326,6 +326,11 @@ class FeatureExtractor:
         self.cache_dir: str | None = None
         self.train_split: np.ndarray | None = None
 
+    def check_available(self) -> None:
+        """Raise :class:`~benchbase.errors.MissingDataError` naming the file when something
+        this space needs is not on the machine (weights). Called when a suite is
+        validated, before anything runs; must not import a framework."""
+
     def prepare(self, train: np.ndarray, spec: DataSpec, device: str) -> None:
         """Called once per run before ``embed``; fit here if the space is learned."""
 
