@@ -140,6 +140,10 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         model_reg = registry.get("model", spec.model["name"], spec.model["framework"])
         model_cfg, _ = plugin_config(model_reg, spec.model["config"], "<run spec>", "model.config")
         model = model_reg.cls(model_cfg)
+        if _content(getattr(model, "origin", lambda: None)()) != _content(spec.model.get("origin")):
+            # the run id names the inputs the suite was validated with
+            raise ValueError(f"model '{spec.model['label']}': its input files changed since the suite was "
+                             "validated; run the suite again to score the new files as a new run")
         data_reg = registry.get("dataset", spec.dataset["name"])
         data_cfg, _ = plugin_config(data_reg, spec.dataset["config"], "<run spec>", "dataset.config")
         dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset["config"])
@@ -191,6 +195,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
             for at in eval_steps:
                 state = model.seek(state, at) if hasattr(model, "seek") else state
                 evaluate(at)
+                step = at  # a replayed trajectory reports the steps it covers
             eval_steps = []
         if eval_steps and eval_steps[0] == 0:
             evaluate(0)
@@ -243,6 +248,11 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         return "failed"
     finally:
         placed.close()
+
+
+def _content(origin: dict | None) -> dict | None:
+    """What identifies a model's input files: its origin without where they live."""
+    return None if origin is None else {k: v for k, v in origin.items() if k != "path"}
 
 
 def _per_step(spec: RunSpec) -> int:

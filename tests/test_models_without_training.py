@@ -49,6 +49,7 @@ def test_samples_from_files_get_a_trajectory_and_a_leaderboard_row(registry, tmp
     with Store(tmp_path / "results") as store:
         (rec,) = store.runs()
         assert sorted({e["step"] for e in store.evals(rec["run_id"])}) == list(STEPS)
+        assert rec["summary"]["steps"] == STEPS[-1]  # the trajectory it covers, not a budget it spent
         origin = rec["provenance"]["model_origin"]
         assert origin["path"] == str(folder.resolve())
         assert [f["name"] for f in origin["files"]] == [f"step_{s}.npz" for s in STEPS]
@@ -145,3 +146,15 @@ def test_the_parameter_count_is_read_as_the_model_grows(registry, tmp_path):
     assert run.result.ok
     with Store(tmp_path / "results") as store:
         assert store.runs()[0]["summary"]["param_count"] == 12 * 8 * 2
+
+
+def test_files_changed_after_validation_fail_the_run_not_the_suite(registry, tmp_path):
+    from benchbase.driver import run_suite
+    from benchbase.progress import Reporter
+
+    folder = write_trajectory(tmp_path / "samples")
+    spec = build_suite(suite(folder), registry=registry)
+    np.savez(folder / "step_1000.npz", samples=np.zeros((150, 2), np.float32))
+    with Store(tmp_path / "results") as store:
+        result = run_suite(spec, store, registry, reporter=Reporter(quiet=True))
+    assert not result.ok and "changed since the suite was validated" in result.failures[0][1]
