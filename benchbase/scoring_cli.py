@@ -16,17 +16,27 @@ from benchbase.errors import BenchbaseInputError
 ARROWS = {"lower": "↓", "higher": "↑"}
 
 
+NAME = "score"
+HELP = "score generated samples from files against a dataset"
+DESCRIPTION = ("Score generated samples (an .npy/.npz array, a folder of images, or a folder of step_<N> sample "
+               "files) against a registered dataset's training subset and test split, with the code a run uses. "
+               "Prints a table, or --json.")
+EPILOG = ("examples:\n"
+          "  benchbase score samples.npz --dataset digits --n 512\n"
+          "  benchbase score images/ --dataset cifar10 --n 5000 --metric fd --json\n"
+          "  benchbase score samples/ --dataset gmm2d --n 512 --metric-config mem_ratio.threshold=0.2")
+
+
 def add_parser(sub) -> None:
-    p = sub.add_parser("score", help="score generated samples from files against a dataset",
-                       description="Score generated samples (an .npy/.npz array, a folder of images, or a folder "
-                                   "of step_<N> sample files) against a registered dataset's training subset "
-                                   "and test split, with the code a run uses. Prints a table, or --json.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="examples:\n"
-                              "  benchbase score samples.npz --dataset digits --n 512\n"
-                              "  benchbase score images/ --dataset cifar10 --n 5000 --metric fd --json\n"
-                              "  benchbase score samples/ --dataset gmm2d --n 512 "
-                              "--metric-config mem_ratio.threshold=0.2")
+    """Registers the command with the current CLI (NAME, HELP, DESCRIPTION, EPILOG,
+    add_arguments and run are the command-module interface)."""
+    p = sub.add_parser(NAME, help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p) -> None:
     p.add_argument("samples", help="an .npy or .npz file (array (N, *shape); an .npz under 'samples' or --key), "
                                    "a folder of images, or a folder of step_<N>.npz|.npy files or step_<N>/ folders")
     p.add_argument("--dataset", required=True, help="a registered dataset (see `benchbase plugins --kind dataset`)")
@@ -51,7 +61,6 @@ def add_parser(sub) -> None:
     p.add_argument("--results", default=None, metavar="DIR",
                    help="share this results directory's feature cache (reference features embedded once)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
