@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import os
 import re
@@ -119,7 +120,8 @@ class Registered:
 
 
 def _framework_available(framework: str | None) -> bool:
-    if framework in (None, "numpy", "torch"):
+    """Installed, found without importing it (listing plugins must not load a framework)."""
+    if framework in (None, "numpy"):
         return True
     return importlib.util.find_spec(framework) is not None
 

@@ -18,7 +18,8 @@ from torch import nn
 
 from .diffusion_process import guided, integrate, make_process, per_example, python_loop, sigma_per_example
 from .diffusion_variants import backbone_args, check_conditioning, clip_range
-from .torch_common import TorchModel, TorchState, adam, build_seeded, mlp, optimise, sinusoidal_features
+from .torch_base import TorchModel
+from .torch_common import TorchState, adam, build_seeded, mlp, optimise, sinusoidal_features
 from .torch_unet import UNet
 
 

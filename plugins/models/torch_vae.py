@@ -12,7 +12,8 @@ from torch import nn
 from benchbase import hookimpl
 
 from .objectives import iwae_log_likelihood, neg_elbo
-from .torch_common import TORCH_OPS, TorchModel, TorchState, adam, autoencoder, build_seeded, optimise
+from .torch_base import TorchModel
+from .torch_common import TORCH_OPS, TorchState, adam, autoencoder, build_seeded, optimise
 from .variants import VAEVariant
 from .zoo_configs import VAEConfig
 
