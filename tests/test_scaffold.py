@@ -164,4 +164,5 @@ def test_cli_prints_the_next_steps(tmp_path, capsys):
     assert main(["new", "dataset", "kit_cli", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "pip install -e ." in out and "suites/kit_cli.yaml" in out
-    assert (tmp_path / "benchbase-kit-cli" / "benchbase_kit_cli" / "plugin.py").exists()
+    assert (tmp_path / "benchbase-kit-cli" / "benchbase_kit_cli" / "kit_cli.py").exists()
+    assert "benchbase_kit_cli/kit_cli.py" in out and "--into" in out
