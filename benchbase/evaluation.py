@@ -19,10 +19,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchbase.config import RunSpec, plugin_config
 from benchbase.contracts import Batch, DataSpec, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
 from benchbase.frameworks import SALT_EVAL, SALT_SAMPLE, mix_seed
+from benchbase.specs import FeatureRef, MetricRef, RunSpec
+from benchbase.structured import plugin_config
 
 
 class Diverged(Exception):
@@ -137,19 +138,19 @@ class Scorer:
     API (:mod:`benchbase.scoring`) both score through this class, so a value computed
     from arrays is the value a run stores for the same samples."""
 
-    def __init__(self, references: References, features: dict, metrics: list[dict] | tuple, registry,
+    def __init__(self, references: References, features: FeatureRef, metrics: tuple[MetricRef, ...], registry,
                  device: str, cache: FeatureCache):
         self.references, self.device = references, device
-        reg = registry.get("feature", features["name"])
-        cfg, _ = plugin_config(reg, features["config"], "<run spec>", "eval.features.config")
+        reg = registry.get("feature", features.name)
+        cfg, _ = plugin_config(reg, features.config, "<run spec>", "eval.features.config")
         self.extractor = reg.cls(cfg)
-        self.feature_space = features["name"]
+        self.feature_space = features.name
         if cache.dir is not None:
             self.extractor.cache_dir = str(cache.dir.parent)
         self.extractor.train_split = references.train_split if references.train_split is not None \
             else references.train
         self.extractor.prepare(references.train, references.spec, device)
-        feat_key = {"extractor": features["name"], "config": features["config"], "version": features["version"],
+        feat_key = {"extractor": features.name, "config": features.config, "version": features.version,
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
         # frozen: metrics must not write into them, and memoised reference statistics
         # (benchbase.neighbors.ReferenceMemo) hash them once instead of at every evaluation
@@ -159,10 +160,10 @@ class Scorer:
                                         lambda: self.embed(references.test)))
         self.metrics = []
         for m in metrics:
-            mreg = registry.get("metric", m["name"])
-            mcfg, _ = plugin_config(mreg, m["config"], "<run spec>", f"metrics.{m['name']}")
+            mreg = registry.get("metric", m.name)
+            mcfg, _ = plugin_config(mreg, m.config, "<run spec>", f"metrics.{m.name}")
             self.metrics.append((m, mreg.cls(mcfg)))
-        self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m["requires"])
+        self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m.requires)
 
     def embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         parts = []
@@ -183,8 +184,8 @@ class Scorer:
         a run stores at evaluation ``step`` of seed ``seed`` (metrics draw their
         randomness from both). ``model`` serves metrics that need a capability."""
         if self.needs_model and model is None:
-            wanting = sorted(m["name"] for m, _ in self.metrics
-                             if any(r.startswith("capability:") for r in m["requires"]))
+            wanting = sorted(m.name for m, _ in self.metrics
+                             if any(r.startswith("capability:") for r in m.requires))
             raise ValueError(f"metric(s) {', '.join(wanting)} need the model itself (a capability), "
                              "not only its samples")
         ref = self.references
@@ -192,7 +193,7 @@ class Scorer:
         rows: list[EvalRow] = []
         for entry, metric in self.metrics:
             params = metric.params()
-            for ref_name in entry["references"]:
+            for ref_name in entry.references:
                 ctx = EvalContext(
                     gen=gen_f, train=self.train_f, test=self.test_f, samples=samples,
                     train_data=ref.train, test_data=ref.test, spec=ref.spec,
@@ -201,9 +202,9 @@ class Scorer:
                     model=model, extractor=self.extractor,
                     train_labels=ref.train_labels, test_labels=ref.test_labels)
                 values = metric.compute(ctx)
-                if entry["name"] not in values:
-                    raise ValueError(f"metric '{entry['name']}' returned {sorted(values)} without its "
-                                     f"headline value '{entry['name']}'")
+                if entry.name not in values:
+                    raise ValueError(f"metric '{entry.name}' returned {sorted(values)} without its "
+                                     f"headline value '{entry.name}'")
                 for name, value in values.items():
                     rows.append(EvalRow(metric=name, value=float(value), ref=ref_name,
                                         feature_space=self.feature_space, params=params))
@@ -241,18 +242,18 @@ class Evaluator:
     def __init__(self, spec: RunSpec, subset: Subset, splits: DataSplits, registry, framework,
                  device, cache: FeatureCache):
         self.spec, self.fw, self.device = spec, framework, device
-        self.scorer = Scorer(References.of_run(subset, splits, spec.eval.get("n_test")), spec.eval["features"],
+        self.scorer = Scorer(References.of_run(subset, splits, spec.eval.n_test), spec.eval.features,
                              spec.metrics, registry, framework.metric_device(device), cache)
 
     def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
         spec = self.spec
         key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
-        raw = boundary_samples(model.sample(state, spec.eval["n_samples"], key), self.fw,
-                               (spec.eval["n_samples"], *self.scorer.references.spec.shape),
-                               f"model '{spec.model['name']}'")
+        raw = boundary_samples(model.sample(state, spec.eval.n_samples, key), self.fw,
+                               (spec.eval.n_samples, *self.scorer.references.spec.shape),
+                               f"model '{spec.model.name}'")
         if not np.isfinite(raw).all():
             raise Diverged(step, "generated samples")
         handle = ModelHandle(model, state, self.fw, self.device, spec.seed, step) if self.scorer.needs_model else None
         rows = self.scorer.score(raw, step, spec.seed, handle)
-        keep = raw[: spec.eval.get("keep_samples", 0)]
+        keep = raw[: spec.eval.keep_samples]
         return rows, keep

@@ -20,24 +20,26 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
-import importlib.util
 import inspect
 import os
 import re
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import pluggy
 
 from benchbase import hookspecs
-from benchbase.contracts import (CAPABILITIES, DIRECTIONS, FAMILIES, FAMILY_PATTERN, FRAMEWORKS, MODALITIES, OPT_OUTS,
-                                 volatile_fields)
+from benchbase.hookspecs import KINDS
+from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FAMILY_PATTERN, FRAMEWORKS, MODALITIES, OPT_OUTS
 from benchbase.errors import PluginError, UnknownPluginError, suggest
+from benchbase.frameworks import framework_available
+
+if TYPE_CHECKING:
+    from benchbase.specs import RunSpec
 
 ENTRY_POINT_GROUP = "benchbase"
-KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher")
 _REGISTRAR = {kind: f"benchbase_register_{kind}s" for kind in KINDS}
 BUILTIN_SOURCE = "built-in"
 
@@ -77,21 +79,6 @@ class Registered:
             return own
         return f"{own}+{self.source}=={self.source_version}"
 
-    def entry(self, config: dict) -> dict:
-        """This metric or feature space as a run spec records it, with its validated,
-        plain ``config``: what the suite builder and the scoring API both hand the
-        :class:`~benchbase.evaluation.Scorer`."""
-        out = {"name": self.name, "config": config, "version": self.version}
-        if self.kind == "metric":
-            out.update(direction=self.cls.direction, target=getattr(self.cls, "target", None),
-                       references=list(getattr(self.cls, "references", ("train",))),
-                       requires=sorted(getattr(self.cls, "requires", ())))
-        elif self.kind == "feature":
-            out["volatile"] = volatile_fields(self.cls.Config)
-        else:
-            raise TypeError(f"a {self.kind} has no run-spec entry")
-        return out
-
     def describe(self) -> dict:
         doc = inspect.getdoc(self.cls) or ""
         out = {
@@ -113,17 +100,10 @@ class Registered:
             out["capabilities"] = sorted(getattr(self.cls, "capabilities", ()))
             out["trains"] = bool(getattr(self.cls, "trains", True))
             out["opt_outs"] = dict(getattr(self.cls, "opt_outs", {}))
-            out["available"] = _framework_available(self.framework)
+            out["available"] = framework_available(self.framework)
         if self.kind == "feature":
             out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
         return out
-
-
-def _framework_available(framework: str | None) -> bool:
-    """Installed, found without importing it (listing plugins must not load a framework)."""
-    if framework in (None, "numpy"):
-        return True
-    return importlib.util.find_spec(framework) is not None
 
 
 def _env_list(name: str) -> set[str] | None:
@@ -260,14 +240,37 @@ class Registry:
         return entry
 
     # ---------------------------------------------------------------- observers
-    def notify(self, hook: str, **kwargs) -> None:
-        """Call an observer hook on every plugin; a failing observer only warns."""
+    @property
+    def observers(self) -> "Observers":
+        return Observers(self.pm)
+
+
+class Observers:
+    """The observer hooks, one typed method each. A failing observer only warns; the
+    arguments are bound before the plugin is called, so a mistake of the core (a
+    missing argument) raises instead of being reported as the plugin's fault."""
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+
+    def run_started(self, spec: "RunSpec", run_id: str, provenance: dict) -> None:
+        self._call("benchbase_run_started", {"spec": spec, "run_id": run_id, "provenance": provenance})
+
+    def evaluated(self, spec: "RunSpec", run_id: str, step: int, examples: int, results: list) -> None:
+        self._call("benchbase_evaluated", {"spec": spec, "run_id": run_id, "step": step, "examples": examples,
+                                           "results": results})
+
+    def run_finished(self, spec: "RunSpec", run_id: str, status: str, summary: dict) -> None:
+        self._call("benchbase_run_finished", {"spec": spec, "run_id": run_id, "status": status, "summary": summary})
+
+    def _call(self, hook: str, arguments: dict) -> None:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            args = [arguments[a] for a in impl.argnames]
             try:
-                impl.function(*[kwargs[a] for a in impl.argnames])
+                impl.function(*args)
             except Exception as exc:
                 warnings.warn(f"plugin '{impl.plugin_name}' raised in {hook}: "
-                              f"{type(exc).__name__}: {exc}", PluginLoadWarning, stacklevel=2)
+                              f"{type(exc).__name__}: {exc}", PluginLoadWarning, stacklevel=3)
 
 
 def _reject_misspelled_hooks(plugin: Any, name: str) -> None:

@@ -19,13 +19,14 @@ Prepare once and score many sample sets (e.g. every checkpoint of a model) with
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Union
 
 import numpy as np
 
-from benchbase.contracts import DataSpec, EvalRow, unmet_requirements
+from benchbase.contracts import DataSpec, EvalRow
 from benchbase.errors import BenchbaseInputError
+from benchbase.specs import FeatureRef, MetricRef
 
 DEFAULT_METRICS = ("mem_ratio", "fd", "swd")
 
@@ -82,7 +83,7 @@ class SampleScorer:
     """
 
     scorer: Any  # benchbase.evaluation.Scorer
-    metrics: list[dict] = field(default_factory=list)
+    metrics: tuple[MetricRef, ...] = ()
 
     @classmethod
     def for_dataset(cls, dataset: str, *, n: int | None = None, config: Mapping | None = None,
@@ -94,7 +95,8 @@ class SampleScorer:
         whole train split), chosen by ``subset`` (``mode``: first | random, ``seed``,
         ``split``: "k of K", ``dedup``) as a suite's ``datasets[i].subset`` chooses
         it, and its test split (the first ``n_test`` points; None: all)."""
-        from benchbase.data import DataCatalog, parse_split, select_subset
+        from benchbase.data import DataCatalog, select_subset
+        from benchbase.specs import parse_split
         from benchbase.evaluation import References
 
         registry = registry or _registry()
@@ -254,7 +256,7 @@ def _request(item: Any, what: str) -> tuple[str, dict]:
 
 def _config(registered, user: dict, path: str) -> tuple[Any, dict]:
     """A plugin's config validated as a suite's is, each problem on the one error line."""
-    from benchbase.config import plugin_config
+    from benchbase.structured import plugin_config
     from benchbase.errors import ConfigError
 
     try:
@@ -264,7 +266,7 @@ def _config(registered, user: dict, path: str) -> tuple[Any, dict]:
                                             for where, msg in exc.problems)) from None
 
 
-def _feature_entry(registry, features: Any, spec: DataSpec) -> dict:
+def _feature_entry(registry, features: Any, spec: DataSpec) -> FeatureRef:
     name, user = _request(features, "feature space")
     reg = registry.get("feature", name)
     modalities = getattr(reg.cls, "modalities", ("vector", "image"))
@@ -272,25 +274,27 @@ def _feature_entry(registry, features: Any, spec: DataSpec) -> dict:
         raise BenchbaseInputError(f"feature space '{name}' takes {', '.join(modalities)} data; these are "
                                   f"{spec.modality}")
     _, plain = _config(reg, user, "features.config")
-    return reg.entry(plain)
+    return FeatureRef.of(reg, plain)
 
 
-def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> list[dict]:
+def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> tuple[MetricRef, ...]:
+    from benchbase.planner import unmet_requirements
+
     if isinstance(metrics, (str, Mapping)):
         metrics = [metrics]
     entries = []
     for item in metrics:
         name, user = _request(item, "metric")
         reg = registry.get("metric", name)
-        missing = unmet_requirements(getattr(reg.cls, "requires", ()), (), spec)
+        missing = unmet_requirements(reg.cls, None, spec)  # no model: only samples
         if missing:
             raise BenchbaseInputError(f"metric '{name}' needs {', '.join(missing)}: it cannot score "
                                       "samples alone")
         _, plain = _config(reg, user, f"metrics.{name}.config")
-        entries.append(reg.entry(plain))
+        entries.append(MetricRef.of(reg, plain))
     if not entries:
         raise BenchbaseInputError("no metrics to compute")
-    return entries
+    return tuple(entries)
 
 
 __all__ = ["DEFAULT_METRICS", "SampleScorer", "Scores", "score_samples"]

@@ -78,4 +78,4 @@ def test_a_small_bandwidth_memorizes_and_a_large_one_blurs(registry, tmp_path):
     assert sharp["heldout_gap[test]"]["mean"] > blurred["heldout_gap[test]"]["mean"] > 0
     assert rows["kde_0.05"]["family"] == "nonparametric"
     with Store(tmp_path) as store:
-        assert {r["summary"]["param_count"] for r in store.runs()} == {256 * 64}  # the values it keeps
+        assert {r.summary["param_count"] for r in store.runs()} == {256 * 64}  # the values it keeps

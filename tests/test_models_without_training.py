@@ -48,21 +48,21 @@ def test_samples_from_files_get_a_trajectory_and_a_leaderboard_row(registry, tmp
     assert row["model"] == "their_gan" and row["family"] == "gan" and list(row["at_steps"].values()) == [5000]
     with Store(tmp_path / "results") as store:
         (rec,) = store.runs()
-        assert sorted({e["step"] for e in store.evals(rec["run_id"])}) == list(STEPS)
-        assert rec["summary"]["steps"] == STEPS[-1]  # the trajectory it covers, not a budget it spent
-        origin = rec["provenance"]["model_origin"]
+        assert sorted({e["step"] for e in store.evals(rec.run_id)}) == list(STEPS)
+        assert rec.summary["steps"] == STEPS[-1]  # the trajectory it covers, not a budget it spent
+        origin = rec.provenance["model_origin"]
         assert origin["path"] == str(folder.resolve())
         assert [f["name"] for f in origin["files"]] == [f"step_{s}.npz" for s in STEPS]
         assert all(len(f["sha256"]) == 64 for f in origin["files"])
         # the copy metric rises as the samples sharpen onto the training points
-        mem = {e["step"]: e["value"] for e in store.evals(rec["run_id"]) if e["metric"] == "mem_ratio"}
+        mem = {e["step"]: e["value"] for e in store.evals(rec.run_id) if e["metric"] == "mem_ratio"}
         assert mem[100] < mem[5000]
         # the stored values are those of scoring the file's samples directly
         scorer = SampleScorer.for_dataset("gmm2d", n=128, config=GMM, registry=registry,
                                           metrics=[{"name": "mem_ratio", "config": {"threshold": 0.2}}, "fd"])
         with np.load(folder / "step_1000.npz") as z:
             scores = scorer.score(z["samples"], step=1000, seed=0)
-        stored = {(e["metric"], e["ref"]): e["value"] for e in store.evals(rec["run_id"]) if e["step"] == 1000}
+        stored = {(e["metric"], e["ref"]): e["value"] for e in store.evals(rec.run_id) if e["step"] == 1000}
         assert {(r.metric, r.ref): r.value for r in scores.rows} == stored
 
 
@@ -78,7 +78,7 @@ def test_changed_files_make_a_new_run_and_a_moved_folder_does_not(registry, tmp_
 def test_one_file_is_one_evaluation_at_step_zero(registry, tmp_path):
     folder = write_trajectory(tmp_path / "samples")
     spec = build_suite(suite(folder / "step_5000.npz"), registry=registry).runs[0]
-    assert spec.eval["steps"] == [0]
+    assert spec.eval.steps == (0,)
 
 
 @pytest.mark.parametrize("change,match", [
@@ -145,7 +145,7 @@ def test_the_parameter_count_is_read_as_the_model_grows(registry, tmp_path):
     run = run_suite_quietly(spec, tmp_path / "results", registry=registry)
     assert run.result.ok
     with Store(tmp_path / "results") as store:
-        assert store.runs()[0]["summary"]["param_count"] == 12 * 8 * 2
+        assert store.runs()[0].summary["param_count"] == 12 * 8 * 2
 
 
 def test_files_changed_after_validation_fail_the_run_not_the_suite(registry, tmp_path):

@@ -40,28 +40,28 @@ def test_scoring_stored_samples_gives_the_stored_values_bit_for_bit(kit_registry
     compared = 0
     with Store(results_dir) as store:
         for rec in store.runs(suite="scoring"):
-            spec = rec["spec"]
-            options = {"subset": {"mode": spec["subset"]["mode"], "seed": spec["subset"]["seed"]},
-                       "config": spec["dataset"]["config"]}
+            spec = rec.spec
+            options = {"subset": {"mode": spec.subset.mode, "seed": spec.subset.seed},
+                       "config": spec.dataset.config}
             # one scorer with the run's feature cache, one computing every feature afresh
-            scorers = [SampleScorer.for_dataset(spec["dataset"]["name"], n=spec["subset"]["n"], n_test=200,
+            scorers = [SampleScorer.for_dataset(spec.dataset.name, n=spec.subset.n, n_test=200,
                                                 metrics=METRICS, registry=kit_registry, results_dir=path,
                                                 **options)
                        for path in (results_dir, None)]
             stored = {}
-            for row in store.evals(rec["run_id"]):
+            for row in store.evals(rec.run_id):
                 if not row["metric"].startswith("train/"):
                     stored.setdefault(row["step"], {})[(row["metric"], row["ref"])] = (row["value"], row["params"])
             assert len(stored) == 4  # at init + 3 points
-            for step in store.sample_steps(rec["run_id"]):
-                _, samples = store.samples(rec["run_id"], step)
+            for step in store.sample_steps(rec.run_id):
+                _, samples = store.samples(rec.run_id, step)
                 assert len(samples) == 150
                 for scorer in scorers:
-                    scores = scorer.score(samples, step=step, seed=rec["seed"])
+                    scores = scorer.score(samples, step=step, seed=rec.seed)
                     got = {(r.metric, r.ref): (r.value, r.params) for r in scores.rows}
                     assert got == stored[step]
                     compared += len(got)
-                other = scorers[1].score(samples, step=step + 1, seed=rec["seed"])  # kid's subsets use the step
+                other = scorers[1].score(samples, step=step + 1, seed=rec.seed)  # kid's subsets use the step
                 assert other.value("kid", ref="test") != stored[step][("kid", "test")][0]
     assert compared > 200
 

@@ -7,7 +7,6 @@ registry with the metrics a run uses (through :mod:`benchbase.scoring`).
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -25,15 +24,6 @@ EPILOG = ("examples:\n"
           "  benchbase score samples.npz --dataset digits --n 512\n"
           "  benchbase score images/ --dataset cifar10 --n 5000 --metric fd --json\n"
           "  benchbase score samples/ --dataset gmm2d --n 512 --metric-config mem_ratio.threshold=0.2")
-
-
-def add_parser(sub) -> None:
-    """Registers the command with the current CLI (NAME, HELP, DESCRIPTION, EPILOG,
-    add_arguments and run are the command-module interface)."""
-    p = sub.add_parser(NAME, help=HELP, description=DESCRIPTION, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    p.set_defaults(func=run)
 
 
 def add_arguments(p) -> None:
@@ -101,7 +91,7 @@ def _print_table(args, scorer, results) -> None:
     from tabulate import tabulate
 
     first = results[0][2]
-    directions = {m["name"]: m["direction"] for m in scorer.metrics}
+    directions = {m.name: m.direction for m in scorer.metrics}
     columns = [(r.metric, r.ref) for r in first.headline()]
     headers = (["step"] if results[0][0] is not None else []) + ["samples", "sha256"] + [
         f"{m} ({ref}) {ARROWS.get(directions.get(m), '')}".strip() if ref else m for m, ref in columns]
