@@ -439,7 +439,7 @@ class _DtypeModels:
 def test_a_run_applies_the_kits_dtype_rule(tmp_path):
     """float64 samples pass the kit and run (converted to float32); integer samples fail
     the kit and fail the run, with the same reason."""
-    from helpers import tiny_suite
+    from support.suites import tiny_suite
 
     from benchbase.plugins import PluginPolicy, build_registry
     from benchbase.testing import run_suite_quietly
