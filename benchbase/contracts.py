@@ -270,6 +270,27 @@ class EvalContext:
         return np.random.default_rng([self.seed, self.step, salt])
 
 
+def unmet_requirements(metric_cls, model_cls, spec) -> list[str]:
+    """What a metric ``requires`` that the model class or the dataset (its DataSpec,
+    None when the data was not read) lacks."""
+    missing = []
+    for req in getattr(metric_cls, "requires", ()):
+        if req.startswith("capability:"):
+            cap = req.split(":", 1)[1]
+            if cap not in getattr(model_cls, "capabilities", ()):
+                missing.append(f"model capability '{cap}'")
+        elif req == "true_sampler":
+            if spec is not None and not spec.has_true_sampler:
+                missing.append("a dataset with a true sampler")
+        elif req == "labels":
+            if spec is not None and spec.num_classes == 0:
+                missing.append("class labels")
+        elif req.startswith("modality:"):
+            if spec is not None and spec.modality != req.split(":", 1)[1]:
+                missing.append(f"{req.split(':', 1)[1]} data")
+    return missing
+
+
 class Metric(Configurable):
     """Base for metric plugins. ``compute`` returns ``{name: value, name.detail: ...}``."""
 
@@ -333,6 +354,8 @@ class Executor(Configurable):
     """Base for executors: run tasks somewhere, deliver every event to ``sink``."""
 
     name: ClassVar[str]
+    #: runs train on this machine (its devices are checked before a suite starts); False for a cluster
+    runs_here: ClassVar[bool] = True
 
     def execute(self, tasks: list, work: Callable, sink: Callable) -> None:
         raise NotImplementedError

@@ -14,11 +14,13 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from benchbase.blame import blame, describe, expect
 from benchbase.contracts import Batch, DataSpec, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
 from benchbase.frameworks import SALT_EVAL, SALT_SAMPLE, mix_seed
@@ -143,13 +145,15 @@ class Scorer:
         self.references, self.device = references, device
         reg = registry.get("feature", features.name)
         cfg, _ = plugin_config(reg, features.config, "<run spec>", "eval.features.config")
-        self.extractor = reg.cls(cfg)
+        with blame("feature space", features.name, "__init__"):
+            self.extractor = reg.cls(cfg)
         self.feature_space = features.name
         if cache.dir is not None:
             self.extractor.cache_dir = str(cache.dir.parent)
         self.extractor.train_split = references.train_split if references.train_split is not None \
             else references.train
-        self.extractor.prepare(references.train, references.spec, device)
+        with blame("feature space", features.name, "prepare"):
+            self.extractor.prepare(references.train, references.spec, device)
         feat_key = {"extractor": features.name, "config": features.config, "version": features.version,
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
         # frozen: metrics must not write into them, and memoised reference statistics
@@ -162,21 +166,21 @@ class Scorer:
         for m in metrics:
             mreg = registry.get("metric", m.name)
             mcfg, _ = plugin_config(mreg, m.config, "<run spec>", f"metrics.{m.name}")
-            self.metrics.append((m, mreg.cls(mcfg)))
+            with blame("metric", m.name, "__init__"):
+                self.metrics.append((m, mreg.cls(mcfg)))
         self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m.requires)
 
     def embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         parts = []
         for i in range(0, len(x), batch):
-            out = self.extractor.embed(x[i:i + batch])
-            if floating_dtype(out) is None:
-                raise ValueError(f"feature extractor '{self.feature_space}' returned dtype "
-                                 f"{getattr(out, 'dtype', '?')}; features must be floating point")
+            with blame("feature space", self.feature_space, "embed"):
+                out = self.extractor.embed(x[i:i + batch])
+            expect(floating_dtype(out) is not None, "feature space", self.feature_space, "embed",
+                   f"returned {describe(out)}; features must be floating point")
             parts.append(np.asarray(out, dtype=np.float32))
         out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-        if out.ndim != 2 or len(out) != len(x):
-            raise ValueError(f"feature extractor '{self.feature_space}' returned shape {out.shape} "
-                             f"for {len(x)} inputs; expected (N, d)")
+        expect(out.ndim == 2 and len(out) == len(x), "feature space", self.feature_space, "embed",
+               f"returned shape {out.shape} for {len(x)} inputs; expected (N, d)")
         return out
 
     def score(self, samples: np.ndarray, step: int, seed: int, model: "ModelHandle | None" = None) -> list[EvalRow]:
@@ -201,14 +205,27 @@ class Scorer:
                     ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
                     model=model, extractor=self.extractor,
                     train_labels=ref.train_labels, test_labels=ref.test_labels)
-                values = metric.compute(ctx)
-                if entry.name not in values:
-                    raise ValueError(f"metric '{entry.name}' returned {sorted(values)} without its "
-                                     f"headline value '{entry.name}'")
-                for name, value in values.items():
-                    rows.append(EvalRow(metric=name, value=float(value), ref=ref_name,
-                                        feature_space=self.feature_space, params=params))
+                with blame("metric", entry.name, "compute"):
+                    values = metric.compute(ctx)
+                rows += _metric_rows(entry.name, values, ref_name, self.feature_space, params)
         return rows
+
+
+def _metric_rows(name: str, values: Any, ref: str, feature_space: str, params: dict) -> list[EvalRow]:
+    """A metric's ``compute`` result as rows: a mapping with its headline value ``name``,
+    every value a number (NaN is a value: stored as missing)."""
+    expect(isinstance(values, Mapping), "metric", name, "compute",
+           f"returned {describe(values)}; expected a dict of values")
+    expect(name in values, "metric", name, "compute",
+           f"returned {sorted(map(str, values))} without its headline value '{name}'")
+    rows = []
+    for key, value in values.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            expect(False, "metric", name, "compute", f"returned {describe(value)} for '{key}'; expected a number")
+        rows.append(EvalRow(metric=key, value=number, ref=ref, feature_space=feature_space, params=params))
+    return rows
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -222,16 +239,17 @@ def floating_dtype(raw: Any) -> str | None:
     return dtype if "float" in dtype else None
 
 
-def boundary_samples(raw: Any, framework: Any, expected: tuple[int, ...], who: str) -> np.ndarray:
+def boundary_samples(raw: Any, framework: Any, expected: tuple[int, ...], model: str) -> np.ndarray:
     """Samples as they cross into the core: any floating dtype of the model's framework
     becomes float32 numpy (a numpy model may compute in float64); another dtype, or
-    the wrong shape, is an error. The conformance kit applies the same rule."""
-    if floating_dtype(raw) is None:
-        raise ValueError(f"{who} returned samples of dtype {getattr(raw, 'dtype', '?')}; samples must be "
-                         "floating point (the core converts any float dtype to float32)")
+    the wrong shape, is the fault of ``model``'s ``sample``. The conformance kit
+    applies the same rule."""
+    expect(floating_dtype(raw) is not None, "model", model, "sample",
+           f"returned {describe(raw)}; samples must be floating point (the core converts any float dtype "
+           "to float32)")
     arr = np.ascontiguousarray(framework.to_numpy(raw), dtype=np.float32)
-    if arr.shape != tuple(expected):
-        raise ValueError(f"{who} sampled shape {arr.shape}, expected {tuple(expected)}")
+    expect(arr.shape == tuple(expected), "model", model, "sample",
+           f"returned samples of shape {arr.shape}; expected {tuple(expected)}")
     return arr
 
 
@@ -248,9 +266,10 @@ class Evaluator:
     def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
         spec = self.spec
         key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
-        raw = boundary_samples(model.sample(state, spec.eval.n_samples, key), self.fw,
-                               (spec.eval.n_samples, *self.scorer.references.spec.shape),
-                               f"model '{spec.model.name}'")
+        with blame("model", spec.model.name, "sample"):
+            raw = model.sample(state, spec.eval.n_samples, key)
+        raw = boundary_samples(raw, self.fw, (spec.eval.n_samples, *self.scorer.references.spec.shape),
+                               spec.model.name)
         if not np.isfinite(raw).all():
             raise Diverged(step, "generated samples")
         handle = ModelHandle(model, state, self.fw, self.device, spec.seed, step) if self.scorer.needs_model else None

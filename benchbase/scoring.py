@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Union
 
 import numpy as np
 
-from benchbase.contracts import DataSpec, EvalRow
+from benchbase.contracts import DataSpec, EvalRow, unmet_requirements
 from benchbase.errors import BenchbaseInputError
 from benchbase.specs import FeatureRef, MetricRef
 
@@ -278,8 +278,6 @@ def _feature_entry(registry, features: Any, spec: DataSpec) -> FeatureRef:
 
 
 def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> tuple[MetricRef, ...]:
-    from benchbase.planner import unmet_requirements
-
     if isinstance(metrics, (str, Mapping)):
         metrics = [metrics]
     entries = []
