@@ -91,8 +91,15 @@ def apply_override(cfg: DictConfig, item: str, source: str) -> None:
                                          f"{str(exc).splitlines()[0]}")]) from None
     if isinstance(parsed, (DictConfig, ListConfig)):
         parsed = OmegaConf.to_container(parsed)
+    key = key.strip()
+    if key.startswith("sweep.") and "." in key[len("sweep."):]:
+        # sweep axes are dotted names themselves (model.width): the rest of the key is one axis
+        if not isinstance(cfg.get("sweep"), DictConfig):
+            cfg["sweep"] = {}
+        cfg.sweep[key[len("sweep."):]] = parsed
+        return
     try:
-        OmegaConf.update(cfg, key.strip(), parsed, merge=False, force_add=True)
+        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
     except Exception as exc:
         raise ConfigError(source, [(key, f"cannot apply override: {exc}")]) from None
 

@@ -27,13 +27,16 @@ def benchbase_register_models(register):
     """Register model plugins.
 
     Call ``register(ModelClass)`` for each model. ``ModelClass`` follows
-    :class:`benchbase.contracts.Model`: class attributes ``name``, ``family`` (one of
-    gan, vae, wae, diffusion, flow, oracle), ``framework`` (torch, jax or numpy), a
-    ``Config`` dataclass holding every hyperparameter with its default, and the
-    methods ``init``, ``train_step``, ``sample``, ``save``, ``load`` and
+    :class:`benchbase.contracts.Model`: class attributes ``name``, ``family`` (a
+    lowercase name, shown on leaderboards as declared: gan, vae, wae, diffusion, flow,
+    nonparametric, external, oracle, or your own), ``framework`` (torch, jax or
+    numpy), a ``Config`` dataclass holding every hyperparameter with its default, and
+    the methods ``init``, ``train_step``, ``sample``, ``save``, ``load`` and
     ``param_count``. Optional capabilities that metrics can ask for are declared in
     ``capabilities`` (``heldout_loss``, ``denoise``, ``log_prob``) and implemented as
-    methods of the same name.
+    methods of the same name. A model the core does not train (fitted at ``init``,
+    or replaying samples made elsewhere) sets ``trains = False``; ``opt_outs`` names
+    conformance clauses that do not apply to it, with the reason.
 
     The core owns the training loop: ``train_step`` receives one batch drawn by the
     core from the training subset already on the device, and must not iterate over

@@ -22,16 +22,18 @@ import importlib
 import importlib.metadata
 import inspect
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import pluggy
 
 from benchbase import hookspecs
 from benchbase.hookspecs import KINDS
-from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MEMORIZES, MODALITIES
+from benchbase.contracts import (CAPABILITIES, DIRECTIONS, FAMILIES, FAMILY_PATTERN, FRAMEWORKS, MEMORIZES, MODALITIES,
+                                 OPT_OUTS)
 from benchbase.errors import PluginError, PluginLoadError, UnknownPluginError, suggest
 from benchbase.frameworks import framework_available
 
@@ -100,6 +102,8 @@ class Registered:
                 out["min_excess"] = float(getattr(self.cls, "min_excess", 0.0))
         if self.kind == "model":
             out["capabilities"] = sorted(getattr(self.cls, "capabilities", ()))
+            out["trains"] = bool(getattr(self.cls, "trains", True))
+            out["opt_outs"] = dict(getattr(self.cls, "opt_outs", {}))
             out["available"] = framework_available(self.framework)
         if self.kind == "feature":
             out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
@@ -310,10 +314,21 @@ def _validate_component(kind: str, cls: Any, plugin: str) -> None:
     if config is None or not dataclasses.is_dataclass(config):
         raise PluginError(f"{where}: `Config` must be a dataclass (use contracts.EmptyConfig)")
     if kind == "model":
-        if getattr(cls, "family", None) not in FAMILIES:
-            raise PluginError(f"{where}: family must be one of {', '.join(FAMILIES)}")
+        family = getattr(cls, "family", None)
+        if not isinstance(family, str) or not re.fullmatch(FAMILY_PATTERN, family):
+            raise PluginError(f"{where}: family must be a lowercase name such as {', '.join(FAMILIES)} "
+                              f"(got {family!r})")
         if getattr(cls, "framework", None) not in FRAMEWORKS:
             raise PluginError(f"{where}: framework must be one of {', '.join(FRAMEWORKS)}")
+        opt_outs = getattr(cls, "opt_outs", {})
+        if not isinstance(opt_outs, Mapping):
+            raise PluginError(f"{where}: opt_outs must map a clause to the reason (got {type(opt_outs).__name__})")
+        for clause, reason in opt_outs.items():
+            if clause not in OPT_OUTS:
+                raise PluginError(f"{where}: cannot opt out of '{clause}'.{suggest(clause, OPT_OUTS)} "
+                                  f"Clauses a model may opt out of: {', '.join(OPT_OUTS)}")
+            if not isinstance(reason, str) or not reason.strip():
+                raise PluginError(f"{where}: opt-out '{clause}' needs the reason, as a sentence")
         for cap in getattr(cls, "capabilities", ()):
             if cap not in CAPABILITIES:
                 raise PluginError(f"{where}: unknown capability '{cap}' ({', '.join(CAPABILITIES)})")

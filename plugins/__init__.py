@@ -14,6 +14,8 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.datasets.image_folder",
     "benchbase_plugins.models.oracles",
     "benchbase_plugins.models.memorizers",
+    "benchbase_plugins.models.kde",
+    "benchbase_plugins.models.sample_files",
     "benchbase_plugins.models.torch_flow",
     "benchbase_plugins.models.torch_ddpm",
     "benchbase_plugins.models.jax_flow",

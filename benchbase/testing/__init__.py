@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchbase.testing.common import small_config
 from benchbase.testing.datasets import check_dataset
 from benchbase.testing.executors import check_executor
 from benchbase.testing.features import check_feature_extractor
 from benchbase.testing.metrics import check_metric
-from benchbase.testing.models import check_model, small_config
+from benchbase.testing.models import check_model
 from benchbase.testing.publishers import check_publisher
 from benchbase.testing.runs import SuiteRun, run_suite_quietly
 from benchbase.testing.scenarios import SCENARIOS
