@@ -14,6 +14,7 @@ from benchbase.contracts import (
     Metric,
     Model,
     Publisher,
+    Tracker,
     TrainData,
 )
 from benchbase.hookspecs import hookimpl
@@ -22,5 +23,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch", "DataSpec", "DataSplits", "Dataset", "EmptyConfig", "EvalContext", "Executor",
-    "FeatureExtractor", "Metric", "Model", "Publisher", "TrainData", "hookimpl", "__version__",
+    "FeatureExtractor", "Metric", "Model", "Publisher", "Tracker", "TrainData", "hookimpl", "__version__",
 ]

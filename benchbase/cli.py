@@ -42,7 +42,8 @@ def plugins(sub) -> None:
     p = sub.add_parser("plugins", help="list registered plugins",
                        description="List every registered plugin: name, kind, family, framework and "
                                    "where it came from.")
-    p.add_argument("--kind", choices=("model", "dataset", "metric", "feature", "executor", "publisher"))
+    p.add_argument("--kind", choices=("model", "dataset", "metric", "feature", "executor", "publisher",
+                                      "tracker"))
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_plugins)
 
@@ -73,6 +74,9 @@ def _suite_args(p: argparse.ArgumentParser) -> None:
                    help="dotlist overrides, e.g. budget.examples=2e5 seeds=[0,1]")
     p.add_argument("--device", choices=None, default=None,
                    help="auto | cpu | cuda | cuda:N | tpu (overrides the suite's device)")
+    p.add_argument("--tracker", action="append", default=[], metavar="NAME",
+                   help="also mirror the runs to this experiment tracker: tensorboard, mlflow, wandb, ... "
+                        "(repeatable; added to the suite's `trackers` with its default config)")
 
 
 def validate(sub) -> None:
@@ -86,7 +90,7 @@ def validate(sub) -> None:
 def _validate(args) -> int:
     from benchbase.config import load_suite
 
-    suite = load_suite(args.suite, args.overrides, device=args.device)
+    suite = load_suite(args.suite, args.overrides, device=args.device, trackers=args.tracker)
     steps = sorted({r.budget["steps"] for r in suite.runs})
     print(f"{args.suite}: valid. Suite '{suite.name}': {len(suite.runs)} run(s), "
           f"{len({r.model['label'] for r in suite.runs})} model(s), "
@@ -121,7 +125,7 @@ def _run(args) -> int:
 
     registry = build_registry()
     suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device,
-                       executor=args.executor)
+                       executor=args.executor, trackers=args.tracker)
     reporter = Reporter(quiet=args.quiet)
     with Store(args.results) as store:
         result = run_suite(suite, store, registry, reporter=reporter, fresh=args.fresh)

@@ -78,6 +78,11 @@ class ExecutorEntry(PluginEntry):
 
 
 @dataclass
+class TrackerEntry(PluginEntry):
+    """An experiment tracker the suite's runs are mirrored to (not part of run ids)."""
+
+
+@dataclass
 class BudgetEntry:
     """Identical for every model: counted in examples drawn from the training subset."""
 
@@ -133,6 +138,7 @@ class SuiteSchema:
     # grid over n, budget.*, model.<key>, dataset.<key>, subset.<key>: every combination
     sweep: Dict[str, List[Any]] = field(default_factory=dict)
     executor: ExecutorEntry = field(default_factory=ExecutorEntry)
+    trackers: List[TrackerEntry] = field(default_factory=list)  # tensorboard, mlflow, wandb, ...
     time_limit: Optional[float] = None  # seconds per run; exceeded: status timeout
     leaderboard: LeaderboardEntry = field(default_factory=LeaderboardEntry)
     dynamics: DynamicsEntry = field(default_factory=DynamicsEntry)
@@ -220,18 +226,21 @@ class Suite:
     leaderboard: dict
     resolved: dict  # the suite after overrides and defaults, for provenance
     device: str = "auto"
+    trackers: list[dict] = field(default_factory=list)  # each {name, config}, validated
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
-               device: str | None = None, check_data: bool = True, executor: str | None = None) -> Suite:
+               device: str | None = None, check_data: bool = True, executor: str | None = None,
+               trackers: list[str] = ()) -> Suite:
     """Load, validate and expand a suite file. Raises ConfigError naming every problem.
 
     ``executor`` (``--executor``) replaces the suite's executor; the suite's executor
     config is kept only if it names the same one, and ``executor.config.*`` overrides
-    then apply to the chosen executor."""
+    then apply to the chosen executor. ``trackers`` (``--tracker``) are added to the
+    suite's ``trackers`` with their default config unless the suite lists them."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -247,6 +256,11 @@ def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
         current = current if isinstance(current, str) else (current or {}).get("name", "local")
         if current != executor:
             raw["executor"] = {"name": executor, "config": {}}
+    if trackers:
+        listed = raw.get("trackers")
+        listed = list(listed) if isinstance(listed, ListConfig) else []
+        have = {t if isinstance(t, str) else (t or {}).get("name") for t in listed}
+        raw["trackers"] = listed + [name for name in trackers if name not in have]
     for item in overrides:
         _apply_override(raw, item, source)
     try:
@@ -279,7 +293,7 @@ def _apply_override(cfg: DictConfig, item: str, source: str) -> None:
 # Shorthands users write: `- mem_ratio` for `- {name: mem_ratio}`, `features: pixels`.
 def _normalize(data: dict) -> dict:
     data = copy.deepcopy(data)
-    for key in ("datasets", "models", "metrics"):
+    for key in ("datasets", "models", "metrics", "trackers"):
         items = data.get(key)
         if isinstance(items, list):
             data[key] = [{"name": it} if isinstance(it, str) else it for it in items]
@@ -314,7 +328,7 @@ def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
 
 
 _SCHEMAS = {c.__name__: c for c in (PluginEntry, ModelEntry, SubsetEntry, DatasetEntry, MetricEntry,
-                                    FeatureEntry, ExecutorEntry, BudgetEntry, EvalEntry,
+                                    FeatureEntry, ExecutorEntry, TrackerEntry, BudgetEntry, EvalEntry,
                                     LeaderboardEntry, DynamicsEntry, SuiteSchema)}
 
 
@@ -375,6 +389,7 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
         name=schema.name, source=source, description=schema.description, runs=runs,
         executor=expander.executor, leaderboard=dataclasses.asdict(schema.leaderboard),
         resolved=OmegaConf.to_container(OmegaConf.structured(schema)), device=schema.device,
+        trackers=expander.trackers,
     )
 
 
@@ -396,6 +411,7 @@ class _Expander:
     def __init__(self, suite: SuiteSchema, source: str, registry, problems: list, check_data: bool):
         self.s, self.source, self.reg, self.problems, self.check_data = suite, source, registry, problems, check_data
         self.executor: dict = {}
+        self.trackers: list[dict] = []
         self._hashes: dict[str, str] = {}
 
     def fail(self, path: str, msg: str) -> None:
@@ -433,6 +449,7 @@ class _Expander:
         if executor is not None:
             _, plain = self.config(executor, s.executor.config, "executor.config")
             self.executor = {"name": s.executor.name, "config": plain or {}}
+        self._check_trackers()
 
         feature = self.lookup("feature", s.eval.features.name, "eval.features.name")
         feature_ref = None
@@ -484,6 +501,35 @@ class _Expander:
         return list(runs.values())
 
     # -- pieces ---------------------------------------------------------------
+    def _check_trackers(self) -> None:
+        """Known names, valid configs, each listed once, and their libraries installed
+        (looked up, not imported: a tracker imports its library only when it opens)."""
+        seen: set[str] = set()
+        for i, entry in enumerate(self.s.trackers):
+            path = f"trackers[{i}]"
+            if entry.name in seen:
+                self.fail(f"{path}.name", f"tracker '{entry.name}' is listed twice")
+                continue
+            seen.add(entry.name)
+            reg = self.lookup("tracker", entry.name, f"{path}.name")
+            if reg is None:
+                continue
+            obj, plain = self.config(reg, entry.config, f"{path}.config")
+            if plain is None:
+                continue
+            try:
+                tracker = reg.cls(obj)  # a constructor may refuse a config with ValueError
+            except ValueError as exc:
+                self.fail(f"{path}.config", str(exc))
+                continue
+            missing = [m for m in tracker.requirements() if not _importable(m)]
+            if missing:
+                how = reg.cls.install or " ".join(missing)
+                self.fail(f"{path}.name", f"tracker '{entry.name}' needs {', '.join(missing)}, which is "
+                                          f"not installed: pip install {how}")
+                continue
+            self.trackers.append({"name": entry.name, "config": plain})
+
     def _check_budget(self) -> None:
         b = self.s.budget
         if (b.examples is None) == (b.steps is None):

@@ -19,6 +19,7 @@ from benchbase.plugins import Registry
 from benchbase.progress import Reporter
 from benchbase.runner import Evaluated, Finished, Progress, RunTask, Started, execute_task
 from benchbase.store import FINAL_STATUSES, Holder, Lease, Store
+from benchbase.tracking import observing_suite
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Sink:
             self.reporter.start(event.run_id, task.index, task.total, spec.title,
                                 spec.budget["steps"], event.resumed_from)
             self.registry.notify("benchbase_run_started", spec=spec, run_id=event.run_id,
-                                 provenance=event.provenance)
+                                 provenance=event.provenance, resumed_from=event.resumed_from)
         elif isinstance(event, Progress):
             self.reporter.progress(event.run_id, event.step, event.total, event.examples_per_s,
                                    event.steps_per_s)
@@ -81,7 +82,7 @@ class Sink:
                                  if "." not in r.metric and "/" not in r.metric)
             self.reporter.evaluated(event.run_id, event.step, headline)
             self.registry.notify("benchbase_evaluated", spec=spec, run_id=event.run_id, step=event.step,
-                                 examples=event.examples, results=event.rows)
+                                 examples=event.examples, results=event.rows, samples=event.samples)
         elif isinstance(event, Finished):
             self.store.finish_run(event.run_id, event.status, event.summary, event.error)
             self.finished[event.run_id] = event.status
@@ -169,9 +170,16 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
     """Run what is left of ``suite``; done (and diverged) runs are skipped.
 
     Runs that another live driver holds are left to it; this call waits until they are
-    final (and takes them over if that driver dies), so its summary is complete.
+    final (and takes them over if that driver dies), so its summary is complete. The
+    suite's trackers (and any observer plugin) hear of it through the observer hooks.
     """
     reporter = reporter or Reporter()
+    with observing_suite(suite, store, registry, say=reporter.write):
+        return _run_suite(suite, store, registry, reporter, fresh, executor, lease, poll_seconds)
+
+
+def _run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter, fresh: bool,
+               executor: dict | None, lease: Lease | None, poll_seconds: float) -> SuiteResult:
     specs = suite.runs
     ids = [s.run_id for s in specs]
     store.register_runs(suite.name, specs, {"source": suite.source, "resolved": suite.resolved,

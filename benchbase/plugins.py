@@ -34,7 +34,7 @@ from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, 
 from benchbase.errors import PluginError, UnknownPluginError, suggest
 
 ENTRY_POINT_GROUP = "benchbase"
-KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher")
+KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher", "tracker")
 _REGISTRAR = {kind: f"benchbase_register_{kind}s" for kind in KINDS}
 BUILTIN_SOURCE = "built-in"
 
@@ -96,6 +96,9 @@ class Registered:
             out["available"] = _framework_available(self.framework)
         if self.kind == "feature":
             out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
+        if self.kind == "tracker":
+            out["requires"] = list(getattr(self.cls, "requires", ()))
+            out["available"] = all(importlib.util.find_spec(m) is not None for m in out["requires"])
         return out
 
 
@@ -167,6 +170,11 @@ class Registry:
             return False
         self._sources[name] = (source, source_version)
         return True
+
+    def remove_plugin(self, plugin: Any) -> None:
+        """Unregister a plugin object added with :meth:`add_plugin` (a suite's trackers)."""
+        if self.pm.is_registered(plugin):
+            self.pm.unregister(plugin)
 
     def collect(self) -> None:
         """Call every registrar hook implementation, one plugin at a time."""
@@ -265,6 +273,7 @@ _REQUIRED_METHODS = {
     "feature": ("embed",),
     "executor": ("execute",),
     "publisher": ("render",),
+    "tracker": ("open", "run_started", "evaluated", "run_finished", "close"),
 }
 
 
@@ -305,6 +314,10 @@ def _validate_component(kind: str, cls: Any, plugin: str) -> None:
         bad = [m for m in getattr(cls, "modalities", MODALITIES) if m not in MODALITIES]
         if bad:
             raise PluginError(f"{where}: unknown modalities {bad}")
+    if kind == "tracker":
+        requires = getattr(cls, "requires", ())
+        if not isinstance(requires, tuple) or not all(isinstance(m, str) and m for m in requires):
+            raise PluginError(f"{where}: `requires` must be a tuple of module names, e.g. ('mlflow',)")
 
 
 # ------------------------------------------------------------------------ building
