@@ -6,7 +6,8 @@ name, so it must stay importable from the tests directory).
   ``at_step`` train steps of this process: raise, NaN loss, ``os._exit``, SIGKILL of
   its own process, or hang. With ``once`` (a file path) the fault fires only while
   that file does not exist, and creates it: a worker that dies once, then succeeds.
-  ``step_sleep`` slows every step down without using CPU.
+  ``step_sleep`` slows every step down without using CPU. ``record`` (a file path)
+  gets one JSON line per attempt (pid, CUDA_VISIBLE_DEVICES) when it starts.
 - ``numpy_gauss`` (numpy): a trainable diagonal Gaussian, for numpy resume tests.
 - ``jax_flow`` (jax): a small rectified flow in plain JAX + optax, for JAX resume and
   worker-environment tests (needs ``benchbase[jax]``).
@@ -36,6 +37,7 @@ class FaultyFlowConfig(RectifiedFlowConfig):
     at_step: int = 10  # train steps (in this process) before the fault fires
     once: str = ""  # marker file: fire only while it does not exist
     step_sleep: float = 0.0  # seconds slept in every train step
+    record: str = ""  # file: one JSON line per attempt with the worker's pid and visible GPUs
 
 
 class FaultyFlow(TorchRectifiedFlow):
@@ -43,6 +45,14 @@ class FaultyFlow(TorchRectifiedFlow):
 
     name = "faulty_flow"
     Config = FaultyFlowConfig
+
+    def init(self, data, seed):
+        if self.config.record:
+            import json
+
+            with open(self.config.record, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"pid": os.getpid(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\n")
+        return super().init(data, seed)
 
     def train_step(self, state, batch, key):
         cfg = self.config
