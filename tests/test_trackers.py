@@ -4,9 +4,9 @@ result, and their libraries imported only when a suite uses them."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+import tempfile
 import threading
 import warnings
 
@@ -26,7 +26,6 @@ from benchbase.tracking import TrackerWarning
 
 POLICY = PluginPolicy(entry_points=False, strict=True, extra=("tracker_plugins", "faulty_plugins"))
 MODELS = ["numpy_gauss", "copy_train"]  # a trained model (several evaluations) and a reference, both quick
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture
@@ -113,8 +112,6 @@ def test_validation_and_listing_import_no_tracker_library():
         "main(['plugins', '--kind', 'tracker'])\n"
         "print(sorted(m for m in ('tensorboard', 'mlflow', 'wandb', 'sqlalchemy') if m in sys.modules))\n"
     )
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp, timeout=300)
     assert out.returncode == 0, out.stderr

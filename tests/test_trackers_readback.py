@@ -4,8 +4,8 @@ leaderboard, value for value and step for step. A tracker whose library is not
 installed skips its tests, saying which extra installs it."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -67,21 +67,18 @@ def tracked(tmp_path_factory):
     registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=("faulty_plugins",)))
     suite = build_suite(tiny_suite(name="tracked", models=["numpy_gauss", "copy_train"],
                                    trackers=["tensorboard", "mlflow"]), "<test>", registry=registry)
-    before = os.getcwd()
-    os.chdir(cwd)  # nothing may land in the working directory
-    try:
-        snapshots_tb, snapshots_ml, series_ml = [], [], []
+    snapshots_tb, snapshots_ml, series_ml = [], [], []
+    with contextlib.chdir(cwd):  # nothing may land in the working directory
         for fresh in (False, True):
             with Store(results) as store:
                 assert run_suite(suite, store, registry, reporter=Reporter(quiet=True), fresh=fresh).ok
             tb_root = results / "tensorboard" / slug(suite.name)
-            snapshots_tb.append({s.run_id: tensorboard_scalars(tb_root / run_dir_name(s, s.run_id)) for s in suite.runs})
+            snapshots_tb.append({s.run_id: tensorboard_scalars(tb_root / run_dir_name(s, s.run_id))
+                                 for s in suite.runs})
             client = mlflow_client(f"sqlite:///{results / 'mlflow.db'}")
             runs = mlflow_runs_by_benchbase_id(client, suite.name)
             snapshots_ml.append(runs)
             series_ml.append({s.run_id: mlflow_metrics(client, runs[s.run_id].info.run_id) for s in suite.runs})
-    finally:
-        os.chdir(before)
     with Store(results) as store:
         evals = {s.run_id: store.evals(s.run_id) for s in suite.runs}
         steps = sorted({e["step"] for rows in evals.values() for e in rows})
