@@ -52,6 +52,7 @@ class Watch:
         self.placements: dict[tuple[str, int], str] = {}  # (run id, pid) -> node name
         self.max_running = 0
         self.killed: dict | None = None  # run id, checkpoint step in the store, pids, time
+        self.recovered_s: float | None = None  # from the kill until the run restarted on the head
 
     def poll(self) -> None:
         if not (self.results / "benchbase.sqlite").exists():
@@ -65,6 +66,9 @@ class Watch:
                 node = self.cluster.node_of(pid) if pid else None
                 if node is not None:
                     self.placements.setdefault((r["run_id"], pid), node)
+                if (self.killed and self.recovered_s is None and r["run_id"] == self.killed["run_id"]
+                        and node == "head"):
+                    self.recovered_s = time.monotonic() - self.killed["at"]
                 if self.killed is None and node == "worker":
                     ckpt = store.checkpoint(r["run_id"])
                     if ckpt is not None and ckpt.step < EVAL_STEPS[-1]:
@@ -154,4 +158,5 @@ def test_a_two_node_cluster_survives_losing_its_worker_node(tmp_path):
     print(f"\nmeasured: head up in {head.started_s:.1f}s, worker node in {worker.started_s:.1f}s "
           f"(cluster {cluster_up_s:.1f}s); driver {driver_s:.1f}s for 3 runs; killed the worker node's "
           f"{len(watch.killed['pids'])} processes with run {rid} at checkpoint step {watch.killed['step']}; "
-          f"it resumed at step {retry.group(1)} on the head")
+          f"it resumed at step {retry.group(1)} on the head {watch.recovered_s:.1f}s after the kill; "
+          f"node starts: {[n.attempts for n in cluster.nodes]}")
