@@ -258,7 +258,7 @@ def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
             raw["executor"] = {"name": executor, "config": {}}
     if trackers:
         listed = raw.get("trackers")
-        listed = list(listed) if isinstance(listed, ListConfig) else []
+        listed = list(listed) if isinstance(listed, ListConfig) else [listed] if listed else []
         have = {t if isinstance(t, str) else (t or {}).get("name") for t in listed}
         raw["trackers"] = listed + [name for name in trackers if name not in have]
     for item in overrides:
@@ -293,6 +293,8 @@ def _apply_override(cfg: DictConfig, item: str, source: str) -> None:
 # Shorthands users write: `- mem_ratio` for `- {name: mem_ratio}`, `features: pixels`.
 def _normalize(data: dict) -> dict:
     data = copy.deepcopy(data)
+    if isinstance(data.get("trackers"), (str, dict)):  # one tracker: `trackers: tensorboard`
+        data["trackers"] = [data["trackers"]]
     for key in ("datasets", "models", "metrics", "trackers"):
         items = data.get(key)
         if isinstance(items, list):

@@ -6,7 +6,7 @@ the same name in TensorBoard, MLflow and W&B.
   their name. Non-finite values are skipped, as the store keeps them as missing.
 - The run's resolved config is flattened to ``model.config.width = 32`` parameters.
 - The kept samples become one PNG: an image grid for image data, a scatter plot of
-  the first two coordinates (or principal axes) for vector data.
+  the first two coordinates for vector data.
 """
 from __future__ import annotations
 
@@ -78,37 +78,66 @@ class SampleImage:
     png: bytes
     width: int
     height: int
-    channels: int  # 1 (grey), 3 (RGB) or 4 (RGBA)
+    channels: int  # 1 (grey) or 3 (RGB)
+
+
+SCATTER_PX = 240  # side of the scatter image of vector samples
 
 
 def samples_image(samples: np.ndarray | None, max_images: int = 64) -> SampleImage | None:
     """A grid of image samples (in [-1, 1]) or a scatter plot of vector samples; None
-    when there is nothing to show."""
+    when there is nothing to show. Drawn with Pillow in a few milliseconds: trackers
+    draw one at every evaluation, on threads that share the interpreter with training."""
     if samples is None or len(samples) == 0:
         return None
-    samples = np.asarray(samples, dtype=np.float32)[:max_images]
-    if samples.ndim == 4 and samples.shape[1] in (1, 3):
-        from PIL import Image
+    from PIL import Image
 
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 4 and samples.shape[1] in (1, 3):
         from benchbase.report_figures import mosaic
 
-        grid = mosaic(samples, None, per_row=min(8, len(samples)))
+        shown = samples[:max_images]
+        grid = mosaic(shown, None, per_row=min(8, len(shown)))
         pixels = (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
         img = Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB")
         scale = max(1, 48 // samples.shape[-1])  # small images stay visible
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        return SampleImage(buf.getvalue(), img.width, img.height, 1 if pixels.ndim == 2 else 3)
-    from benchbase.report_figures import scatter_figure
-
-    fig, _ = scatter_figure(samples.reshape(len(samples), -1), None)
+    else:
+        img = _scatter(samples.reshape(len(samples), -1))
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    from PIL import Image
+    img.save(buf, format="PNG")
+    return SampleImage(buf.getvalue(), img.width, img.height, 1 if img.mode == "L" else 3)
 
-    with Image.open(io.BytesIO(buf.getvalue())) as img:
-        return SampleImage(buf.getvalue(), img.width, img.height, len(img.getbands()))
+
+def _nice_ceiling(x: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k at or above ``x``: axis limits that stay put
+    from one evaluation to the next unless the samples really spread."""
+    if not math.isfinite(x) or x <= 0:
+        return 1.0
+    k = math.floor(math.log10(x))
+    return next(m * 10.0 ** k for m in (1, 2, 5, 10) if m * 10.0 ** k >= x)
+
+
+def _scatter(points: np.ndarray):
+    """Vector samples in the plane (the first two coordinates), on a square axis of
+    +-R with R a round number, and R written in the corner."""
+    from PIL import Image, ImageDraw
+
+    xy = points[:, :2] if points.shape[1] >= 2 else np.c_[points[:, 0], np.zeros(len(points))]
+    finite = xy[np.isfinite(xy).all(1)]
+    limit = _nice_ceiling(float(np.abs(finite).max()) if len(finite) else 1.0)
+    size = SCATTER_PX
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    mid = size // 2
+    draw.line([(0, mid), (size, mid)], fill=(215, 215, 215))
+    draw.line([(mid, 0), (mid, size)], fill=(215, 215, 215))
+    pix = (finite / limit * (mid - 6) + mid).round()
+    for x, y in pix:
+        draw.ellipse([x - 2, size - y - 2, x + 2, size - y + 2], fill=(31, 119, 180))
+    dims = "x1, x2" if points.shape[1] == 2 else f"x1, x2 of {points.shape[1]}"
+    draw.text((4, 2), f"{dims}: +-{limit:g}", fill=(90, 90, 90))
+    return img
 
 
 def provenance_text(provenance: dict) -> str:

@@ -72,7 +72,8 @@ class WandbTracker(Tracker):
                          config={**spec.to_dict(), "run_id": run_id},
                          tags=[spec.model["label"], spec.dataset["label"]])
         self._runs[run_id] = run
-        self._save(run, "provenance.json", json.dumps(provenance, indent=2, sort_keys=True, default=str))
+        if self.config.mode != "disabled":
+            self._save(run, "provenance.json", json.dumps(provenance, indent=2, sort_keys=True, default=str))
 
     def evaluated(self, spec, run_id, step, examples, results, samples) -> None:
         run = self._runs.get(run_id)
