@@ -84,13 +84,15 @@ def test_unknown_tracker_on_the_command_line_exits_2(tmp_path, capsys):
 
 
 def test_tracker_flag_adds_to_the_suite_trackers_once(tmp_path, reg):
-    path = tmp_path / "s.yaml"
-    path.write_text(json.dumps(tiny_suite(trackers=[{"name": "recording", "config": {"log": "x.jsonl"}}])))
-    suite = load_suite(path, registry=reg, trackers=["recording", "tensorboard"])
-    assert [t["name"] for t in suite.trackers] == ["recording", "tensorboard"]
-    assert suite.trackers[0]["config"]["log"] == "x.jsonl"  # the suite's config is kept
-    assert load_suite(path, ["trackers=[]"], registry=reg).trackers == []  # switched off by an override
-    assert [t["name"] for t in load_suite(path, ["trackers=recording"], registry=reg).trackers] == ["recording"]
+    listed = tmp_path / "listed.yaml"
+    listed.write_text(json.dumps(tiny_suite(trackers=[{"name": "recording", "config": {"log": "x.jsonl"}}])))
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(json.dumps(tiny_suite()))
+    assert load_suite(listed, registry=reg, trackers=["recording"]).trackers == [
+        {"name": "recording", "config": {"log": "x.jsonl", "fail_in": "", "gate": "", "needs": ""}}]
+    assert [t["name"] for t in load_suite(bare, registry=reg, trackers=["recording"]).trackers] == ["recording"]
+    assert load_suite(listed, ["trackers=[]"], registry=reg).trackers == []  # switched off by an override
+    assert [t["name"] for t in load_suite(bare, ["trackers=recording"], registry=reg).trackers] == ["recording"]
 
 
 def test_trackers_are_not_part_of_run_ids(reg):
