@@ -159,7 +159,7 @@ class TrackerObserver:
 
 
 def _build(registry: Any, entry: dict) -> Any:
-    from benchbase.config import plugin_config
+    from benchbase.structured import plugin_config
 
     reg = registry.get("tracker", entry["name"])
     config, _ = plugin_config(reg, entry.get("config") or {}, "<suite>", f"trackers.{entry['name']}.config")
@@ -184,7 +184,7 @@ def observing_suite(suite: Any, store: Any, registry: Any,
         registry.add_plugin(observer, f"tracker:{entry['name']}", source="suite")
         observers.append(observer)
     interrupted = False
-    registry.notify("benchbase_suite_started", suite=suite, results_dir=results_dir)
+    registry.observers.suite_started(suite, results_dir)
     try:
         yield observers
     except BaseException:
@@ -196,7 +196,7 @@ def observing_suite(suite: Any, store: Any, registry: Any,
                         for rid, status in store.statuses([s.run_id for s in suite.runs]).items()}
         except sqlite3.Error:
             statuses = {}
-        registry.notify("benchbase_suite_finished", suite=suite, results_dir=results_dir, statuses=statuses)
+        registry.observers.suite_finished(suite, results_dir, statuses)
         started = time.monotonic()
         for observer in observers:
             budget = DRAIN_SECONDS_INTERRUPTED if interrupted else DRAIN_SECONDS

@@ -2,7 +2,7 @@
 start the cluster on this machine, and the overhead per run over the in-process
 ``local`` executor.
 
-Starts ``ray start --head`` and a second node (tests/ray_cluster.py: one CPU and one
+Starts ``ray start --head`` and a second node (tests/support/ray_cluster.py: one CPU and one
 declared GPU each), connects this process as the driver, and runs the same suite of
 ``--runs`` tiny rectified-flow runs (seeds 0..N-1) three ways, one run at a time
 (``max_in_flight: 1``), so that a suite's wall time is the sum of its runs' own time
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the cluster helper the tests use
 
 
 def suite_dict(runs: int, steps: int) -> dict:
-    from helpers import tiny_suite
+    from support.suites import tiny_suite
 
     return tiny_suite(name="bench_ray", seeds=list(range(runs)), budget={"batch_size": 32, "steps": steps})
 
@@ -58,7 +58,7 @@ def run_once(suite, registry, results: Path, executor: dict | None) -> tuple[flo
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True), executor=executor)
         wall = time.monotonic() - t0
         assert result.ok, result.failures
-        summaries = [r["summary"] for r in store.runs(suite=suite.name)]
+        summaries = [r.summary for r in store.runs(suite=suite.name)]
     own = sum(s["wall_time"] for s in summaries)
     return wall, own, own - sum(s["train_time"] + s["eval_time"] for s in summaries)
 
@@ -72,7 +72,7 @@ def main() -> None:
 
     import ray
     import torch
-    from ray_cluster import LocalCluster
+    from support.ray_cluster import LocalCluster
 
     from benchbase.config import build_suite
     from benchbase.plugins import PluginPolicy, build_registry

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # helpers.tiny_suite
+sys.path.insert(0, str(ROOT / "tests"))  # support.suites.tiny_suite
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from helpers import tiny_suite
+    from support.suites import tiny_suite
 
     from benchbase.config import build_suite
     from benchbase.driver import run_suite
@@ -65,7 +65,7 @@ def main() -> None:
                 assert run_suite(suites[way], store, registry, reporter=Reporter(quiet=True)).ok
                 wall = time.monotonic() - t0
                 (run,) = store.runs(suite="bench_trackers")
-            return run["summary"]["examples_per_s"], wall
+            return run.summary["examples_per_s"], wall
 
         for way in ways:
             once(way, "warmup")

@@ -53,7 +53,7 @@ def test_every_clause_the_kit_reports_is_documented():
     from benchbase_plugins.features.pixels import Pixels
     from benchbase_plugins.metrics.fidelity import FD
     from benchbase_plugins.publishers.tables import CSV, Markdown
-    from tracker_plugins import RecordingTracker
+    from support.tracker_plugins import RecordingTracker
 
     reports = [testing.check_model(_Capable, dataset="image"), testing.check_dataset(testing.ToyVectors),
                testing.check_dataset(testing.ToyImages), testing.check_metric(FD, identical=0.0),

@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster on this machine (tests/ray_cluster.py): ``ray start
+"""A real two-node Ray cluster on this machine (tests/support/ray_cluster.py): ``ray start
 --head`` with one CPU and a second node joined with ``ray start --address``, each a
 process tree of its own. A suite runs across both; the worker node is SIGKILLed in the
 middle of a run; that run resumes from its last checkpoint on the head node, and every
@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 import pytest
-from executor_kit import flow, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
+from support.executor_runs import flow, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason="the Ray cluster test needs Ray: pip install 'benchbase[ray]'")
 
-from ray_cluster import LocalCluster  # noqa: E402 - after the skip: it starts `ray`
+from support.ray_cluster import LocalCluster  # noqa: E402 - after the skip: it starts `ray`
 
 from benchbase.store import Store  # noqa: E402
 
@@ -60,21 +60,21 @@ class Watch:
             return
         with Store(self.results) as store:
             runs = store.runs(suite=self.suite)
-            running = [r for r in runs if r["status"] == "running"]
+            running = [r for r in runs if r.status == "running"]
             self.max_running = max(self.max_running, len(running))
             for r in running:
-                pid = r["provenance"].get("pid")
+                pid = r.provenance.get("pid")
                 node = self.cluster.node_of(pid) if pid else None
                 if node is not None:
-                    self.placements.setdefault((r["run_id"], pid), node)
-                if (self.killed and self.recovered_s is None and r["run_id"] == self.killed["run_id"]
+                    self.placements.setdefault((r.run_id, pid), node)
+                if (self.killed and self.recovered_s is None and r.run_id == self.killed["run_id"]
                         and node == "head"):
                     self.recovered_s = time.monotonic() - self.killed["at"]
                 if self.killed is None and node == "worker":
-                    ckpt = store.checkpoint(r["run_id"])
+                    ckpt = store.checkpoint(r.run_id)
                     if ckpt is not None and ckpt.step < EVAL_STEPS[-1]:
                         pids = self.cluster.nodes[1].kill()
-                        self.killed = {"run_id": r["run_id"], "step": ckpt.step, "pids": pids,
+                        self.killed = {"run_id": r.run_id, "step": ckpt.step, "pids": pids,
                                        "at": time.monotonic()}
 
 
@@ -100,7 +100,7 @@ def test_a_two_node_cluster_survives_losing_its_worker_node(tmp_path):
                               "quarter_cpu_half_gpu": {"max_in_flight": None, "num_cpus": 0.25, "resources": {}},
                               "whole_gpu": {"max_in_flight": None, "num_gpus": 1.0, "resources": {}}}}))
         t_driver = time.monotonic()
-        driver = subprocess.Popen([sys.executable, str(TESTS_DIR / "ray_suite_driver.py"), str(job)],
+        driver = subprocess.Popen([sys.executable, str(TESTS_DIR / "support" / "ray_suite_driver.py"), str(job)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   env=cluster.node_env(), cwd=tmp_path)
         pump = threading.Thread(target=lambda: lines.extend(driver.stdout), daemon=True)

@@ -11,8 +11,8 @@ import threading
 import warnings
 
 import pytest
-from helpers import tiny_suite
-from tracker_plugins import GATES, read_log
+from support.suites import tiny_suite
+from support.tracker_plugins import GATES, read_log
 
 from benchbase import hookimpl
 from benchbase.cli import main
@@ -24,7 +24,7 @@ from benchbase.progress import Reporter
 from benchbase.store import Store
 from benchbase.tracking import TrackerWarning
 
-POLICY = PluginPolicy(entry_points=False, strict=True, extra=("tracker_plugins", "faulty_plugins"))
+POLICY = PluginPolicy(entry_points=False, strict=True, extra=("support.tracker_plugins", "support.faulty_plugins"))
 MODELS = ["numpy_gauss", "copy_train"]  # a trained model (several evaluations) and a reference, both quick
 
 
@@ -136,9 +136,9 @@ def test_a_tracker_sees_every_event_in_order_with_samples_and_the_leaderboard(re
     assert calls[-1]["tables"] == 1 and "copy_train" in calls[-1]["markdown"]
     for spec in suite.runs:
         mine = [c for c in calls if c.get("run_id") == spec.run_id]
-        assert [c["method"] for c in mine] == (["run_started"] + ["evaluated"] * len(spec.eval["steps"])
+        assert [c["method"] for c in mine] == (["run_started"] + ["evaluated"] * len(list(spec.eval.steps))
                                                + ["run_finished"])
-        assert [c["step"] for c in mine if c["method"] == "evaluated"] == spec.eval["steps"]
+        assert [c["step"] for c in mine if c["method"] == "evaluated"] == list(spec.eval.steps)
         assert all(c["samples"][1:] == [2] for c in mine if c["method"] == "evaluated")
         assert mine[-1]["status"] == "done"
 
@@ -160,7 +160,7 @@ def test_a_failing_tracker_only_warns_and_every_result_is_stored(reg, tmp_path, 
     assert any(expect in m for m in messages), messages
     assert all(m.startswith("tracker 'recording' ") for m in messages)
     if fail_in == "evaluated":  # the first failure is shown, the rest counted
-        evals = sum(len(s.eval["steps"]) for s in suite.runs)
+        evals = sum(len(s.eval.steps) for s in suite.runs)
         assert sum("failed in evaluated" in m for m in messages) == 1
         assert any(f"failed {evals - 1} more time(s)" in m for m in messages), messages
 
@@ -185,7 +185,7 @@ def test_a_slow_tracker_does_not_hold_training_back(reg, tmp_path):
     suite = _suite(reg, [{"name": "recording", "config": {"log": str(log), "gate": "slow"}}])
     result, _ = _run(reg, suite, tmp_path / "results")
     assert result.ok and gate.is_set()
-    assert sum(c["method"] == "evaluated" for c in read_log(log)) == sum(len(s.eval["steps"]) for s in suite.runs)
+    assert sum(c["method"] == "evaluated" for c in read_log(log)) == sum(len(s.eval.steps) for s in suite.runs)
 
 
 def test_a_stuck_tracker_is_left_behind_with_a_warning(reg, tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
 """What the TensorBoard, MLflow and W&B trackers write, read back with each tool's own
-reader (tests/tracker_readers.py) and compared with the results store and the
+reader (tests/support/tracker_readers.py) and compared with the results store and the
 leaderboard, value for value and step for step. A tracker whose library is not
 installed skips its tests, saying which extra installs it."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
-from tracker_readers import (mlflow_client, mlflow_metrics, mlflow_runs_by_benchbase_id, tensorboard_run,
+from support.suites import tiny_suite
+from support.tracker_readers import (mlflow_client, mlflow_metrics, mlflow_runs_by_benchbase_id, tensorboard_run,
                              tensorboard_scalars, tensorboard_texts, wandb_config, wandb_history)
 
 from benchbase.config import build_suite
@@ -64,7 +64,7 @@ def tracked(tmp_path_factory):
     _need("sqlalchemy", "mlflow")
     cwd = tmp_path_factory.mktemp("cwd")
     results = cwd / "results"
-    registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=("faulty_plugins",)))
+    registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=("support.faulty_plugins",)))
     suite = build_suite(tiny_suite(name="tracked", models=["numpy_gauss", "copy_train"],
                                    trackers=["tensorboard", "mlflow"]), "<test>", registry=registry)
     snapshots_tb, snapshots_ml, series_ml = [], [], []
@@ -141,13 +141,13 @@ def test_mlflow_nests_one_run_per_benchbase_run_under_the_suite_with_params_and_
         assert run.info.status == "FINISHED" and run.data.tags["benchbase.status"] == "done"
         params = run.data.params
         assert params["run_id"] == spec.run_id and params["seed"] == "0"
-        assert params["model.name"] == spec.model["name"] and params["budget.steps"] == str(spec.budget["steps"])
-        if spec.model["name"] == "numpy_gauss":
+        assert params["model.name"] == spec.model.name and params["budget.steps"] == str(spec.budget.steps)
+        if spec.model.name == "numpy_gauss":
             assert params["model.config.lr"] == "0.05"
         files = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.json", "provenance.json", "summary.json", "samples"} <= files
         pngs = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
-        assert pngs == {f"samples/step_{s:08d}.png" for s in spec.eval["steps"]}
+        assert pngs == {f"samples/step_{s:08d}.png" for s in list(spec.eval.steps)}
 
 
 def test_tensorboard_keeps_one_directory_per_run_with_images_and_text(tracked):
@@ -155,11 +155,11 @@ def test_tensorboard_keeps_one_directory_per_run_with_images_and_text(tracked):
     assert sorted(p.name for p in root.iterdir()) == sorted(run_dir_name(s, s.run_id) for s in tracked.suite.runs)
     for spec in tracked.suite.runs:
         acc = tensorboard_run(root / run_dir_name(spec, spec.run_id))
-        assert [e.step for e in acc.Images("samples")] == spec.eval["steps"]
+        assert [e.step for e in acc.Images("samples")] == list(spec.eval.steps)
         assert acc.Images("samples")[0].encoded_image_string.startswith(b"\x89PNG")
         texts = tensorboard_texts(root / run_dir_name(spec, spec.run_id))
         assert [step for step, _ in texts["config"]] == [0]  # the first attempt's copy is purged
-        assert f'"name": "{spec.model["name"]}"' in texts["config"][0][1]
+        assert f'"name": "{spec.model.name}"' in texts["config"][0][1]
         assert [step for step, _ in texts["provenance"]] == [0]
         assert texts["outcome"][0][1].startswith("**done**")
 
@@ -236,7 +236,7 @@ def test_wandb_offline_run_files_hold_every_value_at_its_step(tmp_path, monkeypa
     for var in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
         monkeypatch.setenv(var, str(tmp_path / "home" / var.lower()))
     monkeypatch.chdir(tmp_path)
-    registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=("faulty_plugins",)))
+    registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=("support.faulty_plugins",)))
     suite = build_suite(tiny_suite(name="wb", models=["numpy_gauss", "copy_train"], trackers=["wandb"]),
                         "<test>", registry=registry)
     results = tmp_path / "results"
@@ -253,9 +253,9 @@ def test_wandb_offline_run_files_hold_every_value_at_its_step(tmp_path, monkeypa
                 want.setdefault(metric_key(e["metric"], e["ref"]), {})[e["step"]] = e["value"]
         assert wandb_history(log) == want
         config = wandb_config(log)
-        assert config["run_id"] == spec.run_id and config["model"]["name"] == spec.model["name"]
+        assert config["run_id"] == spec.run_id and config["model"]["name"] == spec.model.name
         assert (runs[spec.run_id] / "files" / "provenance.json").exists()
         images = sorted((runs[spec.run_id] / "files" / "media" / "images").glob("samples_*.png"))
-        assert len(images) == len(spec.eval["steps"])
+        assert len(images) == len(list(spec.eval.steps))
     (board,) = [p for k, p in runs.items() if k not in {s.run_id for s in suite.runs}]
     assert (board / "files" / "leaderboard" / "wb.md").read_text().count("numpy_gauss") == 1

@@ -107,7 +107,7 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Param
 
         tags = {SUITE_TAG: self.suite_name, ROLE_TAG: "run", RUN_TAG: run_id, PARENT_TAG: self.parent_id,
-                "benchbase.model": spec.model["label"], "benchbase.dataset": spec.dataset["label"],
+                "benchbase.model": spec.model.label, "benchbase.dataset": spec.dataset.label,
                 STATUS_TAG: "running"}
         mlflow_id, created = self._find_or_create(
             {RUN_TAG: run_id, PARENT_TAG: self.parent_id}, run_name=spec.title, tags=tags, report_new=True)

@@ -70,7 +70,7 @@ class WandbTracker(Tracker):
         self._finish(run_id, exit_code=1)  # a retried attempt replaces the one that died
         run = self._init(id=run_id, name=spec.title, job_type="train", resume="allow",
                          config={**spec.to_dict(), "run_id": run_id},
-                         tags=[spec.model["label"], spec.dataset["label"]])
+                         tags=[spec.model.label, spec.dataset.label])
         self._runs[run_id] = run
         if self.config.mode != "disabled":
             self._save(run, "provenance.json", json.dumps(provenance, indent=2, sort_keys=True, default=str))

@@ -1,7 +1,7 @@
 """Runs a suite on an existing Ray cluster, as ``benchbase run --executor ray`` does,
 in a process of its own (the test process never connects to that cluster):
 
-    python ray_suite_driver.py JOB.json
+    python tests/support/ray_suite_driver.py JOB.json
 
 ``JOB.json``: ``{"suite": {...}, "results": DIR, "executor": {"name": "ray", "config": {...}},
 "slot_variants": {label: {config overrides}}}``. Prints ``slots {label: n}`` (how many
@@ -14,7 +14,7 @@ import json
 import sys
 
 import ray
-from executor_kit import run
+from support.executor_runs import run
 
 from benchbase.progress import Reporter
 from benchbase_plugins.executors.ray import RayConfig, RayExecutor

@@ -1,4 +1,4 @@
-"""Test-only tracker (register with ``PluginPolicy(extra=("tracker_plugins",))``):
+"""Test-only tracker (register with ``PluginPolicy(extra=("support.tracker_plugins",))``):
 ``recording`` appends every call it gets to a JSON-lines file, and can fail in one
 method or wait for a gate, to test how the driver isolates trackers."""
 from __future__ import annotations
