@@ -226,3 +226,15 @@ def test_warnings_from_other_observers_still_show(reg, tmp_path):
         warnings.simplefilter("error", TrackerWarning)
         _run(reg, _suite(reg, [], models=["copy_train"]), tmp_path / "results")
     assert seen == [("started", "tiny"), ("finished", ["done"])]
+
+
+def test_a_missing_extra_skips_its_tests_except_where_ci_requires_them(monkeypatch):
+    from support.extras import REQUIRE_ENV, need
+
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"pip install 'benchbase\[nothing\]'"):
+        need("benchbase_no_such_module", "nothing")
+    monkeypatch.setenv(REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="must run here"):
+        need("benchbase_no_such_module", "nothing")
+    assert need("json", "nothing").dumps([]) == "[]"

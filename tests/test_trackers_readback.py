@@ -1,7 +1,8 @@
 """What the TensorBoard, MLflow and W&B trackers write, read back with each tool's own
 reader (tests/support/tracker_readers.py) and compared with the results store and the
 leaderboard, value for value and step for step. A tracker whose library is not
-installed skips its tests, saying which extra installs it."""
+installed skips its tests, saying which extra installs it (fails them in CI:
+tests/support/extras.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.extras import need
 from support.suites import tiny_suite
 from support.tracker_readers import (mlflow_client, mlflow_metrics, mlflow_runs_by_benchbase_id, tensorboard_run,
                              tensorboard_scalars, tensorboard_texts, wandb_config, wandb_history)
@@ -21,10 +23,6 @@ from benchbase.plugins import PluginPolicy, build_registry
 from benchbase.progress import Reporter
 from benchbase.store import Store
 from benchbase_plugins.trackers.common import metric_key, run_dir_name, samples_image, slug
-
-
-def _need(module: str, extra: str):
-    return pytest.importorskip(module, reason=f"{module} is not installed: pip install 'benchbase[{extra}]'")
 
 
 def _leaderboard_at(store, suite, step: int) -> dict:
@@ -59,9 +57,9 @@ class Tracked:
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
-    _need("tensorboard", "tensorboard")
-    _need("mlflow", "mlflow")
-    _need("sqlalchemy", "mlflow")
+    need("tensorboard", "tensorboard")
+    need("mlflow", "mlflow")
+    need("sqlalchemy", "mlflow")
     cwd = tmp_path_factory.mktemp("cwd")
     results = cwd / "results"
     registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=("support.faulty_plugins",)))
@@ -172,7 +170,7 @@ def test_nothing_is_written_outside_the_results_directory(tracked):
 
 
 def test_tensorboard_hides_what_a_dead_attempt_logged_after_its_checkpoint(tmp_path, registry):
-    _need("tensorboard", "tensorboard")
+    need("tensorboard", "tensorboard")
     from benchbase.contracts import EvalRow
     from benchbase_plugins.trackers.tensorboard import TensorBoardTracker
 
@@ -230,7 +228,7 @@ def test_samples_become_an_image_grid_or_a_scatter_plot():
 
 @pytest.mark.slow
 def test_wandb_offline_run_files_hold_every_value_at_its_step(tmp_path, monkeypatch):
-    _need("wandb", "wandb")
+    need("wandb", "wandb")
     for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     for var in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
