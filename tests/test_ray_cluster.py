@@ -7,7 +7,7 @@ stored number equals the local executor's. The same cluster declares one GPU per
 reservations go through Ray's real placement, and ``max_in_flight`` caps what is
 submitted at once. The cluster is stopped by the process ids it started.
 
-Slow (CI runs it): 195 s and 327 s in two runs on the shared 2-core development
+Slow (CI runs it): 195 s, 327 s and 209 s in three runs on the shared 2-core development
 machine under a load average of about 20 (docs/scaling.md, "What was measured").
 """
 from __future__ import annotations
