@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,11 +134,46 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     schema = typed(_normalize(data), SuiteSchema, source)
     planner = RunPlanner(schema, source, registry, check_data)
     runs = planner.plan()
+    trackers = _trackers(schema, planner)
     if planner.problems:
         raise ConfigError(source, list(planner.problems))
     return Suite(
         name=schema.name, source=source, description=schema.description, runs=runs,
         executor=planner.executor, leaderboard=dataclasses.asdict(schema.leaderboard),
         resolved=OmegaConf.to_container(OmegaConf.structured(schema)), device=schema.device,
-        trackers=planner.trackers,
+        trackers=trackers,
     )
+
+
+def _trackers(schema: SuiteSchema, planner: RunPlanner) -> list[dict]:
+    """The suite's trackers as ``{name, config}``: known names, valid configs, each
+    listed once, their libraries installed (looked up, not imported: a tracker imports
+    its library only when it opens). Problems go to the planner's, so they are reported
+    with the rest; trackers are no part of any run."""
+    chosen: list[dict] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(schema.trackers):
+        path = f"trackers[{i}]"
+        if entry.name in seen:
+            planner.fail(f"{path}.name", f"tracker '{entry.name}' is listed twice")
+            continue
+        seen.add(entry.name)
+        reg = planner.lookup("tracker", entry.name, f"{path}.name")
+        if reg is None:
+            continue
+        obj, plain = planner.config(reg, entry.config, f"{path}.config")
+        if plain is None:
+            continue
+        try:
+            tracker = reg.cls(obj)  # a constructor may refuse a config with ValueError
+        except ValueError as exc:
+            planner.fail(f"{path}.config", str(exc))
+            continue
+        missing = [m for m in tracker.requirements() if importlib.util.find_spec(m) is None]
+        if missing:
+            how = reg.cls.install or " ".join(missing)
+            planner.fail(f"{path}.name", f"tracker '{entry.name}' needs {', '.join(missing)}, which is "
+                                         f"not installed: pip install {how}")
+            continue
+        chosen.append({"name": entry.name, "config": plain})
+    return chosen

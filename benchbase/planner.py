@@ -9,7 +9,6 @@ however many grid points share it, and a suite with many runs plans quickly.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
 import math
@@ -128,7 +127,6 @@ class RunPlanner:
         self.s, self.source, self.registry, self.check_data = suite, source, registry, check_data
         self.problems = Problems()
         self.executor: dict = {}
-        self.trackers: list[dict] = []  # each {name, config}: checked, not part of any run
         self._cache: dict = {}
 
     def fail(self, path: str, message: str) -> None:
@@ -156,7 +154,6 @@ class RunPlanner:
         if executor is not None:
             _, plain = self.config(executor, s.executor.config, "executor.config")
             self.executor = {"name": s.executor.name, "config": plain or {}}
-        self._trackers()
         feature = self._feature()
         models = [c for c in (self._model_choice(i, m) for i, m in enumerate(s.models)) if c]
         datasets = [c for c in (self._dataset_choice(i, d) for i, d in enumerate(s.datasets)) if c]
@@ -238,35 +235,6 @@ class RunPlanner:
                       f"check the sweep, or set BENCHBASE_MAX_RUNS={count} to allow it")
 
     # ------------------------------------------------------------ plugins
-    def _trackers(self) -> None:
-        """Known names, valid configs, each listed once, and their libraries installed
-        (looked up, not imported: a tracker imports its library only when it opens)."""
-        seen: set[str] = set()
-        for i, entry in enumerate(self.s.trackers):
-            path = f"trackers[{i}]"
-            if entry.name in seen:
-                self.fail(f"{path}.name", f"tracker '{entry.name}' is listed twice")
-                continue
-            seen.add(entry.name)
-            reg = self.lookup("tracker", entry.name, f"{path}.name")
-            if reg is None:
-                continue
-            obj, plain = self.config(reg, entry.config, f"{path}.config")
-            if plain is None:
-                continue
-            try:
-                tracker = reg.cls(obj)  # a constructor may refuse a config with ValueError
-            except ValueError as exc:
-                self.fail(f"{path}.config", str(exc))
-                continue
-            missing = [m for m in tracker.requirements() if importlib.util.find_spec(m) is None]
-            if missing:
-                how = reg.cls.install or " ".join(missing)
-                self.fail(f"{path}.name", f"tracker '{entry.name}' needs {', '.join(missing)}, which is "
-                                          f"not installed: pip install {how}")
-                continue
-            self.trackers.append({"name": entry.name, "config": plain})
-
     def _feature(self) -> FeatureRef | None:
         entry = self.s.eval.features
         reg = self.lookup("feature", entry.name, "eval.features.name")
