@@ -15,6 +15,7 @@ from benchbase.contracts import (
     Metric,
     Model,
     Publisher,
+    Tracker,
     TrainData,
 )
 from benchbase.hookspecs import hookimpl
@@ -23,6 +24,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch", "DataSpec", "DataSplits", "Dataset", "EmptyConfig", "EvalContext", "Executor",
-    "FeatureExtractor", "Metric", "Model", "Publisher", "TrainData", "hookimpl", "pack_arrays", "unpack_arrays",
-    "__version__",
+    "FeatureExtractor", "Metric", "Model", "Publisher", "Tracker", "TrainData", "hookimpl", "pack_arrays",
+    "unpack_arrays", "__version__",
 ]

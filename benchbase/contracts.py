@@ -376,3 +376,72 @@ class Executor(Configurable):
 
     def execute(self, tasks: list, work: Callable, sink: Callable) -> None:
         raise NotImplementedError
+
+
+# -------------------------------------------------------------------------- trackers
+
+
+@dataclass(frozen=True)
+class RenderedLeaderboard:
+    """A suite's leaderboard rendered by one publisher, ready to be saved as a file."""
+
+    format: str  # the publisher's name (markdown, csv, json, ...)
+    extension: str  # file extension without the dot
+    text: str
+
+
+@dataclass
+class SuiteOutcome:
+    """What a tracker is told when a suite ends.
+
+    ``statuses`` maps every run id of the suite to its status in the store;
+    ``tables`` are the suite's leaderboard tables (:class:`benchbase.leaderboard.Table`,
+    final values, as ``benchbase leaderboard`` shows them); ``render(format)`` renders
+    them with a publisher plugin (``markdown``, ``csv``, ``json``, ...).
+    """
+
+    statuses: dict[str, str]
+    tables: list
+    render: Callable[[str], RenderedLeaderboard]
+
+
+class Tracker:
+    """Base for experiment trackers: mirror a suite's runs in an outside tool.
+
+    One instance per suite run, called from one thread (its own) in the driver
+    process, in event order: ``open``, then per run ``run_started``, ``evaluated`` at
+    every evaluation point, ``run_finished``, and finally ``close``. ``__init__`` must
+    not import the tool's library (``open`` does), so that validating a suite stays
+    cheap and a missing library is reported as bad input, not a crash.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type] = EmptyConfig
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ()  # modules imported by open(); checked at validation
+    install: ClassVar[str] = ""  # pip argument that installs them, for the error message
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    def requirements(self) -> tuple[str, ...]:
+        """Modules this configuration needs (``requires`` unless the config changes it)."""
+        return tuple(self.requires)
+
+    def open(self, suite: Any, results_dir: Any) -> None:
+        """Connect: ``suite`` is the validated :class:`benchbase.config.Suite`,
+        ``results_dir`` the results store's :class:`pathlib.Path` (write local files
+        under it unless configured otherwise)."""
+
+    def run_started(self, spec: Any, run_id: str, provenance: dict, resumed_from: int) -> None:
+        """A run starts, or resumes from the checkpoint at ``resumed_from``."""
+
+    def evaluated(self, spec: Any, run_id: str, step: int, examples: int, results: list,
+                  samples: np.ndarray | None) -> None:
+        """An evaluation point is stored: log ``results`` (EvalRows) at ``step``."""
+
+    def run_finished(self, spec: Any, run_id: str, status: str, summary: dict) -> None:
+        """A run ended with ``status``."""
+
+    def close(self, suite: Any, outcome: SuiteOutcome) -> None:
+        """The suite ended: publish what belongs to it as a whole, flush, disconnect."""

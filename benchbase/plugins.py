@@ -20,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import os
 import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -38,6 +40,8 @@ from benchbase.errors import PluginError, PluginLoadError, UnknownPluginError, s
 from benchbase.frameworks import framework_available
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from benchbase.specs import RunSpec
 
 ENTRY_POINT_GROUP = "benchbase"
@@ -107,6 +111,9 @@ class Registered:
             out["available"] = framework_available(self.framework)
         if self.kind == "feature":
             out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
+        if self.kind == "tracker":
+            out["requires"] = list(getattr(self.cls, "requires", ()))
+            out["available"] = all(importlib.util.find_spec(m) is not None for m in out["requires"])
         return out
 
 
@@ -175,6 +182,11 @@ class Registry:
             return False
         self._sources[name] = (source, source_version)
         return True
+
+    def remove_plugin(self, plugin: Any) -> None:
+        """Unregister a plugin object added with :meth:`add_plugin` (a suite's trackers)."""
+        if self.pm.is_registered(plugin):
+            self.pm.unregister(plugin)
 
     def collect(self) -> None:
         """Call every registrar hook implementation, one plugin at a time."""
@@ -255,20 +267,29 @@ class Registry:
 class Observers:
     """The observer hooks, one typed method each. A failing observer only warns; the
     arguments are bound before the plugin is called, so a mistake of the core (a
-    missing argument) raises instead of being reported as the plugin's fault."""
+    missing argument) raises instead of being reported as the plugin's fault. ``suite``
+    is a :class:`benchbase.config.Suite` (typed loosely: config imports this module)."""
 
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
 
-    def run_started(self, spec: "RunSpec", run_id: str, provenance: dict) -> None:
-        self._call("benchbase_run_started", {"spec": spec, "run_id": run_id, "provenance": provenance})
+    def suite_started(self, suite: Any, results_dir: Path) -> None:
+        self._call("benchbase_suite_started", {"suite": suite, "results_dir": results_dir})
 
-    def evaluated(self, spec: "RunSpec", run_id: str, step: int, examples: int, results: list) -> None:
+    def run_started(self, spec: "RunSpec", run_id: str, provenance: dict, resumed_from: int = 0) -> None:
+        self._call("benchbase_run_started", {"spec": spec, "run_id": run_id, "provenance": provenance,
+                                             "resumed_from": resumed_from})
+
+    def evaluated(self, spec: "RunSpec", run_id: str, step: int, examples: int, results: list,
+                  samples: "np.ndarray | None" = None) -> None:
         self._call("benchbase_evaluated", {"spec": spec, "run_id": run_id, "step": step, "examples": examples,
-                                           "results": results})
+                                           "results": results, "samples": samples})
 
     def run_finished(self, spec: "RunSpec", run_id: str, status: str, summary: dict) -> None:
         self._call("benchbase_run_finished", {"spec": spec, "run_id": run_id, "status": status, "summary": summary})
+
+    def suite_finished(self, suite: Any, results_dir: Path, statuses: dict[str, str]) -> None:
+        self._call("benchbase_suite_finished", {"suite": suite, "results_dir": results_dir, "statuses": statuses})
 
     def _call(self, hook: str, arguments: dict) -> None:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
@@ -296,6 +317,7 @@ _REQUIRED_METHODS = {
     "feature": ("embed",),
     "executor": ("execute",),
     "publisher": ("render",),
+    "tracker": ("open", "run_started", "evaluated", "run_finished", "close"),
 }
 
 
@@ -357,6 +379,10 @@ def _validate_component(kind: str, cls: Any, plugin: str) -> None:
         bad = [m for m in getattr(cls, "modalities", MODALITIES) if m not in MODALITIES]
         if bad:
             raise PluginError(f"{where}: unknown modalities {bad}")
+    if kind == "tracker":
+        requires = getattr(cls, "requires", ())
+        if not isinstance(requires, tuple) or not all(isinstance(m, str) and m for m in requires):
+            raise PluginError(f"{where}: `requires` must be a tuple of module names, e.g. ('mlflow',)")
 
 
 # ------------------------------------------------------------------------ building

@@ -44,4 +44,7 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.publishers.tables",
     "benchbase_plugins.publishers.latex",
     "benchbase_plugins.publishers.html",
+    "benchbase_plugins.trackers.tensorboard",
+    "benchbase_plugins.trackers.mlflow",
+    "benchbase_plugins.trackers.wandb",
 )
