@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 import numpy as np
 
-FAMILIES = ("gan", "vae", "wae", "diffusion", "flow", "oracle")
+#: Families the built-in models use, and common ones. The set is open: a model may
+#: declare any lowercase name (``[a-z][a-z0-9_-]*``); leaderboards show it as declared.
+#: ``oracle`` is the one family with a meaning to the core: only oracles may draw
+#: fresh data (``TrainData.sample_fresh``).
+FAMILIES = ("gan", "vae", "wae", "diffusion", "flow", "autoregressive", "energy", "nonparametric",
+            "baseline", "external", "oracle")
+FAMILY_PATTERN = r"[a-z][a-z0-9_-]*"
+#: Conformance clauses a model may opt out of (``Model.opt_outs``), and when that is right.
+OPT_OUTS = {
+    "init.uses_seed": "the initial state does not depend on the seed (fitted in closed form, a fixed start)",
+    "sample.uses_key": "the samples do not depend on the key (replayed from files)",
+}
 FRAMEWORKS = ("torch", "jax", "numpy")
 DIRECTIONS = ("higher", "lower", "target")
 MEMORIZES = ("higher", "lower")  # which way a memorization metric moves when samples copy
@@ -144,8 +155,14 @@ class Model(Configurable):
     family: ClassVar[str]
     framework: ClassVar[str]
     capabilities: ClassVar[frozenset] = frozenset()
-    #: False for oracles that need no training: the core evaluates them once.
+    #: False for a model the core does not train: it is fitted at ``init`` from the
+    #: training subset (a kernel density estimate, a nearest-neighbour sampler, an
+    #: oracle) or replays samples made elsewhere (see ``eval_steps``). The core never
+    #: calls ``train_step``, spends no budget and evaluates it once, at step 0.
     trains: ClassVar[bool] = True
+    #: Conformance clauses this model opts out of, each with the reason (keys from
+    #: :data:`OPT_OUTS`); the kit reports them as skipped with that reason.
+    opt_outs: ClassVar[Mapping[str, str]] = {}
 
     def batches_per_step(self) -> int:
         """How many batches one ``train_step`` consumes (e.g. GAN critic steps)."""
@@ -171,7 +188,35 @@ class Model(Configurable):
         raise NotImplementedError
 
     def param_count(self, state: Any) -> int:
+        """Every number the model holds to generate (weights, or the training values a
+        non-parametric model keeps). Read at every evaluation, so it may grow."""
         return 0
+
+    # -- models that do not train here (trains = False) ------------------------------
+    def eval_steps(self) -> list[int] | None:
+        """For a model whose samples were made elsewhere along a training run: the
+        training steps it has samples for. The core evaluates at exactly these steps,
+        calling ``seek`` before each, instead of once at step 0. Known when the model
+        is built from its config (a suite is validated with it)."""
+        return None
+
+    def seek(self, state: Any, step: int) -> Any:
+        """The state in which ``sample`` gives the samples of training step ``step``
+        (one of ``eval_steps()``)."""
+        return state
+
+    def origin(self) -> dict | None:
+        """Where samples made elsewhere come from: ``path`` (where they live) and what
+        identifies their content (e.g. the files' sha256). Recorded in the run's
+        provenance; everything but ``path`` is part of the run id, so changed files
+        are a new run and a moved folder is not."""
+        return None
+
+    def problems(self, spec: DataSpec, n_samples: int) -> list[str]:
+        """What is wrong with running this model on data described by ``spec`` at
+        ``eval.n_samples`` samples, found when the suite is validated (e.g. sample files
+        of another shape). Empty when all is well."""
+        return []
 
     # Optional capabilities (declare them in ``capabilities``):
     # def heldout_loss(self, state, batch: Batch, key) -> scalar
@@ -228,6 +273,27 @@ class EvalContext:
         return np.random.default_rng([self.seed, self.step, salt])
 
 
+def unmet_requirements(metric_cls, model_cls, spec) -> list[str]:
+    """What a metric ``requires`` that the model class or the dataset (its DataSpec,
+    None when the data was not read) lacks."""
+    missing = []
+    for req in getattr(metric_cls, "requires", ()):
+        if req.startswith("capability:"):
+            cap = req.split(":", 1)[1]
+            if cap not in getattr(model_cls, "capabilities", ()):
+                missing.append(f"model capability '{cap}'")
+        elif req == "true_sampler":
+            if spec is not None and not spec.has_true_sampler:
+                missing.append("a dataset with a true sampler")
+        elif req == "labels":
+            if spec is not None and spec.num_classes == 0:
+                missing.append("class labels")
+        elif req.startswith("modality:"):
+            if spec is not None and spec.modality != req.split(":", 1)[1]:
+                missing.append(f"{req.split(':', 1)[1]} data")
+    return missing
+
+
 class Metric(Configurable):
     """Base for metric plugins. ``compute`` returns ``{name: value, name.detail: ...}``.
 
@@ -277,6 +343,11 @@ class FeatureExtractor(Configurable):
         self.cache_dir: str | None = None
         self.train_split: np.ndarray | None = None
 
+    def check_available(self) -> None:
+        """Raise :class:`~benchbase.errors.MissingDataError` naming the file when something
+        this space needs is not on the machine (weights). Called when a suite is
+        validated, before anything runs; must not import a framework."""
+
     def prepare(self, train: np.ndarray, spec: DataSpec, device: str) -> None:
         """Called once per run before ``embed``; fit here if the space is learned."""
 
@@ -309,3 +380,72 @@ class Executor(Configurable):
 
     def execute(self, tasks: list, work: Callable, sink: Callable) -> None:
         raise NotImplementedError
+
+
+# -------------------------------------------------------------------------- trackers
+
+
+@dataclass(frozen=True)
+class RenderedLeaderboard:
+    """A suite's leaderboard rendered by one publisher, ready to be saved as a file."""
+
+    format: str  # the publisher's name (markdown, csv, json, ...)
+    extension: str  # file extension without the dot
+    text: str
+
+
+@dataclass
+class SuiteOutcome:
+    """What a tracker is told when a suite ends.
+
+    ``statuses`` maps every run id of the suite to its status in the store;
+    ``tables`` are the suite's leaderboard tables (:class:`benchbase.leaderboard.Table`,
+    final values, as ``benchbase leaderboard`` shows them); ``render(format)`` renders
+    them with a publisher plugin (``markdown``, ``csv``, ``json``, ...).
+    """
+
+    statuses: dict[str, str]
+    tables: list
+    render: Callable[[str], RenderedLeaderboard]
+
+
+class Tracker:
+    """Base for experiment trackers: mirror a suite's runs in an outside tool.
+
+    One instance per suite run, called from one thread (its own) in the driver
+    process, in event order: ``open``, then per run ``run_started``, ``evaluated`` at
+    every evaluation point, ``run_finished``, and finally ``close``. ``__init__`` must
+    not import the tool's library (``open`` does), so that validating a suite stays
+    cheap and a missing library is reported as bad input, not a crash.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type] = EmptyConfig
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ()  # modules imported by open(); checked at validation
+    install: ClassVar[str] = ""  # pip argument that installs them, for the error message
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    def requirements(self) -> tuple[str, ...]:
+        """Modules this configuration needs (``requires`` unless the config changes it)."""
+        return tuple(self.requires)
+
+    def open(self, suite: Any, results_dir: Any) -> None:
+        """Connect: ``suite`` is the validated :class:`benchbase.config.Suite`,
+        ``results_dir`` the results store's :class:`pathlib.Path` (write local files
+        under it unless configured otherwise)."""
+
+    def run_started(self, spec: Any, run_id: str, provenance: dict, resumed_from: int) -> None:
+        """A run starts, or resumes from the checkpoint at ``resumed_from``."""
+
+    def evaluated(self, spec: Any, run_id: str, step: int, examples: int, results: list,
+                  samples: np.ndarray | None) -> None:
+        """An evaluation point is stored: log ``results`` (EvalRows) at ``step``."""
+
+    def run_finished(self, spec: Any, run_id: str, status: str, summary: dict) -> None:
+        """A run ended with ``status``."""
+
+    def close(self, suite: Any, outcome: SuiteOutcome) -> None:
+        """The suite ended: publish what belongs to it as a whole, flush, disconnect."""

@@ -323,7 +323,7 @@ def _image_rows(plt, rows: list[tuple[str, np.ndarray, list[str] | None]], title
 
 
 def _one_per_n(runs: list[RunData]) -> list[RunData]:
-    """The lowest seed (and first split part) of each n in the first group."""
+    """The lowest seed (and first split part) of each n among ``runs``."""
     chosen: dict[int, RunData] = {}
     for r in sorted(runs, key=lambda r: (r.run.seed, (r.spec.subset.split or [0])[0])):
         chosen.setdefault(r.n, r)
@@ -331,41 +331,43 @@ def _one_per_n(runs: list[RunData]) -> list[RunData]:
 
 
 def plot_samples(store, data: SuiteData, out: Path, formats=FORMATS, per_row: int = 10, registry=None) -> list[Path]:
+    """One grid per group of runs whose kept samples are images: the samples of each n
+    (lowest seed) over their nearest training images, with the d1/d2 ratio."""
     from benchbase.neighbors import knn
     from benchbase.twins import training_set
 
-    plt = _plt()
-    groups = list(data.groups().values())
-    if not groups:
-        return []
-    if registry is None:
-        from benchbase.plugins import build_registry
+    groups = data.groups()
+    paths: list[Path] = []
+    for gkey, runs in groups.items():
+        rows, step_seen = [], set()
+        for r in _one_per_n(runs):
+            got = store.samples(r.run.run_id)
+            if got is None:
+                continue
+            step, x = got
+            imgs = _as_images(x[:per_row])
+            if imgs is None:  # vectors: no grid for this group
+                break
+            if registry is None:
+                from benchbase.plugins import build_registry
 
-        registry = build_registry()
-    rows = []
-    step_seen = set()
-    for r in _one_per_n(groups[0]):
-        got = store.samples(r.run.run_id)
-        if got is None:
+                registry = build_registry()
+            train = training_set(r.spec, registry)
+            k = 2 if len(train) > 1 else 1
+            d, idx = knn(x[:per_row], train, k=k)
+            ratio = d[:, 0] / np.maximum(d[:, 1], 1e-12) if k == 2 else np.full(len(d), np.nan)
+            notes = [f"{q:.2f}" + (" copy" if q < 1 / 3 else "") for q in ratio]
+            rows.append((f"n={r.n}\ngenerated", imgs, notes))
+            rows.append(("nearest\ntraining", _as_images(train[idx[:, 0]]), None))
+            step_seen.add(step)
+        if not rows:
             continue
-        step, x = got
-        imgs = _as_images(x[:per_row])
-        if imgs is None:
-            return []
-        train = training_set(r.spec, registry)
-        k = 2 if len(train) > 1 else 1
-        d, idx = knn(x[:per_row], train, k=k)
-        ratio = d[:, 0] / np.maximum(d[:, 1], 1e-12) if k == 2 else np.full(len(d), np.nan)
-        notes = [f"{q:.2f}" + (" copy" if q < 1 / 3 else "") for q in ratio]
-        rows.append((f"n={r.n}\ngenerated", imgs, notes))
-        rows.append(("nearest\ntraining", _as_images(train[idx[:, 0]]), None))
-        step_seen.add(step)
-    if not rows:
-        return []
-    steps = ", ".join(str(s) for s in sorted(step_seen))
-    fig = _image_rows(plt, rows, f"{data.name}: samples at step {steps} over their nearest training images "
-                                 f"(pixel L2; number = d1/d2, a copy below 1/3)")
-    return _save(fig, out, f"{data.name}.samples", formats)
+        steps = ", ".join(str(s) for s in sorted(step_seen))
+        suffix = "" if len(groups) == 1 else "." + _slug(group_label(gkey))
+        fig = _image_rows(_plt(), rows, f"{data.name}: {group_label(gkey)}, samples at step {steps} over their "
+                                        f"nearest training images (pixel L2; number = d1/d2, a copy below 1/3)")
+        paths += _save(fig, out, f"{data.name}.samples{suffix}", formats)
+    return paths
 
 
 def plot_twins(store, data: SuiteData, out: Path, formats=FORMATS, per_row: int = 10) -> list[Path]:

@@ -185,6 +185,11 @@ class ExecutorEntry(PluginEntry):
 
 
 @dataclass
+class TrackerEntry(PluginEntry):
+    """An experiment tracker the suite's runs are mirrored to (not part of run ids)."""
+
+
+@dataclass
 class BudgetEntry:
     """Identical for every model: counted in examples drawn from the training subset."""
 
@@ -265,6 +270,7 @@ class SuiteSchema:
     # grid over n, budget.*, model.<key>, dataset.<key>, subset.<key>: every combination
     sweep: Dict[str, List[Any]] = field(default_factory=dict)
     executor: ExecutorEntry = field(default_factory=ExecutorEntry)
+    trackers: List[TrackerEntry] = field(default_factory=list)  # tensorboard, mlflow, wandb, ...
     time_limit: Optional[float] = option(None, check=_time_limit)  # seconds per run; exceeded: status timeout
     leaderboard: LeaderboardEntry = field(default_factory=LeaderboardEntry)
     dynamics: DynamicsEntry = field(default_factory=DynamicsEntry)

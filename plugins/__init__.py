@@ -15,6 +15,8 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.models.oracles",
     "benchbase_plugins.models.memorizers",
     "benchbase_plugins.models.disguised",
+    "benchbase_plugins.models.kde",
+    "benchbase_plugins.models.sample_files",
     "benchbase_plugins.models.torch_flow",
     "benchbase_plugins.models.torch_ddpm",
     "benchbase_plugins.models.jax_flow",
@@ -44,4 +46,7 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.publishers.tables",
     "benchbase_plugins.publishers.latex",
     "benchbase_plugins.publishers.html",
+    "benchbase_plugins.trackers.tensorboard",
+    "benchbase_plugins.trackers.mlflow",
+    "benchbase_plugins.trackers.wandb",
 )

@@ -12,12 +12,15 @@ from benchbase.paths import DB_NAME, default_results_dir
 
 
 def add_suite_arguments(p: argparse.ArgumentParser) -> None:
-    """The suite YAML file, ``key=value`` overrides and ``--device``."""
+    """The suite YAML file, ``key=value`` overrides, ``--device`` and ``--tracker``."""
     p.add_argument("suite", help="suite YAML file")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotlist overrides, e.g. budget.examples=2e5 seeds=[0,1]")
     p.add_argument("--device", choices=None, default=None,
                    help="auto | cpu | cuda | cuda:N | tpu (overrides the suite's device)")
+    p.add_argument("--tracker", action="append", default=[], metavar="NAME",
+                   help="also mirror the runs to this experiment tracker: tensorboard, mlflow, wandb, ... "
+                        "(repeatable; added to the suite's `trackers` with its default config)")
 
 
 def add_results_dir(p: argparse.ArgumentParser) -> None:
