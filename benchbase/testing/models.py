@@ -13,6 +13,7 @@ import numpy as np
 from benchbase.contracts import Batch
 from benchbase.frameworks import get_framework
 from benchbase.testing.common import check_declaration, close, label, make_config, require_framework, same
+from benchbase.testing.fleets import check_fleet
 from benchbase.testing.toydata import first_n, resolve_dataset, train_data
 from benchbase.testing.violations import Checker, Report
 
@@ -432,7 +433,7 @@ def _check_log_prob(c: Checker, h: _Harness, model: Any, state: Any, n_samples: 
 
 
 _CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_denoise,
-                      "log_prob": _check_log_prob}
+                      "log_prob": _check_log_prob, "fleet": check_fleet}
 
 
 # Usual size knobs and the small values that keep a conformance check to a second

@@ -19,6 +19,7 @@ from torch import nn
 from .diffusion_process import guided, integrate, make_process, per_example, python_loop, sigma_per_example
 from .diffusion_variants import backbone_args, check_conditioning, clip_range
 from .torch_common import TorchModel, TorchState, adam, build_seeded, mlp, optimise, sinusoidal_features
+from .torch_fleet import Solo, TorchFleet
 from .torch_unet import UNet
 
 
@@ -45,18 +46,17 @@ def build_backbone(cfg, spec) -> nn.Module:
     return (ConditionalMLP if kind == "mlp" else UNet)(*args)
 
 
-def sample_plan(plan, predict: Callable, shape: tuple, key: torch.Generator, device,
-                dtype=torch.float32, clip_range: tuple | None = None) -> torch.Tensor:
-    """Run a sampler plan from standard normal noise drawn with ``key`` (the torch
-    driver of ``diffusion_process.integrate``; also used by empirical_denoiser);
-    ``clip_range`` bounds DDPM's clean estimates."""
-    x = torch.randn(shape, generator=key, device=device, dtype=dtype)
-
-    def noise(i, like):
-        return torch.randn(like.shape, generator=key, device=device, dtype=dtype)
+def sample_plan(plan, predict: Callable, shape: tuple, draw: Callable, device, dtype=torch.float32,
+                clip_range: tuple | None = None) -> torch.Tensor:
+    """Run a sampler plan from standard normal noise (the torch driver of
+    ``diffusion_process.integrate``; also used by empirical_denoiser). ``draw(f)``
+    calls ``f(generator)`` (a view's ``draw``: one run's key, or each fleet member's,
+    stacked); ``shape`` is one run's; ``clip_range`` bounds DDPM's clean estimates."""
+    def gaussian(key):
+        return torch.randn(shape, generator=key, device=device, dtype=dtype)
 
     clip = None if clip_range is None else (lambda v: torch.clamp(v, *clip_range))
-    return integrate(plan, x, predict, noise, python_loop, plan.at, clip)
+    return integrate(plan, draw(gaussian), predict, lambda i, like: draw(gaussian), python_loop, plan.at, clip)
 
 
 class TorchDiffusionBase(TorchModel):
@@ -73,47 +73,65 @@ class TorchDiffusionBase(TorchModel):
         self.num_classes = check_conditioning(cfg, data.spec)
         self.clip_range = clip_range(cfg, data.spec)
         net = build_seeded(seed, lambda: build_backbone(cfg, data.spec)).to(data.device)
+        self.device, self._template = data.device, net
         if self.process_name == "ddpm":
             self.tables = torch.tensor(np.stack([self.process.sqrt_ab, self.process.sqrt_1m_ab]),
                                        dtype=torch.float32, device=data.device)
         return TorchState(net, adam(net.parameters(), cfg.lr))
 
     # ------------------------------------------------------------------ training
-    def _labels(self, y, n: int, key: torch.Generator, device, dropout: float):
+    def _labels(self, y, n: int, drop, device):
         if not self.num_classes:
             return None
         null = torch.full((n,), self.num_classes, dtype=torch.long, device=device)
         if y is None:
             return null
         y = y.long()
-        if dropout <= 0:
-            return y
-        drop = torch.rand(n, generator=key, device=device) < dropout
-        return torch.where(drop, null, y)
+        return y if drop is None else torch.where(drop, null, y)
 
-    def _loss(self, net: nn.Module, batch, key: torch.Generator, dropout: float) -> torch.Tensor:
-        x = batch.x
+    def _noise(self, key: torch.Generator, x: torch.Tensor, y, dropout: float) -> tuple:
+        """A step's randomness (noise, time, label dropout), drawn from ``key`` in a fixed order."""
         n, device = len(x), x.device
         eps = torch.randn(x.shape, generator=key, device=device, dtype=x.dtype)
         if self.process_name == "flow":
-            t = torch.rand(n, generator=key, device=device, dtype=x.dtype)
+            time = torch.rand(n, generator=key, device=device, dtype=x.dtype)
+        else:
+            time = torch.randint(self.process.cfg.T, (n,), generator=key, device=device)
+        drop = None
+        if self.num_classes and y is not None and dropout > 0:
+            drop = torch.rand(n, generator=key, device=device) < dropout
+        return eps, time, drop
+
+    def _objective(self, net: nn.Module, x: torch.Tensor, y, noise: tuple) -> torch.Tensor:
+        eps, time, drop = noise
+        if self.process_name == "flow":
+            t = time
             a, b = t, 1 - t
         else:
-            k = torch.randint(self.process.cfg.T, (n,), generator=key, device=device)
-            a, b = self.tables[0, k], self.tables[1, k]
-            t = (k + 1).to(x.dtype) / self.process.cfg.T
+            a, b = self.tables[0, time], self.tables[1, time]
+            t = (time + 1).to(x.dtype) / self.process.cfg.T
         x_t = per_example(a, x) * x + per_example(b, x) * eps
-        y = self._labels(batch.y, n, key, device, dropout)
+        y = self._labels(y, len(x), drop, x.device)
         return ((net(x_t, t, y) - self.process.target(x, eps)) ** 2).mean()
 
+    def _loss(self, view, batch, dropout: float) -> torch.Tensor:
+        """The training objective through ``view`` (torch_fleet.Solo or FleetView)."""
+        noise = view.draw(lambda key, x, y: self._noise(key, x, y, dropout), batch.x, batch.y)
+        return view.apply(self._objective, batch.x, batch.y, noise)
+
     def train_step(self, state: TorchState, batch, key):
-        loss = self._loss(state.net, batch, key, self.config.label_dropout)
+        loss = self._loss(Solo(state.net, key), batch, self.config.label_dropout)
         return state, {"loss": optimise(state.opt, loss)}
 
     @torch.no_grad()
     def heldout_loss(self, state: TorchState, batch, key) -> torch.Tensor:
         """The training objective on ``batch`` (labels kept as given), no update."""
-        return self._loss(state.net, batch, key, 0.0)
+        return self._loss(Solo(state.net, key), batch, 0.0)
+
+    def fleet(self, members: list) -> TorchFleet:
+        """Members may differ in seed, data and ``lr`` (fleet_varying)."""
+        dropout = self.config.label_dropout
+        return TorchFleet(self._template, lambda view, batch: self._loss(view, batch, dropout), self._sample)
 
     # ------------------------------------------------------------------ sampling
     def _predictor(self, net: nn.Module, y: torch.Tensor | None, n: int):
@@ -129,12 +147,21 @@ class TorchDiffusionBase(TorchModel):
 
         return predict
 
+    def _sample(self, view, n: int) -> torch.Tensor:
+        """``n`` samples through ``view``: labels first, then the sampler's noise, from each key."""
+        device = self.device
+        y = None
+        if self.num_classes:
+            y = view.draw(lambda key: torch.randint(self.num_classes, (n,), generator=key, device=device))
+
+        def predict(x, t):
+            return view.apply(lambda net, x, y: self._predictor(net, y, n)(x, t), x, y)
+
+        return sample_plan(self.plan, predict, (n, *self.shape), view.draw, device, clip_range=self.clip_range)
+
     @torch.no_grad()
     def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
-        device = next(state.net.parameters()).device
-        y = torch.randint(self.num_classes, (n,), generator=key, device=device) if self.num_classes else None
-        return sample_plan(self.plan, self._predictor(state.net, y, n), (n, *self.shape), key, device,
-                           clip_range=self.clip_range)
+        return self._sample(Solo(state.net, key), n)
 
     @torch.no_grad()
     def denoise(self, state: TorchState, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
