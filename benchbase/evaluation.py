@@ -138,9 +138,14 @@ class Evaluator:
         return out
 
     def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
+        key = self.fw.key(self.spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
+        raw = self.fw.to_numpy(model.sample(state, self.spec.eval["n_samples"], key))
+        return self.score(raw, model, state, step)
+
+    def score(self, raw: np.ndarray, model: Any, state: Any, step: int) -> tuple[list[EvalRow], np.ndarray]:
+        """Every metric on the samples ``raw`` drawn at ``step``. ``state`` is read only by
+        metrics that ask the model (``needs_model``), so a fleet may pass None otherwise."""
         spec = self.spec
-        key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
-        raw = self.fw.to_numpy(model.sample(state, spec.eval["n_samples"], key))
         expected = (spec.eval["n_samples"], *self.data_spec.shape)
         if raw.shape != expected:
             raise ValueError(f"model '{spec.model['name']}' sampled shape {raw.shape}, expected {expected}")

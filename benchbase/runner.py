@@ -101,6 +101,15 @@ class RunTask:
         state["registry"] = None
         return state
 
+    @property
+    def runs(self) -> list["RunTask"]:
+        """The runs of this task (executors also receive fleets, whose runs are several)."""
+        return [self]
+
+    def with_runs(self, runs: list["RunTask"]) -> "RunTask":
+        (run,) = runs
+        return run
+
 
 _REGISTRIES: dict[str, Registry] = {}
 
@@ -118,59 +127,134 @@ def _registry(task: RunTask) -> Registry:
 # ------------------------------------------------------------------------------- run
 
 
+@dataclass
+class PreparedRun:
+    """A run with its model, data on the device and provenance, before its first step.
+
+    Shared by ``execute_task`` and the fleet loop (benchbase.fleet), which prepares
+    every member like this and then trains them together.
+    """
+
+    task: RunTask
+    registry: Registry
+    model_reg: Any
+    model: Any
+    splits: Any
+    subset: Any
+    fw: Any
+    device: Any
+    train: TrainData
+    provenance: dict
+
+    @property
+    def spec(self) -> RunSpec:
+        return self.task.spec
+
+    @property
+    def start(self) -> int:
+        """The step training resumes from (0 for a fresh run)."""
+        return self.task.checkpoint.step if self.task.checkpoint else 0
+
+    @property
+    def prior_wall(self) -> float:
+        return self.task.checkpoint.wall_time if self.task.checkpoint else 0.0
+
+    @property
+    def per_step(self) -> int:
+        return _per_step(self.spec)
+
+    @property
+    def total(self) -> int:
+        return self.spec.budget["steps"] if self.model_reg.cls.trains else 0
+
+    def eval_steps(self) -> list[int]:
+        """The evaluation steps still to do."""
+        step = self.start
+        return [s for s in self.spec.eval["steps"] if s > step or (s == 0 and step == 0)]
+
+    def init_state(self) -> Any:
+        """The model's state at ``start``: ``init`` with the run's seed, then the checkpoint."""
+        self.fw.seed_everything(self.spec.seed)
+        state = self.model.init(self.train, mix_seed(self.spec.seed, SALT_INIT))
+        if self.task.checkpoint is not None:
+            state = self.model.load(self.task.checkpoint.blob, self.train)
+        return state
+
+    def evaluator(self) -> Evaluator:
+        results = self.task.results_dir
+        return Evaluator(self.spec, self.subset, self.splits, self.registry, self.fw, self.device,
+                         FeatureCache(os.path.join(results, "cache") if results else None))
+
+
+def prepare_run(task: RunTask) -> PreparedRun:
+    """Resolve the run's plugins, select and check its training subset, put it on the device."""
+    spec = task.spec
+    registry = _registry(task)
+    model_reg = registry.get("model", spec.model["name"], spec.model["framework"])
+    model_cfg, _ = plugin_config(model_reg, spec.model["config"], "<run spec>", "model.config")
+    model = model_reg.cls(model_cfg)
+    data_reg = registry.get("dataset", spec.dataset["name"])
+    data_cfg, _ = plugin_config(data_reg, spec.dataset["config"], "<run spec>", "dataset.config")
+    dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset["config"])
+    subset = select_subset(splits, spec.subset)
+    expected = spec.subset.get("content_hash")
+    if expected and subset.content_hash != expected:
+        raise ValueError(f"dataset '{spec.dataset['label']}' changed since the suite was validated "
+                         f"(content hash {subset.content_hash}, expected {expected})")
+    fw = get_framework(model_reg.framework)
+    device = fw.device(spec.device)
+    sample_fresh, fresh_source = fresh_sampler(dataset, splits)
+    train = TrainData(x=fw.put(subset.x, device), y=fw.put(subset.y, device), spec=splits.spec,
+                      device=device, x_numpy=subset.x, sample_fresh=sample_fresh, fresh_source=fresh_source)
+    provenance = _provenance(spec, task, fw, device, subset, registry, fresh_source)
+    return PreparedRun(task, registry, model_reg, model, splits, subset, fw, device, train, provenance)
+
+
+def reporting(emit: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``emit`` with its failures turned into SinkError (the driver, not the run, failed)."""
+    def deliver(event) -> None:
+        try:
+            emit(event)
+        except Exception as exc:
+            raise SinkError(f"could not deliver {type(event).__name__} for run {event.run_id}: {exc}") from exc
+
+    return deliver
+
+
+def outcome(exc: BaseException, run_id: str, spec: RunSpec, summary: dict) -> Finished:
+    """The Finished event of a run that ``exc`` ended: diverged, timeout or failed."""
+    if isinstance(exc, Diverged):
+        summary.update(diverged_at=exc.step, reason=str(exc))
+        return Finished(run_id, "diverged", summary, error=str(exc))
+    if isinstance(exc, TimeLimitExceeded):
+        summary["reason"] = f"time limit of {spec.time_limit}s exceeded"
+        return Finished(run_id, "timeout", summary, error=summary["reason"])
+    summary["reason"] = f"{type(exc).__name__}: {exc}"  # a plugin that raises fails its run, never the suite
+    return Finished(run_id, "failed", summary,
+                    error="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
 def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
     """Train and evaluate one run; report everything through ``emit``. Returns status."""
     spec = task.spec
     run_id = spec.run_id
     t_start = time.monotonic()
-    report = emit
-
-    def emit(event) -> None:  # noqa: F811 - wraps the executor's emit
-        try:
-            report(event)
-        except Exception as exc:
-            raise SinkError(f"could not deliver {type(event).__name__} for run {run_id}: {exc}") from exc
-
+    emit = reporting(emit)
     prior_wall = task.checkpoint.wall_time if task.checkpoint else 0.0
     summary: dict = {"examples": 0, "steps": 0, "param_count": None}
     step = task.checkpoint.step if task.checkpoint else 0
     placed = contextlib.ExitStack()
     try:
-        registry = _registry(task)
-        model_reg = registry.get("model", spec.model["name"], spec.model["framework"])
-        model_cfg, _ = plugin_config(model_reg, spec.model["config"], "<run spec>", "model.config")
-        model = model_reg.cls(model_cfg)
-        data_reg = registry.get("dataset", spec.dataset["name"])
-        data_cfg, _ = plugin_config(data_reg, spec.dataset["config"], "<run spec>", "dataset.config")
-        dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset["config"])
-        subset = select_subset(splits, spec.subset)
-        expected = spec.subset.get("content_hash")
-        if expected and subset.content_hash != expected:
-            raise ValueError(f"dataset '{spec.dataset['label']}' changed since the suite was validated "
-                             f"(content hash {subset.content_hash}, expected {expected})")
-
-        fw = get_framework(model_reg.framework)
-        device = fw.device(spec.device)
-        placed.enter_context(fw.placement(device))
-        sample_fresh, fresh_source = fresh_sampler(dataset, splits)
-        train = TrainData(x=fw.put(subset.x, device), y=fw.put(subset.y, device), spec=splits.spec,
-                          device=device, x_numpy=subset.x, sample_fresh=sample_fresh,
-                          fresh_source=fresh_source)
-        provenance = _provenance(spec, task, fw, device, subset, registry, fresh_source)
-        emit(Started(run_id, provenance, resumed_from=step))
-
-        fw.seed_everything(spec.seed)
-        state = model.init(train, mix_seed(spec.seed, SALT_INIT))
-        if task.checkpoint is not None:
-            state = model.load(task.checkpoint.blob, train)
+        run = prepare_run(task)
+        fw, model = run.fw, run.model
+        placed.enter_context(fw.placement(run.device))
+        emit(Started(run_id, run.provenance, resumed_from=step))
+        state = run.init_state()
         summary["param_count"] = int(model.param_count(state))
 
-        evaluator = Evaluator(spec, subset, splits, registry, fw, device,
-                              FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None))
-        b = spec.budget
-        per_step = b["batch_size"] * b["batches_per_step"]
-        total = b["steps"] if model_reg.cls.trains else 0
-        eval_steps = [s for s in spec.eval["steps"] if s > step or (s == 0 and step == 0)]
+        evaluator = run.evaluator()
+        per_step, total = run.per_step, run.total
+        eval_steps = run.eval_steps()
         deadline = (t_start + spec.time_limit - prior_wall) if spec.time_limit else math.inf
         timers = {"train": 0.0, "eval": 0.0}
 
@@ -180,7 +264,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
             if logs:
                 rows.extend(EvalRow(metric=f"train/{k}", value=v, ref="train")
                             for k, v in fw.scalars(logs).items())
-            ckpt = model.save(state) if (model_reg.cls.trains and at < total) else None
+            ckpt = model.save(state) if (run.model_reg.cls.trains and at < total) else None
             timers["eval"] += time.monotonic() - t0
             emit(Evaluated(run_id, at, at * per_step, rows, keep, ckpt,
                            wall_time=prior_wall + time.monotonic() - t_start))
@@ -189,7 +273,7 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         if eval_steps and eval_steps[0] == 0:
             evaluate(0)
             eval_steps = eval_steps[1:]
-        draw = fw.drawer(train.x, train.y, per_step, spec.seed, device)
+        draw = fw.drawer(run.train.x, run.train.y, per_step, spec.seed, run.device)
         train_step = model.train_step
         next_eval = eval_steps.pop(0) if eval_steps else total
         t_seg = time.monotonic()
@@ -220,21 +304,11 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
         return "done"
     except SinkError:
         raise
-    except Diverged as exc:
-        summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step),
-                       diverged_at=exc.step, reason=str(exc))
-        emit(Finished(run_id, "diverged", summary, error=str(exc)))
-        return "diverged"
-    except TimeLimitExceeded:
-        summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step),
-                       reason=f"time limit of {spec.time_limit}s exceeded")
-        emit(Finished(run_id, "timeout", summary, error=summary["reason"]))
-        return "timeout"
-    except Exception as exc:  # a plugin that raises fails its run, never the suite
+    except Exception as exc:
         summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step))
-        summary["reason"] = f"{type(exc).__name__}: {exc}"
-        emit(Finished(run_id, "failed", summary, error=traceback.format_exc()))
-        return "failed"
+        finished = outcome(exc, run_id, spec, summary)
+        emit(finished)
+        return finished.status
     finally:
         placed.close()
 
