@@ -24,6 +24,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from benchbase.contracts import volatile_fields
+from benchbase.devices import check_devices
 from benchbase.errors import (BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError,
                               list_choices, suggest)
 
@@ -371,6 +372,7 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     runs = expander.expand()
     if problems:
         raise ConfigError(source, problems)
+    check_devices(source, schema.device, expander.executor)
     return Suite(
         name=schema.name, source=source, description=schema.description, runs=runs,
         executor=expander.executor, leaderboard=dataclasses.asdict(schema.leaderboard),
@@ -433,6 +435,9 @@ class _Expander:
         if executor is not None:
             _, plain = self.config(executor, s.executor.config, "executor.config")
             self.executor = {"name": s.executor.name, "config": plain or {}}
+            fleet = self.executor["config"].get("fleet")
+            if fleet is not None and (isinstance(fleet, bool) or fleet < 1):
+                self.fail("executor.config.fleet", f"must be a whole number >= 1 (1: no fleets); got {fleet}")
 
         feature = self.lookup("feature", s.eval.features.name, "eval.features.name")
         feature_ref = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from benchbase import Executor, hookimpl
 
@@ -12,6 +13,10 @@ class LocalConfig:
     # Small models on a machine busy with other work train much faster with 1: idle
     # OpenMP threads spin while they wait for a core.
     threads: int = 0
+    # Runs per fleet (benchbase.fleet): runs of one model that differ only in seed, data
+    # subset or learning rate train together as one vectorized program. None: 16 on a
+    # CPU, 64 on a GPU; 1: every run alone.
+    fleet: Optional[int] = None
 
 
 class LocalExecutor(Executor):
