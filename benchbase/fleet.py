@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchbase.config import RunSpec
+from benchbase.config import RunSpec, plugin_config
 from benchbase.contracts import EvalRow
 from benchbase.errors import BenchbaseInputError
 from benchbase.evaluation import Diverged
@@ -122,6 +122,22 @@ def plan_units(specs: list[RunSpec], registry: Registry, size: int) -> list[Unit
         bounds = np.cumsum([0] + [small + (i < extra) for i in range(count)])
         units[slots[key]:slots[key] + 1] = [Unit(members[a:b], fleet=True) for a, b in zip(bounds, bounds[1:])]
     return units
+
+
+def describe_plan(runs: list[RunSpec], executor: dict, device: str, registry: Registry) -> str:
+    """One line on how a suite's runs will train: in how many fleets of which sizes."""
+    reg = registry.get("executor", executor.get("name", "local"))
+    cfg, _ = plugin_config(reg, executor.get("config") or {}, "<executor>", "executor.config")
+    size = fleet_size(cfg, device)
+    units = plan_units(runs, registry, size)
+    sizes = sorted((len(u.specs) for u in units if u.fleet), reverse=True)
+    alone = sum(len(u.specs) for u in units if not u.fleet)
+    if not sizes:
+        why = "fleets are off (executor.config.fleet: 1)" if size == 1 else "no model here trains in fleets"
+        return f"training: every run alone; {why}"
+    shown = ", ".join(map(str, sizes[:8])) + (", ..." if len(sizes) > 8 else "")
+    return (f"training: {sum(sizes)} run(s) in {len(sizes)} fleet(s) of {shown} (at most {size} per fleet: "
+            f"executor.config.fleet), {alone} alone")
 
 
 def execute(task: RunTask | FleetTask, emit: Callable[[Any], None]) -> None:

@@ -164,3 +164,19 @@ def _assert_same_board(alone, together) -> None:
                     assert other[stat] is None
                 else:
                     assert other[stat] == pytest.approx(cell[stat], **TOLERANCE), (a["model"], key, stat)
+
+
+def test_validate_says_how_the_runs_will_train(tmp_path, capsys):
+    """`benchbase validate` shows the fleets a suite will form before anything trains."""
+    from benchbase.cli import main
+
+    path = tmp_path / "fleets.yaml"
+    path.write_text(json.dumps(_suite()))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "training: 12 run(s) in 2 fleet(s) of 6, 6 (at most 16 per fleet: executor.config.fleet), 6 alone" in out
+    assert main(["validate", str(path), "executor.config.fleet=1"]) == 0
+    assert "training: every run alone; fleets are off (executor.config.fleet: 1)" in capsys.readouterr().out
+    path.write_text(json.dumps(_suite(models=["copy_train"])))
+    assert main(["validate", str(path)]) == 0
+    assert "no model here trains in fleets" in capsys.readouterr().out
