@@ -26,15 +26,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchbase.config import RunSpec, plugin_config
-from benchbase.contracts import EvalRow
 from benchbase.errors import BenchbaseInputError
 from benchbase.evaluation import Diverged
 from benchbase.frameworks import SALT_SAMPLE
 from benchbase.plugins import Registry
-from benchbase.runner import (CHECK_EVERY, PROGRESS_SECONDS, Evaluated, Finished, PreparedRun, Progress,
-                              RunTask, SinkError, Started, TimeLimitExceeded, _consumed, _per_step, execute_task,
-                              outcome, prepare_run, reporting)
+from benchbase.runner import (CHECK_EVERY, PROGRESS_SECONDS, Emit, Finished, Progress, Run, RunTask, SinkError,
+                              Started, TimeLimitExceeded, deliverer, evaluate, execute_task, finish, prepare, start)
+from benchbase.specs import RunSpec
+from benchbase.structured import plugin_config
 
 
 @dataclass
@@ -79,15 +78,16 @@ def fleet_key(spec: RunSpec, registry: Registry) -> str | None:
     """What members of one fleet share (None: the run trains alone): the model and its
     config except ``fleet_varying``, the dataset, the batch, the samples per evaluation,
     the device. Seeds, subsets, budgets, schedules, metrics and the varying fields differ."""
-    cls = registry.get("model", spec.model["name"], spec.model["framework"]).cls
+    model = spec.model
+    cls = registry.get("model", model.name, model.framework).cls
     if "fleet" not in getattr(cls, "capabilities", ()) or not getattr(cls, "trains", True):
         return None
     varying = getattr(cls, "fleet_varying", frozenset())
-    shared = {k: v for k, v in spec.model["config"].items() if k not in varying}
-    dataset = {k: spec.dataset[k] for k in ("name", "config", "version")}
-    budget = {k: spec.budget[k] for k in ("batch_size", "batches_per_step")}
-    return json.dumps([spec.model["name"], spec.model["framework"], spec.model["version"], shared, dataset, budget,
-                       spec.eval["n_samples"], spec.device], sort_keys=True, default=str)
+    shared = {k: v for k, v in model.config.items() if k not in varying}
+    data = spec.dataset
+    return json.dumps([model.name, model.framework, model.version, shared, [data.name, data.config, data.version],
+                       [spec.budget.batch_size, spec.budget.batches_per_step], spec.eval.n_samples, spec.device],
+                      sort_keys=True, default=str)
 
 
 @dataclass
@@ -148,47 +148,17 @@ def execute(task: RunTask | FleetTask, emit: Callable[[Any], None]) -> None:
         execute_task(task, emit)
 
 
-@dataclass(eq=False)  # members are told apart by identity (dict keys)
-class _Member:
-    """One run of the fleet: its preparation, evaluator, schedule and accounts."""
-
-    run: PreparedRun
-    evaluator: Any = None
-    step: int = 0
-    eval_steps: list = field(default_factory=list)  # still to do, ascending
-    summary: dict = field(default_factory=dict)
-    train_time: float = 0.0
-    eval_time: float = 0.0
-    deadline: float = math.inf
-
-    @property
-    def run_id(self) -> str:
-        return self.run.spec.run_id
-
-    @property
-    def total(self) -> int:
-        return self.run.total
-
-    def next_event(self) -> int:
-        """The next step at which this member needs the loop's attention."""
-        check = (self.step // CHECK_EVERY + 1) * CHECK_EVERY
-        return min(check, self.eval_steps[0] if self.eval_steps else self.total, self.total)
-
-    def consumed(self, t_start: float, timed: bool = True) -> dict:
-        timers = {"train": self.train_time, "eval": self.eval_time} if timed else None
-        return _consumed(self.step, self.run.per_step, timers, t_start, self.run.prior_wall, self.run.start)
-
-
 class _Fleet:
-    """The running fleet: members in stack order, the stacked state and the batch drawer."""
+    """The running fleet: members (runner.Run objects) in stack order, the stacked state
+    and the batch drawer. Each member's step, timers and summary live in its Run, so
+    runner.finish reports it exactly as it reports a run trained alone."""
 
-    def __init__(self, members: list[_Member], program: Any, state: Any, emit: Callable[[Any], None],
-                 t_start: float):
-        self.members, self.program, self.state = members, program, state
-        self.emit, self.t_start = emit, t_start
-        lead = members[0].run
+    def __init__(self, members: list[Run], program: Any, state: Any, emit: Emit):
+        self.members, self.program, self.state, self.emit = members, program, state, emit
+        lead = members[0]
         self.fw, self.device = lead.fw, lead.device
-        self.n_samples = lead.spec.eval["n_samples"]
+        self.n_samples = lead.spec.eval.n_samples
+        self.per_step = lead.spec.budget.examples_per_step
         self.pool_x, self.pool_y, self.rows = self._pool()
         self.logs: dict = {}
         self.starts: list[int] = []
@@ -196,18 +166,17 @@ class _Fleet:
 
     def _pool(self):
         """The members' training examples once on the device, and each member's rows in it."""
-        runs = [m.run for m in self.members]
-        splits = runs[0].splits
-        if all(r.splits is splits for r in runs):
-            used = np.unique(np.concatenate([r.subset.indices for r in runs]))
+        splits = self.members[0].splits
+        if all(m.splits is splits for m in self.members):
+            used = np.unique(np.concatenate([m.subset.indices for m in self.members]))
             x = splits.train[used]
             y = None if splits.train_labels is None else splits.train_labels[used]
-            rows = [np.searchsorted(used, r.subset.indices) for r in runs]
+            rows = [np.searchsorted(used, m.subset.indices) for m in self.members]
         else:
-            x = np.concatenate([r.subset.x for r in runs])
-            y = None if runs[0].subset.y is None else np.concatenate([r.subset.y for r in runs])
-            ends = np.cumsum([len(r.subset.x) for r in runs])
-            rows = [np.arange(end - len(r.subset.x), end) for end, r in zip(ends, runs)]
+            x = np.concatenate([m.subset.x for m in self.members])
+            y = None if self.members[0].subset.y is None else np.concatenate([m.subset.y for m in self.members])
+            ends = np.cumsum([len(m.subset.x) for m in self.members])
+            rows = [np.arange(end - len(m.subset.x), end) for end, m in zip(ends, self.members)]
         return (self.fw.put(np.ascontiguousarray(x), self.device), self.fw.put(y, self.device),
                 {m.run_id: r for m, r in zip(self.members, rows)})
 
@@ -215,25 +184,17 @@ class _Fleet:
         """A drawer from every member's current step (at the start, and after members left)."""
         self.starts = [m.step for m in self.members]
         self.draw = self.fw.fleet_drawer(self.pool_x, self.pool_y, [self.rows[m.run_id] for m in self.members],
-                                         self.members[0].run.per_step, [m.run.spec.seed for m in self.members],
-                                         self.starts, self.device)
+                                         self.per_step, [m.spec.seed for m in self.members], self.starts,
+                                         self.device)
 
-    def finish(self, m: _Member, exc: BaseException | None) -> None:
-        if exc is None:
-            m.summary.update(m.consumed(self.t_start))
-            self.emit(Finished(m.run_id, "done", m.summary))
-        else:
-            m.summary.update(m.consumed(self.t_start, timed=False))
-            self.emit(outcome(exc, m.run_id, m.run.spec, m.summary))
-
-    def leave(self, gone: dict) -> bool:
-        """Finish the members in ``gone`` (member -> exception or None), drop them from the
-        stack and restart the drawer; True when the fleet changed."""
+    def leave(self, gone: dict[int, BaseException | None]) -> bool:
+        """Finish the members in ``gone`` (position in the stack -> exception or None), drop
+        them from the stack and restart the drawer; True when the fleet changed."""
         if not gone:
             return False
-        for m, exc in gone.items():
-            self.finish(m, exc)
-        keep = [i for i, m in enumerate(self.members) if m not in gone]
+        for pos, exc in gone.items():
+            finish(self.members[pos], self.emit, exc)
+        keep = [i for i in range(len(self.members)) if i not in gone]
         self.members = [self.members[i] for i in keep]
         if self.members:
             self.state = self.program.select(self.state, keep)
@@ -241,75 +202,70 @@ class _Fleet:
         return True
 
     # --------------------------------------------------------------- evaluation
-    def evaluate(self, due: list[_Member], gone: dict) -> None:
-        """Sample every due member in one call, then score each; members that break go to ``gone``."""
+    def evaluate(self, due: list[int], gone: dict) -> None:
+        """Sample the members at positions ``due`` in one call, then score each as
+        runner.evaluate does; members that break go to ``gone``."""
         t0 = time.monotonic()
-        positions = [self.members.index(m) for m in due]
         try:
-            keys = self.fw.fleet_keys([m.run.spec.seed for m in due], SALT_SAMPLE, self.device)
-            raw = self.fw.to_numpy(self.program.sample(self.state, self.n_samples, keys, positions))
-        except SinkError:
-            raise
+            keys = self.fw.fleet_keys([self.members[i].spec.seed for i in due], SALT_SAMPLE, self.device)
+            raw = self.fw.to_numpy(self.program.sample(self.state, self.n_samples, keys, due))
         except Exception as exc:
-            gone.update((m, exc) for m in due)
+            gone.update((i, exc) for i in due)
             return
         share = (time.monotonic() - t0) / len(due)
         logs = {k: self.fw.to_numpy(v) for k, v in self.logs.items()}
-        for m, pos, samples in zip(due, positions, raw):
-            t1 = time.monotonic()
+        for pos, samples in zip(due, raw):
+            m = self.members[pos]
+            m.timers["eval"] += share
             try:
-                checkpoint = m.step < m.total
-                single = self.program.unstack(self.state, pos) if (m.evaluator.needs_model or checkpoint) else None
-                rows, keep = m.evaluator.score(samples, m.run.model, single, m.step)
-                rows.extend(EvalRow(metric=f"train/{k}", value=float(v[pos]), ref="train") for k, v in logs.items())
-                blob = m.run.model.save(single) if checkpoint else None
-            except SinkError:
+                evaluate(m, self.program.unstack(self.state, pos), {k: float(v[pos]) for k, v in logs.items()},
+                         m.step, self.emit, samples=samples)
+            except SinkError:  # the driver failed, not this member: stop the fleet now
                 raise
             except Exception as exc:
-                gone[m] = exc
-                continue
-            m.eval_time += share + time.monotonic() - t1
-            self.emit(Evaluated(m.run_id, m.step, m.step * m.run.per_step, rows, keep, blob,
-                                wall_time=m.run.prior_wall + time.monotonic() - self.t_start))
+                gone[pos] = exc
 
     def attend(self) -> bool:
         """At an iteration where some member reached a check point: finiteness, evaluations,
         budgets, time limits. True when members left (the drawer restarted)."""
-        gone: dict = {}
-        target = {m: m.eval_steps[0] if m.eval_steps else m.total for m in self.members}
-        checking = [m for m in self.members if m.step == target[m] or m.step % CHECK_EVERY == 0]
+        gone: dict[int, BaseException | None] = {}
+        checking = [i for i, m in enumerate(self.members)
+                    if m.step == (m.eval_steps[0] if m.eval_steps else m.total) or m.step % CHECK_EVERY == 0]
         if checking and self.logs:
             host = {k: self.fw.to_numpy(v) for k, v in self.logs.items()}
-            for m in checking:
-                pos = self.members.index(m)
-                if not all(math.isfinite(float(v[pos])) for v in host.values()):
-                    gone[m] = Diverged(m.step, "training loss")
-        due = [m for m in checking if m not in gone and m.eval_steps and m.step == m.eval_steps[0]]
-        for m in due:
-            m.eval_steps.pop(0)
+            for i in checking:
+                if not all(math.isfinite(float(v[i])) for v in host.values()):
+                    gone[i] = Diverged(self.members[i].step, "training loss")
+        due = [i for i in checking if i not in gone and self._eval_due(self.members[i])]
         if due:
             self.evaluate(due, gone)
         now = time.monotonic()
-        for m in self.members:
-            if m in gone:
+        for i, m in enumerate(self.members):
+            if i in gone:
                 continue
             if m.step >= m.total:
-                gone[m] = None
+                gone[i] = None
             elif now > m.deadline:
-                gone[m] = TimeLimitExceeded()
+                gone[i] = TimeLimitExceeded()
         return self.leave(gone)
+
+    @staticmethod
+    def _eval_due(m: Run) -> bool:
+        """Whether ``m`` is at its next evaluation (taken off its schedule if so)."""
+        if m.eval_steps and m.step == m.eval_steps[0]:
+            m.eval_steps.pop(0)
+            return True
+        return False
 
     def progress(self) -> None:
         for m in self.members:
-            rate = (m.step - m.run.start) / max(m.train_time, 1e-9)
-            self.emit(Progress(m.run_id, m.step, m.total, rate * m.run.per_step, rate))
+            rate = (m.step - m.seg_start) / max(m.timers["train"], 1e-9)
+            self.emit(Progress(m.run_id, m.step, m.total, rate * self.per_step, rate))
 
     # --------------------------------------------------------------------- loop
     def train(self) -> None:
-        due = [m for m in self.members if m.step == 0 and m.eval_steps and m.eval_steps[0] == 0]
-        gone: dict = {}
-        for m in due:
-            m.eval_steps.pop(0)
+        due = [i for i, m in enumerate(self.members) if m.step == 0 and self._eval_due(m)]
+        gone: dict[int, BaseException | None] = {}
         if due:
             self.evaluate(due, gone)
         if self.leave(gone) and not self.members:
@@ -325,9 +281,9 @@ class _Fleet:
             t += 1
             if t == next_t:
                 now = time.monotonic()
-                for m, start in zip(self.members, self.starts):
-                    m.step = start + t
-                    m.train_time += now - t_seg
+                for m, begun in zip(self.members, self.starts):
+                    m.step = begun + t
+                    m.timers["train"] += now - t_seg
                 if self.attend():
                     t = 0
                 t_seg = time.monotonic()
@@ -338,14 +294,20 @@ class _Fleet:
 
     def next_t(self, t: int) -> int:
         """The next iteration at which some member needs attention."""
-        return t + min((m.next_event() - m.step for m in self.members), default=1)
+        return t + min((_next_event(m) - m.step for m in self.members), default=1)
 
 
-def execute_fleet(task: FleetTask, emit: Callable[[Any], None]) -> dict[str, str]:
+def _next_event(m: Run) -> int:
+    """The next step at which member ``m`` needs the loop's attention."""
+    check = (m.step // CHECK_EVERY + 1) * CHECK_EVERY
+    return min(check, m.eval_steps[0] if m.eval_steps else m.total, m.total)
+
+
+def execute_fleet(task: FleetTask, emit: Emit) -> dict[str, str]:
     """Train the members of ``task`` as one fleet; report each through ``emit`` as its own
-    run. Returns run id -> status. A model that cannot form this fleet (its ``fleet``
-    or ``stack`` raises) trains its members one after another instead."""
-    emit = reporting(emit)
+    run (runner.start, prepare and finish per member). Returns run id -> status. A model
+    that cannot form this fleet (its ``fleet`` or ``stack`` raises) trains its members one
+    after another instead."""
     statuses: dict[str, str] = {}
 
     def record(event) -> None:
@@ -353,77 +315,50 @@ def execute_fleet(task: FleetTask, emit: Callable[[Any], None]) -> dict[str, str
             statuses[event.run_id] = event.status
         emit(event)
 
-    t_start = time.monotonic()
-    members: list[_Member] = []
-    placed = contextlib.ExitStack()
+    def deliver(event) -> None:  # a failure to take it is the driver's (SinkError), as for one run
+        deliverer(record, event.run_id)(event)
+
+    runs: list[Run] = []
+    held: dict[str, list] = {}  # each member's Started, sent once its fleet is known
     try:
-        for rt in task.members:
-            start = rt.checkpoint.step if rt.checkpoint else 0
-            m = _Member(run=None, step=start, summary={"examples": 0, "steps": 0, "param_count": None})
+        for task_ in task.members:
+            run = start(task_)
+            held[run.run_id] = []
             try:
-                m.run = prepare_run(rt)
+                prepare(run, held[run.run_id].append)
             except Exception as exc:
-                prior = rt.checkpoint.wall_time if rt.checkpoint else 0.0
-                m.summary.update(_consumed(start, _per_step(rt.spec), None, t_start, prior, start))
-                record(outcome(exc, rt.spec.run_id, rt.spec, m.summary))
+                run.close()
+                for event in held.pop(run.run_id):
+                    deliver(event)
+                finish(run, deliver, exc)
                 continue
-            members.append(m)
-        if not members:
-            return statuses
-        lead = members[0].run
-        placed.enter_context(lead.fw.placement(lead.device))
-        states, ready = [], []
-        for m in members:
-            try:
-                states.append(m.run.init_state())
-                ready.append(m)
-            except Exception as exc:
-                _fail_before_start(m, exc, record, t_start)
-        if not ready:
+            runs.append(run)
+        if not runs:
             return statuses
         try:
-            program = ready[0].run.model.fleet([m.run.model for m in ready])
-            state = program.stack(states)
+            program = runs[0].model.fleet([r.model for r in runs])
+            state = program.stack([r.state for r in runs])
         except Exception:  # this model cannot form this fleet: its runs train one by one
-            for m in ready:
-                execute_task(m.run.task, record)
+            for run in reversed(runs):
+                run.close()
+            runs = []
+            for task_ in task.members:
+                if task_.spec.run_id in held:
+                    execute_task(task_, record)
             return statuses
-        del states
-        ids = [m.run_id for m in ready]
-        members = []
-        for i, m in enumerate(ready):
-            m.run.provenance["fleet"] = {"size": len(ready), "index": i, "members": ids}
-            record(Started(m.run_id, m.run.provenance, resumed_from=m.step))
-            try:
-                m.summary["param_count"] = int(m.run.model.param_count(program.unstack(state, i)))
-                m.evaluator = m.run.evaluator()
-            except Exception as exc:
-                m.summary.update(m.consumed(t_start, timed=False))
-                record(outcome(exc, m.run_id, m.run.spec, m.summary))
-                continue
-            m.eval_steps = m.run.eval_steps()
-            limit = m.run.spec.time_limit
-            m.deadline = t_start + limit - m.run.prior_wall if limit else math.inf
-            m.run.train = None  # the fleet's pool holds the data from here on
-            members.append(m)
-        if len(members) < len(ready):
-            state = program.select(state, [ready.index(m) for m in members])
-        if not members:
-            return statuses
-        fleet = _Fleet(members, program, state, record, t_start)
+        ids = [r.run_id for r in runs]
+        for i, run in enumerate(runs):
+            run.state = run.data = None  # the stacked state and the fleet's pool hold them from here on
+            (started,) = held.pop(run.run_id)
+            started.provenance["fleet"] = {"size": len(runs), "index": i, "members": ids}
+            deliver(started)
+        fleet = _Fleet(runs, program, state, deliver)
         try:
             fleet.train()
-        except SinkError:
-            raise
-        except Exception as exc:  # the vectorized step itself raised: every member still training fails
-            for m in fleet.members:
-                fleet.finish(m, exc)
+        except Exception as exc:  # the vectorized step itself raised: every member still training ends
+            for run in fleet.members:
+                finish(run, deliver, exc)
         return statuses
     finally:
-        placed.close()
-
-
-def _fail_before_start(m: _Member, exc: BaseException, record: Callable, t_start: float) -> None:
-    record(Started(m.run_id, m.run.provenance, resumed_from=m.step))
-    m.summary.update(m.consumed(t_start, timed=False))
-    record(outcome(exc, m.run_id, m.run.spec, m.summary))
+        for run in reversed(runs):  # placements were entered in this order: leave them in reverse
+            run.close()

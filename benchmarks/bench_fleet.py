@@ -148,17 +148,17 @@ def throughput(framework: str, args) -> float:
     for rep in range(args.repeats):
         one = sequential(tasks[:1])
         s = next(iter(one.summaries.values()))
-        rates["one run"].append(s["steps"] * tasks[0].spec.budget["batch_size"] / s["train_time"])
+        rates["one run"].append(s["steps"] * tasks[0].spec.budget.examples_per_step / s["train_time"])
         many = fleets(tasks, k)
         if set(many.status.values()) != {"done"}:
             raise SystemExit(f"{framework}: fleet members did not all finish: {many.status}")
         train = max(s["train_time"] for s in many.summaries.values())
-        examples = sum(s["steps"] * t.spec.budget["batch_size"] for s, t in zip(many.summaries.values(), tasks))
+        examples = sum(s["steps"] * t.spec.budget.examples_per_step for s, t in zip(many.summaries.values(), tasks))
         rates["fleet"].append(examples / train)
     one, fleet = statistics.median(rates["one run"]), statistics.median(rates["fleet"])
     ratio = fleet / one
     print(f"{framework}: training throughput on {args.device}, {args.steps} steps of batch "
-          f"{tasks[0].spec.budget['batch_size']}: one run {one:,.0f} examples/s, a fleet of {k} "
+          f"{tasks[0].spec.budget.examples_per_step}: one run {one:,.0f} examples/s, a fleet of {k} "
           f"{fleet:,.0f} examples/s, ratio {ratio:.1f}")
     return ratio
 

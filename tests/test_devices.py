@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase import devices
 from benchbase.cli import main

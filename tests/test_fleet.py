@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.fleet import FleetTask, execute, execute_fleet
@@ -121,7 +121,7 @@ def test_a_diverging_member_stops_alone(registry):
     alone = _alone(tasks)
     together = Events()
     statuses = execute_fleet(FleetTask(tasks), together)
-    blown = {t.spec.run_id for t in tasks if t.spec.model["config"]["lr"] == 1e30}
+    blown = {t.spec.run_id for t in tasks if t.spec.model.config["lr"] == 1e30}
     assert {rid for rid, s in statuses.items() if s == "diverged"} == blown
     assert all(statuses[t.spec.run_id] == "done" for t in tasks if t.spec.run_id not in blown)
     for rid in blown:
@@ -158,7 +158,7 @@ def test_members_resume_from_their_own_checkpoints(registry):
 
 def test_a_member_that_cannot_start_fails_alone(registry):
     tasks = _tasks(registry)
-    broken = dataclasses.replace(tasks[1].spec, subset={**tasks[1].spec.subset, "content_hash": "0" * 16})
+    broken = dataclasses.replace(tasks[1].spec, subset=dataclasses.replace(tasks[1].spec.subset, content_hash="0" * 16))
     tasks[1] = dataclasses.replace(tasks[1], spec=broken)
     events = Events()
     statuses = execute_fleet(FleetTask(tasks), events)

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from executor_kit import kit_registry, leaderboard, run, same_numbers, stored_values, torch_threads
-from helpers import tiny_suite
+from support.executor_runs import kit_registry, leaderboard, run, same_numbers, stored_values, torch_threads
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite, load_suite
 from benchbase.errors import ConfigError
 from benchbase.fleet import DEFAULT_FLEET_SIZE, fleet_key, fleet_size, plan_units
-from benchbase.store import Lease, Store
+from benchbase.leases import Lease
+from benchbase.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = {"name": "rectified_flow", "framework": "torch", "config": {"width": 32, "depth": 2, "sample_steps": 5}}
@@ -39,8 +40,8 @@ def test_plan_groups_what_may_share_a_fleet(registry):
     fleets = [u for u in units if u.fleet]
     alone = [u for u in units if not u.fleet]
     assert sorted(len(u.specs) for u in fleets) == [12, 12]  # 3 seeds x 2 n x 2 lr per model
-    assert all(len({s.model["name"] for s in u.specs}) == 1 for u in fleets)
-    assert [u.specs[0].model["name"] for u in alone] == ["copy_train"] * 6  # an oracle trains nothing
+    assert all(len({s.model.name for s in u.specs}) == 1 for u in fleets)
+    assert [u.specs[0].model.name for u in alone] == ["copy_train"] * 6  # an oracle trains nothing
     assert sorted(s.run_id for u in units for s in u.specs) == sorted(s.run_id for s in suite.runs)
     # even parts, at most the fleet size
     assert sorted(len(u.specs) for u in plan_units(suite.runs, registry, 5) if u.fleet) == [4, 4, 4, 4, 4, 4]
@@ -48,19 +49,21 @@ def test_plan_groups_what_may_share_a_fleet(registry):
 
 
 def test_what_a_fleet_must_share(registry):
-    base = build_suite(_suite(models=[FLOW], sweep={}), "<test>", registry=registry).runs[0]
-    key = fleet_key(base, registry)
-    same = [("seed", 5), ("subset", {**base.subset, "n": 7}), ("budget", {**base.budget, "steps": 9}),
-            ("model", {**base.model, "config": {**base.model["config"], "lr": 0.5}})]
-    other = [("model", {**base.model, "config": {**base.model["config"], "width": 64}}),
-             ("budget", {**base.budget, "batch_size": 8}), ("eval", {**base.eval, "n_samples": 10}),
-             ("device", "cuda"), ("dataset", {**base.dataset, "config": {"train_size": 600}})]
     import dataclasses
 
+    base = build_suite(_suite(models=[FLOW], sweep={}), "<test>", registry=registry).runs[0]
+    key = fleet_key(base, registry)
+    replace = dataclasses.replace
+    model, budget, data = base.model, base.budget, base.dataset
+    same = [("seed", 5), ("subset", replace(base.subset, n=7)), ("budget", replace(budget, steps=9)),
+            ("model", replace(model, config={**model.config, "lr": 0.5}))]
+    other = [("model", replace(model, config={**model.config, "width": 64})),
+             ("budget", replace(budget, batch_size=8)), ("eval", replace(base.eval, n_samples=10)),
+             ("device", "cuda"), ("dataset", replace(data, config={"train_size": 600}))]
     for field, value in same:
-        assert fleet_key(dataclasses.replace(base, **{field: value}), registry) == key, field
+        assert fleet_key(replace(base, **{field: value}), registry) == key, field
     for field, value in other:
-        assert fleet_key(dataclasses.replace(base, **{field: value}), registry) != key, field
+        assert fleet_key(replace(base, **{field: value}), registry) != key, field
 
 
 def test_fleet_size_defaults_per_device_and_is_validated(registry, monkeypatch):
@@ -87,11 +90,11 @@ def test_fleets_store_what_runs_alone_store(tmp_path):
     for key in a:
         assert b[key] == pytest.approx(a[key], **TOLERANCE), key
     with Store(tmp_path / "fleets") as store:
-        runs = {r["run_id"]: r for r in store.runs(suite="fleets")}
+        runs = {r.run_id: r for r in store.runs(suite="fleets")}
         assert store.counts()["checkpoints"] == 0 and not store.conn.execute("SELECT * FROM leases").fetchall()
-    fleets = {json.dumps(r["provenance"].get("fleet", {}).get("members")) for r in runs.values()}
+    fleets = {json.dumps(r.provenance.get("fleet", {}).get("members")) for r in runs.values()}
     assert len(fleets) == 3  # flow's 6 runs, vae's 6, and no fleet for the oracle
-    sizes = sorted(r["provenance"]["fleet"]["size"] for r in runs.values() if "fleet" in r["provenance"])
+    sizes = sorted(r.provenance["fleet"]["size"] for r in runs.values() if "fleet" in r.provenance)
     assert sizes == [6] * 12
 
 
@@ -103,7 +106,7 @@ def test_process_executor_trains_a_fleet_in_one_worker(tmp_path):
     assert local.ok and proc.ok
     assert same_numbers(stored_values(tmp_path / "local", built), stored_values(tmp_path / "proc", built))
     with Store(tmp_path / "proc") as store:
-        pids = {r["provenance"]["pid"] for r in store.runs(suite="fleets")}
+        pids = {r.provenance["pid"] for r in store.runs(suite="fleets")}
     assert len(pids) == 1  # the four runs of one fleet shared one worker process
 
 
@@ -114,8 +117,8 @@ def test_members_claimed_by_another_driver_stay_with_it(tmp_path):
     other = Lease("other-driver", "another-host", 1, timeout=3600)
     with Store(tmp_path) as store:
         store.register_runs(built.name, built.runs, {})
-        assert store.claim(held, other) is None
-        store.heartbeat(other)
+        assert store.leases.claim(held, other) is None
+        store.leases.heartbeat(other)
     from benchbase.driver import TaskQueue, Sink
     from benchbase.fleet import FleetTask
     from benchbase.progress import Reporter
@@ -129,7 +132,7 @@ def test_members_claimed_by_another_driver_stay_with_it(tmp_path):
         assert len(tasks) == 1 and isinstance(tasks[0], FleetTask)
         assert held not in {t.spec.run_id for t in tasks[0].runs} and len(tasks[0].runs) == 3
         assert set(queue.deferred) == {held}
-        holders = {r: store.holder(r, other) for r in (t.spec.run_id for t in tasks[0].runs)}
+        holders = {r: store.leases.holder(r, other) for r in (t.spec.run_id for t in tasks[0].runs)}
         assert all(h is not None and h.owner == lease.owner for h in holders.values())
 
 

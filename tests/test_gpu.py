@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from executor_kit import kit_registry, run, stored_values
-from helpers import tiny_suite
+from support.executor_runs import kit_registry, run, stored_values
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.errors import BenchbaseInputError
 from benchbase.fleet import FleetTask, execute_fleet
-from benchbase.runner import Finished, RunTask, execute_task, prepare_run
+from benchbase.runner import Run, RunTask, Started, execute_task, prepare, start
 from benchbase.store import Store
 
 pytestmark = pytest.mark.gpu
@@ -60,39 +60,34 @@ def no_torch_sync():
         torch.cuda.set_sync_debug_mode("default")
 
 
-def _finished(tasks, work) -> dict:
-    out = {}
-
-    def emit(event):
-        if isinstance(event, Finished):
-            out[event.run_id] = event
-
-    work(tasks, emit)
-    return out
-
-
 def test_a_cuda_suite_validates_here():
     build_suite(_suite(device="cuda:0"), "<gpu test>", registry=kit_registry())
+
+
+def _prepared(task: RunTask) -> tuple[Run, Started]:
+    """A run as runner.prepare leaves it (its placement entered; close it), and its Started."""
+    events: list = []
+    run_ = start(task)
+    prepare(run_, events.append)
+    return run_, events[0]
 
 
 def test_torch_model_and_data_live_on_the_gpu():
     import torch
 
-    run_ = prepare_run(_tasks()[0])
-    assert run_.device.type == "cuda" and run_.train.x.device.type == "cuda"
-    with run_.fw.placement(run_.device):
-        state = run_.init_state()
-    assert {p.device.type for p in state.net.parameters()} == {"cuda"}
-    assert run_.provenance["device"].startswith("cuda") and torch.cuda.get_device_name(0) in \
-        run_.provenance["device"]
+    run_, started = _prepared(_tasks()[0])
+    with contextlib.closing(run_):
+        assert run_.device.type == "cuda" and run_.data.x.device.type == "cuda"
+        assert {p.device.type for p in run_.state.net.parameters()} == {"cuda"}
+    device = started.provenance["device"]
+    assert device.startswith("cuda") and torch.cuda.get_device_name(0) in device
 
 
 def test_torch_training_steps_never_wait_for_the_gpu():
-    run_ = prepare_run(_tasks()[0])
-    fw, model = run_.fw, run_.model
-    with fw.placement(run_.device):
-        state = run_.init_state()
-        draw = fw.drawer(run_.train.x, run_.train.y, run_.per_step, run_.spec.seed, run_.device)
+    run_, _ = _prepared(_tasks()[0])
+    with contextlib.closing(run_):
+        fw, model, state = run_.fw, run_.model, run_.state
+        draw = fw.drawer(run_.data.x, run_.data.y, run_.spec.budget.examples_per_step, run_.spec.seed, run_.device)
         for step in range(3):  # warm-up: lazy CUDA initialisation may sync
             state, logs = model.train_step(state, *draw(step))
         with no_torch_sync():
@@ -102,15 +97,15 @@ def test_torch_training_steps_never_wait_for_the_gpu():
 
 
 def test_torch_fleet_steps_never_wait_for_the_gpu():
-    tasks = _tasks()
-    runs = [prepare_run(t) for t in tasks]
-    fw, device = runs[0].fw, runs[0].device
-    with fw.placement(device):
-        states = [r.init_state() for r in runs]
+    runs = [_prepared(t)[0] for t in _tasks()]
+    with contextlib.ExitStack() as stack:
+        for r in runs:
+            stack.callback(r.close)
+        fw, device = runs[0].fw, runs[0].device
         program = runs[0].model.fleet([r.model for r in runs])
-        state = program.stack(states)
+        state = program.stack([r.state for r in runs])
         pool = fw.put(runs[0].splits.train, device)
-        draw = fw.fleet_drawer(pool, None, [r.subset.indices for r in runs], runs[0].per_step,
+        draw = fw.fleet_drawer(pool, None, [r.subset.indices for r in runs], runs[0].spec.budget.examples_per_step,
                                [r.spec.seed for r in runs], [0] * len(runs), device)
         for t in range(3):
             state, logs = program.step(state, *draw(t))
@@ -124,12 +119,13 @@ def test_jax_model_data_and_steps_stay_on_the_gpu():
     import jax
 
     gpu = _jax_gpu()
-    run_ = prepare_run(_tasks("jax")[0])
-    assert run_.device == gpu and run_.train.x.devices() == {gpu}
-    with run_.fw.placement(run_.device):
-        state = run_.init_state()
+    run_, _ = _prepared(_tasks("jax")[0])
+    with contextlib.closing(run_):
+        assert run_.device == gpu and run_.data.x.devices() == {gpu}
+        state = run_.state
         assert {leaf.devices().pop().platform for leaf in jax.tree_util.tree_leaves(state)} == {"gpu"}
-        draw = run_.fw.drawer(run_.train.x, run_.train.y, run_.per_step, run_.spec.seed, run_.device)
+        draw = run_.fw.drawer(run_.data.x, run_.data.y, run_.spec.budget.examples_per_step, run_.spec.seed,
+                              run_.device)
         for step in range(3):
             state, logs = run_.model.train_step(state, *draw(step))
         with jax.transfer_guard_device_to_host("disallow"):
@@ -166,7 +162,7 @@ def test_process_executor_gives_each_worker_its_gpu(tmp_path):
                                                       "config": {"workers": 2, "gpus": [0], "fleet": 1}})
     assert result.ok
     with Store(tmp_path) as store:
-        devices = {r["provenance"]["device"] for r in store.runs(suite="gpu")}
+        devices = {r.provenance["device"] for r in store.runs(suite="gpu")}
     assert len(devices) == 1 and devices.pop().startswith("cuda:0")
 
 
@@ -175,7 +171,7 @@ def test_process_executor_runs_a_fleet_on_the_gpu(tmp_path):
     assert result.ok
     with Store(tmp_path) as store:
         runs = store.runs(suite="gpu")
-    assert {r["provenance"]["fleet"]["size"] for r in runs} == {4}
+    assert {r.provenance["fleet"]["size"] for r in runs} == {4}
     assert stored_values(tmp_path, suite)
 
 
@@ -187,7 +183,7 @@ def test_ray_reserves_whole_and_fractional_gpus(tmp_path):
             "num_gpus": share, "num_cpus": 1, "fleet": 1, "local_cpus": 2}})
         assert result.ok, result.failures
         with Store(results) as store:
-            assert all(r["provenance"]["device"].startswith("cuda") for r in store.runs(suite="gpu"))
+            assert all(r.provenance["device"].startswith("cuda") for r in store.runs(suite="gpu"))
 
 
 def test_ray_without_num_gpus_refuses_a_cuda_suite(tmp_path):
