@@ -4,6 +4,9 @@ member, and a quickstart-like suite gives the leaderboard of its runs trained al
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,3 +186,48 @@ def test_validate_says_how_the_runs_will_train(tmp_path, capsys):
     path.write_text(json.dumps(_suite(models=["copy_train"])))
     assert main(["validate", str(path)]) == 0
     assert "no model here trains in fleets" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_killed_fleet_resumes_losing_and_duplicating_nothing(tmp_path):
+    """`benchbase run` SIGKILLed while a fleet of four trains, some members one evaluation
+    further than others, then run again: every member ends done with the rows of its run
+    trained alone (within the tolerance), none missing, none twice."""
+    suite = _suite(models=[FLOW], seeds=[0, 1], budget={"batch_size": 16, "steps": 600},
+                   eval={"points": 4, "n_samples": 64})
+    path = tmp_path / "fleets.yaml"
+    path.write_text(json.dumps(suite))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+    def benchbase_run(results: Path, *overrides: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "benchbase.cli", "run", str(path), *overrides,
+                                 "--results", str(results)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env)
+
+    killed = tmp_path / "killed"
+    driver = benchbase_run(killed)
+    evals = 0
+    for line in driver.stdout:
+        evals += "eval at step" in line
+        if evals == 6:  # the four members' first evaluation and two of their second
+            driver.kill()
+            break
+    driver.wait()
+    assert evals == 6
+    with Store(killed) as store:
+        assert "done" not in {r.status for r in store.runs()}, "killed while every member trained"
+        assert store.counts()["checkpoints"] == 4
+    for results, overrides in ((killed, ()), (tmp_path / "alone", ("executor.config.fleet=1",))):
+        done = benchbase_run(results, *overrides)
+        out, _ = done.communicate(timeout=600)
+        assert done.returncode == 0, out
+    built = build_suite(suite, "<test>", registry=kit_registry())
+    a, b = stored_values(tmp_path / "alone", built), stored_values(killed, built)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert b[key] == pytest.approx(a[key], **TOLERANCE), key
+    with Store(killed) as resumed, Store(tmp_path / "alone") as alone:
+        assert resumed.counts() == alone.counts(), "no duplicate or missing rows"
+        assert {r.status for r in resumed.runs()} == {"done"}
+        starts = {r.run_id: r.provenance["fleet"]["size"] for r in resumed.runs()}
+    assert set(starts.values()) == {4}
