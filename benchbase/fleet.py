@@ -100,7 +100,8 @@ class Unit:
 
 def plan_units(specs: list[RunSpec], registry: Registry, size: int) -> list[Unit]:
     """The runs in suite order, those that can share a fleet grouped into fleets of at
-    most ``size`` (as even as possible: 20 runs and size 16 give two fleets of 10)."""
+    most ``size`` (as even as possible: 20 runs and size 16 give two fleets of 10); a
+    run with no partner trains alone."""
     if size <= 1:
         return [Unit([s]) for s in specs]
     units: list[Unit] = []
@@ -120,7 +121,8 @@ def plan_units(specs: list[RunSpec], registry: Registry, size: int) -> list[Unit
         count = math.ceil(len(members) / size)
         small, extra = divmod(len(members), count)
         bounds = np.cumsum([0] + [small + (i < extra) for i in range(count)])
-        units[slots[key]:slots[key] + 1] = [Unit(members[a:b], fleet=True) for a, b in zip(bounds, bounds[1:])]
+        # a fleet of one would only add the fleet's bookkeeping: such a run trains alone
+        units[slots[key]:slots[key] + 1] = [Unit(members[a:b], fleet=b - a > 1) for a, b in zip(bounds, bounds[1:])]
     return units
 
 

@@ -49,6 +49,8 @@ def test_plan_groups_what_may_share_a_fleet(registry):
     # even parts, at most the fleet size
     assert sorted(len(u.specs) for u in plan_units(suite.runs, registry, 5) if u.fleet) == [4, 4, 4, 4, 4, 4]
     assert all(not u.fleet for u in plan_units(suite.runs, registry, 1))
+    lone = build_suite(_suite(seeds=[0], sweep={}), "<test>", registry=registry)
+    assert all(not u.fleet for u in plan_units(lone.runs, registry, 16)), "a fleet of one trains alone"
 
 
 def test_what_a_fleet_must_share(registry):
