@@ -351,9 +351,10 @@ def execute_fleet(task: FleetTask, emit: Emit) -> dict[str, str]:
         ids = [r.run_id for r in runs]
         for i, run in enumerate(runs):
             run.state = run.data = None  # the stacked state and the fleet's pool hold them from here on
-            (started,) = held.pop(run.run_id)
-            started.provenance["fleet"] = {"size": len(runs), "index": i, "members": ids}
-            deliver(started)
+            for event in held.pop(run.run_id):  # its Started (and any Notice prepare gave)
+                if isinstance(event, Started):
+                    event.provenance["fleet"] = {"size": len(runs), "index": i, "members": ids}
+                deliver(event)
         fleet = _Fleet(runs, program, state, deliver)
         try:
             fleet.train()

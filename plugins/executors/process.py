@@ -38,6 +38,14 @@ class ProcessConfig:
     # GPU; 1: every run alone.
     fleet: Optional[int] = None
 
+    def __post_init__(self):
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1 (got {self.workers})")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (got {self.threads})")
+        if self.kill_grace < 0:
+            raise ValueError(f"kill_grace must be >= 0 (got {self.kill_grace})")
+
 
 def _worker_main(payload: bytes, conn, threads: int | None, env: dict) -> None:
     """Entry point of a worker process: environment first, then the run."""
@@ -127,8 +135,6 @@ class ProcessExecutor(Executor):
 
     def execute(self, tasks, work, sink) -> None:
         cfg = self.config
-        if cfg.workers < 1:
-            raise BenchbaseInputError(f"executor.config.workers must be >= 1 (got {cfg.workers})")
         threads = cfg.threads or default_threads(cfg.workers)
         ctx = multiprocessing.get_context("spawn")
         queue = iter(tasks)
