@@ -19,7 +19,7 @@ def run(args) -> int:
     from benchbase.plugins import build_registry
 
     registry = build_registry()
-    suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device)
+    suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device, trackers=args.tracker)
     steps = sorted({r.budget.steps for r in suite.runs})
     print(f"{args.suite}: valid. Suite '{suite.name}': {len(suite.runs)} run(s), "
           f"{len({r.model.label for r in suite.runs})} model(s), "

@@ -4,13 +4,17 @@ to convergence: shapes, dtypes, finiteness, repeatability under a seed, that it
 learns only from the batches the core hands it, save/load, and its capabilities."""
 from __future__ import annotations
 
+import contextlib
 import numbers
 import random
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchbase.contracts import Batch
+from benchbase.evaluation import floating_dtype
 from benchbase.frameworks import get_framework
 from benchbase.testing.common import check_declaration, close, label, make_config, require_framework, same
 from benchbase.testing.fleets import check_fleet
@@ -35,7 +39,7 @@ class _Harness:
     def __init__(self, c: Checker, cls: Any, cfg: Any, dataset: Any, device: str, seed: int,
                  n_train: int, batch_size: int):
         self.c, self.cls, self.cfg, self.seed = c, cls, cfg, seed
-        self.splits, self.dataset = resolve_dataset(dataset)
+        self.splits, self.dataset = dataset
         self.spec = self.splits.spec
         self.subset = first_n(self.splits, n_train)
         self.fw = get_framework(cls.framework)
@@ -112,9 +116,10 @@ class _Harness:
                        f"return {fw} arrays on data.device; the core converts them (no host round trip "
                        f"inside the model)")
         dtype = str(getattr(out, "dtype", ""))
-        self.c.require(dtype.endswith("float32"), f"{clause}.dtype",
-                       f"{what} returned dtype {dtype}; data crosses the plugin boundary as float32",
-                       "cast the output to float32 (e.g. `.float()` in torch, `.astype(jnp.float32)`)")
+        self.c.require(floating_dtype(out) is not None, f"{clause}.dtype",
+                       f"{what} returned dtype {dtype}; arrays cross the plugin boundary as floating point "
+                       "(the core converts any float dtype to float32, as in a run)",
+                       "return a float array (e.g. `.float()` in torch, `.astype(np.float32)`)")
 
     def sample(self, model: Any, state: Any, n: int, salt: int = _SAMPLE) -> np.ndarray:
         c = self.c
@@ -197,11 +202,28 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
     Dataset class or instance, or DataSplits. ``config``: a dict (validated like a
     suite's) or a Config instance; None uses the defaults. Keep sizes tiny: every
     clause runs in a few steps. Returns a Report of the clauses that hold.
+
+    A model that reads its inputs from disk (samples made elsewhere) defines a
+    classmethod ``conformance_config(splits, folder) -> dict`` that writes inputs
+    shaped like ``splits`` into the temporary ``folder`` and returns the config
+    entries that point at them; ``config`` overrides them.
     """
     c = Checker(label("model", model_cls))
     check_declaration(c, "model", model_cls)
     require_framework(model_cls.framework)
-    cfg = make_config(c, model_cls, config)
+    resolved = resolve_dataset(dataset)
+    with contextlib.ExitStack() as cleanup:
+        if hasattr(model_cls, "conformance_config") and (config is None or isinstance(config, dict)):
+            # a model that reads inputs from disk writes some for the kit's data
+            folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="benchbase-kit-")))
+            with c.calling("conformance_config", "conformance_config(splits, folder)"):
+                config = {**model_cls.conformance_config(resolved[0], folder), **(config or {})}
+        return _check_model(c, model_cls, make_config(c, model_cls, config), resolved, device, seed, n_train,
+                            batch_size, steps, n_samples)
+
+
+def _check_model(c: Checker, model_cls: Any, cfg: Any, resolved: tuple, device: str, seed: int, n_train: int,
+                 batch_size: int, steps: int, n_samples: int) -> Report:
     budget_knobs = sorted(BUDGET_FIELDS & {f for f in getattr(cfg, "__dataclass_fields__", {})})
     c.require(not budget_knobs, "config.no_budget",
               f"Config has {', '.join(budget_knobs)}: a model that sets its own budget breaks the "
@@ -209,11 +231,10 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
               "remove them; the suite's budget (batch_size, examples or steps) is the same for every "
               "model, and batches_per_step() is how a model asks for several batches per update")
     trains = bool(getattr(model_cls, "trains", True))
-    c.require(trains or model_cls.family == "oracle", "family.trains",
-              f"trains=False but family is '{model_cls.family}'",
-              "only oracles skip training; a trainable model keeps trains=True")
+    for clause, reason in getattr(model_cls, "opt_outs", {}).items():
+        c.opt_out(clause, reason)
 
-    h = _Harness(c, model_cls, cfg, dataset, device, seed, n_train, batch_size)
+    h = _Harness(c, model_cls, cfg, resolved, device, seed, n_train, batch_size)
     model, state, _ = h.new(seed)
     with c.calling("batches_per_step", "batches_per_step()"):
         k = model.batches_per_step()
@@ -228,7 +249,8 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
         params = model.param_count(state)
     c.require(isinstance(params, (int, np.integer)) and params >= (1 if trains else 0), "param_count",
               f"param_count(state) returned {params!r}",
-              "return the number of trainable scalars (an int; > 0 for a model that trains)")
+              "return how many numbers the model holds to generate: trained parameters, or the training "
+              "values a non-parametric model keeps (an int; > 0 for a model that trains)")
 
     at_init = h.sample(model, state, n_samples)
     h.sample(model, state, 1)
@@ -243,6 +265,14 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
         state = _check_training(c, h, model, state, at_init, steps, n_samples)
     else:
         c.skip("train_step", "trains=False: the core never calls train_step")
+        twin, twin_state, _ = h.new(h.seed)
+        c.require(same(h.sample(twin, twin_state, n_samples), at_init), "init.deterministic",
+                  "two instances initialised with the same seed sample differently", _FIX_KEY)
+        state = _check_replay(c, h, model, state, at_init, n_samples)
+    c.require(model_cls.family == "oracle" or h.fresh_calls == 0, "fresh_data.oracles_only",
+              f"a model of family '{model_cls.family}' called data.sample_fresh {h.fresh_calls} time(s)",
+              "fresh draws of the true distribution are for oracles (family 'oracle'), which calibrate "
+              "metrics; any other model learns from the training subset only")
 
     blob = _check_save(c, model, state)
     restored, restored_state = h.restore(blob)
@@ -323,6 +353,28 @@ def _check_training(c: Checker, h: _Harness, model: Any, state: Any, at_init: np
               "torch.random.fork_rng + manual_seed(seed); JAX: jax.random.PRNGKey(seed))")
     _check_uses_every_chunk(c, h, model, state, n_samples)
     return state
+
+
+def _check_replay(c: Checker, h: _Harness, model: Any, state: Any, at_init: np.ndarray, n_samples: int) -> Any:
+    """A model that replays samples made elsewhere: its steps, and seeking between them."""
+    with c.calling("eval_steps", "eval_steps()"):
+        steps = model.eval_steps()
+    if steps is None:
+        c.skip("eval_steps", "evaluated once, at step 0")
+        return state
+    c.require(isinstance(steps, list) and steps and steps == sorted(set(steps))
+              and all(isinstance(s, (int, np.integer)) and s >= 0 for s in steps), "eval_steps",
+              f"eval_steps() returned {steps!r}", "return the training steps with samples: a sorted, "
+              "non-empty list of distinct ints >= 0")
+    with c.calling("seek", f"seek(state, {steps[-1]})"):
+        last = model.seek(state, steps[-1])
+    h.sample(model, last, n_samples)
+    with c.calling("seek", f"seek(state, {steps[0]})"):
+        first = model.seek(last, steps[0])
+    c.require(same(h.sample(model, first, n_samples), at_init), "seek.first",
+              f"after init the model samples differently than after seek(state, {steps[0]}), its first step",
+              "start init at the first of eval_steps(), and make seek(state, step) depend on the step only")
+    return last
 
 
 def _check_uses_every_chunk(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
@@ -435,24 +487,3 @@ def _check_log_prob(c: Checker, h: _Harness, model: Any, state: Any, n_samples: 
 _CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_denoise,
                       "log_prob": _check_log_prob, "fleet": check_fleet}
 
-
-# Usual size knobs and the small values that keep a conformance check to a second
-# (`steps`: the fitting steps of a learned feature space).
-SMALL_VALUES = {"width": 32, "hidden": 32, "hidden_dim": 32, "channels": 16, "base_channels": 16,
-                "res_blocks": 1, "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4,
-                "iwae_samples": 4, "steps": 50}
-
-
-def small_config(plugin_cls: Any) -> dict:
-    """Overrides that shrink the usual size knobs a plugin's Config has (width, sample
-    steps, fitting steps...) for quick checks; knobs it lacks, or already smaller, are
-    left alone."""
-    import dataclasses
-
-    out = {}
-    for f in dataclasses.fields(plugin_cls.Config):
-        small = SMALL_VALUES.get(f.name)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if small is not None and isinstance(default, int) and not isinstance(default, bool) and default > small:
-            out[f.name] = small
-    return out

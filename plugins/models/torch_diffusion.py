@@ -1,6 +1,6 @@
-"""What the PyTorch diffusion/flow models share: the backbones, the sampling driver
-and one Model base whose process (flow or ddpm, ``diffusion_process.py``) decides the
-corruption, the regression target and the sampler.
+"""What the PyTorch diffusion/flow models share: one Model base whose process (flow or
+ddpm, ``diffusion_process.py``) decides the corruption, the regression target and the
+sampler (the networks and the sampling driver are torch_diffusion_nets.py).
 
 One ``train_step``: draw noise and a time with the step's generator, corrupt the
 batch, regress the process' target (mean squared error), one Adam step; no host
@@ -10,53 +10,23 @@ classifier-free guidance.
 """
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
 
-from .diffusion_process import guided, integrate, make_process, per_example, python_loop, sigma_per_example
-from .diffusion_variants import backbone_args, check_conditioning, clip_range
-from .torch_common import TorchModel, TorchState, adam, build_seeded, mlp, optimise, sinusoidal_features
-from .torch_fleet import Solo, TorchFleet
-from .torch_unet import UNet
+from .diffusion_process import guided, make_process, per_example, sigma_per_example
+from .diffusion_variants import check_conditioning, clip_range
+from .torch_base import TorchModel, no_grad
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-class ConditionalMLP(nn.Module):
-    """MLP on [x, sinusoidal features of t, class embedding]: vector data."""
+    from .torch_common import TorchState
+    from .torch_fleet import TorchFleet
 
-    def __init__(self, dim: int, width: int, depth: int, time_features: int, num_classes: int = 0):
-        super().__init__()
-        self.time_features = time_features
-        self.class_emb = nn.Embedding(num_classes + 1, time_features) if num_classes else None
-        extra = 2 * (time_features // 2) + (time_features if num_classes else 0)
-        self.net = mlp(dim + extra, width, depth, dim)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        parts = [x.reshape(len(x), -1), sinusoidal_features(t.to(x.dtype), self.time_features)]
-        if self.class_emb is not None:
-            parts.append(self.class_emb(y))
-        return self.net(torch.cat(parts, dim=1)).reshape(x.shape)
-
-
-def build_backbone(cfg, spec) -> nn.Module:
-    """The network ``cfg`` asks for on data described by ``spec``."""
-    kind, args = backbone_args(cfg, spec)
-    return (ConditionalMLP if kind == "mlp" else UNet)(*args)
-
-
-def sample_plan(plan, predict: Callable, shape: tuple, draw: Callable, device, dtype=torch.float32,
-                clip_range: tuple | None = None) -> torch.Tensor:
-    """Run a sampler plan from standard normal noise (the torch driver of
-    ``diffusion_process.integrate``; also used by empirical_denoiser). ``draw(f)``
-    calls ``f(generator)`` (a view's ``draw``: one run's key, or each fleet member's,
-    stacked); ``shape`` is one run's; ``clip_range`` bounds DDPM's clean estimates."""
-    def gaussian(key):
-        return torch.randn(shape, generator=key, device=device, dtype=dtype)
-
-    clip = None if clip_range is None else (lambda v: torch.clamp(v, *clip_range))
-    return integrate(plan, draw(gaussian), predict, lambda i, like: draw(gaussian), python_loop, plan.at, clip)
+# torch, torch_common, torch_fleet and the networks (torch_diffusion_nets) are imported
+# inside the methods, so the plugins register without loading PyTorch.
 
 
 class TorchDiffusionBase(TorchModel):
@@ -66,6 +36,11 @@ class TorchDiffusionBase(TorchModel):
     process_name: ClassVar[str]
 
     def init(self, data, seed: int) -> TorchState:
+        import torch
+
+        from .torch_common import TorchState, adam, build_seeded
+        from .torch_diffusion_nets import build_backbone
+
         cfg = self.config
         self.process = make_process(self.process_name, cfg)
         self.plan = self.process.plan(cfg.sampler)
@@ -83,6 +58,8 @@ class TorchDiffusionBase(TorchModel):
     def _labels(self, y, n: int, drop, device):
         if not self.num_classes:
             return None
+        import torch
+
         null = torch.full((n,), self.num_classes, dtype=torch.long, device=device)
         if y is None:
             return null
@@ -91,6 +68,8 @@ class TorchDiffusionBase(TorchModel):
 
     def _noise(self, key: torch.Generator, x: torch.Tensor, y, dropout: float) -> tuple:
         """A step's randomness (noise, time, label dropout), drawn from ``key`` in a fixed order."""
+        import torch
+
         n, device = len(x), x.device
         eps = torch.randn(x.shape, generator=key, device=device, dtype=x.dtype)
         if self.process_name == "flow":
@@ -120,21 +99,30 @@ class TorchDiffusionBase(TorchModel):
         return view.apply(self._objective, batch.x, batch.y, noise)
 
     def train_step(self, state: TorchState, batch, key):
+        from .torch_common import optimise
+        from .torch_fleet import Solo
+
         loss = self._loss(Solo(state.net, key), batch, self.config.label_dropout)
         return state, {"loss": optimise(state.opt, loss)}
 
-    @torch.no_grad()
+    @no_grad
     def heldout_loss(self, state: TorchState, batch, key) -> torch.Tensor:
         """The training objective on ``batch`` (labels kept as given), no update."""
+        from .torch_fleet import Solo
+
         return self._loss(Solo(state.net, key), batch, 0.0)
 
     def fleet(self, members: list) -> TorchFleet:
         """Members may differ in seed, data and ``lr`` (fleet_varying)."""
+        from .torch_fleet import TorchFleet
+
         dropout = self.config.label_dropout
         return TorchFleet(self._template, lambda view, batch: self._loss(view, batch, dropout), self._sample)
 
     # ------------------------------------------------------------------ sampling
     def _predictor(self, net: nn.Module, y: torch.Tensor | None, n: int):
+        import torch
+
         w = float(self.config.guidance)
 
         def predict(x, t):
@@ -149,6 +137,10 @@ class TorchDiffusionBase(TorchModel):
 
     def _sample(self, view, n: int) -> torch.Tensor:
         """``n`` samples through ``view``: labels first, then the sampler's noise, from each key."""
+        import torch
+
+        from .torch_diffusion_nets import sample_plan
+
         device = self.device
         y = None
         if self.num_classes:
@@ -159,17 +151,21 @@ class TorchDiffusionBase(TorchModel):
 
         return sample_plan(self.plan, predict, (n, *self.shape), view.draw, device, clip_range=self.clip_range)
 
-    @torch.no_grad()
+    @no_grad
     def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
+        from .torch_fleet import Solo
+
         return self._sample(Solo(state.net, key), n)
 
-    @torch.no_grad()
+    @no_grad
     def denoise(self, state: TorchState, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
         """E[x | x_noisy = x + sigma * eps] (VE convention; sigma a float or one per
         example). The process rescales: x_t = a * x_noisy with a = 1 / (1 + sigma) (flow,
         t = a) or a = sqrt(abar) = 1 / sqrt(1 + sigma^2) (ddpm, timestep interpolated
         in log sigma), then converts the network's prediction to a clean estimate.
         Class-conditional models denoise without a label."""
+        import torch
+
         n = len(x_noisy)
         sig = sigma_per_example(sigma, n)
         a_np, t_np = self.process.at_sigma(sig)
