@@ -19,6 +19,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from benchbase.devices import check_devices
 from benchbase.errors import BenchbaseInputError, ConfigError
 from benchbase.planner import RunPlanner
 from benchbase.schedules import eval_schedule
@@ -145,6 +146,7 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     trackers = _trackers(schema, planner)
     if planner.problems:
         raise ConfigError(source, list(planner.problems))
+    check_devices(source, schema.device, planner.executor)
     return Suite(
         name=schema.name, source=source, description=schema.description, runs=runs,
         executor=planner.executor, leaderboard=dataclasses.asdict(schema.leaderboard),

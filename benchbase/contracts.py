@@ -30,7 +30,7 @@ FRAMEWORKS = ("torch", "jax", "numpy")
 DIRECTIONS = ("higher", "lower", "target")
 MEMORIZES = ("higher", "lower")  # which way a memorization metric moves when samples copy
 MODALITIES = ("vector", "image")
-CAPABILITIES = ("heldout_loss", "denoise", "log_prob")
+CAPABILITIES = ("heldout_loss", "denoise", "log_prob", "fleet")
 RUN_STATUSES = ("pending", "running", "done", "failed", "diverged", "timeout")
 FINAL_STATUSES = ("done", "diverged")  # outcomes a rerun does not repeat
 
@@ -160,6 +160,10 @@ class Model(Configurable):
     #: oracle) or replays samples made elsewhere (see ``eval_steps``). The core never
     #: calls ``train_step``, spends no budget and evaluates it once, at step 0.
     trains: ClassVar[bool] = True
+    #: With the ``fleet`` capability: the config fields whose values may differ between
+    #: the members of one fleet (everything else, the data's shape and the batch size
+    #: are shared).
+    fleet_varying: ClassVar[frozenset] = frozenset()
     #: Conformance clauses this model opts out of, each with the reason (keys from
     #: :data:`OPT_OUTS`); the kit reports them as skipped with that reason.
     opt_outs: ClassVar[Mapping[str, str]] = {}
@@ -227,6 +231,47 @@ class Model(Configurable):
     #     so every diffusion/flow model is compared with the empirical optimal denoiser
     #     on the same grid of noise levels
     # def log_prob(self, state, x, key) -> per-example log-likelihood estimate (nats)
+    # def fleet(self, members: list[Model]) -> Fleet
+    #     K runs of this model as one vectorized program (see Fleet); called on
+    #     members[0] after every member's ``init`` or ``load``
+
+
+class Fleet:
+    """K runs of one model trained as one vectorized program (capability ``fleet``).
+
+    Small models leave most of a CPU's or GPU's arithmetic idle; a fleet stacks the
+    members' states on a leading axis and advances all of them with one call per
+    step. Each member is still its own run: the core draws its batches from its own
+    training subset with its own seed, evaluates it on its own schedule and stores
+    its own rows and checkpoints. A member's numbers must equal the same run trained
+    alone up to floating-point reordering, so a fleet must use the randomness the
+    core hands each member exactly as ``train_step`` and ``sample`` use theirs.
+
+    ``keys`` are per member, in member order: a list of ``torch.Generator`` (PyTorch)
+    or a stacked (K, 2) array of PRNG keys (JAX); batches are stacked (K, B, ...).
+    """
+
+    def stack(self, states: list) -> Any:
+        """The fleet state of K single-run states (from ``init`` or ``load``)."""
+        raise NotImplementedError
+
+    def unstack(self, state: Any, i: int) -> Any:
+        """Member ``i``'s single-run state: what ``save``, ``heldout_loss`` and the
+        other single-run methods of the member's model accept."""
+        raise NotImplementedError
+
+    def select(self, state: Any, keep: list[int]) -> Any:
+        """The fleet state of the members ``keep`` (the others finished or diverged)."""
+        return self.stack([self.unstack(state, i) for i in keep])
+
+    def step(self, state: Any, batch: Batch, keys: Any) -> tuple[Any, dict]:
+        """One ``train_step`` of every member; log values have one entry per member."""
+        raise NotImplementedError
+
+    def sample(self, state: Any, n: int, keys: Any, members: list[int] | None = None) -> Any:
+        """``n`` samples of each of ``members`` (default: all), stacked (K', n, ...),
+        each as its own ``sample(state_i, n, key_i)`` would draw them."""
+        raise NotImplementedError
 
 
 @dataclass

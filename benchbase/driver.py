@@ -19,9 +19,10 @@ from benchbase.structured import plugin_config
 from benchbase.derived import derive_after_run
 from benchbase.plugins import Registry
 from benchbase.progress import Reporter
-from benchbase.runner import Evaluated, Finished, Notice, Progress, RunTask, Started, execute_task
 from benchbase.contracts import FINAL_STATUSES
+from benchbase.fleet import FleetTask, Unit, execute, fleet_size, plan_units
 from benchbase.leases import Holder, Lease
+from benchbase.runner import Evaluated, Finished, Notice, Progress, RunTask, Started
 from benchbase.store import Store
 from benchbase.tracking import observing_suite
 
@@ -105,42 +106,49 @@ class TaskQueue:
     """The runs an executor is to do, handed out lazily: each run is claimed in the
     store (and its checkpoint loaded) only when the executor takes it, so a second
     driver on the same results directory can take the runs this one has not started.
-    Runs held by another live driver are deferred; ``deferred`` lists them."""
+    Runs held by another live driver are deferred; ``deferred`` lists them. Runs that
+    share a fleet (benchbase.fleet) are claimed together and handed out as one
+    FleetTask of the members this driver could claim."""
 
-    def __init__(self, specs: list, store: Store, registry: Registry, lease: Lease, sink: "Sink",
+    def __init__(self, units: list[Unit], store: Store, registry: Registry, lease: Lease, sink: "Sink",
                  commit: str | None, offset: int, total: int):
-        self.specs, self.store, self.registry, self.lease, self.sink = specs, store, registry, lease, sink
+        self.units, self.store, self.registry, self.lease, self.sink = units, store, registry, lease, sink
         self.commit, self.offset, self.total = commit, offset, total
         self.claimed: list[RunTask] = []
         self.deferred: dict[str, Holder] = {}  # run_id -> holder
         self.finished_elsewhere: dict[str, str] = {}  # run_id -> final status set by another driver
 
     def __len__(self) -> int:
-        return len(self.specs)
+        return sum(len(u.specs) for u in self.units)
 
-    def __iter__(self) -> Iterator[RunTask]:
-        for spec in self.specs:
-            rid = spec.run_id
-            outcome = self.store.leases.claim(rid, self.lease)
-            if isinstance(outcome, Holder):
-                self.deferred[rid] = outcome
-                continue
-            if isinstance(outcome, str):
-                self.finished_elsewhere[rid] = outcome
-                continue
-            ckpt = self.store.checkpoint(rid)
-            problem = ckpt.problem(spec.budget.steps) if ckpt is not None else None
-            if problem:
-                self.sink.reporter.warn(f"{spec.title}: {problem}; restarting this run from scratch")
-                ckpt = None
-            # Evaluations after the checkpoint belong to an attempt that died: redo them.
-            self.store.drop_evals_after(rid, ckpt.step if ckpt else -1)
-            task = RunTask(spec=spec, policy=self.registry.policy, results_dir=str(self.store.dir.resolve()),
-                           checkpoint=ckpt, index=self.offset + len(self.claimed), total=self.total,
-                           git_commit=self.commit, registry=self.registry)
-            self.claimed.append(task)
-            self.sink.tasks[rid] = task
-            yield task
+    def __iter__(self) -> Iterator[RunTask | FleetTask]:
+        for unit in self.units:
+            tasks = [task for task in map(self._claim, unit.specs) if task is not None]
+            if tasks:
+                yield FleetTask(tasks) if unit.fleet else tasks[0]
+
+    def _claim(self, spec) -> RunTask | None:
+        rid = spec.run_id
+        outcome = self.store.leases.claim(rid, self.lease)
+        if isinstance(outcome, Holder):
+            self.deferred[rid] = outcome
+            return None
+        if isinstance(outcome, str):
+            self.finished_elsewhere[rid] = outcome
+            return None
+        ckpt = self.store.checkpoint(rid)
+        problem = ckpt.problem(spec.budget.steps) if ckpt is not None else None
+        if problem:
+            self.sink.reporter.warn(f"{spec.title}: {problem}; restarting this run from scratch")
+            ckpt = None
+        # Evaluations after the checkpoint belong to an attempt that died: redo them.
+        self.store.drop_evals_after(rid, ckpt.step if ckpt else -1)
+        task = RunTask(spec=spec, policy=self.registry.policy, results_dir=str(self.store.dir.resolve()),
+                       checkpoint=ckpt, index=self.offset + len(self.claimed), total=self.total,
+                       git_commit=self.commit, registry=self.registry)
+        self.claimed.append(task)
+        self.sink.tasks[rid] = task
+        return task
 
 
 class Heartbeat:
@@ -223,6 +231,7 @@ def _run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporte
     executor = executor or suite.executor or {"name": "local", "config": {}}
     reg = registry.get("executor", executor["name"])
     cfg, _ = plugin_config(reg, executor.get("config") or {}, "<executor>", "executor.config")
+    size = fleet_size(cfg, todo[0].device)
     commit = git_commit()
     sink = Sink(store, registry, reporter, [], lease=lease)
     titles = {s.run_id: s.title for s in todo}
@@ -233,9 +242,10 @@ def _run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporte
             pending = todo
             announced: set[str] = set()
             while pending:
-                queue = TaskQueue(pending, store, registry, lease, sink, commit, started, len(todo))
+                units = plan_units(pending, registry, size)
+                queue = TaskQueue(units, store, registry, lease, sink, commit, started, len(todo))
                 try:
-                    reg.cls(cfg).execute(queue, execute_task, sink)
+                    reg.cls(cfg).execute(queue, execute, sink)
                 finally:
                     reporter.close_bar()
                 started += len(queue.claimed)

@@ -333,11 +333,24 @@ class Evaluator:
     def chance_rows(self, entry: MetricRef, metric: Any, ref_name: str) -> list[EvalRow]:
         return self.scorer.chance_rows(entry, metric, ref_name, self.spec.eval.n_samples, self.spec.seed)
 
-    def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
+    def evaluate(self, model: Any, state: Any, step: int, examples: int,
+                 samples: Any = None) -> tuple[list[EvalRow], np.ndarray]:
+        """The rows and kept samples of evaluation ``step``. ``samples``: drawn already
+        with this run's noise (a fleet samples its members in one call); else drawn here."""
+        raw = self.sample(model, state) if samples is None else samples
+        return self.score(raw, model, state, step)
+
+    def sample(self, model: Any, state: Any) -> Any:
+        """The run's samples, drawn with the same noise at every evaluation."""
         spec = self.spec
-        key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
+        key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)
         with blame("model", spec.model.name, "sample"):
-            raw = model.sample(state, spec.eval.n_samples, key)
+            return model.sample(state, spec.eval.n_samples, key)
+
+    def score(self, raw: Any, model: Any, state: Any, step: int) -> tuple[list[EvalRow], np.ndarray]:
+        """Checks ``raw`` at the boundary and scores it through the run's :class:`Scorer`;
+        ``state`` is read only by metrics that ask the model."""
+        spec = self.spec
         raw = boundary_samples(raw, self.fw, (spec.eval.n_samples, *self.scorer.references.spec.shape),
                                spec.model.name)
         if not np.isfinite(raw).all():

@@ -100,6 +100,30 @@ class TorchFramework:
         g.manual_seed(mix_seed(seed, salt))
         return g
 
+    def fleet_drawer(self, pool_x, pool_y, rows: list[np.ndarray], batch_size: int, seeds: list[int],
+                     starts: list[int], device) -> Callable[[int], tuple[Batch, Any]]:
+        """The batches of K runs at once (see FleetData): ``draw(t)`` gives member k the
+        batch and generator its own ``drawer`` gives at step ``starts[k] + t``, stacked."""
+        import torch
+
+        gens = [torch.Generator(device=device) for _ in seeds]
+        sizes = [len(r) for r in rows]
+        table = torch.as_tensor(_pad_rows(rows), device=device)
+        members = list(zip(gens, seeds, starts, sizes))
+
+        def draw(t: int):
+            idx = []
+            for g, seed, start, n in members:
+                g.manual_seed(mix_seed(seed, start + t))
+                idx.append(torch.randint(n, (batch_size,), device=device, generator=g))
+            at = table.gather(1, torch.stack(idx))
+            return Batch(pool_x[at], None if pool_y is None else pool_y[at]), gens
+
+        return draw
+
+    def fleet_keys(self, seeds: list[int], salt: int, device) -> list:
+        return [self.key(seed, salt, device) for seed in seeds]
+
     def to_numpy(self, a) -> np.ndarray:
         import torch
 
@@ -193,6 +217,31 @@ class JaxFramework:
 
         return jax.device_put(jax.random.PRNGKey(mix_seed(seed, salt) & 0xFFFFFFFF), device)
 
+    def fleet_drawer(self, pool_x, pool_y, rows: list[np.ndarray], batch_size: int, seeds: list[int],
+                     starts: list[int], device):
+        """The batches of K runs at once, one jitted call (see TorchFramework.fleet_drawer)."""
+        import jax
+        import jax.numpy as jnp
+
+        put = functools.partial(jax.device_put, device=device)
+        bases = put(jnp.stack([jax.random.PRNGKey(mix_seed(seed) & 0xFFFFFFFF) for seed in seeds]))
+        table = put(_pad_rows(rows).astype(np.int32))
+        sizes = put(np.asarray([len(r) for r in rows], np.int32))
+        offsets = put(np.asarray(starts, np.int32))
+        _draw = _jax_fleet_draw()
+
+        def draw(t: int):
+            return _draw(pool_x, pool_y, bases, offsets, sizes, table, t, batch_size)
+
+        return draw
+
+    def fleet_keys(self, seeds: list[int], salt: int, device):
+        import jax
+        import jax.numpy as jnp
+
+        return jax.device_put(jnp.stack([jax.random.PRNGKey(mix_seed(seed, salt) & 0xFFFFFFFF)
+                                         for seed in seeds]), device)
+
     def to_numpy(self, a) -> np.ndarray:
         return np.asarray(a, dtype=np.float32)
 
@@ -222,6 +271,32 @@ def _jax_draw():
         return Batch(x[idx], None if y is None else y[idx]), km
 
     return jax.jit(draw, static_argnums=4)
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_fleet_draw():
+    """The jitted batch draw of JaxFramework.fleet_drawer: the single-run draw of every
+    member (its own key, step and subset size), vmapped, then one gather from the pool."""
+    import jax
+
+    def draw(pool_x, pool_y, bases, offsets, sizes, table, t, batch_size):
+        def member(base, offset, size, table_row):
+            kb, km = jax.random.split(jax.random.fold_in(base, offset + t))
+            return table_row[jax.random.randint(kb, (batch_size,), 0, size)], km
+
+        at, keys = jax.vmap(member)(bases, offsets, sizes, table)
+        return Batch(pool_x[at], None if pool_y is None else pool_y[at]), keys
+
+    return jax.jit(draw, static_argnums=7)
+
+
+def _pad_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """(K, max n) int64: member k's subset as rows of the shared pool, padded with 0
+    (never drawn: a member draws indices below its own size)."""
+    out = np.zeros((len(rows), max(len(r) for r in rows)), np.int64)
+    for k, r in enumerate(rows):
+        out[k, :len(r)] = r
+    return out
 
 
 class NumpyFramework:

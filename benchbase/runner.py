@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.blame import PluginFault, blame, describe, expect, fault_of
-from benchbase.contracts import EvalRow, TrainData
+from benchbase.contracts import DataSplits, EvalRow, TrainData
 from benchbase.data import DataCatalog, Subset, fresh_sampler, select_subset
 from benchbase.evaluation import Diverged, Evaluator, FeatureCache
 from benchbase.frameworks import SALT_INIT, get_framework, mix_seed
@@ -155,6 +155,15 @@ class RunTask:
         state["registry"] = None
         return state
 
+    @property
+    def runs(self) -> list["RunTask"]:
+        """The runs of this task (executors also receive fleets, whose runs are several)."""
+        return [self]
+
+    def with_runs(self, runs: list["RunTask"]) -> "RunTask":
+        (run,) = runs
+        return run
+
 
 _REGISTRIES: dict[str, Registry] = {}
 
@@ -203,6 +212,7 @@ class Run:
     fw: Any = None
     device: Any = None
     data: TrainData | None = None
+    splits: DataSplits | None = None  # the dataset's splits (a fleet pools its members' subsets from them)
     subset: Subset | None = None
     evaluator: Evaluator | None = None
     state: Any = None
@@ -252,6 +262,7 @@ def prepare(run: Run, emit: Emit) -> None:
     data_reg = registry.get("dataset", spec.dataset.name)
     data_cfg, _ = plugin_config(data_reg, spec.dataset.config, "<run spec>", "dataset.config")
     dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset.config)
+    run.splits = splits
     run.subset = subset = select_subset(splits, spec.subset)
     expected = spec.subset.content_hash
     if expected and subset.content_hash != expected:
@@ -293,12 +304,13 @@ def prepare(run: Run, emit: Emit) -> None:
     run.eval_steps = [s for s in spec.eval.steps if s > run.step or (s == 0 and run.step == 0)]
 
 
-def evaluate(run: Run, state: Any, logs: dict, at: int, emit: Emit) -> None:
+def evaluate(run: Run, state: Any, logs: dict, at: int, emit: Emit, samples: np.ndarray | None = None) -> None:
     """Evaluate ``state`` at step ``at`` (with the last training logs) and emit the rows,
-    the kept samples and, while training goes on, a checkpoint to resume from."""
+    the kept samples and, while training goes on, a checkpoint to resume from.
+    ``samples``: drawn already (a fleet samples its members in one call)."""
     t0 = time.monotonic()
     per_step = run.spec.budget.examples_per_step
-    rows, keep = run.evaluator.evaluate(run.model, state, at, at * per_step)
+    rows, keep = run.evaluator.evaluate(run.model, state, at, at * per_step, samples=samples)
     run.summary["param_count"] = _param_count(run, state)  # a non-parametric model may grow
     if logs:
         rows.extend(EvalRow(metric=f"train/{k}", value=v, ref="train") for k, v in run.fw.scalars(logs).items())

@@ -183,6 +183,11 @@ class FeatureEntry(PluginEntry):
 class ExecutorEntry(PluginEntry):
     name: str = "local"
 
+    def problems(self) -> Iterator[tuple[str, str]]:
+        fleet = self.config.get("fleet") if hasattr(self.config, "get") else None
+        if fleet is not None and (whole_number(fleet) is None or fleet < 1):
+            yield "config.fleet", f"must be a whole number >= 1 (1: no fleets); got {fleet}"
+
 
 @dataclass
 class TrackerEntry(PluginEntry):

@@ -16,6 +16,7 @@ Prints the median steps/s of each and their ratio benchbase / bare (target >= 0.
 and the same for the best repeat (the least disturbed by other processes).
 
     python benchmarks/bench_loop_overhead.py [torch jax] [--steps 500] [--repeats 25] [--torch-threads 1]
+                                             [--device cpu|cuda]
 
 Many short repeats give stable medians on a shared machine; on a busy small CPU pass
 --torch-threads 1 (PyTorch's intra-op threads then stop competing with other processes).
@@ -35,7 +36,7 @@ MODEL = {"width": 256, "depth": 3, "sample_steps": 2}
 DATASET = {"name": "gmm2d", "n": 1000, "config": {"train_size": 2000, "test_size": 200}}
 
 
-def make_task(framework: str, steps: int, batch_size: int):
+def make_task(framework: str, steps: int, batch_size: int, device: str = "cpu"):
     from benchbase.config import build_suite
     from benchbase.plugins import PluginPolicy, build_registry
     from benchbase.runner import RunTask
@@ -43,7 +44,7 @@ def make_task(framework: str, steps: int, batch_size: int):
     policy = PluginPolicy(entry_points=False)
     registry = build_registry(policy)
     suite = build_suite({
-        "name": "bench", "seeds": [0], "device": "cpu", "datasets": [DATASET],
+        "name": "bench", "seeds": [0], "device": device, "datasets": [DATASET],
         "models": [{"name": "rectified_flow", "framework": framework, "config": MODEL}],
         "metrics": [{"name": "fd"}],
         "budget": {"batch_size": batch_size, "steps": steps},
@@ -68,7 +69,7 @@ def run_benchbase(task) -> float:
     return float(out["train_time"])
 
 
-def bare_torch(registry, steps: int, batch_size: int):
+def bare_torch(registry, steps: int, batch_size: int, device: str = "cpu"):
     import torch
 
     from benchbase.contracts import Batch, TrainData
@@ -77,15 +78,16 @@ def bare_torch(registry, steps: int, batch_size: int):
     x, spec = _data(registry, DataCatalog, select_subset)
     reg = registry.get("model", "rectified_flow", "torch")
     model = reg.cls(reg.cls.Config(**MODEL))
-    xt = torch.from_numpy(x)
-    data = TrainData(x=xt, y=None, spec=spec, device=torch.device("cpu"), x_numpy=x, sample_fresh=None)
+    dev = torch.device(device)
+    xt = torch.from_numpy(x).to(dev)
+    data = TrainData(x=xt, y=None, spec=spec, device=dev, x_numpy=x, sample_fresh=None)
 
     def run() -> float:
         state = model.init(data, 0)
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator(device=dev).manual_seed(0)
         t0 = time.perf_counter()
         for _ in range(steps):
-            idx = torch.randint(len(xt), (batch_size,), generator=gen)
+            idx = torch.randint(len(xt), (batch_size,), generator=gen, device=dev)
             state, logs = model.train_step(state, Batch(xt[idx]), gen)
         float(logs["loss"])  # the last step's result on the host, as the runner's final check
         return time.perf_counter() - t0
@@ -93,7 +95,7 @@ def bare_torch(registry, steps: int, batch_size: int):
     return run
 
 
-def bare_jax(registry, steps: int, batch_size: int):
+def bare_jax(registry, steps: int, batch_size: int, device: str = "cpu"):
     import jax
 
     from benchbase.contracts import Batch, TrainData
@@ -102,7 +104,7 @@ def bare_jax(registry, steps: int, batch_size: int):
     x_np, spec = _data(registry, DataCatalog, select_subset)
     reg = registry.get("model", "rectified_flow", "jax")
     model = reg.cls(reg.cls.Config(**MODEL))
-    device = jax.devices("cpu")[0]
+    device = jax.devices("gpu" if device.startswith("cuda") else "cpu")[0]
     x = jax.device_put(x_np, device)
     data = TrainData(x=x, y=None, spec=spec, device=device, x_numpy=x_np, sample_fresh=None)
 
@@ -135,8 +137,8 @@ def _data(registry, DataCatalog, select_subset):
 
 
 def bench(framework: str, args) -> float:
-    task, registry = make_task(framework, args.steps, args.batch_size)
-    bare = (bare_torch if framework == "torch" else bare_jax)(registry, args.steps, args.batch_size)
+    task, registry = make_task(framework, args.steps, args.batch_size, args.device)
+    bare = (bare_torch if framework == "torch" else bare_jax)(registry, args.steps, args.batch_size, args.device)
     contenders = {"benchbase": lambda: run_benchbase(task), "bare": bare}
     for fn in contenders.values():  # warm-up: imports, compilation, caches
         fn()
@@ -150,7 +152,7 @@ def bench(framework: str, args) -> float:
     ratio = rate["benchbase"] / rate["bare"]
     per_rep = [b / a for a, b in zip(times["benchbase"], times["bare"])]
     print(f"{framework}: rectified_flow MLP {MODEL['width']}x{MODEL['depth']} on gmm2d, batch {args.batch_size}, "
-          f"{args.steps} steps x {args.repeats} repeats")
+          f"{args.steps} steps x {args.repeats} repeats, device {args.device}")
     print(f"  median: benchbase {rate['benchbase']:8.1f} steps/s   bare {rate['bare']:8.1f} steps/s   "
           f"ratio {ratio:.3f}")
     print(f"  best:   benchbase {best['benchbase']:8.1f} steps/s   bare {best['bare']:8.1f} steps/s   "
@@ -166,6 +168,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both loops on that device)")
     args = parser.parse_args()
     unknown = set(args.frameworks) - {"torch", "jax"}
     if unknown:

@@ -13,7 +13,10 @@ median of each, so load from other processes hits both alike. Sizes are printed;
 the defaults are the issue's (10k x 50k x 2048 for knn: ~2 TFLOP per pass, about a
 minute per repeat on 2 cores; use --knn-ref to shrink it on a busy machine).
 
-    python benchmarks/bench_metrics.py [knn fd swd] [--repeats 3]
+    python benchmarks/bench_metrics.py [knn fd swd] [--repeats 3] [--device cpu|cuda]
+
+``--device cuda`` runs knn, its GEMM baseline and swd on the GPU (the device's own
+float32 GEMM rate is then the yardstick); fd is float64 LAPACK on the host by design.
 """
 from __future__ import annotations
 
@@ -48,23 +51,28 @@ def bench_knn(args) -> float:
 
     rng = np.random.default_rng(0)
     n_q, n_r, d = args.knn_query, args.knn_ref, args.knn_dim
-    print(f"knn: {n_q} queries x {n_r} reference points x {d} dims, k=2, "
-          f"{torch.get_num_threads()} torch threads")
+    device = neighbors.torch_device(args.device)
+    print(f"knn: {n_q} queries x {n_r} reference points x {d} dims, k=2, on {device} "
+          f"({torch.get_num_threads()} torch threads)")
     ref = rng.standard_normal((n_r, d), dtype=np.float32)
     query = rng.standard_normal((n_q, d), dtype=np.float32)
     qb, rb = neighbors._blocks(n_q, n_r)
-    q_t, r_t = torch.from_numpy(query), torch.from_numpy(ref)
+    q_t, r_t = torch.from_numpy(query).to(device), torch.from_numpy(ref).to(device)
 
     def gemm():
-        buf = torch.empty(min(qb, n_q) * rb)
+        buf = torch.empty(min(qb, n_q) * rb, device=device)
         for qs in range(0, n_q, qb):
             q = q_t[qs:qs + qb]
             for rs in range(0, n_r, rb):
                 r = r_t[rs:rs + rb]
                 torch.mm(q, r.T, out=buf[:len(q) * len(r)].view(len(q), len(r)))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         return None
 
-    t_gemm, t_knn, _, _ = alternate(gemm, lambda: neighbors.knn(query, ref, k=2), args.repeats)
+    gemm()  # warm-up (CUDA context, kernel selection)
+    t_gemm, t_knn, _, _ = alternate(gemm, lambda: neighbors.knn(query, ref, k=2, device=str(device)),
+                                    args.repeats)
     flops = 2.0 * n_q * n_r * d
     g, k = statistics.median(t_gemm), statistics.median(t_knn)
     ratio = g / k
@@ -81,7 +89,7 @@ def bench_fd(args) -> float:
 
     rng = np.random.default_rng(1)
     d, n = args.fd_dim, args.fd_samples
-    print(f"fd: two {d}x{d} covariances from {n} samples each")
+    print(f"fd: two {d}x{d} covariances from {n} samples each (float64 LAPACK on the host)")
     x = rng.standard_normal((n, d)) @ (rng.standard_normal((d, d)) / np.sqrt(d))
     y = rng.standard_normal((n, d)) @ (rng.standard_normal((d, d)) / np.sqrt(d)) + 0.1
     mu1, s1 = x.mean(0), np.cov(x, rowvar=False)
@@ -113,7 +121,7 @@ def bench_swd(args) -> float:
 
     rng = np.random.default_rng(2)
     n, d, p = args.swd_points, args.swd_dim, args.swd_projections
-    print(f"swd: {n} x {n} points x {d} dims, {p} projections")
+    print(f"swd: {n} x {n} points x {d} dims, {p} projections, ours on {args.device}")
     x = rng.standard_normal((n, d))
     y = rng.standard_normal((n, d)) * 1.1 + 0.05
     x32, y32 = x.astype(np.float32), y.astype(np.float32)
@@ -122,7 +130,7 @@ def bench_swd(args) -> float:
         return float(ot.sliced_wasserstein_distance(x, y, n_projections=p, p=2, seed=0))
 
     def ours():
-        return sliced_wasserstein(x32, y32, n_projections=p, p=2, seed=0)
+        return sliced_wasserstein(x32, y32, n_projections=p, p=2, seed=0, device=args.device)
 
     t_pot, t_ours, v_pot, v_ours = alternate(pot, ours, args.repeats)
     a, b = statistics.median(t_pot), statistics.median(t_ours)
@@ -139,7 +147,7 @@ def _fmt(ts: list[float]) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("which", nargs="*", default=["knn", "fd", "swd"], choices=["knn", "fd", "swd"])
+    ap.add_argument("which", nargs="*", help="knn, fd and/or swd (default: all three)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--knn-query", type=int, default=10_000)
     ap.add_argument("--knn-ref", type=int, default=50_000)
@@ -149,9 +157,13 @@ def main(argv=None) -> None:
     ap.add_argument("--swd-points", type=int, default=2000)
     ap.add_argument("--swd-dim", type=int, default=2048)
     ap.add_argument("--swd-projections", type=int, default=200)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where knn, its GEMM yardstick and swd run")
     args = ap.parse_args(argv)
+    unknown = set(args.which) - {"knn", "fd", "swd"}
+    if unknown:
+        ap.error(f"unknown benchmark(s) {sorted(unknown)}; choose from knn, fd, swd")
     ratios = {}
-    for name in args.which:
+    for name in args.which or ["knn", "fd", "swd"]:
         ratios[name] = {"knn": bench_knn, "fd": bench_fd, "swd": bench_swd}[name](args)
         print()
     print("summary: " + "  ".join(f"{k}={v:.2f}" for k, v in ratios.items()))

@@ -21,6 +21,21 @@ def _isolated(monkeypatch, tmp_path):
     DataCatalog.shared().clear()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` skip, saying why, on a machine without a usable GPU."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU: torch.cuda.is_available() is False on this machine "
+                                   "(run benchmarks/device_check.sh on a GPU machine)")
+    for item in gpu_tests:
+        item.add_marker(skip)
+
+
 @pytest.fixture
 def registry():
     """Built-in plugins only (no third-party entry points), strict: a fresh manager."""

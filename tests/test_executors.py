@@ -90,7 +90,8 @@ def test_process_executor_rejects_zero_workers(tmp_path):
 
 
 @pytest.mark.parametrize("device", ["cpu", "auto", "cuda", "cuda:1", "tpu"])
-def test_device_values_validate(device):
+def test_device_values_validate(device, monkeypatch):
+    monkeypatch.setattr("benchbase.devices.visible_gpus", lambda: 2)  # cuda:1 exists here
     suite = build_suite(suite_of("copy_train", device=device), "<test>", registry=kit_registry())
     assert {r.device for r in suite.runs} == {device}
 

@@ -15,11 +15,15 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from benchbase.config import load_suite
+    from benchbase.fleet import describe_plan
+    from benchbase.plugins import build_registry
 
-    suite = load_suite(args.suite, args.overrides, device=args.device, trackers=args.tracker)
+    registry = build_registry()
+    suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device, trackers=args.tracker)
     steps = sorted({r.budget.steps for r in suite.runs})
     print(f"{args.suite}: valid. Suite '{suite.name}': {len(suite.runs)} run(s), "
           f"{len({r.model.label for r in suite.runs})} model(s), "
           f"{len({r.dataset.label for r in suite.runs})} dataset(s), steps per run: "
           f"{', '.join(map(str, steps[:6]))}{' ...' if len(steps) > 6 else ''}")
+    print(describe_plan(suite.runs, suite.executor or {"name": "local"}, suite.device, registry))
     return 0

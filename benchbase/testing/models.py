@@ -17,6 +17,7 @@ from benchbase.contracts import Batch
 from benchbase.evaluation import floating_dtype
 from benchbase.frameworks import get_framework
 from benchbase.testing.common import check_declaration, close, label, make_config, require_framework, same
+from benchbase.testing.fleets import check_fleet
 from benchbase.testing.toydata import first_n, resolve_dataset, train_data
 from benchbase.testing.violations import Checker, Report
 
@@ -484,5 +485,5 @@ def _check_log_prob(c: Checker, h: _Harness, model: Any, state: Any, n_samples: 
 
 
 _CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_denoise,
-                      "log_prob": _check_log_prob}
+                      "log_prob": _check_log_prob, "fleet": check_fleet}
 

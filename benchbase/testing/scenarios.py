@@ -109,7 +109,7 @@ class ScenarioModel(Model):
     family = "oracle"
     framework = "numpy"
     trains = False
-    capabilities = frozenset(CAPABILITIES)
+    capabilities = frozenset(CAPABILITIES) - {"fleet"}  # an oracle: nothing to train
 
     def __init__(self, mixture: Mixture, shape: tuple[int, ...]):
         super().__init__()

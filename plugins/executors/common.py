@@ -14,7 +14,8 @@ import sys
 import threading
 import time
 
-from benchbase.runner import Finished
+from benchbase.runner import Evaluated, Finished, Progress, Started
+from benchbase.store import Checkpoint
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -70,3 +71,71 @@ def run_deadline(task, grace: float) -> float | None:
         return None
     prior = task.checkpoint.wall_time if task.checkpoint else 0.0
     return time.monotonic() + max(limit - prior, 0.0) + grace
+
+
+class RunWatch:
+    """The driver's view of one task a worker runs (a run, or a fleet of runs): the
+    step each run reached, its last checkpoint, when it must end, whether it finished.
+    Fed every event the worker sends; says what to report when the worker is lost."""
+
+    def __init__(self, task, grace: float):
+        self.task, self.grace = task, grace
+        self.runs = {t.spec.run_id: t for t in task.runs}
+        self.steps = {rid: t.checkpoint.step if t.checkpoint else 0 for rid, t in self.runs.items()}
+        self.checkpoints = {rid: t.checkpoint for rid, t in self.runs.items()}
+        self.deadlines: dict[str, float | None] = {}
+        self.finished: set[str] = set()
+
+    @property
+    def label(self) -> str:
+        first = next(iter(self.runs))
+        return first if len(self.runs) == 1 else f"{first}+{len(self.runs) - 1}"
+
+    @property
+    def done(self) -> bool:
+        return len(self.finished) == len(self.runs)
+
+    def see(self, event) -> None:
+        rid = event.run_id
+        if rid not in self.runs:
+            return
+        if isinstance(event, Started):
+            self.steps[rid] = event.resumed_from
+            self.deadlines[rid] = run_deadline(self.runs[rid], self.grace)
+        elif isinstance(event, Progress):
+            self.steps[rid] = event.step
+        elif isinstance(event, Evaluated):
+            self.steps[rid] = event.step
+            if event.checkpoint is not None:
+                self.checkpoints[rid] = Checkpoint(event.step, event.examples, event.wall_time, event.checkpoint)
+        elif isinstance(event, Finished):
+            self.finished.add(rid)
+
+    def overdue(self, now: float) -> list[str]:
+        """Unfinished runs past their deadline (time limit plus grace)."""
+        return [rid for rid, d in self.deadlines.items() if d is not None and now > d and rid not in self.finished]
+
+    def step(self) -> int:
+        return max(self.steps.values(), default=0)
+
+    def lose(self, sink, status: str, reason: str, error: str | None = None, overdue: list[str] = ()) -> None:
+        """Report every unfinished run of a worker that is gone. With ``overdue``, those
+        runs get ``status`` and the rest of their fleet is failed along with them."""
+        for rid, task in self.runs.items():
+            if rid in self.finished:
+                continue
+            if overdue and rid not in overdue:
+                late = self.runs[overdue[0]].spec.title
+                sink(lost_run(task, self.steps[rid], "failed",
+                              f"its fleet's worker was killed: {late} was stuck inside a step past its time limit"))
+            else:
+                sink(lost_run(task, self.steps[rid], status, reason, error))
+            self.finished.add(rid)
+
+    def remaining(self):
+        """The task again with its unfinished runs only, each from its last checkpoint."""
+        import dataclasses
+
+        runs = [dataclasses.replace(t, checkpoint=self.checkpoints[rid]) for rid, t in self.runs.items()
+                if rid not in self.finished]
+        return self.task.with_runs(runs)

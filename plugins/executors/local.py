@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from benchbase import Executor, hookimpl
 
@@ -14,6 +15,10 @@ class LocalConfig:
     # and a fixed count keeps runs bit-identical across machines with different core
     # counts (benchmarks/bench_threads.py, docs/reproducibility.md).
     threads: int = 1
+    # Runs per fleet (benchbase.fleet): runs of one model that differ only in seed, data
+    # subset or learning rate train together as one vectorized program. None: 16 on a
+    # CPU, 64 on a GPU; 1: every run alone.
+    fleet: Optional[int] = None
 
     def __post_init__(self):
         if self.threads < 0:

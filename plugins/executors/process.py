@@ -18,9 +18,8 @@ from multiprocessing.connection import wait
 from typing import List, Optional
 
 from benchbase import Executor, hookimpl
-from benchbase.runner import Evaluated, Finished, Progress, Started
-
-from .common import default_threads, exit_with_parent, lost_run, prepare_worker, run_deadline
+from benchbase.errors import BenchbaseInputError
+from .common import RunWatch, default_threads, exit_with_parent, prepare_worker
 
 POLL_SECONDS = 0.5  # how often deadlines are checked when no event arrives
 EXIT_GRACE = 30.0  # seconds a worker may take to exit after its run finished
@@ -34,6 +33,10 @@ class ProcessConfig:
     # GPUs to spread runs over: each worker sees one of them (as cuda:0) through
     # CUDA_VISIBLE_DEVICES, the least busy first. None: every worker sees every GPU.
     gpus: Optional[List[int]] = None
+    # Runs per fleet (benchbase.fleet): runs of one model that differ only in seed, data
+    # subset or learning rate train together in one worker. None: 16 on a CPU, 64 on a
+    # GPU; 1: every run alone.
+    fleet: Optional[int] = None
 
     def __post_init__(self):
         if self.workers < 1:
@@ -70,25 +73,25 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 class _Worker:
-    """One run in one process, seen from the driver."""
+    """One task (a run, or a fleet of runs) in one process, seen from the driver."""
 
     def __init__(self, ctx, task, work, threads: int | None, kill_grace: float, gpu: int | None = None):
         self.task = task
-        self.run_id = task.spec.run_id
+        self.watch = RunWatch(task, kill_grace)
         self.gpu = gpu
         env = {} if gpu is None else {"CUDA_VISIBLE_DEVICES": str(gpu)}
         receive, send = ctx.Pipe(duplex=False)
         self.conn = receive
         self.process = ctx.Process(target=_worker_main, args=(pickle.dumps((task, work)), send, threads, env),
-                                   name=f"benchbase-{self.run_id}", daemon=True)
+                                   name=f"benchbase-{self.watch.label}", daemon=True)
         self.process.start()
         send.close()  # only the worker may hold the sending end, so its death reads as EOF
-        self.kill_grace = kill_grace
-        self.deadline: float | None = None  # set when the run starts (imports can take a while)
-        self.step = task.checkpoint.step if task.checkpoint else 0
-        self.finished = False
         self.finished_at: float | None = None
         self.closed = False
+
+    @property
+    def finished(self) -> bool:
+        return self.watch.done
 
     def pump(self, sink) -> None:
         """Deliver every event that has arrived; notice EOF (the worker is gone)."""
@@ -98,21 +101,16 @@ class _Worker:
             except (EOFError, OSError, pickle.UnpicklingError):
                 self.closed = True
                 break
-            if isinstance(event, (Progress, Evaluated)):
-                self.step = event.step
-            elif isinstance(event, Started):
-                self.step = event.resumed_from
-                self.deadline = run_deadline(self.task, self.kill_grace)
-            elif isinstance(event, Finished):
-                self.finished = True
+            self.watch.see(event)
+            if self.watch.done and self.finished_at is None:
                 self.finished_at = time.monotonic()
             sink(event)
 
-    def overdue(self, now: float) -> bool:
-        return self.deadline is not None and not self.finished and now > self.deadline
+    def overdue(self, now: float) -> list[str]:
+        return self.watch.overdue(now)
 
     def lingering(self, now: float) -> bool:
-        """Its run is over but the process does not exit (a plugin's non-daemon thread)."""
+        """Its runs are over but the process does not exit (a plugin's non-daemon thread)."""
         return self.finished_at is not None and now - self.finished_at > EXIT_GRACE
 
     def kill(self) -> None:
@@ -120,10 +118,9 @@ class _Worker:
             self.process.kill()
         self.process.join(timeout=10)
 
-    def report_loss(self, sink, status: str, reason: str) -> None:
-        """The worker ended without a Finished event: say why, in the run's record."""
-        sink(lost_run(self.task, self.step, status, reason))
-        self.finished = True
+    def report_loss(self, sink, status: str, reason: str, overdue: list[str] = ()) -> None:
+        """The worker ended without a Finished event for some runs: say why, in each run's record."""
+        self.watch.lose(sink, status, reason, overdue=overdue)
 
     def close(self) -> None:
         self.conn.close()
@@ -158,14 +155,16 @@ class ProcessExecutor(Executor):
                 now = time.monotonic()
                 for w in list(active):
                     w.pump(sink)
-                    if w.overdue(now):
+                    late = w.overdue(now)
+                    if late:
                         w.kill()
                         w.pump(sink)  # whatever it sent before it was killed
-                        if not w.finished:
-                            limit = w.task.spec.time_limit
+                        late = [rid for rid in late if rid not in w.watch.finished]
+                        if late:
+                            limit = w.watch.runs[late[0]].spec.time_limit
                             w.report_loss(sink, "timeout",
                                           f"exceeded time_limit={limit:g}s and was stuck inside a step; "
-                                          f"its worker was killed {cfg.kill_grace:g}s past the limit")
+                                          f"its worker was killed {cfg.kill_grace:g}s past the limit", late)
                     if w.lingering(now):
                         w.kill()  # its result is in: free the slot
                     if w.closed or not w.process.is_alive():
@@ -173,7 +172,7 @@ class ProcessExecutor(Executor):
                         w.pump(sink)  # the pipe holds everything sent before exit
                         if not w.finished:
                             w.report_loss(sink, "failed", f"its worker process {describe_exit(w.process.exitcode)} "
-                                                          f"at step {w.step} (pid {w.process.pid})")
+                                                          f"at step {w.watch.step()} (pid {w.process.pid})")
                         w.close()
                         active.remove(w)
         finally:

@@ -22,10 +22,7 @@ from typing import Any, Dict, Optional
 
 from benchbase import Executor, hookimpl
 from benchbase.errors import BenchbaseInputError
-from benchbase.runner import Evaluated, Finished, Progress, Started
-from benchbase.store import Checkpoint
-
-from .common import lost_run, prepare_worker, run_deadline
+from .common import RunWatch, prepare_worker
 
 POLL_SECONDS = 0.5
 
@@ -45,6 +42,9 @@ class RayConfig:
     kill_grace: float = 10.0  # seconds past a run's time_limit before its stuck worker is killed
     worker_cache: Optional[str] = None  # feature cache on workers; None: the driver's results dir
     runtime_env: Dict[str, Any] = field(default_factory=dict)  # for ray.init, e.g. {working_dir: .}
+    # Runs per fleet (benchbase.fleet), each fleet one Ray task with the resources above.
+    # None: 16 on a CPU, 64 on a GPU; 1: every run alone.
+    fleet: Optional[int] = None
 
     def __post_init__(self):
         for key in ("num_cpus", "num_gpus", "max_retries", "kill_grace"):
@@ -101,15 +101,11 @@ def run_streaming(task, work, threads):
 class _Attempt:
     task: Any
     number: int  # 0 for the first try
-    deadline: float | None = None  # set when the run starts
-    step: int = 0
-    checkpoint: Checkpoint | None = None
-    finished: bool = False
+    grace: float = 0.0
     cancelled: bool = False
 
     def __post_init__(self):
-        self.checkpoint = self.task.checkpoint
-        self.step = self.checkpoint.step if self.checkpoint else 0
+        self.watch = RunWatch(self.task, self.grace)
 
 
 class RayExecutor(Executor):
@@ -175,13 +171,14 @@ class RayExecutor(Executor):
         exhausted = False
 
         def start(task, number: int) -> None:
-            if task.spec.device.startswith("cuda") and not cfg.num_gpus:
+            device = task.runs[0].spec.device
+            if device.startswith("cuda") and not cfg.num_gpus:
                 raise BenchbaseInputError(
-                    f"device '{task.spec.device}' needs executor.config.num_gpus > 0: Ray hides GPUs "
+                    f"device '{device}' needs executor.config.num_gpus > 0: Ray hides GPUs "
                     f"from runs that reserve none")
             if cfg.worker_cache is not None:
-                task = dataclasses.replace(task, results_dir=cfg.worker_cache)
-            running[submit(task)] = _Attempt(task, number)
+                task = task.with_runs([dataclasses.replace(t, results_dir=cfg.worker_cache) for t in task.runs])
+            running[submit(task)] = _Attempt(task, number, cfg.kill_grace)
 
         try:
             while True:
@@ -200,7 +197,7 @@ class RayExecutor(Executor):
                     self._advance(ray, gen, running, sink, start)
                 now = time.monotonic()
                 for gen, attempt in running.items():
-                    if attempt.deadline is not None and now > attempt.deadline and not attempt.cancelled:
+                    if not attempt.cancelled and attempt.watch.overdue(now):
                         attempt.cancelled = True
                         ray.cancel(gen, force=True)
         finally:
@@ -211,59 +208,49 @@ class RayExecutor(Executor):
                     pass
 
     def _advance(self, ray, gen, running: dict, sink, start) -> None:
-        """Take the next event of one run, or deal with its end."""
+        """Take the next event of one task, or deal with its end."""
         attempt: _Attempt = running[gen]
+        watch = attempt.watch
         try:
             ref = next(gen)
         except StopIteration:
             del running[gen]
-            if not attempt.finished:
-                self._lost(attempt, sink, "failed", "its Ray task ended without reporting a result")
+            if not watch.done:
+                watch.lose(sink, "failed", "its Ray task ended without reporting a result")
             return
         try:
             event = ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             del running[gen]
-            if not attempt.finished:
-                self._lost(attempt, sink, "failed", "the Ray worker raised outside the run", error=str(exc))
+            if not watch.done:
+                watch.lose(sink, "failed", "the Ray worker raised outside the run", error=str(exc))
             return
         except ray.exceptions.RayError as exc:  # worker/node died, out of memory, cancelled
             del running[gen]
-            if attempt.finished:
-                return  # its result is in; the worker died on its way out
+            if watch.done:
+                return  # its results are in; the worker died on its way out
             if attempt.cancelled:
-                limit = attempt.task.spec.time_limit
-                self._lost(attempt, sink, "timeout",
+                late = watch.overdue(time.monotonic()) or [r for r in watch.runs if r not in watch.finished]
+                limit = watch.runs[late[0]].spec.time_limit
+                watch.lose(sink, "timeout",
                            f"exceeded time_limit={limit:g}s and was stuck inside a step; its Ray worker "
-                           f"was killed {self.config.kill_grace:g}s past the limit")
+                           f"was killed {self.config.kill_grace:g}s past the limit", overdue=late)
             elif attempt.number < self.config.max_retries:
-                task = dataclasses.replace(attempt.task, checkpoint=attempt.checkpoint)
-                where = f"step {attempt.checkpoint.step}" if attempt.checkpoint else "the start"
-                print(f"benchbase: {task.spec.title}: Ray worker lost ({type(exc).__name__}); retry "
+                task = watch.remaining()
+                first = task.runs[0]
+                where = f"step {first.checkpoint.step}" if first.checkpoint else "the start"
+                what = first.spec.title
+                if len(task.runs) > 1:
+                    what = f"a fleet of {len(task.runs)} ({what}, ...)"
+                print(f"benchbase: {what}: Ray worker lost ({type(exc).__name__}); retry "
                       f"{attempt.number + 1} of {self.config.max_retries} from {where}", file=sys.stderr)
                 start(task, attempt.number + 1)
             else:
-                self._lost(attempt, sink, "failed",
-                           f"its Ray worker died ({type(exc).__name__}) on each of "
-                           f"{attempt.number + 1} attempt(s)", error=str(exc))
+                watch.lose(sink, "failed", f"its Ray worker died ({type(exc).__name__}) on each of "
+                                           f"{attempt.number + 1} attempt(s)", error=str(exc))
             return
-        if isinstance(event, Started):
-            attempt.deadline = run_deadline(attempt.task, self.config.kill_grace)
-            attempt.step = event.resumed_from
-        elif isinstance(event, Progress):
-            attempt.step = event.step
-        elif isinstance(event, Evaluated):
-            attempt.step = event.step
-            if event.checkpoint is not None:
-                attempt.checkpoint = Checkpoint(event.step, event.examples, event.wall_time, event.checkpoint)
-        elif isinstance(event, Finished):
-            attempt.finished = True
+        watch.see(event)
         sink(event)
-
-    @staticmethod
-    def _lost(attempt: _Attempt, sink, status: str, reason: str, error: str | None = None) -> None:
-        sink(lost_run(attempt.task, attempt.step, status, reason, error))
-        attempt.finished = True
 
 
 @hookimpl

@@ -180,7 +180,8 @@ class RectifiedFlowVariant(_Validated):
     name = "rectified_flow"
     family = "flow"
     Config = RectifiedFlowConfig
-    capabilities = frozenset({"heldout_loss", "denoise"})
+    capabilities = frozenset({"heldout_loss", "denoise", "fleet"})
+    fleet_varying = frozenset({"lr"})
     process_name = "flow"
 
 
@@ -197,5 +198,6 @@ class DDPMVariant(_Validated):
     name = "ddpm"
     family = "diffusion"
     Config = DDPMConfig
-    capabilities = frozenset({"heldout_loss", "denoise"})
+    capabilities = frozenset({"heldout_loss", "denoise", "fleet"})
+    fleet_varying = frozenset({"lr"})
     process_name = "ddpm"

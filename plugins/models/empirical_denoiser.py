@@ -114,7 +114,8 @@ class EmpiricalDenoiser(Model):
             return self.process.prediction(flat, posterior_mean(state["y"], state["half_sq"], flat, a, b),
                                            a).reshape(x.shape)
 
-        out = sample_plan(self.plan, predict, (n, *self.shape), key, state["y"].device, dtype=torch.float64)
+        out = sample_plan(self.plan, predict, (n, *self.shape), lambda f: f(key), state["y"].device,
+                          dtype=torch.float64)
         return out.float()
 
     @no_grad

@@ -29,6 +29,21 @@ class JaxModel(Model):
         if getattr(self, "_built_for", None) != key:
             self._build(spec)
             self._built_for = key
+        self._spec = spec
+
+    def _fleet_key(self, spec) -> tuple:
+        """What the jitted fleet functions depend on: the class, the config except the
+        fields members may vary, and the data's shape."""
+        shared = {k: v for k, v in vars(self.config).items() if k not in self.fleet_varying}
+        return (type(self), repr(sorted(shared.items())), tuple(spec.shape), spec.modality, spec.num_classes)
+
+    def _fleet(self, members: list, step, sample):
+        """A JaxFleet over this model's pure ``step(state, batch, key, hparams)`` and
+        ``sample(state, key, n)``; each member's hyperparameters from its own config."""
+        from .jax_fleet import JaxFleet
+
+        hparams = [{k: float(getattr(m.config, k)) for k in sorted(self.fleet_varying)} for m in members]
+        return JaxFleet(self._fleet_key(self._spec), step, sample, hparams)
 
     def save(self, state) -> bytes:
         from .jax_common import save_tree

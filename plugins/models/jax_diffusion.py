@@ -54,8 +54,8 @@ def sample_plan(plan, predict, shape: tuple, key, dtype=None, clip_range: tuple 
 
 _BUILT: dict = {}  # (class, config, spec) -> built attributes; see JaxDiffusionBase._build
 _BUILT_LIMIT = 16
-_BUILT_ATTRS = ("process", "plan", "shape", "num_classes", "clip_range", "net", "tx", "example", "_train_step",
-                "_heldout", "_sample", "_denoise")
+_BUILT_ATTRS = ("process", "plan", "shape", "num_classes", "clip_range", "net", "example", "_step_fn",
+                "_sample_fn", "_train_step", "_heldout", "_sample", "_denoise")
 
 
 class JaxDiffusionBase(JaxModel):
@@ -89,12 +89,13 @@ class JaxDiffusionBase(JaxModel):
         self.num_classes = check_conditioning(cfg, spec)
         self.clip_range = clip_range(cfg, spec)
         self.net = net = build_backbone(cfg, spec)
-        self.tx = jc.adam(cfg.lr)
         self.example = (jnp.zeros((1, *self.shape)), jnp.zeros((1,)),
                         jnp.zeros((1,), jnp.int32) if self.num_classes else None)
-        self._train_step = jax.jit(self._make_step(net, self.tx))
+        self._step_fn, self._sample_fn = self._make_step(net), self._make_sampler(net)
+        hparams = {"lr": cfg.lr}
+        self._train_step = jax.jit(lambda state, batch, key: self._step_fn(state, batch, key, hparams))
         self._heldout = jax.jit(lambda params, batch, key: self._loss(net, params, batch, key, 0.0))
-        self._sample = jax.jit(self._make_sampler(net), static_argnums=2)
+        self._sample = jax.jit(self._sample_fn, static_argnums=2)
         self._denoise = jax.jit(self._make_denoiser(net))
 
     def init(self, data, seed: int) -> dict:
@@ -106,7 +107,7 @@ class JaxDiffusionBase(JaxModel):
 
         self._ensure_built(data.spec)
         params = host_init(self.net, self.example, seed)
-        return jax.device_put({"net": jc.adam_state(params, self.tx)}, data.device)
+        return jax.device_put({"net": jc.adam_state(params, jc.adam(self.config.lr))}, data.device)
 
     # ------------------------------------------------------------------ training
     def _labels(self, y, n: int, key, dropout: float):
@@ -145,22 +146,28 @@ class JaxDiffusionBase(JaxModel):
         out = net.apply({"params": params}, x_t, t, y)
         return ((out - self.process.target(x, eps)) ** 2).mean()
 
-    def _make_step(self, net, tx):
+    def _make_step(self, net):
+        """The pure step of one run; ``hparams["lr"]`` a constant (one run) or traced (a fleet)."""
         import jax
 
         from . import jax_common as jc
 
         dropout = float(self.config.label_dropout)
 
-        def step(state, batch, key):
+        def step(state, batch, key, hparams):
             value, grads = jax.value_and_grad(lambda p: self._loss(net, p, batch, key, dropout))(
                 state["net"]["params"])
-            return {"net": jc.apply_grads(tx, state["net"], grads)}, {"loss": value}
+            return {"net": jc.apply_grads(jc.adam(hparams["lr"]), state["net"], grads)}, {"loss": value}
 
         return step
 
     def train_step(self, state: dict, batch, key):
         return self._train_step(state, batch, key)
+
+    def fleet(self, members: list):
+        """Members may differ in seed, data and ``lr`` (fleet_varying)."""
+        sample = self._sample_fn
+        return self._fleet(members, self._step_fn, lambda state, key, n: sample(state["net"]["params"], key, n))
 
     def heldout_loss(self, state: dict, batch, key):
         """The training objective on ``batch`` (labels kept as given), no update."""

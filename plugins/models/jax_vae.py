@@ -22,7 +22,7 @@ class JaxVAE(VAEVariant, JaxModel):
 
         cfg, ops = self.config, jc.JAX_OPS
         enc, dec = self._enc, self._dec = jc.autoencoder(cfg, tuple(spec.shape), 2 * cfg.latent_dim)
-        tx = self._tx = jc.adam(cfg.lr, (cfg.beta1, cfg.beta2))
+        betas = (cfg.beta1, cfg.beta2)
 
         def encode(params, x):
             return jnp.split(enc.apply({"params": params["enc"]}, x), 2, axis=1)
@@ -35,9 +35,9 @@ class JaxVAE(VAEVariant, JaxModel):
             eps = jax.random.normal(key, mu.shape)
             return neg_elbo(x, mu, logvar, eps, decoder(params), cfg.decoder, cfg.decoder_std, beta, ops)
 
-        def step(state, batch, key):
+        def step(state, batch, key, hparams):  # hparams["lr"]: a constant (one run) or traced (a fleet)
             value, grads = jax.value_and_grad(loss)(state["vae"]["params"], batch.x, key, cfg.beta)
-            return {"vae": jc.apply_grads(tx, state["vae"], grads)}, {"loss": value}
+            return {"vae": jc.apply_grads(jc.adam(hparams["lr"], betas), state["vae"], grads)}, {"loss": value}
 
         def iwae(params, x, key):
             mu, logvar = encode(params, x)
@@ -52,7 +52,9 @@ class JaxVAE(VAEVariant, JaxModel):
             p = jax.nn.sigmoid(out)
             return 2 * (p if cfg.sample_mean else jax.random.bernoulli(k_noise, p).astype(out.dtype)) - 1
 
-        self._train_step = jax.jit(step)
+        self._step_fn, self._sample_fn = step, sample
+        hparams = {"lr": cfg.lr}
+        self._train_step = jax.jit(lambda state, batch, key: step(state, batch, key, hparams))
         self._heldout = jax.jit(lambda params, x, key: loss(params, x, key, 1.0))
         self._iwae = jax.jit(iwae)
         self._sample = jax.jit(sample, static_argnums=2)
@@ -65,10 +67,16 @@ class JaxVAE(VAEVariant, JaxModel):
         self._ensure_built(data.spec)
         params = jc.init_autoencoder(self._enc, self._dec, jc.init_key(seed), tuple(data.spec.shape),
                                      self.config.latent_dim)
-        return jax.device_put({"vae": jc.adam_state(params, self._tx)}, data.device)
+        cfg = self.config
+        return jax.device_put({"vae": jc.adam_state(params, jc.adam(cfg.lr, (cfg.beta1, cfg.beta2)))}, data.device)
 
     def train_step(self, state: dict, batch, key):
         return self._train_step(state, batch, key)
+
+    def fleet(self, members: list):
+        """Members may differ in seed, data and ``lr`` (fleet_varying)."""
+        sample = self._sample_fn
+        return self._fleet(members, self._step_fn, lambda state, key, n: sample(state["vae"]["params"], key, n))
 
     def heldout_loss(self, state: dict, batch, key):
         """The negative ELBO with beta = 1 (a bound on -log p, comparable across beta)."""

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .torch_common import TorchState
+    from .torch_fleet import TorchFleet
 
-# torch, torch_common and the networks (torch_diffusion_nets) are imported inside the
-# methods, so the plugins register without loading PyTorch.
+# torch, torch_common, torch_fleet and the networks (torch_diffusion_nets) are imported
+# inside the methods, so the plugins register without loading PyTorch.
 
 
 class TorchDiffusionBase(TorchModel):
@@ -47,13 +48,14 @@ class TorchDiffusionBase(TorchModel):
         self.num_classes = check_conditioning(cfg, data.spec)
         self.clip_range = clip_range(cfg, data.spec)
         net = build_seeded(seed, lambda: build_backbone(cfg, data.spec)).to(data.device)
+        self.device, self._template = data.device, net
         if self.process_name == "ddpm":
             self.tables = torch.tensor(np.stack([self.process.sqrt_ab, self.process.sqrt_1m_ab]),
                                        dtype=torch.float32, device=data.device)
         return TorchState(net, adam(net.parameters(), cfg.lr))
 
     # ------------------------------------------------------------------ training
-    def _labels(self, y, n: int, key: torch.Generator, device, dropout: float):
+    def _labels(self, y, n: int, drop, device):
         if not self.num_classes:
             return None
         import torch
@@ -62,38 +64,60 @@ class TorchDiffusionBase(TorchModel):
         if y is None:
             return null
         y = y.long()
-        if dropout <= 0:
-            return y
-        drop = torch.rand(n, generator=key, device=device) < dropout
-        return torch.where(drop, null, y)
+        return y if drop is None else torch.where(drop, null, y)
 
-    def _loss(self, net: nn.Module, batch, key: torch.Generator, dropout: float) -> torch.Tensor:
+    def _noise(self, key: torch.Generator, x: torch.Tensor, y, dropout: float) -> tuple:
+        """A step's randomness (noise, time, label dropout), drawn from ``key`` in a fixed order."""
         import torch
 
-        x = batch.x
         n, device = len(x), x.device
         eps = torch.randn(x.shape, generator=key, device=device, dtype=x.dtype)
         if self.process_name == "flow":
-            t = torch.rand(n, generator=key, device=device, dtype=x.dtype)
+            time = torch.rand(n, generator=key, device=device, dtype=x.dtype)
+        else:
+            time = torch.randint(self.process.cfg.T, (n,), generator=key, device=device)
+        drop = None
+        if self.num_classes and y is not None and dropout > 0:
+            drop = torch.rand(n, generator=key, device=device) < dropout
+        return eps, time, drop
+
+    def _objective(self, net: nn.Module, x: torch.Tensor, y, noise: tuple) -> torch.Tensor:
+        eps, time, drop = noise
+        if self.process_name == "flow":
+            t = time
             a, b = t, 1 - t
         else:
-            k = torch.randint(self.process.cfg.T, (n,), generator=key, device=device)
-            a, b = self.tables[0, k], self.tables[1, k]
-            t = (k + 1).to(x.dtype) / self.process.cfg.T
+            a, b = self.tables[0, time], self.tables[1, time]
+            t = (time + 1).to(x.dtype) / self.process.cfg.T
         x_t = per_example(a, x) * x + per_example(b, x) * eps
-        y = self._labels(batch.y, n, key, device, dropout)
+        y = self._labels(y, len(x), drop, x.device)
         return ((net(x_t, t, y) - self.process.target(x, eps)) ** 2).mean()
+
+    def _loss(self, view, batch, dropout: float) -> torch.Tensor:
+        """The training objective through ``view`` (torch_fleet.Solo or FleetView)."""
+        noise = view.draw(lambda key, x, y: self._noise(key, x, y, dropout), batch.x, batch.y)
+        return view.apply(self._objective, batch.x, batch.y, noise)
 
     def train_step(self, state: TorchState, batch, key):
         from .torch_common import optimise
+        from .torch_fleet import Solo
 
-        loss = self._loss(state.net, batch, key, self.config.label_dropout)
+        loss = self._loss(Solo(state.net, key), batch, self.config.label_dropout)
         return state, {"loss": optimise(state.opt, loss)}
 
     @no_grad
     def heldout_loss(self, state: TorchState, batch, key) -> torch.Tensor:
         """The training objective on ``batch`` (labels kept as given), no update."""
-        return self._loss(state.net, batch, key, 0.0)
+        from .torch_fleet import Solo
+
+        return self._loss(Solo(state.net, key), batch, 0.0)
+
+    def fleet(self, members: list) -> TorchFleet:
+        """Members may differ in seed, data and ``lr`` (fleet_varying)."""
+        from .torch_fleet import TorchFleet
+
+        dropout = self.config.label_dropout
+        return TorchFleet(self._template, lambda view, batch: self._loss(view, batch, dropout), self._sample)
 
     # ------------------------------------------------------------------ sampling
     def _predictor(self, net: nn.Module, y: torch.Tensor | None, n: int):
@@ -111,16 +135,27 @@ class TorchDiffusionBase(TorchModel):
 
         return predict
 
-    @no_grad
-    def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
+    def _sample(self, view, n: int) -> torch.Tensor:
+        """``n`` samples through ``view``: labels first, then the sampler's noise, from each key."""
         import torch
 
         from .torch_diffusion_nets import sample_plan
 
-        device = next(state.net.parameters()).device
-        y = torch.randint(self.num_classes, (n,), generator=key, device=device) if self.num_classes else None
-        return sample_plan(self.plan, self._predictor(state.net, y, n), (n, *self.shape), key, device,
-                           clip_range=self.clip_range)
+        device = self.device
+        y = None
+        if self.num_classes:
+            y = view.draw(lambda key: torch.randint(self.num_classes, (n,), generator=key, device=device))
+
+        def predict(x, t):
+            return view.apply(lambda net, x, y: self._predictor(net, y, n)(x, t), x, y)
+
+        return sample_plan(self.plan, predict, (n, *self.shape), view.draw, device, clip_range=self.clip_range)
+
+    @no_grad
+    def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
+        from .torch_fleet import Solo
+
+        return self._sample(Solo(state.net, key), n)
 
     @no_grad
     def denoise(self, state: TorchState, x_noisy: torch.Tensor, sigma) -> torch.Tensor:

@@ -38,15 +38,14 @@ def build_backbone(cfg, spec) -> nn.Module:
     return (ConditionalMLP if kind == "mlp" else UNet)(*args)
 
 
-def sample_plan(plan, predict: Callable, shape: tuple, key: torch.Generator, device,
-                dtype=torch.float32, clip_range: tuple | None = None) -> torch.Tensor:
-    """Run a sampler plan from standard normal noise drawn with ``key`` (the torch
-    driver of ``diffusion_process.integrate``; also used by empirical_denoiser);
-    ``clip_range`` bounds DDPM's clean estimates."""
-    x = torch.randn(shape, generator=key, device=device, dtype=dtype)
-
-    def noise(i, like):
-        return torch.randn(like.shape, generator=key, device=device, dtype=dtype)
+def sample_plan(plan, predict: Callable, shape: tuple, draw: Callable, device, dtype=torch.float32,
+                clip_range: tuple | None = None) -> torch.Tensor:
+    """Run a sampler plan from standard normal noise (the torch driver of
+    ``diffusion_process.integrate``; also used by empirical_denoiser). ``draw(f)``
+    calls ``f(generator)`` (a view's ``draw``: one run's key, or each fleet member's,
+    stacked); ``shape`` is one run's; ``clip_range`` bounds DDPM's clean estimates."""
+    def gaussian(key):
+        return torch.randn(shape, generator=key, device=device, dtype=dtype)
 
     clip = None if clip_range is None else (lambda v: torch.clamp(v, *clip_range))
-    return integrate(plan, x, predict, noise, python_loop, plan.at, clip)
+    return integrate(plan, draw(gaussian), predict, lambda i, like: draw(gaussian), python_loop, plan.at, clip)

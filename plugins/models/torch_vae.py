@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .torch_common import TorchState
+    from .torch_fleet import TorchFleet
 
-# torch and torch_common are imported inside the methods: the plugin registers without torch.
+# torch, torch_common and torch_fleet are imported inside the methods: the plugin registers without torch.
 
 
 class TorchVAE(VAEVariant, TorchModel):
@@ -31,27 +32,44 @@ class TorchVAE(VAEVariant, TorchModel):
         cfg: VAEConfig = self.config
         self.shape = tuple(data.spec.shape)
         net = build_seeded(seed, lambda: autoencoder(cfg, self.shape, 2 * cfg.latent_dim)).to(data.device)
+        self.device, self._template = data.device, net
         return TorchState(net, adam(net.parameters(), cfg.lr, (cfg.beta1, cfg.beta2)))
 
-    def _loss(self, net: nn.ModuleDict, x: torch.Tensor, key: torch.Generator, beta: float) -> torch.Tensor:
-        import torch
-
+    def _objective(self, net: nn.ModuleDict, x: torch.Tensor, eps: torch.Tensor, beta: float) -> torch.Tensor:
         from .torch_common import TORCH_OPS
 
         mu, logvar = net["enc"](x).chunk(2, dim=1)
-        eps = torch.randn(mu.shape, generator=key, device=x.device)
         cfg = self.config
         return neg_elbo(x, mu, logvar, eps, net["dec"], cfg.decoder, cfg.decoder_std, beta, TORCH_OPS)
 
+    def _loss(self, view, x: torch.Tensor, beta: float) -> torch.Tensor:
+        """The negative ELBO through ``view`` (torch_fleet.Solo or FleetView)."""
+        import torch
+
+        latent = self.config.latent_dim
+        eps = view.draw(lambda key, x: torch.randn((len(x), latent), generator=key, device=x.device), x)
+        return view.apply(lambda net, x, eps: self._objective(net, x, eps, beta), x, eps)
+
     def train_step(self, state: TorchState, batch, key):
         from .torch_common import optimise
+        from .torch_fleet import Solo
 
-        return state, {"loss": optimise(state.opt, self._loss(state.net, batch.x, key, self.config.beta))}
+        loss = self._loss(Solo(state.net, key), batch.x, self.config.beta)
+        return state, {"loss": optimise(state.opt, loss)}
 
     @no_grad
     def heldout_loss(self, state: TorchState, batch, key) -> torch.Tensor:
         """The negative ELBO with beta = 1 (a bound on -log p, comparable across beta)."""
-        return self._loss(state.net, batch.x, key, 1.0)
+        from .torch_fleet import Solo
+
+        return self._loss(Solo(state.net, key), batch.x, 1.0)
+
+    def fleet(self, members: list) -> TorchFleet:
+        """Members may differ in seed, data and ``lr`` (fleet_varying)."""
+        from .torch_fleet import TorchFleet
+
+        beta = self.config.beta
+        return TorchFleet(self._template, lambda view, batch: self._loss(view, batch.x, beta), self._sample)
 
     @no_grad
     def log_prob(self, state: TorchState, x: torch.Tensor, key: torch.Generator) -> torch.Tensor:
@@ -69,19 +87,25 @@ class TorchVAE(VAEVariant, TorchModel):
                                            TORCH_OPS))
         return torch.cat(out)
 
-    @no_grad
-    def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
+    def _sample(self, view, n: int) -> torch.Tensor:
         import torch
 
-        cfg, dec = self.config, state.net["dec"]
-        device = next(dec.parameters()).device
-        out = dec(torch.randn((n, cfg.latent_dim), generator=key, device=device))
+        cfg, device = self.config, self.device
+        z = view.draw(lambda key: torch.randn((n, cfg.latent_dim), generator=key, device=device))
+        out = view.apply(lambda net, z: net["dec"](z), z)
         if cfg.decoder == "gaussian":
             if cfg.sample_mean:
                 return out
-            return out + cfg.decoder_std * torch.randn(out.shape, generator=key, device=device)
+            return out + cfg.decoder_std * view.draw(
+                lambda key, out: torch.randn(out.shape, generator=key, device=device), out)
         p = torch.sigmoid(out)
-        return 2 * (p if cfg.sample_mean else torch.bernoulli(p, generator=key)) - 1
+        return 2 * (p if cfg.sample_mean else view.draw(lambda key, p: torch.bernoulli(p, generator=key), p)) - 1
+
+    @no_grad
+    def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
+        from .torch_fleet import Solo
+
+        return self._sample(Solo(state.net, key), n)
 
 
 @hookimpl

@@ -76,7 +76,8 @@ class VAEVariant(_Validated):
     name = "vae"
     family = "vae"
     Config = VAEConfig
-    capabilities = frozenset({"heldout_loss", "log_prob"})
+    capabilities = frozenset({"heldout_loss", "log_prob", "fleet"})
+    fleet_varying = frozenset({"lr"})
     iwae_chunk = 256  # examples per log_prob pass: bounds memory at iwae_samples * 256 decodes
 
 
