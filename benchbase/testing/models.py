@@ -439,7 +439,7 @@ _CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_den
 # (`steps`: the fitting steps of a learned feature space).
 SMALL_VALUES = {"width": 32, "hidden": 32, "hidden_dim": 32, "channels": 16, "base_channels": 16,
                 "res_blocks": 1, "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4,
-                "iwae_samples": 4, "steps": 50}
+                "iwae_samples": 4, "steps": 50, "loglik_steps": 4}
 
 
 def small_config(plugin_cls: Any) -> dict:
