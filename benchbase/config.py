@@ -50,6 +50,7 @@ class SubsetEntry:
     seed: int = 0  # for mode=random
     split: Optional[str] = None  # "k of K": the k-th of K disjoint parts of the train split
     dedup: Optional[float] = None  # drop near-duplicates above this correlation first
+    holdout: Optional[str] = None  # "k of K": train on the n chosen examples without their k-th of K folds
 
 
 @dataclass
@@ -152,7 +153,7 @@ class RunSpec:
     suite: str
     model: dict  # name, framework, family, label, config, version
     dataset: dict  # name, label, config, version
-    subset: dict  # n, mode, seed, split ([k, K] or None), dedup
+    subset: dict  # n, mode, seed, split ([k, K] or None), dedup, holdout ([k, K]; absent when unset)
     budget: dict  # examples, batch_size, batches_per_step, steps
     eval: dict  # steps, n_samples, n_test, keep_samples, features {name, config, version}
     metrics: tuple  # each: name, config, version, direction, target, references, requires
@@ -629,6 +630,13 @@ class _Expander:
             except ValueError as exc:
                 self.fail(f"datasets[{di}].subset.split", str(exc))
                 return None
+        holdout = None
+        if subset.get("holdout") is not None:
+            try:
+                holdout = list(parse_split(subset["holdout"]))
+            except ValueError as exc:
+                self.fail(f"datasets[{di}].subset.holdout", str(exc).replace("split", "holdout"))
+                return None
         if subset["mode"] not in ("first", "random"):
             self.fail(f"datasets[{di}].subset.mode",
                       f"unknown mode '{subset['mode']}'.{suggest(subset['mode'], ['first', 'random'])} "
@@ -663,9 +671,14 @@ class _Expander:
                                   f"{pool} examples{where}")
                 return None
             n = n if n is not None else pool
+        if holdout and n is not None and holdout[1] > n:
+            self.fail(f"datasets[{di}].subset.holdout", f"{holdout[1]} folds of n={n} examples: K must be <= n")
+            return None
         d["spec"] = spec
         subset_out = {"n": n, "mode": subset["mode"], "seed": subset["seed"] if subset["mode"] == "random" else 0,
                       "split": split, "dedup": subset.get("dedup")}
+        if holdout:  # only when set, so the ids of runs without it do not change
+            subset_out["holdout"] = holdout
         if self.check_data:
             digest = self._content_hash(dataset["reg"], d_obj, d_plain, subset_out, f"datasets[{di}]")
             if digest is None:

@@ -216,6 +216,11 @@ class EvalContext:
     extractor: Any = None  # the feature extractor, to embed anything else
     train_labels: np.ndarray | None = None  # labels of train_data / test_data (None: unlabelled)
     test_labels: np.ndarray | None = None
+    # positions of train_data in the dataset's train split (to join per-example values across runs)
+    train_indices: np.ndarray | None = None
+    # with ``subset.holdout``: the fold of the selected examples this run did not train on
+    heldout_data: np.ndarray | None = None
+    heldout_indices: np.ndarray | None = None
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A numpy generator fixed by the run's seed and the eval step."""

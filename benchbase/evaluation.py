@@ -159,7 +159,8 @@ class Evaluator:
                     device=self.metric_device,
                     ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
                     model=handle, extractor=self.extractor,
-                    train_labels=self.subset.y, test_labels=self.test_y)
+                    train_labels=self.subset.y, test_labels=self.test_y, train_indices=self.subset.indices,
+                    heldout_data=self.subset.heldout_x, heldout_indices=self.subset.heldout_indices)
                 values = metric.compute(ctx)
                 if entry["name"] not in values:
                     raise ValueError(f"metric '{entry['name']}' returned {sorted(values)} without its "
