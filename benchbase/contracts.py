@@ -18,7 +18,7 @@ FAMILIES = ("gan", "vae", "wae", "diffusion", "flow", "oracle")
 FRAMEWORKS = ("torch", "jax", "numpy")
 DIRECTIONS = ("higher", "lower", "target")
 MODALITIES = ("vector", "image")
-CAPABILITIES = ("heldout_loss", "denoise", "log_prob")
+CAPABILITIES = ("heldout_loss", "denoise", "log_prob", "encode")
 RUN_STATUSES = ("pending", "running", "done", "failed", "diverged", "timeout")
 
 
@@ -176,6 +176,9 @@ class Model:
     #     so every diffusion/flow model is compared with the empirical optimal denoiser
     #     on the same grid of noise levels
     # def log_prob(self, state, x, key) -> per-example log-likelihood estimate (nats)
+    # def encode(self, state, x) -> (mean, log_var): the encoder's Gaussian E(x) per example,
+    #     (n, latent) each; log_var None for a deterministic encoder (a point mass)
+    #     and, with it, def decode(self, state, z) -> the decoder's mean G(z) in data space
 
 
 @dataclass

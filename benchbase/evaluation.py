@@ -91,6 +91,18 @@ class ModelHandle:
         out = self.model.denoise(self.state, self.fw.put(np.ascontiguousarray(x_t, dtype=np.float32), self.device), t)
         return self.fw.to_numpy(out)
 
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The encoder's Gaussian (mean, log variance) per example; log variance None for
+        a deterministic encoder."""
+        mean, log_var = self.model.encode(self.state, self.fw.put(np.ascontiguousarray(x, dtype=np.float32),
+                                                                  self.device))
+        return self.fw.to_numpy(mean), None if log_var is None else self.fw.to_numpy(log_var)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """The decoder's mean G(z), in data space."""
+        return self.fw.to_numpy(self.model.decode(self.state, self.fw.put(np.ascontiguousarray(z, dtype=np.float32),
+                                                                          self.device)))
+
     def log_prob(self, x: np.ndarray, salt: int = 0) -> np.ndarray:
         key = self.fw.key(mix_seed(self.seed, SALT_EVAL, salt), 0, self.device)
         out = self.model.log_prob(self.state, self.fw.put(np.ascontiguousarray(x, dtype=np.float32), self.device), key)

@@ -30,8 +30,8 @@ def benchbase_register_models(register):
     ``Config`` dataclass holding every hyperparameter with its default, and the
     methods ``init``, ``train_step``, ``sample``, ``save``, ``load`` and
     ``param_count``. Optional capabilities that metrics can ask for are declared in
-    ``capabilities`` (``heldout_loss``, ``denoise``, ``log_prob``) and implemented as
-    methods of the same name.
+    ``capabilities`` (``heldout_loss``, ``denoise``, ``log_prob``, ``encode``) and
+    implemented as methods of the same name (``encode`` comes with ``decode``).
 
     The core owns the training loop: ``train_step`` receives one batch drawn by the
     core from the training subset already on the device, and must not iterate over

@@ -412,17 +412,29 @@ def _check_denoise(c: Checker, h: _Harness, model: Any, state: Any, n_samples: i
                   "denoise each example independently (no batch statistics, BatchNorm in eval mode)")
 
 
-def _check_log_prob(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
+def _on_seven_twice(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int, cap: str, what: str,
+                    call, convert) -> list:
+    """``call(x)`` on 7 test examples, twice, each result through ``convert``; the model
+    must be unchanged after the first call."""
     before = h.sample(model, state, n_samples)
     x = h.fw.put(np.ascontiguousarray(h.splits.test[:7]), h.device)
     outs = []
     for _ in range(2):
-        with c.calling("log_prob", "log_prob(state, x of 7 examples, key)"):
-            raw = model.log_prob(state, x, h.key(_CAPABILITY))
-        h.native(raw, "log_prob(state, x, key)", "log_prob.type")
-        outs.append(np.array(h.fw.to_numpy(raw), copy=True))
+        with c.calling(cap, what):
+            raw = call(x)
+        outs.append(convert(raw))
         if len(outs) == 1:
-            _unchanged(c, h, model, state, before, "log_prob")
+            _unchanged(c, h, model, state, before, cap)
+    return outs
+
+
+def _check_log_prob(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
+    def convert(raw):
+        h.native(raw, "log_prob(state, x, key)", "log_prob.type")
+        return np.array(h.fw.to_numpy(raw), copy=True)
+
+    outs = _on_seven_twice(c, h, model, state, n_samples, "log_prob", "log_prob(state, x of 7 examples, key)",
+                           lambda x: model.log_prob(state, x, h.key(_CAPABILITY)), convert)
     c.require(outs[0].shape == (7,), "log_prob.shape", f"log_prob of 7 examples returned shape {outs[0].shape}",
               "return one log-likelihood (nats) per example: shape (n,)")
     c.require(bool(np.isfinite(outs[0]).all()), "log_prob.finite", "log_prob returned NaN or Inf",
@@ -431,8 +443,36 @@ def _check_log_prob(c: Checker, h: _Harness, model: Any, state: Any, n_samples: 
               "log_prob gave two answers for the same x and key", _FIX_KEY)
 
 
+def _check_encode(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
+    def convert(raw):
+        c.require(isinstance(raw, tuple) and len(raw) == 2, "encode.pair",
+                  f"encode returned {type(raw).__name__}, not a (mean, log_var) pair",
+                  "return (mean, log_var), log_var None for a deterministic encoder")
+        mean, log_var = raw
+        h.native(mean, "encode(state, x) mean", "encode.type")
+        return (np.array(h.fw.to_numpy(mean), copy=True),
+                None if log_var is None else np.array(h.fw.to_numpy(log_var), copy=True))
+
+    codes = _on_seven_twice(c, h, model, state, n_samples, "encode", "encode(state, x of 7 examples)",
+                            lambda x: model.encode(state, x), convert)
+    mean, log_var = codes[0]
+    c.require(mean.ndim == 2 and len(mean) == 7, "encode.shape", f"encode of 7 examples gave a mean of shape "
+              f"{mean.shape}", "one latent code per example: shape (n, latent_dim)")
+    c.require(log_var is None or log_var.shape == mean.shape, "encode.log_var",
+              f"log_var has shape {None if log_var is None else log_var.shape}, mean {mean.shape}",
+              "a diagonal Gaussian: log_var shaped like the mean (or None for a point mass)")
+    c.require(bool(np.isfinite(mean).all()) and (log_var is None or bool(np.isfinite(log_var).all())),
+              "encode.finite", "encode returned NaN or Inf", "clamp the log variance")
+    c.require(same(codes[1][0], mean), "encode.deterministic", "encode gave two codes for the same x",
+              "encode returns the encoder's distribution, not a draw from it")
+    with c.calling("encode", "decode(state, z of 7 codes)"):
+        out = h.fw.to_numpy(model.decode(state, h.fw.put(np.ascontiguousarray(mean, dtype=np.float32), h.device)))
+    c.require(out.shape == tuple(h.splits.test[:7].shape), "encode.decode_shape",
+              f"decode of 7 codes returned shape {out.shape}", "decode returns the decoder's mean in data space")
+
+
 _CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_denoise,
-                      "log_prob": _check_log_prob}
+                      "log_prob": _check_log_prob, "encode": _check_encode}
 
 
 # Usual size knobs and the small values that keep a conformance check to a second

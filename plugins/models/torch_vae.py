@@ -51,6 +51,18 @@ class TorchVAE(VAEVariant, TorchModel):
         return torch.cat(out)
 
     @torch.no_grad()
+    def encode(self, state: TorchState, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's Gaussian q(z | x): (mean, log variance)."""
+        mu, logvar = state.net["enc"](x).chunk(2, dim=1)
+        return mu, logvar
+
+    @torch.no_grad()
+    def decode(self, state: TorchState, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean in data space (Bernoulli: 2 sigmoid(logits) - 1)."""
+        out = state.net["dec"](z)
+        return out if self.config.decoder == "gaussian" else 2 * torch.sigmoid(out) - 1
+
+    @torch.no_grad()
     def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
         cfg, dec = self.config, state.net["dec"]
         device = next(dec.parameters()).device
