@@ -35,6 +35,7 @@ from omegaconf import OmegaConf
 
 from benchbase.config import DYNAMICS_CRITERIA, DynamicsEntry, typed
 from benchbase.errors import ConfigError
+from benchbase.fits import fit_power_law, format_interval
 from benchbase.twins import twin_records
 
 RATE_AXIS = "log10_step"
@@ -308,7 +309,8 @@ def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=N
         rec = derive_run(store.evals(r["run_id"]), cfg, factors.get(r["run_id"], 1.0))
         rec["norm_refs"] = refs
         records[r["run_id"]] = rec
-    for run_id, twin in twin_records(store, [r for r in runs if r["run_id"] in records], registry).items():
+    finished = [r for r in runs if r["run_id"] in records]
+    for run_id, twin in twin_records(store, finished, registry).items():
         records[run_id]["twin"] = twin
     if write:
         store.write_derived(suite, records)
@@ -328,28 +330,10 @@ def derive_after_run(store, suite, registry=None) -> None:
 # ---------------------------------------------------------------------- scaling fit
 
 
-def fit_power_law(x, y) -> dict | None:
-    """Least squares of log y on log x: slope, intercept, R^2, slope standard error."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    lx, ly = np.log(x[ok]), np.log(y[ok])
-    if len(lx) < 2 or np.ptp(lx) == 0:
-        return None
-    slope, intercept = np.polyfit(lx, ly, 1)
-    pred = intercept + slope * lx
-    ss_res = float(((ly - pred) ** 2).sum())
-    ss_tot = float(((ly - ly.mean()) ** 2).sum())
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
-    dof = len(lx) - 2
-    stderr = math.sqrt(ss_res / dof / float(((lx - lx.mean()) ** 2).sum())) if dof > 0 else None
-    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "stderr": stderr,
-            "points": int(len(lx)), "distinct_x": int(len(np.unique(lx)))}
-
-
 def group_key(spec: dict) -> tuple:
-    """Runs that differ only in n, subset split and seed share a tau_mem-vs-n fit."""
-    sweep = {k: v for k, v in spec.get("sweep", {}).items() if k not in ("n", "subset.split")}
+    """Runs that differ only in n, subset split or holdout fold and seed share a
+    tau_mem-vs-n fit (and a figure)."""
+    sweep = {k: v for k, v in spec.get("sweep", {}).items() if k not in ("n", "subset.split", "subset.holdout")}
     return (spec["model"]["label"], spec["dataset"]["label"], json.dumps(sweep, sort_keys=True, default=str))
 
 
@@ -389,11 +373,11 @@ def format_fit(fit: dict) -> str:
     head = f"{fit['quantity']} vs n, {fit['group']}: "
     if f is None:
         return head + f"no fit (fewer than 2 distinct n reached memorization; not reached at n={fit['censored']})"
-    err = f" ± {f['stderr']:.3f}" if f["stderr"] is not None else ""
     cens = f"; not reached within the budget at n={fit['censored']}" if fit["censored"] else ""
     if fit.get("left_censored"):
         cens += f"; already met at the first evaluation (left out) at n={fit['left_censored']}"
-    return (head + f"slope {f['slope']:.3f}{err} (log-log least squares), R^2 = {f['r2']:.3f}, "
+    slope = format_interval(f["slope"], f.get("ci95"), f.get("bootstrap95"), f.get("dof"))
+    return (head + f"slope {slope} (log-log least squares), R^2 = {f['r2']:.3f}, "
                    f"{f['points']} runs at {f['distinct_x']} values of n{cens}")
 
 
@@ -454,6 +438,10 @@ def _command(args) -> int:
             for f in tau_fits(runs, records, key) if any(rec.get(key) is not None for rec in records.values())]
     for f in fits:
         print(format_fit(f))
+    from benchbase.exponents import axis_fits, format_axis_fit
+
+    for f in axis_fits(runs, records, ("tau_mem", "tau_mem_copy", "tau_mem_loss")):
+        print(format_axis_fit(f))
     return 0
 
 
@@ -490,13 +478,8 @@ def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dic
             continue
         per_level = []
         for level in levels:
-            hits = []
-            for m in members:
-                traj = trajectories[m["run_id"]]
-                on = onset(traj.steps, curve(traj), level, confirm)
-                if on.step is not None and on.censored != "left":
-                    hits.append((m["spec"]["subset"]["n"], on.step,
-                                 on.step * records[m["run_id"]].get("norm_factor", 1.0)))
+            hits = [(m["spec"]["subset"]["n"], step, step * records[m["run_id"]].get("norm_factor", 1.0))
+                    for m, step in level_crossings(members, trajectories, curve, level, confirm)]
             if len({n for n, _, _ in hits}) < 2:
                 continue
             raw, norm = np.log10([a for _, a, _ in hits]), np.log10([b for _, _, b in hits])
@@ -507,6 +490,19 @@ def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dic
                     "spread_step": float(np.mean([p["spread_step"] for p in per_level])) if per_level else None,
                     "spread_normalized": (float(np.mean([p["spread_normalized"] for p in per_level]))
                                           if per_level else None)})
+    return out
+
+
+def level_crossings(members: list[dict], trajectories: dict[str, Trajectory], curve, level: float,
+                    confirm: int) -> list[tuple[dict, float]]:
+    """(run, step) for every run whose ``curve(trajectory)`` first exceeds ``level`` after
+    its first evaluation (``onset``'s rule and interpolation)."""
+    out = []
+    for m in members:
+        traj = trajectories[m["run_id"]]
+        on = onset(traj.steps, curve(traj), level, confirm)
+        if on.step is not None and on.censored != "left":
+            out.append((m, on.step))
     return out
 
 

@@ -19,6 +19,11 @@ import numpy as np
 
 from benchbase.dynamics import (Trajectory, collapse, derive_suite, dynamics_settings, format_collapse, format_fit,
                                 group_key, group_label, relative_gap, suite_dynamics, tau_fits)
+from benchbase.exponents import axis_fits, collapse_comparison, format_axis_fit, format_collapse_comparison
+from benchbase.figure_kit import as_images as _as_images
+from benchbase.figure_kit import image_rows as _image_rows
+from benchbase.figure_kit import pyplot as _plt
+from benchbase.figure_kit import save_figure as _save
 
 FORMATS = ("png", "svg")
 CRITERIA_STYLE = {"copy": ("o", "copy criterion"), "loss": ("s", "loss criterion")}
@@ -49,6 +54,8 @@ class SuiteData:
     settings: object  # DynamicsEntry
     fits: list[dict] = field(default_factory=list)
     collapse: list[dict] = field(default_factory=list)  # curve spread against step vs normalized step
+    axis_fits: list = field(default_factory=list)  # exponents of every swept axis at once (AxisFit)
+    normalizations: list = field(default_factory=list)  # paper's vs measured collapse (CollapseComparison)
 
     def groups(self) -> dict[tuple, list[RunData]]:
         out: dict[tuple, list[RunData]] = {}
@@ -76,34 +83,14 @@ def load_suite_data(store, suite: str, registry=None) -> SuiteData:
     spread = [c for metric in (settings.copy_metric, "relative_gap")
               for c in collapse([r.run for r in data], trajs, records, metric, confirm=settings.confirm,
                                 loss_metric=settings.loss_metric)]
-    return SuiteData(suite, data, settings, fits, spread)
+    multi = axis_fits([r.run for r in data], records, ("tau_mem", "tau_mem_copy", "tau_mem_loss"))
+    compared = [c for metric in (settings.copy_metric, "relative_gap")
+                for c in collapse_comparison([r.run for r in data], trajs, records, metric, settings.confirm,
+                                             settings.loss_metric)]
+    return SuiteData(suite, data, settings, fits, spread, multi, compared)
 
 
 # ------------------------------------------------------------------- plumbing
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.hashsalt": "benchbase", "figure.dpi": 110, "font.size": 9,
-                         "axes.titlesize": 10, "legend.fontsize": 8})
-    return plt
-
-
-def _save(fig, out: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
-    paths = []
-    for fmt in formats:
-        path = out / f"{stem}.{fmt}"
-        meta = {"Date": None} if fmt == "svg" else {}
-        fig.savefig(path, format=fmt, bbox_inches="tight", metadata=meta)
-        paths.append(path)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return paths
 
 
 def _slug(text: str) -> str:
@@ -231,7 +218,8 @@ def plot_tau(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
             label = f"{crit_label}" + (f", {group_label(gkey)}" if len(groups) > 1 else "")
             if fit and fit["fit"]:
                 f = fit["fit"]
-                err = f" ± {f['stderr']:.2f}" if f["stderr"] is not None else ""
+                band = f.get("bootstrap95") or f.get("ci95")
+                err = f" [{band[0]:.2f}, {band[1]:.2f}]" if band else ""
                 label += f": slope {f['slope']:.2f}{err}, R² {f['r2']:.3f}"
                 xs = np.geomspace(min(n for n, _ in reached), max(n for n, _ in reached), 50)
                 ax.plot(xs, np.exp(f["intercept"]) * xs ** f["slope"], "-", color=color, lw=1.2)
@@ -273,7 +261,7 @@ def _plain_log_ticks(ax, values: list) -> None:
 
 
 def _phase_axis(runs: list[RunData]) -> str | None:
-    keys = {k for r in runs for k in r.spec.get("sweep", {}) if k not in ("n", "subset.split")}
+    keys = {k for r in runs for k in r.spec.get("sweep", {}) if k not in ("n", "subset.split", "subset.holdout")}
     for k in ("model.width", "model.channels", "model.base_channels"):
         if k in keys:
             return k
@@ -327,35 +315,6 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
 
 
 # ------------------------------------------------------------------------ images
-
-
-def _as_images(x: np.ndarray, value_range=(-1.0, 1.0)) -> np.ndarray | None:
-    """(N, C, H, W) in value_range -> (N, H, W[, 3]) in [0, 1] for imshow; None for vectors."""
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        return None
-    lo, hi = value_range
-    img = np.clip((x - lo) / (hi - lo), 0, 1)
-    return img[:, 0] if x.shape[1] == 1 else img.transpose(0, 2, 3, 1)
-
-
-def _image_rows(plt, rows: list[tuple[str, np.ndarray, list[str] | None]], title: str):
-    cols = max(len(imgs) for _, imgs, _ in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(0.95 * cols + 1.2, 1.05 * len(rows) + 0.6), squeeze=False)
-    for i, (label, imgs, notes) in enumerate(rows):
-        for j in range(cols):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if j < len(imgs):
-                ax.imshow(imgs[j], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                if notes:
-                    ax.set_title(notes[j], fontsize=6.5, pad=2)
-        axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def _one_per_n(runs: list[RunData]) -> list[RunData]:
@@ -503,12 +462,21 @@ def dynamics_table(data: SuiteData) -> str:
                      tablefmt="github", disable_numparse=True)
     fits = "\n".join(f"- {format_fit(f)}" for f in data.fits) or "- no fit: no run reached memorization"
     spread = "\n".join(f"- {format_collapse(c)}" for c in data.collapse) or "- fewer than two n per group"
-    return (head + table + "\n\n### Fits of log tau_mem against log n\n\n" + fits
+    text = (head + table + "\n\n### Fits of log tau_mem against log n (95% intervals)\n\n" + fits
             + "\n\n### Do the curves collapse under the normalized step?\n\n" + spread + "\n")
+    if data.axis_fits:
+        text += ("\n### Exponents of every swept axis (one fit per family, 95% intervals)\n\n"
+                 + "\n".join(f"- {format_axis_fit(f)}" for f in data.axis_fits) + "\n")
+    if data.normalizations:
+        text += ("\n### The paper's normalization against the measured exponents\n\n"
+                 + "\n".join(f"- {format_collapse_comparison(c)}" for c in data.normalizations) + "\n")
+    return text
 
 
 def dynamics_json(data: SuiteData) -> dict:
     return {"suite": data.name, "settings": _asdict(data.settings), "fits": data.fits, "collapse": data.collapse,
+            "axis_fits": [f.to_dict() for f in data.axis_fits],
+            "normalizations": [c.to_dict() for c in data.normalizations],
             "runs": [{"run_id": r.run["run_id"], "n": r.n, "seed": r.run["seed"],
                       "sweep": r.spec.get("sweep", {}), "model": r.spec["model"]["label"], **r.derived}
                      for r in data.runs]}
@@ -564,5 +532,9 @@ def _plot(args) -> int:
         print(format_fit(f))
     for c in data.collapse:
         print(format_collapse(c))
+    for f in data.axis_fits:
+        print(format_axis_fit(f))
+    for c in data.normalizations:
+        print(format_collapse_comparison(c))
     print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
     return 0

@@ -189,6 +189,7 @@ def test_power_law_fit_matches_scipy_linregress():
     assert fit["slope"] == pytest.approx(ref.slope) and fit["intercept"] == pytest.approx(ref.intercept)
     assert fit["r2"] == pytest.approx(ref.rvalue ** 2) and fit["stderr"] == pytest.approx(ref.stderr)
     assert fit_power_law([32, 32], [1, 2]) is None and fit_power_law([32], [1]) is None
+    assert fit_power_law([], []) is None
 
 
 def test_dynamics_settings_take_overrides_and_reject_bad_ones():
