@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 from benchbase.config import DYNAMICS_CRITERIA, DynamicsEntry, typed
 from benchbase.errors import ConfigError
 from benchbase.fits import fit_power_law, format_interval
+from benchbase.memscore import format_record, memscore_records
 from benchbase.twins import twin_records
 
 RATE_AXIS = "log10_step"
@@ -297,7 +298,9 @@ def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=N
     """Derive and store the quantities of every finished run of ``suite``; returns them.
 
     Includes twin similarity for runs that have a twin (same spec but another
-    ``subset.split`` part; see benchbase.twins).
+    ``subset.split`` part; see benchbase.twins) and the leave-fold-out memorization
+    score for runs trained on S whose fold runs (``subset.holdout``) finished too
+    (benchbase.memscore).
     """
     cfg = cfg or suite_dynamics(store, suite)
     runs = store.runs(suite=suite)
@@ -312,6 +315,8 @@ def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=N
     finished = [r for r in runs if r["run_id"] in records]
     for run_id, twin in twin_records(store, finished, registry).items():
         records[run_id]["twin"] = twin
+    for run_id, scores in memscore_records(store, finished).items():
+        records[run_id]["memorization_score"] = scores
     if write:
         store.write_derived(suite, records)
     return records
@@ -442,6 +447,12 @@ def _command(args) -> int:
 
     for f in axis_fits(runs, records, ("tau_mem", "tau_mem_copy", "tau_mem_loss")):
         print(format_axis_fit(f))
+    shown = set()
+    for r in runs:
+        rec = records[r["run_id"]].get("memorization_score")
+        if rec and json.dumps(rec["full_runs"]) not in shown:
+            shown.add(json.dumps(rec["full_runs"]))
+            print(format_record(rec, group_label(group_key(r["spec"]))))
     return 0
 
 

@@ -24,6 +24,7 @@ from benchbase.figure_kit import as_images as _as_images
 from benchbase.figure_kit import image_rows as _image_rows
 from benchbase.figure_kit import pyplot as _plt
 from benchbase.figure_kit import save_figure as _save
+from benchbase.memscore_figures import memscore_lines, plot_memorization_scores
 
 FORMATS = ("png", "svg")
 CRITERIA_STYLE = {"copy": ("o", "copy criterion"), "loss": ("s", "loss criterion")}
@@ -470,6 +471,9 @@ def dynamics_table(data: SuiteData) -> str:
     if data.normalizations:
         text += ("\n### The paper's normalization against the measured exponents\n\n"
                  + "\n".join(f"- {format_collapse_comparison(c)}" for c in data.normalizations) + "\n")
+    scores = memscore_lines(data)
+    if scores:
+        text += "\n### Leave-fold-out memorization score\n\n" + "\n".join(f"- {line}" for line in scores) + "\n"
     return text
 
 
@@ -498,6 +502,7 @@ def write_all(store, suite: str, out: Path, formats=FORMATS, wanted: list[str] |
     paths += plot_phase(data, out, formats)
     paths += plot_samples(store, data, out, formats, registry=registry)
     paths += plot_twins(store, data, out, formats)
+    paths += plot_memorization_scores(store, data, out, formats, registry)
     md = out / f"{suite}.dynamics.md"
     md.write_text(dynamics_table(data), encoding="utf-8")
     js = out / f"{suite}.dynamics.json"
@@ -536,5 +541,7 @@ def _plot(args) -> int:
         print(format_axis_fit(f))
     for c in data.normalizations:
         print(format_collapse_comparison(c))
+    for line in memscore_lines(data):
+        print(line)
     print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
     return 0
