@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.metrics.diversity",
     "benchbase_plugins.metrics.model_aware",
     "benchbase_plugins.metrics.likelihood",
+    "benchbase_plugins.metrics.generalization_bound",
     "benchbase_plugins.features.pixels",
     "benchbase_plugins.features.random_conv",
     "benchbase_plugins.features.pretrained",
