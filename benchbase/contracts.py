@@ -20,6 +20,7 @@ DIRECTIONS = ("higher", "lower", "target")
 MODALITIES = ("vector", "image")
 CAPABILITIES = ("heldout_loss", "denoise", "log_prob", "encode")
 RUN_STATUSES = ("pending", "running", "done", "failed", "diverged", "timeout")
+FINAL_STATUSES = ("done", "diverged")  # outcomes a rerun does not repeat
 
 
 @dataclass
@@ -104,15 +105,22 @@ class TrainData:
 # --------------------------------------------------------------------------- plugins
 
 
-class Dataset:
-    """Base for dataset plugins."""
+class Configurable:
+    """What every plugin class shares: a ``Config`` dataclass holding its parameters
+    (each with a default), a ``version`` that goes into run ids (bump it when the
+    numbers change), and instances made from a config (the defaults when none)."""
 
-    name: ClassVar[str]
     Config: ClassVar[type] = EmptyConfig
     version: ClassVar[str] = "1"
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
+
+
+class Dataset(Configurable):
+    """Base for dataset plugins."""
+
+    name: ClassVar[str]
 
     def load(self) -> DataSplits:
         raise NotImplementedError
@@ -120,7 +128,7 @@ class Dataset:
     # Optional: ``def sample_true(self, n: int, seed: int) -> np.ndarray``
 
 
-class Model:
+class Model(Configurable):
     """Base for model plugins: one ``train_step`` the core calls, never a loop.
 
     ``state`` is whatever the model needs between steps (parameters, optimiser
@@ -132,14 +140,9 @@ class Model:
     name: ClassVar[str]
     family: ClassVar[str]
     framework: ClassVar[str]
-    Config: ClassVar[type] = EmptyConfig
-    version: ClassVar[str] = "1"
     capabilities: ClassVar[frozenset] = frozenset()
     #: False for oracles that need no training: the core evaluates them once.
     trains: ClassVar[bool] = True
-
-    def __init__(self, config: Any = None):
-        self.config = config if config is not None else self.Config()
 
     def batches_per_step(self) -> int:
         """How many batches one ``train_step`` consumes (e.g. GAN critic steps)."""
@@ -230,7 +233,7 @@ class EvalContext:
         return np.random.default_rng([self.seed, self.step, salt])
 
 
-class Metric:
+class Metric(Configurable):
     """Base for metric plugins. ``compute`` returns ``{name: value, name.detail: ...}``."""
 
     name: ClassVar[str]
@@ -238,11 +241,6 @@ class Metric:
     target: ClassVar[float | None] = None
     requires: ClassVar[frozenset] = frozenset()
     references: ClassVar[tuple] = ("train",)
-    Config: ClassVar[type] = EmptyConfig
-    version: ClassVar[str] = "1"
-
-    def __init__(self, config: Any = None):
-        self.config = config if config is not None else self.Config()
 
     def params(self) -> dict:
         """Parameters stored with every value (thresholds, k, sample counts)."""
@@ -252,16 +250,14 @@ class Metric:
         raise NotImplementedError
 
 
-class FeatureExtractor:
+class FeatureExtractor(Configurable):
     """Base for feature spaces. ``embed`` maps (N, *shape) float32 to (N, d) float32."""
 
     name: ClassVar[str]
     modalities: ClassVar[tuple] = MODALITIES
-    Config: ClassVar[type] = EmptyConfig
-    version: ClassVar[str] = "1"
 
     def __init__(self, config: Any = None):
-        self.config = config if config is not None else self.Config()
+        super().__init__(config)
         #: set by the core before ``prepare``: a folder next to the results where a
         #: learned space may cache what it fitted (None: no cache), and the dataset's
         #: full train split (a space fitted on it is the same for every subset size)
@@ -281,30 +277,20 @@ class FeatureExtractor:
         raise NotImplementedError
 
 
-class Publisher:
+class Publisher(Configurable):
     """Base for leaderboard renderers."""
 
     name: ClassVar[str]
     extension: ClassVar[str] = "txt"
-    Config: ClassVar[type] = EmptyConfig
-    version: ClassVar[str] = "1"
-
-    def __init__(self, config: Any = None):
-        self.config = config if config is not None else self.Config()
 
     def render(self, tables: list) -> str:
         raise NotImplementedError
 
 
-class Executor:
+class Executor(Configurable):
     """Base for executors: run tasks somewhere, deliver every event to ``sink``."""
 
     name: ClassVar[str]
-    Config: ClassVar[type] = EmptyConfig
-    version: ClassVar[str] = "1"
-
-    def __init__(self, config: Any = None):
-        self.config = config if config is not None else self.Config()
 
     def execute(self, tasks: list, work: Callable, sink: Callable) -> None:
         raise NotImplementedError

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 
 from benchbase.contracts import DataSpec, DataSplits
 from benchbase.errors import BenchbaseInputError
+from benchbase.specs import SubsetPlan
 
 
 @dataclass
@@ -38,17 +38,6 @@ class Subset:
     # ``holdout``: the fold of the selected examples left out of training (else None)
     heldout_x: np.ndarray | None = None
     heldout_indices: np.ndarray | None = None
-
-
-def parse_split(text: str) -> tuple[int, int]:
-    """'2 of 3' -> (2, 3): the second of three disjoint parts."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:of|/)\s*(\d+)\s*", str(text))
-    if not m:
-        raise ValueError(f"split must look like 'k of K' (e.g. '1 of 2'), got '{text}'")
-    k, total = int(m.group(1)), int(m.group(2))
-    if not 1 <= k <= total:
-        raise ValueError(f"split '{text}': k must be between 1 and K")
-    return k, total
 
 
 def content_hash(x: np.ndarray, y: np.ndarray | None = None) -> str:
@@ -126,21 +115,18 @@ def _check_splits(name: str, s: DataSplits) -> None:
 SUBSET_MODES = ("first", "random")
 
 
-def subset_problems(subset: dict, info: DataInfo) -> list[str]:
-    """What is wrong with a subset request for this dataset, checked before anything runs
-    (n against the dataset size is checked by the suite builder)."""
+def subset_problems(subset: SubsetPlan, info: DataInfo) -> list[str]:
+    """What is wrong with a subset request for this particular dataset, checked before
+    anything runs (the values alone are checked by the suite schema, n against the
+    dataset size by the run planner)."""
     problems = []
-    dedup = subset.get("dedup")
-    if dedup is not None:
-        if info.spec.modality != "image":
-            problems.append(f"dedup compares downsampled images by correlation; this dataset is "
-                            f"{info.spec.modality} data")
-        if not 0 < float(dedup) <= 1:
-            problems.append(f"dedup is a correlation threshold in (0, 1] (e.g. 0.95), got {dedup}")
+    if subset.dedup is not None and info.spec.modality != "image":
+        problems.append(f"dedup compares downsampled images by correlation; this dataset is "
+                        f"{info.spec.modality} data")
     return problems
 
 
-def select_subset(splits: DataSplits, subset: dict) -> Subset:
+def select_subset(splits: DataSplits, subset: SubsetPlan | dict) -> Subset:
     """Pick the training examples of a run: deterministic in ``subset`` alone.
 
     1. The pool is the train split in its fixed order, minus near-duplicates when
@@ -156,14 +142,10 @@ def select_subset(splits: DataSplits, subset: dict) -> Subset:
        two). The fold is returned as ``heldout_x``/``heldout_indices``.
     """
     n_train = len(splits.train)
-    mode = subset.get("mode", "first")
+    subset = SubsetPlan.from_dict(subset)
+    mode, split, n, dedup = subset.mode, subset.split, subset.n, subset.dedup
     if mode not in SUBSET_MODES:
         raise BenchbaseInputError(f"subset mode '{mode}' is unknown; valid: {', '.join(SUBSET_MODES)}")
-    split = subset.get("split")
-    if isinstance(split, str):
-        split = parse_split(split)
-    n = subset.get("n")
-    dedup = subset.get("dedup")
     provenance: dict = {"pool_size": int(n_train), "mode": mode}
     pool = np.arange(n_train)
     if dedup is not None:
@@ -195,15 +177,14 @@ def select_subset(splits: DataSplits, subset: dict) -> Subset:
         raise BenchbaseInputError(f"n={n} is larger than the {len(pool)} examples of {where}the train split "
                                   f"({n_train} examples){after}")
     if mode == "random":
-        chosen = pool[np.random.default_rng(subset.get("seed", 0)).permutation(len(pool))[:n]]
+        chosen = pool[np.random.default_rng(subset.seed).permutation(len(pool))[:n]]
     else:
         chosen = pool[:n]
     chosen = np.asarray(chosen, dtype=np.int64)
     provenance["n"] = int(n)
     heldout = None
-    holdout = subset.get("holdout")
-    if holdout:
-        k, total = parse_split(holdout) if isinstance(holdout, str) else (int(v) for v in holdout)
+    if subset.holdout:
+        k, total = subset.holdout
         if not 1 <= k <= total or total > n:
             raise BenchbaseInputError(f"holdout [{k}, {total}]: need 1 <= k <= K <= n (n={n})")
         folds = np.array_split(np.arange(n), total)

@@ -13,12 +13,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from benchbase.config import Suite, plugin_config
-from benchbase.dynamics import derive_after_run
+from benchbase.config import Suite
+from benchbase.structured import plugin_config
+from benchbase.derived import derive_after_run
 from benchbase.plugins import Registry
 from benchbase.progress import Reporter
 from benchbase.runner import Evaluated, Finished, Progress, RunTask, Started, execute_task
-from benchbase.store import FINAL_STATUSES, Holder, Lease, Store
+from benchbase.contracts import FINAL_STATUSES
+from benchbase.leases import Holder, Lease
+from benchbase.store import Store
 
 
 @dataclass
@@ -67,9 +70,8 @@ class Sink:
         if isinstance(event, Started):
             self.store.mark_running(event.run_id, event.provenance)
             self.reporter.start(event.run_id, task.index, task.total, spec.title,
-                                spec.budget["steps"], event.resumed_from)
-            self.registry.notify("benchbase_run_started", spec=spec, run_id=event.run_id,
-                                 provenance=event.provenance)
+                                spec.budget.steps, event.resumed_from)
+            self.registry.observers.run_started(spec, event.run_id, event.provenance)
         elif isinstance(event, Progress):
             self.reporter.progress(event.run_id, event.step, event.total, event.examples_per_s,
                                    event.steps_per_s)
@@ -80,18 +82,16 @@ class Sink:
             headline = ", ".join(f"{r.metric}[{r.ref}]={r.value:.4g}" for r in event.rows
                                  if "." not in r.metric and "/" not in r.metric)
             self.reporter.evaluated(event.run_id, event.step, headline)
-            self.registry.notify("benchbase_evaluated", spec=spec, run_id=event.run_id, step=event.step,
-                                 examples=event.examples, results=event.rows)
+            self.registry.observers.evaluated(spec, event.run_id, event.step, event.examples, event.rows)
         elif isinstance(event, Finished):
             self.store.finish_run(event.run_id, event.status, event.summary, event.error)
             self.finished[event.run_id] = event.status
             if self.lease is not None:
-                self.store.release(self.lease, event.run_id)
+                self.store.leases.release(self.lease, event.run_id)
             if event.status != "done":
                 self.reasons[event.run_id] = event.summary.get("reason") or (event.error or "").strip()[-300:]
             self.reporter.finish(event.run_id, event.status, event.summary)
-            self.registry.notify("benchbase_run_finished", spec=spec, run_id=event.run_id,
-                                 status=event.status, summary=event.summary)
+            self.registry.observers.run_finished(spec, event.run_id, event.status, event.summary)
 
 
 class TaskQueue:
@@ -114,7 +114,7 @@ class TaskQueue:
     def __iter__(self) -> Iterator[RunTask]:
         for spec in self.specs:
             rid = spec.run_id
-            outcome = self.store.claim(rid, self.lease)
+            outcome = self.store.leases.claim(rid, self.lease)
             if isinstance(outcome, Holder):
                 self.deferred[rid] = outcome
                 continue
@@ -155,7 +155,7 @@ class Heartbeat:
             while not self._stop.wait(interval):
                 try:
                     store = store or Store(self.path)
-                    store.heartbeat(self.lease)
+                    store.leases.heartbeat(self.lease)
                 except Exception as exc:  # never kill the suite over a missed heartbeat
                     warnings.warn(f"could not refresh run claims: {exc}")
         finally:
@@ -221,12 +221,12 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
                         if statuses.get(s.run_id) in FINAL_STATUSES:
                             outcome[s.run_id] = statuses[s.run_id]
                     pending = [s for s in pending if s.run_id not in outcome]
-                    if any(store.holder(s.run_id, lease) is None for s in pending):
+                    if any(store.leases.holder(s.run_id, lease) is None for s in pending):
                         break  # free to claim (its holder finished badly or died): next round
                     time.sleep(poll_seconds)
     finally:
         try:
-            store.release(lease)
+            store.leases.release(lease)
         except sqlite3.Error:  # never hide the error that brought us here; the claims go stale
             pass
     outcome.update(sink.finished)
@@ -246,4 +246,4 @@ def _fail_lost_runs(claimed: list[RunTask], sink: "Sink", store: Store, lease: L
             store.finish_run(rid, "failed", {"reason": reason}, error=reason)
             sink.finished[rid] = "failed"
             sink.reasons[rid] = reason
-        store.release(lease, rid)
+        store.leases.release(lease, rid)

@@ -1,10 +1,11 @@
 """Derived training-dynamics quantities of a run: when it starts to memorize, how
 fast it memorizes, and the best fidelity it reached before (seed 001, section 3).
 
-Everything here is computed from what the store already holds (the metric values
-at every evaluation step), after a run finishes, so it can be recomputed for any
-existing store with other thresholds (``benchbase dynamics``). The definitions, in
-short (full text with the reasons in docs/training-dynamics.md):
+The maths only: functions of a run's stored evaluations and of typed run records.
+benchbase.derived reads the store and writes the results back, so they can be
+recomputed for any store with other thresholds (``benchbase dynamics``); the onset
+rule itself is benchbase.verdicts.onset. The definitions, in short (full text with
+the reasons in docs/training-dynamics.md):
 
 - ``tau_mem_copy``: the step at which the copy metric (``mem_ratio``) first exceeds
   ``copy_threshold`` and stays above it for ``confirm`` more evaluations.
@@ -26,18 +27,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from benchbase.config import DYNAMICS_CRITERIA, DynamicsEntry, typed
-from benchbase.errors import ConfigError
 from benchbase.fits import fit_power_law, format_interval
-from benchbase.memscore import format_record, memscore_records
-from benchbase.twins import twin_records
+from benchbase.records import RunRecord
+from benchbase.specs import RunSpec
+from benchbase.suite_schema import DynamicsEntry
+from benchbase.verdicts import Onset, onset
 
 RATE_AXIS = "log10_step"
 
@@ -78,42 +76,6 @@ class Trajectory:
 
 
 # ---------------------------------------------------------------------- criteria
-
-
-@dataclass
-class Onset:
-    """Where a criterion is first met (and confirmed)."""
-
-    step: float | None  # interpolated in log(step); None: not reached
-    eval_step: int | None  # first evaluation step meeting the criterion
-    index: int | None  # its index in the trajectory
-    censored: str | None  # "left": met at the first evaluation; "right": never met
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def onset(steps: np.ndarray, values: np.ndarray, threshold: float, confirm: int = 1) -> Onset:
-    """First evaluation where ``values > threshold`` holds and keeps holding for the next
-    ``confirm`` evaluations (as many as exist), with the crossing interpolated in log(step).
-
-    Missing values (NaN) never meet a criterion.
-    """
-    steps = np.asarray(steps, dtype=float)
-    values = np.asarray(values, dtype=float)
-    above = np.where(np.isfinite(values), values > threshold, False)
-    for i in range(len(steps)):
-        if above[i] and above[i + 1:i + 1 + confirm].all():
-            if i == 0:
-                return Onset(float(steps[0]), int(steps[0]), 0, "left")
-            s0, s1, v0, v1 = steps[i - 1], steps[i], values[i - 1], values[i]
-            frac = 1.0 if not np.isfinite(v0) or v1 == v0 else float(np.clip((threshold - v0) / (v1 - v0), 0, 1))
-            if s0 > 0:
-                at = math.exp(math.log(s0) + frac * (math.log(s1) - math.log(s0)))
-            else:  # an evaluation at step 0: interpolate linearly
-                at = s0 + frac * (s1 - s0)
-            return Onset(float(at), int(s1), i, None)
-    return Onset(None, None, None, "right")
 
 
 def relative_gap(traj: Trajectory, loss_metric: str) -> np.ndarray | None:
@@ -170,30 +132,30 @@ def best_before(traj: Trajectory, metric: str, tau: float | None, censored: str 
 # ------------------------------------------------------------------ normalization
 
 
-def normalization(runs: list[dict]) -> tuple[dict[str, float], dict]:
+def normalization(runs: list[RunRecord]) -> tuple[dict[str, float], dict]:
     """Normalized-step factor (B/B0)(lr/lr0)/(n/n0) per run id, and the references used.
 
-    ``runs`` are store rows (``run_id``, ``spec``); B0, lr0, n0 are the smallest values
-    among them. A run without a learning rate contributes factor 1 for that term.
+    B0, lr0, n0 are the smallest values among ``runs``. A run without a learning rate
+    contributes factor 1 for that term.
     """
     def smallest(values):
         values = [v for v in values if v is not None and v > 0]
         return min(values) if values else None
 
-    specs = [r["spec"] for r in runs]
-    B0 = smallest(s["budget"]["batch_size"] for s in specs)
-    lr0 = smallest(s["model"].get("lr") for s in specs)
-    n0 = smallest(s["subset"].get("n") for s in specs)
+    specs = [r.spec for r in runs]
+    B0 = smallest(s.budget.batch_size for s in specs)
+    lr0 = smallest(s.model.lr for s in specs)
+    n0 = smallest(s.subset.n for s in specs)
     factors = {}
     for r in runs:
-        s = r["spec"]
-        f = s["budget"]["batch_size"] / B0 if B0 else 1.0
-        lr, n = s["model"].get("lr"), s["subset"].get("n")
+        s = r.spec
+        f = s.budget.batch_size / B0 if B0 else 1.0
+        lr, n = s.model.lr, s.subset.n
         if lr0 and lr:
             f *= lr / lr0
         if n0 and n:
             f /= n / n0
-        factors[r["run_id"]] = f
+        factors[r.run_id] = f
     return factors, {"B0": B0, "lr0": lr0, "n0": n0}
 
 
@@ -264,82 +226,14 @@ def _last_finite(values: np.ndarray | None) -> float | None:
     return float(values[ok[-1]]) if len(ok) else None
 
 
-# ------------------------------------------------------------------------- suites
-
-
-def suite_dynamics(store, suite: str) -> DynamicsEntry:
-    """The suite's ``dynamics:`` settings as last run (defaults for older stores)."""
-    resolved = store.suite_resolved(suite)
-    return dynamics_settings((resolved or {}).get("dynamics") or {})
-
-
-def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
-    """A DynamicsEntry from plain data plus ``key=value`` overrides, validated."""
-    cfg = OmegaConf.create(dict(data))
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError("<dynamics>", [(item, "an override must look like key=value "
-                                                    "(e.g. copy_threshold=0.05)")])
-        key, value = item.split("=", 1)
-        key = key.strip().removeprefix("dynamics.")
-        parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
-        if OmegaConf.is_config(parsed):
-            parsed = OmegaConf.to_container(parsed)
-        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    entry = typed(plain, DynamicsEntry, "<dynamics>", "dynamics")
-    if entry.criterion not in DYNAMICS_CRITERIA:
-        raise ConfigError("<dynamics>", [("dynamics.criterion", f"must be one of {', '.join(DYNAMICS_CRITERIA)}")])
-    return entry
-
-
-def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=None,
-                 write: bool = True) -> dict[str, dict]:
-    """Derive and store the quantities of every finished run of ``suite``; returns them.
-
-    Includes twin similarity for runs that have a twin (same spec but another
-    ``subset.split`` part; see benchbase.twins) and the leave-fold-out memorization
-    score for runs trained on S whose fold runs (``subset.holdout``) finished too
-    (benchbase.memscore).
-    """
-    cfg = cfg or suite_dynamics(store, suite)
-    runs = store.runs(suite=suite)
-    factors, refs = normalization(runs)
-    records: dict[str, dict] = {}
-    for r in runs:
-        if r["status"] != "done":
-            continue
-        rec = derive_run(store.evals(r["run_id"]), cfg, factors.get(r["run_id"], 1.0))
-        rec["norm_refs"] = refs
-        records[r["run_id"]] = rec
-    finished = [r for r in runs if r["run_id"] in records]
-    for run_id, twin in twin_records(store, finished, registry).items():
-        records[run_id]["twin"] = twin
-    for run_id, scores in memscore_records(store, finished).items():
-        records[run_id]["memorization_score"] = scores
-    if write:
-        store.write_derived(suite, records)
-    return records
-
-
-def derive_after_run(store, suite, registry=None) -> None:
-    """Called by the driver when a suite invocation ends; a failure here only warns."""
-    try:
-        cfg = DynamicsEntry(**suite.resolved["dynamics"]) if suite.resolved.get("dynamics") else None
-        derive_suite(store, suite.name, cfg, registry)
-    except Exception as exc:  # derived numbers never fail the runs they describe
-        warnings.warn(f"could not derive training-dynamics quantities for suite '{suite.name}': "
-                      f"{type(exc).__name__}: {exc} (rerun with `benchbase dynamics`)")
-
-
 # ---------------------------------------------------------------------- scaling fit
 
 
-def group_key(spec: dict) -> tuple:
+def group_key(spec: RunSpec) -> tuple:
     """Runs that differ only in n, subset split or holdout fold and seed share a
     tau_mem-vs-n fit (and a figure)."""
-    sweep = {k: v for k, v in spec.get("sweep", {}).items() if k not in ("n", "subset.split", "subset.holdout")}
-    return (spec["model"]["label"], spec["dataset"]["label"], json.dumps(sweep, sort_keys=True, default=str))
+    sweep = {k: v for k, v in spec.sweep.items() if k not in ("n", "subset.split", "subset.holdout")}
+    return (spec.model.label, spec.dataset.label, json.dumps(sweep, sort_keys=True, default=str))
 
 
 def group_label(key: tuple) -> str:
@@ -348,7 +242,7 @@ def group_label(key: tuple) -> str:
     return f"{model} on {dataset}" + (f" ({extra})" if extra else "")
 
 
-def tau_fits(runs: list[dict], records: dict[str, dict], key: str = "tau_mem") -> list[dict]:
+def tau_fits(runs: list[RunRecord], records: dict[str, dict], key: str = "tau_mem") -> list[dict]:
     """One fit of log ``key`` against log n per group of runs (see ``group_key``).
 
     Runs that never met the criterion (right-censored) are listed in ``censored``; runs
@@ -358,10 +252,10 @@ def tau_fits(runs: list[dict], records: dict[str, dict], key: str = "tau_mem") -
     flag = "censored" if key == "tau_mem" else f"{key}_censored"
     groups: dict[tuple, list] = {}
     for r in runs:
-        rec = records.get(r["run_id"])
+        rec = records.get(r.run_id)
         if rec is None:
             continue
-        groups.setdefault(group_key(r["spec"]), []).append((r["spec"]["subset"]["n"], rec.get(key), rec.get(flag)))
+        groups.setdefault(group_key(r.spec), []).append((r.n, rec.get(key), rec.get(flag)))
     out = []
     for gkey, pts in groups.items():
         reached = [(n, t) for n, t, c in pts if t is not None and c != "left"]
@@ -386,83 +280,13 @@ def format_fit(fit: dict) -> str:
                    f"{f['points']} runs at {f['distinct_x']} values of n{cens}")
 
 
-# --------------------------------------------------------------------------- CLI
-
-
-def command(sub) -> None:
-    """The ``benchbase dynamics`` sub-command: recompute, store and print derived quantities."""
-    from benchbase.cli import _results_arg
-
-    p = sub.add_parser("dynamics", help="(re)compute tau_mem, memorization rate, best fidelity before "
-                                        "memorization and twin similarity for a suite's stored runs",
-                       description="Derive training-dynamics quantities from stored evaluations, store them "
-                                   "(the leaderboard JSON shows them per run) and print them with the fit of "
-                                   "log tau_mem against log n. Thresholds default to the suite's `dynamics:` "
-                                   "section; override with key=value.")
-    _results_arg(p)
-    p.add_argument("--suite", required=True, help="suite name in the store")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="dynamics settings, e.g. copy_threshold=0.05 criterion=loss")
-    p.add_argument("--json", action="store_true", help="print the records as JSON")
-    p.set_defaults(func=_command)
-
-
-def open_suite_store(results: str, suite: str):
-    """The store in ``results`` for reading ``suite``; clear input errors otherwise."""
-    from pathlib import Path
-
-    from benchbase.errors import BenchbaseInputError, UnknownPluginError
-    from benchbase.store import DB_NAME, Store
-
-    if not (Path(results) / DB_NAME).exists():
-        raise BenchbaseInputError(f"no results in {results}/ (run a suite first, or pass --results)")
-    store = Store(results, create=False)
-    if suite not in store.suites():
-        known = store.suites()
-        store.close()
-        raise UnknownPluginError("suite", suite, known)
-    return store
-
-
-def _command(args) -> int:
-    with open_suite_store(args.results, args.suite) as store:
-        base = dataclasses.asdict(suite_dynamics(store, args.suite))
-        cfg = dynamics_settings(base, args.overrides)
-        records = derive_suite(store, args.suite, cfg)
-        runs = [r for r in store.runs(suite=args.suite) if r["run_id"] in records]
-    if args.json:
-        print(json.dumps(records, indent=2, sort_keys=True, default=str))
-        return 0
-    for r in sorted(runs, key=lambda r: (group_key(r["spec"]), r["n"] or 0, r["seed"])):
-        rec = records[r["run_id"]]
-        tau = "not reached" if rec["tau_mem"] is None else f"{rec['tau_mem']:.0f}"
-        rate = "–" if rec["mem_rate"] is None else f"{rec['mem_rate']:.3f}"
-        print(f"{r['run_id']}  {group_label(group_key(r['spec']))}  n={r['n']} seed={r['seed']}: "
-              f"tau_mem={tau} ({rec['criterion'] or 'no criterion available'}), mem_rate={rate}/decade")
-    fits = [f for key in ("tau_mem", "tau_mem_copy", "tau_mem_loss")
-            for f in tau_fits(runs, records, key) if any(rec.get(key) is not None for rec in records.values())]
-    for f in fits:
-        print(format_fit(f))
-    from benchbase.exponents import axis_fits, format_axis_fit
-
-    for f in axis_fits(runs, records, ("tau_mem", "tau_mem_copy", "tau_mem_loss")):
-        print(format_axis_fit(f))
-    shown = set()
-    for r in runs:
-        rec = records[r["run_id"]].get("memorization_score")
-        if rec and json.dumps(rec["full_runs"]) not in shown:
-            shown.add(json.dumps(rec["full_runs"]))
-            print(format_record(rec, group_label(group_key(r["spec"]))))
-    return 0
-
-
 # ------------------------------------------------------------------ curve collapse
 
 COLLAPSE_LEVELS = {"mem_ratio": (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5),
                    "relative_gap": (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)}
 
 
-def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dict[str, dict],
+def collapse(runs: list[RunRecord], trajectories: dict[str, Trajectory], records: dict[str, dict],
              metric: str = "mem_ratio", levels=None, confirm: int = 1, loss_metric: str = "heldout_gap") -> list[dict]:
     """Do the curves of runs that differ only in n collapse under the normalized step?
 
@@ -480,16 +304,16 @@ def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dic
 
     groups: dict[tuple, list] = {}
     for r in runs:
-        if r["run_id"] in trajectories and r["run_id"] in records:
-            groups.setdefault((group_key(r["spec"]), r["seed"]), []).append(r)
+        if r.run_id in trajectories and r.run_id in records:
+            groups.setdefault((group_key(r.spec), r.seed), []).append(r)
     out = []
     for (gkey, seed), members in groups.items():
-        members = [m for m in members if curve(trajectories[m["run_id"]]) is not None]
-        if len({m["spec"]["subset"]["n"] for m in members}) < 2:
+        members = [m for m in members if curve(trajectories[m.run_id]) is not None]
+        if len({m.n for m in members}) < 2:
             continue
         per_level = []
         for level in levels:
-            hits = [(m["spec"]["subset"]["n"], step, step * records[m["run_id"]].get("norm_factor", 1.0))
+            hits = [(m.n, step, step * records[m.run_id].get("norm_factor", 1.0))
                     for m, step in level_crossings(members, trajectories, curve, level, confirm)]
             if len({n for n, _, _ in hits}) < 2:
                 continue
@@ -504,13 +328,13 @@ def collapse(runs: list[dict], trajectories: dict[str, Trajectory], records: dic
     return out
 
 
-def level_crossings(members: list[dict], trajectories: dict[str, Trajectory], curve, level: float,
-                    confirm: int) -> list[tuple[dict, float]]:
+def level_crossings(members: list[RunRecord], trajectories: dict[str, Trajectory], curve, level: float,
+                    confirm: int) -> list[tuple[RunRecord, float]]:
     """(run, step) for every run whose ``curve(trajectory)`` first exceeds ``level`` after
     its first evaluation (``onset``'s rule and interpolation)."""
     out = []
     for m in members:
-        traj = trajectories[m["run_id"]]
+        traj = trajectories[m.run_id]
         on = onset(traj.steps, curve(traj), level, confirm)
         if on.step is not None and on.censored != "left":
             out.append((m, on.step))

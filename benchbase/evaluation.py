@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchbase.config import RunSpec, plugin_config
+from benchbase.specs import RunSpec
+from benchbase.structured import plugin_config
 from benchbase.contracts import Batch, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
 from benchbase.frameworks import SALT_EVAL, SALT_SAMPLE, mix_seed
@@ -116,29 +117,29 @@ class Evaluator:
                  device, cache: FeatureCache):
         self.spec, self.subset, self.fw, self.device = spec, subset, framework, device
         self.metric_device = framework.metric_device(device)
-        feat = spec.eval["features"]
-        reg = registry.get("feature", feat["name"])
-        cfg, _ = plugin_config(reg, feat["config"], "<run spec>", "eval.features.config")
+        feat = spec.eval.features
+        reg = registry.get("feature", feat.name)
+        cfg, _ = plugin_config(reg, feat.config, "<run spec>", "eval.features.config")
         self.extractor = reg.cls(cfg)
-        self.feature_space = feat["name"]
+        self.feature_space = feat.name
         self.data_spec = splits.spec
-        n_test = spec.eval.get("n_test")
+        n_test = spec.eval.n_test
         self.test_x = splits.test if not n_test else splits.test[:n_test]
         self.test_y = None if splits.test_labels is None else splits.test_labels[:len(self.test_x)]
         if cache.dir is not None:
             self.extractor.cache_dir = str(cache.dir.parent)
         self.extractor.train_split = splits.train
         self.extractor.prepare(subset.x, splits.spec, self.metric_device)
-        feat_key = {"extractor": feat["name"], "config": feat["config"], "version": feat["version"],
+        feat_key = {"extractor": feat.name, "config": feat.config, "version": feat.version,
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
         self.train_f = cache.get({**feat_key, "data": subset.content_hash}, lambda: self._embed(subset.x))
         self.test_f = cache.get({**feat_key, "data": content_hash(self.test_x)}, lambda: self._embed(self.test_x))
         self.metrics = []
         for m in spec.metrics:
-            mreg = registry.get("metric", m["name"])
-            mcfg, _ = plugin_config(mreg, m["config"], "<run spec>", f"metrics.{m['name']}")
+            mreg = registry.get("metric", m.name)
+            mcfg, _ = plugin_config(mreg, m.config, "<run spec>", f"metrics.{m.name}")
             self.metrics.append((m, mreg.cls(mcfg)))
-        self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m["requires"])
+        self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m.requires)
 
     def _embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         parts = [np.asarray(self.extractor.embed(x[i:i + batch]), dtype=np.float32)
@@ -152,10 +153,10 @@ class Evaluator:
     def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
         spec = self.spec
         key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
-        raw = self.fw.to_numpy(model.sample(state, spec.eval["n_samples"], key))
-        expected = (spec.eval["n_samples"], *self.data_spec.shape)
+        raw = self.fw.to_numpy(model.sample(state, spec.eval.n_samples, key))
+        expected = (spec.eval.n_samples, *self.data_spec.shape)
         if raw.shape != expected:
-            raise ValueError(f"model '{spec.model['name']}' sampled shape {raw.shape}, expected {expected}")
+            raise ValueError(f"model '{spec.model.name}' sampled shape {raw.shape}, expected {expected}")
         if not np.isfinite(raw).all():
             raise Diverged(step, "generated samples")
         gen_f = self._embed(raw)
@@ -163,7 +164,7 @@ class Evaluator:
         rows: list[EvalRow] = []
         for entry, metric in self.metrics:
             params = metric.params()
-            for ref_name in entry["references"]:
+            for ref_name in entry.references:
                 ctx = EvalContext(
                     gen=gen_f, train=self.train_f, test=self.test_f, samples=raw,
                     train_data=self.subset.x, test_data=self.test_x, spec=self.data_spec,
@@ -174,11 +175,11 @@ class Evaluator:
                     train_labels=self.subset.y, test_labels=self.test_y, train_indices=self.subset.indices,
                     heldout_data=self.subset.heldout_x, heldout_indices=self.subset.heldout_indices)
                 values = metric.compute(ctx)
-                if entry["name"] not in values:
-                    raise ValueError(f"metric '{entry['name']}' returned {sorted(values)} without its "
-                                     f"headline value '{entry['name']}'")
+                if entry.name not in values:
+                    raise ValueError(f"metric '{entry.name}' returned {sorted(values)} without its "
+                                     f"headline value '{entry.name}'")
                 for name, value in values.items():
                     rows.append(EvalRow(metric=name, value=float(value), ref=ref_name,
                                         feature_space=self.feature_space, params=params))
-        keep = raw[: spec.eval.get("keep_samples", 0)]
+        keep = raw[: spec.eval.keep_samples]
         return rows, keep

@@ -26,6 +26,8 @@ import numpy as np
 
 from benchbase.dynamics import COLLAPSE_LEVELS, Trajectory, level_crossings, relative_gap
 from benchbase.fits import LogLinearFit, fit_log_linear, format_interval
+from benchbase.records import RunRecord
+from benchbase.specs import RunSpec
 
 PAPER_EXPONENTS = {"n": 1.0, "batch_size": -1.0, "lr": -1.0}  # tau ~ n / (B lr)
 AXIS_NAMES = {"n": "n", "budget.batch_size": "batch_size", "model.lr": "lr"}
@@ -35,21 +37,21 @@ def axis_name(sweep_key: str) -> str:
     return AXIS_NAMES.get(sweep_key, sweep_key.split(".", 1)[-1])
 
 
-def run_axes(spec: dict) -> dict[str, float]:
+def run_axes(spec: RunSpec) -> dict[str, float]:
     """The numeric swept values of a run (n always), by axis name."""
-    out = {"n": float(spec["subset"]["n"])}
-    for key, value in spec.get("sweep", {}).items():
+    out = {"n": float(spec.subset.n)}
+    for key, value in spec.sweep.items():
         if key.startswith("subset.") or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         out[axis_name(key)] = float(value)
     return out
 
 
-def family_key(spec: dict) -> tuple:
+def family_key(spec: RunSpec) -> tuple:
     """Runs fitted together: same model and dataset, and the same non-numeric sweep values."""
-    fixed = {k: v for k, v in spec.get("sweep", {}).items()
+    fixed = {k: v for k, v in spec.sweep.items()
              if k.startswith("subset.") or isinstance(v, bool) or not isinstance(v, (int, float))}
-    return spec["model"]["label"], spec["dataset"]["label"], json.dumps(fixed, sort_keys=True, default=str)
+    return spec.model.label, spec.dataset.label, json.dumps(fixed, sort_keys=True, default=str)
 
 
 def family_label(key: tuple) -> str:
@@ -73,32 +75,32 @@ class AxisFit:
         return out
 
 
-def _families(runs: list[dict]) -> dict[tuple, list[dict]]:
-    out: dict[tuple, list[dict]] = {}
+def _families(runs: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
+    out: dict[tuple, list[RunRecord]] = {}
     for r in runs:
-        out.setdefault(family_key(r["spec"]), []).append(r)
+        out.setdefault(family_key(r.spec), []).append(r)
     return out
 
 
-def _varying_axes(members: list[dict]) -> list[str]:
+def _varying_axes(members: list[RunRecord]) -> list[str]:
     values: dict[str, set] = {}
     for r in members:
-        for k, v in run_axes(r["spec"]).items():
+        for k, v in run_axes(r.spec).items():
             values.setdefault(k, set()).add(v)
     return sorted((k for k, v in values.items() if len(v) > 1), key=lambda k: (k != "n", k))
 
 
-def _fit(members: list[dict], records: dict, quantity: str, axes: list[str]) -> tuple[LogLinearFit | None, int]:
+def _fit(members: list[RunRecord], records: dict, quantity: str, axes: list[str]) -> tuple[LogLinearFit | None, int]:
     flag = "censored" if quantity == "tau_mem" else f"{quantity}_censored"
     rows, ys, censored = [], [], 0
     for r in members:
-        rec = records.get(r["run_id"]) or {}
+        rec = records.get(r.run_id) or {}
         if rec.get(quantity) is None:
             censored += 1
             continue
         if rec.get(flag) == "left":
             continue
-        values = run_axes(r["spec"])
+        values = run_axes(r.spec)
         rows.append([values[a] for a in axes])
         ys.append(rec[quantity])
     if not ys:
@@ -106,7 +108,7 @@ def _fit(members: list[dict], records: dict, quantity: str, axes: list[str]) -> 
     return fit_log_linear(np.array(rows), np.array(ys), axes), censored
 
 
-def axis_fits(runs: list[dict], records: dict[str, dict], quantities=("tau_mem",)) -> list[AxisFit]:
+def axis_fits(runs: list[RunRecord], records: dict[str, dict], quantities=("tau_mem",)) -> list[AxisFit]:
     """One multi-axis fit per family and quantity, over the axes that vary (two or more)."""
     out = []
     for key, members in _families(runs).items():
@@ -114,7 +116,7 @@ def axis_fits(runs: list[dict], records: dict[str, dict], quantities=("tau_mem",
         if len(axes) < 2:
             continue  # a single axis is tau_fits' job
         for quantity in quantities:
-            if not any((records.get(r["run_id"]) or {}).get(quantity) is not None for r in members):
+            if not any((records.get(r.run_id) or {}).get(quantity) is not None for r in members):
                 continue
             fit, censored = _fit(members, records, quantity, axes)
             out.append(AxisFit(family_label(key), quantity, axes, fit, len(members), censored))
@@ -158,7 +160,7 @@ def _scale(values: dict[str, float], ref: dict[str, float], exponents: dict[str,
     return math.prod((values[a] / ref[a]) ** b for a, b in exponents.items())
 
 
-def collapse_comparison(runs: list[dict], trajectories: dict[str, Trajectory], records: dict[str, dict],
+def collapse_comparison(runs: list[RunRecord], trajectories: dict[str, Trajectory], records: dict[str, dict],
                         metric: str = "mem_ratio", confirm: int = 1,
                         loss_metric: str = "heldout_gap") -> list[CollapseComparison]:
     """Spread of the curves' level crossings under no, the paper's and the measured
@@ -172,25 +174,25 @@ def collapse_comparison(runs: list[dict], trajectories: dict[str, Trajectory], r
 
     out = []
     for key, members in _families(runs).items():
-        members = [m for m in members if m["run_id"] in trajectories and curve(trajectories[m["run_id"]]) is not None]
+        members = [m for m in members if m.run_id in trajectories and curve(trajectories[m.run_id]) is not None]
         axes = _varying_axes(members)
         if not axes:
             continue
-        ref = {a: min(run_axes(m["spec"])[a] for m in members) for a in axes}
-        seeds = sorted({m["seed"] for m in members})
+        ref = {a: min(run_axes(m.spec)[a] for m in members) for a in axes}
+        seeds = sorted({m.seed for m in members})
         paper = {a: PAPER_EXPONENTS.get(a, 0.0) for a in axes}
         spreads = {"step": [], "paper": [], "measured": []}
         used: dict = {}
         for seed in seeds:
-            mine = [m for m in members if m["seed"] == seed]
-            train = [m for m in members if m["seed"] != seed] if len(seeds) > 1 else members
+            mine = [m for m in members if m.seed == seed]
+            train = [m for m in members if m.seed != seed] if len(seeds) > 1 else members
             fit, _ = _fit(train, records, quantity, axes)
             if fit is None:
                 continue
             measured = {a: fit.exponent(a).estimate for a in axes}
             used[str(seed)] = measured
             for level in levels:
-                hits = [(step, run_axes(m["spec"])) for m, step in level_crossings(mine, trajectories, curve, level,
+                hits = [(step, run_axes(m.spec)) for m, step in level_crossings(mine, trajectories, curve, level,
                                                                                     confirm)]
                 if len(hits) < 3:
                     continue

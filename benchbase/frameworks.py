@@ -259,6 +259,16 @@ class NumpyFramework:
 _FRAMEWORKS = {"torch": TorchFramework, "jax": JaxFramework, "numpy": NumpyFramework}
 
 
+def framework_available(name: str | None) -> bool:
+    """Whether models of framework ``name`` can run here. PyTorch and NumPy are
+    dependencies of benchbase; JAX is an extra (``benchbase[jax]``)."""
+    if name in (None, "numpy", "torch"):
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def get_framework(name: str):
     try:
         return _FRAMEWORKS[name]()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import pluggy
 
 PROJECT_NAME = "benchbase"
+#: what registrar hooks provide: ``benchbase_register_<kind>s`` registers components of ``kind``
+KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher")
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -127,9 +129,12 @@ def benchbase_register_publishers(register):
 def benchbase_run_started(spec, run_id, provenance):
     """Called when a run begins (or resumes) training.
 
-    ``spec`` is the frozen :class:`benchbase.config.RunSpec`, ``run_id`` its id in
-    the results store, ``provenance`` a dict (versions, device, dataset content
-    hash, git commit). Use it to open a tracker run (TensorBoard, MLflow, W&B).
+    ``spec`` is the frozen, typed :class:`benchbase.specs.RunSpec` (``spec.model.name``,
+    ``spec.model.label``, ``spec.dataset.label``, ``spec.subset.n``, ``spec.budget.steps``,
+    ``spec.budget.examples_per_step``, ``spec.seed``, ``spec.title``; ``spec.to_dict()``
+    for plain JSON), ``run_id`` its id in the results store, ``provenance`` a dict
+    (versions, device, dataset content hash, git commit). Use it to open a tracker run
+    (TensorBoard, MLflow, W&B).
     """
 
 

@@ -12,6 +12,7 @@ new rule is one function in ``AT_RULES``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,13 +20,11 @@ from typing import Callable
 
 import numpy as np
 
+from benchbase.records import RunRecord
+from benchbase.verdicts import COPY_METRIC, COPY_REF, FALLBACK_COPY_THRESHOLD, memorization_onset
+
 ARROWS = {"higher": "↑", "lower": "↓"}
 SCHEMA_VERSION = 1  # of the JSON row schema; bump only with a note in docs/leaderboards.md
-
-# The copy criterion of the fallback memorization onset (see memorization_onset).
-MEM_METRIC = "mem_ratio"
-MEM_REF = "train"
-DEFAULT_MEM_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True)
@@ -153,12 +152,12 @@ AT_TEXT = {"final": "final evaluation", "best-before-memorization": "best evalua
 # ----------------------------------------------------------------------- at rules
 
 #: (run record, its evals, the table's primary column) -> the step it contributes, or None
-AtRule = Callable[[dict, list, "Column | None"], "int | None"]
+AtRule = Callable[[RunRecord, list, "Column | None"], "int | None"]
 
 
-def at_final(run: dict, evals: list[dict], primary: Column | None) -> int | None:
+def at_final(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
     """The run's last scheduled evaluation."""
-    steps = run["spec"]["eval"]["steps"]
+    steps = run.spec.eval.steps
     final = max(steps) if steps else 0
     return final if any(e["step"] == final for e in evals) else None
 
@@ -169,8 +168,8 @@ def at_step(step: int) -> AtRule:
     A run scheduled at step 0 only (a model that does not train, e.g. an oracle) is
     the same at every step and contributes that evaluation.
     """
-    def rule(run: dict, evals: list[dict], primary: Column | None) -> int | None:
-        if run["spec"]["eval"]["steps"] == [0]:
+    def rule(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
+        if not run.spec.trains:
             step_used = 0
         else:
             step_used = step
@@ -178,40 +177,14 @@ def at_step(step: int) -> AtRule:
     return rule
 
 
-def memorization_onset(run: dict, evals: list[dict], threshold: float = DEFAULT_MEM_THRESHOLD) -> float | None:
-    """The step from which the run counts as memorizing; None if it never does.
-
-    When the run carries a derived training-dynamics record (``run["derived"]``,
-    written by issue 6's ``benchbase.dynamics``: ``tau_mem`` by its chosen criterion),
-    that is the onset; a record censored on the left (memorizing at the first
-    evaluation) gives -inf. Otherwise the fallback copy criterion on the stored
-    curve: the first evaluated step where ``mem_ratio[train]`` exceeds ``threshold``.
-    Raises LookupError when neither is available.
-    """
-    derived = run.get("derived") or {}
-    if derived.get("criterion"):
-        if derived.get("censored") == "left":
-            return -math.inf
-        return derived.get("tau_mem")
-    return copy_onset(evals, threshold)
-
-
-def copy_onset(evals: list[dict], threshold: float = DEFAULT_MEM_THRESHOLD) -> int | None:
-    """First evaluated step with ``mem_ratio[train] > threshold`` (LookupError: none stored)."""
-    curve = sorted((e["step"], e["value"]) for e in evals if e["metric"] == MEM_METRIC and e["ref"] == MEM_REF)
-    if not curve:
-        raise LookupError(MEM_METRIC)
-    return next((step for step, value in curve if math.isfinite(value) and value > threshold), None)
-
-
-def at_best_before_memorization(threshold: float = DEFAULT_MEM_THRESHOLD) -> AtRule:
+def at_best_before_memorization(threshold: float = FALLBACK_COPY_THRESHOLD) -> AtRule:
     """The step with the best primary-metric value strictly before memorization onset
     (all steps if the run never memorizes; none if it memorizes from its first eval)."""
-    def rule(run: dict, evals: list[dict], primary: Column | None) -> int | None:
+    def rule(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
         if primary is None:
             return None
         try:
-            onset = memorization_onset(run, evals, threshold)
+            onset = memorization_onset(run.derived, evals, threshold)
         except LookupError:
             return None
         scored = [(primary.badness(e["value"]), e["step"]) for e in evals
@@ -223,12 +196,12 @@ def at_best_before_memorization(threshold: float = DEFAULT_MEM_THRESHOLD) -> AtR
 
 AT_RULES: dict[str, Callable[..., AtRule]] = {
     "final": lambda **_: at_final,
-    "best-before-memorization": lambda mem_threshold=DEFAULT_MEM_THRESHOLD, **_:
+    "best-before-memorization": lambda mem_threshold=FALLBACK_COPY_THRESHOLD, **_:
         at_best_before_memorization(mem_threshold),
 }
 
 
-def resolve_at(at: str, mem_threshold: float = DEFAULT_MEM_THRESHOLD) -> AtRule:
+def resolve_at(at: str, mem_threshold: float = FALLBACK_COPY_THRESHOLD) -> AtRule:
     """Parse ``--at``: final | best-before-memorization | step=N."""
     if at in AT_RULES:
         return AT_RULES[at](mem_threshold=mem_threshold)
@@ -248,7 +221,7 @@ def resolve_at(at: str, mem_threshold: float = DEFAULT_MEM_THRESHOLD) -> AtRule:
 
 def build_tables(results, suite: str | None = None, dataset: str | None = None,
                  metrics: list[str] | None = None, at: str = "final", primary: str | None = None,
-                 ref: str | None = None, mem_threshold: float = DEFAULT_MEM_THRESHOLD) -> list[Table]:
+                 ref: str | None = None, mem_threshold: float = FALLBACK_COPY_THRESHOLD) -> list[Table]:
     """Tables for every (suite, dataset) in ``results`` (a Store or a ResultSet), or a slice."""
     rule = resolve_at(at, mem_threshold)
     suites = [suite] if suite else results.suites()
@@ -256,22 +229,22 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
     for s in suites:
         runs = results.runs(suite=s)
         if dataset:
-            runs = [r for r in runs if dataset in (r["dataset_label"], r["dataset"])]
-        by_dataset: dict[str, list[dict]] = {}
+            runs = [r for r in runs if dataset in (r.dataset_label, r.spec.dataset.name)]
+        by_dataset: dict[str, list[RunRecord]] = {}
         for r in runs:
-            by_dataset.setdefault(r["dataset_label"], []).append(r)
+            by_dataset.setdefault(r.dataset_label, []).append(r)
         settings = results.suite_settings(s)
-        # training-dynamics records (issue 6), where the store has them
-        derived = results.derived(s) if hasattr(results, "derived") else {}
+        derived = results.derived(s)  # training-dynamics records, where the store has them
         for ds, ds_runs in by_dataset.items():
-            ds_runs = [{**r, "derived": derived[r["run_id"]]} if r["run_id"] in derived else r for r in ds_runs]
+            ds_runs = [dataclasses.replace(r, derived=derived[r.run_id]) if r.run_id in derived else r
+                       for r in ds_runs]
             table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
                            primary or settings.get("primary"), ref, rule)
             table.at = at
             if at == "best-before-memorization":
                 pcol = table.primary_column
-                onset = (f"{MEM_METRIC} ({MEM_REF}) first exceeds {mem_threshold:g}" if not derived else
-                         f"tau_mem from the stored training dynamics (else {MEM_METRIC} ({MEM_REF}) > "
+                onset = (f"{COPY_METRIC} ({COPY_REF}) first exceeds {mem_threshold:g}" if not derived else
+                         f"tau_mem from the stored training dynamics (else {COPY_METRIC} ({COPY_REF}) > "
                          f"{mem_threshold:g})")
                 table.notes.append(f"each run at its best {pcol.header if pcol else 'primary metric'} step "
                                    f"before memorization: {onset}")
@@ -279,16 +252,14 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
     return tables
 
 
-def _columns(runs: list[dict], wanted: list[str] | None, ref: str | None) -> list[Column]:
+def _columns(runs: list[RunRecord], wanted: list[str] | None, ref: str | None) -> list[Column]:
     columns: dict[str, Column] = {}
     for r in runs:
-        spec = r["spec"]
-        for m in spec.get("metrics", []):
-            if wanted and m["name"] not in wanted:
+        for m in r.spec.metrics:
+            if wanted and m.name not in wanted:
                 continue
-            refs = m.get("references") or ["train"]
-            use = ref if ref in refs else refs[0]
-            col = Column(m["name"], use, m["direction"], m.get("target"), spec["eval"]["features"]["name"])
+            use = ref if ref in m.references else m.references[0]
+            col = Column(m.name, use, m.direction, m.target, r.spec.eval.features.name)
             columns.setdefault(col.key, col)
     ordered = list(columns.values())
     if wanted:
@@ -304,37 +275,37 @@ def _primary(columns: list[Column], primary: str | None) -> Column | None:
     return columns[0] if columns else None
 
 
-def _row_key(r: dict) -> tuple:
-    params = {k: v for k, v in r["spec"].get("sweep", {}).items() if k != "n"}
-    return (r["model_label"], r["framework"], r["n"], tuple(sorted((k, str(v)) for k, v in params.items())))
+def _row_key(r: RunRecord) -> tuple:
+    params = {k: v for k, v in r.spec.sweep.items() if k != "n"}
+    return (r.model_label, r.spec.model.framework, r.n, tuple(sorted((k, str(v)) for k, v in params.items())))
 
 
-def _table(results, suite: str, dataset: str, runs: list[dict], wanted: list[str] | None,
+def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: list[str] | None,
            primary: str | None, ref: str | None, rule: AtRule) -> Table:
     columns = _columns(runs, wanted, ref)
     keys = {c.key for c in columns}
     pcol = _primary(columns, primary)
     groups: dict[tuple, tuple[Row, Counter, dict[str, list[float]]]] = {}
     for r in runs:
-        spec = r["spec"]
+        spec = r.spec
         gkey = _row_key(r)
         if gkey not in groups:
-            params = {k: v for k, v in spec.get("sweep", {}).items() if k != "n"}
-            groups[gkey] = (Row(model=r["model_label"], name=r["model"], family=r["family"],
-                                framework=r["framework"], n=r["n"], params=params, runs=0, statuses={},
-                                steps=spec["budget"]["steps"], examples=spec["budget"]["examples"]),
+            params = {k: v for k, v in spec.sweep.items() if k != "n"}
+            groups[gkey] = (Row(model=r.model_label, name=spec.model.name, family=spec.model.family,
+                                framework=spec.model.framework, n=r.n, params=params, runs=0, statuses={},
+                                steps=spec.budget.steps, examples=spec.budget.examples),
                             Counter(), {})
         row, statuses, values = groups[gkey]
-        statuses[r["status"]] += 1
-        row.run_ids.append(r["run_id"])
-        row.seeds[r["run_id"]] = r["seed"]
-        if r.get("derived"):
-            row.dynamics.append({"run_id": r["run_id"], "seed": r["seed"], **r["derived"]})
-        if r["status"] != "done":
+        statuses[r.status] += 1
+        row.run_ids.append(r.run_id)
+        row.seeds[r.run_id] = r.seed
+        if r.derived:
+            row.dynamics.append({"run_id": r.run_id, "seed": r.seed, **r.derived})
+        if r.status != "done":
             continue
-        evals = results.evals(r["run_id"])
+        evals = results.evals(r.run_id)
         step = rule(r, evals, pcol)
-        row.at_steps[r["run_id"]] = step
+        row.at_steps[r.run_id] = step
         if step is None:
             continue
         row.runs += 1
@@ -414,33 +385,3 @@ def table_to_records(table: Table) -> list[dict]:
 
 def _none_if_nan(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else v
-
-
-# ------------------------------------------------------------- command options
-
-
-def add_slice_arguments(parser) -> None:
-    """The options that choose which tables and values (shared by leaderboard and report)."""
-    parser.add_argument("--suite", help="only this suite")
-    parser.add_argument("--dataset", help="only this dataset (label or name)")
-    parser.add_argument("--metric", action="append", help="only these metrics (repeatable)")
-    parser.add_argument("--primary", help="metric to rank by (default: the suite's, else the first)")
-    parser.add_argument("--ref", choices=("train", "test"), help="reference split for metrics that have both")
-    parser.add_argument("--at", default="final",
-                        help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final)")
-    parser.add_argument("--mem-threshold", type=float, default=DEFAULT_MEM_THRESHOLD, metavar="F",
-                        help=f"for --at best-before-memorization on runs without stored training dynamics: "
-                             f"{MEM_METRIC}[{MEM_REF}] above F counts as memorizing (default: %(default)s)")
-
-
-def tables_from_args(results, args) -> list[Table]:
-    """build_tables for parsed ``add_slice_arguments`` options; bad values are input errors."""
-    from benchbase.errors import BenchbaseInputError, UnknownPluginError
-
-    if args.suite and args.suite not in results.suites():
-        raise UnknownPluginError("suite", args.suite, results.suites())
-    try:
-        return build_tables(results, suite=args.suite, dataset=args.dataset, metrics=args.metric, at=args.at,
-                            primary=args.primary, ref=args.ref, mem_threshold=args.mem_threshold)
-    except ValueError as exc:
-        raise BenchbaseInputError(str(exc)) from None

@@ -25,6 +25,9 @@ import math
 
 import numpy as np
 
+from benchbase.records import RunRecord
+from benchbase.specs import RunSpec, json_default
+
 SCORE_METRIC = "memorization_score"  # the metric whose per-example rows are joined (a parameter below)
 TOP = 12  # examples listed as the most (and least) memorized
 
@@ -42,34 +45,28 @@ def is_per_example_row(metric: str) -> bool:
     return len(parts) == 3 and parts[1] in ("logp", "heldout_logp") and parts[2].isdigit()
 
 
-def holdout_of(spec: dict) -> tuple[int, int] | None:
-    h = spec["subset"].get("holdout")
-    return (int(h[0]), int(h[1])) if h else None
-
-
-def fold_key(spec: dict) -> str:
+def fold_key(spec: RunSpec) -> str:
     """What the runs of one fold group share: the run identity without the fold, the
     hash of the examples (it differs by construction) and the seed (paired inside)."""
-    ident = {k: spec[k] for k in ("model", "dataset", "budget", "eval", "metrics")}
-    ident["model"] = {k: v for k, v in ident["model"].items() if k != "label"}
-    ident["dataset"] = {k: v for k, v in ident["dataset"].items() if k != "label"}
-    ident["subset"] = {k: v for k, v in spec["subset"].items() if k not in ("holdout", "content_hash")}
-    return json.dumps(ident, sort_keys=True, default=str)
+    ident = spec.identity()
+    ident.pop("seed")
+    ident["subset"] = {k: v for k, v in ident["subset"].items() if k not in ("holdout", "content_hash")}
+    return json.dumps(ident, sort_keys=True, default=json_default)
 
 
-def fold_groups(runs: list[dict]) -> list[dict]:
+def fold_groups(runs: list[RunRecord]) -> list[dict]:
     """Complete fold groups among finished runs: ``{"full": {seed: run}, "folds": {k:
     {seed: run}}, "K": K}`` with at least one run on S and every fold 1..K present."""
     groups: dict[str, dict] = {}
     for r in runs:
-        if r.get("status", "done") != "done":
+        if r.status != "done":
             continue
-        g = groups.setdefault(fold_key(r["spec"]), {"full": {}, "folds": {}, "Ks": set()})
-        h = holdout_of(r["spec"])
+        g = groups.setdefault(fold_key(r.spec), {"full": {}, "folds": {}, "Ks": set()})
+        h = r.spec.subset.holdout
         if h is None:
-            g["full"][r["seed"]] = r
+            g["full"][r.seed] = r
         else:
-            g["folds"].setdefault(h[0], {})[r["seed"]] = r
+            g["folds"].setdefault(h[0], {})[r.seed] = r
             g["Ks"].add(h[1])
     out = []
     for g in groups.values():
@@ -141,17 +138,17 @@ def summarize(scores: list[float]) -> dict:
 
 def group_record(store, group: dict, metric: str = SCORE_METRIC) -> dict:
     """The fold group's scores at every common step and in full at the last one."""
-    full = {s: per_example(store.evals(r["run_id"]), f"{metric}.logp.") for s, r in group["full"].items()}
-    folds = {k: {s: per_example(store.evals(r["run_id"]), f"{metric}.heldout_logp.") for s, r in by_seed.items()}
+    full = {s: per_example(store.evals(r.run_id), f"{metric}.logp.") for s, r in group["full"].items()}
+    folds = {k: {s: per_example(store.evals(r.run_id), f"{metric}.heldout_logp.") for s, r in by_seed.items()}
              for k, by_seed in group["folds"].items()}
     steps = set.intersection(*[set(v) for v in full.values()],
                              *[set(v) for by_seed in folds.values() for v in by_seed.values()])
     steps = sorted(steps)
     any_run = next(iter(group["full"].values()))
-    record = {"K": group["K"], "n": any_run["spec"]["subset"]["n"], "steps": steps,
-              "seeds": sorted(group["full"]), "fold_runs": {str(k): sorted(r["run_id"] for r in by_seed.values())
+    record = {"K": group["K"], "n": any_run.n, "steps": steps,
+              "seeds": sorted(group["full"]), "fold_runs": {str(k): sorted(r.run_id for r in by_seed.values())
                                                           for k, by_seed in sorted(group["folds"].items())},
-              "full_runs": sorted(r["run_id"] for r in group["full"].values()),
+              "full_runs": sorted(r.run_id for r in group["full"].values()),
               "by_step": [], "score": None}
     for step in steps:
         at = fold_scores({s: v[step] for s, v in full.items()},
@@ -165,7 +162,7 @@ def group_record(store, group: dict, metric: str = SCORE_METRIC) -> dict:
     return record
 
 
-def memscore_records(store, runs: list[dict], metric: str = SCORE_METRIC) -> dict[str, dict]:
+def memscore_records(store, runs: list[RunRecord], metric: str = SCORE_METRIC) -> dict[str, dict]:
     """run_id -> the fold group's record, for every run trained on S in a complete group."""
     out = {}
     for group in fold_groups(runs):
@@ -173,7 +170,7 @@ def memscore_records(store, runs: list[dict], metric: str = SCORE_METRIC) -> dic
         if not record["steps"]:
             continue
         for r in group["full"].values():
-            out[r["run_id"]] = record
+            out[r.run_id] = record
     return out
 
 
@@ -187,3 +184,24 @@ def format_record(record: dict, label: str) -> str:
             f"K={record['K']}, {len(record['full_runs'])} seed(s), step {record['step']}: mean {s['mean']:.4g}{se} "
             f"nats, median {s['median']:.4g}, 10%-90% [{s['q10']:.4g}, {s['q90']:.4g}], max {s['max']:.4g}, "
             f"{100 * s['frac_positive']:.0f}% of {s['examples']} examples above 0")
+
+
+def scored_groups(data) -> dict[str, list[tuple[dict, dict]]]:
+    """model label -> [(fold-group record, a run trained on S of it)], one per group, by n."""
+    seen, out = set(), {}
+    for r in sorted(data.runs, key=lambda r: (r.n, r.run.seed)):
+        rec = r.derived.get("memorization_score")
+        if not rec:
+            continue
+        ident = json.dumps(rec["full_runs"])
+        if ident in seen:
+            continue
+        seen.add(ident)
+        out.setdefault(r.spec.model.label, []).append((rec, r))
+    return out
+
+
+def memscore_lines(data) -> list[str]:
+    """One line per fold group (``format_record``)."""
+    return [format_record(rec, f"{model} on {run.spec.dataset.label}")
+            for model, members in scored_groups(data).items() for rec, run in members]

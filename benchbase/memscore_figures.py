@@ -9,48 +9,16 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from benchbase.figure_kit import as_images, image_rows, pyplot, save_figure
+from benchbase.memscore import scored_groups
+from benchbase.twins import train_split
 
 SHOWN = 8  # most memorized examples per n
 NEIGHBOURS = 2  # generated neighbours shown under each
-
-
-def scored_groups(data) -> dict[str, list[tuple[dict, dict]]]:
-    """model label -> [(fold-group record, a run trained on S of it)], one per group, by n."""
-    seen, out = set(), {}
-    for r in sorted(data.runs, key=lambda r: (r.n, r.run["seed"])):
-        rec = r.derived.get("memorization_score")
-        if not rec:
-            continue
-        ident = json.dumps(rec["full_runs"])
-        if ident in seen:
-            continue
-        seen.add(ident)
-        out.setdefault(r.spec["model"]["label"], []).append((rec, r))
-    return out
-
-
-def memscore_lines(data) -> list[str]:
-    """One line per fold group (benchbase.memscore.format_record)."""
-    from benchbase.memscore import format_record
-
-    return [format_record(rec, f"{model} on {run.spec['dataset']['label']}")
-            for model, members in scored_groups(data).items() for rec, run in members]
-
-
-def _train_split(spec: dict, registry):
-    from benchbase.config import plugin_config
-    from benchbase.data import DataCatalog
-
-    reg = registry.get("dataset", spec["dataset"]["name"])
-    cfg, plain = plugin_config(reg, spec["dataset"]["config"], "<run spec>", "dataset.config")
-    _, splits = DataCatalog.shared().load(reg, cfg, plain)
-    return splits
 
 
 def plot_memorization_scores(store, data, out: Path, formats, registry=None) -> list[Path]:
@@ -74,13 +42,13 @@ def _plot_top(store, suite: str, model: str, members, out: Path, stem: str, form
     from benchbase.neighbors import knn
 
     plt = pyplot()
-    splits = _train_split(members[0][1].spec, registry)
+    splits = train_split(members[0][1].spec, registry)
     rows, scatter = [], []
     for rec, run in members:
         score = np.asarray(rec["score"], dtype=float)
         index = np.asarray(rec["indices"], dtype=np.int64)
         order = np.argsort(score)[::-1][:SHOWN]
-        got = store.samples(run.run["run_id"])
+        got = store.samples(run.run.run_id)
         gen = None if got is None else got[1]
         train = splits.train[index[order]]
         images = as_images(train, splits.spec.value_range)

@@ -11,84 +11,21 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from benchbase.dynamics import (Trajectory, collapse, derive_suite, dynamics_settings, format_collapse, format_fit,
-                                group_key, group_label, relative_gap, suite_dynamics, tau_fits)
-from benchbase.exponents import axis_fits, collapse_comparison, format_axis_fit, format_collapse_comparison
+from benchbase.derived import RunData, SuiteData, load_suite_data
+from benchbase.dynamics import group_label, relative_gap
+from benchbase.dynamics_report import dynamics_json, dynamics_table
 from benchbase.figure_kit import as_images as _as_images
 from benchbase.figure_kit import image_rows as _image_rows
 from benchbase.figure_kit import pyplot as _plt
 from benchbase.figure_kit import save_figure as _save
-from benchbase.memscore_figures import memscore_lines, plot_memorization_scores
+from benchbase.memscore_figures import plot_memorization_scores
 
 FORMATS = ("png", "svg")
 CRITERIA_STYLE = {"copy": ("o", "copy criterion"), "loss": ("s", "loss criterion")}
-
-
-# ---------------------------------------------------------------------- the data
-
-
-@dataclass
-class RunData:
-    run: dict  # the store row (run_id, spec, seed, n, ...)
-    traj: Trajectory
-    derived: dict
-
-    @property
-    def n(self) -> int:
-        return int(self.run["spec"]["subset"]["n"])
-
-    @property
-    def spec(self) -> dict:
-        return self.run["spec"]
-
-
-@dataclass
-class SuiteData:
-    name: str
-    runs: list[RunData]
-    settings: object  # DynamicsEntry
-    fits: list[dict] = field(default_factory=list)
-    collapse: list[dict] = field(default_factory=list)  # curve spread against step vs normalized step
-    axis_fits: list = field(default_factory=list)  # exponents of every swept axis at once (AxisFit)
-    normalizations: list = field(default_factory=list)  # paper's vs measured collapse (CollapseComparison)
-
-    def groups(self) -> dict[tuple, list[RunData]]:
-        out: dict[tuple, list[RunData]] = {}
-        for r in self.runs:
-            out.setdefault(group_key(r.spec), []).append(r)
-        return {k: sorted(v, key=lambda r: (r.n, r.run["seed"])) for k, v in out.items()}
-
-
-def load_suite_data(store, suite: str, registry=None) -> SuiteData:
-    """Finished runs with their trajectories and derived records (derived now if absent)."""
-    runs = [r for r in store.runs(suite=suite) if r["status"] == "done"]
-    derived = store.derived(suite)
-    if runs and any(r["run_id"] not in derived for r in runs):
-        derived = derive_suite(store, suite, registry=registry)
-    data = [RunData(r, Trajectory.from_evals(store.evals(r["run_id"])), derived.get(r["run_id"], {}))
-            for r in runs]
-    fits = []
-    records = {r.run["run_id"]: r.derived for r in data}
-    for key in ("tau_mem", "tau_mem_copy", "tau_mem_loss"):
-        if any(rec.get(key) is not None for rec in records.values()):
-            fits += tau_fits([r.run for r in data], records, key)
-    stored = next((r.derived["settings"] for r in data if r.derived.get("settings")), None)
-    settings = dynamics_settings(stored) if stored else suite_dynamics(store, suite)  # what derived used
-    trajs = {r.run["run_id"]: r.traj for r in data}
-    spread = [c for metric in (settings.copy_metric, "relative_gap")
-              for c in collapse([r.run for r in data], trajs, records, metric, confirm=settings.confirm,
-                                loss_metric=settings.loss_metric)]
-    multi = axis_fits([r.run for r in data], records, ("tau_mem", "tau_mem_copy", "tau_mem_loss"))
-    compared = [c for metric in (settings.copy_metric, "relative_gap")
-                for c in collapse_comparison([r.run for r in data], trajs, records, metric, settings.confirm,
-                                             settings.loss_metric)]
-    return SuiteData(suite, data, settings, fits, spread, multi, compared)
 
 
 # ------------------------------------------------------------------- plumbing
@@ -113,7 +50,7 @@ def _panels(runs: list[RunData], wanted: list[str] | None, cfg) -> list[tuple[st
     """(title, [(metric, ref, line style)]) per panel: the copy metric, the held-out losses
     and their relative gap, then the suite's other headline metrics in suite order."""
     keys = {k for r in runs for k in r.traj.series}
-    order = [m["name"] for m in runs[0].spec.get("metrics", [])] if runs else []
+    order = [m.name for m in runs[0].spec.metrics] if runs else []
     headline = sorted({m for m, _ in keys if "." not in m and "/" not in m},
                       key=lambda m: (m != cfg.copy_metric, order.index(m) if m in order else len(order), m))
     panels = []
@@ -262,7 +199,7 @@ def _plain_log_ticks(ax, values: list) -> None:
 
 
 def _phase_axis(runs: list[RunData]) -> str | None:
-    keys = {k for r in runs for k in r.spec.get("sweep", {}) if k not in ("n", "subset.split", "subset.holdout")}
+    keys = {k for r in runs for k in r.spec.sweep if k not in ("n", "subset.split", "subset.holdout")}
     for k in ("model.width", "model.channels", "model.base_channels"):
         if k in keys:
             return k
@@ -277,7 +214,7 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
     axis = _phase_axis(data.runs)
     cells: dict[tuple, list[RunData]] = {}
     for r in data.runs:
-        y = r.spec.get("sweep", {}).get(axis) if axis else r.spec["model"]["label"]
+        y = r.spec.sweep.get(axis) if axis else r.spec.model.label
         cells.setdefault((r.n, json.dumps(y, default=str)), []).append(r)
     ns = sorted({k[0] for k in cells})
     ys = sorted({k[1] for k in cells}, key=lambda v: (not isinstance(json.loads(v), (int, float)),
@@ -321,7 +258,7 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
 def _one_per_n(runs: list[RunData]) -> list[RunData]:
     """The lowest seed (and first split part) of each n in the first group."""
     chosen: dict[int, RunData] = {}
-    for r in sorted(runs, key=lambda r: (r.run["seed"], (r.spec["subset"].get("split") or [0])[0])):
+    for r in sorted(runs, key=lambda r: (r.run.seed, r.spec.subset.holdout is not None, (r.spec.subset.split or [0])[0])):
         chosen.setdefault(r.n, r)
     return [chosen[n] for n in sorted(chosen)]
 
@@ -341,7 +278,7 @@ def plot_samples(store, data: SuiteData, out: Path, formats=FORMATS, per_row: in
     rows = []
     step_seen = set()
     for r in _one_per_n(groups[0]):
-        got = store.samples(r.run["run_id"])
+        got = store.samples(r.run.run_id)
         if got is None:
             continue
         step, x = got
@@ -371,14 +308,14 @@ def plot_twins(store, data: SuiteData, out: Path, formats=FORMATS, per_row: int 
     with_twins = [r for r in data.runs if r.derived.get("twin")]
     if not with_twins:
         return []
-    by_id = {r.run["run_id"]: r for r in data.runs}
+    by_id = {r.run.run_id: r for r in data.runs}
     rows, done = [], set()
     for r in _one_per_n(with_twins):
         partner = by_id.get(r.derived["twin"]["partners"][0])
-        if partner is None or r.run["run_id"] in done:
+        if partner is None or r.run.run_id in done:
             continue
-        done |= {r.run["run_id"], partner.run["run_id"]}
-        a, b = store.samples(r.run["run_id"]), store.samples(partner.run["run_id"])
+        done |= {r.run.run_id, partner.run.run_id}
+        a, b = store.samples(r.run.run_id), store.samples(partner.run.run_id)
         if a is None or b is None:
             continue
         xa, xb = a[1][:per_row], b[1][:per_row]
@@ -423,75 +360,6 @@ def _plot_twin_curve(plt, data: SuiteData, runs: list[RunData], out: Path, forma
     return _save(fig, out, f"{data.name}.twin_similarity", formats)
 
 
-# ----------------------------------------------------------------- text outputs
-
-
-def dynamics_table(data: SuiteData) -> str:
-    """Markdown: one line per run with its derived quantities, then the fits."""
-    from tabulate import tabulate
-
-    def num(v, fmt="{:.4g}"):
-        return "–" if v is None else fmt.format(v)
-
-    rows = []
-    for r in sorted(data.runs, key=lambda r: (group_key(r.spec), r.n, r.run["seed"])):
-        d = r.derived
-        best = d.get("best_before_mem", {})
-        swd = best.get("swd[test]") or {}
-        fd = best.get("fd[test]") or {}
-        twin = d.get("twin") or {}
-        sweep = {k: v for k, v in r.spec.get("sweep", {}).items() if k != "n"}
-        rows.append([r.spec["model"]["label"] + (f" ({', '.join(f'{k.split(chr(46), 1)[-1]}={v}' for k, v in sweep.items())})" if sweep else ""),
-                     r.n, r.run["seed"], num(d.get("tau_mem_copy"), "{:.0f}"), num(d.get("tau_mem_loss"), "{:.0f}"),
-                     d.get("criterion") or "–", num(d.get("tau_mem_normalized"), "{:.0f}"),
-                     num(d.get("mem_rate"), "{:.3f}"), num(d.get("mem_final"), "{:.3f}"),
-                     f"{num(swd.get('value'))} @ {num(swd.get('step'), '{:.0f}')}" if swd else "–",
-                     f"{num(fd.get('value'))} @ {num(fd.get('step'), '{:.0f}')}" if fd else "–",
-                     num(twin.get("twin_similarity"), "{:.3f}"), num(twin.get("nearest_train_similarity"), "{:.3f}")])
-    cfg = data.settings
-    head = (f"## {data.name}: training dynamics\n\n"
-            f"tau_mem by the copy criterion ({cfg.copy_metric} > {cfg.copy_threshold:g}) and by the loss criterion "
-            f"(relative held-out gap above its first value by {cfg.loss_threshold:g}), confirmed at {cfg.confirm} "
-            f"later evaluation(s), interpolated in log step; – = not reached within the budget (or not measured). "
-            f"Headline criterion: {cfg.criterion}. mem_rate = slope of {cfg.copy_metric} per decade of steps "
-            f"after the copy onset. Best fidelity = min over evaluations before tau_mem (value @ step). Definitions: "
-            f"docs/training-dynamics.md.\n\n")
-    table = tabulate(rows, headers=["model", "n", "seed", "tau_mem (copy)", "tau_mem (loss)", "headline",
-                                    "tau_mem normalized", "mem_rate /decade", "final mem_ratio",
-                                    "best swd[test] before", "best fd[test] before", "twin sim.",
-                                    "nearest-train sim."],
-                     tablefmt="github", disable_numparse=True)
-    fits = "\n".join(f"- {format_fit(f)}" for f in data.fits) or "- no fit: no run reached memorization"
-    spread = "\n".join(f"- {format_collapse(c)}" for c in data.collapse) or "- fewer than two n per group"
-    text = (head + table + "\n\n### Fits of log tau_mem against log n (95% intervals)\n\n" + fits
-            + "\n\n### Do the curves collapse under the normalized step?\n\n" + spread + "\n")
-    if data.axis_fits:
-        text += ("\n### Exponents of every swept axis (one fit per family, 95% intervals)\n\n"
-                 + "\n".join(f"- {format_axis_fit(f)}" for f in data.axis_fits) + "\n")
-    if data.normalizations:
-        text += ("\n### The paper's normalization against the measured exponents\n\n"
-                 + "\n".join(f"- {format_collapse_comparison(c)}" for c in data.normalizations) + "\n")
-    scores = memscore_lines(data)
-    if scores:
-        text += "\n### Leave-fold-out memorization score\n\n" + "\n".join(f"- {line}" for line in scores) + "\n"
-    return text
-
-
-def dynamics_json(data: SuiteData) -> dict:
-    return {"suite": data.name, "settings": _asdict(data.settings), "fits": data.fits, "collapse": data.collapse,
-            "axis_fits": [f.to_dict() for f in data.axis_fits],
-            "normalizations": [c.to_dict() for c in data.normalizations],
-            "runs": [{"run_id": r.run["run_id"], "n": r.n, "seed": r.run["seed"],
-                      "sweep": r.spec.get("sweep", {}), "model": r.spec["model"]["label"], **r.derived}
-                     for r in data.runs]}
-
-
-def _asdict(obj) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
-
-
 def write_all(store, suite: str, out: Path, formats=FORMATS, wanted: list[str] | None = None,
               registry=None) -> tuple[list[Path], SuiteData]:
     out.mkdir(parents=True, exist_ok=True)
@@ -508,40 +376,3 @@ def write_all(store, suite: str, out: Path, formats=FORMATS, wanted: list[str] |
     js = out / f"{suite}.dynamics.json"
     js.write_text(json.dumps(dynamics_json(data), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return paths + [md, js], data
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def plot(sub) -> None:
-    from benchbase.cli import _results_arg
-
-    p = sub.add_parser("plot", help="plot training dynamics of a suite (PNG + SVG)",
-                       description="Metric curves vs step and normalized step per n, tau_mem vs n with the "
-                                   "fitted log-log slope (printed too), a phase diagram, samples beside their "
-                                   "nearest training images and twin samples, from stored results.")
-    _results_arg(p)
-    p.add_argument("--suite", required=True, help="suite name in the store")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
-    p.add_argument("--metric", action="append", help="only these metrics in the curves (repeatable)")
-    p.add_argument("--format", action="append", choices=FORMATS, help="png and/or svg (default: both)")
-    p.set_defaults(func=_plot)
-
-
-def _plot(args) -> int:
-    from benchbase.dynamics import open_suite_store
-
-    with open_suite_store(args.results, args.suite) as store:
-        paths, data = write_all(store, args.suite, Path(args.out), tuple(args.format or FORMATS), args.metric)
-    for f in data.fits:
-        print(format_fit(f))
-    for c in data.collapse:
-        print(format_collapse(c))
-    for f in data.axis_fits:
-        print(format_axis_fit(f))
-    for c in data.normalizations:
-        print(format_collapse_comparison(c))
-    for line in memscore_lines(data):
-        print(line)
-    print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
-    return 0

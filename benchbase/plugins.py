@@ -25,16 +25,20 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pluggy
 
 from benchbase import hookspecs
+from benchbase.hookspecs import KINDS
 from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES
 from benchbase.errors import PluginError, UnknownPluginError, suggest
+from benchbase.frameworks import framework_available
+
+if TYPE_CHECKING:
+    from benchbase.specs import RunSpec
 
 ENTRY_POINT_GROUP = "benchbase"
-KINDS = ("model", "dataset", "metric", "feature", "executor", "publisher")
 _REGISTRAR = {kind: f"benchbase_register_{kind}s" for kind in KINDS}
 BUILTIN_SOURCE = "built-in"
 
@@ -93,16 +97,10 @@ class Registered:
             out["references"] = list(getattr(self.cls, "references", ("train",)))
         if self.kind == "model":
             out["capabilities"] = sorted(getattr(self.cls, "capabilities", ()))
-            out["available"] = _framework_available(self.framework)
+            out["available"] = framework_available(self.framework)
         if self.kind == "feature":
             out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
         return out
-
-
-def _framework_available(framework: str | None) -> bool:
-    if framework in (None, "numpy", "torch"):
-        return True
-    return importlib.util.find_spec(framework) is not None
 
 
 def _env_list(name: str) -> set[str] | None:
@@ -239,14 +237,37 @@ class Registry:
         return entry
 
     # ---------------------------------------------------------------- observers
-    def notify(self, hook: str, **kwargs) -> None:
-        """Call an observer hook on every plugin; a failing observer only warns."""
+    @property
+    def observers(self) -> "Observers":
+        return Observers(self.pm)
+
+
+class Observers:
+    """The observer hooks, one typed method each. A failing observer only warns; the
+    arguments are bound before the plugin is called, so a mistake of the core (a
+    missing argument) raises instead of being reported as the plugin's fault."""
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+
+    def run_started(self, spec: "RunSpec", run_id: str, provenance: dict) -> None:
+        self._call("benchbase_run_started", {"spec": spec, "run_id": run_id, "provenance": provenance})
+
+    def evaluated(self, spec: "RunSpec", run_id: str, step: int, examples: int, results: list) -> None:
+        self._call("benchbase_evaluated", {"spec": spec, "run_id": run_id, "step": step, "examples": examples,
+                                           "results": results})
+
+    def run_finished(self, spec: "RunSpec", run_id: str, status: str, summary: dict) -> None:
+        self._call("benchbase_run_finished", {"spec": spec, "run_id": run_id, "status": status, "summary": summary})
+
+    def _call(self, hook: str, arguments: dict) -> None:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            args = [arguments[a] for a in impl.argnames]
             try:
-                impl.function(*[kwargs[a] for a in impl.argnames])
+                impl.function(*args)
             except Exception as exc:
                 warnings.warn(f"plugin '{impl.plugin_name}' raised in {hook}: "
-                              f"{type(exc).__name__}: {exc}", PluginLoadWarning, stacklevel=2)
+                              f"{type(exc).__name__}: {exc}", PluginLoadWarning, stacklevel=3)
 
 
 def _reject_misspelled_hooks(plugin: Any, name: str) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ from markupsafe import Markup
 
 from benchbase import __version__
 from benchbase.errors import BenchbaseInputError
-from benchbase.leaderboard import Table, tables_from_args
+from benchbase.leaderboard import Table
 from benchbase.pages import anchor, render, render_table, stylesheet
-from benchbase.resultset import ResultSet, open_results, report_conflicts, run_title
+from benchbase.records import RunRecord
+from benchbase.resultset import ResultSet
 
 RUNS_DIR = "runs"
 TABLES_DIR = "tables"
@@ -43,42 +43,6 @@ class ReportSummary:
     figures: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # things a reader should know (missing data)
-
-
-# ------------------------------------------------------------------- command
-
-
-def command(sub) -> None:
-    from benchbase.leaderboard import add_slice_arguments
-    from benchbase.resultset import add_results_argument
-
-    p = sub.add_parser("report", help="write a static report site (leaderboards, curves, samples)",
-                       description="Write a static site: an index with every leaderboard and one page per "
-                                   "run with its metric curves, samples beside their nearest training "
-                                   "examples and its provenance. Open SITE/index.html in a browser.")
-    add_results_argument(p)
-    p.add_argument("--out", required=True, metavar="SITE", help="directory to write the site to")
-    add_slice_arguments(p)
-    p.add_argument("--samples", type=int, default=16, metavar="K",
-                   help="image samples shown per run (default: %(default)s)")
-    p.add_argument("--svg", action="store_true", help="also write the metric curves as SVG (for papers)")
-    p.set_defaults(func=_command)
-
-
-def _command(args) -> int:
-    from benchbase.plugins import build_registry
-
-    registry = build_registry()
-    with open_results(args.results) as results:
-        tables = tables_from_args(results, args)
-        summary = build_report(results, tables, Path(args.out), registry, max_images=args.samples,
-                               curve_formats=("png", "svg") if args.svg else ("png",), suite=args.suite)
-        conflicts = results.conflicts
-    for note in summary.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {summary.out / 'index.html'}: {len(tables)} leaderboard(s), {summary.runs} run page(s), "
-          f"{summary.figures} figure file(s) in {summary.seconds:.1f}s")
-    return report_conflicts(conflicts)
 
 
 # ---------------------------------------------------------------------- site
@@ -115,7 +79,7 @@ def build_report(results: ResultSet, tables: list[Table], out: Path, registry, m
     summary.runs = len(runs)
     summary.notes += data.notes
 
-    statuses = Counter(r["status"] for r in runs)
+    statuses = Counter(r.status for r in runs)
     suites = [{"name": s, "runs": [_run_link(r) for r in results.runs(suite=s)]}
               for s in ([suite] if suite else results.suites())]
     html = render("index.html.j2", version=__version__, directories=results.directories,
@@ -130,12 +94,12 @@ def build_report(results: ResultSet, tables: list[Table], out: Path, registry, m
     return summary
 
 
-def _write_table_figures(results: ResultSet, tables: list[Table], out: Path, runs: list[dict],
+def _write_table_figures(results: ResultSet, tables: list[Table], out: Path, runs: list[RunRecord],
                          summary: ReportSummary) -> list[str | None]:
     """Each leaderboard over training (tables/<anchor>.png); None where nothing to plot."""
     from benchbase.report_figures import save, table_curves_figure
 
-    statuses = {r["run_id"]: r["status"] for r in runs}
+    statuses = {r.run_id: r.status for r in runs}
     (out / TABLES_DIR).mkdir(exist_ok=True)
     written: list[str | None] = []
     for t in tables:
@@ -148,9 +112,9 @@ def _write_table_figures(results: ResultSet, tables: list[Table], out: Path, run
     return written
 
 
-def _run_link(record: dict) -> dict:
-    return {"href": run_href(record["run_id"]), "title": run_title(record), "status": record["status"],
-            "run_id": record["run_id"]}
+def _run_link(record: RunRecord) -> dict:
+    return {"href": run_href(record.run_id), "title": record.title, "status": record.status,
+            "run_id": record.run_id}
 
 
 def _write_downloads(tables: list[Table], out: Path, registry, summary: ReportSummary) -> list[dict]:
@@ -180,41 +144,41 @@ class _TrainingData:
         self.cache: dict[str, np.ndarray | None] = {}
         self.notes: list[str] = []
 
-    def get(self, record: dict) -> tuple[np.ndarray | None, str]:
-        from benchbase.config import plugin_config
+    def get(self, record: RunRecord) -> tuple[np.ndarray | None, str]:
         from benchbase.data import DataCatalog, select_subset
+        from benchbase.structured import plugin_config
 
-        spec = record["spec"]
-        key = json.dumps([spec["dataset"], spec["subset"]], sort_keys=True, default=str)
-        expected = (record.get("provenance") or {}).get("dataset_content_hash")
+        spec = record.spec
+        key = json.dumps([spec.dataset.to_dict(), spec.subset.to_dict()], sort_keys=True, default=str)
+        expected = record.provenance.get("dataset_content_hash")
         if key not in self.cache:
             try:
-                reg = self.registry.get("dataset", spec["dataset"]["name"])
-                cfg, _ = plugin_config(reg, spec["dataset"]["config"], "<stored run spec>", "dataset.config")
-                _, splits = DataCatalog.shared().load(reg, cfg, spec["dataset"]["config"])
-                subset = select_subset(splits, spec["subset"])
+                reg = self.registry.get("dataset", spec.dataset.name)
+                cfg, _ = plugin_config(reg, spec.dataset.config, "<stored run spec>", "dataset.config")
+                _, splits = DataCatalog.shared().load(reg, cfg, spec.dataset.config)
+                subset = select_subset(splits, spec.subset)
                 self.cache[key] = subset.x if subset.content_hash == expected or expected is None else None
                 if self.cache[key] is None:
-                    self.notes.append(f"dataset '{spec['dataset']['label']}' here differs from the one the runs "
+                    self.notes.append(f"dataset '{spec.dataset.label}' here differs from the one the runs "
                                       f"saw (content hash {subset.content_hash} vs {expected}): no neighbours")
             except Exception as exc:  # missing plugin or data: the page shows samples alone
                 self.cache[key] = None
-                self.notes.append(f"dataset '{spec['dataset']['label']}' could not be loaded here "
+                self.notes.append(f"dataset '{spec.dataset.label}' could not be loaded here "
                                   f"({type(exc).__name__}: {exc}): samples shown without neighbours")
         x = self.cache[key]
         return x, "" if x is not None else "the training data could not be reloaded here, so no neighbours"
 
 
-def _write_run_page(results: ResultSet, record: dict, out: Path, data: _TrainingData, summary: ReportSummary,
+def _write_run_page(results: ResultSet, record: RunRecord, out: Path, data: _TrainingData, summary: ReportSummary,
                     max_images: int, curve_formats: tuple[str, ...]) -> None:
     from benchbase.report_figures import curves_figure, image_grid_png, save, scatter_figure
 
-    run_id = record["run_id"]
-    spec = record["spec"]
+    run_id = record.run_id
+    spec = record.spec
     fig_dir = out / RUNS_DIR / run_id
     fig_dir.mkdir(parents=True, exist_ok=True)
     evals = results.evals(run_id)
-    directions = {m["name"]: m["direction"] for m in spec.get("metrics", [])}
+    directions = {m.name: m.direction for m in spec.metrics}
 
     curves = None
     fig = curves_figure(evals, directions)
@@ -238,12 +202,12 @@ def _write_run_page(results: ResultSet, record: dict, out: Path, data: _Training
                    "per_row": facts.get("per_row"), "stored": len(array), "image": image,
                    "median_distance": facts.get("median_distance"), "why_not": why_not}
 
-    html = render("run.html.j2", version=__version__, run=record, title=run_title(record),
+    html = render("run.html.j2", version=__version__, run=record, title=record.title,
                   suites=results.suites_of(run_id), curves=curves, samples=samples,
                   values=_values_table(evals), provenance=_provenance(record),
-                  config=json.dumps(spec, indent=2, sort_keys=True, default=str),
-                  conflict=record["conflict"].describe() if record.get("conflict") else None,
-                  error=(record.get("error") or "")[-4000:])
+                  config=json.dumps(spec.to_dict(), indent=2, sort_keys=True, default=str),
+                  conflict=record.conflict.describe() if record.conflict else None,
+                  error=(record.error or "")[-4000:])
     (out / RUNS_DIR / f"{run_id}.html").write_text(html, encoding="utf-8")
     summary.pages += 1
 
@@ -267,25 +231,25 @@ def _fmt(value) -> str:
     return f"{value:.4g}"
 
 
-def _provenance(record: dict) -> list[tuple[str, str]]:
+def _provenance(record: RunRecord) -> list[tuple[str, str]]:
     """(label, text) pairs; values stay plain text (the template escapes them)."""
-    spec, prov, summ = record["spec"], record.get("provenance") or {}, record.get("summary") or {}
-    model, dataset, budget = spec["model"], spec["dataset"], spec["budget"]
+    spec, prov, summ = record.spec, record.provenance, record.summary
+    model, dataset, budget = spec.model, spec.dataset, spec.budget
     plugins = prov.get("plugins") or {}
     consumed = ", ".join(f"{k.replace('_', ' ')} {summ[k]}" for k in
                          ("steps", "examples", "wall_time", "train_time", "eval_time", "examples_per_s",
                           "param_count") if summ.get(k) is not None)
     items = [
-        ("run id", record["run_id"]),
-        ("status", record["status"] + (f" ({summ['reason']})" if summ.get("reason") else "")),
-        ("model", f"{model['label']}: {model['name']} v{model['version']} ({model['family']}, "
-                  f"{model['framework']}) from {plugins.get('model', '?')}"),
-        ("dataset", f"{dataset['label']}: {dataset['name']} v{dataset['version']} from "
+        ("run id", record.run_id),
+        ("status", record.status + (f" ({summ['reason']})" if summ.get("reason") else "")),
+        ("model", f"{model.label}: {model.name} v{model.version} ({model.family}, "
+                  f"{model.framework}) from {plugins.get('model', '?')}"),
+        ("dataset", f"{dataset.label}: {dataset.name} v{dataset.version} from "
                     f"{plugins.get('dataset', '?')}"),
         ("dataset content hash", prov.get("dataset_content_hash") or "not recorded"),
-        ("training subset", json.dumps(prov.get("subset") or spec["subset"], sort_keys=True)),
-        ("seed", str(spec["seed"])),
-        ("budget", f"{budget['steps']} steps of {budget['batch_size']} ({budget['examples']} examples)"),
+        ("training subset", json.dumps(prov.get("subset") or spec.subset.to_dict(), sort_keys=True)),
+        ("seed", str(spec.seed)),
+        ("budget", f"{budget.steps} steps of {budget.batch_size} ({budget.examples} examples)"),
         ("budget consumed", consumed or "not recorded"),
         ("device", prov.get("device") or "not recorded"),
         ("host", f"{prov.get('host', '?')} · {prov.get('platform', '?')}"),
@@ -294,10 +258,10 @@ def _provenance(record: dict) -> list[tuple[str, str]]:
          or "not recorded"),
         ("plugins", "; ".join(f"{k}: {json.dumps(v, sort_keys=True) if isinstance(v, dict) else v}"
                               for k, v in sorted(plugins.items())) or "not recorded"),
-        ("metric versions", ", ".join(f"{m['name']} v{m['version']}" for m in spec.get("metrics", []))),
-        ("feature space", f"{spec['eval']['features']['name']} v{spec['eval']['features']['version']}"),
+        ("metric versions", ", ".join(f"{m.name} v{m.version}" for m in spec.metrics)),
+        ("feature space", f"{spec.eval.features.name} v{spec.eval.features.version}"),
         ("fresh samples from", prov.get("fresh_source") or "not recorded"),
         ("command", " ".join(prov.get("argv") or []) or "not recorded"),
-        ("results directory", record.get("source", "")),
+        ("results directory", record.source),
     ]
     return items

@@ -14,6 +14,7 @@ A ResultSet offers the store's read API (``suites``, ``runs``, ``suite_settings`
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,11 @@ from typing import Sequence
 
 import numpy as np
 
-from benchbase.config import RunSpec
+from benchbase.records import RunRecord
 from benchbase.errors import BenchbaseInputError
-from benchbase.store import DB_NAME, FINAL_STATUSES, Store
+from benchbase.contracts import FINAL_STATUSES
+from benchbase.paths import DB_NAME
+from benchbase.store import Store
 
 CONFLICT = "conflict"
 _STATUS_PREFERENCE = {"done": 0, "diverged": 1, "timeout": 2, "failed": 3, "running": 4, "pending": 5}
@@ -49,16 +52,8 @@ class Conflict:
 class _Copy:
     source: str
     store: Store
-    record: dict
+    record: RunRecord
     evals: list[dict]
-
-
-def run_title(record: dict) -> str:
-    """'model · dataset · n=... · seed s' for a stored run record."""
-    try:
-        return RunSpec.from_dict(record["spec"]).title
-    except (KeyError, TypeError):
-        return f"{record.get('model_label')} · {record.get('dataset_label')} · seed {record.get('seed')}"
 
 
 class ResultSet:
@@ -88,32 +83,31 @@ class ResultSet:
         copies: dict[str, list[_Copy]] = {}
         for source, store in zip(self.directories, self._stores):
             for rec in store.runs():
-                copies.setdefault(rec["run_id"], []).append(
-                    _Copy(source, store, rec, store.evals(rec["run_id"])))
+                copies.setdefault(rec.run_id, []).append(_Copy(source, store, rec, store.evals(rec.run_id)))
             for suite in store.suites():
                 order = self._suite_runs.setdefault(suite, [])
-                order += [r["run_id"] for r in store.runs(suite=suite) if r["run_id"] not in order]
+                order += [r.run_id for r in store.runs(suite=suite) if r.run_id not in order]
                 if suite not in self._settings:
                     self._settings[suite] = store.suite_settings(suite)
         for run_id, found in copies.items():
-            chosen = min(found, key=lambda c: (_STATUS_PREFERENCE.get(c.record["status"], 9), -len(c.evals)))
+            chosen = min(found, key=lambda c: (_STATUS_PREFERENCE.get(c.record.status, 9), -len(c.evals)))
             conflict = _compare(run_id, found)
             if conflict is not None:
                 self.conflicts.append(conflict)
-                chosen.record = {**chosen.record, "status": CONFLICT, "conflict": conflict}
-            chosen.record = {**chosen.record, "source": chosen.source}
+                chosen.record = dataclasses.replace(chosen.record, status=CONFLICT, conflict=conflict)
+            chosen.record = dataclasses.replace(chosen.record, source=chosen.source)
             self._chosen[run_id] = chosen
 
     # ------------------------------------------------------------ store API
     def suites(self) -> list[str]:
         return sorted(self._suite_runs)
 
-    def runs(self, suite: str | None = None, status: str | None = None) -> list[dict]:
+    def runs(self, suite: str | None = None, status: str | None = None) -> list[RunRecord]:
         ids = self._suite_runs.get(suite, []) if suite is not None else list(self._chosen)
         out = [self._chosen[rid].record for rid in ids if rid in self._chosen]
-        return [r for r in out if status is None or r["status"] == status]
+        return [r for r in out if status is None or r.status == status]
 
-    def run(self, run_id: str) -> dict | None:
+    def run(self, run_id: str) -> RunRecord | None:
         copy = self._chosen.get(run_id)
         return copy.record if copy else None
 
@@ -121,14 +115,11 @@ class ResultSet:
         return dict(self._settings.get(suite, {}))
 
     def derived(self, suite: str) -> dict[str, dict]:
-        """Training-dynamics records (issue 6) of the suite's runs, from the store each
-        run was read from; empty where a store has none."""
+        """Training-dynamics records of the suite's runs (benchbase.derived), from the
+        store each run was read from; empty where a store has none."""
         out = {}
         for source, store in zip(self.directories, self._stores):
-            read = getattr(store, "derived", None)  # Store.derived arrives with benchbase.dynamics
-            if read is None:
-                continue
-            for run_id, record in read(suite).items():
+            for run_id, record in store.derived(suite).items():
                 chosen = self._chosen.get(run_id)
                 if chosen is not None and chosen.source == source:
                     out[run_id] = record
@@ -169,7 +160,7 @@ def _compare(run_id: str, copies: list[_Copy]) -> Conflict | None:
         mine = {(e["step"], e["metric"], e["ref"]): e["value"] for e in one.evals}
         for other in copies[i + 1:]:
             before = count
-            a, b = one.record["status"], other.record["status"]
+            a, b = one.record.status, other.record.status
             if a in FINAL_STATUSES and b in FINAL_STATUSES and a != b:
                 count += 1
                 differences.append(f"status {a} vs {b}")
@@ -185,32 +176,4 @@ def _compare(run_id: str, copies: list[_Copy]) -> Conflict | None:
                 sources += [s for s in (one.source, other.source) if s not in sources]
     if not count:
         return None
-    return Conflict(run_id, run_title(copies[0].record), sources, differences, count)
-
-
-def add_results_argument(parser) -> None:
-    """``--results DIR`` (repeatable: several directories merge into one set)."""
-    from benchbase.store import default_results_dir
-
-    parser.add_argument("--results", action="append", metavar="DIR",
-                        help="results directory holding benchbase.sqlite; repeat to merge directories "
-                             f"from several machines (default: {default_results_dir()}, or $BENCHBASE_RESULTS)")
-
-
-def open_results(directories: Sequence[str | Path] | None) -> ResultSet:
-    """The ResultSet of ``--results`` values (the default directory when none was given)."""
-    from benchbase.store import default_results_dir
-
-    return ResultSet(list(directories) if directories else [default_results_dir()])
-
-
-def report_conflicts(conflicts: list[Conflict]) -> int:
-    """Print conflicts to stderr; the exit status for a command that published anyway."""
-    import sys
-
-    for c in conflicts:
-        print(f"conflict: {c.describe()}", file=sys.stderr)
-    if conflicts:
-        print(f"{len(conflicts)} conflicting run(s) left out of the tables (status 'conflict'). Keep one "
-              "copy, or rerun them in one place.", file=sys.stderr)
-    return 1 if conflicts else 0
+    return Conflict(run_id, copies[0].record.title, sources, differences, count)

@@ -6,6 +6,15 @@ plugin only supplies ``init``, ``train_step`` and ``sample``.
 written atomically by the driver) and finally ``Finished``. It never writes the
 store itself, so the same function serves in-process, subprocess and Ray workers.
 
+It reads like NVlabs/edm's ``training_loop``, in three parts that a loop over several
+runs at once can also call one run at a time:
+
+- :func:`prepare`: model, data on the device, provenance (``Started``), initial or
+  resumed state, the evaluator;
+- :func:`train`: the hot loop, with :func:`evaluate` at the scheduled steps;
+- :func:`finish`: the ``Finished`` event, its status looked up in :data:`OUTCOMES`
+  from the exception that ended the run (none: ``done``).
+
 Per step the loop does what a bare hand-written loop does (draw indices on the
 device, index, call the step) plus an integer comparison; anything that forces a
 host sync (finiteness checks, progress) happens every ``CHECK_EVERY`` steps only.
@@ -25,17 +34,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchbase.config import RunSpec, plugin_config
 from benchbase.contracts import EvalRow, TrainData
-from benchbase.data import DataCatalog, fresh_sampler, select_subset
+from benchbase.data import DataCatalog, Subset, fresh_sampler, select_subset
 from benchbase.evaluation import Diverged, Evaluator, FeatureCache
 from benchbase.frameworks import SALT_INIT, get_framework, mix_seed
 from benchbase.plugins import PluginPolicy, Registry, build_registry
+from benchbase.specs import RunSpec
 from benchbase.store import Checkpoint
+from benchbase.structured import plugin_config
 
 CHECK_EVERY = 256  # steps between finiteness / time-limit / progress checks
 PROGRESS_SECONDS = 0.5
 
+Emit = Callable[[Any], None]
 
 # ----------------------------------------------------------------------------- events
 
@@ -83,6 +94,39 @@ class SinkError(Exception):
     """The driver failed to take an event (store write, disk full): abort, don't blame the run."""
 
 
+# --------------------------------------------------------------------------- outcomes
+
+#: not a run status: the driver failed, so the exception goes on up and the run is not recorded
+DRIVER_FAULT = "driver fault"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an exception that ends a run makes of it."""
+
+    status: str  # done | failed | diverged | timeout, or DRIVER_FAULT
+    describe: Callable[[BaseException, RunSpec], dict] = lambda exc, spec: {}  # summary fields, with "reason"
+    traceback: bool = False  # the stored error is the traceback (a bug to read), else the reason
+
+
+#: every way a run can end, by exception type (the most specific class wins)
+OUTCOMES: dict[type, Outcome] = {
+    SinkError: Outcome(DRIVER_FAULT),
+    Diverged: Outcome("diverged", lambda exc, spec: {"diverged_at": exc.step, "reason": str(exc)}),
+    TimeLimitExceeded: Outcome("timeout", lambda exc, spec: {"reason": f"time limit of {spec.time_limit}s exceeded"}),
+    # a plugin that raises fails its run, never the suite
+    Exception: Outcome("failed", lambda exc, spec: {"reason": f"{type(exc).__name__}: {exc}"}, traceback=True),
+}
+
+
+def outcome_of(exc: BaseException) -> Outcome | None:
+    """The outcome of ``exc``; None for what no run should catch (KeyboardInterrupt, SystemExit)."""
+    return next((OUTCOMES[cls] for cls in type(exc).__mro__ if cls in OUTCOMES), None)
+
+
+# ------------------------------------------------------------------------------ tasks
+
+
 @dataclass
 class RunTask:
     """Everything a worker needs to run one spec; picklable (the registry is not sent)."""
@@ -115,86 +159,132 @@ def _registry(task: RunTask) -> Registry:
     return _REGISTRIES[key]
 
 
-# ------------------------------------------------------------------------------- run
-
-
-def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
-    """Train and evaluate one run; report everything through ``emit``. Returns status."""
-    spec = task.spec
-    run_id = spec.run_id
-    t_start = time.monotonic()
-    report = emit
-
-    def emit(event) -> None:  # noqa: F811 - wraps the executor's emit
+def deliverer(emit: Emit, run_id: str) -> Emit:
+    """``emit`` with its failures marked as the driver's (SinkError), not the run's."""
+    def deliver(event) -> None:
         try:
-            report(event)
+            emit(event)
         except Exception as exc:
             raise SinkError(f"could not deliver {type(event).__name__} for run {run_id}: {exc}") from exc
+    return deliver
 
-    prior_wall = task.checkpoint.wall_time if task.checkpoint else 0.0
-    summary: dict = {"examples": 0, "steps": 0, "param_count": None}
-    step = task.checkpoint.step if task.checkpoint else 0
-    placed = contextlib.ExitStack()
+
+# -------------------------------------------------------------------------------- run
+
+
+@dataclass
+class Run:
+    """One run in progress: made by :func:`start`, filled in by :func:`prepare`,
+    advanced by :func:`train`, reported by :func:`finish`."""
+
+    task: RunTask
+    spec: RunSpec
+    t_start: float  # time.monotonic() when this attempt started
+    prior_wall: float  # wall time of earlier attempts (from the checkpoint)
+    step: int  # steps done (the checkpoint's, until training moves it)
+    deadline: float  # time.monotonic() past which the run times out
+    seg_start: int  # the step this attempt started training from
+    summary: dict = field(default_factory=lambda: {"examples": 0, "steps": 0, "param_count": None})
+    timers: dict = field(default_factory=lambda: {"train": 0.0, "eval": 0.0})
+    placement: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    # set by prepare
+    model: Any = None
+    trains: bool = True
+    fw: Any = None
+    device: Any = None
+    data: TrainData | None = None
+    subset: Subset | None = None
+    evaluator: Evaluator | None = None
+    state: Any = None
+    total: int = 0  # the last step: the budget's, or 0 for a model that does not train
+    eval_steps: list[int] = field(default_factory=list)  # evaluations still to do
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    def wall_time(self) -> float:
+        return self.prior_wall + time.monotonic() - self.t_start
+
+    def close(self) -> None:
+        self.placement.close()
+
+
+def start(task: RunTask) -> Run:
+    """The clock and the resume point of a run; cannot fail."""
+    spec, ckpt, now = task.spec, task.checkpoint, time.monotonic()
+    prior = ckpt.wall_time if ckpt else 0.0
+    step = ckpt.step if ckpt else 0
+    deadline = (now + spec.time_limit - prior) if spec.time_limit else math.inf
+    return Run(task, spec, now, prior, step, deadline, step)
+
+
+def prepare(run: Run, emit: Emit) -> None:
+    """Everything before the first step: the model, the data on its device, provenance
+    (``Started``), the initial or resumed state and the evaluator."""
+    spec, task = run.spec, run.task
+    registry = _registry(task)
+    model_reg = registry.get("model", spec.model.name, spec.model.framework)
+    model_cfg, _ = plugin_config(model_reg, spec.model.config, "<run spec>", "model.config")
+    run.model, run.trains = model_reg.cls(model_cfg), bool(model_reg.cls.trains)
+    data_reg = registry.get("dataset", spec.dataset.name)
+    data_cfg, _ = plugin_config(data_reg, spec.dataset.config, "<run spec>", "dataset.config")
+    dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset.config)
+    run.subset = subset = select_subset(splits, spec.subset)
+    expected = spec.subset.content_hash
+    if expected and subset.content_hash != expected:
+        raise ValueError(f"dataset '{spec.dataset.label}' changed since the suite was validated "
+                         f"(content hash {subset.content_hash}, expected {expected})")
+
+    run.fw = fw = get_framework(model_reg.framework)
+    run.device = device = fw.device(spec.device)
+    run.placement.enter_context(fw.placement(device))
+    sample_fresh, fresh_source = fresh_sampler(dataset, splits)
+    run.data = TrainData(x=fw.put(subset.x, device), y=fw.put(subset.y, device), spec=splits.spec, device=device,
+                         x_numpy=subset.x, sample_fresh=sample_fresh, fresh_source=fresh_source)
+    emit(Started(run.run_id, _provenance(spec, task, fw, device, subset, registry, fresh_source),
+                 resumed_from=run.step))
+
+    fw.seed_everything(spec.seed)
+    run.state = run.model.init(run.data, mix_seed(spec.seed, SALT_INIT))
+    if task.checkpoint is not None:
+        run.state = run.model.load(task.checkpoint.blob, run.data)
+    run.summary["param_count"] = int(run.model.param_count(run.state))
+    cache = FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None)
+    run.evaluator = Evaluator(spec, subset, splits, registry, fw, device, cache)
+    run.total = spec.budget.steps if run.trains else 0
+    run.eval_steps = [s for s in spec.eval.steps if s > run.step or (s == 0 and run.step == 0)]
+
+
+def evaluate(run: Run, state: Any, logs: dict, at: int, emit: Emit) -> None:
+    """Evaluate ``state`` at step ``at`` (with the last training logs) and emit the rows,
+    the kept samples and, while training goes on, a checkpoint to resume from."""
+    t0 = time.monotonic()
+    per_step = run.spec.budget.examples_per_step
+    rows, keep = run.evaluator.evaluate(run.model, state, at, at * per_step)
+    if logs:
+        rows.extend(EvalRow(metric=f"train/{k}", value=v, ref="train") for k, v in run.fw.scalars(logs).items())
+    ckpt = run.model.save(state) if (run.trains and at < run.total) else None
+    run.timers["eval"] += time.monotonic() - t0
+    emit(Evaluated(run.run_id, at, at * per_step, rows, keep, ckpt, wall_time=run.wall_time()))
+
+
+def train(run: Run, emit: Emit) -> None:
+    """From ``run.step`` to ``run.total``, evaluating at ``run.eval_steps``. Leaves the
+    step reached and the state in ``run``, also when it raises."""
+    fw, spec, timers, deadline = run.fw, run.spec, run.timers, run.deadline
+    per_step, total = spec.budget.examples_per_step, run.total
+    eval_steps = list(run.eval_steps)
+    state, logs, step = run.state, {}, run.step
+    if eval_steps and eval_steps[0] == 0:
+        evaluate(run, state, logs, 0, emit)
+        eval_steps = eval_steps[1:]
+    draw = fw.drawer(run.data.x, run.data.y, per_step, spec.seed, run.device)
+    train_step = run.model.train_step
+    next_eval = eval_steps.pop(0) if eval_steps else total
+    t_seg = time.monotonic()
+    next_progress = t_seg + PROGRESS_SECONDS
     try:
-        registry = _registry(task)
-        model_reg = registry.get("model", spec.model["name"], spec.model["framework"])
-        model_cfg, _ = plugin_config(model_reg, spec.model["config"], "<run spec>", "model.config")
-        model = model_reg.cls(model_cfg)
-        data_reg = registry.get("dataset", spec.dataset["name"])
-        data_cfg, _ = plugin_config(data_reg, spec.dataset["config"], "<run spec>", "dataset.config")
-        dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset["config"])
-        subset = select_subset(splits, spec.subset)
-        expected = spec.subset.get("content_hash")
-        if expected and subset.content_hash != expected:
-            raise ValueError(f"dataset '{spec.dataset['label']}' changed since the suite was validated "
-                             f"(content hash {subset.content_hash}, expected {expected})")
-
-        fw = get_framework(model_reg.framework)
-        device = fw.device(spec.device)
-        placed.enter_context(fw.placement(device))
-        sample_fresh, fresh_source = fresh_sampler(dataset, splits)
-        train = TrainData(x=fw.put(subset.x, device), y=fw.put(subset.y, device), spec=splits.spec,
-                          device=device, x_numpy=subset.x, sample_fresh=sample_fresh,
-                          fresh_source=fresh_source)
-        provenance = _provenance(spec, task, fw, device, subset, registry, fresh_source)
-        emit(Started(run_id, provenance, resumed_from=step))
-
-        fw.seed_everything(spec.seed)
-        state = model.init(train, mix_seed(spec.seed, SALT_INIT))
-        if task.checkpoint is not None:
-            state = model.load(task.checkpoint.blob, train)
-        summary["param_count"] = int(model.param_count(state))
-
-        evaluator = Evaluator(spec, subset, splits, registry, fw, device,
-                              FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None))
-        b = spec.budget
-        per_step = b["batch_size"] * b["batches_per_step"]
-        total = b["steps"] if model_reg.cls.trains else 0
-        eval_steps = [s for s in spec.eval["steps"] if s > step or (s == 0 and step == 0)]
-        deadline = (t_start + spec.time_limit - prior_wall) if spec.time_limit else math.inf
-        timers = {"train": 0.0, "eval": 0.0}
-
-        def evaluate(at: int) -> None:
-            t0 = time.monotonic()
-            rows, keep = evaluator.evaluate(model, state, at, at * per_step)
-            if logs:
-                rows.extend(EvalRow(metric=f"train/{k}", value=v, ref="train")
-                            for k, v in fw.scalars(logs).items())
-            ckpt = model.save(state) if (model_reg.cls.trains and at < total) else None
-            timers["eval"] += time.monotonic() - t0
-            emit(Evaluated(run_id, at, at * per_step, rows, keep, ckpt,
-                           wall_time=prior_wall + time.monotonic() - t_start))
-
-        logs: dict = {}
-        if eval_steps and eval_steps[0] == 0:
-            evaluate(0)
-            eval_steps = eval_steps[1:]
-        draw = fw.drawer(train.x, train.y, per_step, spec.seed, device)
-        train_step = model.train_step
-        next_eval = eval_steps.pop(0) if eval_steps else total
-        t_seg = time.monotonic()
-        next_progress = t_seg + PROGRESS_SECONDS
-        seg_start = step
         while step < total:
             batch, key = draw(step)
             state, logs = train_step(state, batch, key)
@@ -205,54 +295,57 @@ def execute_task(task: RunTask, emit: Callable[[Any], None]) -> str:
                 now = time.monotonic()
                 if step == next_eval:
                     timers["train"] += now - t_seg
-                    evaluate(step)
+                    evaluate(run, state, logs, step, emit)
                     next_eval = eval_steps.pop(0) if eval_steps else total
                     t_seg = time.monotonic()
                     now = t_seg
                 if now > deadline and step < total:  # a finished run is not late
                     raise TimeLimitExceeded()
                 if now >= next_progress:
-                    rate = (step - seg_start) / max(timers["train"] + (now - t_seg), 1e-9)
-                    emit(Progress(run_id, step, total, rate * per_step, rate))
+                    rate = (step - run.seg_start) / max(timers["train"] + (now - t_seg), 1e-9)
+                    emit(Progress(run.run_id, step, total, rate * per_step, rate))
                     next_progress = now + PROGRESS_SECONDS
-        summary.update(_consumed(step, per_step, timers, t_start, prior_wall, seg_start))
-        emit(Finished(run_id, "done", summary))
-        return "done"
-    except SinkError:
-        raise
-    except Diverged as exc:
-        summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step),
-                       diverged_at=exc.step, reason=str(exc))
-        emit(Finished(run_id, "diverged", summary, error=str(exc)))
-        return "diverged"
-    except TimeLimitExceeded:
-        summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step),
-                       reason=f"time limit of {spec.time_limit}s exceeded")
-        emit(Finished(run_id, "timeout", summary, error=summary["reason"]))
-        return "timeout"
-    except Exception as exc:  # a plugin that raises fails its run, never the suite
-        summary.update(_consumed(step, _per_step(spec), None, t_start, prior_wall, step))
-        summary["reason"] = f"{type(exc).__name__}: {exc}"
-        emit(Finished(run_id, "failed", summary, error=traceback.format_exc()))
-        return "failed"
     finally:
-        placed.close()
+        run.step, run.state = step, state
 
 
-def _per_step(spec: RunSpec) -> int:
-    return spec.budget["batch_size"] * spec.budget["batches_per_step"]
-
-
-def _consumed(step: int, per_step: int, timers: dict | None, t_start: float, prior_wall: float,
-              seg_start: int) -> dict:
-    wall = prior_wall + time.monotonic() - t_start
-    out = {"examples": step * per_step, "steps": step, "wall_time": round(wall, 3)}
-    if timers is not None:
-        out["train_time"] = round(timers["train"], 3)
-        out["eval_time"] = round(timers["eval"], 3)
+def finish(run: Run, emit: Emit, exc: BaseException | None = None) -> str:
+    """Emit ``Finished`` for a run that ended (with ``exc``, or normally); returns its status.
+    An exception that is the driver's fault, or no run's business, is raised again."""
+    spec, step = run.spec, run.step
+    wall = round(run.wall_time(), 3)
+    run.summary.update(examples=step * spec.budget.examples_per_step, steps=step, wall_time=wall)
+    if exc is None:
+        timers, trained = run.timers, step - run.seg_start
+        run.summary.update(train_time=round(timers["train"], 3), eval_time=round(timers["eval"], 3))
         if timers["train"] > 0:
-            out["examples_per_s"] = round((step - seg_start) * per_step / timers["train"], 1)
-    return out
+            run.summary["examples_per_s"] = round(trained * spec.budget.examples_per_step / timers["train"], 1)
+        emit(Finished(run.run_id, "done", run.summary))
+        return "done"
+    outcome = outcome_of(exc)
+    if outcome is None or outcome.status == DRIVER_FAULT:
+        raise exc
+    run.summary.update(outcome.describe(exc, spec))
+    error = "".join(traceback.format_exception(exc)) if outcome.traceback else run.summary["reason"]
+    emit(Finished(run.run_id, outcome.status, run.summary, error=error))
+    return outcome.status
+
+
+def execute_task(task: RunTask, emit: Emit) -> str:
+    """Train and evaluate one run; report everything through ``emit``. Returns its status."""
+    deliver = deliverer(emit, task.spec.run_id)
+    run = start(task)
+    try:
+        prepare(run, deliver)
+        train(run, deliver)
+        return finish(run, deliver)
+    except Exception as exc:  # OUTCOMES says what becomes of the run (a SinkError goes on up)
+        return finish(run, deliver, exc)
+    finally:
+        run.close()
+
+
+# ------------------------------------------------------------------------- provenance
 
 
 def _versions(framework: str) -> dict:
@@ -281,7 +374,7 @@ def _provenance(spec: RunSpec, task: RunTask, fw, device, subset, registry: Regi
 
     return {
         "run_id": spec.run_id,
-        "versions": _versions(spec.model["framework"]),
+        "versions": _versions(spec.model.framework),
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -292,10 +385,9 @@ def _provenance(spec: RunSpec, task: RunTask, fw, device, subset, registry: Regi
         "subset": subset.provenance,
         "fresh_source": fresh_source,
         "plugins": {
-            "model": src("model", spec.model["name"], spec.model["framework"]),
-            "dataset": src("dataset", spec.dataset["name"]),
-            "features": src("feature", spec.eval["features"]["name"]),
-            "metrics": {m["name"]: src("metric", m["name"]) for m in spec.metrics},
+            "model": src("model", spec.model.name, spec.model.framework),
+            "dataset": src("dataset", spec.dataset.name),
+            "features": src("feature", spec.eval.features.name),
+            "metrics": {m.name: src("metric", m.name) for m in spec.metrics},
         },
     }
-

@@ -7,7 +7,6 @@ placeholders) and are shipped as package data.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import keyword
 import string
@@ -98,33 +97,3 @@ def scaffold(kind: str, name: str, framework: str | None = None, parent: str | P
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return target
-
-
-# ------------------------------------------------------------------------------ CLI
-
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("new", help="create a plugin package (model, dataset or metric) to edit",
-                       description="Write an installable plugin package: pyproject with the benchbase entry "
-                                   "point, the plugin with working code and TODOs where the science goes, "
-                                   "tests using the conformance kit, a tiny suite and a README.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="example:\n  benchbase new model my_flow --framework jax --dir ~/src")
-    p.add_argument("kind", choices=KINDS, help="what the plugin provides")
-    p.add_argument("name", help="the plugin's name, a Python identifier (e.g. my_flow)")
-    p.add_argument("--framework", choices=FRAMEWORKS, default=None,
-                   help="models only: torch (default) or jax")
-    p.add_argument("--dir", default=".", metavar="PATH",
-                   help="where to create benchbase-NAME/ (default: the current directory)")
-    p.set_defaults(func=_new)
-
-
-def _new(args) -> int:
-    target = scaffold(args.kind, args.name, args.framework, args.dir)
-    print(f"created {target}/ ({args.kind} '{args.name}'). Next:\n"
-          f"  cd {target}\n"
-          f"  pip install -e .\n"
-          f"  pytest\n"
-          f"  benchbase run suites/{args.name}.yaml\n"
-          f"then edit benchbase_{args.name}/plugin.py where it says TODO.")
-    return 0

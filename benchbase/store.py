@@ -7,21 +7,16 @@ primary key (run, step, metric, reference) makes a repeated write replace rather
 than duplicate. WAL mode and a busy timeout let several suites share a directory.
 Only the driver process writes.
 
-Several drivers may share one store (two suites with common runs, or the same
-command started twice). A driver *claims* a run (a row in ``leases``) before it
-trains it and keeps the claim alive with heartbeats; another driver skips a run
-held by a live claim and takes it over when the holder stops heartbeating or, on
-the same host, when the holder's process is gone (``kill -9``).
+The schema is built and upgraded by benchbase.migrations when a file is opened;
+claims of runs by concurrent drivers live in benchbase.leases (``store.leases``).
+Reads hand out :class:`~benchbase.records.RunRecord` objects with a typed spec.
 """
 from __future__ import annotations
 
 import io
 import json
-import os
-import socket
 import sqlite3
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,58 +24,13 @@ from typing import Iterator
 
 import numpy as np
 
-from benchbase.config import RunSpec
 from benchbase.contracts import EvalRow
+from benchbase.leases import Leases
+from benchbase.migrations import SCHEMA_VERSION, migrate  # noqa: F401 (SCHEMA_VERSION: read from here too)
+from benchbase.paths import DB_NAME, default_results_dir  # noqa: F401 (read from here too)
+from benchbase.records import RunRecord
+from benchbase.specs import RunSpec
 
-DB_NAME = "benchbase.sqlite"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    model TEXT NOT NULL, framework TEXT, family TEXT, model_label TEXT,
-    dataset TEXT NOT NULL, dataset_label TEXT, n INTEGER, seed INTEGER,
-    spec TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    error TEXT,
-    provenance TEXT,
-    summary TEXT,
-    created_at REAL, updated_at REAL
-);
-CREATE TABLE IF NOT EXISTS suites (
-    name TEXT PRIMARY KEY, source TEXT, resolved TEXT, leaderboard TEXT, updated_at REAL
-);
-CREATE TABLE IF NOT EXISTS suite_runs (
-    suite TEXT NOT NULL, run_id TEXT NOT NULL, position INTEGER,
-    PRIMARY KEY (suite, run_id)
-);
-CREATE TABLE IF NOT EXISTS evals (
-    run_id TEXT NOT NULL, step INTEGER NOT NULL, examples INTEGER NOT NULL,
-    metric TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '',
-    value REAL, feature_space TEXT, params TEXT,
-    PRIMARY KEY (run_id, step, metric, ref)
-);
-CREATE TABLE IF NOT EXISTS samples (
-    run_id TEXT NOT NULL, step INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (run_id, step)
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    run_id TEXT PRIMARY KEY, step INTEGER NOT NULL, examples INTEGER NOT NULL,
-    wall_time REAL NOT NULL DEFAULT 0, blob BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leases (
-    run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
-    acquired REAL NOT NULL, heartbeat REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS evals_by_metric ON evals (metric, run_id);
-CREATE TABLE IF NOT EXISTS derived (
-    suite TEXT NOT NULL, run_id TEXT NOT NULL, data TEXT NOT NULL, updated_at REAL,
-    PRIMARY KEY (suite, run_id)
-);
-"""
-
-FINAL_STATUSES = ("done", "diverged")  # outcomes a rerun does not repeat
 
 
 @dataclass
@@ -89,48 +39,6 @@ class Checkpoint:
     examples: int
     wall_time: float
     blob: bytes
-
-
-DEFAULT_LEASE_TIMEOUT = 60.0  # seconds without a heartbeat before another driver takes a run over
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Who is claiming runs: one per ``run_suite`` call (owner), on a host, in a process."""
-
-    owner: str
-    host: str
-    pid: int
-    timeout: float = DEFAULT_LEASE_TIMEOUT
-
-    @classmethod
-    def new(cls, timeout: float | None = None) -> "Lease":
-        if timeout is None:
-            timeout = float(os.environ.get("BENCHBASE_LEASE_TIMEOUT", DEFAULT_LEASE_TIMEOUT))
-        return cls(uuid.uuid4().hex, socket.gethostname(), os.getpid(), timeout)
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Another driver's live claim on a run."""
-
-    owner: str
-    host: str
-    pid: int
-    heartbeat: float
-
-    def describe(self) -> str:
-        return f"pid {self.pid} on {self.host}"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def encode_array(a: np.ndarray) -> bytes:
@@ -156,8 +64,8 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=60000")
-        self.conn.executescript(_SCHEMA)
-        self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        migrate(self.conn, str(self.path))
+        self.leases = Leases(self)
 
     @property
     def cache_dir(self) -> Path:
@@ -198,8 +106,8 @@ class Store:
                     "INSERT OR IGNORE INTO runs (run_id, model, framework, family, model_label, dataset,"
                     " dataset_label, n, seed, spec, status, created_at, updated_at)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
-                    (spec.run_id, spec.model["name"], spec.model["framework"], spec.model["family"],
-                     spec.model["label"], spec.dataset["name"], spec.dataset["label"], spec.subset["n"],
+                    (spec.run_id, spec.model.name, spec.model.framework, spec.model.family,
+                     spec.model.label, spec.dataset.name, spec.dataset.label, spec.subset.n,
                      spec.seed, json.dumps(spec.to_dict(), sort_keys=True), now, now))
                 c.execute("INSERT OR REPLACE INTO suite_runs VALUES (?,?,?)", (suite, spec.run_id, pos))
 
@@ -232,54 +140,6 @@ class Store:
             if status == "done":
                 c.execute("DELETE FROM checkpoints WHERE run_id=?", (run_id,))
 
-    # ---------------------------------------------------------------- leases
-    def claim(self, run_id: str, lease: Lease) -> Holder | str | None:
-        """Claim a run for ``lease``. Returns None when claimed, the run's status when
-        it is already final (someone finished it), else the live :class:`Holder`."""
-        now = time.time()
-        with self.transaction() as c:
-            row = c.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            if row and row[0] in FINAL_STATUSES:
-                return row[0]
-            held = c.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE run_id=?",
-                             (run_id,)).fetchone()
-            if held is not None and held[0] != lease.owner:
-                holder = Holder(*held)
-                if not self._lease_expired(holder, lease, now):
-                    return holder
-            c.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?)",
-                      (run_id, lease.owner, lease.host, lease.pid, now, now))
-        return None
-
-    @staticmethod
-    def _lease_expired(holder: Holder, lease: Lease, now: float) -> bool:
-        if now - holder.heartbeat > lease.timeout:
-            return True  # the holder stopped heartbeating (crashed, hung, or its machine died)
-        # On this machine a dead holder process is visible at once: no need to wait.
-        return holder.host == lease.host and not _process_alive(holder.pid)
-
-    def heartbeat(self, lease: Lease) -> int:
-        """Refresh every claim of ``lease``; returns how many it holds."""
-        with self.transaction() as c:
-            return c.execute("UPDATE leases SET heartbeat=? WHERE owner=?", (time.time(), lease.owner)).rowcount
-
-    def release(self, lease: Lease, run_id: str | None = None) -> None:
-        """Give up one claim (``run_id``) or all claims of ``lease``."""
-        with self.transaction() as c:
-            if run_id is None:
-                c.execute("DELETE FROM leases WHERE owner=?", (lease.owner,))
-            else:
-                c.execute("DELETE FROM leases WHERE owner=? AND run_id=?", (lease.owner, run_id))
-
-    def holder(self, run_id: str, lease: Lease) -> Holder | None:
-        """The live claim of another driver on ``run_id``, if any."""
-        row = self.conn.execute("SELECT owner, host, pid, heartbeat FROM leases WHERE run_id=?",
-                                (run_id,)).fetchone()
-        if row is None or row[0] == lease.owner:
-            return None
-        holder = Holder(*row)
-        return None if self._lease_expired(holder, lease, time.time()) else holder
-
     # ---------------------------------------------------------------- evals
     def write_eval(self, run_id: str, step: int, examples: int, rows: list[EvalRow],
                    samples: np.ndarray | None = None, checkpoint: bytes | None = None,
@@ -310,7 +170,7 @@ class Store:
             c.execute("DELETE FROM samples WHERE run_id=? AND step>?", (run_id, step))
 
     # ---------------------------------------------------------------- reads
-    def runs(self, suite: str | None = None, status: str | None = None) -> list[dict]:
+    def runs(self, suite: str | None = None, status: str | None = None) -> list[RunRecord]:
         q = "SELECT r.* FROM runs r"
         args: list = []
         where = []
@@ -326,13 +186,7 @@ class Store:
         q += " ORDER BY " + ("s.position" if suite is not None else "r.created_at, r.run_id")
         cur = self.conn.execute(q, args)
         cols = [d[0] for d in cur.description]
-        out = []
-        for row in cur.fetchall():
-            rec = dict(zip(cols, row))
-            for key in ("spec", "provenance", "summary"):
-                rec[key] = json.loads(rec[key]) if rec.get(key) else {}
-            out.append(rec)
-        return out
+        return [_record(dict(zip(cols, row))) for row in cur.fetchall()]
 
     def suite_settings(self, suite: str) -> dict:
         """The suite's leaderboard settings (primary metric, columns) as last run."""
@@ -392,6 +246,16 @@ class Store:
                 for t in ("runs", "evals", "samples", "checkpoints")}
 
 
+def _record(row: dict) -> RunRecord:
+    """A ``runs`` row as a typed record (the model/dataset columns repeat the spec)."""
+    def plain(key: str) -> dict:
+        return json.loads(row[key]) if row.get(key) else {}
+
+    return RunRecord(run_id=row["run_id"], spec=RunSpec.from_dict(plain("spec")), status=row["status"],
+                     error=row.get("error"), provenance=plain("provenance"), summary=plain("summary"),
+                     created_at=row.get("created_at"), updated_at=row.get("updated_at"))
+
+
 def _finite_or_none(v) -> float | None:
     try:
         f = float(v)
@@ -399,6 +263,3 @@ def _finite_or_none(v) -> float | None:
         return None
     return f if np.isfinite(f) else None
 
-
-def default_results_dir() -> str:
-    return os.environ.get("BENCHBASE_RESULTS", "results")

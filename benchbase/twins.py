@@ -17,10 +17,14 @@ different training images: low twin similarity, nearest-training similarity near
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
 import numpy as np
+
+from benchbase.records import RunRecord
+from benchbase.specs import RunSpec
 
 
 def _centred_unit(x: np.ndarray) -> np.ndarray:
@@ -52,42 +56,45 @@ def nearest_cosine(samples: np.ndarray, train: np.ndarray, block: int = 4096) ->
     return best, arg
 
 
-def twin_key(spec: dict) -> str | None:
+def twin_key(spec: RunSpec) -> str | None:
     """What twins share: the run identity with the split's part number blanked out."""
-    split = spec["subset"].get("split")
-    if not split:
+    if not spec.subset.split:
         return None
-    ident = {k: spec[k] for k in ("model", "dataset", "budget", "eval", "metrics", "seed")}
-    ident["model"] = {k: v for k, v in ident["model"].items() if k != "label"}
-    ident["dataset"] = {k: v for k, v in ident["dataset"].items() if k != "label"}
     # the part number and the hash of the examples differ between twins by construction
-    ident["subset"] = {**spec["subset"], "split": [None, split[1]], "content_hash": None}
-    return json.dumps(ident, sort_keys=True, default=str)
+    part = dataclasses.replace(spec.subset, split=(0, spec.subset.split[1]), content_hash=None)
+    return json.dumps(dataclasses.replace(spec, subset=part).identity(), sort_keys=True, default=str)
 
 
-def twin_groups(runs: list[dict]) -> list[list[dict]]:
+def twin_groups(runs: list[RunRecord]) -> list[list[RunRecord]]:
     """Groups of finished runs that are twins of each other (two or more parts)."""
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[RunRecord]] = {}
     for r in runs:
-        key = twin_key(r["spec"])
+        key = twin_key(r.spec)
         if key is not None:
             groups.setdefault(key, []).append(r)
-    return [sorted(g, key=lambda r: r["spec"]["subset"]["split"][0]) for g in groups.values()
-            if len({r["spec"]["subset"]["split"][0] for r in g}) > 1]
+    return [sorted(g, key=lambda r: r.spec.subset.split[0]) for g in groups.values()
+            if len({r.spec.subset.split[0] for r in g}) > 1]
 
 
-def training_set(spec: dict, registry) -> np.ndarray:
-    """Rebuild the exact training subset of a run (the core's own subset selection)."""
-    from benchbase.config import plugin_config
-    from benchbase.data import DataCatalog, select_subset
+def train_split(spec: RunSpec, registry):
+    """The splits of a run's dataset (``DataSplits``), loaded once per process."""
+    from benchbase.data import DataCatalog
+    from benchbase.structured import plugin_config
 
-    reg = registry.get("dataset", spec["dataset"]["name"])
-    cfg, plain = plugin_config(reg, spec["dataset"]["config"], "<run spec>", "dataset.config")
+    reg = registry.get("dataset", spec.dataset.name)
+    cfg, plain = plugin_config(reg, spec.dataset.config, "<run spec>", "dataset.config")
     _, splits = DataCatalog.shared().load(reg, cfg, plain)
-    return select_subset(splits, spec["subset"]).x
+    return splits
 
 
-def twin_records(store, runs: list[dict], registry=None) -> dict[str, dict]:
+def training_set(spec: RunSpec, registry) -> np.ndarray:
+    """Rebuild the exact training subset of a run (the core's own subset selection)."""
+    from benchbase.data import select_subset
+
+    return select_subset(train_split(spec, registry), spec.subset).x
+
+
+def twin_records(store, runs: list[RunRecord], registry=None) -> dict[str, dict]:
     """For every run with a twin: paired similarity per stored step and at the last one."""
     groups = twin_groups(runs)
     if not groups:
@@ -98,22 +105,22 @@ def twin_records(store, runs: list[dict], registry=None) -> dict[str, dict]:
         registry = build_registry()
     out: dict[str, dict] = {}
     for group in groups:
-        samples = {r["run_id"]: _stored_samples(store, r["run_id"]) for r in group}
+        samples = {r.run_id: _stored_samples(store, r.run_id) for r in group}
         train_sim: dict[str, dict] = {}
         for r in group:
             try:
-                train = training_set(r["spec"], registry)
+                train = training_set(r.spec, registry)
             except Exception as exc:
-                warnings.warn(f"twin analysis: cannot rebuild the training set of run {r['run_id']}: {exc}")
+                warnings.warn(f"twin analysis: cannot rebuild the training set of run {r.run_id}: {exc}")
                 continue
-            train_sim[r["run_id"]] = {step: nearest_cosine(x, train)[0] for step, x in samples[r["run_id"]].items()}
+            train_sim[r.run_id] = {step: nearest_cosine(x, train)[0] for step, x in samples[r.run_id].items()}
         for r in group:
-            rid = r["run_id"]
-            partners = [p for p in group if p["run_id"] != rid]
+            rid = r.run_id
+            partners = [p for p in group if p.run_id != rid]
             per_step: dict[int, list[np.ndarray]] = {}
             for p in partners:
                 for step, x in samples[rid].items():
-                    y = samples[p["run_id"]].get(step)
+                    y = samples[p.run_id].get(step)
                     if y is not None and len(y) == len(x) and len(x):
                         per_step.setdefault(step, []).append(paired_cosine(x, y))
             if not per_step:
@@ -123,8 +130,8 @@ def twin_records(store, runs: list[dict], registry=None) -> dict[str, dict]:
             last = steps[-1]
             near = train_sim.get(rid, {}).get(last)
             out[rid] = {
-                "split": f"{r['spec']['subset']['split'][0]} of {r['spec']['subset']['split'][1]}",
-                "partners": [p["run_id"] for p in partners],
+                "split": f"{r.spec.subset.split[0]} of {r.spec.subset.split[1]}",
+                "partners": [p.run_id for p in partners],
                 "steps": steps,
                 "twin_similarity_by_step": [float(sims[s].mean()) for s in steps],
                 "nearest_train_similarity_by_step": [

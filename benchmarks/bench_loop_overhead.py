@@ -1,4 +1,4 @@
-"""What benchbase's training loop costs over a bare hand-written loop (issue 3).
+"""What benchbase's training loop costs over a bare hand-written loop.
 
 Trains the rectified-flow MLP on gmm2d, in PyTorch and in JAX, two ways in one process:
 

@@ -1,6 +1,6 @@
 """Speed of the metric arithmetic, measured side by side in one process.
 
-Prints three ratios (issue 4):
+Prints three ratios:
 
   knn   blocked-GEMM nearest neighbours with float64 refinement, as a fraction of the
         plain float32 GEMM rate on the same blocks (target >= 0.60);

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.cli import main
 from benchbase.config import build_suite, eval_schedule, load_suite
 from benchbase.errors import ConfigError
+from benchbase.specs import Budget
 
 
 def _write(tmp_path, suite: dict, name="suite.yaml"):
@@ -28,12 +29,13 @@ def test_valid_suite_expands_to_runs(registry):
     suite = build_suite(tiny_suite(seeds=[0, 1]), "x.yaml", registry=registry)
     assert len(suite.runs) == 4
     assert len({r.run_id for r in suite.runs}) == 4
-    flow = next(r for r in suite.runs if r.model["name"] == "rectified_flow")
-    assert flow.budget == {"examples": 60 * 32, "batch_size": 32, "batches_per_step": 1, "steps": 60}
-    assert flow.eval["steps"][-1] == 60 and flow.model["config"]["width"] == 32
-    assert flow.model["config"]["lr"] == 1e-3  # defaults are resolved into the spec
-    oracle = next(r for r in suite.runs if r.model["name"] == "copy_train")
-    assert oracle.eval["steps"] == [0]
+    flow = next(r for r in suite.runs if r.model.name == "rectified_flow")
+    assert flow.budget == Budget(examples=60 * 32, batch_size=32, batches_per_step=1, steps=60)
+    assert flow.budget.examples_per_step == 32
+    assert flow.eval.steps[-1] == 60 and flow.model.config["width"] == 32
+    assert flow.model.config["lr"] == 1e-3  # defaults are resolved into the spec
+    oracle = next(r for r in suite.runs if r.model.name == "copy_train")
+    assert oracle.eval.steps == (0,)
 
 
 def test_misspelled_top_level_key(registry):
@@ -92,7 +94,7 @@ def test_metric_requirements_are_checked_before_training(registry):
     assert "needs model capability 'heldout_loss', which model 'copy_train'" in msg
     assert "optional: true" in msg
     ok = build_suite(tiny_suite(metrics=[{"name": "needs_loss", "optional": True}]), "x", registry=registry)
-    by_model = {r.model["name"]: [m["name"] for m in r.metrics] for r in ok.runs}
+    by_model = {r.model.name: [m.name for m in r.metrics] for r in ok.runs}
     assert by_model == {"rectified_flow": ["needs_loss"], "copy_train": []}
 
 
@@ -104,11 +106,11 @@ def test_all_problems_are_reported_at_once(registry):
 def test_overrides_use_dotlist_syntax(tmp_path, registry):
     path = _write(tmp_path, tiny_suite())
     suite = load_suite(path, ["budget.steps=20", "models.0.config.width=8", "seeds=[3,4]"], registry=registry)
-    flow = [r for r in suite.runs if r.model["name"] == "rectified_flow"]
-    assert {r.seed for r in flow} == {3, 4} and flow[0].budget["steps"] == 20
-    assert flow[0].model["config"]["width"] == 8
+    flow = [r for r in suite.runs if r.model.name == "rectified_flow"]
+    assert {r.seed for r in flow} == {3, 4} and flow[0].budget.steps == 20
+    assert flow[0].model.config["width"] == 8
     suite = load_suite(path, ["budget.steps=null", "budget.examples=2e3"], registry=registry)
-    assert suite.runs[0].budget["examples"] == 2000
+    assert suite.runs[0].budget.examples == 2000
 
 
 def test_run_ids_ignore_labels_suite_and_device_but_not_configs(registry):
@@ -122,7 +124,7 @@ def test_run_ids_ignore_labels_suite_and_device_but_not_configs(registry):
 def test_sweep_expands_grid(registry):
     suite = build_suite(tiny_suite(models=[{"name": "rectified_flow", "framework": "torch"}], seeds=[0, 1],
                                    sweep={"n": [16, 32], "model.width": [8, 16]}), "s", registry=registry)
-    combos = {(r.subset["n"], r.model["config"]["width"], r.seed) for r in suite.runs}
+    combos = {(r.subset.n, r.model.config["width"], r.seed) for r in suite.runs}
     assert len(combos) == len(suite.runs) == 8
 
 
@@ -184,9 +186,9 @@ def test_run_id_follows_the_data_not_the_folder(registry, tmp_path, monkeypatch)
     a = run_id(_mnist_dir(tmp_path / "a", seed=0))
     b = run_id(_mnist_dir(tmp_path / "b", seed=0))
     c = run_id(_mnist_dir(tmp_path / "c", seed=1))
-    assert a.dataset["config"]["root"] != b.dataset["config"]["root"]
+    assert a.dataset.config["root"] != b.dataset.config["root"]
     assert a.run_id == b.run_id != c.run_id
-    assert a.subset["content_hash"] != c.subset["content_hash"]
+    assert a.subset.content_hash != c.subset.content_hash
 
 
 def _mnist_dir(root, seed):
@@ -215,10 +217,22 @@ def test_per_dataset_model_config_overrides_the_model_entry(registry):
                   {"name": "digits", "n": 32}],
         models=[{"name": "rectified_flow", "label": "flow", "config": {"width": 16, "backbone": "mlp"}}])
     runs = build_suite(suite, "x", registry=registry).runs
-    widths = {r.dataset["name"]: r.model["config"]["width"] for r in runs}
+    widths = {r.dataset.name: r.model.config["width"] for r in runs}
     assert widths == {"gmm2d": 8, "digits": 16}
     bad = tiny_suite(datasets=[{"name": "gmm2d", "n": 32, "model_config": {"flw": {"width": 8}}}],
                      models=[{"name": "rectified_flow", "label": "flow"}])
     assert "datasets[0].model_config.flw" in _problems(bad, registry)
     typo = tiny_suite(datasets=[{"name": "gmm2d", "n": 32, "model_config": {"rectified_flow": {"widht": 8}}}])
     assert "datasets[0].model_config.rectified_flow.widht" in _problems(typo, registry)
+
+
+@pytest.mark.parametrize("override, where", [("datasets.0.n=100000", "datasets[0].n"),
+                                             ("models.0.config.widht=3", "models[0].config.widht")])
+def test_one_mistake_is_reported_once_however_many_runs_share_it(registry, override, where):
+    """quickstart plans 16 runs over 2 datasets and 4 models: the mistake is one line."""
+    from pathlib import Path
+
+    quickstart = Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml"
+    with pytest.raises(ConfigError) as err:
+        load_suite(quickstart, [override], registry=registry)
+    assert [path for path, _ in err.value.problems] == [where]

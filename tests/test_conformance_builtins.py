@@ -87,9 +87,9 @@ def _unless_missing(check, cls, unavailable=MissingDataError, **kwargs):
 
 
 def _on_disk_fixture(name: str, folder) -> dict | None:
-    """Tiny files in the published formats (tests/dataset_fixtures.py), so the real
+    """Tiny files in the published formats (tests/support/dataset_files.py), so the real
     parsers of the on-disk datasets meet the contract too; None for other datasets."""
-    from dataset_fixtures import write_celeba, write_cifar, write_image_folder, write_mnist
+    from support.dataset_files import write_celeba, write_cifar, write_image_folder, write_mnist
 
     if name in ("mnist", "fashion_mnist"):
         write_mnist(folder / "idx", gz=True)

@@ -159,7 +159,7 @@ def test_registry_fixture_is_fresh_and_strict(benchbase_registry, registry):
 
 
 def test_run_fixture_runs_a_suite_and_returns_leaderboard_rows(benchbase_run):
-    from helpers import tiny_suite
+    from support.suites import tiny_suite
 
     outcome = benchbase_run(tiny_suite(models=["copy_train"], metrics=["mem_ratio"]))
     assert outcome.result.ok

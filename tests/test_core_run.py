@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite
@@ -27,12 +27,12 @@ def test_tiny_suite_runs_and_ranks(registry, results_dir):
     with Store(results_dir) as store:
         tables = build_tables(store, suite="tiny")
         runs = store.runs(suite="tiny")
-        assert {r["status"] for r in runs} == {"done"}
-        flow = next(r for r in runs if r["model"] == "rectified_flow")
-        steps = sorted({e["step"] for e in store.evals(flow["run_id"])})
-        assert steps == suite.runs[0].eval["steps"] and steps[-1] == 60
-        assert flow["summary"]["examples"] == 60 * 32 and flow["summary"]["param_count"] > 0
-        assert flow["provenance"]["dataset_content_hash"]
+        assert {r.status for r in runs} == {"done"}
+        flow = next(r for r in runs if r.spec.model.name == "rectified_flow")
+        steps = sorted({e["step"] for e in store.evals(flow.run_id)})
+        assert steps == list(suite.runs[0].eval.steps) and steps[-1] == 60
+        assert flow.summary["examples"] == 60 * 32 and flow.summary["param_count"] > 0
+        assert flow.provenance["dataset_content_hash"]
     records = {r["model"]: r for r in table_to_records(tables[0])}
     assert records["copy_train"]["metrics"]["mem_ratio[train]"]["mean"] == 1.0
     assert np.isfinite(records["rectified_flow"]["metrics"]["fd[test]"]["mean"])
@@ -109,7 +109,7 @@ def test_failing_plugin_marks_run_failed_and_suite_continues(registry, results_d
     assert sorted(result.statuses.values()) == ["done", "failed"]
     with Store(results_dir) as store:
         failed = store.runs(status="failed")[0]
-        assert "boom in train_step" in failed["error"] and "Traceback" in failed["error"]
+        assert "boom in train_step" in failed.error and "Traceback" in failed.error
 
 
 def test_nan_loss_marks_run_diverged(registry, results_dir, monkeypatch):
@@ -131,7 +131,7 @@ def test_nan_loss_marks_run_diverged(registry, results_dir, monkeypatch):
     assert list(result.statuses.values()) == ["diverged"]
     with Store(results_dir) as store:
         run = store.runs()[0]
-        assert run["summary"]["diverged_at"] >= 21
+        assert run.summary["diverged_at"] >= 21
 
 
 def test_json_leaderboard_is_a_list_of_rows(registry, results_dir):

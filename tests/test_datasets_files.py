@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-from dataset_fixtures import (tar_gz, write_celeba, write_cifar, write_idx, write_image_folder, write_mnist,
+from support.dataset_files import (tar_gz, write_celeba, write_cifar, write_idx, write_image_folder, write_mnist,
                               zip_bytes)
 
 from benchbase.config import plugin_config

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import ModelHarness, assert_repeatable_and_resumable, tiny_suite
+from support.model_harness import ModelHarness, assert_repeatable_and_resumable
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite, plugin_config
 from benchbase.contracts import Batch
@@ -361,7 +362,7 @@ def test_empirical_denoiser_reproduces_training_points_through_the_core(registry
         eval={"points": 1, "n_samples": 300}), "<test>", registry=registry)
     with Store(tmp_path) as store:
         assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
-        mem = {(r["model_label"], r["dataset"]): next(e["value"] for e in store.evals(r["run_id"])
+        mem = {(r.model_label, r.spec.dataset.name): next(e["value"] for e in store.evals(r.run_id)
                                                       if e["metric"] == "mem_ratio")
                for r in store.runs()}
     assert mem[("empirical_denoiser", "gmm2d")] >= 0.95 and mem[("empirical_denoiser", "digits")] >= 0.95
@@ -383,11 +384,11 @@ def test_every_diffusion_model_runs_through_the_core(registry, tmp_path):
     with Store(tmp_path) as store:
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
         runs = store.runs(suite="tiny")
-        assert result.ok, [r["error"] for r in runs if r["status"] != "done"]
+        assert result.ok, [r.error for r in runs if r.status != "done"]
         assert len(runs) == 2 * len(MODELS) * len(frameworks)
         for run in runs:
-            assert run["summary"]["steps"] == steps and run["summary"]["param_count"] > 0
-            values = [e["value"] for e in store.evals(run["run_id"]) if e["metric"] in ("fd", "swd")]
+            assert run.summary["steps"] == steps and run.summary["param_count"] > 0
+            values = [e["value"] for e in store.evals(run.run_id) if e["metric"] in ("fd", "swd")]
             assert values and np.isfinite(values).all()
 
 

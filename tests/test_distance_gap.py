@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from benchbase.distance_gap import distance_gap, format_summary, summarize
-from benchbase.dynamics import Trajectory, onset
+from benchbase.dynamics import Trajectory
+from benchbase.verdicts import onset
 
 STEPS = np.array([10, 30, 100, 300, 1000, 3000])
 

@@ -1,105 +1,31 @@
 """Derived training-dynamics quantities: onset criteria, rate, best fidelity before
-memorization, normalized step, the tau_mem-vs-n fit, storage and the leaderboard JSON."""
+memorization, normalized step, the tau_mem-vs-n fit, storage and the leaderboard JSON
+(the onset rule itself: test_verdicts.py)."""
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from support.dynamics_stores import ensure_heldout_gap, fake_store
+from support.suites import tiny_suite
 
-from benchbase import Metric, hookimpl
 from benchbase.cli import main
 from benchbase.config import DynamicsEntry, build_suite
-from benchbase.contracts import EvalRow
 from benchbase.driver import run_suite
-from benchbase.dynamics import (Trajectory, best_before, derive_run, derive_suite, dynamics_settings,
-                                fit_power_law, memorization_rate, normalization, onset, relative_gap, tau_fits)
+from benchbase.derived import derive_suite, dynamics_settings
+from benchbase.dynamics import (Trajectory, best_before, derive_run, fit_power_law, memorization_rate, normalization,
+                                relative_gap, tau_fits)
 from benchbase.errors import ConfigError
 from benchbase.leaderboard import build_tables, table_to_records
 from benchbase.progress import Reporter
 from benchbase.store import Store
 
-# ------------------------------------------------------------------ a stand-in metric
-
-
-@dataclass
-class _GapConfig:
-    evaluations: int = 256
-
-
-class HeldoutGapStandIn(Metric):
-    """Stand-in for the metrics branch's heldout_gap: rows heldout_gap.train / heldout_gap.test."""
-
-    name = "heldout_gap"
-    direction = "lower"
-    requires = frozenset({"capability:heldout_loss"})
-    Config = _GapConfig
-
-    def compute(self, ctx):
-        def tiled(x):
-            return np.concatenate([x] * -(-self.config.evaluations // len(x)))[:self.config.evaluations]
-        train = ctx.model.heldout_loss(tiled(ctx.train_data))
-        test = ctx.model.heldout_loss(tiled(ctx.test_data))
-        return {"heldout_gap": test - train, "heldout_gap.train": train, "heldout_gap.test": test}
-
-
-class _StandInPlugin:
-    @hookimpl
-    def benchbase_register_metrics(self, register):
-        register(HeldoutGapStandIn)
-
-
-def ensure_heldout_gap(registry):
-    """The metrics branch's heldout_gap when registered, else the stand-in above."""
-    if "heldout_gap" not in registry.names("metric"):
-        registry.add_plugin(_StandInPlugin(), "heldout-gap-stand-in", source="test")
-        registry.collect()
-    return registry
-
 
 @pytest.fixture
 def gap_registry(registry):
     return ensure_heldout_gap(registry)
-
-
-# -------------------------------------------------------------------------- onset
-
-
-def test_onset_interpolates_in_log_step():
-    steps = np.array([100, 1000, 10000])
-    # crosses 0.1 a quarter of the way (in value) from step 1000 to 10000
-    on = onset(steps, np.array([0.0, 0.0, 0.4]), threshold=0.1, confirm=0)
-    assert on.eval_step == 10000 and on.index == 2 and on.censored is None
-    assert on.step == pytest.approx(10 ** 3.25)
-
-
-def test_onset_needs_confirmation_by_later_evals():
-    steps = np.array([10, 20, 40, 80, 160])
-    values = np.array([0.0, 0.2, 0.0, 0.3, 0.5])  # a one-eval blip at step 20
-    assert onset(steps, values, 0.1, confirm=1).eval_step == 80
-    assert onset(steps, values, 0.1, confirm=0).eval_step == 20
-    # at the end of the run fewer later evaluations exist: the last one alone is enough
-    assert onset(steps, np.array([0, 0, 0, 0, 0.5]), 0.1, confirm=2).eval_step == 160
-
-
-def test_onset_censoring_and_missing_values():
-    steps = np.array([10, 20, 40])
-    left = onset(steps, np.array([0.9, 0.9, 1.0]), 0.1)
-    assert left.censored == "left" and left.step == 10
-    right = onset(steps, np.array([0.0, 0.05, 0.09]), 0.1)
-    assert right.censored == "right" and right.step is None and right.eval_step is None
-    assert onset(steps, np.array([np.nan, np.nan, 0.5]), 0.1, confirm=0).eval_step == 40
-
-
-def test_onset_after_an_evaluation_at_step_zero_interpolates_linearly():
-    on = onset(np.array([0, 100]), np.array([0.0, 1.0]), 0.25, confirm=0)
-    assert on.step == pytest.approx(25.0)
-
-
-# --------------------------------------------------------------- other quantities
 
 
 def _evals(steps, **series):
@@ -166,8 +92,10 @@ def test_derive_run_records_both_criteria_and_the_one_used():
 
 
 def test_normalized_step_uses_the_smallest_values_of_the_sweep():
-    def run(rid, B, lr, n):
-        return {"run_id": rid, "spec": {"budget": {"batch_size": B}, "model": {"lr": lr}, "subset": {"n": n}}}
+    def run(rid, B, lr, n):  # the parts of a RunRecord that normalization reads
+        return SimpleNamespace(run_id=rid, spec=SimpleNamespace(budget=SimpleNamespace(batch_size=B),
+                                                                model=SimpleNamespace(lr=lr),
+                                                                subset=SimpleNamespace(n=n)))
 
     factors, refs = normalization([run("a", 32, 1e-3, 64), run("b", 128, 2e-3, 64), run("c", 64, 1e-3, 256),
                                    run("d", 32, None, 128)])
@@ -215,36 +143,6 @@ def test_suite_dynamics_section_is_validated(registry):
 # ------------------------------------------------------------ stores made by hand
 
 
-def fake_store(registry, path, ns=(16, 32, 64, 128), seeds=(0,), per_n=40.0, budget=20000, points=12,
-               suite_name="fake", extra_sweep=None, copy_at=None):
-    """A store whose runs memorize exactly on cue: mem_ratio = clip((step / (per_n n) - 1) / 4, 0, 1)
-    (onset at step per_n * n), swd lowest at the onset; returns the suite."""
-    sweep = {"n": list(ns), **(extra_sweep or {})}
-    suite = build_suite(tiny_suite(name=suite_name, models=[{"name": "rectified_flow", "framework": "torch",
-                                                             "config": {"width": 16, "depth": 1}}],
-                                   seeds=list(seeds), sweep=sweep, budget={"batch_size": 32, "steps": budget},
-                                   eval={"points": points, "n_samples": 100, "keep_samples": 8},
-                                   datasets=[{"name": "gmm2d", "config": {"train_size": 4000, "test_size": 200}}]),
-                        "<fake>", registry=registry)
-    with Store(path) as store:
-        store.register_runs(suite.name, suite.runs, {"source": "<fake>", "resolved": suite.resolved,
-                                                     "leaderboard": suite.leaderboard})
-        for spec in suite.runs:
-            n = spec.subset["n"]
-            onset_step = (copy_at or per_n) * n * (spec.model["config"]["width"] / 16)
-            for step in spec.eval["steps"]:
-                mem = float(np.clip((step / onset_step - 1) / 4, 0, 1))
-                swd = 0.1 + abs(math.log(step / onset_step))
-                rows = [EvalRow("mem_ratio", mem, "train"), EvalRow("swd", swd, "test"),
-                        EvalRow("swd", swd + 0.01, "train"),
-                        EvalRow("heldout_gap.train", 1.0 - 0.3 * mem, "train"),
-                        EvalRow("heldout_gap.test", 1.0, "train")]
-                store.write_eval(spec.run_id, step, step * 32, rows,
-                                 samples=np.zeros((4, 2), np.float32) + step)
-            store.finish_run(spec.run_id, "done", {"steps": budget})
-    return suite
-
-
 def test_derive_suite_recovers_linear_onset_and_stores_records(registry, tmp_path):
     suite = fake_store(registry, tmp_path, seeds=(0, 1))
     with Store(tmp_path) as store:
@@ -252,8 +150,8 @@ def test_derive_suite_recovers_linear_onset_and_stores_records(registry, tmp_pat
         assert store.derived(suite.name) == json.loads(json.dumps(records))
         runs = store.runs(suite=suite.name)
     for r in runs:
-        rec = records[r["run_id"]]
-        n = r["spec"]["subset"]["n"]
+        rec = records[r.run_id]
+        n = r.spec.subset.n
         # first eval above 0.01 sits just after 40 n; interpolation lands within one eval gap
         assert 40 * n <= rec["tau_mem_eval"] and rec["tau_mem"] <= rec["tau_mem_eval"]
         assert rec["tau_mem"] == pytest.approx(40 * n * 1.04, rel=0.5)
@@ -269,8 +167,8 @@ def test_runs_that_never_memorize_are_censored_not_fitted(registry, tmp_path):
     with Store(tmp_path) as store:
         records = derive_suite(store, suite.name)
         runs = store.runs(suite=suite.name)
-    big = next(r for r in runs if r["spec"]["subset"]["n"] == 1024)
-    assert records[big["run_id"]]["tau_mem"] is None and records[big["run_id"]]["censored"] == "right"
+    big = next(r for r in runs if r.spec.subset.n == 1024)
+    assert records[big.run_id]["tau_mem"] is None and records[big.run_id]["censored"] == "right"
     (fit,) = tau_fits(runs, records)
     assert fit["censored"] == [1024] and fit["fit"]["points"] == 3
 
@@ -330,10 +228,10 @@ def test_a_run_stores_heldout_losses_at_every_eval_and_derives_after_finishing(g
         assert set(derived) == {s.run_id for s in suite.runs}
         for spec in suite.runs:
             evals = store.evals(spec.run_id)
-            if spec.model["name"] != "rectified_flow":
+            if spec.model.name != "rectified_flow":
                 assert derived[spec.run_id]["tau_mem"] == 0 and derived[spec.run_id]["censored"] == "left"
                 continue
-            for step in spec.eval["steps"]:
+            for step in spec.eval.steps:
                 names = {e["metric"] for e in evals if e["step"] == step}
                 assert {"heldout_gap.train", "heldout_gap.test"} <= names
             assert derived[spec.run_id]["tau_mem_loss_censored"] != "unavailable"
@@ -346,7 +244,7 @@ def test_collapse_compares_level_crossings_against_step_and_normalized_step(regi
     with Store(tmp_path) as store:
         records = derive_suite(store, suite.name)
         runs = store.runs(suite=suite.name)
-        trajs = {r["run_id"]: Trajectory.from_evals(store.evals(r["run_id"])) for r in runs}
+        trajs = {r.run_id: Trajectory.from_evals(store.evals(r.run_id)) for r in runs}
     (c,) = collapse(runs, trajs, records)
     assert [p["level"] for p in c["levels"]] == [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
     # onsets at 40 n steps: log10 spread of n itself against step, ~0 against normalized step
@@ -367,7 +265,7 @@ def test_collapse_uses_the_runs_that_reach_each_level(registry, tmp_path):
     with Store(tmp_path) as store:
         records = derive_suite(store, suite.name)
         runs = store.runs(suite=suite.name)
-        trajs = {r["run_id"]: Trajectory.from_evals(store.evals(r["run_id"])) for r in runs}
+        trajs = {r.run_id: Trajectory.from_evals(store.evals(r.run_id)) for r in runs}
     (c,) = collapse(runs, trajs, records)
     assert c["levels"] and all(p["n"] == [16, 32, 64] for p in c["levels"])  # n = 2048 never memorizes
     assert c["spread_normalized"] < 0.05 < c["spread_step"]
@@ -388,8 +286,9 @@ def test_step_before_memorization_for_leaderboards():
 
 
 def test_fits_leave_out_runs_that_memorized_from_the_first_evaluation():
-    runs = [{"run_id": str(n), "spec": {"subset": {"n": n}, "model": {"label": "m"}, "dataset": {"label": "d"},
-                                        "sweep": {"n": n}}} for n in (8, 16, 32, 64)]
+    runs = [SimpleNamespace(run_id=str(n), n=n, spec=SimpleNamespace(
+                subset=SimpleNamespace(n=n), model=SimpleNamespace(label="m"), dataset=SimpleNamespace(label="d"),
+                sweep={"n": n})) for n in (8, 16, 32, 64)]  # the parts of RunRecords that tau_fits reads
     records = {"8": {"tau_mem": 0.0, "censored": "left"}, "16": {"tau_mem": 160.0, "censored": None},
                "32": {"tau_mem": 320.0, "censored": None}, "64": {"tau_mem": None, "censored": "right"}}
     (fit,) = tau_fits(runs, records)

@@ -5,7 +5,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from test_dynamics import ensure_heldout_gap
+from support.dynamics_stores import ensure_heldout_gap
 
 from benchbase.config import load_suite
 from benchbase.driver import run_suite
@@ -37,11 +37,11 @@ def _needs(registry, metrics=(), datasets=(), model_keys=()):
 
 def test_memorization_transition_suite(with_gap):
     suite = load_suite(SUITES / "memorization_transition.yaml", registry=with_gap)
-    ns = sorted(r.subset["n"] for r in suite.runs)
+    ns = sorted(r.subset.n for r in suite.runs)
     assert len(ns) >= 4 and ns[-1] / ns[0] >= 8 and len(set(ns)) == len(ns)
-    assert {r.budget["steps"] for r in suite.runs} == {60000}  # one budget for every n
-    assert all(r.budget["batch_size"] <= r.subset["n"] for r in suite.runs)
-    assert all(len(r.eval["steps"]) >= 12 and r.eval["steps"][-1] == 60000 for r in suite.runs)
+    assert {r.budget.steps for r in suite.runs} == {60000}  # one budget for every n
+    assert all(r.budget.batch_size <= r.subset.n for r in suite.runs)
+    assert all(len(r.eval.steps) >= 12 and r.eval.steps[-1] == 60000 for r in suite.runs)
     assert {m["name"] for m in suite.runs[0].metrics} >= {"mem_ratio", "heldout_gap", "swd", "fd"}
     assert suite.resolved["dynamics"]["criterion"] == "loss"  # the paper's definition of tau_mem
 
@@ -50,11 +50,11 @@ def test_strong_generalization_suite_pairs_every_n(registry):
     suite = load_suite(SUITES / "strong_generalization.yaml", registry=registry)
     pairs: dict[str, list] = {}
     for r in suite.runs:
-        pairs.setdefault(twin_key(r.to_dict()), []).append(r)
-    assert len(pairs) == len({r.subset["n"] for r in suite.runs}) >= 3
+        pairs.setdefault(twin_key(r), []).append(r)
+    assert len(pairs) == len({r.subset.n for r in suite.runs}) >= 3
     for twins in pairs.values():
-        assert sorted(tuple(r.subset["split"]) for r in twins) == [(1, 2), (2, 2)]
-        assert len({r.seed for r in twins}) == 1 and twins[0].eval["keep_samples"] >= 100
+        assert sorted(tuple(r.subset.split) for r in twins) == [(1, 2), (2, 2)]
+        assert len({r.seed for r in twins}) == 1 and twins[0].eval.keep_samples >= 100
 
 
 def test_cifar10_transition_suite_validates_without_data(with_gap):
@@ -64,10 +64,10 @@ def test_cifar10_transition_suite_validates_without_data(with_gap):
     suite = load_suite(SUITES / "cifar10_transition.yaml", registry=registry, check_data=False)
     assert len(suite.runs) == 8
     for r in suite.runs:
-        assert r.model["config"]["backbone"] == "unet"
-        assert list(r.model["config"]["channel_mult"]) == [1, 2, 4]
-        assert r.subset["mode"] == "first" and r.dataset["name"] == "cifar10"
-    assert sorted({r.subset["n"] for r in suite.runs}) == [500, 1000, 2000, 4000]
+        assert r.model.config["backbone"] == "unet"
+        assert list(r.model.config["channel_mult"]) == [1, 2, 4]
+        assert r.subset.mode == "first" and r.dataset.name == "cifar10"
+    assert sorted({r.subset.n for r in suite.runs}) == [500, 1000, 2000, 4000]
 
 
 @pytest.mark.slow

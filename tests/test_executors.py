@@ -8,7 +8,7 @@ import pickle
 import sys
 
 import pytest
-from executor_kit import flow, kit_registry, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
+from support.executor_runs import flow, kit_registry, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
 
 from benchbase.config import build_suite, load_suite
 from benchbase.errors import BenchbaseInputError, ConfigError
@@ -54,7 +54,7 @@ def test_process_executor_matches_local(local_reference, tmp_path):
     assert same_numbers(stored_values(tmp_path, suite), expected)
     assert leaderboard(tmp_path, suite.name) == board
     with Store(tmp_path) as store:
-        pids = {r["provenance"]["pid"] for r in store.runs()}
+        pids = {r.provenance["pid"] for r in store.runs()}
     assert os.getpid() not in pids and len(pids) == 3, "each run in its own worker process"
 
 

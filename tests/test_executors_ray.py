@@ -8,7 +8,7 @@ import os
 import re
 
 import pytest
-from executor_kit import flow, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
+from support.executor_runs import flow, leaderboard, run, same_numbers, stored_values, suite_of, torch_threads
 
 from benchbase.progress import Reporter
 from benchbase.store import Store
@@ -37,7 +37,7 @@ def test_ray_executor_matches_local(tmp_path):
     assert same_numbers(stored_values(tmp_path / "ray", suite), stored_values(tmp_path / "local", suite))
     assert leaderboard(tmp_path / "ray", suite.name) == leaderboard(tmp_path / "local", suite.name)
     with Store(tmp_path / "ray") as store:
-        assert os.getpid() not in {r["provenance"]["pid"] for r in store.runs()}
+        assert os.getpid() not in {r.provenance["pid"] for r in store.runs()}
 
 
 @pytest.mark.slow
@@ -65,11 +65,11 @@ def test_run_that_keeps_losing_its_worker_fails_and_the_suite_goes_on(tmp_path):
     models = [flow("dies", fault="sigkill", at_step=5), "copy_train"]
     suite, result = run(suite_of(*models), tmp_path,
                         executor={"name": "ray", "config": {"num_cpus": 1, "max_retries": 1}})
-    by_label = {s.model["label"]: result.statuses[s.run_id] for s in suite.runs}
+    by_label = {s.model.label: result.statuses[s.run_id] for s in suite.runs}
     assert by_label == {"dies": "failed", "copy_train": "done"}
     with Store(tmp_path) as store:
         failed = store.runs(status="failed")[0]
-    assert "on each of 2 attempt(s)" in failed["summary"]["reason"]
+    assert "on each of 2 attempt(s)" in failed.summary["reason"]
 
 
 @pytest.mark.slow
@@ -78,4 +78,4 @@ def test_time_limit_stops_a_run_stuck_inside_a_step(tmp_path):
                         tmp_path, executor={"name": "ray", "config": {"num_cpus": 1, "kill_grace": 0.5}})
     assert list(result.statuses.values()) == ["timeout"]
     with Store(tmp_path) as store:
-        assert "stuck inside a step" in store.runs()[0]["summary"]["reason"]
+        assert "stuck inside a step" in store.runs()[0].summary["reason"]

@@ -13,12 +13,13 @@ import uuid
 
 import numpy as np
 import pytest
-from executor_kit import flow, run, same_numbers, stored_values, suite_of, torch_threads
+from support.executor_runs import flow, run, same_numbers, stored_values, suite_of, torch_threads
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite
 from benchbase.progress import Reporter
-from benchbase.store import Holder, Lease, Store
+from benchbase.leases import Holder, Lease
+from benchbase.store import Store
 
 # ----------------------------------------------------------------------- leases
 
@@ -32,25 +33,25 @@ def _dead_pid() -> int:
 def test_a_claimed_run_is_held_until_released(results_dir):
     a, b = Lease.new(), Lease.new()
     with Store(results_dir) as store:
-        assert store.claim("r1", a) is None
-        assert store.claim("r1", a) is None, "claiming again is idempotent"
-        held = store.claim("r1", b)
+        assert store.leases.claim("r1", a) is None
+        assert store.leases.claim("r1", a) is None, "claiming again is idempotent"
+        held = store.leases.claim("r1", b)
         assert isinstance(held, Holder) and held.owner == a.owner
-        assert store.heartbeat(a) == 1
-        store.release(a, "r1")
-        assert store.claim("r1", b) is None
+        assert store.leases.heartbeat(a) == 1
+        store.leases.release(a, "r1")
+        assert store.leases.claim("r1", b) is None
 
 
 def test_claims_of_a_silent_or_dead_driver_are_taken_over(results_dir):
     quiet = Lease(uuid.uuid4().hex, "elsewhere", 12345, timeout=60)
     dead_here = Lease(uuid.uuid4().hex, Lease.new().host, _dead_pid())
     with Store(results_dir) as store:
-        store.claim("r1", quiet)
-        store.claim("r2", dead_here)
-        assert isinstance(store.claim("r1", Lease.new(timeout=60)), Holder), "fresh heartbeat: held"
+        store.leases.claim("r1", quiet)
+        store.leases.claim("r2", dead_here)
+        assert isinstance(store.leases.claim("r1", Lease.new(timeout=60)), Holder), "fresh heartbeat: held"
         time.sleep(0.05)
-        assert store.claim("r1", Lease.new(timeout=0.01)) is None, "no heartbeat within the timeout"
-        assert store.claim("r2", Lease.new(timeout=3600)) is None, "its process is gone: at once"
+        assert store.leases.claim("r1", Lease.new(timeout=0.01)) is None, "no heartbeat within the timeout"
+        assert store.leases.claim("r2", Lease.new(timeout=3600)) is None, "its process is gone: at once"
 
 
 def test_runs_held_by_another_driver_are_waited_for_then_taken_over(registry, results_dir):
@@ -63,13 +64,13 @@ def test_runs_held_by_another_driver_are_waited_for_then_taken_over(registry, re
     with Store(results_dir) as store:
         store.register_runs(suite.name, suite.runs)
         for spec in suite.runs:
-            assert store.claim(spec.run_id, other) is None
+            assert store.leases.claim(spec.run_id, other) is None
 
     def other_driver():
         time.sleep(0.5)
         with Store(results_dir) as store:
             store.finish_run(finished_elsewhere.run_id, "done", {"by": "other"})
-            store.release(other, finished_elsewhere.run_id)
+            store.leases.release(other, finished_elsewhere.run_id)
         time.sleep(0.5)
         stand_in.kill()  # dies holding the other claim
         stand_in.wait()
@@ -79,7 +80,7 @@ def test_runs_held_by_another_driver_are_waited_for_then_taken_over(registry, re
     try:
         with Store(results_dir) as store:
             result = run_suite(suite, store, registry, reporter=Reporter(quiet=True), poll_seconds=0.1)
-            summaries = {r["run_id"]: r["summary"] for r in store.runs()}
+            summaries = {r.run_id: r.summary for r in store.runs()}
             assert store.conn.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
     finally:
         thread.join()
@@ -97,15 +98,15 @@ def test_process_pool_survives_every_kind_of_run_failure(tmp_path):
               flow("raises", fault="raise", at_step=5), flow("nan", fault="nan", at_step=5), "copy_train"]
     suite, result = run(suite_of(*models), tmp_path,
                         executor={"name": "process", "config": {"workers": 2, "threads": 1}})
-    status = {s.model["label"]: result.statuses[s.run_id] for s in suite.runs}
+    status = {s.model.label: result.statuses[s.run_id] for s in suite.runs}
     assert status == {"killed": "failed", "exits": "failed", "raises": "failed", "nan": "diverged",
                       "copy_train": "done"}
     with Store(tmp_path) as store:
-        runs = {r["model_label"]: r for r in store.runs()}
-    assert "killed by signal SIGKILL" in runs["killed"]["summary"]["reason"]
-    assert "exited with code 3" in runs["exits"]["summary"]["reason"]
-    assert "Traceback" in runs["raises"]["error"] and "injected failure" in runs["raises"]["error"]
-    assert runs["nan"]["summary"]["diverged_at"] >= 5
+        runs = {r.model_label: r for r in store.runs()}
+    assert "killed by signal SIGKILL" in runs["killed"].summary["reason"]
+    assert "exited with code 3" in runs["exits"].summary["reason"]
+    assert "Traceback" in runs["raises"].error and "injected failure" in runs["raises"].error
+    assert runs["nan"].summary["diverged_at"] >= 5
     assert not result.ok
 
 
@@ -131,10 +132,10 @@ def test_a_message_cut_short_by_a_killed_worker_is_dropped():
 def test_process_executor_kills_a_run_stuck_inside_a_step(tmp_path):
     suite, result = run(suite_of(flow("stuck", fault="hang", at_step=1), time_limit=1),
                         tmp_path, executor={"name": "process", "config": {"workers": 2, "kill_grace": 0.5}})
-    status = {s.model["label"]: result.statuses[s.run_id] for s in suite.runs}
+    status = {s.model.label: result.statuses[s.run_id] for s in suite.runs}
     assert status == {"stuck": "timeout"}
     with Store(tmp_path) as store:
-        reason = store.runs(status="timeout")[0]["summary"]["reason"]
+        reason = store.runs(status="timeout")[0].summary["reason"]
     assert "stuck inside a step" in reason
 
 
@@ -144,7 +145,7 @@ def test_time_limit_in_the_loop_and_a_finished_run_is_never_late(tmp_path):
     _, late = run(suite_of(flow(**slow), eval=evals, time_limit=0.1), tmp_path / "a")
     assert list(late.statuses.values()) == ["timeout"]
     with Store(tmp_path / "a") as store:
-        assert store.runs()[0]["summary"]["steps"] == 10
+        assert store.runs()[0].summary["steps"] == 10
     # Over the limit only at the last step: the budget was spent, the run is done.
     _, on_time = run(suite_of(flow(**slow), eval={"schedule": "list", "steps": [60]}, time_limit=0.5),
                      tmp_path / "b")

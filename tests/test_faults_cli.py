@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from executor_kit import leaderboard, same_numbers, stored_values
-from helpers import tiny_suite
+from support.executor_runs import leaderboard, same_numbers, stored_values
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.plugins import PluginPolicy, build_registry
@@ -169,7 +169,7 @@ def test_killing_the_driver_five_times_then_resuming_equals_one_run(tmp_path):
     assert same_numbers(stored_values(results, built), stored_values(reference, built))
     with Store(results) as a, Store(reference) as b:
         assert a.counts() == b.counts(), "no duplicate or missing rows"
-        assert {r["status"] for r in a.runs()} == {"done"}
+        assert {r.status for r in a.runs()} == {"done"}
 
 
 def test_two_drivers_on_one_results_directory(tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.contracts import DataSpec

@@ -3,7 +3,7 @@ version) and cached next to the results: a second run of a suite embeds no train
 or test data again, and a learned space is not refitted."""
 from __future__ import annotations
 
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite

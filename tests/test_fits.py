@@ -2,6 +2,8 @@
 comparison built on them (benchbase.exponents), on synthetic runs with known laws."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -52,9 +54,10 @@ def test_bootstrap_is_reproducible_and_absent_without_replicates():
 
 
 def _run(run_id, n, seed, **sweep):
-    spec = {"model": {"label": "flow"}, "dataset": {"label": "digits"}, "subset": {"n": n},
-            "sweep": {"n": n, **sweep}}
-    return {"run_id": run_id, "seed": seed, "n": n, "spec": spec}
+    """The fields of a RunRecord the fits read."""
+    spec = SimpleNamespace(model=SimpleNamespace(label="flow"), dataset=SimpleNamespace(label="digits"),
+                           subset=SimpleNamespace(n=n), sweep={"n": n, **sweep})
+    return SimpleNamespace(run_id=run_id, seed=seed, n=n, spec=spec)
 
 
 def _law(n, B, lr, noise=0.0):
@@ -93,7 +96,7 @@ def test_multi_axis_fit_recovers_the_exponents_with_intervals():
 def test_single_axis_tau_fit_prints_both_intervals():
     runs = [_run(f"r{s}-{n}", n, s) for s in (0, 1, 2) for n in (32, 64, 128, 256, 512)]
     rng = np.random.default_rng(3)
-    records = {r["run_id"]: {"tau_mem": 30 * r["n"] * np.exp(rng.normal(0, 0.1)), "censored": None} for r in runs}
+    records = {r.run_id: {"tau_mem": 30 * r.n * np.exp(rng.normal(0, 0.1)), "censored": None} for r in runs}
     (fit,) = tau_fits(runs, records)
     text = format_fit(fit)
     assert "slope 1.0" in text or "slope 0.9" in text
@@ -107,9 +110,9 @@ def _trajectories(runs, records, law_exponents):
     steps = np.geomspace(10, 1e6, 60).astype(np.int64)
     out = {}
     for r in runs:
-        tau = records[r["run_id"]]["tau_mem"]
+        tau = records[r.run_id]["tau_mem"]
         x = np.log10(steps) - np.log10(tau)
-        out[r["run_id"]] = Trajectory(steps, {("mem_ratio", "train"): 1 / (1 + np.exp(-4 * x))})
+        out[r.run_id] = Trajectory(steps, {("mem_ratio", "train"): 1 / (1 + np.exp(-4 * x))})
     return out
 
 

@@ -10,12 +10,11 @@ import sqlite3
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
-from publish_fixtures import fake_results
+from support.suites import tiny_suite
+from support.published_results import fake_results
 
 from benchbase.cli import main
-from benchbase.leaderboard import (Column, build_tables, memorization_onset, resolve_at,
-                                   table_to_records)
+from benchbase.leaderboard import Column, build_tables, resolve_at, table_to_records
 from benchbase.plugins import PluginPolicy, build_registry
 from benchbase.resultset import CONFLICT, ResultSet
 from benchbase.store import DB_NAME
@@ -23,8 +22,8 @@ from benchbase.store import DB_NAME
 
 @pytest.fixture
 def registry():
-    """Built-ins plus the test metrics of publish_fixtures (a higher-is-better and a target one)."""
-    return build_registry(PluginPolicy(entry_points=False, strict=True, extra=("publish_fixtures",)))
+    """Built-ins plus the test metrics of support.published_results (a higher-is-better and a target one)."""
+    return build_registry(PluginPolicy(entry_points=False, strict=True, extra=("support.published_results",)))
 
 
 STEPS = [10, 50, 100]
@@ -45,7 +44,7 @@ CALIBRATION = {"flow": 0.45, "vae": 0.7, "copy_train": 0.2}  # target 0.5: flow 
 
 
 def value(spec, step, metric, ref):
-    label, seed = spec.model["label"], spec.seed
+    label, seed = spec.model.label, spec.seed
     if metric == "fd":
         return FD_FINAL[label][seed] + (100 - step) / 10 if label != "copy_train" else FD_FINAL[label][seed]
     if metric == "mem_ratio":
@@ -113,7 +112,7 @@ def test_suite_primary_is_the_default_rank_metric(tmp_path, registry):
 
 def test_unfinished_runs_are_counted_but_not_averaged(tmp_path, registry):
     fake_results(tmp_path / "r", registry, SUITE, value,
-                 status=lambda spec: "failed" if spec.model["label"] == "flow" and spec.seed == 2 else "done")
+                 status=lambda spec: "failed" if spec.model.label == "flow" and spec.seed == 2 else "done")
     with ResultSet([tmp_path / "r"]) as rs:
         table = build_tables(rs, primary="fd")[0]
     flow = next(r for r in table.rows if r.model == "flow")
@@ -149,15 +148,15 @@ def test_best_before_memorization_uses_the_best_step_before_onset(store_dir):
 
 
 def test_stored_training_dynamics_give_the_onset_and_appear_in_json(store_dir, monkeypatch):
-    """Issue 6 stores a derived record per (suite, run) (Store.derived); when present its
-    tau_mem is the onset, and the record is in the row's JSON."""
+    """The store keeps a derived training-dynamics record per (suite, run) (Store.derived);
+    when present its tau_mem is the onset, and the record is in the row's JSON."""
     from benchbase.store import Store
 
     def derived(self, suite):
-        return {r["run_id"]: ({"criterion": "copy", "tau_mem": 30.0, "censored": None}
-                              if r["model_label"] == "flow" else
+        return {r.run_id: ({"criterion": "copy", "tau_mem": 30.0, "censored": None}
+                              if r.model_label == "flow" else
                               {"criterion": "copy", "tau_mem": None, "censored": "left"})
-                for r in self.runs(suite=suite) if r["model_label"] in ("flow", "vae")}
+                for r in self.runs(suite=suite) if r.model_label in ("flow", "vae")}
 
     monkeypatch.setattr(Store, "derived", derived, raising=False)
     with ResultSet([store_dir]) as rs:
@@ -168,18 +167,6 @@ def test_stored_training_dynamics_give_the_onset_and_appear_in_json(store_dir, m
     assert set(recs["copy_train"]["at_steps"].values()) == {None}  # no record: the fallback rule
     assert len(recs["flow"]["dynamics"]) == 3 and recs["flow"]["dynamics"][0]["tau_mem"] == 30.0
     assert recs["copy_train"]["dynamics"] == [] and "tau_mem from the stored training dynamics" in caption
-
-
-def test_memorization_onset_rule():
-    evals = [{"step": s, "metric": "mem_ratio", "ref": "train", "value": v}
-             for s, v in [(10, 0.0), (20, float("nan")), (30, 0.2), (40, 0.05)]]
-    assert memorization_onset({}, evals, 0.1) == 30
-    assert memorization_onset({}, evals, 0.3) is None
-    assert memorization_onset({"derived": {"criterion": "loss", "tau_mem": 12.5}}, evals) == 12.5
-    assert memorization_onset({"derived": {"criterion": "copy", "censored": "left"}}, evals) == -math.inf
-    assert memorization_onset({"derived": {"criterion": None}}, evals, 0.1) == 30  # nothing derived
-    with pytest.raises(LookupError):
-        memorization_onset({}, [{"step": 1, "metric": "fd", "ref": "test", "value": 1.0}])
 
 
 def test_best_before_memorization_without_mem_ratio_gives_no_values(tmp_path, registry):
@@ -234,8 +221,8 @@ def test_a_finished_copy_wins_over_an_unfinished_one(store_dir, tmp_path, regist
     fake_results(tmp_path / "b", registry, SUITE, value, status=lambda spec: "timeout")
     with ResultSet([tmp_path / "b", store_dir]) as rs:
         assert rs.conflicts == []
-        assert {r["status"] for r in rs.runs()} == {"done"}
-        assert {r["source"] for r in rs.runs()} == {str(store_dir)}
+        assert {r.status for r in rs.runs()} == {"done"}
+        assert {r.source for r in rs.runs()} == {str(store_dir)}
 
 
 def _change_one_value(results_dir, run_id, new_value=99.0):
@@ -248,13 +235,13 @@ def test_conflicting_copies_are_reported_and_left_out(store_dir, tmp_path):
     other = tmp_path / "b"
     shutil.copytree(store_dir, other)
     with ResultSet([store_dir]) as rs:
-        flow_seed0 = next(r["run_id"] for r in rs.runs() if r["model_label"] == "flow" and r["seed"] == 0)
+        flow_seed0 = next(r.run_id for r in rs.runs() if r.model_label == "flow" and r.seed == 0)
     _change_one_value(other, flow_seed0)
     with ResultSet([store_dir, other]) as rs:
         assert [c.run_id for c in rs.conflicts] == [flow_seed0]
         text = rs.conflicts[0].describe()
         assert "fd[test] at step 100: 1 vs 99" in text and str(other) in text and str(store_dir) in text
-        assert rs.run(flow_seed0)["status"] == CONFLICT
+        assert rs.run(flow_seed0).status == CONFLICT
         recs = _records(rs, primary="fd")
     flow = recs["flow"]
     assert flow["statuses"] == {"done": 2, "conflict": 1} and flow["runs"] == 2
@@ -268,7 +255,7 @@ def test_cli_leaderboard_merges_directories_and_fails_on_conflicts(store_dir, tm
     rows = json.loads(capsys.readouterr().out)
     assert {r["model"] for r in rows} == {"flow", "vae", "copy_train"}
     with ResultSet([store_dir]) as rs:
-        run_id = next(r["run_id"] for r in rs.runs() if r["model_label"] == "vae")
+        run_id = next(r.run_id for r in rs.runs() if r.model_label == "vae")
     _change_one_value(other, run_id)
     code = main(["leaderboard", "--results", str(store_dir), "--results", str(other)])
     out = capsys.readouterr()

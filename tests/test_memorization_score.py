@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 import yaml
-from metrics_support import make_ctx
+from support.metric_contexts import make_ctx
 
 from benchbase.cli import main
 from benchbase.memscore import fold_scores, is_per_example_row, logp_row, summarize

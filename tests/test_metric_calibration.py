@@ -12,7 +12,7 @@ calibration of true_sampler is checked on digits (64-d), where chance is ~0.
 from __future__ import annotations
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite
@@ -30,7 +30,7 @@ def run_oracles(registry, results_dir, dataset: dict, metrics: list, n_samples: 
         assert result.ok, result.statuses
         values = {}
         for run in store.runs(suite="tiny"):
-            values[run["model"]] = {f"{e['metric']}[{e['ref']}]": e["value"] for e in store.evals(run["run_id"])}
+            values[run.spec.model.name] = {f"{e['metric']}[{e['ref']}]": e["value"] for e in store.evals(run.run_id)}
     return values
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import ot
 import pytest
-from metrics_support import gaussian, make_ctx
+from support.metric_contexts import gaussian, make_ctx
 from scipy import linalg
 from scipy.optimize import linear_sum_assignment
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metrics_support import gaussian, make_ctx
+from support.metric_contexts import gaussian, make_ctx
 from prdc import compute_prdc
 
 from benchbase_plugins.metrics.manifold import (Coverage, Density, DensityConfig, Precision, PrecisionConfig,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metrics_support import gaussian, make_ctx
+from support.metric_contexts import gaussian, make_ctx
 from sklearn.neighbors import NearestNeighbors
 
 from benchbase_plugins.metrics.memorization import (Authenticity, AuthenticityConfig, CopyCosine, CopyCosineConfig,

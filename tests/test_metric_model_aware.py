@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
-from metrics_support import gaussian, make_ctx
+from support.suites import tiny_suite
+from support.metric_contexts import gaussian, make_ctx
 from scipy.special import softmax
 
 from benchbase.config import build_suite
@@ -90,7 +90,7 @@ def test_capability_requirements_fail_validation_before_training(registry):
     assert "heldout_loss" in text and "denoise" in text and "optional: true" in text
     ok = build_suite(tiny_suite(models=["copy_train", {"name": "rectified_flow"}],
                                 metrics=["fd", {"name": "heldout_gap", "optional": True}]), "<t>", registry=registry)
-    names = {r.model["name"]: [m["name"] for m in r.metrics] for r in ok.runs}
+    names = {r.model.name: [m.name for m in r.metrics] for r in ok.runs}
     assert names == {"copy_train": ["fd"], "rectified_flow": ["fd", "heldout_gap"]}
 
 

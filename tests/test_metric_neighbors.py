@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metrics_support import gaussian
+from support.metric_contexts import gaussian
 from sklearn.neighbors import NearestNeighbors
 
 from benchbase import neighbors

@@ -1,4 +1,4 @@
-"""Every metric of issue 4 is registered with its direction (and target), documents
+"""Every built-in metric is registered with its direction (and target), documents
 its formula and source, and has its parameters and feature space stored with every
 value it produces."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite
@@ -51,7 +51,7 @@ def test_params_and_feature_space_are_stored_with_every_value(registry, results_
                         "<test>", registry=registry)
     with Store(results_dir) as store:
         assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
-        rows = store.evals(store.runs()[0]["run_id"])
+        rows = store.evals(store.runs()[0].run_id)
     by_metric = {}
     for r in rows:
         by_metric.setdefault(r["metric"].split(".")[0], []).append(r)

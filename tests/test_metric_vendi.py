@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metrics_support import gaussian, make_ctx
+from support.metric_contexts import gaussian, make_ctx
 
 from benchbase_plugins.metrics.diversity import Vendi, VendiConfig, median_distance, vendi_score
 

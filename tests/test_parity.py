@@ -77,14 +77,14 @@ def final_values(registry, tmp_path, name: str, config: dict) -> dict:
     out: dict = {"torch": {m: [] for m in METRICS}, "jax": {m: [] for m in METRICS}}
     with Store(tmp_path / name) as store:
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
-        assert result.ok, [(r["model"], r["framework"], r["error"]) for r in store.runs() if r["status"] != "done"]
+        assert result.ok, [(r.spec.model.name, r.spec.model.framework, r.error) for r in store.runs() if r.status != "done"]
         for run in store.runs():
-            evals = store.evals(run["run_id"])
+            evals = store.evals(run.run_id)
             last = max(e["step"] for e in evals)
             for metric, ref in METRICS.items():
                 value = next(e["value"] for e in evals
                              if e["step"] == last and e["metric"] == metric and e["ref"] == ref)
-                out[run["framework"]][metric].append(value)
+                out[run.spec.model.framework][metric].append(value)
     return out
 
 

@@ -6,14 +6,16 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 from PIL import Image
-from test_dynamics import fake_store
+from support.dynamics_stores import fake_store
 
 from benchbase.cli import main
 from benchbase.config import build_suite
 from benchbase.driver import run_suite
-from benchbase.plots import dynamics_table, load_suite_data, write_all
+from benchbase.derived import load_suite_data
+from benchbase.dynamics_report import dynamics_table
+from benchbase.plots import write_all
 from benchbase.progress import Reporter
 from benchbase.store import Store
 from benchbase.twins import nearest_cosine, paired_cosine, twin_groups
@@ -103,14 +105,14 @@ def test_twins_share_initialisation_and_sampling_noise(registry, tmp_path):
         assert len(groups) == 4  # 2 n x 2 seeds, each a pair
         for group in groups:
             a, b = group
-            assert a["spec"]["subset"]["split"] == [1, 2] and b["spec"]["subset"]["split"] == [2, 2]
-            assert a["seed"] == b["seed"] and a["n"] == b["n"]
-            np.testing.assert_array_equal(store.samples(a["run_id"])[1], store.samples(b["run_id"])[1])
+            assert a.spec.subset.split == (1, 2) and b.spec.subset.split == (2, 2)
+            assert a.seed == b.seed and a.n == b.n
+            np.testing.assert_array_equal(store.samples(a.run_id)[1], store.samples(b.run_id)[1])
         derived = store.derived("twins")
-        other_seed = {r["seed"]: r for r in runs if r["n"] == 8 and r["spec"]["subset"]["split"] == [1, 2]}
-        assert not np.array_equal(store.samples(other_seed[0]["run_id"])[1], store.samples(other_seed[1]["run_id"])[1])
+        other_seed = {r.seed: r for r in runs if r.n == 8 and r.spec.subset.split == (1, 2)}
+        assert not np.array_equal(store.samples(other_seed[0].run_id)[1], store.samples(other_seed[1].run_id)[1])
     for r in runs:
-        twin = derived[r["run_id"]]["twin"]
+        twin = derived[r.run_id]["twin"]
         assert twin["twin_similarity"] == pytest.approx(1.0)
         assert len(twin["partners"]) == 1 and twin["samples"] == 12
         assert -1 <= twin["nearest_train_similarity"] <= 1
@@ -136,7 +138,7 @@ def test_oracles_evaluated_once_do_not_break_the_figures(registry, tmp_path):
     with Store(tmp_path / "res") as store:
         assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
         paths, data = write_all(store, suite.name, tmp_path / "plots", registry=registry)
-    oracle = [r for r in data.runs if r.spec["model"]["name"] == "copy_train"]
+    oracle = [r for r in data.runs if r.spec.model.name == "copy_train"]
     assert oracle and all(r.derived["censored"] == "left" for r in oracle)
     assert all(f["left_censored"] in ([], [16, 32]) for f in data.fits)
     assert any(p.name.startswith("tiny.curves_step.rectified_flow") for p in paths)

@@ -9,7 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase import hookimpl
 from benchbase import plugins as plugin_host

@@ -12,8 +12,8 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from helpers import tiny_suite
-from publish_fixtures import INJECTED, REPO, fake_results, quickstart_results
+from support.suites import tiny_suite
+from support.published_results import INJECTED, REPO, fake_results, quickstart_results
 
 from benchbase.leaderboard import build_tables
 from benchbase.resultset import ResultSet
@@ -35,8 +35,8 @@ FD = {INJECTED: 2.0, NASTY: 3.0, "=HYPERLINK(1)": 0.5}
 
 def value(spec, step, metric, ref):
     if metric == "fd":
-        return FD[spec.model["label"]] + 0.1 * spec.seed
-    return 1.0 if spec.model["name"] == "copy_train" else 0.0
+        return FD[spec.model.label] + 0.1 * spec.seed
+    return 1.0 if spec.model.name == "copy_train" else 0.0
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 from PIL import Image
-from publish_fixtures import INJECTED, fake_results, quickstart_results
+from support.published_results import INJECTED, fake_results, quickstart_results
 
 from benchbase.cli import main
 from benchbase.errors import BenchbaseInputError
@@ -35,12 +35,12 @@ SUITE = tiny_suite(
 
 def value(spec, step, metric, ref):
     if metric == "mem_ratio":
-        return 1.0 if spec.model["name"] == "copy_train" else step / 100
+        return 1.0 if spec.model.name == "copy_train" else step / 100
     return 10.0 / (1 + step) + spec.seed
 
 
 def failing_seed_1(spec):
-    return "failed" if spec.model["name"] == "rectified_flow" and spec.seed == 1 else "done"
+    return "failed" if spec.model.name == "rectified_flow" and spec.seed == 1 else "done"
 
 
 class Page(HTMLParser):

@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import urldefrag, urlsplit
 
 import pytest
-from publish_fixtures import INJECTED, REPO, quickstart_results
+from support.published_results import INJECTED, REPO, quickstart_results
 from test_report import SUITE, failing_seed_1, value
 
 from benchbase.leaderboard import build_tables
@@ -287,7 +287,7 @@ def check_in_browser(site: Path, tmp_path: Path, name: str | None) -> dict:
 def test_report_site_renders_in_headless_chromium(tmp_path):
     registry = build_registry(PluginPolicy(entry_points=False, strict=True))
     small = {**SUITE, "seeds": [0, 1]}
-    from publish_fixtures import fake_results
+    from support.published_results import fake_results
 
     fake_results(tmp_path / "r", registry, small, value, status=failing_seed_1)
     with ResultSet([tmp_path / "r"]) as rs:

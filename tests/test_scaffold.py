@@ -93,14 +93,14 @@ def test_generated_torch_model_keeps_the_contract_and_its_suite_validates(genera
     target, registry, cls = generate("model", "kit_flow", "torch")
     check_model(cls, dataset="vector", config=small_config(cls))
     suite = load_suite(target / "suites" / "kit_flow.yaml", registry=registry)
-    assert {r.model["name"] for r in suite.runs} == {"kit_flow", "copy_train"}
+    assert {r.model.name for r in suite.runs} == {"kit_flow", "copy_train"}
 
 
 def test_generated_dataset_keeps_the_contract_and_its_suite_validates(generate):
     target, registry, cls = generate("dataset", "kit_ring")
     check_dataset(cls)
     suite = load_suite(target / "suites" / "kit_ring.yaml", registry=registry)
-    assert {r.dataset["name"] for r in suite.runs} == {"kit_ring"}
+    assert {r.dataset.name for r in suite.runs} == {"kit_ring"}
 
 
 def test_generated_metric_keeps_the_contract_and_its_suite_validates(generate):
@@ -108,7 +108,7 @@ def test_generated_metric_keeps_the_contract_and_its_suite_validates(generate):
     report = check_metric(cls)
     assert "direction" in report.checked and "identical" in report.checked
     suite = load_suite(target / "suites" / "kit_nn.yaml", registry=registry)
-    assert all("kit_nn" in {m["name"] for m in r.metrics} for r in suite.runs)
+    assert all("kit_nn" in {m.name for m in r.metrics} for r in suite.runs)
 
 
 def test_generated_jax_model_suite_validates(generate):
@@ -116,7 +116,7 @@ def test_generated_jax_model_suite_validates(generate):
     target, registry, cls = generate("model", "kit_jflow", "jax")
     assert cls.framework == "jax"
     suite = load_suite(target / "suites" / "kit_jflow.yaml", registry=registry)
-    assert {r.model["framework"] for r in suite.runs} == {"jax", "numpy"}
+    assert {r.model.framework for r in suite.runs} == {"jax", "numpy"}
 
 
 def test_cli_prints_the_next_steps(tmp_path, capsys):

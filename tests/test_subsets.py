@@ -177,7 +177,7 @@ def run_and_read(registry, results_dir, suite_dict) -> tuple[list, dict]:
     with Store(results_dir) as store:
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
         assert result.ok
-        runs = {r["run_id"]: r for r in store.runs(suite=suite.name)}
+        runs = {r.run_id: r for r in store.runs(suite=suite.name)}
     return suite.runs, runs
 
 
@@ -191,7 +191,7 @@ def assert_disjoint_runs(registry, specs, stored) -> None:
     _, splits = DataCatalog().load(reg, obj, plain)
     used, ranges = [], []
     for spec in specs:
-        prov = stored[spec.run_id]["provenance"]
+        prov = stored[spec.run_id].provenance
         again = select_subset(splits, spec.subset)  # the run's subset, re-derived from its spec
         assert prov["subset"]["indices_sha256"] == again.provenance["indices_sha256"]
         assert prov["dataset_content_hash"] == again.content_hash
@@ -209,7 +209,7 @@ def assert_disjoint_runs(registry, specs, stored) -> None:
 def test_sweep_over_subset_split_trains_on_disjoint_sets(registry, results_dir):
     specs, stored = run_and_read(registry, results_dir,
                                  digits_suite(sweep={"subset.split": ["1 of 2", "2 of 2"]}))
-    assert sorted(s.subset["split"][0] for s in specs) == [1, 2]
+    assert sorted(s.subset.split[0] for s in specs) == [1, 2]
     assert_disjoint_runs(registry, specs, stored)
 
 
@@ -223,7 +223,7 @@ def test_subset_split_in_dataset_entries_trains_on_disjoint_sets(registry, resul
 def test_dedup_is_reported_in_the_run_provenance(registry, results_dir):
     datasets = [{"name": "digits", "n": 100, "subset": {"dedup": 0.9}}]
     specs, stored = run_and_read(registry, results_dir, digits_suite(datasets=datasets))
-    prov = stored[specs[0].run_id]["provenance"]["subset"]
+    prov = stored[specs[0].run_id].provenance["subset"]
     assert prov["dedup"]["threshold"] == 0.9 and prov["dedup"]["dropped"] >= 0 and prov["n"] == 100
 
 
@@ -294,7 +294,7 @@ def test_holdout_sweep_keeps_the_ids_of_runs_without_it(registry):
     run ids as before the option existed, and the null member of a holdout sweep is
     that very run."""
     plain = build_suite(digits_suite(), "<t>", registry=registry)
-    assert "holdout" not in plain.runs[0].subset
+    assert plain.runs[0].subset.holdout is None and "holdout" not in plain.runs[0].subset.to_dict()
     swept = build_suite(digits_suite(sweep={"subset.holdout": [None, "1 of 2", "2 of 2"]}), "<t>", registry=registry)
     assert plain.runs[0].run_id in {s.run_id for s in swept.runs}
-    assert sorted(str(s.subset.get("holdout")) for s in swept.runs) == ["None", "[1, 2]", "[2, 2]"]
+    assert sorted(str(s.subset.holdout) for s in swept.runs) == ["(1, 2)", "(2, 2)", "None"]

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from helpers import tiny_suite
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite, load_suite
 from benchbase.contracts import DataSplits
@@ -27,14 +27,14 @@ def test_every_combination_times_every_seed_is_one_run(registry):
     sweep = {"n": [16, 32, 64], "model.width": [8, 16], "budget.batch_size": [8, 32], "model.lr": [1e-3, 3e-3]}
     suite = _suite(registry, models=[FLOW], seeds=[0, 1], sweep=sweep, budget={"batch_size": 16, "examples": 3200})
     assert len(suite.runs) == 3 * 2 * 2 * 2 * 2
-    combos = {(r.subset["n"], r.model["config"]["width"], r.budget["batch_size"], r.model["config"]["lr"], r.seed)
+    combos = {(r.subset.n, r.model.config["width"], r.budget.batch_size, r.model.config["lr"], r.seed)
               for r in suite.runs}
     assert combos == set(itertools.product([16, 32, 64], [8, 16], [8, 32], [1e-3, 3e-3], [0, 1]))
     assert len({r.run_id for r in suite.runs}) == len(suite.runs)
     for r in suite.runs:
-        assert r.sweep == {"n": r.subset["n"], "model.width": r.model["config"]["width"],
-                           "budget.batch_size": r.budget["batch_size"], "model.lr": r.model["config"]["lr"]}
-        assert r.model["lr"] == r.model["config"]["lr"]  # what normalized steps read
+        assert r.sweep == {"n": r.subset.n, "model.width": r.model.config["width"],
+                           "budget.batch_size": r.budget.batch_size, "model.lr": r.model.config["lr"]}
+        assert r.model.lr == r.model.config["lr"]  # what normalized steps read
         assert "width=" in r.title and "seed" in r.title
 
 
@@ -43,22 +43,22 @@ def test_budget_rules_hold_for_every_combination(registry):
     suite = _suite(registry, models=[FLOW], sweep={"budget.batch_size": [8, 16, 40]},
                    budget={"batch_size": 16, "examples": 4000}, eval={"points": 4, "n_samples": 50})
     for r in suite.runs:
-        B = r.budget["batch_size"]
-        assert r.budget["examples"] == 4000 and r.budget["steps"] == 4000 // B
-        assert r.eval["steps"][-1] == r.budget["steps"] and len(r.eval["steps"]) <= 4
+        B = r.budget.batch_size
+        assert r.budget.examples == 4000 and r.budget.steps == 4000 // B
+        assert r.eval.steps[-1] == r.budget.steps and len(r.eval.steps) <= 4
     by_steps = _suite(registry, models=[FLOW], sweep={"budget.batch_size": [8, 32]},
                       budget={"batch_size": 16, "steps": 50})
-    assert sorted((r.budget["batch_size"], r.budget["steps"], r.budget["examples"]) for r in by_steps.runs) == \
+    assert sorted((r.budget.batch_size, r.budget.steps, r.budget.examples) for r in by_steps.runs) == \
         [(8, 50, 400), (32, 50, 1600)]
     # sweeping the budget kind itself replaces the suite's choice
     swept = _suite(registry, models=[FLOW], sweep={"budget.examples": [640, 1280]}, budget={"batch_size": 32, "steps": 5})
-    assert sorted(r.budget["steps"] for r in swept.runs) == [20, 40]
+    assert sorted(r.budget.steps for r in swept.runs) == [20, 40]
 
 
 def test_model_keys_apply_only_to_models_that_have_them(registry):
     suite = _suite(registry, models=[FLOW, "copy_train"], sweep={"model.width": [8, 16], "n": [16, 32]})
-    flows = [r for r in suite.runs if r.model["name"] == "rectified_flow"]
-    oracles = [r for r in suite.runs if r.model["name"] == "copy_train"]
+    flows = [r for r in suite.runs if r.model.name == "rectified_flow"]
+    oracles = [r for r in suite.runs if r.model.name == "copy_train"]
     assert len(flows) == 4
     assert len(oracles) == 2 and all("model.width" not in r.sweep for r in oracles)  # once per n, not per width
 
@@ -67,9 +67,9 @@ def test_dataset_and_subset_keys(registry):
     suite = _suite(registry, models=[FLOW], sweep={"dataset.std": [0.05, 0.1], "subset.split": ["1 of 2", "2 of 2"],
                                                    "subset.mode": ["first", "random"]})
     assert len(suite.runs) == 8
-    assert {r.dataset["config"]["std"] for r in suite.runs} == {0.05, 0.1}
-    assert {tuple(r.subset["split"]) for r in suite.runs} == {(1, 2), (2, 2)}
-    assert {r.subset["mode"] for r in suite.runs} == {"first", "random"}
+    assert {r.dataset.config["std"] for r in suite.runs} == {0.05, 0.1}
+    assert {tuple(r.subset.split) for r in suite.runs} == {(1, 2), (2, 2)}
+    assert {r.subset.mode for r in suite.runs} == {"first", "random"}
 
 
 def test_split_sweep_gives_disjoint_training_sets_of_equal_size(registry):
@@ -77,10 +77,10 @@ def test_split_sweep_gives_disjoint_training_sets_of_equal_size(registry):
     reg = registry.get("dataset", "gmm2d")
     by_n: dict[int, list] = {}
     for r in suite.runs:
-        cfg = reg.cls.Config(**r.dataset["config"])
-        _, splits = DataCatalog.shared().load(reg, cfg, r.dataset["config"])
+        cfg = reg.cls.Config(**r.dataset.config)
+        _, splits = DataCatalog.shared().load(reg, cfg, r.dataset.config)
         sub = select_subset(splits, r.subset)
-        by_n.setdefault(r.subset["n"], []).append(sub)
+        by_n.setdefault(r.subset.n, []).append(sub)
     for n, (a, b) in by_n.items():
         assert len(a.indices) == len(b.indices) == n
         assert not set(a.indices) & set(b.indices)
@@ -117,14 +117,14 @@ def test_a_sweep_value_that_is_not_a_list_is_a_validation_error(registry):
 
 def test_whole_float_n_is_accepted(registry):
     suite = _suite(registry, models=[FLOW], sweep={"n": [32.0, 64]})
-    assert sorted(r.subset["n"] for r in suite.runs) == [32, 64]
-    assert all(isinstance(r.subset["n"], int) for r in suite.runs)
+    assert sorted(r.subset.n for r in suite.runs) == [32, 64]
+    assert all(isinstance(r.subset.n, int) for r in suite.runs)
 
 
 def test_expansion_without_data_checks(registry):
     """check_data=False (CI validation of suites whose data is not on disk) must expand too."""
     suite = build_suite(tiny_suite(models=[FLOW], sweep={"n": [16, 32]}), "<t>", registry=registry, check_data=False)
-    assert sorted(r.subset["n"] for r in suite.runs) == [16, 32]
+    assert sorted(r.subset.n for r in suite.runs) == [16, 32]
     with pytest.raises(ConfigError, match="sweep.n"):
         build_suite(tiny_suite(models=[FLOW], sweep={"n": [-1]}), "<t>", registry=registry, check_data=False)
 
@@ -157,18 +157,18 @@ def test_every_combination_runs_with_the_same_budget(registry, results_dir):
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
         assert result.ok and len(result.statuses) == 8
         for r in store.runs(suite=suite.name):
-            assert r["status"] == "done" and r["summary"]["examples"] == 320
-            assert r["summary"]["steps"] == 320 // r["spec"]["budget"]["batch_size"]
-            steps = sorted({e["step"] for e in store.evals(r["run_id"])})
-            assert steps == r["spec"]["eval"]["steps"]
+            assert r.status == "done" and r.summary["examples"] == 320
+            assert r.summary["steps"] == 320 // r.spec.budget.batch_size
+            steps = sorted({e["step"] for e in store.evals(r.run_id)})
+            assert steps == list(r.spec.eval.steps)
 
 
 def test_data_splits_are_untouched_by_sweeps(registry):
     """select_subset never mutates the cached splits (a sweep reuses them across runs)."""
     suite = _suite(registry, models=[FLOW], sweep={"subset.mode": ["first", "random"], "n": [16, 32]})
     reg = registry.get("dataset", "gmm2d")
-    cfg = reg.cls.Config(**suite.runs[0].dataset["config"])
-    _, splits = DataCatalog.shared().load(reg, cfg, suite.runs[0].dataset["config"])
+    cfg = reg.cls.Config(**suite.runs[0].dataset.config)
+    _, splits = DataCatalog.shared().load(reg, cfg, suite.runs[0].dataset.config)
     before = splits.train.copy()
     for r in suite.runs:
         select_subset(splits, r.subset)

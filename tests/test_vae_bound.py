@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import ModelHarness
-from metrics_support import make_ctx
+from support.model_harness import ModelHarness
+from support.metric_contexts import make_ctx
 
 from benchbase.contracts import DataSpec
 from benchbase.evaluation import ModelHandle

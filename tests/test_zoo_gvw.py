@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ModelHarness, assert_repeatable_and_resumable, tiny_suite
+from support.model_harness import ModelHarness, assert_repeatable_and_resumable
+from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite
@@ -101,13 +102,13 @@ def test_model_runs_through_the_core_on_vectors_and_images(registry, tmp_path, n
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
         assert result.ok
         runs = store.runs(suite="tiny")
-        assert len(runs) == 2 and {r["status"] for r in runs} == {"done"}
+        assert len(runs) == 2 and {r.status for r in runs} == {"done"}
         for run in runs:
             k = 3 if name == "wgan_gp" else 1
-            assert run["summary"]["steps"] == steps
-            assert run["summary"]["examples"] == steps * B * k  # every critic batch is counted
-            assert run["summary"]["param_count"] == hand_count(name, run["dataset"])
-            values = [e["value"] for e in store.evals(run["run_id"]) if e["metric"] in ("fd", "swd")]
+            assert run.summary["steps"] == steps
+            assert run.summary["examples"] == steps * B * k  # every critic batch is counted
+            assert run.summary["param_count"] == hand_count(name, run.spec.dataset.name)
+            values = [e["value"] for e in store.evals(run.run_id) if e["metric"] in ("fd", "swd")]
             assert values and np.isfinite(values).all()
 
 
@@ -193,13 +194,13 @@ def test_trained_models_beat_their_untrained_selves_on_gmm2d(registry, tmp_path,
     with Store(tmp_path) as store:
         assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
         for run in store.runs():
-            evals = store.evals(run["run_id"])
+            evals = store.evals(run.run_id)
             last = max(e["step"] for e in evals)
             for metric, factor in (("swd", 0.7), ("fd", 0.5)):
                 first, final = (next(e["value"] for e in evals
                                      if e["step"] == s and e["metric"] == metric and e["ref"] == "test")
                                 for s in (0, last))
-                report.append(f"{run['model']} {metric}: {first:.4f} -> {final:.4f}")
+                report.append(f"{run.spec.model.name} {metric}: {first:.4f} -> {final:.4f}")
                 if not final < factor * first:
                     failures.append(report[-1])
     print("\n" + "\n".join(report))

@@ -48,7 +48,7 @@ def make_config(c: Checker, cls: Any, config: Any) -> Any:
         c.passed("config.defaults")
         return obj
     if isinstance(config, dict):
-        from benchbase.config import typed
+        from benchbase.structured import typed
 
         return typed(config, cls.Config, "<conformance check>", "config")
     if dataclasses.is_dataclass(config):

@@ -41,7 +41,7 @@ def _run(registry, suite_dict: dict, directory: Path, executor: dict | None) -> 
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True), executor=executor)
         evals = {s.run_id: sorted((e["step"], e["metric"], e["ref"], e["value"]) for e in store.evals(s.run_id))
                  for s in suite.runs}
-        statuses = {s.run_id: (s.model["label"], store.status(s.run_id)) for s in suite.runs}
+        statuses = {s.run_id: (s.model.label, store.status(s.run_id)) for s in suite.runs}
     return result, {"evals": evals, "statuses": statuses}
 
 

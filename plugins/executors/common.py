@@ -57,8 +57,7 @@ def exit_with_parent() -> None:
 
 def lost_run(task, step: int, status: str, reason: str, error: str | None = None) -> Finished:
     """The Finished event for a run whose worker ended without sending one."""
-    b = task.spec.budget
-    summary = {"reason": reason, "steps": step, "examples": step * b["batch_size"] * b["batches_per_step"]}
+    summary = {"reason": reason, "steps": step, "examples": step * task.spec.budget.examples_per_step}
     return Finished(task.spec.run_id, status, summary, error=error or reason)
 
 

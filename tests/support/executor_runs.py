@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 
-from helpers import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.driver import run_suite
@@ -13,8 +12,9 @@ from benchbase.leaderboard import build_tables, table_to_records
 from benchbase.plugins import PluginPolicy, build_registry
 from benchbase.progress import Reporter
 from benchbase.store import Store
+from support.suites import tiny_suite
 
-TEST_POLICY = PluginPolicy(entry_points=False, strict=True, extra=("faulty_plugins",))
+TEST_POLICY = PluginPolicy(entry_points=False, strict=True, extra=("support.faulty_plugins",))
 
 
 def kit_registry():
@@ -43,7 +43,7 @@ def run(suite_dict: dict, results_dir, executor: dict | None = None, registry=No
 def stored_values(results_dir, suite) -> dict:
     """Every stored value of the suite's runs, keyed by (model label, seed, step, metric, ref)."""
     with Store(results_dir) as store:
-        return {(s.model["label"], s.seed, e["step"], e["metric"], e["ref"]): e["value"]
+        return {(s.model.label, s.seed, e["step"], e["metric"], e["ref"]): e["value"]
                 for s in suite.runs for e in store.evals(s.run_id)}
 
 

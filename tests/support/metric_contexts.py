@@ -1,4 +1,4 @@
-"""Builders shared by the metric and feature tests (import with `from metrics_support import ...`)."""
+"""Evaluation contexts and Gaussian samples for metric and feature tests."""
 from __future__ import annotations
 
 import numpy as np

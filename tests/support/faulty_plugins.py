@@ -1,6 +1,6 @@
 """Test-only model plugins for executor and fault tests (register with
-``PluginPolicy(extra=("faulty_plugins",))``; worker processes import this module by
-name, so it must stay importable from the tests directory).
+``PluginPolicy(extra=("support.faulty_plugins",))``; worker processes import this
+module by name, so the tests directory must be on their path).
 
 - ``faulty_flow`` (torch): the built-in rectified flow plus an injected fault after
   ``at_step`` train steps of this process: raise, NaN loss, ``os._exit``, SIGKILL of

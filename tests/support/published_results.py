@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from benchbase import Metric, hookimpl
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "suites" / "quickstart.yaml"
 INJECTED = "<script>alert(1)</script>"  # a model label that must show as text everywhere
 
@@ -78,32 +78,32 @@ def fake_results(path: Path, registry, suite_dict: dict, value, status=None, sam
         store.register_runs(suite.name, suite.runs, {"source": "<fake>", "resolved": suite.resolved,
                                                      "leaderboard": suite.leaderboard})
         for spec in suite.runs:
-            reg = registry.get("dataset", spec.dataset["name"])
-            cfg, _ = plugin_config(reg, spec.dataset["config"], "<fake>", "dataset.config")
-            _, splits = DataCatalog.shared().load(reg, cfg, spec.dataset["config"])
+            reg = registry.get("dataset", spec.dataset.name)
+            cfg, _ = plugin_config(reg, spec.dataset.config, "<fake>", "dataset.config")
+            _, splits = DataCatalog.shared().load(reg, cfg, spec.dataset.config)
             subset = select_subset(splits, spec.subset)
             store.mark_running(spec.run_id, {
                 "run_id": spec.run_id, "versions": {"benchbase": "0.1.0", "numpy": np.__version__},
                 "device": "cpu", "git_commit": "0123abc", "dataset_content_hash": subset.content_hash,
                 "subset": subset.provenance, "host": "testhost", "platform": "test-platform",
-                "plugins": {"model": f"built-in:{spec.model['name']}"}, **(provenance or {})})
+                "plugins": {"model": f"built-in:{spec.model.name}"}, **(provenance or {})})
             rng = np.random.default_rng(spec.seed)
-            per_step = spec.budget["batch_size"] * spec.budget["batches_per_step"]
-            for step in spec.eval["steps"]:
+            per_step = spec.budget.examples_per_step
+            for step in spec.eval.steps:
                 rows = []
                 for m in spec.metrics:
-                    for ref in m["references"]:
-                        v = value(spec, step, m["name"], ref)
+                    for ref in m.references:
+                        v = value(spec, step, m.name, ref)
                         if v is not None:
-                            rows.append(EvalRow(metric=m["name"], value=v, ref=ref,
-                                                feature_space=spec.eval["features"]["name"]))
+                            rows.append(EvalRow(metric=m.name, value=v, ref=ref,
+                                                feature_space=spec.eval.features.name))
                 keep = None
                 if samples:
                     pick = subset.x[rng.integers(0, len(subset.x), 12)]
                     keep = (pick + 0.05 * rng.standard_normal(pick.shape)).astype(np.float32)
                 store.write_eval(spec.run_id, step, step * per_step, rows, samples=keep)
             final = status(spec) if status else "done"
-            steps = spec.budget["steps"] if spec.eval["steps"] != [0] else 0
+            steps = spec.budget.steps if spec.trains else 0
             store.finish_run(spec.run_id, final, {"steps": steps, "examples": steps * per_step,
                                                   "wall_time": 1.5, "param_count": 1234},
                              error="RuntimeError: boom" if final == "failed" else None)

@@ -1,0 +1,57 @@
+"""``benchbase dynamics``: recompute, store and print the derived training-dynamics quantities."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from benchbase.commands.options import add_results_dir, open_suite_store
+
+NAME = "dynamics"
+HELP = ("(re)compute tau_mem, memorization rate, best fidelity before memorization and twin similarity "
+        "for a suite's stored runs")
+DESCRIPTION = ("Derive training-dynamics quantities from stored evaluations, store them (the leaderboard JSON "
+               "shows them per run) and print them with the fit of log tau_mem against log n. Thresholds "
+               "default to the suite's `dynamics:` section; override with key=value.")
+
+
+def add_arguments(p) -> None:
+    add_results_dir(p)
+    p.add_argument("--suite", required=True, help="suite name in the store")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="dynamics settings, e.g. copy_threshold=0.05 criterion=loss")
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
+
+
+def run(args) -> int:
+    from benchbase.derived import derive_suite, dynamics_settings, suite_dynamics
+    from benchbase.dynamics import format_fit, group_key, group_label, tau_fits
+    from benchbase.exponents import axis_fits, format_axis_fit
+    from benchbase.memscore import format_record
+
+    with open_suite_store(args.results, args.suite) as store:
+        base = dataclasses.asdict(suite_dynamics(store, args.suite))
+        cfg = dynamics_settings(base, args.overrides)
+        records = derive_suite(store, args.suite, cfg)
+        runs = [r for r in store.runs(suite=args.suite) if r.run_id in records]
+    if args.json:
+        print(json.dumps(records, indent=2, sort_keys=True, default=str))
+        return 0
+    for r in sorted(runs, key=lambda r: (group_key(r.spec), r.n or 0, r.seed)):
+        rec = records[r.run_id]
+        tau = "not reached" if rec["tau_mem"] is None else f"{rec['tau_mem']:.0f}"
+        rate = "–" if rec["mem_rate"] is None else f"{rec['mem_rate']:.3f}"
+        print(f"{r.run_id}  {group_label(group_key(r.spec))}  n={r.n} seed={r.seed}: "
+              f"tau_mem={tau} ({rec['criterion'] or 'no criterion available'}), mem_rate={rate}/decade")
+    fits = [f for key in ("tau_mem", "tau_mem_copy", "tau_mem_loss")
+            for f in tau_fits(runs, records, key) if any(rec.get(key) is not None for rec in records.values())]
+    for f in fits:
+        print(format_fit(f))
+    for f in axis_fits(runs, records, ("tau_mem", "tau_mem_copy", "tau_mem_loss")):
+        print(format_axis_fit(f))
+    shown = set()
+    for r in runs:
+        rec = records[r.run_id].get("memorization_score")
+        if rec and json.dumps(rec["full_runs"]) not in shown:
+            shown.add(json.dumps(rec["full_runs"]))
+            print(format_record(rec, group_label(group_key(r.spec))))
+    return 0

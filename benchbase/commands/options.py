@@ -1,0 +1,96 @@
+"""Options shared by several commands, defined once: the suite file with its
+overrides, results directories (one, or several merged), and the leaderboard
+slice options of ``leaderboard`` and ``report``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchbase.paths import DB_NAME, default_results_dir
+
+
+def add_suite_arguments(p: argparse.ArgumentParser) -> None:
+    """The suite YAML file, ``key=value`` overrides and ``--device``."""
+    p.add_argument("suite", help="suite YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="dotlist overrides, e.g. budget.examples=2e5 seeds=[0,1]")
+    p.add_argument("--device", choices=None, default=None,
+                   help="auto | cpu | cuda | cuda:N | tpu (overrides the suite's device)")
+
+
+def add_results_dir(p: argparse.ArgumentParser) -> None:
+    """``--results DIR``: the one results directory a command writes or reads."""
+    p.add_argument("--results", default=default_results_dir(), metavar="DIR",
+                   help="results directory holding benchbase.sqlite (default: %(default)s, "
+                        "or $BENCHBASE_RESULTS)")
+
+
+def add_results_dirs(p: argparse.ArgumentParser) -> None:
+    """``--results DIR`` (repeatable: several directories merge into one set)."""
+    p.add_argument("--results", action="append", metavar="DIR",
+                   help="results directory holding benchbase.sqlite; repeat to merge directories "
+                        f"from several machines (default: {default_results_dir()}, or $BENCHBASE_RESULTS)")
+
+
+def open_results(directories: list[str] | None):
+    """The ResultSet of repeatable ``--results`` values (the default directory when none was given)."""
+    from benchbase.resultset import ResultSet
+
+    return ResultSet(list(directories) if directories else [default_results_dir()])
+
+
+def open_suite_store(results: str, suite: str):
+    """The store in ``results`` for reading ``suite``; clear input errors otherwise."""
+    from benchbase.errors import BenchbaseInputError, UnknownPluginError
+    from benchbase.store import Store
+
+    if not (Path(results) / DB_NAME).exists():
+        raise BenchbaseInputError(f"no results in {results}/ (run a suite first, or pass --results)")
+    store = Store(results, create=False)
+    if suite not in store.suites():
+        known = store.suites()
+        store.close()
+        raise UnknownPluginError("suite", suite, known)
+    return store
+
+
+def report_conflicts(conflicts: list) -> int:
+    """Print a ResultSet's conflicts to stderr; the exit status for a command that published anyway."""
+    for c in conflicts:
+        print(f"conflict: {c.describe()}", file=sys.stderr)
+    if conflicts:
+        print(f"{len(conflicts)} conflicting run(s) left out of the tables (status 'conflict'). Keep one "
+              "copy, or rerun them in one place.", file=sys.stderr)
+    return 1 if conflicts else 0
+
+
+def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose which tables and values (shared by leaderboard and report)."""
+    from benchbase.leaderboard import AT_RULES
+    from benchbase.verdicts import COPY_METRIC, COPY_REF, FALLBACK_COPY_THRESHOLD
+
+    parser.add_argument("--suite", help="only this suite")
+    parser.add_argument("--dataset", help="only this dataset (label or name)")
+    parser.add_argument("--metric", action="append", help="only these metrics (repeatable)")
+    parser.add_argument("--primary", help="metric to rank by (default: the suite's, else the first)")
+    parser.add_argument("--ref", choices=("train", "test"), help="reference split for metrics that have both")
+    parser.add_argument("--at", default="final",
+                        help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final)")
+    parser.add_argument("--mem-threshold", type=float, default=FALLBACK_COPY_THRESHOLD, metavar="F",
+                        help=f"for --at best-before-memorization on runs without stored training dynamics: "
+                             f"{COPY_METRIC}[{COPY_REF}] above F counts as memorizing (default: %(default)s)")
+
+
+def tables_from_args(results, args) -> list:
+    """build_tables for parsed ``add_slice_arguments`` options; bad values are input errors."""
+    from benchbase.errors import BenchbaseInputError, UnknownPluginError
+    from benchbase.leaderboard import build_tables
+
+    if args.suite and args.suite not in results.suites():
+        raise UnknownPluginError("suite", args.suite, results.suites())
+    try:
+        return build_tables(results, suite=args.suite, dataset=args.dataset, metrics=args.metric, at=args.at,
+                            primary=args.primary, ref=args.ref, mem_threshold=args.mem_threshold)
+    except ValueError as exc:
+        raise BenchbaseInputError(str(exc)) from None

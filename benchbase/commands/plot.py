@@ -1,0 +1,40 @@
+"""``benchbase plot``: figures and tables of a suite's training dynamics."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from benchbase.commands.options import add_results_dir, open_suite_store
+
+NAME = "plot"
+HELP = "plot training dynamics of a suite (PNG + SVG)"
+DESCRIPTION = ("Metric curves vs step and normalized step per n, tau_mem vs n with the fitted log-log slope "
+               "(printed too), a phase diagram, samples beside their nearest training images and twin samples, "
+               "from stored results.")
+FORMATS = ("png", "svg")
+
+
+def add_arguments(p) -> None:
+    add_results_dir(p)
+    p.add_argument("--suite", required=True, help="suite name in the store")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
+    p.add_argument("--metric", action="append", help="only these metrics in the curves (repeatable)")
+    p.add_argument("--format", action="append", choices=FORMATS, help="png and/or svg (default: both)")
+
+
+def run(args) -> int:
+    from benchbase.dynamics import format_collapse, format_fit
+    from benchbase.dynamics_report import analysis_sections
+    from benchbase.plots import write_all
+
+    with open_suite_store(args.results, args.suite) as store:
+        paths, data = write_all(store, args.suite, Path(args.out), tuple(args.format or FORMATS), args.metric)
+    for f in data.fits:
+        print(format_fit(f))
+    for c in data.collapse:
+        print(format_collapse(c))
+    for _, lines in analysis_sections(data):
+        for line in lines:
+            print(line)
+    print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
+    return 0

@@ -1,0 +1,162 @@
+"""Training-dynamics records of a suite's runs: read the evaluations from the store,
+compute (benchbase.dynamics), write the records back (``derived`` table).
+
+The driver derives after every suite invocation; ``benchbase dynamics`` recomputes
+with other settings; ``benchbase plot`` and the leaderboard read the stored records.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+from omegaconf import OmegaConf
+
+from benchbase.distance_gap import DISTANCES, DistanceGap, distance_gap
+from benchbase.dynamics import Trajectory, collapse, derive_run, group_key, normalization, tau_fits
+from benchbase.exponents import AxisFit, CollapseComparison, axis_fits, collapse_comparison
+from benchbase.memscore import memscore_records
+from benchbase.errors import ConfigError
+from benchbase.records import RunRecord
+from benchbase.specs import RunSpec
+from benchbase.structured import typed
+from benchbase.suite_schema import DynamicsEntry, schema_problems
+from benchbase.twins import twin_records
+from benchbase.verdicts import onset
+
+# ---------------------------------------------------------------------- settings
+
+
+def suite_dynamics(store, suite: str) -> DynamicsEntry:
+    """The suite's ``dynamics:`` settings as last run (defaults for older stores)."""
+    resolved = store.suite_resolved(suite)
+    return dynamics_settings((resolved or {}).get("dynamics") or {})
+
+
+def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
+    """A DynamicsEntry from plain data plus ``key=value`` overrides, validated."""
+    cfg = OmegaConf.create(dict(data))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError("<dynamics>", [(item, "an override must look like key=value "
+                                                    "(e.g. copy_threshold=0.05)")])
+        key, value = item.split("=", 1)
+        key = key.strip().removeprefix("dynamics.")
+        parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
+        if OmegaConf.is_config(parsed):
+            parsed = OmegaConf.to_container(parsed)
+        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
+    entry = typed(OmegaConf.to_container(cfg, resolve=True), DynamicsEntry, "<dynamics>", "dynamics")
+    problems = schema_problems(entry, "dynamics")
+    if problems:
+        raise ConfigError("<dynamics>", problems)
+    return entry
+
+
+# ---------------------------------------------------------------------- deriving
+
+
+def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=None,
+                 write: bool = True) -> dict[str, dict]:
+    """Derive and store the quantities of every finished run of ``suite``; returns them.
+
+    Includes twin similarity for runs that have a twin (same spec but another
+    ``subset.split`` part; see benchbase.twins) and the leave-fold-out memorization
+    score for runs trained on S whose fold runs (``subset.holdout``) finished too
+    (benchbase.memscore).
+    """
+    cfg = cfg or suite_dynamics(store, suite)
+    runs = store.runs(suite=suite)
+    factors, refs = normalization(runs)
+    records: dict[str, dict] = {}
+    for r in runs:
+        if r.status != "done":
+            continue
+        rec = derive_run(store.evals(r.run_id), cfg, factors.get(r.run_id, 1.0))
+        rec["norm_refs"] = refs
+        records[r.run_id] = rec
+    finished = [r for r in runs if r.run_id in records]
+    for run_id, twin in twin_records(store, finished, registry).items():
+        records[run_id]["twin"] = twin
+    for run_id, scores in memscore_records(store, finished).items():
+        records[run_id]["memorization_score"] = scores
+    if write:
+        store.write_derived(suite, records)
+    return records
+
+
+def derive_after_run(store, suite, registry=None) -> None:
+    """Called by the driver when a suite invocation ends; a failure here only warns."""
+    try:
+        cfg = DynamicsEntry(**suite.resolved["dynamics"]) if suite.resolved.get("dynamics") else None
+        derive_suite(store, suite.name, cfg, registry)
+    except Exception as exc:  # derived numbers never fail the runs they describe
+        warnings.warn(f"could not derive training-dynamics quantities for suite '{suite.name}': "
+                      f"{type(exc).__name__}: {exc} (rerun with `benchbase dynamics`)")
+
+
+# ------------------------------------------------------------------- reading back
+
+
+@dataclass
+class RunData:
+    """A finished run with its trajectory and derived record."""
+
+    run: RunRecord
+    traj: Trajectory
+    derived: dict
+
+    @property
+    def n(self) -> int:
+        return int(self.run.n)
+
+    @property
+    def spec(self) -> RunSpec:
+        return self.run.spec
+
+
+@dataclass
+class SuiteData:
+    """What the plots and the dynamics tables of one suite are drawn from."""
+
+    name: str
+    runs: list[RunData]
+    settings: DynamicsEntry
+    fits: list[dict] = field(default_factory=list)
+    collapse: list[dict] = field(default_factory=list)  # curve spread against step vs normalized step
+    axis_fits: list[AxisFit] = field(default_factory=list)  # exponents of every swept axis at once
+    normalizations: list[CollapseComparison] = field(default_factory=list)  # paper's vs measured collapse
+    distance_gaps: list[DistanceGap] = field(default_factory=list)  # do swd/fd tell train from test?
+
+    def groups(self) -> dict[tuple, list[RunData]]:
+        out: dict[tuple, list[RunData]] = {}
+        for r in self.runs:
+            out.setdefault(group_key(r.spec), []).append(r)
+        return {k: sorted(v, key=lambda r: (r.n, r.run.seed)) for k, v in out.items()}
+
+
+def load_suite_data(store, suite: str, registry=None) -> SuiteData:
+    """Finished runs with their trajectories and derived records (derived now if absent)."""
+    runs = [r for r in store.runs(suite=suite) if r.status == "done"]
+    derived = store.derived(suite)
+    if runs and any(r.run_id not in derived for r in runs):
+        derived = derive_suite(store, suite, registry=registry)
+    data = [RunData(r, Trajectory.from_evals(store.evals(r.run_id)), derived.get(r.run_id, {})) for r in runs]
+    fits = []
+    records = {r.run.run_id: r.derived for r in data}
+    for key in ("tau_mem", "tau_mem_copy", "tau_mem_loss"):
+        if any(rec.get(key) is not None for rec in records.values()):
+            fits += tau_fits([r.run for r in data], records, key)
+    stored = next((r.derived["settings"] for r in data if r.derived.get("settings")), None)
+    settings = dynamics_settings(stored) if stored else suite_dynamics(store, suite)  # what derived used
+    trajs = {r.run.run_id: r.traj for r in data}
+    spread = [c for metric in (settings.copy_metric, "relative_gap")
+              for c in collapse([r.run for r in data], trajs, records, metric, confirm=settings.confirm,
+                                loss_metric=settings.loss_metric)]
+    multi = axis_fits([r.run for r in data], records, ("tau_mem", "tau_mem_copy", "tau_mem_loss"))
+    compared = [c for metric in (settings.copy_metric, "relative_gap")
+                for c in collapse_comparison([r.run for r in data], trajs, records, metric, settings.confirm,
+                                             settings.loss_metric)]
+    gaps = [g for r in data for metric in DISTANCES
+            for g in [distance_gap(r.run.run_id, r.n, r.run.seed, r.traj, r.derived, metric,
+                                   settings.loss_threshold, settings.confirm, onset)] if g is not None]
+    return SuiteData(suite, data, settings, fits, spread, multi, compared, gaps)

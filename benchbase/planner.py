@@ -1,0 +1,443 @@
+"""The run planner: a typed suite becomes the list of :class:`~benchbase.specs.RunSpec`
+it stands for (models x datasets x sweep grid x seeds), with every problem collected.
+
+Each piece of a run is resolved once per distinct input and cached: a model's config
+once per (model, config), a dataset and its size checks once per (dataset, config,
+subset), a budget once per (budget, batches per step). So a mistake is reported once,
+however many grid points share it, and a suite with many runs plans quickly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from benchbase.contracts import volatile_fields
+from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError, list_choices, \
+    suggest
+from benchbase.frameworks import framework_available
+from benchbase.specs import (Budget, DatasetRef, EvalPlan, FeatureRef, MetricRef, ModelRef, RunSpec, SubsetPlan,
+                             json_default, parse_split)
+from benchbase.structured import plugin_config
+from benchbase.suite_schema import DatasetEntry, ModelEntry, PluginEntry, SuiteSchema, schema_problems, whole_number
+
+
+_PRETTY = {"jax": "JAX", "torch": "PyTorch"}
+
+
+class Problems(list):
+    """(key path, message) pairs; the same problem found twice is kept once."""
+
+    def add(self, path: str, message: str) -> None:
+        if (path, message) not in self:
+            self.append((path, message))
+
+    def extend(self, items) -> None:
+        for path, message in items:
+            self.add(path, message)
+
+
+def _cached(method: Callable) -> Callable:
+    """Memoise a resolver on its JSON-able arguments, per planner."""
+    def wrapper(self, *args):
+        key = (method.__name__, json.dumps(args, sort_keys=True, default=_key_default))
+        if key not in self._cache:
+            self._cache[key] = method(self, *args)
+        return self._cache[key]
+    return wrapper
+
+
+def _key_default(o):
+    if isinstance(o, PluginChoice):
+        return o.index
+    if isinstance(o, (ResolvedModel, ResolvedData)):
+        return id(o)  # made once by a cached resolver, so the same object for the same input
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    return json_default(o)
+
+
+# ------------------------------------------------------------------- choices
+
+
+@dataclass(frozen=True)
+class PluginChoice:
+    """An entry of the suite (a model, dataset or metric) and the plugin it names."""
+
+    index: int  # position in its list, for key paths such as models[1]
+    entry: PluginEntry
+    registered: Any  # benchbase.plugins.Registered
+
+    @property
+    def label(self) -> str:
+        return self.entry.label or self.entry.name
+
+    @property
+    def config_keys(self) -> set[str]:
+        return {f.name for f in dataclasses.fields(self.registered.cls.Config)}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    ref: ModelRef
+    batches_per_step: int
+    trains: bool
+    registered: Any
+
+
+@dataclass(frozen=True)
+class ResolvedData:
+    ref: DatasetRef
+    config: Any  # the plugin's Config instance
+    info: Any  # benchbase.data.DataInfo; None when data is not checked
+    registered: Any
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One combination of the sweep's values."""
+
+    values: dict
+
+    def prefixed(self, prefix: str) -> dict:
+        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+
+    def applied(self, model: PluginChoice, dataset: PluginChoice) -> dict:
+        """The values that change this (model, dataset) run: a model./dataset. key only
+        where that plugin's Config has it."""
+        return {k: v for k, v in self.values.items()
+                if not (k.startswith("model.") and k[6:] not in model.config_keys)
+                and not (k.startswith("dataset.") and k[8:] not in dataset.config_keys)}
+
+
+# ------------------------------------------------------------------- planner
+
+
+class RunPlanner:
+    """Turns a typed suite into run specs, collecting every problem on the way."""
+
+    def __init__(self, suite: SuiteSchema, source: str, registry, check_data: bool = True):
+        self.s, self.source, self.registry, self.check_data = suite, source, registry, check_data
+        self.problems = Problems()
+        self.executor: dict = {}
+        self._cache: dict = {}
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.add(path, message)
+
+    def lookup(self, kind: str, name: str, path: str, framework: str | None = None):
+        try:
+            return self.registry.get(kind, name, framework)
+        except UnknownPluginError as exc:
+            self.fail(path, str(exc))
+            return None
+
+    def config(self, registered, cfg: dict, path: str) -> tuple[Any, dict | None]:
+        try:
+            return plugin_config(registered, cfg, self.source, path)
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return None, None
+
+    # ---------------------------------------------------------------- plan
+    def plan(self) -> list[RunSpec]:
+        s = self.s
+        self.problems.extend(schema_problems(s))
+        executor = self.lookup("executor", s.executor.name, "executor.name")
+        if executor is not None:
+            _, plain = self.config(executor, s.executor.config, "executor.config")
+            self.executor = {"name": s.executor.name, "config": plain or {}}
+        feature = self._feature()
+        models = [c for c in (self._model_choice(i, m) for i, m in enumerate(s.models)) if c]
+        datasets = [c for c in (self._dataset_choice(i, d) for i, d in enumerate(s.datasets)) if c]
+        metrics = [PluginChoice(i, m, self.lookup("metric", m.name, f"metrics[{i}].name"))
+                   for i, m in enumerate(s.metrics)]
+        self._check_unique_labels(models, "models")
+        self._check_unique_labels(datasets, "datasets")
+        self._check_sweep_targets(models, datasets)
+        if self.problems:
+            return []
+        runs: dict[str, RunSpec] = {}
+        grid = [GridPoint(dict(zip(s.sweep, values))) for values in itertools.product(*s.sweep.values())]
+        for model, dataset, point in itertools.product(models, datasets, grid):
+            for spec in self._runs(model, dataset, point, feature, metrics):
+                runs.setdefault(spec.run_id, spec)
+        return list(runs.values())
+
+    def _runs(self, model: PluginChoice, dataset: PluginChoice, point: GridPoint, feature: FeatureRef | None,
+              metrics: list[PluginChoice]) -> list[RunSpec]:
+        m = self._resolve_model(model, *self._model_config(model, dataset, point))
+        d = self._resolve_dataset(dataset, {**dataset.entry.config, **point.prefixed("dataset.")}, feature)
+        if m is None or d is None:
+            return []
+        subset = self._resolve_subset(dataset, d, point.values.get("n", dataset.entry.n),
+                                      {**dataclasses.asdict(dataset.entry.subset), **point.prefixed("subset.")},
+                                      "sweep.n" if "n" in point.values else f"datasets[{dataset.index}].n")
+        budget = self._resolve_budget(self._budget_request(point), m.batches_per_step)
+        refs = self._metrics(metrics, model, dataset, m, d)
+        if subset is None or budget is None or refs is None or feature is None:
+            return []
+        e = self.s.eval
+        steps = eval_schedule(budget.steps, e.schedule, e.points, e.first, e.steps, e.at_init) if m.trains else [0]
+        plan = EvalPlan(steps=tuple(steps), n_samples=e.n_samples, n_test=e.n_test, keep_samples=e.keep_samples,
+                        features=feature)
+        return [RunSpec(suite=self.s.name, model=m.ref, dataset=d.ref, subset=subset, budget=budget, eval=plan,
+                        metrics=refs, seed=int(seed), sweep=point.applied(model, dataset), device=self.s.device,
+                        time_limit=self.s.time_limit)
+                for seed in self.s.seeds]
+
+    # ------------------------------------------------------------ plugins
+    def _feature(self) -> FeatureRef | None:
+        entry = self.s.eval.features
+        reg = self.lookup("feature", entry.name, "eval.features.name")
+        if reg is None:
+            return None
+        _, plain = self.config(reg, entry.config, "eval.features.config")
+        if plain is None:
+            return None
+        self._feature_registered = reg
+        return FeatureRef(name=reg.name, config=plain, version=reg.version,
+                          volatile=tuple(volatile_fields(reg.cls.Config)))
+
+    def _model_choice(self, i: int, entry: ModelEntry) -> PluginChoice | None:
+        reg = self.lookup("model", entry.name, f"models[{i}].name", entry.framework)
+        if reg is None:
+            return None
+        if not framework_available(reg.framework):
+            self.fail(f"models[{i}]", f"model '{entry.name}' ({reg.framework}) needs {_PRETTY[reg.framework]}: "
+                                      f"pip install 'benchbase[{reg.framework}]'")
+        return PluginChoice(i, entry, reg)
+
+    def _dataset_choice(self, i: int, entry: DatasetEntry) -> PluginChoice | None:
+        reg = self.lookup("dataset", entry.name, f"datasets[{i}].name")
+        if reg is None:
+            return None
+        metric_names = [m.name for m in self.s.metrics]
+        for name in entry.metric_config:
+            if name not in metric_names:
+                self.fail(f"datasets[{i}].metric_config.{name}", f"'{name}' is not among the suite's metrics."
+                                                                 f"{suggest(name, metric_names)}")
+        model_keys = {m.label or m.name for m in self.s.models} | {m.name for m in self.s.models}
+        for key in entry.model_config:
+            if key not in model_keys:
+                self.fail(f"datasets[{i}].model_config.{key}",
+                          f"'{key}' is not a model label or name of this suite.{suggest(key, model_keys)} "
+                          f"Valid: {list_choices(model_keys)}")
+        return PluginChoice(i, entry, reg)
+
+    def _check_unique_labels(self, choices: list, key: str) -> None:
+        seen: dict = {}
+        for c in choices:
+            ident = (c.label, getattr(c.entry, "framework", None) or c.registered.framework)
+            config = (c.entry.name, json.dumps(c.entry.config, sort_keys=True, default=str))
+            if ident in seen and seen[ident] != config:
+                self.fail(f"{key}[{c.index}].label", f"two {key} entries are labelled '{c.label}' with different "
+                                                     "configs; give each a distinct `label:`")
+            seen[ident] = config
+
+    def _check_sweep_targets(self, models: list[PluginChoice], datasets: list[PluginChoice]) -> None:
+        """A model./dataset. sweep key must exist in at least one of the suite's plugins."""
+        for key in self.s.sweep:
+            kind, _, name = key.partition(".")
+            if kind in ("model", "dataset") and not any(
+                    name in c.config_keys for c in (models if kind == "model" else datasets)):
+                self.fail(f"sweep.{key}", f"no {kind} in this suite has a config key '{name}'")
+
+    # ------------------------------------------------------------ models
+    def _model_config(self, model: PluginChoice, dataset: PluginChoice, point: GridPoint) -> tuple[dict, str]:
+        """The model entry's config, then this dataset's overrides (by label, else name),
+        then the sweep; and the key path a problem in it is reported at."""
+        overrides = dataset.entry.model_config
+        key = model.label if model.label in overrides else model.entry.name
+        cfg = {**model.entry.config, **overrides.get(key, {}),
+               **{k: v for k, v in point.prefixed("model.").items() if k in model.config_keys}}
+        path = (f"datasets[{dataset.index}].model_config.{key}" if key in overrides
+                else f"models[{model.index}].config")
+        return cfg, path
+
+    @_cached
+    def _resolve_model(self, model: PluginChoice, cfg: dict, path: str) -> ResolvedModel | None:
+        reg = model.registered
+        obj, plain = self.config(reg, cfg, path)
+        if obj is None:
+            return None
+        try:
+            instance = reg.cls(obj)
+        except ValueError as exc:  # the model rejects a value its Config type allowed
+            self.fail(path, str(exc))
+            return None
+        ref = ModelRef(name=reg.name, config=plain, version=reg.version,
+                       volatile=tuple(volatile_fields(reg.cls.Config)), framework=reg.framework,
+                       family=reg.family, label=model.label, lr=_float_or_none(instance.learning_rate()))
+        return ResolvedModel(ref, int(instance.batches_per_step()), bool(getattr(reg.cls, "trains", True)), reg)
+
+    # ---------------------------------------------------------- datasets
+    @_cached
+    def _resolve_dataset(self, dataset: PluginChoice, cfg: dict, feature: FeatureRef | None) -> ResolvedData | None:
+        from benchbase.data import DataCatalog
+
+        reg, where = dataset.registered, f"datasets[{dataset.index}]"
+        obj, plain = self.config(reg, cfg, f"{where}.config")
+        if obj is None:
+            return None
+        info = None
+        if self.check_data:
+            try:
+                info = DataCatalog.shared().describe(reg, obj, plain)
+            except MissingDataError:
+                raise  # one clear error that says where to put which files
+            except BenchbaseInputError as exc:
+                self.fail(where, str(exc))
+                return None
+            modalities = getattr(self._feature_registered.cls, "modalities", ("vector", "image")) if feature else ()
+            if feature is not None and info.spec.modality not in modalities:
+                self.fail("eval.features.name", f"feature space '{feature.name}' takes {', '.join(modalities)} "
+                                                f"data, but dataset '{dataset.label}' is {info.spec.modality}")
+        ref = DatasetRef(name=reg.name, config=plain, version=reg.version,
+                         volatile=tuple(volatile_fields(reg.cls.Config)), label=dataset.label)
+        return ResolvedData(ref, obj, info, reg)
+
+    @_cached
+    def _resolve_subset(self, dataset: PluginChoice, data: ResolvedData, n: Any, subset: dict,
+                        n_path: str) -> SubsetPlan | None:
+        from benchbase.data import subset_problems
+
+        where = f"datasets[{dataset.index}]"
+        split = parse_split(subset["split"]) if subset.get("split") is not None else None
+        holdout = parse_split(subset["holdout"]) if subset.get("holdout") is not None else None
+        n = whole_number(n) if n is not None else None
+        if holdout and n is not None and holdout[1] > n:
+            self.fail(f"{where}.subset.holdout", f"{holdout[1]} folds of n={n} examples: K must be <= n")
+            return None
+        plan = SubsetPlan(n=n, mode=subset["mode"], seed=subset["seed"] if subset["mode"] == "random" else 0,
+                          split=split, dedup=subset.get("dedup"), holdout=holdout)
+        if not self.check_data:
+            return plan
+        info = data.info
+        problems = subset_problems(plan, info)
+        for problem in problems:
+            self.fail(f"{where}.subset", problem)
+        pool = info.train_size // (split[1] if split else 1)
+        if n is not None and n > pool:
+            part = f" (one of {split[1]} disjoint parts of {info.train_size})" if split else ""
+            self.fail(n_path, f"n={n} is larger than dataset '{dataset.label}', whose train split has "
+                              f"{pool} examples{part}")
+            return None
+        if problems:
+            return None
+        plan = dataclasses.replace(plan, n=n if n is not None else pool)
+        return self._with_content_hash(data, plan, where)
+
+    def _with_content_hash(self, data: ResolvedData, plan: SubsetPlan, where: str) -> SubsetPlan | None:
+        """The hash of the exact training examples: part of the run id, so results follow
+        the data, not the folder it was read from; the runner checks it again."""
+        from benchbase.data import DataCatalog, select_subset
+
+        try:
+            _, splits = DataCatalog.shared().load(data.registered, data.config, data.ref.config)
+            return dataclasses.replace(plan, content_hash=select_subset(splits, plan).content_hash)
+        except BenchbaseInputError as exc:
+            self.fail(where, str(exc))
+            return None
+
+    # ------------------------------------------------------------ budget
+    def _budget_request(self, point: GridPoint) -> dict:
+        request = dataclasses.asdict(self.s.budget)
+        swept = point.prefixed("budget.")
+        if "examples" in swept:
+            request["steps"] = None
+        if "steps" in swept:
+            request["examples"] = None
+        return {**request, **swept}
+
+    @_cached
+    def _resolve_budget(self, request: dict, batches_per_step: int) -> Budget | None:
+        if request.get("examples") is None and request.get("steps") is None:
+            return None  # reported by the schema check
+        try:
+            return Budget.resolve(request["batch_size"], batches_per_step, request.get("examples"),
+                                  request.get("steps"))
+        except ValueError as exc:
+            self.fail("budget", str(exc))
+            return None
+
+    # ----------------------------------------------------------- metrics
+    @_cached
+    def _metric_config(self, metric: PluginChoice, dataset: PluginChoice) -> dict | None:
+        per_dataset = dataset.entry.metric_config
+        cfg = {**metric.entry.config, **per_dataset.get(metric.entry.name, {})}
+        path = (f"datasets[{dataset.index}].metric_config.{metric.entry.name}" if metric.entry.name in per_dataset
+                else f"metrics[{metric.index}].config")
+        return self.config(metric.registered, cfg, path)[1]
+
+    def _metrics(self, metrics: list[PluginChoice], model: PluginChoice, dataset: PluginChoice, m: ResolvedModel,
+                 d: ResolvedData) -> tuple[MetricRef, ...] | None:
+        out, complete = [], True
+        for metric in metrics:
+            plain = self._metric_config(metric, dataset)
+            cls = metric.registered.cls
+            missing = unmet_requirements(cls, m.registered.cls, d.info.spec if d.info else None)
+            if missing and not metric.entry.optional:
+                self.fail(f"metrics[{metric.index}]",
+                          f"metric '{metric.entry.name}' needs {', '.join(missing)}, which model "
+                          f"'{model.label}' on dataset '{dataset.label}' lacks; set `optional: true` on the "
+                          "metric to skip such runs")
+            if plain is None or (missing and not metric.entry.optional):
+                complete = False
+            if plain is None or missing:
+                continue
+            out.append(MetricRef(name=metric.registered.name, config=plain, version=metric.registered.version,
+                                 direction=cls.direction, target=getattr(cls, "target", None),
+                                 references=tuple(getattr(cls, "references", ("train",))),
+                                 requires=tuple(sorted(getattr(cls, "requires", ())))))
+        return tuple(out) if complete else None
+
+
+def unmet_requirements(metric_cls, model_cls, spec) -> list[str]:
+    """What a metric ``requires`` that the model class or the dataset (its DataSpec,
+    None when the data was not read) lacks."""
+    missing = []
+    for req in getattr(metric_cls, "requires", ()):
+        if req.startswith("capability:"):
+            cap = req.split(":", 1)[1]
+            if cap not in getattr(model_cls, "capabilities", ()):
+                missing.append(f"model capability '{cap}'")
+        elif req == "true_sampler":
+            if spec is not None and not spec.has_true_sampler:
+                missing.append("a dataset with a true sampler")
+        elif req == "labels":
+            if spec is not None and spec.num_classes == 0:
+                missing.append("class labels")
+        elif req.startswith("modality:"):
+            if spec is not None and spec.modality != req.split(":", 1)[1]:
+                missing.append(f"{req.split(':', 1)[1]} data")
+    return missing
+
+
+def _float_or_none(v) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def eval_schedule(total: int, schedule: str = "log", points: int = 8, first: int | None = None,
+                  steps: list[int] = (), at_init: bool = False) -> list[int]:
+    """Evaluation steps: log- or linearly spaced (or listed), always ending at ``total``."""
+    if schedule == "list":
+        out = {int(s) for s in steps if 0 < int(s) <= total}
+    elif schedule == "linear":
+        out = {int(round(x)) for x in np.linspace(total / points, total, points)}
+    else:
+        lo = max(1, first if first is not None else math.ceil(total / 200))
+        lo = min(lo, total)
+        out = {int(round(x)) for x in np.geomspace(lo, total, points)} if points > 1 else set()
+    out.add(total)
+    if at_init:
+        out.add(0)
+    return sorted(s for s in out if 0 <= s <= total)

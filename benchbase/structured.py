@@ -1,0 +1,86 @@
+"""Plain data (parsed YAML, stored JSON) into typed dataclasses, with every problem
+located by its key path: unknown keys with close matches, wrong types, missing
+required keys. Used for suites, for each plugin's ``Config`` and for the dynamics
+settings, so they all fail alike.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from benchbase.errors import ConfigError, list_choices, suggest
+from benchbase.specs import json_default
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path and key else (path or key)
+
+
+def _field_types(schema: type) -> dict[str, Any]:
+    """Field name -> type, with string annotations resolved where possible."""
+    try:
+        hints = typing.get_type_hints(schema)
+    except Exception:  # an annotation that cannot be resolved: keep what is declared
+        hints = {}
+    return {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(schema)}
+
+
+def _nested(tp: Any) -> tuple[type | None, type | None]:
+    """(dataclass of a nested mapping, dataclass of a list's items) for a field type."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union and len(args) == 1:
+        return _nested(args[0])
+    if origin in (list, typing.List) and args and dataclasses.is_dataclass(args[0]):
+        return None, args[0]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return tp, None
+    return None, None
+
+
+def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
+    """Unknown keys anywhere in ``node`` against dataclass ``schema``, with suggestions."""
+    if not isinstance(node, dict):
+        return
+    types = _field_types(schema)
+    for key, value in node.items():
+        here = join(path, str(key))
+        if key not in types:
+            problems.append((here, f"unknown key '{key}'.{suggest(key, types)} Valid keys: {list_choices(types)}"))
+            continue
+        sub, item = _nested(types[key])
+        if sub is not None and isinstance(value, dict):
+            check_keys(value, sub, here, problems)
+        if item is not None and isinstance(value, list):
+            for i, v in enumerate(value):
+                check_keys(v, item, f"{here}[{i}]", problems)
+
+
+def typed(data: dict, schema: type, source: str, path: str = "") -> Any:
+    """Merge ``data`` into the structured schema: unknown keys, wrong types and missing
+    required keys become one ConfigError."""
+    problems: list = []
+    check_keys(data, schema, path, problems)
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), data)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(source, [(join(path, m), "required key is missing") for m in missing])
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = join(path, getattr(exc, "full_key", "") or "")
+        raise ConfigError(source, [(key, str(exc).splitlines()[0])]) from None
+
+
+def plugin_config(registered, user_config: dict, source: str, path: str) -> tuple[Any, dict]:
+    """Validate a plugin's config against its Config dataclass: (instance, plain dict)."""
+    obj = typed(user_config or {}, registered.cls.Config, source, path)
+    plain = json.loads(json.dumps(dataclasses.asdict(obj), default=json_default))
+    return obj, plain

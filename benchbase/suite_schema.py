@@ -1,0 +1,297 @@
+"""The suite YAML as dataclasses, each field with its default and its constraint.
+
+A constraint is declared next to its field (``option(default, check=...)``) or, when
+it ties several fields together, in the dataclass's ``problems`` method. One checker,
+:func:`schema_problems`, walks a typed suite and applies them all; the run planner
+applies the same field constraints to swept values (:func:`value_problems`), so a
+value is judged the same whether it is written in an entry or in ``sweep:``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from omegaconf import MISSING
+
+from benchbase.errors import suggest
+from benchbase.specs import parse_split
+
+#: value -> None when fine, else what is wrong with it (one sentence)
+Check = Callable[[Any], Optional[str]]
+
+
+def option(default: Any = MISSING, *, check: Check | None = None, factory: Callable | None = None):
+    """A schema field with its constraint."""
+    meta = {"check": check} if check is not None else {}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------- constraints
+
+
+def one_of(*choices: str) -> Check:
+    def check(v):
+        if v not in choices:
+            return f"unknown value '{v}'.{suggest(v, choices)} Valid: {', '.join(choices)}"
+    return check
+
+
+def at_least(lo: float) -> Check:
+    def check(v):
+        if v is not None and not v >= lo:
+            return f"must be >= {lo:g} (got {v})"
+    return check
+
+
+def above(lo: float) -> Check:
+    def check(v):
+        if v is not None and not v > lo:
+            return f"must be > {lo:g} (got {v})"
+    return check
+
+
+def whole_number(v) -> int | None:
+    """32, 32.0 and 1e3 are whole numbers; True, 32.5 and "32" are not."""
+    import numpy as np
+
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return None
+    return int(v) if float(v).is_integer() else None
+
+
+def _subset_size(v):
+    if v is not None and (whole_number(v) is None or whole_number(v) < 1):
+        return f"n must be a whole number >= 1 (got {v!r})"
+
+
+def _positive_examples(v):
+    if v is not None and (whole_number(v) is None or v < 1):
+        return f"must be a positive whole number (got {v})"
+
+
+def _split(v):
+    if v is not None:
+        try:
+            parse_split(v)
+        except ValueError as exc:
+            return str(exc)
+
+
+def _holdout(v):
+    problem = _split(v)
+    return problem.replace("split", "holdout") if problem else None
+
+
+def _dedup(v):
+    if v is not None and not 0 < float(v) <= 1:
+        return f"dedup is a correlation threshold in (0, 1] (e.g. 0.95), got {v}"
+
+
+def _device(v):
+    if not re.fullmatch(r"auto|cpu|tpu|cuda(:\d+)?", str(v)):
+        return f"unknown device '{v}'. Valid: auto, cpu, cuda, cuda:N, tpu"
+
+
+def _required(what: str) -> Check:
+    def check(v):
+        if not v:
+            return what
+    return check
+
+
+# ---------------------------------------------------------------------- schema
+
+SUBSET_MODES = ("first", "random")
+EVAL_SCHEDULES = ("log", "linear", "list")
+DYNAMICS_CRITERIA = ("auto", "copy", "loss")
+
+
+@dataclass
+class PluginEntry:
+    """A plugin reference: ``name``, an optional display ``label`` and its ``config``."""
+
+    name: str = MISSING
+    label: Optional[str] = None
+    config: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelEntry(PluginEntry):
+    framework: Optional[str] = None  # torch | jax | numpy; needed when a name has several
+
+
+@dataclass
+class SubsetEntry:
+    mode: str = option("first", check=one_of(*SUBSET_MODES))  # first: the seed paper's protocol
+    seed: int = 0  # for mode=random
+    split: Optional[str] = option(None, check=_split)  # "k of K": the k-th of K disjoint parts
+    holdout: Optional[str] = option(None, check=_holdout)  # "k of K": train on the n chosen without their k-th fold
+    dedup: Optional[float] = option(None, check=_dedup)  # drop near-duplicates above this correlation
+
+
+@dataclass
+class DatasetEntry(PluginEntry):
+    n: Optional[int] = option(None, check=_subset_size)  # training subset size; None: the whole split
+    subset: SubsetEntry = field(default_factory=SubsetEntry)
+    # per-dataset metric parameters, e.g. {mem_ratio: {threshold: 0.2}}
+    metric_config: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # per-dataset model hyperparameters by model label (or name), e.g. {wae_gan: {latent_dim: 2}}
+    model_config: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class MetricEntry(PluginEntry):
+    optional: bool = False  # skip models/datasets that lack what the metric requires
+
+
+@dataclass
+class FeatureEntry(PluginEntry):
+    name: str = "pixels"
+
+
+@dataclass
+class ExecutorEntry(PluginEntry):
+    name: str = "local"
+
+
+@dataclass
+class BudgetEntry:
+    """Identical for every model: counted in examples drawn from the training subset."""
+
+    examples: Optional[float] = option(None, check=_positive_examples)
+    steps: Optional[int] = option(None, check=at_least(1))  # shorthand: examples = steps * batch_size
+    batch_size: int = option(128, check=at_least(1))
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if (self.examples is None) == (self.steps is None):
+            yield "", "give exactly one of budget.examples or budget.steps"
+
+
+@dataclass
+class EvalEntry:
+    schedule: str = option("log", check=one_of(*EVAL_SCHEDULES))
+    points: int = option(8, check=at_least(1))  # evaluation points (log/linear), the final step included
+    first: Optional[int] = None  # first log-spaced step; default total/200
+    steps: List[int] = field(default_factory=list)  # for schedule=list
+    at_init: bool = False  # also evaluate the untrained model (step 0)
+    n_samples: int = option(1000, check=at_least(2))  # generated samples per evaluation
+    n_test: Optional[int] = None  # cap on test points used by metrics (None: all)
+    keep_samples: int = 64  # generated samples stored per evaluation (for plots, reports)
+    features: FeatureEntry = field(default_factory=FeatureEntry)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.schedule == "list" and not self.steps:
+            yield "steps", "schedule 'list' needs eval.steps"
+
+
+@dataclass
+class LeaderboardEntry:
+    primary: Optional[str] = None  # metric used for the rank column (default: first metric)
+    metrics: List[str] = field(default_factory=list)  # columns (default: every metric)
+
+
+@dataclass
+class DynamicsEntry:
+    """How the derived training-dynamics quantities of each run are computed
+    (definitions in docs/training-dynamics.md; computed by benchbase.dynamics)."""
+
+    criterion: str = option("auto", check=one_of(*DYNAMICS_CRITERIA))  # headline tau_mem
+    copy_metric: str = "mem_ratio"  # copy criterion: first eval where this exceeds copy_threshold
+    copy_threshold: float = option(0.01, check=above(0))
+    loss_metric: str = "heldout_gap"  # loss criterion reads <loss_metric>.train / <loss_metric>.test
+    loss_threshold: float = option(0.05, check=above(0))  # relative gap above its first value by this
+    confirm: int = option(1, check=at_least(0))  # later evals that must meet the criterion too
+    fidelity: List[str] = field(default_factory=lambda: ["swd", "fd"])  # best before tau_mem
+
+
+SWEEP_PREFIXES = ("budget.", "model.", "dataset.", "subset.")
+#: the schema of the values each sweep prefix sets
+SWEPT = {"budget.": BudgetEntry, "subset.": SubsetEntry}
+
+
+@dataclass
+class SuiteSchema:
+    name: str = MISSING
+    description: str = ""
+    device: str = option("auto", check=_device)  # auto | cpu | cuda | cuda:N | tpu
+    seeds: List[int] = option(check=_required("at least one seed is required"), factory=lambda: [0])
+    datasets: List[DatasetEntry] = option(check=_required("at least one entry is required under 'datasets'"),
+                                          factory=list)
+    models: List[ModelEntry] = option(check=_required("at least one entry is required under 'models'"),
+                                      factory=list)
+    metrics: List[MetricEntry] = option(check=_required("at least one entry is required under 'metrics'"),
+                                        factory=list)
+    budget: BudgetEntry = field(default_factory=BudgetEntry)
+    eval: EvalEntry = field(default_factory=EvalEntry)
+    # grid over n, budget.*, model.<key>, dataset.<key>, subset.<key>: every combination
+    sweep: Dict[str, List[Any]] = field(default_factory=dict)
+    executor: ExecutorEntry = field(default_factory=ExecutorEntry)
+    time_limit: Optional[float] = None  # seconds per run; exceeded: status timeout
+    leaderboard: LeaderboardEntry = field(default_factory=LeaderboardEntry)
+    dynamics: DynamicsEntry = field(default_factory=DynamicsEntry)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        for key, values in self.sweep.items():
+            yield from (_prefixed(f"sweep.{key}", p) for p in sweep_key_problems(key, values))
+
+
+def _prefixed(path: str, problem: tuple[str, str]) -> tuple[str, str]:
+    sub, msg = problem
+    return (f"{path}.{sub}" if sub else path), msg
+
+
+# --------------------------------------------------------------------- checker
+
+
+def value_problems(schema: type, name: str, value: Any) -> list[str]:
+    """What the constraint of field ``name`` of ``schema`` says about ``value``."""
+    f = next((f for f in dataclasses.fields(schema) if f.name == name), None)
+    check = f.metadata.get("check") if f is not None else None
+    msg = check(value) if check is not None else None
+    return [msg] if msg else []
+
+
+def schema_problems(obj: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every field constraint and cross-field rule of a typed schema object, recursively."""
+    out: list[tuple[str, str]] = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        here = f"{path}.{f.name}" if path else f.name
+        out += [(here, msg) for msg in value_problems(type(obj), f.name, value)]
+        if dataclasses.is_dataclass(value):
+            out += schema_problems(value, here)
+        elif isinstance(value, list):
+            out += [p for i, item in enumerate(value) if dataclasses.is_dataclass(item)
+                    for p in schema_problems(item, f"{here}[{i}]")]
+    rules = getattr(obj, "problems", None)
+    if rules is not None:
+        out += [_prefixed(path, p) for p in rules()]
+    return out
+
+
+def sweep_key_problems(key: str, values: Any) -> Iterator[tuple[str, str]]:
+    """A sweep key must name something sweepable and take a non-empty list of values
+    that the swept field's own constraint accepts."""
+    if not (key == "n" or key.startswith(SWEEP_PREFIXES)):
+        yield "", "sweep keys are n, budget.<key>, model.<key>, dataset.<key> or subset.<key>"
+        return
+    if not isinstance(values, list) or not values:
+        yield "", "a sweep key takes a non-empty list of values"
+        return
+    if key == "n":
+        schema, name = DatasetEntry, "n"
+    else:
+        prefix, name = key.split(".", 1)
+        schema = SWEPT.get(prefix + ".")
+        if schema is None:
+            return  # model./dataset. keys are checked against the suite's plugins
+        names = [f.name for f in dataclasses.fields(schema)]
+        if name not in names:
+            yield "", f"unknown {prefix} key '{name}'.{suggest(name, names)}"
+            return
+    for value in values:
+        yield from (("", msg) for msg in value_problems(schema, name, value))

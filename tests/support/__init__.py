@@ -1,0 +1,14 @@
+"""Helpers shared by the tests, one module per thing provided (``from support.suites
+import tiny_suite``). The tests directory is on ``sys.path`` (pytest puts it there;
+worker processes of the executor tests get it through PYTHONPATH or spawn).
+
+- ``suites``: small suite dicts (``tiny_suite``)
+- ``model_harness``: a model plugin driven through its API (``ModelHarness``)
+- ``metric_contexts``: EvalContexts on raw arrays, Gaussian samples
+- ``dataset_files``: tiny datasets written in the published on-disk formats
+- ``published_results``: a small quickstart run and stores written without training,
+  for the publishing tests (also a plugin module: two test metrics)
+- ``dynamics_stores``: stores whose runs memorize on cue, for the dynamics tests
+- ``executor_runs``: running suites through executors and comparing their numbers
+- ``faulty_plugins``: model plugins with injected faults (a plugin module)
+"""
