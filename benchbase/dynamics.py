@@ -247,13 +247,14 @@ def tau_fits(runs: list[RunRecord], records: dict[str, dict], key: str = "tau_me
 
     Runs that never met the criterion (right-censored) are listed in ``censored``; runs
     that met it already at their first evaluation (left-censored: an upper bound, e.g. an
-    oracle evaluated once) in ``left_censored``; neither enters the fit.
+    oracle evaluated once) in ``left_censored``; neither enters the fit, nor do runs
+    trained without a ``subset.holdout`` fold (they see fewer than n examples).
     """
     flag = "censored" if key == "tau_mem" else f"{key}_censored"
     groups: dict[tuple, list] = {}
     for r in runs:
         rec = records.get(r.run_id)
-        if rec is None:
+        if rec is None or r.spec.subset.holdout is not None:  # a fold run trains on fewer than n
             continue
         groups.setdefault(group_key(r.spec), []).append((r.n, rec.get(key), rec.get(flag)))
     out = []

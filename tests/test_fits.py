@@ -53,10 +53,10 @@ def test_bootstrap_is_reproducible_and_absent_without_replicates():
     assert single["bootstrap95"] is None and single["ci95"] is not None
 
 
-def _run(run_id, n, seed, **sweep):
+def _run(run_id, n, seed, holdout=None, **sweep):
     """The fields of a RunRecord the fits read."""
     spec = SimpleNamespace(model=SimpleNamespace(label="flow"), dataset=SimpleNamespace(label="digits"),
-                           subset=SimpleNamespace(n=n), sweep={"n": n, **sweep})
+                           subset=SimpleNamespace(n=n, holdout=holdout), sweep={"n": n, **sweep})
     return SimpleNamespace(run_id=run_id, seed=seed, n=n, spec=spec)
 
 
@@ -102,6 +102,10 @@ def test_single_axis_tau_fit_prints_both_intervals():
     assert "slope 1.0" in text or "slope 0.9" in text
     assert "95% CI [" in text and "(t, 13 dof)" in text and "bootstrap over seeds [" in text
     assert "15 runs at 5 values of n" in text
+    folds = [_run(f"f{s}-{n}", n, s, holdout=(1, 4), **{"subset.holdout": "1 of 4"}) for s in (0, 1) for n in (32, 64)]
+    records.update({r.run_id: {"tau_mem": 1.0, "censored": None} for r in folds})
+    (same,) = tau_fits(runs + folds, records)  # fold runs train on fewer than n: left out of the fit
+    assert same["fit"]["slope"] == fit["fit"]["slope"] and same["runs"] == 15
 
 
 def _trajectories(runs, records, law_exponents):
