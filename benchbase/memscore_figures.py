@@ -116,6 +116,7 @@ def _plot_by_n(suite: str, model: str, members, out: Path, stem: str, formats) -
     right.axhline(0, color="grey", lw=0.8, ls=":")
     right.set_xscale("log")
     right.set_xticks(ns, [str(n) for n in ns])
+    right.set_xticks([], minor=True)  # no minor labels (3 x 10^1) over the plain ones
     right.set_xlabel("training set size n")
     right.set_ylabel("mean M over the training set (nats)")
     right.set_title("mean with a 95% interval (across examples)", fontsize=9)
