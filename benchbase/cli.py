@@ -15,10 +15,17 @@ from benchbase.commands import command_modules
 from benchbase.errors import BenchbaseInputError
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments get one line (and exit 2), like every other bad input; --help shows usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from benchbase import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="benchbase",
         description="Comparative benchmarks for deep generative models: identical budgets, shared "
                     "memorization/novelty/fidelity metrics, leaderboards.")

@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -50,12 +51,17 @@ def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
     source = str(path)
     if not path.exists():
         raise BenchbaseInputError(f"{source}: no such suite file")
+    if not path.is_file():
+        raise BenchbaseInputError(f"{source}: not a file (a directory?); name a suite YAML file")
     try:
+        top = yaml.safe_load(path.read_text(encoding="utf-8"))
         raw = OmegaConf.load(path)
     except Exception as exc:  # YAML syntax
         raise ConfigError(source, [("", f"cannot parse YAML: {exc}")]) from None
-    if not isinstance(raw, DictConfig):
-        raise ConfigError(source, [("", "a suite must be a mapping of keys")])
+    if not isinstance(top, dict) or not isinstance(raw, DictConfig):
+        found = "an empty file" if top is None else f"a {type(top).__name__}"
+        raise ConfigError(source, [("", f"a suite must be a mapping of keys (name:, datasets:, models:, ...), "
+                                        f"not {found}")])
     if executor is not None:
         current = raw.get("executor")
         current = current if isinstance(current, str) else (current or {}).get("name", "local")

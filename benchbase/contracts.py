@@ -291,6 +291,8 @@ class Executor(Configurable):
     """Base for executors: run tasks somewhere, deliver every event to ``sink``."""
 
     name: ClassVar[str]
+    #: runs train on this machine (its devices are checked before a suite starts); False for a cluster
+    runs_here: ClassVar[bool] = True
 
     def execute(self, tasks: list, work: Callable, sink: Callable) -> None:
         raise NotImplementedError

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from benchbase.blame import blame, describe, expect
 from benchbase.contracts import DataSpec, DataSplits
 from benchbase.errors import BenchbaseInputError
 from benchbase.specs import SubsetPlan
@@ -76,9 +77,13 @@ class DataCatalog:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        dataset = registered.cls(config_obj)
-        splits = dataset.load()
-        _check_splits(registered.name, splits)
+        with blame("dataset", registered.name, "load"):
+            dataset = registered.cls(config_obj)
+            splits = dataset.load()
+        expect(isinstance(splits, DataSplits), "dataset", registered.name, "load",
+               f"returned {describe(splits)}; expected DataSplits")
+        with blame("dataset", registered.name, "load"):
+            _check_splits(registered.name, splits)
         self._cache[key] = (dataset, splits)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from benchbase.config import Suite
+from benchbase.errors import BenchbaseInputError
 from benchbase.structured import plugin_config
 from benchbase.derived import derive_after_run
 from benchbase.plugins import Registry
 from benchbase.progress import Reporter
-from benchbase.runner import Evaluated, Finished, Progress, RunTask, Started, execute_task
+from benchbase.runner import Evaluated, Finished, Notice, Progress, RunTask, Started, execute_task
 from benchbase.contracts import FINAL_STATUSES
 from benchbase.leases import Holder, Lease
 from benchbase.store import Store
@@ -72,6 +73,8 @@ class Sink:
             self.reporter.start(event.run_id, task.index, task.total, spec.title,
                                 spec.budget.steps, event.resumed_from)
             self.registry.observers.run_started(spec, event.run_id, event.provenance)
+        elif isinstance(event, Notice):
+            self.reporter.warn(f"{spec.title}: {event.text}")
         elif isinstance(event, Progress):
             self.reporter.progress(event.run_id, event.step, event.total, event.examples_per_s,
                                    event.steps_per_s)
@@ -84,14 +87,16 @@ class Sink:
             self.reporter.evaluated(event.run_id, event.step, headline)
             self.registry.observers.evaluated(spec, event.run_id, event.step, event.examples, event.rows)
         elif isinstance(event, Finished):
-            self.store.finish_run(event.run_id, event.status, event.summary, event.error)
-            self.finished[event.run_id] = event.status
+            # the store may record "failed" instead of "done" (rows missing): report what it recorded
+            status, summary = self.store.finish_run(event.run_id, event.status, event.summary, event.error,
+                                                    require_all_evaluations=True)
+            self.finished[event.run_id] = status
             if self.lease is not None:
                 self.store.leases.release(self.lease, event.run_id)
-            if event.status != "done":
-                self.reasons[event.run_id] = event.summary.get("reason") or (event.error or "").strip()[-300:]
-            self.reporter.finish(event.run_id, event.status, event.summary)
-            self.registry.observers.run_finished(spec, event.run_id, event.status, event.summary)
+            if status != "done":
+                self.reasons[event.run_id] = summary.get("reason") or (event.error or "").strip()[-300:]
+            self.reporter.finish(event.run_id, status, summary)
+            self.registry.observers.run_finished(spec, event.run_id, status, summary)
 
 
 class TaskQueue:
@@ -122,6 +127,10 @@ class TaskQueue:
                 self.finished_elsewhere[rid] = outcome
                 continue
             ckpt = self.store.checkpoint(rid)
+            problem = ckpt.problem(spec.budget.steps) if ckpt is not None else None
+            if problem:
+                self.sink.reporter.warn(f"{spec.title}: {problem}; restarting this run from scratch")
+                ckpt = None
             # Evaluations after the checkpoint belong to an attempt that died: redo them.
             self.store.drop_evals_after(rid, ckpt.step if ckpt else -1)
             task = RunTask(spec=spec, policy=self.registry.policy, results_dir=str(self.store.dir.resolve()),
@@ -163,6 +172,21 @@ class Heartbeat:
                 store.close()
 
 
+def check_devices(suite: Suite, registry: Registry) -> None:
+    """Refuse, before anything is written, a device that this machine lacks when the runs
+    train here: a missing GPU is bad input, not a failure of every run."""
+    from benchbase.frameworks import get_framework
+
+    executor = suite.executor or {"name": "local"}
+    if not registry.get("executor", executor["name"]).cls.runs_here:
+        return
+    for framework, device in sorted({(s.model.framework, s.device) for s in suite.runs}):
+        try:
+            get_framework(framework).device(device)
+        except BenchbaseInputError as exc:
+            raise BenchbaseInputError(f"{suite.source}: device: '{device}': {exc}") from None
+
+
 def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter | None = None,
               fresh: bool = False, executor: dict | None = None, lease: Lease | None = None,
               poll_seconds: float = 1.0) -> SuiteResult:
@@ -174,10 +198,11 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
     reporter = reporter or Reporter()
     specs = suite.runs
     ids = [s.run_id for s in specs]
+    lease = lease or Lease.new()
+    if fresh:  # first: refused (RunsHeldError) while another live driver holds any run, nothing written
+        store.reset_runs(ids, lease)
     store.register_runs(suite.name, specs, {"source": suite.source, "resolved": suite.resolved,
                                             "leaderboard": suite.leaderboard})
-    if fresh:
-        store.reset_runs(ids)
     statuses = store.statuses(ids)
     todo = [s for s in specs if statuses.get(s.run_id) not in FINAL_STATUSES]
     result = SuiteResult(suite.name, planned=len(todo), skipped=len(specs) - len(todo))
@@ -190,7 +215,6 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
     reg = registry.get("executor", executor["name"])
     cfg, _ = plugin_config(reg, executor.get("config") or {}, "<executor>", "executor.config")
     commit = git_commit()
-    lease = lease or Lease.new()
     sink = Sink(store, registry, reporter, [], lease=lease)
     titles = {s.run_id: s.title for s in todo}
     outcome: dict[str, str] = {}  # run_id -> final status, whoever produced it

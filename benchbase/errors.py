@@ -28,14 +28,24 @@ class BenchbaseInputError(Exception):
 
 
 class ConfigError(BenchbaseInputError):
-    """One or more problems in a suite file, each located by its key path."""
+    """One or more problems in a suite file, each located by its key path: one line
+    for one problem, a heading and one line per problem for several."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]):
+        problems = list(dict.fromkeys(problems))  # one per (key, message): runs repeat them
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in problems]
-        head = "invalid suite" if len(problems) == 1 else f"invalid suite ({len(problems)} problems)"
-        super().__init__(head + "\n  " + "\n  ".join(lines))
+        lines = [f"{source}: {path}: {_one_line(msg)}" if path else f"{source}: {_one_line(msg)}"
+                 for path, msg in problems]
+        if len(lines) == 1:
+            super().__init__(f"invalid suite: {lines[0]}")
+        else:
+            super().__init__(f"invalid suite ({len(problems)} problems)\n  " + "\n  ".join(lines))
+
+
+def _one_line(message: str) -> str:
+    """Messages from libraries may span lines; a problem is reported on one."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
 class UnknownPluginError(BenchbaseInputError):
@@ -51,6 +61,11 @@ class UnknownPluginError(BenchbaseInputError):
 
 class PluginError(Exception):
     """A plugin broke its contract (bad registration, failed import in strict mode)."""
+
+
+class PluginLoadError(PluginError, BenchbaseInputError):
+    """With BENCHBASE_STRICT_PLUGINS set, a third-party plugin failed to load: the
+    environment is not what the user asked for, so stop with one line (exit 2)."""
 
 
 class MissingDataError(BenchbaseInputError):

@@ -12,9 +12,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
+
+from benchbase.blame import blame, describe, expect
 
 from benchbase.specs import RunSpec
 from benchbase.structured import plugin_config
@@ -120,7 +123,8 @@ class Evaluator:
         feat = spec.eval.features
         reg = registry.get("feature", feat.name)
         cfg, _ = plugin_config(reg, feat.config, "<run spec>", "eval.features.config")
-        self.extractor = reg.cls(cfg)
+        with blame("feature space", feat.name, "__init__"):
+            self.extractor = reg.cls(cfg)
         self.feature_space = feat.name
         self.data_spec = splits.spec
         n_test = spec.eval.n_test
@@ -129,7 +133,8 @@ class Evaluator:
         if cache.dir is not None:
             self.extractor.cache_dir = str(cache.dir.parent)
         self.extractor.train_split = splits.train
-        self.extractor.prepare(subset.x, splits.spec, self.metric_device)
+        with blame("feature space", feat.name, "prepare"):
+            self.extractor.prepare(subset.x, splits.spec, self.metric_device)
         feat_key = {"extractor": feat.name, "config": feat.config, "version": feat.version,
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
         self.train_f = cache.get({**feat_key, "data": subset.content_hash}, lambda: self._embed(subset.x))
@@ -138,25 +143,29 @@ class Evaluator:
         for m in spec.metrics:
             mreg = registry.get("metric", m.name)
             mcfg, _ = plugin_config(mreg, m.config, "<run spec>", f"metrics.{m.name}")
-            self.metrics.append((m, mreg.cls(mcfg)))
+            with blame("metric", m.name, "__init__"):
+                self.metrics.append((m, mreg.cls(mcfg)))
         self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m.requires)
 
     def _embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-        parts = [np.asarray(self.extractor.embed(x[i:i + batch]), dtype=np.float32)
-                 for i in range(0, len(x), batch)]
-        out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-        if out.ndim != 2 or len(out) != len(x):
-            raise ValueError(f"feature extractor '{self.feature_space}' returned shape {out.shape} "
-                             f"for {len(x)} inputs; expected (N, d)")
+        with blame("feature space", self.feature_space, "embed"):
+            parts = [np.asarray(self.extractor.embed(x[i:i + batch]), dtype=np.float32)
+                     for i in range(0, len(x), batch)]
+            out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        expect(out.ndim == 2 and len(out) == len(x), "feature space", self.feature_space, "embed",
+               f"returned shape {out.shape} for {len(x)} inputs; expected (N, d)")
         return out
 
     def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
         spec = self.spec
         key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
-        raw = self.fw.to_numpy(model.sample(state, spec.eval.n_samples, key))
+        with blame("model", spec.model.name, "sample"):
+            raw = self.fw.to_numpy(model.sample(state, spec.eval.n_samples, key))
+        expect(isinstance(raw, np.ndarray) and raw.dtype.kind in "fiu", "model", spec.model.name, "sample",
+               f"returned {describe(raw)}; expected an array of numbers")
         expected = (spec.eval.n_samples, *self.data_spec.shape)
-        if raw.shape != expected:
-            raise ValueError(f"model '{spec.model.name}' sampled shape {raw.shape}, expected {expected}")
+        expect(raw.shape == expected, "model", spec.model.name, "sample",
+               f"returned samples of shape {raw.shape}; expected {expected}")
         if not np.isfinite(raw).all():
             raise Diverged(step, "generated samples")
         gen_f = self._embed(raw)
@@ -174,12 +183,25 @@ class Evaluator:
                     model=handle, extractor=self.extractor,
                     train_labels=self.subset.y, test_labels=self.test_y, train_indices=self.subset.indices,
                     heldout_data=self.subset.heldout_x, heldout_indices=self.subset.heldout_indices)
-                values = metric.compute(ctx)
-                if entry.name not in values:
-                    raise ValueError(f"metric '{entry.name}' returned {sorted(values)} without its "
-                                     f"headline value '{entry.name}'")
-                for name, value in values.items():
-                    rows.append(EvalRow(metric=name, value=float(value), ref=ref_name,
-                                        feature_space=self.feature_space, params=params))
+                with blame("metric", entry.name, "compute"):
+                    values = metric.compute(ctx)
+                rows += _metric_rows(entry.name, values, ref_name, self.feature_space, params)
         keep = raw[: spec.eval.keep_samples]
         return rows, keep
+
+
+def _metric_rows(name: str, values: Any, ref: str, feature_space: str, params: dict) -> list[EvalRow]:
+    """A metric's ``compute`` result as rows: a mapping with its headline value ``name``,
+    every value a number (NaN is a value: stored as missing)."""
+    expect(isinstance(values, Mapping), "metric", name, "compute",
+           f"returned {describe(values)}; expected a dict of values")
+    expect(name in values, "metric", name, "compute",
+           f"returned {sorted(map(str, values))} without its headline value '{name}'")
+    rows = []
+    for key, value in values.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            expect(False, "metric", name, "compute", f"returned {describe(value)} for '{key}'; expected a number")
+        rows.append(EvalRow(metric=key, value=number, ref=ref, feature_space=feature_space, params=params))
+    return rows

@@ -121,6 +121,14 @@ class TorchFramework:
 
         torch.manual_seed(mix_seed(seed, SALT_INIT))
 
+    def numerics(self) -> dict:
+        """What decides the bits of a run's arithmetic here (docs/reproducibility.md)."""
+        import torch
+
+        return {**host_numerics(), "threads": torch.get_num_threads(),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
+
 
 class JaxFramework:
     name = "jax"
@@ -197,6 +205,9 @@ class JaxFramework:
     def seed_everything(self, seed: int) -> None:
         pass
 
+    def numerics(self) -> dict:
+        return host_numerics()
+
 
 @functools.lru_cache(maxsize=None)
 def _jax_draw():
@@ -254,6 +265,33 @@ class NumpyFramework:
 
     def seed_everything(self, seed: int) -> None:
         pass
+
+    def numerics(self) -> dict:
+        return host_numerics()
+
+
+# Settings read by the numeric libraries that change which kernels run.
+NUMERICS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR", "ATEN_CPU_CAPABILITY", "XLA_FLAGS",
+                "CUBLAS_WORKSPACE_CONFIG")
+
+
+def host_numerics() -> dict:
+    """The CPU model and the environment settings that select numeric kernels."""
+    return {"cpu": cpu_model(), "env": {k: os.environ[k] for k in NUMERICS_ENV if k in os.environ}}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 _FRAMEWORKS = {"torch": TorchFramework, "jax": JaxFramework, "numpy": NumpyFramework}

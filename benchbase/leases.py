@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from benchbase.contracts import FINAL_STATUSES
+from benchbase.errors import BenchbaseInputError
 
 DEFAULT_LEASE_TIMEOUT = 60.0  # seconds without a heartbeat before another driver takes a run over
 
@@ -46,6 +47,18 @@ class Holder:
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host}"
+
+
+class RunsHeldError(BenchbaseInputError):
+    """``--fresh`` would delete the rows of runs another live driver is writing: refused."""
+
+    def __init__(self, held: dict[str, Holder]):
+        self.held = held
+        holders = ", ".join(sorted({h.describe() for h in held.values()}))
+        super().__init__(
+            f"--fresh would delete the results of {len(held)} run(s) that another benchbase process is "
+            f"running ({holders}); nothing was changed. Wait for it to finish (or stop it), then run "
+            "again with --fresh; without --fresh, this command shares the remaining runs with it")
 
 
 def process_alive(pid: int) -> bool:

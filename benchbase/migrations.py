@@ -85,6 +85,13 @@ def m001_initial(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+@migration
+def m002_checkpoint_checksums(db: sqlite3.Connection) -> None:
+    """A sha256 beside each checkpoint, so a damaged blob is found before a model loads it
+    (NULL for checkpoints written before: those are trusted as they are)."""
+    db.execute("ALTER TABLE checkpoints ADD COLUMN checksum TEXT")
+
+
 # Append new migrations above this line.
 
 SCHEMA_VERSION = len(MIGRATIONS)

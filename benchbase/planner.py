@@ -12,11 +12,13 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from benchbase.blame import PluginFault
 from benchbase.contracts import volatile_fields
 from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError, list_choices, \
     suggest
@@ -160,14 +162,39 @@ class RunPlanner:
         self._check_unique_labels(models, "models")
         self._check_unique_labels(datasets, "datasets")
         self._check_sweep_targets(models, datasets)
+        self._check_primary([m.name for m in s.metrics])
+        self._check_size()
         if self.problems:
             return []
         runs: dict[str, RunSpec] = {}
+        entries: dict[str, tuple[PluginChoice, PluginChoice]] = {}  # run id -> the entries that made it
         grid = [GridPoint(dict(zip(s.sweep, values))) for values in itertools.product(*s.sweep.values())]
         for model, dataset, point in itertools.product(models, datasets, grid):
             for spec in self._runs(model, dataset, point, feature, metrics):
-                runs.setdefault(spec.run_id, spec)
+                if spec.run_id in runs:
+                    self._check_same_labels(runs[spec.run_id], spec, entries[spec.run_id], (model, dataset))
+                    continue
+                runs[spec.run_id], entries[spec.run_id] = spec, (model, dataset)
         return list(runs.values())
+
+    def _check_same_labels(self, first: RunSpec, again: RunSpec, made: tuple, making: tuple) -> None:
+        """Two entries that plan the same run (same plugin, config and data) under different
+        labels would silently become one run under the first label: a label names a run, it
+        does not make another."""
+        for kind, a, b, before, now in (("models", first.model.label, again.model.label, made[0], making[0]),
+                                         ("datasets", first.dataset.label, again.dataset.label, made[1], making[1])):
+            if a != b:
+                self.fail(f"{kind}[{now.index}]", f"'{b}' plans the same runs as '{a}' ({kind}[{before.index}]): "
+                                                  "same plugin, config and data, and a label does not change "
+                                                  "results. Remove one, or make their configs differ")
+
+    def _check_primary(self, metric_names: list[str]) -> None:
+        """leaderboard.primary names one of the suite's metrics (or one of its values: fd, mem_ratio[train],
+        heldout_gap.train), or the training loss (train/loss)."""
+        primary = self.s.leaderboard.primary
+        if primary and re.split(r"[.\[/]", primary)[0] not in {*metric_names, "train"}:
+            self.fail("leaderboard.primary", f"'{primary}' is not among the suite's metrics."
+                                             f"{suggest(primary, metric_names)} Valid: {list_choices(metric_names)}")
 
     def _runs(self, model: PluginChoice, dataset: PluginChoice, point: GridPoint, feature: FeatureRef | None,
               metrics: list[PluginChoice]) -> list[RunSpec]:
@@ -183,6 +210,10 @@ class RunPlanner:
         if subset is None or budget is None or refs is None or feature is None:
             return []
         e = self.s.eval
+        beyond = [step for step in e.steps if step > budget.steps] if e.schedule == "list" and m.trains else []
+        if beyond:
+            self.fail("eval.steps", f"step {beyond[0]} is beyond the budget of {budget.steps} steps")
+            return []
         steps = eval_schedule(budget.steps, e.schedule, e.points, e.first, e.steps, e.at_init) if m.trains else [0]
         plan = EvalPlan(steps=tuple(steps), n_samples=e.n_samples, n_test=e.n_test, keep_samples=e.keep_samples,
                         features=feature)
@@ -190,6 +221,18 @@ class RunPlanner:
                         metrics=refs, seed=int(seed), sweep=point.applied(model, dataset), device=self.s.device,
                         time_limit=self.s.time_limit)
                 for seed in self.s.seeds]
+
+    def _check_size(self) -> None:
+        """Count the runs before expanding the grid: a typo can ask for millions."""
+        s = self.s
+        count = len(s.models) * len(s.datasets) * max(len(s.seeds), 1)
+        for values in s.sweep.values():
+            count *= len(values) if isinstance(values, list) else 1
+        limit = max_runs()
+        if count > limit:
+            self.fail("sweep" if s.sweep else "seeds",
+                      f"this suite expands to {count:,} runs, more than the limit of {limit:,}; "
+                      f"check the sweep, or set BENCHBASE_MAX_RUNS={count} to allow it")
 
     # ------------------------------------------------------------ plugins
     def _feature(self) -> FeatureRef | None:
@@ -291,7 +334,7 @@ class RunPlanner:
                 info = DataCatalog.shared().describe(reg, obj, plain)
             except MissingDataError:
                 raise  # one clear error that says where to put which files
-            except BenchbaseInputError as exc:
+            except (BenchbaseInputError, PluginFault) as exc:
                 self.fail(where, str(exc))
                 return None
             modalities = getattr(self._feature_registered.cls, "modalities", ("vector", "image")) if feature else ()
@@ -396,6 +439,20 @@ class RunPlanner:
                                  references=tuple(getattr(cls, "references", ("train",))),
                                  requires=tuple(sorted(getattr(cls, "requires", ())))))
         return tuple(out) if complete else None
+
+
+DEFAULT_MAX_RUNS = 10_000
+
+
+def max_runs() -> int:
+    """The most runs a suite may expand to (BENCHBASE_MAX_RUNS raises it)."""
+    import os
+
+    raw = os.environ.get("BENCHBASE_MAX_RUNS", "")
+    try:
+        return int(raw) if raw.strip() else DEFAULT_MAX_RUNS
+    except ValueError:
+        raise BenchbaseInputError(f"BENCHBASE_MAX_RUNS must be a whole number, got '{raw}'") from None
 
 
 def unmet_requirements(metric_cls, model_cls, spec) -> list[str]:

@@ -362,6 +362,9 @@ def _plot_twin_curve(plt, data: SuiteData, runs: list[RunData], out: Path, forma
 
 def write_all(store, suite: str, out: Path, formats=FORMATS, wanted: list[str] | None = None,
               registry=None) -> tuple[list[Path], SuiteData]:
+    from benchbase.names import output_path
+
+    md, js = output_path(out, f"{suite}.dynamics.md"), output_path(out, f"{suite}.dynamics.json")
     out.mkdir(parents=True, exist_ok=True)
     data = load_suite_data(store, suite, registry)
     paths = []
@@ -371,8 +374,6 @@ def write_all(store, suite: str, out: Path, formats=FORMATS, wanted: list[str] |
     paths += plot_samples(store, data, out, formats, registry=registry)
     paths += plot_twins(store, data, out, formats)
     paths += plot_memorization_scores(store, data, out, formats, registry)
-    md = out / f"{suite}.dynamics.md"
     md.write_text(dynamics_table(data), encoding="utf-8")
-    js = out / f"{suite}.dynamics.json"
     js.write_text(json.dumps(dynamics_json(data), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return paths + [md, js], data

@@ -32,7 +32,7 @@ import pluggy
 from benchbase import hookspecs
 from benchbase.hookspecs import KINDS
 from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES
-from benchbase.errors import PluginError, UnknownPluginError, suggest
+from benchbase.errors import PluginError, PluginLoadError, UnknownPluginError, suggest
 from benchbase.frameworks import framework_available
 
 if TYPE_CHECKING:
@@ -143,9 +143,12 @@ class Registry:
     _sources: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ loading
-    def _fail(self, message: str, exc: BaseException | None = None) -> None:
+    def _fail(self, message: str, exc: BaseException | None = None, remedy: str = "") -> None:
+        """A third-party plugin could not be loaded: stop in strict mode, else skip it."""
         if self.policy.strict:
-            raise PluginError(message) from exc
+            raise PluginLoadError(f"{message}; stopping because BENCHBASE_STRICT_PLUGINS is set "
+                                  "(unset it to skip the plugin with a warning)") from exc
+        message += f"; it is skipped.{' ' + remedy if remedy else ''}"
         self.problems.append(message)
         warnings.warn(message, PluginLoadWarning, stacklevel=3)
 
@@ -182,7 +185,7 @@ class Registry:
                 try:
                     impl.function(*[{"register": register}[a] for a in impl.argnames])
                 except PluginError as exc:
-                    if source == BUILTIN_SOURCE or self.policy.strict:
+                    if source == BUILTIN_SOURCE:
                         raise
                     self._fail(str(exc), exc)
                 except Exception as exc:
@@ -381,8 +384,8 @@ def _load_entry_points(registry: Registry, policy: PluginPolicy) -> None:
             plugin = ep.load()
         except Exception as exc:
             registry._fail(f"plugin '{ep.name}' from distribution '{dist_name}' failed to import "
-                           f"({type(exc).__name__}: {exc}); it is skipped. Set "
-                           f"BENCHBASE_BLOCK_PLUGINS={ep.name} to silence this.", exc)
+                           f"({type(exc).__name__}: {exc})", exc,
+                           remedy=f"Set BENCHBASE_BLOCK_PLUGINS={ep.name} to silence this.")
             continue
         if isinstance(plugin, ModuleType) or not inspect.isclass(plugin):
             registry.add_plugin(plugin, ep.name, source=dist_name, source_version=dist_version)

@@ -27,6 +27,13 @@ class Reporter:
         else:
             print(text, file=self.stream, flush=True)
 
+    def warn(self, text: str) -> None:
+        """Something the user must hear even with --quiet (a damaged checkpoint, a restart)."""
+        if self._bar is not None:
+            self._bar.write(f"warning: {text}", file=self.stream)
+        else:
+            print(f"warning: {text}", file=self.stream, flush=True)
+
     def plan(self, total: int, skipped: int, name: str) -> None:
         done = f", {skipped} already done" if skipped else ""
         self.write(f"suite '{name}': {total} run(s) to do{done}")

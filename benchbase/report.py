@@ -252,6 +252,7 @@ def _provenance(record: RunRecord) -> list[tuple[str, str]]:
         ("budget", f"{budget.steps} steps of {budget.batch_size} ({budget.examples} examples)"),
         ("budget consumed", consumed or "not recorded"),
         ("device", prov.get("device") or "not recorded"),
+        ("numerics", json.dumps(prov["numerics"], sort_keys=True) if prov.get("numerics") else "not recorded"),
         ("host", f"{prov.get('host', '?')} · {prov.get('platform', '?')}"),
         ("git commit", prov.get("git_commit") or "not recorded"),
         ("package versions", ", ".join(f"{k} {v}" for k, v in sorted((prov.get("versions") or {}).items()))

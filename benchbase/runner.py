@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from benchbase.blame import PluginFault, blame, describe, expect, fault_of
 from benchbase.contracts import EvalRow, TrainData
 from benchbase.data import DataCatalog, Subset, fresh_sampler, select_subset
 from benchbase.evaluation import Diverged, Evaluator, FeatureCache
@@ -79,6 +80,14 @@ class Evaluated:
 
 
 @dataclass
+class Notice:
+    """Something about the run the user must hear, even with --quiet (it restarted, say)."""
+
+    run_id: str
+    text: str
+
+
+@dataclass
 class Finished:
     run_id: str
     status: str  # done | failed | diverged | timeout
@@ -114,7 +123,8 @@ OUTCOMES: dict[type, Outcome] = {
     SinkError: Outcome(DRIVER_FAULT),
     Diverged: Outcome("diverged", lambda exc, spec: {"diverged_at": exc.step, "reason": str(exc)}),
     TimeLimitExceeded: Outcome("timeout", lambda exc, spec: {"reason": f"time limit of {spec.time_limit}s exceeded"}),
-    # a plugin that raises fails its run, never the suite
+    # a plugin that raises or breaks its contract fails its run, never the suite
+    PluginFault: Outcome("failed", lambda exc, spec: {"reason": str(exc)}, traceback=True),
     Exception: Outcome("failed", lambda exc, spec: {"reason": f"{type(exc).__name__}: {exc}"}, traceback=True),
 }
 
@@ -219,6 +229,14 @@ def start(task: RunTask) -> Run:
     return Run(task, spec, now, prior, step, deadline, step)
 
 
+def restart(run: Run) -> None:
+    """Forget the checkpoint: train from step 0 with the time limit of a first attempt."""
+    spec = run.spec
+    run.step = run.seg_start = 0
+    run.prior_wall = 0.0
+    run.deadline = (run.t_start + spec.time_limit) if spec.time_limit else math.inf
+
+
 def prepare(run: Run, emit: Emit) -> None:
     """Everything before the first step: the model, the data on its device, provenance
     (``Started``), the initial or resumed state and the evaluator."""
@@ -226,7 +244,8 @@ def prepare(run: Run, emit: Emit) -> None:
     registry = _registry(task)
     model_reg = registry.get("model", spec.model.name, spec.model.framework)
     model_cfg, _ = plugin_config(model_reg, spec.model.config, "<run spec>", "model.config")
-    run.model, run.trains = model_reg.cls(model_cfg), bool(model_reg.cls.trains)
+    with blame("model", spec.model.name, "__init__"):
+        run.model, run.trains = model_reg.cls(model_cfg), bool(model_reg.cls.trains)
     data_reg = registry.get("dataset", spec.dataset.name)
     data_cfg, _ = plugin_config(data_reg, spec.dataset.config, "<run spec>", "dataset.config")
     dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset.config)
@@ -246,10 +265,28 @@ def prepare(run: Run, emit: Emit) -> None:
                  resumed_from=run.step))
 
     fw.seed_everything(spec.seed)
-    run.state = run.model.init(run.data, mix_seed(spec.seed, SALT_INIT))
+    name = spec.model.name
+    with blame("model", name, "init"):
+        run.state = run.model.init(run.data, mix_seed(spec.seed, SALT_INIT))
+    expect(run.state is not None, "model", name, "init", "returned None; expected the model's state")
     if task.checkpoint is not None:
-        run.state = run.model.load(task.checkpoint.blob, run.data)
-    run.summary["param_count"] = int(run.model.param_count(run.state))
+        try:
+            with blame("model", name, "load"):
+                state = run.model.load(task.checkpoint.blob, run.data)
+            expect(state is not None, "model", name, "load", "returned None; expected the model's state")
+            run.state = state
+        except PluginFault as exc:  # an unreadable checkpoint costs a restart, not the run
+            emit(Notice(run.run_id, f"the checkpoint at step {run.step} cannot be loaded ({exc}); "
+                                    "restarting this run from scratch"))
+            restart(run)
+            fw.seed_everything(spec.seed)
+            with blame("model", name, "init"):
+                run.state = run.model.init(run.data, mix_seed(spec.seed, SALT_INIT))
+    with blame("model", name, "param_count"):
+        count = run.model.param_count(run.state)
+    expect(_is_count(count), "model", name, "param_count",
+           f"returned {describe(count)}; expected a whole number")
+    run.summary["param_count"] = int(count)
     cache = FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None)
     run.evaluator = Evaluator(spec, subset, splits, registry, fw, device, cache)
     run.total = spec.budget.steps if run.trains else 0
@@ -264,7 +301,13 @@ def evaluate(run: Run, state: Any, logs: dict, at: int, emit: Emit) -> None:
     rows, keep = run.evaluator.evaluate(run.model, state, at, at * per_step)
     if logs:
         rows.extend(EvalRow(metric=f"train/{k}", value=v, ref="train") for k, v in run.fw.scalars(logs).items())
-    ckpt = run.model.save(state) if (run.trains and at < run.total) else None
+    ckpt = None
+    if run.trains and at < run.total:
+        with blame("model", run.spec.model.name, "save"):
+            ckpt = run.model.save(state)
+        expect(isinstance(ckpt, (bytes, bytearray, memoryview)), "model", run.spec.model.name, "save",
+               f"returned {describe(ckpt)}; expected bytes")
+        ckpt = bytes(ckpt)
     run.timers["eval"] += time.monotonic() - t0
     emit(Evaluated(run.run_id, at, at * per_step, rows, keep, ckpt, wall_time=run.wall_time()))
 
@@ -281,16 +324,20 @@ def train(run: Run, emit: Emit) -> None:
         eval_steps = eval_steps[1:]
     draw = fw.drawer(run.data.x, run.data.y, per_step, spec.seed, run.device)
     train_step = run.model.train_step
+    name = spec.model.name
     next_eval = eval_steps.pop(0) if eval_steps else total
     t_seg = time.monotonic()
     next_progress = t_seg + PROGRESS_SECONDS
     try:
         while step < total:
             batch, key = draw(step)
-            state, logs = train_step(state, batch, key)
+            try:  # free in the loop (Python 3.11+ exceptions cost only when raised)
+                state, logs = train_step(state, batch, key)
+            except Exception as exc:
+                raise fault_of(exc, "model", name, "train_step") from exc
             step += 1
             if step == next_eval or step % CHECK_EVERY == 0:
-                if logs and not all(math.isfinite(v) for v in fw.scalars(logs).values()):
+                if logs and not all(math.isfinite(v) for v in _train_logs(fw, logs, name).values()):
                     raise Diverged(step, "training loss")
                 now = time.monotonic()
                 if step == next_eval:
@@ -307,6 +354,21 @@ def train(run: Run, emit: Emit) -> None:
                     next_progress = now + PROGRESS_SECONDS
     finally:
         run.step, run.state = step, state
+
+
+def _is_count(value: Any) -> bool:
+    try:
+        return float(value).is_integer() and not isinstance(value, (bool, str))
+    except (TypeError, ValueError):
+        return False
+
+
+def _train_logs(fw, logs: Any, name: str) -> dict:
+    """``train_step``'s logs as scalars; anything but a mapping of numbers is the model's fault."""
+    with blame("model", name, "train_step"):
+        expect(isinstance(logs, dict), "model", name, "train_step",
+               f"returned logs {describe(logs)}; expected a dict of scalars")
+        return fw.scalars(logs)
 
 
 def finish(run: Run, emit: Emit, exc: BaseException | None = None) -> str:
@@ -380,6 +442,7 @@ def _provenance(spec: RunSpec, task: RunTask, fw, device, subset, registry: Regi
         "pid": os.getpid(),
         "argv": sys.argv[:],
         "device": fw.device_name(device),
+        "numerics": fw.numerics(),
         "git_commit": task.git_commit,
         "dataset_content_hash": subset.content_hash,
         "subset": subset.provenance,

@@ -13,6 +13,7 @@ Reads hand out :class:`~benchbase.records.RunRecord` objects with a typed spec.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sqlite3
@@ -25,12 +26,16 @@ from typing import Iterator
 import numpy as np
 
 from benchbase.contracts import EvalRow
-from benchbase.leases import Leases
+from benchbase.errors import BenchbaseInputError
+from benchbase.leases import Lease, Leases, RunsHeldError
 from benchbase.migrations import SCHEMA_VERSION, migrate  # noqa: F401 (SCHEMA_VERSION: read from here too)
 from benchbase.paths import DB_NAME, default_results_dir  # noqa: F401 (read from here too)
 from benchbase.records import RunRecord
 from benchbase.specs import RunSpec
 
+
+class StoreFileError(BenchbaseInputError):
+    """The results file cannot be used: damaged, some other program's, or not a file."""
 
 
 @dataclass
@@ -39,6 +44,21 @@ class Checkpoint:
     examples: int
     wall_time: float
     blob: bytes
+    checksum: str | None = None  # sha256 of blob as written (None: written before checksums)
+
+    def problem(self, steps: int) -> str | None:
+        """Why this checkpoint of a run of ``steps`` steps must not be resumed from, if it must not."""
+        if self.checksum is not None and checksum(self.blob) != self.checksum:
+            return f"the checkpoint at step {self.step} is damaged (its checksum does not match)"
+        if not self.blob:
+            return f"the checkpoint at step {self.step} is empty"
+        if not 0 <= self.step < steps:
+            return f"the checkpoint says step {self.step}, outside the run's {steps} steps"
+        return None
+
+
+def checksum(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
 
 
 def encode_array(a: np.ndarray) -> bytes:
@@ -55,16 +75,45 @@ class Store:
     """SQLite-backed results. Open one per process; it is cheap."""
 
     def __init__(self, results_dir: str | Path, create: bool = True):
+        """Open (``create``: or start) the store in ``results_dir``.
+
+        A file that is damaged, not a benchbase store, or from a newer benchbase is
+        refused with a :class:`StoreFileError` before anything is written to it.
+        Opened with ``create=False`` (to read), a store is never written, except to
+        bring an older file's schema up to date.
+        """
         self.dir = Path(results_dir)
         self.path = self.dir / DB_NAME
+        if self.dir.exists() and not self.dir.is_dir():
+            raise StoreFileError(f"--results {self.dir} is a file, not a directory: name a directory "
+                                 "(it is created if missing)")
+        if self.path.is_dir():
+            raise StoreFileError(f"{self.path} is a directory, not a results file: move it away, "
+                                 "or pass another --results directory")
         if not create and not self.path.exists():
             raise FileNotFoundError(f"no results store at {self.path}")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        existing = self.path.exists() and self.path.stat().st_size > 0
+        if create:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise StoreFileError(f"cannot create the results directory {self.dir}: part of its path "
+                                     f"is a file ({exc.strerror})") from None
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=60000")
-        migrate(self.conn, str(self.path))
+        try:
+            if existing:
+                check_store_file(self.conn, self.path)
+            if not create and not _tables(self.conn):
+                # an empty file reads as an empty store; reading must not write a schema into it
+                self.conn.close()
+                self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA busy_timeout=60000")
+            migrate(self.conn, str(self.path))
+        except BaseException:
+            self.conn.close()
+            raise
         self.leases = Leases(self)
 
     @property
@@ -94,7 +143,12 @@ class Store:
 
     # ------------------------------------------------------------------ runs
     def register_runs(self, suite: str, specs: list[RunSpec], settings: dict | None = None) -> None:
-        """Record the suite's runs as pending (existing runs keep their status)."""
+        """Record the suite's runs as pending (existing runs keep their status and results).
+
+        Labels are display data, not identity (``RunSpec.identity`` leaves them out): a run
+        registered again under a new model or dataset label takes the new one, so renaming
+        a label and rerunning renames it on every leaderboard and report.
+        """
         now = time.time()
         settings = settings or {}
         with self.transaction() as c:
@@ -110,10 +164,17 @@ class Store:
                      spec.model.label, spec.dataset.name, spec.dataset.label, spec.subset.n,
                      spec.seed, json.dumps(spec.to_dict(), sort_keys=True), now, now))
                 c.execute("INSERT OR REPLACE INTO suite_runs VALUES (?,?,?)", (suite, spec.run_id, pos))
+                _relabel(c, spec)
 
-    def reset_runs(self, run_ids: list[str]) -> None:
-        """--fresh: forget everything a run produced."""
+    def reset_runs(self, run_ids: list[str], lease: Lease | None = None) -> None:
+        """--fresh: forget everything a run produced. With ``lease`` (the caller's), nothing
+        is changed while another live driver holds any of the runs: :class:`RunsHeldError`
+        (checked in the same transaction as the deletion, so no claim slips in between)."""
         with self.transaction() as c:
+            if lease is not None:
+                held = {rid: h for rid in run_ids if (h := self.leases.holder(rid, lease)) is not None}
+                if held:
+                    raise RunsHeldError(held)
             for rid in run_ids:
                 for table in ("evals", "samples", "checkpoints"):
                     c.execute(f"DELETE FROM {table} WHERE run_id=?", (rid,))
@@ -133,12 +194,29 @@ class Store:
                       " WHERE run_id=?", (json.dumps(provenance, sort_keys=True, default=str),
                                           time.time(), run_id))
 
-    def finish_run(self, run_id: str, status: str, summary: dict, error: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: str, summary: dict, error: str | None = None,
+                   require_all_evaluations: bool = False) -> tuple[str, dict]:
+        """Record how a run ended; returns the status and summary recorded.
+
+        With ``require_all_evaluations`` (the driver, for runs it trained) a run is recorded
+        ``done`` only if every scheduled evaluation is stored, checked in the same
+        transaction: otherwise it is ``failed``, saying which are missing (rows that
+        something else deleted must never hide behind a ``done``). Writers of stores
+        without training (tests, imports) leave it off.
+        """
         with self.transaction() as c:
+            if status == "done" and require_all_evaluations:
+                missing = _missing_evaluations(c, run_id)
+                if missing:
+                    shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+                    error = (f"evaluations at step {shown} are missing from the store (deleted while the "
+                             "run went on?); rerun to redo this run")
+                    status, summary = "failed", {**summary, "reason": error}
             c.execute("UPDATE runs SET status=?, summary=?, error=?, updated_at=? WHERE run_id=?",
                       (status, json.dumps(summary, sort_keys=True, default=str), error, time.time(), run_id))
             if status == "done":
                 c.execute("DELETE FROM checkpoints WHERE run_id=?", (run_id,))
+        return status, summary
 
     # ---------------------------------------------------------------- evals
     def write_eval(self, run_id: str, step: int, examples: int, rows: list[EvalRow],
@@ -154,13 +232,14 @@ class Store:
                 c.execute("INSERT OR REPLACE INTO samples VALUES (?,?,?)",
                           (run_id, step, encode_array(samples)))
             if checkpoint is not None:
-                c.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?)",
-                          (run_id, step, examples, wall_time, checkpoint))
+                c.execute("INSERT OR REPLACE INTO checkpoints (run_id, step, examples, wall_time, blob, checksum)"
+                          " VALUES (?,?,?,?,?,?)", (run_id, step, examples, wall_time, checkpoint,
+                                                   checksum(checkpoint)))
             c.execute("UPDATE runs SET updated_at=? WHERE run_id=?", (time.time(), run_id))
 
     def checkpoint(self, run_id: str) -> Checkpoint | None:
-        row = self.conn.execute("SELECT step, examples, wall_time, blob FROM checkpoints WHERE run_id=?",
-                                (run_id,)).fetchone()
+        row = self.conn.execute("SELECT step, examples, wall_time, blob, checksum FROM checkpoints"
+                                " WHERE run_id=?", (run_id,)).fetchone()
         return Checkpoint(*row) if row else None
 
     def drop_evals_after(self, run_id: str, step: int) -> None:
@@ -263,3 +342,46 @@ def _finite_or_none(v) -> float | None:
         return None
     return f if np.isfinite(f) else None
 
+
+def _relabel(c: sqlite3.Connection, spec: RunSpec) -> None:
+    """Give a stored run the labels of ``spec`` (in its columns and its stored spec)."""
+    row = c.execute("SELECT model_label, dataset_label, spec FROM runs WHERE run_id=?", (spec.run_id,)).fetchone()
+    if row is None or (row[0], row[1]) == (spec.model.label, spec.dataset.label):
+        return
+    stored = json.loads(row[2])
+    stored["model"]["label"], stored["dataset"]["label"] = spec.model.label, spec.dataset.label
+    c.execute("UPDATE runs SET model_label=?, dataset_label=?, spec=? WHERE run_id=?",
+              (spec.model.label, spec.dataset.label, json.dumps(stored, sort_keys=True), spec.run_id))
+
+
+def _missing_evaluations(c: sqlite3.Connection, run_id: str) -> list[int]:
+    """Scheduled evaluation steps of ``run_id`` of which nothing is stored (an evaluation
+    stores its metric rows and its kept samples)."""
+    row = c.execute("SELECT spec FROM runs WHERE run_id=?", (run_id,)).fetchone()
+    spec = json.loads(row[0]) if row and row[0] else {}
+    stored = {r[0] for r in c.execute("SELECT step FROM evals WHERE run_id=? UNION SELECT step FROM samples"
+                                      " WHERE run_id=?", (run_id, run_id))}
+    return [s for s in spec.get("eval", {}).get("steps", []) if s not in stored]
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def check_store_file(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a results file that SQLite finds damaged (``PRAGMA quick_check``) or that is
+    some other program's database: benchbase never writes into either."""
+    remedy = (f"benchbase will not read or write it. Move it aside (`sqlite3 {path} .recover` may save "
+              "its rows) and run again, or restore a copy")
+    try:
+        tables = _tables(conn)
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        raise StoreFileError(f"{path} is damaged ({exc}); {remedy}") from None
+    if problems != ["ok"]:
+        detail = " ".join(" ".join(problems).split())[:300]
+        raise StoreFileError(f"{path} is damaged ({detail}); {remedy}")
+    if tables and not {"meta", "runs"} <= tables:
+        shown = ", ".join(sorted(tables)[:5])
+        raise StoreFileError(f"{path} is not a benchbase results store (its tables: {shown}); "
+                             "pass another --results directory")

@@ -43,8 +43,33 @@ def _nested(tp: Any) -> tuple[type | None, type | None]:
     return None, None
 
 
+def _shape_problem(tp: Any, value: Any) -> str | None:
+    """What is wrong with ``value`` for a field of type ``tp``, in the user's words, where the
+    converter's own message would name its internals (a list given a word, 10.5 for a count)."""
+    if value is None:
+        return None
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union and len(args) == 1:
+        return _shape_problem(args[0], value)
+    if origin in (list, typing.List) and not isinstance(value, list):
+        return f"expected a list, e.g. [0, 1], got {type(value).__name__} {value!r}"
+    if origin in (dict, typing.Dict) and not isinstance(value, dict):
+        return f"expected a mapping of keys, got {type(value).__name__} {value!r}"
+    if tp is int and not isinstance(value, bool):
+        if isinstance(value, float) and not value.is_integer():
+            return f"expected a whole number, got {value!r}"
+        if isinstance(value, str):
+            try:
+                int(value)
+            except ValueError:
+                return f"expected a whole number, got {value!r}"
+    return None
+
+
 def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
-    """Unknown keys anywhere in ``node`` against dataclass ``schema``, with suggestions."""
+    """Unknown keys anywhere in ``node`` against dataclass ``schema``, with suggestions, and
+    values of the wrong shape (a word for a list, a fraction for a whole number)."""
     if not isinstance(node, dict):
         return
     types = _field_types(schema)
@@ -52,6 +77,10 @@ def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
         here = join(path, str(key))
         if key not in types:
             problems.append((here, f"unknown key '{key}'.{suggest(key, types)} Valid keys: {list_choices(types)}"))
+            continue
+        shape = _shape_problem(types[key], value)
+        if shape:
+            problems.append((here, shape))
             continue
         sub, item = _nested(types[key])
         if sub is not None and isinstance(value, dict):
@@ -77,6 +106,11 @@ def typed(data: dict, schema: type, source: str, path: str = "") -> Any:
     except OmegaConfBaseException as exc:
         key = join(path, getattr(exc, "full_key", "") or "")
         raise ConfigError(source, [(key, str(exc).splitlines()[0])]) from None
+    except ValueError as exc:  # a Config's own check (__post_init__) refused a value
+        # "workers must be >= 1": a message that starts with a field names its key
+        first = str(exc).split(" ", 1)[0]
+        key = join(path, first) if first in {f.name for f in dataclasses.fields(schema)} else path
+        raise ConfigError(source, [(key, str(exc))]) from None
 
 
 def plugin_config(registered, user_config: dict, source: str, path: str) -> tuple[Any, dict]:

@@ -9,6 +9,7 @@ value is judged the same whether it is written in an entry or in ``sweep:``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -16,6 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from omegaconf import MISSING
 
 from benchbase.errors import suggest
+from benchbase.names import name_problem
 from benchbase.specs import parse_split
 
 #: value -> None when fine, else what is wrong with it (one sentence)
@@ -89,6 +91,24 @@ def _holdout(v):
 def _dedup(v):
     if v is not None and not 0 < float(v) <= 1:
         return f"dedup is a correlation threshold in (0, 1] (e.g. 0.95), got {v}"
+
+
+def _seeds(v):
+    if not v:
+        return "at least one seed is required"
+    bad = [s for s in v if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2 ** 63]
+    if bad:
+        return f"seeds are whole numbers from 0 to 2^63-1 (got {bad[0]})"
+
+
+def _time_limit(v):
+    if v is not None and not (math.isfinite(v) and v > 0):
+        return f"time_limit is seconds per run, a number > 0 (got {v}); omit it for no limit"
+
+
+def _n_test(v):
+    if v is not None and v < 1:
+        return f"must be >= 1 (got {v}); omit it to use every test point"
 
 
 def _device(v):
@@ -175,17 +195,20 @@ class BudgetEntry:
 class EvalEntry:
     schedule: str = option("log", check=one_of(*EVAL_SCHEDULES))
     points: int = option(8, check=at_least(1))  # evaluation points (log/linear), the final step included
-    first: Optional[int] = None  # first log-spaced step; default total/200
-    steps: List[int] = field(default_factory=list)  # for schedule=list
+    first: Optional[int] = option(None, check=at_least(1))  # first log-spaced step; default total/200
+    steps: List[int] = field(default_factory=list)  # for schedule=list (the planner checks the budget)
     at_init: bool = False  # also evaluate the untrained model (step 0)
     n_samples: int = option(1000, check=at_least(2))  # generated samples per evaluation
-    n_test: Optional[int] = None  # cap on test points used by metrics (None: all)
-    keep_samples: int = 64  # generated samples stored per evaluation (for plots, reports)
+    n_test: Optional[int] = option(None, check=_n_test)  # cap on test points used by metrics (None: all)
+    keep_samples: int = option(64, check=at_least(0))  # generated samples stored per evaluation (plots, reports)
     features: FeatureEntry = field(default_factory=FeatureEntry)
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if self.schedule == "list" and not self.steps:
             yield "steps", "schedule 'list' needs eval.steps"
+        negative = [s for s in self.steps if s < 0]
+        if negative:
+            yield "steps", f"evaluation steps are >= 0 (got {negative[0]})"
 
 
 @dataclass
@@ -215,10 +238,10 @@ SWEPT = {"budget.": BudgetEntry, "subset.": SubsetEntry}
 
 @dataclass
 class SuiteSchema:
-    name: str = MISSING
+    name: str = option(check=name_problem)  # names files (figures, tables): no path separators
     description: str = ""
     device: str = option("auto", check=_device)  # auto | cpu | cuda | cuda:N | tpu
-    seeds: List[int] = option(check=_required("at least one seed is required"), factory=lambda: [0])
+    seeds: List[int] = option(check=_seeds, factory=lambda: [0])
     datasets: List[DatasetEntry] = option(check=_required("at least one entry is required under 'datasets'"),
                                           factory=list)
     models: List[ModelEntry] = option(check=_required("at least one entry is required under 'models'"),
@@ -230,7 +253,7 @@ class SuiteSchema:
     # grid over n, budget.*, model.<key>, dataset.<key>, subset.<key>: every combination
     sweep: Dict[str, List[Any]] = field(default_factory=dict)
     executor: ExecutorEntry = field(default_factory=ExecutorEntry)
-    time_limit: Optional[float] = None  # seconds per run; exceeded: status timeout
+    time_limit: Optional[float] = option(None, check=_time_limit)  # seconds per run; exceeded: status timeout
     leaderboard: LeaderboardEntry = field(default_factory=LeaderboardEntry)
     dynamics: DynamicsEntry = field(default_factory=DynamicsEntry)
 

@@ -42,7 +42,7 @@ def test_memorization_transition_suite(with_gap):
     assert {r.budget.steps for r in suite.runs} == {60000}  # one budget for every n
     assert all(r.budget.batch_size <= r.subset.n for r in suite.runs)
     assert all(len(r.eval.steps) >= 12 and r.eval.steps[-1] == 60000 for r in suite.runs)
-    assert {m["name"] for m in suite.runs[0].metrics} >= {"mem_ratio", "heldout_gap", "swd", "fd"}
+    assert {m.name for m in suite.runs[0].metrics} >= {"mem_ratio", "heldout_gap", "swd", "fd"}
     assert suite.resolved["dynamics"]["criterion"] == "loss"  # the paper's definition of tau_mem
 
 

@@ -47,13 +47,29 @@ def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+# `benchbase` with the test plugins (tests/support/faulty_plugins.py) registered.
+_WITH_TEST_PLUGINS = (
+    "import sys\n"
+    "from benchbase.plugins import PluginPolicy\n"
+    "real = PluginPolicy.from_env.__func__\n"
+    "PluginPolicy.from_env = classmethod(lambda cls, **kw: real(cls, **{'extra': ('support.faulty_plugins',), **kw}))\n"
+    "from benchbase.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 class _Driver:
     """A `benchbase run` subprocess whose output lines can be awaited one by one."""
 
-    def __init__(self, suite_path: Path, results: Path, *extra: str):
+    def __init__(self, suite_path: Path, results: Path, *extra: str, test_plugins: bool = False):
         # overrides (key=value) must come before the options: argparse takes no positionals after them
-        self.proc = subprocess.Popen([BENCHBASE, "run", str(suite_path), *extra, "--results", str(results)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+        launcher = [sys.executable, "-c", _WITH_TEST_PLUGINS] if test_plugins else [BENCHBASE]
+        env = _env()
+        if test_plugins:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                              os.environ.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen([*launcher, "run", str(suite_path), *extra, "--results", str(results)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[str] = []
         self.ended = False
@@ -199,3 +215,34 @@ def test_two_drivers_on_one_results_directory(tmp_path):
         assert same_numbers(stored_values(shared, built), stored_values(sequential, built))
     with Store(shared) as a, Store(sequential) as b:
         assert a.counts() == b.counts()
+
+
+def test_fresh_while_another_driver_runs_refuses_and_loses_nothing(tmp_path):
+    # faulty_flow's step_sleep makes the runs slow without using CPU, so that the second
+    # driver surely starts while the first one holds a run
+    slow = {"name": "faulty_flow", "label": "slow_flow",
+            "config": {"width": 32, "depth": 2, "sample_steps": 10, "step_sleep": 0.03}}
+    suite = _suite("live", [slow, "copy_train"])
+    path = _write(tmp_path, suite)
+    live, reference = tmp_path / "live", tmp_path / "reference"
+    first = _Driver(path, live, test_plugins=True)
+    uninterrupted = _Driver(path, reference, "--quiet", test_plugins=True)
+    while (line := first.next_line()) is not None and not line.rstrip().endswith(": started"):
+        pass  # the first driver now trains, and so holds, a run
+    code2, out2 = _Driver(path, live, "--fresh", test_plugins=True).finish()
+    still_running = first.proc.poll() is None
+    code1, out1 = first.finish()
+    assert uninterrupted.finish()[0] == 0
+    assert code1 == 0, out1
+    assert still_running, "the first driver ended before the second started: nothing was tested"
+    assert code2 == 2, out2
+    assert len(out2.strip().splitlines()) == 1 and "another benchbase process" in out2, out2
+    assert "--fresh" in out2 and f"pid {first.proc.pid}" in out2, out2
+
+    _eval_keys(live)
+    assert leaderboard(live, "live") == leaderboard(reference, "live")
+    built = build_suite(suite, "<test>", registry=build_registry(PluginPolicy(entry_points=False,
+                                                                             extra=("support.faulty_plugins",))))
+    assert same_numbers(stored_values(live, built), stored_values(reference, built))
+    with Store(live) as a, Store(reference) as b:
+        assert a.counts() == b.counts(), "no lost row"

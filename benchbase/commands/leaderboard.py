@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from benchbase.commands.options import (add_results_dirs, add_slice_arguments, open_results, report_conflicts,
-                                        tables_from_args)
+from benchbase.commands.options import (add_results_dirs, add_slice_arguments, open_results, output_file,
+                                        report_conflicts, tables_from_args)
 
 NAME = "leaderboard"
 HELP = "render leaderboard tables from stored results"
@@ -24,15 +23,16 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from benchbase.plugins import build_registry
 
+    out = output_file(args.out) if args.out else None
     registry = build_registry()
     publisher = registry.get("publisher", args.format).cls()
     with open_results(args.results) as results:
         tables = tables_from_args(results, args)
         conflicts = results.conflicts
     text = publisher.render(tables)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text, encoding="utf-8")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchbase.errors import BenchbaseInputError
 from benchbase.paths import DB_NAME, default_results_dir
 
 
@@ -53,6 +54,25 @@ def open_suite_store(results: str, suite: str):
         store.close()
         raise UnknownPluginError("suite", suite, known)
     return store
+
+
+def output_folder(out: str) -> Path:
+    """``--out`` as a folder to write into: one that is a file, or lies under one, is bad input."""
+    path = Path(out)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise BenchbaseInputError(f"--out {out}: {blocker} is a file, not a folder; name a folder "
+                                  "(it is created if missing)")
+    return path
+
+
+def output_file(out: str) -> Path:
+    """``--out`` as a file to write: its folder must be one (or creatable), and it must not be one."""
+    path = Path(out)
+    if path.is_dir():
+        raise BenchbaseInputError(f"--out {out} is a folder; name a file")
+    output_folder(str(path.parent))
+    return path
 
 
 def report_conflicts(conflicts: list) -> int:

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from benchbase.commands.options import add_results_dir, open_suite_store
+from benchbase.commands.options import add_results_dir, open_suite_store, output_folder
 
 NAME = "plot"
 HELP = "plot training dynamics of a suite (PNG + SVG)"
@@ -27,8 +26,9 @@ def run(args) -> int:
     from benchbase.dynamics_report import analysis_sections
     from benchbase.plots import write_all
 
+    out = output_folder(args.out)
     with open_suite_store(args.results, args.suite) as store:
-        paths, data = write_all(store, args.suite, Path(args.out), tuple(args.format or FORMATS), args.metric)
+        paths, data = write_all(store, args.suite, out, tuple(args.format or FORMATS), args.metric)
     for f in data.fits:
         print(format_fit(f))
     for c in data.collapse:
@@ -36,5 +36,5 @@ def run(args) -> int:
     for _, lines in analysis_sections(data):
         for line in lines:
             print(line)
-    print(f"wrote {len(paths)} files to {Path(args.out)}/", file=sys.stderr)
+    print(f"wrote {len(paths)} files to {out}/", file=sys.stderr)
     return 0

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from benchbase.commands.options import (add_results_dirs, add_slice_arguments, open_results, report_conflicts,
-                                        tables_from_args)
+from benchbase.commands.options import (add_results_dirs, add_slice_arguments, open_results, output_folder,
+                                        report_conflicts, tables_from_args)
 
 NAME = "report"
 HELP = "write a static report site (leaderboards, curves, samples)"
@@ -27,10 +26,11 @@ def run(args) -> int:
     from benchbase.plugins import build_registry
     from benchbase.report import build_report
 
+    out = output_folder(args.out)
     registry = build_registry()
     with open_results(args.results) as results:
         tables = tables_from_args(results, args)
-        summary = build_report(results, tables, Path(args.out), registry, max_images=args.samples,
+        summary = build_report(results, tables, out, registry, max_images=args.samples,
                                curve_formats=("png", "svg") if args.svg else ("png",), suite=args.suite)
         conflicts = results.conflicts
     for note in summary.notes:

@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from benchbase.config import load_suite
-    from benchbase.driver import run_suite
+    from benchbase.driver import check_devices, run_suite
     from benchbase.plugins import build_registry
     from benchbase.progress import Reporter
     from benchbase.store import Store
@@ -29,6 +29,7 @@ def run(args) -> int:
     registry = build_registry()
     suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device,
                        executor=args.executor)
+    check_devices(suite, registry)
     reporter = Reporter(quiet=args.quiet)
     with Store(args.results) as store:
         result = run_suite(suite, store, registry, reporter=reporter, fresh=args.fresh)

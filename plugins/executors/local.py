@@ -9,9 +9,15 @@ from benchbase import Executor, hookimpl
 @dataclass
 class LocalConfig:
     # CPU threads for PyTorch while the suite runs (0: PyTorch's default, one per core).
-    # Small models on a machine busy with other work train much faster with 1: idle
-    # OpenMP threads spin while they wait for a core.
-    threads: int = 0
+    # 1 by default: on a machine busy with other work, one thread per core trained the
+    # built-in models about 30x slower (OpenMP threads spin while they wait for a core),
+    # and a fixed count keeps runs bit-identical across machines with different core
+    # counts (benchmarks/bench_threads.py, docs/reproducibility.md).
+    threads: int = 1
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: one per core), got {self.threads}")
 
 
 class LocalExecutor(Executor):

@@ -18,7 +18,6 @@ from multiprocessing.connection import wait
 from typing import List, Optional
 
 from benchbase import Executor, hookimpl
-from benchbase.errors import BenchbaseInputError
 from benchbase.runner import Evaluated, Finished, Progress, Started
 
 from .common import default_threads, exit_with_parent, lost_run, prepare_worker, run_deadline
@@ -35,6 +34,14 @@ class ProcessConfig:
     # GPUs to spread runs over: each worker sees one of them (as cuda:0) through
     # CUDA_VISIBLE_DEVICES, the least busy first. None: every worker sees every GPU.
     gpus: Optional[List[int]] = None
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1 (got {self.workers})")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (got {self.threads})")
+        if self.kill_grace < 0:
+            raise ValueError(f"kill_grace must be >= 0 (got {self.kill_grace})")
 
 
 def _worker_main(payload: bytes, conn, threads: int | None, env: dict) -> None:
@@ -131,8 +138,6 @@ class ProcessExecutor(Executor):
 
     def execute(self, tasks, work, sink) -> None:
         cfg = self.config
-        if cfg.workers < 1:
-            raise BenchbaseInputError(f"executor.config.workers must be >= 1 (got {cfg.workers})")
         threads = cfg.threads or default_threads(cfg.workers)
         ctx = multiprocessing.get_context("spawn")
         queue = iter(tasks)

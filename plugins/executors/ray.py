@@ -46,6 +46,11 @@ class RayConfig:
     worker_cache: Optional[str] = None  # feature cache on workers; None: the driver's results dir
     runtime_env: Dict[str, Any] = field(default_factory=dict)  # for ray.init, e.g. {working_dir: .}
 
+    def __post_init__(self):
+        for key in ("num_cpus", "num_gpus", "max_retries", "kill_grace"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0 (got {getattr(self, key)})")
+
 
 def import_ray():
     try:
@@ -112,12 +117,11 @@ class RayExecutor(Executor):
 
     name = "ray"
     Config = RayConfig
+    runs_here = False  # the cluster's machines have the devices, not necessarily this one
 
     def execute(self, tasks, work, sink) -> None:
         ray = import_ray()
         cfg = self.config
-        if cfg.max_retries < 0 or cfg.num_cpus < 0 or cfg.num_gpus < 0:
-            raise BenchbaseInputError("executor.config: max_retries, num_cpus and num_gpus must be >= 0")
         queue = iter(tasks)
         first = next(queue, None)
         if first is None:  # every run is held by another driver: no need to start Ray

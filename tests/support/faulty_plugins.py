@@ -6,7 +6,12 @@ module by name, so the tests directory must be on their path).
   ``at_step`` train steps of this process: raise, NaN loss, ``os._exit``, SIGKILL of
   its own process, or hang. With ``once`` (a file path) the fault fires only while
   that file does not exist, and creates it: a worker that dies once, then succeeds.
-  ``step_sleep`` slows every step down without using CPU.
+  ``step_sleep`` slows every step down without using CPU. ``method`` moves the fault
+  out of ``train_step`` into ``init``, ``sample``, ``save``, ``load`` or
+  ``param_count`` (there ``fault: wrong_type`` returns a value of the wrong type).
+- ``faulty_metric``, ``faulty_features``, ``faulty_data``: a metric, a feature space
+  and a dataset that raise (or return the wrong thing) where their config says.
+  (``faulty_observer`` is a separate module: observer hooks that raise.)
 - ``numpy_gauss`` (numpy): a trainable diagonal Gaussian, for numpy resume tests.
 - ``jax_flow`` (jax): a small rectified flow in plain JAX + optax, for JAX resume and
   worker-environment tests (needs ``benchbase[jax]``).
@@ -22,12 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchbase import Model, hookimpl
+from benchbase import Dataset, FeatureExtractor, Metric, Model, hookimpl
+from benchbase.contracts import DataSpec, DataSplits
 from benchbase_plugins.models.torch_flow import TorchRectifiedFlow
 
 RectifiedFlowConfig = TorchRectifiedFlow.Config
 
-FAULTS = ("none", "raise", "nan", "exit", "sigkill", "hang")
+FAULTS = ("none", "raise", "nan", "exit", "sigkill", "hang", "wrong_type")
+MODEL_METHODS = ("init", "train_step", "sample", "save", "load", "param_count")
 
 
 @dataclass
@@ -36,6 +43,11 @@ class FaultyFlowConfig(RectifiedFlowConfig):
     at_step: int = 10  # train steps (in this process) before the fault fires
     once: str = ""  # marker file: fire only while it does not exist
     step_sleep: float = 0.0  # seconds slept in every train step
+    method: str = "train_step"  # one of MODEL_METHODS: where the fault fires
+
+
+WRONG = {"init": None, "sample": "not an array", "save": {"not": "bytes"}, "load": None,
+         "param_count": "many"}
 
 
 class FaultyFlow(TorchRectifiedFlow):
@@ -44,12 +56,53 @@ class FaultyFlow(TorchRectifiedFlow):
     name = "faulty_flow"
     Config = FaultyFlowConfig
 
+    def _fires(self, method: str) -> bool:
+        """Outside train_step the fault fires once ``at_step`` steps were trained (always
+        for init and load)."""
+        cfg = self.config
+        if cfg.method != method or cfg.fault == "none":
+            return False
+        trained = getattr(self, "calls", 0)
+        return (method in ("init", "load") or trained >= cfg.at_step) and self._armed()
+
+    def _fault(self, method: str, value):
+        if self.config.fault == "wrong_type":
+            return WRONG[method]
+        if self.config.fault == "exit":
+            os._exit(3)
+        raise RuntimeError(f"injected failure in {method}")
+
+    def init(self, data, seed):
+        if self._fires("init"):
+            return self._fault("init", None)
+        return super().init(data, seed)
+
+    def sample(self, state, n, key):
+        if self._fires("sample"):
+            return self._fault("sample", None)
+        return super().sample(state, n, key)
+
+    def save(self, state):
+        if self._fires("save"):
+            return self._fault("save", None)
+        return super().save(state)
+
+    def load(self, blob, data):
+        if self._fires("load"):
+            return self._fault("load", None)
+        return super().load(blob, data)
+
+    def param_count(self, state):
+        if self._fires("param_count"):
+            return self._fault("param_count", None)
+        return super().param_count(state)
+
     def train_step(self, state, batch, key):
         cfg = self.config
         self.calls = getattr(self, "calls", 0) + 1
         if cfg.step_sleep:
             time.sleep(cfg.step_sleep)
-        if cfg.fault != "none" and self.calls >= cfg.at_step and self._armed():
+        if cfg.method == "train_step" and cfg.fault != "none" and self.calls >= cfg.at_step and self._armed():
             if cfg.fault == "raise":
                 raise RuntimeError(f"injected failure at call {self.calls}")
             if cfg.fault == "exit":
@@ -58,8 +111,10 @@ class FaultyFlow(TorchRectifiedFlow):
                 os.kill(os.getpid(), signal.SIGKILL)
             if cfg.fault == "hang":
                 time.sleep(3600)
+            if cfg.fault == "wrong_type":
+                return state, "not a dict"
         state, logs = super().train_step(state, batch, key)
-        if cfg.fault == "nan" and self.calls >= cfg.at_step:
+        if cfg.method == "train_step" and cfg.fault == "nan" and self.calls >= cfg.at_step:
             logs = {"loss": logs["loss"] * float("nan")}
         return state, logs
 
@@ -235,8 +290,98 @@ def _jax_flow_functions(dim: int, lr: float, sample_steps: int):
     return jax.jit(step), jax.jit(sample, static_argnums=2)
 
 
+# ------------------------------------------------------- metric, features, data
+
+
+@dataclass
+class FaultyMetricConfig:
+    fault: str = "raise"  # raise | nan | missing_headline | not_a_number | not_a_dict
+    at_step: int = 0  # fires at evaluations at or after this step
+
+
+class FaultyMetric(Metric):
+    """A metric that breaks at ``at_step`` (tests only)."""
+
+    name = "faulty_metric"
+    direction = "lower"
+    Config = FaultyMetricConfig
+
+    def compute(self, ctx):
+        cfg = self.config
+        if ctx.step < cfg.at_step:
+            return {"faulty_metric": 0.0}
+        if cfg.fault == "raise":
+            raise RuntimeError("injected failure in compute")
+        if cfg.fault == "nan":
+            return {"faulty_metric": float("nan")}
+        if cfg.fault == "missing_headline":
+            return {"something_else": 1.0}
+        if cfg.fault == "not_a_number":
+            return {"faulty_metric": "high"}
+        return [1.0]
+
+
+@dataclass
+class FaultyFeaturesConfig:
+    method: str = "embed"  # prepare | embed
+    fault: str = "raise"  # raise | wrong_shape
+
+
+class FaultyFeatures(FeatureExtractor):
+    """A feature space that raises, or embeds to the wrong shape (tests only)."""
+
+    name = "faulty_features"
+    Config = FaultyFeaturesConfig
+
+    def prepare(self, train, spec, device):
+        if self.config.method == "prepare":
+            raise RuntimeError("injected failure in prepare")
+
+    def embed(self, x):
+        if self.config.method == "embed":
+            if self.config.fault == "wrong_shape":
+                return np.zeros((len(x) + 1, 3), np.float32)
+            raise RuntimeError("injected failure in embed")
+        return np.ascontiguousarray(np.asarray(x, np.float32).reshape(len(x), -1))
+
+
+@dataclass
+class FaultyDataConfig:
+    fault: str = "raise"  # raise | wrong_dtype | not_splits
+
+
+class FaultyData(Dataset):
+    """A dataset whose load() breaks (tests only)."""
+
+    name = "faulty_data"
+    Config = FaultyDataConfig
+
+    def load(self):
+        if self.config.fault == "raise":
+            raise RuntimeError("injected failure in load")
+        if self.config.fault == "not_splits":
+            return "not splits"
+        x = np.zeros((10, 2), np.float64)
+        return DataSplits(train=x, test=x, spec=DataSpec(shape=(2,), modality="vector"))
+
+
 @hookimpl
 def benchbase_register_models(register):
     register(FaultyFlow)
     register(NumpyGauss)
     register(JaxFlow)
+
+
+@hookimpl
+def benchbase_register_metrics(register):
+    register(FaultyMetric)
+
+
+@hookimpl
+def benchbase_register_features(register):
+    register(FaultyFeatures)
+
+
+@hookimpl
+def benchbase_register_datasets(register):
+    register(FaultyData)

@@ -1,0 +1,39 @@
+"""Same command, same numbers (docs/reproducibility.md): on one machine the stored
+values do not depend on the machine's load or on 1 vs 2 threads, and every run
+records what its bits depend on."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from support.executor_runs import flow, run, same_numbers, stored_values, suite_of
+
+from benchbase.store import Store
+
+SUITE = suite_of(flow(), "copy_train", eval={"schedule": "list", "steps": [20, 60], "n_samples": 200})
+
+
+def test_a_run_records_the_numerics_its_bits_depend_on(tmp_path):
+    suite, result = run(SUITE, tmp_path)
+    assert result.ok
+    with Store(tmp_path) as store:
+        numerics = {r["model_label"]: r["provenance"]["numerics"] for r in store.runs()}
+    assert numerics["flow"]["threads"] == 1, "the local executor's default"
+    assert numerics["flow"]["cpu_capability"] and numerics["flow"]["cpu"]
+    assert "env" in numerics["copy_train"]
+
+
+def test_same_numbers_whatever_the_load_and_with_one_or_two_threads(tmp_path):
+    _, _ = run(SUITE, tmp_path / "one")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        suite, _ = run(SUITE, tmp_path / "busy")
+    finally:
+        spinner.kill()
+        spinner.wait()
+    run(SUITE, tmp_path / "two", executor={"name": "local", "config": {"threads": 2}})
+    reference = stored_values(tmp_path / "one", suite)
+    assert reference and same_numbers(stored_values(tmp_path / "busy", suite), reference)
+    assert same_numbers(stored_values(tmp_path / "two", suite), reference)
+    with Store(tmp_path / "two") as store:
+        assert {r["provenance"]["numerics"]["threads"] for r in store.runs() if r["framework"] == "torch"} == {2}
