@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ModelHarness
+from support.model_harness import ModelHarness
 
 MIX_MEANS = np.array([[0.5, 0.0], [-0.4, 0.3], [0.0, -0.5]])
 MIX_STD = 0.15
