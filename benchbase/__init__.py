@@ -2,6 +2,7 @@
 
 Plugins import what they need from here: the hook marker and the contracts.
 """
+from benchbase.arrays import pack_arrays, unpack_arrays
 from benchbase.contracts import (
     Batch,
     DataSpec,
@@ -14,6 +15,7 @@ from benchbase.contracts import (
     Metric,
     Model,
     Publisher,
+    Tracker,
     TrainData,
 )
 from benchbase.hookspecs import hookimpl
@@ -22,5 +24,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch", "DataSpec", "DataSplits", "Dataset", "EmptyConfig", "EvalContext", "Executor",
-    "FeatureExtractor", "Metric", "Model", "Publisher", "TrainData", "hookimpl", "__version__",
+    "FeatureExtractor", "Metric", "Model", "Publisher", "Tracker", "TrainData", "hookimpl", "pack_arrays",
+    "unpack_arrays", "__version__",
 ]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass
+import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -38,15 +39,18 @@ class Suite:
     leaderboard: dict
     resolved: dict  # the suite after overrides and defaults, for provenance
     device: str = "auto"
+    trackers: list[dict] = field(default_factory=list)  # each {name, config}, validated; not in run ids
 
 
 def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
-               device: str | None = None, check_data: bool = True, executor: str | None = None) -> Suite:
+               device: str | None = None, check_data: bool = True, executor: str | None = None,
+               trackers: list[str] = ()) -> Suite:
     """Load, validate and expand a suite file. Raises ConfigError naming every problem.
 
     ``executor`` (``--executor``) replaces the suite's executor; the suite's executor
     config is kept only if it names the same one, and ``executor.config.*`` overrides
-    then apply to the chosen executor."""
+    then apply to the chosen executor. ``trackers`` (``--tracker``) are added to the
+    suite's ``trackers`` with their default config unless the suite lists them."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -67,6 +71,11 @@ def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
         current = current if isinstance(current, str) else (current or {}).get("name", "local")
         if current != executor:
             raw["executor"] = {"name": executor, "config": {}}
+    if trackers:
+        listed = raw.get("trackers")
+        listed = list(listed) if isinstance(listed, ListConfig) else [listed] if listed else []
+        have = {t if isinstance(t, str) else (t or {}).get("name") for t in listed}
+        raw["trackers"] = listed + [name for name in trackers if name not in have]
     for item in overrides:
         apply_override(raw, item, source)
     try:
@@ -91,17 +100,26 @@ def apply_override(cfg: DictConfig, item: str, source: str) -> None:
                                          f"{str(exc).splitlines()[0]}")]) from None
     if isinstance(parsed, (DictConfig, ListConfig)):
         parsed = OmegaConf.to_container(parsed)
+    key = key.strip()
+    if key.startswith("sweep.") and "." in key[len("sweep."):]:
+        # sweep axes are dotted names themselves (model.width): the rest of the key is one axis
+        if not isinstance(cfg.get("sweep"), DictConfig):
+            cfg["sweep"] = {}
+        cfg.sweep[key[len("sweep."):]] = parsed
+        return
     try:
-        OmegaConf.update(cfg, key.strip(), parsed, merge=False, force_add=True)
+        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
     except Exception as exc:
         raise ConfigError(source, [(key, f"cannot apply override: {exc}")]) from None
 
 
 def _normalize(data: dict) -> dict:
     """Shorthands users write: `- mem_ratio` for `- {name: mem_ratio}`, `features: pixels`,
-    `executor: local`, `seeds: 3` for `[0, 1, 2]`."""
+    `executor: local`, `seeds: 3` for `[0, 1, 2]`, `trackers: tensorboard` for a list of one."""
     data = copy.deepcopy(data)
-    for key in ("datasets", "models", "metrics"):
+    if isinstance(data.get("trackers"), (str, dict)):
+        data["trackers"] = [data["trackers"]]
+    for key in ("datasets", "models", "metrics", "trackers"):
         items = data.get(key)
         if isinstance(items, list):
             data[key] = [{"name": it} if isinstance(it, str) else it for it in items]
@@ -123,10 +141,46 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     schema = typed(_normalize(data), SuiteSchema, source)
     planner = RunPlanner(schema, source, registry, check_data)
     runs = planner.plan()
+    trackers = _trackers(schema, planner)
     if planner.problems:
         raise ConfigError(source, list(planner.problems))
     return Suite(
         name=schema.name, source=source, description=schema.description, runs=runs,
         executor=planner.executor, leaderboard=dataclasses.asdict(schema.leaderboard),
         resolved=OmegaConf.to_container(OmegaConf.structured(schema)), device=schema.device,
+        trackers=trackers,
     )
+
+
+def _trackers(schema: SuiteSchema, planner: RunPlanner) -> list[dict]:
+    """The suite's trackers as ``{name, config}``: known names, valid configs, each
+    listed once, their libraries installed (looked up, not imported: a tracker imports
+    its library only when it opens). Problems go to the planner's, so they are reported
+    with the rest; trackers are no part of any run."""
+    chosen: list[dict] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(schema.trackers):
+        path = f"trackers[{i}]"
+        if entry.name in seen:
+            planner.fail(f"{path}.name", f"tracker '{entry.name}' is listed twice")
+            continue
+        seen.add(entry.name)
+        reg = planner.lookup("tracker", entry.name, f"{path}.name")
+        if reg is None:
+            continue
+        obj, plain = planner.config(reg, entry.config, f"{path}.config")
+        if plain is None:
+            continue
+        try:
+            tracker = reg.cls(obj)  # a constructor may refuse a config with ValueError
+        except ValueError as exc:
+            planner.fail(f"{path}.config", str(exc))
+            continue
+        missing = [m for m in tracker.requirements() if importlib.util.find_spec(m) is None]
+        if missing:
+            how = reg.cls.install or " ".join(missing)
+            planner.fail(f"{path}.name", f"tracker '{entry.name}' needs {', '.join(missing)}, which is "
+                                         f"not installed: pip install {how}")
+            continue
+        chosen.append({"name": entry.name, "config": plain})
+    return chosen

@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 import numpy as np
 
-FAMILIES = ("gan", "vae", "wae", "diffusion", "flow", "oracle")
+#: Families the built-in models use, and common ones. The set is open: a model may
+#: declare any lowercase name (``[a-z][a-z0-9_-]*``); leaderboards show it as declared.
+#: ``oracle`` is the one family with a meaning to the core: only oracles may draw
+#: fresh data (``TrainData.sample_fresh``).
+FAMILIES = ("gan", "vae", "wae", "diffusion", "flow", "autoregressive", "energy", "nonparametric",
+            "baseline", "external", "oracle")
+FAMILY_PATTERN = r"[a-z][a-z0-9_-]*"
+#: Conformance clauses a model may opt out of (``Model.opt_outs``), and when that is right.
+OPT_OUTS = {
+    "init.uses_seed": "the initial state does not depend on the seed (fitted in closed form, a fixed start)",
+    "sample.uses_key": "the samples do not depend on the key (replayed from files)",
+}
 FRAMEWORKS = ("torch", "jax", "numpy")
 DIRECTIONS = ("higher", "lower", "target")
+MEMORIZES = ("higher", "lower")  # which way a memorization metric moves when samples copy
 MODALITIES = ("vector", "image")
 CAPABILITIES = ("heldout_loss", "denoise", "log_prob", "encode")
 RUN_STATUSES = ("pending", "running", "done", "failed", "diverged", "timeout")
@@ -33,6 +45,21 @@ def location(default: Any = None) -> Any:
     folder, a download switch, a cache switch). It stays out of run ids, so moving
     the data does not orphan results; the data's content hash is in the id instead."""
     return field(default=default, metadata={"identity": False})
+
+
+def added(default: Any) -> Any:
+    """A config field added after runs were committed: the stored spec and the run id
+    carry it only when it differs from its default, so runs made before it keep their ids."""
+    return field(default=default, metadata={"identity": "unless_default"})
+
+
+def without_unset(config_cls: type, plain: dict) -> dict:
+    """``plain`` without the ``added`` fields that hold their defaults."""
+    if not dataclasses.is_dataclass(config_cls):
+        return plain
+    unset = {f.name for f in dataclasses.fields(config_cls)
+             if f.metadata.get("identity") == "unless_default" and plain.get(f.name, f.default) == f.default}
+    return {k: v for k, v in plain.items() if k not in unset}
 
 
 def volatile_fields(config_cls: type) -> list[str]:
@@ -90,7 +117,9 @@ class TrainData:
 
     ``sample_fresh(n, seed)`` returns fresh draws from the data distribution as numpy:
     the dataset's exact sampler when it has one, otherwise points of the held-out test
-    split (``fresh_source`` says which). Only oracles should need it.
+    split, those the metrics do not see when the suite caps them (``eval.n_test``)
+    (``fresh_source``: true_sampler, held_out_test or test_split). Only oracles should
+    need it.
     """
 
     x: Any
@@ -141,8 +170,14 @@ class Model(Configurable):
     family: ClassVar[str]
     framework: ClassVar[str]
     capabilities: ClassVar[frozenset] = frozenset()
-    #: False for oracles that need no training: the core evaluates them once.
+    #: False for a model the core does not train: it is fitted at ``init`` from the
+    #: training subset (a kernel density estimate, a nearest-neighbour sampler, an
+    #: oracle) or replays samples made elsewhere (see ``eval_steps``). The core never
+    #: calls ``train_step``, spends no budget and evaluates it once, at step 0.
     trains: ClassVar[bool] = True
+    #: Conformance clauses this model opts out of, each with the reason (keys from
+    #: :data:`OPT_OUTS`); the kit reports them as skipped with that reason.
+    opt_outs: ClassVar[Mapping[str, str]] = {}
 
     def batches_per_step(self) -> int:
         """How many batches one ``train_step`` consumes (e.g. GAN critic steps)."""
@@ -168,7 +203,35 @@ class Model(Configurable):
         raise NotImplementedError
 
     def param_count(self, state: Any) -> int:
+        """Every number the model holds to generate (weights, or the training values a
+        non-parametric model keeps). Read at every evaluation, so it may grow."""
         return 0
+
+    # -- models that do not train here (trains = False) ------------------------------
+    def eval_steps(self) -> list[int] | None:
+        """For a model whose samples were made elsewhere along a training run: the
+        training steps it has samples for. The core evaluates at exactly these steps,
+        calling ``seek`` before each, instead of once at step 0. Known when the model
+        is built from its config (a suite is validated with it)."""
+        return None
+
+    def seek(self, state: Any, step: int) -> Any:
+        """The state in which ``sample`` gives the samples of training step ``step``
+        (one of ``eval_steps()``)."""
+        return state
+
+    def origin(self) -> dict | None:
+        """Where samples made elsewhere come from: ``path`` (where they live) and what
+        identifies their content (e.g. the files' sha256). Recorded in the run's
+        provenance; everything but ``path`` is part of the run id, so changed files
+        are a new run and a moved folder is not."""
+        return None
+
+    def problems(self, spec: DataSpec, n_samples: int) -> list[str]:
+        """What is wrong with running this model on data described by ``spec`` at
+        ``eval.n_samples`` samples, found when the suite is validated (e.g. sample files
+        of another shape). Empty when all is well."""
+        return []
 
     # Optional capabilities (declare them in ``capabilities``):
     # def heldout_loss(self, state, batch: Batch, key) -> scalar
@@ -233,12 +296,47 @@ class EvalContext:
         return np.random.default_rng([self.seed, self.step, salt])
 
 
+def unmet_requirements(metric_cls, model_cls, spec) -> list[str]:
+    """What a metric ``requires`` that the model class or the dataset (its DataSpec,
+    None when the data was not read) lacks."""
+    missing = []
+    for req in getattr(metric_cls, "requires", ()):
+        if req.startswith("capability:"):
+            cap = req.split(":", 1)[1]
+            if cap not in getattr(model_cls, "capabilities", ()):
+                missing.append(f"model capability '{cap}'")
+        elif req == "true_sampler":
+            if spec is not None and not spec.has_true_sampler:
+                missing.append("a dataset with a true sampler")
+        elif req == "labels":
+            if spec is not None and spec.num_classes == 0:
+                missing.append("class labels")
+        elif req.startswith("modality:"):
+            if spec is not None and spec.modality != req.split(":", 1)[1]:
+                missing.append(f"{req.split(':', 1)[1]} data")
+    return missing
+
+
 class Metric(Configurable):
-    """Base for metric plugins. ``compute`` returns ``{name: value, name.detail: ...}``."""
+    """Base for metric plugins. ``compute`` returns ``{name: value, name.detail: ...}``.
+
+    A memorization or novelty metric declares ``memorizes``: which way its value moves
+    when samples copy the training set ("higher" for a fraction of copies, "lower"
+    for a distance or an authentic fraction). The core then measures its chance level
+    (the value that held-out data gets against the same training subset, same feature
+    space, same sample size), stores it beside every value and judges the metric by
+    its excess over chance in that direction (benchbase.chance); ``min_excess`` is
+    the smallest excess, in the metric's own units, that counts as memorization.
+    Such a metric must depend on the generated samples only through the points
+    themselves (no model capability), so that held-out points can be scored in their
+    place.
+    """
 
     name: ClassVar[str]
     direction: ClassVar[str]  # higher | lower | target
     target: ClassVar[float | None] = None
+    memorizes: ClassVar[str | None] = None  # higher | lower | None (not a memorization metric)
+    min_excess: ClassVar[float] = 0.0  # smallest excess over chance that counts as memorization
     requires: ClassVar[frozenset] = frozenset()
     references: ClassVar[tuple] = ("train",)
 
@@ -263,6 +361,11 @@ class FeatureExtractor(Configurable):
         #: full train split (a space fitted on it is the same for every subset size)
         self.cache_dir: str | None = None
         self.train_split: np.ndarray | None = None
+
+    def check_available(self) -> None:
+        """Raise :class:`~benchbase.errors.MissingDataError` naming the file when something
+        this space needs is not on the machine (weights). Called when a suite is
+        validated, before anything runs; must not import a framework."""
 
     def prepare(self, train: np.ndarray, spec: DataSpec, device: str) -> None:
         """Called once per run before ``embed``; fit here if the space is learned."""
@@ -296,3 +399,72 @@ class Executor(Configurable):
 
     def execute(self, tasks: list, work: Callable, sink: Callable) -> None:
         raise NotImplementedError
+
+
+# -------------------------------------------------------------------------- trackers
+
+
+@dataclass(frozen=True)
+class RenderedLeaderboard:
+    """A suite's leaderboard rendered by one publisher, ready to be saved as a file."""
+
+    format: str  # the publisher's name (markdown, csv, json, ...)
+    extension: str  # file extension without the dot
+    text: str
+
+
+@dataclass
+class SuiteOutcome:
+    """What a tracker is told when a suite ends.
+
+    ``statuses`` maps every run id of the suite to its status in the store;
+    ``tables`` are the suite's leaderboard tables (:class:`benchbase.leaderboard.Table`,
+    final values, as ``benchbase leaderboard`` shows them); ``render(format)`` renders
+    them with a publisher plugin (``markdown``, ``csv``, ``json``, ...).
+    """
+
+    statuses: dict[str, str]
+    tables: list
+    render: Callable[[str], RenderedLeaderboard]
+
+
+class Tracker:
+    """Base for experiment trackers: mirror a suite's runs in an outside tool.
+
+    One instance per suite run, called from one thread (its own) in the driver
+    process, in event order: ``open``, then per run ``run_started``, ``evaluated`` at
+    every evaluation point, ``run_finished``, and finally ``close``. ``__init__`` must
+    not import the tool's library (``open`` does), so that validating a suite stays
+    cheap and a missing library is reported as bad input, not a crash.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type] = EmptyConfig
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ()  # modules imported by open(); checked at validation
+    install: ClassVar[str] = ""  # pip argument that installs them, for the error message
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    def requirements(self) -> tuple[str, ...]:
+        """Modules this configuration needs (``requires`` unless the config changes it)."""
+        return tuple(self.requires)
+
+    def open(self, suite: Any, results_dir: Any) -> None:
+        """Connect: ``suite`` is the validated :class:`benchbase.config.Suite`,
+        ``results_dir`` the results store's :class:`pathlib.Path` (write local files
+        under it unless configured otherwise)."""
+
+    def run_started(self, spec: Any, run_id: str, provenance: dict, resumed_from: int) -> None:
+        """A run starts, or resumes from the checkpoint at ``resumed_from``."""
+
+    def evaluated(self, spec: Any, run_id: str, step: int, examples: int, results: list,
+                  samples: np.ndarray | None) -> None:
+        """An evaluation point is stored: log ``results`` (EvalRows) at ``step``."""
+
+    def run_finished(self, spec: Any, run_id: str, status: str, summary: dict) -> None:
+        """A run ended with ``status``."""
+
+    def close(self, suite: Any, outcome: SuiteOutcome) -> None:
+        """The suite ended: publish what belongs to it as a whole, flush, disconnect."""

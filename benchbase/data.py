@@ -289,15 +289,28 @@ def _dedup_train_split(splits: DataSplits, threshold: float) -> tuple[np.ndarray
     return cache[threshold]
 
 
-def fresh_sampler(dataset: Any, splits: DataSplits) -> tuple[Callable[[int, int], np.ndarray], str]:
-    """Fresh draws from the data distribution: the exact sampler, else test points."""
+FRESH_SOURCES = ("true_sampler", "held_out_test", "test_split")
+
+
+def fresh_sampler(dataset: Any, splits: DataSplits,
+                  metrics_test: int | None = None) -> tuple[Callable[[int, int], np.ndarray], str]:
+    """Fresh draws from the data distribution, and where they come from:
+
+    - ``true_sampler``: the dataset's exact sampler;
+    - ``held_out_test``: test points that the metrics do not see, when they see only the
+      first ``metrics_test`` of the test split (``eval.n_test``): fresh for every metric;
+    - ``test_split``: points of the whole test split, which metrics that compare with the
+      test split then read as optimistically close to it.
+    """
     if callable(getattr(dataset, "sample_true", None)) and splits.spec.has_true_sampler:
         def sample(n: int, seed: int) -> np.ndarray:
             return np.asarray(dataset.sample_true(n, seed), dtype=np.float32)
         return sample, "true_sampler"
+    pool, source = splits.test, "test_split"
+    if metrics_test and 0 < metrics_test < len(splits.test):
+        pool, source = splits.test[metrics_test:], "held_out_test"
 
     def from_test(n: int, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        replace = n > len(splits.test)
-        return splits.test[rng.choice(len(splits.test), size=n, replace=replace)]
-    return from_test, "test_split"
+        return pool[rng.choice(len(pool), size=n, replace=n > len(pool))]
+    return from_test, source

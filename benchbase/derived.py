@@ -21,7 +21,7 @@ from benchbase.specs import RunSpec
 from benchbase.structured import typed
 from benchbase.suite_schema import DynamicsEntry, schema_problems
 from benchbase.twins import twin_records
-from benchbase.verdicts import onset
+from benchbase.verdicts import threshold_onset
 
 # ---------------------------------------------------------------------- settings
 
@@ -29,7 +29,22 @@ from benchbase.verdicts import onset
 def suite_dynamics(store, suite: str) -> DynamicsEntry:
     """The suite's ``dynamics:`` settings as last run (defaults for older stores)."""
     resolved = store.suite_resolved(suite)
-    return dynamics_settings((resolved or {}).get("dynamics") or {})
+    return stored_settings((resolved or {}).get("dynamics") or {})
+
+
+#: settings older suites stored that the calibrated rule replaced (copy_threshold: a raw
+#: threshold on the copy metric, now an excess over its chance level, min_excess)
+LEGACY_DYNAMICS_KEYS = ("copy_threshold",)
+
+
+def stored_settings(data: dict) -> DynamicsEntry:
+    """Dynamics settings as a store holds them; settings that the calibrated rule
+    replaced are dropped, and the old default copy metric (mem_ratio alone) becomes the
+    new one (every memorization metric), so older stores read under today's rule."""
+    stored = {k: v for k, v in dict(data).items() if k not in LEGACY_DYNAMICS_KEYS}
+    if "copy_threshold" in data and stored.get("copy_metric") == "mem_ratio":
+        stored.pop("copy_metric")
+    return dynamics_settings(stored)
 
 
 def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
@@ -38,7 +53,7 @@ def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
     for item in overrides:
         if "=" not in item:
             raise ConfigError("<dynamics>", [(item, "an override must look like key=value "
-                                                    "(e.g. copy_threshold=0.05)")])
+                                                    "(e.g. alpha=0.05)")])
         key, value = item.split("=", 1)
         key = key.strip().removeprefix("dynamics.")
         parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
@@ -87,7 +102,7 @@ def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=N
 def derive_after_run(store, suite, registry=None) -> None:
     """Called by the driver when a suite invocation ends; a failure here only warns."""
     try:
-        cfg = DynamicsEntry(**suite.resolved["dynamics"]) if suite.resolved.get("dynamics") else None
+        cfg = dynamics_settings(suite.resolved["dynamics"]) if suite.resolved.get("dynamics") else None
         derive_suite(store, suite.name, cfg, registry)
     except Exception as exc:  # derived numbers never fail the runs they describe
         warnings.warn(f"could not derive training-dynamics quantities for suite '{suite.name}': "
@@ -147,9 +162,9 @@ def load_suite_data(store, suite: str, registry=None) -> SuiteData:
         if any(rec.get(key) is not None for rec in records.values()):
             fits += tau_fits([r.run for r in data], records, key)
     stored = next((r.derived["settings"] for r in data if r.derived.get("settings")), None)
-    settings = dynamics_settings(stored) if stored else suite_dynamics(store, suite)  # what derived used
+    settings = stored_settings(stored) if stored else suite_dynamics(store, suite)  # what derived used
     trajs = {r.run.run_id: r.traj for r in data}
-    spread = [c for metric in (settings.copy_metric, "relative_gap")
+    spread = [c for metric in (settings.rate_metric, "relative_gap")
               for c in collapse([r.run for r in data], trajs, records, metric, confirm=settings.confirm,
                                 loss_metric=settings.loss_metric)]
     multi = axis_fits([r.run for r in data], records, ("tau_mem", "tau_mem_copy", "tau_mem_loss"))
@@ -158,5 +173,5 @@ def load_suite_data(store, suite: str, registry=None) -> SuiteData:
                                              settings.loss_metric)]
     gaps = [g for r in data for metric in DISTANCES
             for g in [distance_gap(r.run.run_id, r.n, r.run.seed, r.traj, r.derived, metric,
-                                   settings.loss_threshold, settings.confirm, onset)] if g is not None]
+                                   settings.loss_threshold, settings.confirm, threshold_onset)] if g is not None]
     return SuiteData(suite, data, settings, fits, spread, multi, compared, gaps)

@@ -7,7 +7,7 @@ at every evaluation gives, per run:
   d[test] moved over training |d[test](last) - d[test](first)|: a distance that
   notices memorization must separate the splits by more than its own trajectory;
 - the distance's relative gap (d[test] - d[train]) / d[test] minus its first value,
-  judged by the same onset rule and threshold as the held-out loss gap (``onset``
+  judged by the same onset rule and threshold as the held-out loss gap (``threshold_onset``
   with ``loss_threshold``): the step at which the distance *notices*, if it ever does,
   beside tau_mem by the loss and the copy criteria.
 

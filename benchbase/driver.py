@@ -23,6 +23,7 @@ from benchbase.runner import Evaluated, Finished, Notice, Progress, RunTask, Sta
 from benchbase.contracts import FINAL_STATUSES
 from benchbase.leases import Holder, Lease
 from benchbase.store import Store
+from benchbase.tracking import observing_suite
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Sink:
             self.store.mark_running(event.run_id, event.provenance)
             self.reporter.start(event.run_id, task.index, task.total, spec.title,
                                 spec.budget.steps, event.resumed_from)
-            self.registry.observers.run_started(spec, event.run_id, event.provenance)
+            self.registry.observers.run_started(spec, event.run_id, event.provenance, event.resumed_from)
         elif isinstance(event, Notice):
             self.reporter.warn(f"{spec.title}: {event.text}")
         elif isinstance(event, Progress):
@@ -85,7 +86,8 @@ class Sink:
             headline = ", ".join(f"{r.metric}[{r.ref}]={r.value:.4g}" for r in event.rows
                                  if "." not in r.metric and "/" not in r.metric)
             self.reporter.evaluated(event.run_id, event.step, headline)
-            self.registry.observers.evaluated(spec, event.run_id, event.step, event.examples, event.rows)
+            self.registry.observers.evaluated(spec, event.run_id, event.step, event.examples, event.rows,
+                                              event.samples)
         elif isinstance(event, Finished):
             # the store may record "failed" instead of "done" (rows missing): report what it recorded
             status, summary = self.store.finish_run(event.run_id, event.status, event.summary, event.error,
@@ -193,9 +195,16 @@ def run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter
     """Run what is left of ``suite``; done (and diverged) runs are skipped.
 
     Runs that another live driver holds are left to it; this call waits until they are
-    final (and takes them over if that driver dies), so its summary is complete.
+    final (and takes them over if that driver dies), so its summary is complete. The
+    suite's trackers (and any observer plugin) hear of it through the observer hooks.
     """
     reporter = reporter or Reporter()
+    with observing_suite(suite, store, registry, say=reporter.write):
+        return _run_suite(suite, store, registry, reporter, fresh, executor, lease, poll_seconds)
+
+
+def _run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporter, fresh: bool,
+               executor: dict | None, lease: Lease | None, poll_seconds: float) -> SuiteResult:
     specs = suite.runs
     ids = [s.run_id for s in specs]
     lease = lease or Lease.new()

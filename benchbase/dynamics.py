@@ -3,15 +3,16 @@ fast it memorizes, and the best fidelity it reached before (seed 001, section 3)
 
 The maths only: functions of a run's stored evaluations and of typed run records.
 benchbase.derived reads the store and writes the results back, so they can be
-recomputed for any store with other thresholds (``benchbase dynamics``); the onset
-rule itself is benchbase.verdicts.onset. The definitions, in short (full text with
-the reasons in docs/training-dynamics.md):
+recomputed for any store with other settings (``benchbase dynamics``); the onset
+rule itself is benchbase.verdicts'. The definitions, in short (full text with the
+reasons in docs/training-dynamics.md):
 
-- ``tau_mem_copy``: the step at which the copy metric (``mem_ratio``) first exceeds
-  ``copy_threshold`` and stays above it for ``confirm`` more evaluations.
-- ``tau_mem_loss``: the same for the relative held-out gap
-  g(s) = (L_test(s) - L_train(s)) / L_test(s) minus its value at the first evaluation,
-  against ``loss_threshold``; L are the ``<loss_metric>.train`` / ``.test`` rows.
+- ``tau_mem_copy``: the step at which a memorization metric is first significantly
+  above its chance level by at least its minimum excess, and stays so for ``confirm``
+  more evaluations.
+- ``tau_mem_loss``: the first evaluation (confirmed likewise) where the relative
+  held-out gap g(s) = (L_test(s) - L_train(s)) / L_test(s) minus its value at the first
+  evaluation exceeds ``loss_threshold``; L are the ``<loss_metric>.train`` / ``.test`` rows.
 - Both are interpolated linearly in log(step) between the last evaluation below the
   threshold and the first one above it; ``*_eval`` gives that first evaluation step.
   Not reached within the budget: None (right-censored).
@@ -35,7 +36,8 @@ from benchbase.fits import fit_power_law, format_interval
 from benchbase.records import RunRecord
 from benchbase.specs import RunSpec
 from benchbase.suite_schema import DynamicsEntry
-from benchbase.verdicts import Onset, onset
+from benchbase.verdicts import CopyRule, memorization_onsets, threshold_onset
+from benchbase.verdicts import relative_gap as gap_curve
 
 RATE_AXIS = "log10_step"
 
@@ -81,16 +83,7 @@ class Trajectory:
 def relative_gap(traj: Trajectory, loss_metric: str) -> np.ndarray | None:
     """(L_test - L_train) / |L_test| minus its value at the first evaluation, or None when
     the held-out losses were not stored."""
-    train = traj.get(f"{loss_metric}.train")
-    test = traj.get(f"{loss_metric}.test")
-    if train is None or test is None:
-        return None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gap = (test - train) / np.abs(test)
-    finite = np.flatnonzero(np.isfinite(gap))
-    if not len(finite):
-        return None
-    return gap - gap[finite[0]]
+    return gap_curve(traj.steps, traj.get(f"{loss_metric}.train"), traj.get(f"{loss_metric}.test"))
 
 
 def memorization_rate(steps: np.ndarray, mem: np.ndarray, start: int | None) -> float | None:
@@ -163,37 +156,35 @@ def normalization(runs: list[RunRecord]) -> tuple[dict[str, float], dict]:
 
 
 def derive_run(evals: list[dict], cfg: DynamicsEntry, factor: float = 1.0) -> dict:
-    """Every derived quantity of one run from its stored evaluations (JSON-able)."""
+    """Every derived quantity of one run from its stored evaluations (JSON-able); the
+    onsets by the one rule of benchbase.verdicts."""
     traj = Trajectory.from_evals(evals)
     out: dict = {"criterion": None, "tau_mem": None, "tau_mem_eval": None, "tau_mem_normalized": None,
                  "censored": None, "norm_factor": factor, "rate_axis": RATE_AXIS,
                  "final_step": int(traj.steps[-1]) if len(traj.steps) else None}
-    onsets: dict[str, Onset] = {}
-    mem = traj.get(cfg.copy_metric)
-    if mem is not None:
-        onsets["copy"] = onset(traj.steps, mem, cfg.copy_threshold, cfg.confirm)
     gap = relative_gap(traj, cfg.loss_metric)
-    if gap is not None:
-        onsets["loss"] = onset(traj.steps, gap, cfg.loss_threshold, cfg.confirm)
+    found = memorization_onsets(evals, cfg, gap, traj.steps.astype(float))
     for name in ("copy", "loss"):
-        o = onsets.get(name)
+        o = getattr(found, name)
         out[f"tau_mem_{name}"] = o.step if o else None
         out[f"tau_mem_{name}_eval"] = o.eval_step if o else None
         out[f"tau_mem_{name}_censored"] = o.censored if o else "unavailable"
-    criterion = cfg.criterion
-    if criterion == "auto":
-        criterion = "copy" if "copy" in onsets else ("loss" if "loss" in onsets else None)
-    chosen = onsets.get(criterion) if criterion else None
-    out["criterion"] = criterion if chosen is not None else None
-    out["threshold"] = ({"copy": cfg.copy_threshold, "loss": cfg.loss_threshold}[criterion]
-                        if chosen is not None else None)
+    out["tau_mem_copy_metric"] = found.copy.metric if found.copy else None
+    out["copy_metrics"] = found.copy_metrics
+    chosen = found.headline
+    out["criterion"] = found.criterion
+    out["threshold"] = cfg.loss_threshold if found.criterion == "loss" else None
+    out["rule"] = ({"copy": CopyRule.of(cfg).describe(found.copy_metrics),
+                    "loss": f"relative held-out gap above its first value by {cfg.loss_threshold:g}"}
+                   .get(found.criterion or ""))
     out["settings"] = dataclasses.asdict(cfg)
     if chosen is not None:
         out.update(tau_mem=chosen.step, tau_mem_eval=chosen.eval_step, censored=chosen.censored,
                    tau_mem_normalized=None if chosen.step is None else chosen.step * factor)
     # the rate once copies appear, whichever criterion dates the onset: after a loss onset
     # mem_ratio can stay at 0 for a decade, which would only dilute the slope
-    copy = onsets.get("copy")
+    copy = found.copy
+    mem = traj.get(cfg.rate_metric)
     out["mem_rate"] = memorization_rate(traj.steps, mem, copy.index if copy else None)
     out["mem_final"] = _last_finite(mem)
     out["gap_final"] = _last_finite(gap)
@@ -292,7 +283,7 @@ def collapse(runs: list[RunRecord], trajectories: dict[str, Trajectory], records
     """Do the curves of runs that differ only in n collapse under the normalized step?
 
     ``metric`` is a stored metric or ``"relative_gap"`` (the loss criterion's curve). For
-    each level L, the step at which each run's curve first exceeds L (``onset``,
+    each level L, the step at which each run's curve first exceeds L (``threshold_onset``,
     interpolated) is found; over the runs that reach L (at least two values of n), the
     spread is the standard deviation of log10 of that step, raw and normalized. Curves
     that collapse have a normalized spread near 0 (a horizontal distance: 0.3 = a
@@ -332,11 +323,11 @@ def collapse(runs: list[RunRecord], trajectories: dict[str, Trajectory], records
 def level_crossings(members: list[RunRecord], trajectories: dict[str, Trajectory], curve, level: float,
                     confirm: int) -> list[tuple[RunRecord, float]]:
     """(run, step) for every run whose ``curve(trajectory)`` first exceeds ``level`` after
-    its first evaluation (``onset``'s rule and interpolation)."""
+    its first evaluation (``threshold_onset``'s rule and interpolation)."""
     out = []
     for m in members:
         traj = trajectories[m.run_id]
-        on = onset(traj.steps, curve(traj), level, confirm)
+        on = threshold_onset(traj.steps, curve(traj), level, confirm)
         if on.step is not None and on.censored != "left":
             out.append((m, on.step))
     return out

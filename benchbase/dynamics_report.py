@@ -10,6 +10,7 @@ from benchbase.distance_gap import format_summary, summarize
 from benchbase.dynamics import format_collapse, format_fit, group_key
 from benchbase.exponents import format_axis_fit, format_collapse_comparison
 from benchbase.memscore import memscore_lines
+from benchbase.verdicts import CopyRule
 
 
 def analysis_sections(data: SuiteData) -> list[tuple[str, list[str]]]:
@@ -49,11 +50,12 @@ def dynamics_table(data: SuiteData) -> str:
                      f"{num(fd.get('value'))} @ {num(fd.get('step'), '{:.0f}')}" if fd else "–",
                      num(twin.get("twin_similarity"), "{:.3f}"), num(twin.get("nearest_train_similarity"), "{:.3f}")])
     cfg = data.settings
+    judged = sorted({m for r in data.runs for m in r.derived.get("copy_metrics") or []})
     head = (f"## {data.name}: training dynamics\n\n"
-            f"tau_mem by the copy criterion ({cfg.copy_metric} > {cfg.copy_threshold:g}) and by the loss criterion "
+            f"tau_mem by the copy criterion ({CopyRule.of(cfg).describe(judged)}) and by the loss criterion "
             f"(relative held-out gap above its first value by {cfg.loss_threshold:g}), confirmed at {cfg.confirm} "
             f"later evaluation(s), interpolated in log step; – = not reached within the budget (or not measured). "
-            f"Headline criterion: {cfg.criterion}. mem_rate = slope of {cfg.copy_metric} per decade of steps "
+            f"Headline criterion: {cfg.criterion}. mem_rate = slope of {cfg.rate_metric} per decade of steps "
             f"after the copy onset. Best fidelity = min over evaluations before tau_mem (value @ step). Definitions: "
             f"docs/training-dynamics.md.\n\n")
     table = tabulate(rows, headers=["model", "n", "seed", "tau_mem (copy)", "tau_mem (loss)", "headline",

@@ -1,5 +1,7 @@
 """What happens at an evaluation point: sample from the model with the run's fixed
-noise, embed in the suite's feature space, and call every metric.
+noise, embed in the suite's feature space, and call every metric. Scoring (embed and
+call the metrics) is one class, :class:`Scorer`, shared by the runner and the public
+scoring API.
 
 Features of the training subset and of the test split are computed once per
 (dataset content hash, extractor, config, version) and cached on disk next to the
@@ -11,19 +13,20 @@ import hashlib
 import json
 import os
 import tempfile
-from pathlib import Path
+from dataclasses import dataclass
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from benchbase.blame import blame, describe, expect
-
-from benchbase.specs import RunSpec
-from benchbase.structured import plugin_config
-from benchbase.contracts import Batch, DataSplits, EvalContext, EvalRow
+from benchbase.chance import DEFAULT_DRAWS, ChanceCache, ChanceLevel, ExactSampler, HeldOutPoints, measure_chance
+from benchbase.contracts import Batch, DataSpec, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
 from benchbase.frameworks import SALT_EVAL, SALT_SAMPLE, mix_seed
+from benchbase.specs import FeatureRef, MetricRef, RunSpec
+from benchbase.structured import plugin_config
 
 
 class Diverged(Exception):
@@ -113,81 +116,176 @@ class ModelHandle:
         return self.fw.to_numpy(out)
 
 
-class Evaluator:
-    """Built once per run; ``evaluate`` is called at every evaluation step."""
+@dataclass
+class References:
+    """What generated samples are scored against: the training subset and the test
+    split in data space (float32, ``(N, *spec.shape)``), with their labels.
 
-    def __init__(self, spec: RunSpec, subset: Subset, splits: DataSplits, registry, framework,
-                 device, cache: FeatureCache):
-        self.spec, self.subset, self.fw, self.device = spec, subset, framework, device
-        self.metric_device = framework.metric_device(device)
-        feat = spec.eval.features
-        reg = registry.get("feature", feat.name)
-        cfg, _ = plugin_config(reg, feat.config, "<run spec>", "eval.features.config")
-        with blame("feature space", feat.name, "__init__"):
+    ``train_hash`` names the training examples (the feature cache keys on it);
+    ``train_split`` is the dataset's full train split, which a learned feature space
+    fits on (None: fit on ``train``). ``train_indices`` are the training examples'
+    positions in that split (per-example values join across runs on them); with a
+    subset holdout, ``heldout`` is the fold of the selected examples the run did not
+    train on, and ``heldout_indices`` its positions."""
+
+    train: np.ndarray
+    test: np.ndarray
+    spec: DataSpec
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    train_hash: str = ""
+    train_split: np.ndarray | None = None
+    train_indices: np.ndarray | None = None
+    heldout: np.ndarray | None = None
+    heldout_indices: np.ndarray | None = None
+
+    def __post_init__(self):
+        if not self.train_hash:
+            self.train_hash = content_hash(self.train, self.train_labels)
+
+    @classmethod
+    def of_run(cls, subset: Subset, splits: DataSplits, n_test: int | None = None) -> "References":
+        """A run's references: its training subset and the first ``n_test`` test points."""
+        test = splits.test if not n_test else splits.test[:n_test]
+        test_y = None if splits.test_labels is None else splits.test_labels[:len(test)]
+        return cls(train=subset.x, test=test, spec=splits.spec, train_labels=subset.y, test_labels=test_y,
+                   train_hash=subset.content_hash, train_split=splits.train, train_indices=subset.indices,
+                   heldout=subset.heldout_x, heldout_indices=subset.heldout_indices)
+
+
+@dataclass
+class ChanceSource:
+    """Where the chance levels of memorization metrics come from (benchbase.chance): the
+    dataset's exact sampler when it has one, else test points no metric sees.
+    ``dataset`` (name, version, config as a run spec holds it) keys the cached level."""
+
+    dataset: dict
+    held_out: np.ndarray
+    exact_sampler: Callable[[int, int], np.ndarray] | None = None
+
+
+class Scorer:
+    """Samples in, the rows a run stores out: embeds the references once (through the
+    feature cache), then embeds each set of generated samples and calls every metric
+    once per reference split. The runner's :class:`Evaluator` and the public scoring
+    API (:mod:`benchbase.scoring`) both score through this class, so a value computed
+    from arrays is the value a run stores for the same samples. With a
+    :class:`ChanceSource`, every memorization metric's value gets its chance level
+    beside it (``<metric>.chance`` and ``.chance_sd``)."""
+
+    def __init__(self, references: References, features: FeatureRef, metrics: tuple[MetricRef, ...], registry,
+                 device: str, cache: FeatureCache, chance: ChanceSource | None = None):
+        self.references, self.device, self.chance = references, device, chance
+        reg = registry.get("feature", features.name)
+        cfg, _ = plugin_config(reg, features.config, "<run spec>", "eval.features.config")
+        with blame("feature space", features.name, "__init__"):
             self.extractor = reg.cls(cfg)
-        self.feature_space = feat.name
-        self.data_spec = splits.spec
-        n_test = spec.eval.n_test
-        self.test_x = splits.test if not n_test else splits.test[:n_test]
-        self.test_y = None if splits.test_labels is None else splits.test_labels[:len(self.test_x)]
+        self.feature_space = features.name
         if cache.dir is not None:
             self.extractor.cache_dir = str(cache.dir.parent)
-        self.extractor.train_split = splits.train
-        with blame("feature space", feat.name, "prepare"):
-            self.extractor.prepare(subset.x, splits.spec, self.metric_device)
-        feat_key = {"extractor": feat.name, "config": feat.config, "version": feat.version,
+        self.extractor.train_split = references.train_split if references.train_split is not None \
+            else references.train
+        with blame("feature space", features.name, "prepare"):
+            self.extractor.prepare(references.train, references.spec, device)
+        feat_key = {"extractor": features.name, "config": features.config, "version": features.version,
                     **(self.extractor.cache_key() if hasattr(self.extractor, "cache_key") else {})}
-        self.train_f = cache.get({**feat_key, "data": subset.content_hash}, lambda: self._embed(subset.x))
-        self.test_f = cache.get({**feat_key, "data": content_hash(self.test_x)}, lambda: self._embed(self.test_x))
+        # frozen: metrics must not write into them, and memoised reference statistics
+        # (benchbase.neighbors.ReferenceMemo) hash them once instead of at every evaluation
+        self.train_f = _frozen(cache.get({**feat_key, "data": references.train_hash},
+                                         lambda: self.embed(references.train)))
+        self.test_hash = content_hash(references.test)
+        self.test_f = _frozen(cache.get({**feat_key, "data": self.test_hash},
+                                        lambda: self.embed(references.test)))
+        self.feat_key = feat_key
+        self.chance_cache = ChanceCache(str(cache.dir.parent) if cache.dir is not None else None)
+        self.chances: dict[tuple[str, str, int, int], ChanceLevel] = {}
         self.metrics = []
-        for m in spec.metrics:
+        for m in metrics:
             mreg = registry.get("metric", m.name)
             mcfg, _ = plugin_config(mreg, m.config, "<run spec>", f"metrics.{m.name}")
             with blame("metric", m.name, "__init__"):
                 self.metrics.append((m, mreg.cls(mcfg)))
         self.needs_model = any(r.startswith("capability:") for m, _ in self.metrics for r in m.requires)
 
-    def _embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-        with blame("feature space", self.feature_space, "embed"):
-            parts = [np.asarray(self.extractor.embed(x[i:i + batch]), dtype=np.float32)
-                     for i in range(0, len(x), batch)]
-            out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    def embed(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+        parts = []
+        for i in range(0, len(x), batch):
+            with blame("feature space", self.feature_space, "embed"):
+                out = self.extractor.embed(x[i:i + batch])
+            expect(floating_dtype(out) is not None, "feature space", self.feature_space, "embed",
+                   f"returned {describe(out)}; features must be floating point")
+            parts.append(np.asarray(out, dtype=np.float32))
+        out = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
         expect(out.ndim == 2 and len(out) == len(x), "feature space", self.feature_space, "embed",
                f"returned shape {out.shape} for {len(x)} inputs; expected (N, d)")
         return out
 
-    def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
-        spec = self.spec
-        key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
-        with blame("model", spec.model.name, "sample"):
-            raw = self.fw.to_numpy(model.sample(state, spec.eval.n_samples, key))
-        expect(isinstance(raw, np.ndarray) and raw.dtype.kind in "fiu", "model", spec.model.name, "sample",
-               f"returned {describe(raw)}; expected an array of numbers")
-        expected = (spec.eval.n_samples, *self.data_spec.shape)
-        expect(raw.shape == expected, "model", spec.model.name, "sample",
-               f"returned samples of shape {raw.shape}; expected {expected}")
-        if not np.isfinite(raw).all():
-            raise Diverged(step, "generated samples")
-        gen_f = self._embed(raw)
-        handle = ModelHandle(model, state, self.fw, self.device, spec.seed, step) if self.needs_model else None
+    def score(self, samples: np.ndarray, step: int, seed: int, model: "ModelHandle | None" = None) -> list[EvalRow]:
+        """Every metric on ``samples`` (float32, ``(N, *spec.shape)``, finite): the rows
+        a run stores at evaluation ``step`` of seed ``seed`` (metrics draw their
+        randomness from both). ``model`` serves metrics that need a capability."""
+        if self.needs_model and model is None:
+            wanting = sorted(m.name for m, _ in self.metrics
+                             if any(r.startswith("capability:") for r in m.requires))
+            raise ValueError(f"metric(s) {', '.join(wanting)} need the model itself (a capability), "
+                             "not only its samples")
+        gen_f = self.embed(samples)
         rows: list[EvalRow] = []
         for entry, metric in self.metrics:
             params = metric.params()
             for ref_name in entry.references:
-                ctx = EvalContext(
-                    gen=gen_f, train=self.train_f, test=self.test_f, samples=raw,
-                    train_data=self.subset.x, test_data=self.test_x, spec=self.data_spec,
-                    feature_space=self.feature_space, step=step, seed=spec.seed,
-                    device=self.metric_device,
-                    ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
-                    model=handle, extractor=self.extractor,
-                    train_labels=self.subset.y, test_labels=self.test_y, train_indices=self.subset.indices,
-                    heldout_data=self.subset.heldout_x, heldout_indices=self.subset.heldout_indices)
+                ctx = self.context(gen_f, samples, step, seed, ref_name, model)
                 with blame("metric", entry.name, "compute"):
                     values = metric.compute(ctx)
                 rows += _metric_rows(entry.name, values, ref_name, self.feature_space, params)
-        keep = raw[: spec.eval.keep_samples]
-        return rows, keep
+                if self.chance is not None and getattr(type(metric), "memorizes", None):
+                    rows.extend(self.chance_rows(entry, metric, ref_name, len(samples), seed))
+        return rows
+
+    def context(self, gen_f: np.ndarray, samples: np.ndarray, step: int, seed: int, ref_name: str,
+                model: "ModelHandle | None" = None) -> EvalContext:
+        """What a metric reads: these samples against the references."""
+        ref = self.references
+        return EvalContext(
+            gen=gen_f, train=self.train_f, test=self.test_f, samples=samples,
+            train_data=ref.train, test_data=ref.test, spec=ref.spec,
+            feature_space=self.feature_space, step=step, seed=seed, device=self.device,
+            ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
+            model=model, extractor=self.extractor,
+            train_labels=ref.train_labels, test_labels=ref.test_labels, train_indices=ref.train_indices,
+            heldout_data=ref.heldout, heldout_indices=ref.heldout_indices)
+
+    def chance_rows(self, entry: MetricRef, metric: Any, ref_name: str, m: int, seed: int) -> list[EvalRow]:
+        """``<metric>.chance`` and ``.chance_sd`` beside the metric's value: its chance level
+        at sample size ``m`` (benchbase.chance), measured once and cached."""
+        source = self.chance
+        assert source is not None, "chance rows need a ChanceSource"
+        slot = (entry.name, ref_name, m, seed)
+        if slot not in self.chances:
+            shape = self.references.spec.shape
+            none = np.zeros((0, self.train_f.shape[1]), np.float32)
+            ctx = self.context(none, np.zeros((0, *shape), np.float32), 0, seed, ref_name)
+            exact = ExactSampler(source.exact_sampler, self.embed) if source.exact_sampler is not None else None
+            held_out = exact is None and len(source.held_out) > 0
+            key = {"metric": entry.name, "version": entry.version, "config": metric.params(),
+                   "ref": ctx.ref_name, "m": m, "draws": DEFAULT_DRAWS,
+                   "source": "true_sampler" if exact else ("held_out_test" if held_out else "test_split"),
+                   "dataset": source.dataset,
+                   "train": self.references.train_hash, "test": self.test_hash,
+                   "held_out": content_hash(source.held_out) if held_out else None, "features": self.feat_key}
+
+            def measure(seed: int) -> ChanceLevel:
+                points = HeldOutPoints(source.held_out, self.embed(source.held_out)) if held_out else None
+                return measure_chance(metric, ctx, m, DEFAULT_DRAWS, exact, points, seed)
+
+            self.chances[slot] = self.chance_cache.get(key, measure)
+        level = self.chances[slot]
+        params = {**metric.params(),
+                  "chance": {**level.describe(), "min_excess": float(getattr(type(metric), "min_excess", 0.0))}}
+        return [EvalRow(metric=f"{entry.name}.chance", value=level.mean, ref=ref_name,
+                        feature_space=self.feature_space, params=params),
+                EvalRow(metric=f"{entry.name}.chance_sd", value=level.sd, ref=ref_name,
+                        feature_space=self.feature_space, params=params)]
 
 
 def _metric_rows(name: str, values: Any, ref: str, feature_space: str, params: dict) -> list[EvalRow]:
@@ -205,3 +303,66 @@ def _metric_rows(name: str, values: Any, ref: str, feature_space: str, params: d
             expect(False, "metric", name, "compute", f"returned {describe(value)} for '{key}'; expected a number")
         rows.append(EvalRow(metric=key, value=number, ref=ref, feature_space=feature_space, params=params))
     return rows
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def floating_dtype(raw: Any) -> str | None:
+    """The dtype name of a framework array when it is floating point, else None."""
+    dtype = str(getattr(raw, "dtype", np.asarray(raw).dtype))
+    return dtype if "float" in dtype else None
+
+
+def boundary_samples(raw: Any, framework: Any, expected: tuple[int, ...], model: str) -> np.ndarray:
+    """Samples as they cross into the core: any floating dtype of the model's framework
+    becomes float32 numpy (a numpy model may compute in float64); another dtype, or
+    the wrong shape, is the fault of ``model``'s ``sample``. The conformance kit
+    applies the same rule."""
+    expect(floating_dtype(raw) is not None, "model", model, "sample",
+           f"returned {describe(raw)}; samples must be floating point (the core converts any float dtype "
+           "to float32)")
+    arr = np.ascontiguousarray(framework.to_numpy(raw), dtype=np.float32)
+    expect(arr.shape == tuple(expected), "model", model, "sample",
+           f"returned samples of shape {arr.shape}; expected {tuple(expected)}")
+    return arr
+
+
+class Evaluator:
+    """Built once per run; ``evaluate`` samples the model at an evaluation step and
+    scores the samples with the run's :class:`Scorer`."""
+
+    def __init__(self, spec: RunSpec, subset: Subset, splits: DataSplits, registry, framework,
+                 device, cache: FeatureCache, exact_sampler: Callable[[int, int], np.ndarray] | None = None):
+        self.spec, self.fw, self.device = spec, framework, device
+        references = References.of_run(subset, splits, spec.eval.n_test)
+        dataset = spec.dataset
+        chance = ChanceSource(dataset={"name": dataset.name, "version": dataset.version, "config": dataset.config},
+                              held_out=splits.test[len(references.test):],  # test points no metric sees
+                              exact_sampler=exact_sampler)
+        self.scorer = Scorer(references, spec.eval.features, spec.metrics, registry,
+                             framework.metric_device(device), cache, chance)
+
+    @property
+    def metrics(self) -> list:
+        """(MetricRef, metric instance) pairs of the run."""
+        return self.scorer.metrics
+
+    def chance_rows(self, entry: MetricRef, metric: Any, ref_name: str) -> list[EvalRow]:
+        return self.scorer.chance_rows(entry, metric, ref_name, self.spec.eval.n_samples, self.spec.seed)
+
+    def evaluate(self, model: Any, state: Any, step: int, examples: int) -> tuple[list[EvalRow], np.ndarray]:
+        spec = self.spec
+        key = self.fw.key(spec.seed, SALT_SAMPLE, self.device)  # same noise at every eval
+        with blame("model", spec.model.name, "sample"):
+            raw = model.sample(state, spec.eval.n_samples, key)
+        raw = boundary_samples(raw, self.fw, (spec.eval.n_samples, *self.scorer.references.spec.shape),
+                               spec.model.name)
+        if not np.isfinite(raw).all():
+            raise Diverged(step, "generated samples")
+        handle = ModelHandle(model, state, self.fw, self.device, spec.seed, step) if self.scorer.needs_model else None
+        rows = self.scorer.score(raw, step, spec.seed, handle)
+        keep = raw[: spec.eval.keep_samples]
+        return rows, keep

@@ -16,15 +16,18 @@ import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
+from benchbase.chance import DEFAULT_ALPHA, judge_stored
 from benchbase.records import RunRecord
-from benchbase.verdicts import COPY_METRIC, COPY_REF, FALLBACK_COPY_THRESHOLD, memorization_onset
+from benchbase.suite_schema import DynamicsEntry
+from benchbase.verdicts import CopyRule, memorization_onset, onset_summary
 
 ARROWS = {"higher": "↑", "lower": "↓"}
-SCHEMA_VERSION = 1  # of the JSON row schema; bump only with a note in docs/leaderboards.md
+CHANCE_ARROW = "vs chance"
+SCHEMA_VERSION = 2  # of the JSON row schema; bump only with a note in docs/leaderboards.md
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Column:
     direction: str
     target: float | None = None
     feature_space: str = ""
+    judged: bool = False  # a memorization metric judged against its stored chance level
 
     @property
     def key(self) -> str:
@@ -41,6 +45,8 @@ class Column:
 
     @property
     def arrow(self) -> str:
+        if self.judged:
+            return CHANCE_ARROW
         return ARROWS.get(self.direction, f"→{self.target:g}" if self.target is not None else "")
 
     @property
@@ -62,6 +68,11 @@ class Cell:
     mean: float
     std: float
     n: int
+    # judged columns (memorization metrics with a stored chance level), over the runs:
+    chance: float | None = None  # mean chance level
+    excess: float | None = None  # mean excess over chance in the memorization direction
+    beyond: float = 0.0  # mean of max(0, excess - the smallest excess that counts): 0 = no evidence
+    memorizing: int = 0  # runs significantly above chance by at least the minimum excess
 
     def format(self, digits: int = 4) -> str:
         if not math.isfinite(self.mean):
@@ -69,7 +80,31 @@ class Cell:
         text = f"{self.mean:.{digits}g}"
         if self.n > 1:
             text += f" ± {self.std:.2g}"
+        if self.chance is not None and math.isfinite(self.chance):
+            text += f" (chance {self.chance:.3g})" + (f" †{self.memorizing}" if self.memorizing else "")
         return text
+
+    @classmethod
+    def judged_over(cls, values: np.ndarray, verdicts: list) -> "Cell":
+        """A cell of a judged column: the values and each run's verdict (benchbase.chance.Excess)."""
+        cell = cls(float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, int(len(values)))
+        verdicts = [v for v in verdicts if math.isfinite(v.excess)]
+        if verdicts:
+            cell.chance = float(np.mean([v.chance for v in verdicts]))
+            cell.excess = float(np.mean([v.excess for v in verdicts]))
+            cell.beyond = float(np.mean([max(0.0, v.excess - v.threshold) if v.memorizing else 0.0
+                                         for v in verdicts]))
+            cell.memorizing = sum(v.memorizing for v in verdicts)
+        return cell
+
+
+def badness(col: Column, cell: Cell) -> float:
+    """Smaller is better. A judged column ranks by how far runs lie beyond what chance
+    explains (0 for every row with no run significantly above chance: being *below*
+    chance is not rewarded); any other column by its mean in the declared direction."""
+    if col.judged:
+        return cell.beyond
+    return col.badness(cell.mean)
 
 
 @dataclass
@@ -90,6 +125,7 @@ class Row:
     at_steps: dict[str, int | None] = field(default_factory=dict)  # run id -> step used (done runs)
     seeds: dict[str, int] = field(default_factory=dict)  # run id -> seed
     dynamics: list[dict] = field(default_factory=list)  # per run: derived training-dynamics record
+    onsets: dict[str, dict] = field(default_factory=dict)  # run id -> memorization onset (benchbase.verdicts)
 
     @property
     def label(self) -> str:
@@ -116,6 +152,7 @@ class Table:
     best: dict[str, list[int]] = field(default_factory=dict)  # column key -> row indices (ties share)
     feature_space: str = ""
     notes: list[str] = field(default_factory=list)
+    alpha: float = DEFAULT_ALPHA  # level of the excess-over-chance test of judged columns
 
     @property
     def title(self) -> str:
@@ -143,6 +180,14 @@ class Table:
         parts.append(escape("best per column ") + best)
         if self.primary_column is not None:
             parts.append(escape(f"ranked by {self.primary_column.header}"))
+        judged = [c.metric for c in self.columns if c.judged]
+        if judged:
+            parts.append(escape(
+                f"{', '.join(judged)} judged against chance (held-out data scored against the same training "
+                f"subset at the same sample size, in brackets): best = no run significantly above chance "
+                f"(one-sided t-test at alpha {self.alpha:g} and at least the metric's minimum excess), "
+                f"†k = k runs are; below chance is not better (samples farther from the training set than "
+                f"fresh data: blur, underfitting) and is not rewarded"))
         return escape(" · ").join(parts + [escape(n) for n in self.notes])
 
 
@@ -177,14 +222,18 @@ def at_step(step: int) -> AtRule:
     return rule
 
 
-def at_best_before_memorization(threshold: float = FALLBACK_COPY_THRESHOLD) -> AtRule:
+def at_best_before_memorization(settings: Any = None) -> AtRule:
     """The step with the best primary-metric value strictly before memorization onset
-    (all steps if the run never memorizes; none if it memorizes from its first eval)."""
+    (all steps if the run never memorizes; none if it memorizes from its first eval).
+    The onset is benchbase.verdicts' (the run's stored dynamics record, else the copy
+    criterion on its evaluations with the suite's ``dynamics:`` settings)."""
+    settings = settings if settings is not None else DynamicsEntry()
+
     def rule(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
         if primary is None:
             return None
         try:
-            onset = memorization_onset(run.derived, evals, threshold)
+            onset = memorization_onset(run.derived, evals, settings)
         except LookupError:
             return None
         scored = [(primary.badness(e["value"]), e["step"]) for e in evals
@@ -196,15 +245,15 @@ def at_best_before_memorization(threshold: float = FALLBACK_COPY_THRESHOLD) -> A
 
 AT_RULES: dict[str, Callable[..., AtRule]] = {
     "final": lambda **_: at_final,
-    "best-before-memorization": lambda mem_threshold=FALLBACK_COPY_THRESHOLD, **_:
-        at_best_before_memorization(mem_threshold),
+    "best-before-memorization": lambda settings=None, **_: at_best_before_memorization(settings),
 }
 
 
-def resolve_at(at: str, mem_threshold: float = FALLBACK_COPY_THRESHOLD) -> AtRule:
-    """Parse ``--at``: final | best-before-memorization | step=N."""
+def resolve_at(at: str, settings: Any = None) -> AtRule:
+    """Parse ``--at``: final | best-before-memorization | step=N (``settings``: the suite's
+    dynamics settings, for the memorization onset)."""
     if at in AT_RULES:
-        return AT_RULES[at](mem_threshold=mem_threshold)
+        return AT_RULES[at](settings=settings)
     if at.startswith("step="):
         try:
             value = float(at.split("=", 1)[1])
@@ -221,12 +270,19 @@ def resolve_at(at: str, mem_threshold: float = FALLBACK_COPY_THRESHOLD) -> AtRul
 
 def build_tables(results, suite: str | None = None, dataset: str | None = None,
                  metrics: list[str] | None = None, at: str = "final", primary: str | None = None,
-                 ref: str | None = None, mem_threshold: float = FALLBACK_COPY_THRESHOLD) -> list[Table]:
-    """Tables for every (suite, dataset) in ``results`` (a Store or a ResultSet), or a slice."""
-    rule = resolve_at(at, mem_threshold)
+                 ref: str | None = None) -> list[Table]:
+    """Tables for every (suite, dataset) in ``results`` (a Store or a ResultSet), or a slice.
+
+    Memorization onsets and the judgement of memorization columns follow the suite's
+    ``dynamics:`` settings as stored (benchbase.verdicts), like ``benchbase dynamics``.
+    """
+    from benchbase.derived import suite_dynamics
+
     suites = [suite] if suite else results.suites()
     tables = []
     for s in suites:
+        dyn = suite_dynamics(results, s)
+        rule = resolve_at(at, dyn)
         runs = results.runs(suite=s)
         if dataset:
             runs = [r for r in runs if dataset in (r.dataset_label, r.spec.dataset.name)]
@@ -239,13 +295,12 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
             ds_runs = [dataclasses.replace(r, derived=derived[r.run_id]) if r.run_id in derived else r
                        for r in ds_runs]
             table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
-                           primary or settings.get("primary"), ref, rule)
+                           primary or settings.get("primary"), ref, rule, dyn)
             table.at = at
             if at == "best-before-memorization":
                 pcol = table.primary_column
-                onset = (f"{COPY_METRIC} ({COPY_REF}) first exceeds {mem_threshold:g}" if not derived else
-                         f"tau_mem from the stored training dynamics (else {COPY_METRIC} ({COPY_REF}) > "
-                         f"{mem_threshold:g})")
+                onset = ("tau_mem from the stored training dynamics" if derived else
+                         f"the copy criterion: {CopyRule.of(dyn).describe([])}")
                 table.notes.append(f"each run at its best {pcol.header if pcol else 'primary metric'} step "
                                    f"before memorization: {onset}")
             tables.append(table)
@@ -281,10 +336,11 @@ def _row_key(r: RunRecord) -> tuple:
 
 
 def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: list[str] | None,
-           primary: str | None, ref: str | None, rule: AtRule) -> Table:
+           primary: str | None, ref: str | None, rule: AtRule, dyn: Any) -> Table:
     columns = _columns(runs, wanted, ref)
     keys = {c.key for c in columns}
     pcol = _primary(columns, primary)
+    judged: dict[tuple, dict[str, list]] = {}  # row key -> column key -> per value: its Excess or None
     groups: dict[tuple, tuple[Row, Counter, dict[str, list[float]]]] = {}
     for r in runs:
         spec = r.spec
@@ -304,23 +360,36 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
         if r.status != "done":
             continue
         evals = results.evals(r.run_id)
+        row.onsets[r.run_id] = onset_summary(r.derived, evals, dyn)
         step = rule(r, evals, pcol)
         row.at_steps[r.run_id] = step
         if step is None:
             continue
         row.runs += 1
+        verdicts = judge_stored(evals, dyn.alpha, dyn.min_excess)
         for e in evals:
             key = f"{e['metric']}[{e['ref']}]" if e["ref"] else e["metric"]
             if e["step"] == step and key in keys:
                 values.setdefault(key, []).append(e["value"])
+                judged.setdefault(gkey, {}).setdefault(key, []).append(
+                    verdicts.get((e["metric"], e["ref"] or "", int(step))))
 
+    judged_keys = {key for by_key in judged.values() for key, vs in by_key.items() if any(vs)}
+    columns = [dataclasses.replace(c, judged=c.key in judged_keys) for c in columns]
+    pcol = next((c for c in columns if pcol is not None and c.key == pcol.key), None)
     rows = []
-    for row, statuses, values in groups.values():
+    for gkey, (row, statuses, values) in groups.items():
         row.statuses = dict(statuses)
         for key, vals in values.items():
             arr = np.asarray(vals, dtype=float)
-            arr = arr[np.isfinite(arr)]
-            if len(arr):
+            finite = np.isfinite(arr)
+            if not finite.any():
+                continue
+            if key in judged_keys:
+                verdicts = [v for v, ok in zip(judged[gkey][key], finite) if ok and v is not None]
+                row.values[key] = Cell.judged_over(arr[finite], verdicts)
+            else:
+                arr = arr[finite]
                 row.values[key] = Cell(float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
                                        int(len(arr)))
         rows.append(row)
@@ -329,19 +398,19 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
         _rank(rows, pcol)
     best = {}
     for col in columns:
-        scores = {i: col.badness(r.values[col.key].mean) for i, r in enumerate(rows) if col.key in r.values}
+        scores = {i: badness(col, r.values[col.key]) for i, r in enumerate(rows) if col.key in r.values}
         if scores:
             top = min(scores.values())
             best[col.key] = [i for i, s in scores.items() if s == top]
     fs = columns[0].feature_space if columns else ""
     return Table(suite=suite, dataset=dataset, columns=columns, rows=rows,
-                 primary=pcol.key if pcol else None, best=best, feature_space=fs)
+                 primary=pcol.key if pcol else None, best=best, feature_space=fs, alpha=dyn.alpha)
 
 
 def _rank(rows: list[Row], pcol: Column) -> None:
-    """Sort by the primary column; equal means share a rank (1, 1, 3); no value: no rank."""
+    """Sort by the primary column; equal scores share a rank (1, 1, 3); no value: no rank."""
     def score(r: Row) -> float:
-        return pcol.badness(r.values[pcol.key].mean) if pcol.key in r.values else math.inf
+        return badness(pcol, r.values[pcol.key]) if pcol.key in r.values else math.inf
 
     rows.sort(key=lambda r: (pcol.key not in r.values, score(r), r.model, r.n or 0))
     previous, rank = None, 0
@@ -370,6 +439,10 @@ def table_to_records(table: Table) -> list[dict]:
                 "std": _none_if_nan(cell.std) if cell else None,
                 "n": cell.n if cell else 0,
                 "best": table.is_best(c.key, i),
+                "judged_against_chance": c.judged,
+                "chance": _none_if_nan(cell.chance) if cell and cell.chance is not None else None,
+                "excess": _none_if_nan(cell.excess) if cell and cell.excess is not None else None,
+                "memorizing": cell.memorizing if cell and c.judged else None,
             }
         out.append({
             "schema_version": SCHEMA_VERSION,
@@ -378,7 +451,7 @@ def table_to_records(table: Table) -> list[dict]:
             "model": r.model, "name": r.name, "family": r.family, "framework": r.framework, "n": r.n,
             "params": r.params, "rank": r.rank, "runs": r.runs, "statuses": r.statuses,
             "steps": r.steps, "examples": r.examples, "run_ids": r.run_ids, "at_steps": r.at_steps,
-            "metrics": metrics, "dynamics": r.dynamics,
+            "metrics": metrics, "dynamics": r.dynamics, "onsets": r.onsets,
         })
     return out
 

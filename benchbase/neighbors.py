@@ -12,6 +12,8 @@ both the queries and the reference set.
 """
 from __future__ import annotations
 
+import hashlib
+import warnings
 import weakref
 
 import numpy as np
@@ -38,8 +40,13 @@ def as_tensor(x: np.ndarray, device: str | None = None, dtype=None):
     import torch
 
     x = np.asarray(x)
-    x = x.reshape(len(x), -1)
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+    if x.flags.writeable:
+        t = torch.from_numpy(x)
+    else:  # the core's frozen feature arrays: shared without a copy, never written
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            t = torch.from_numpy(x)
     if dtype is not None:
         t = t.to(dtype)
     return t.to(torch_device(device))
@@ -158,7 +165,7 @@ def count_within(query: np.ndarray, centers: np.ndarray, radii: np.ndarray, devi
 
     q_all = as_tensor(query, device)
     c_all = as_tensor(centers, device)
-    rad = torch.as_tensor(np.asarray(radii, dtype=np.float64), device=q_all.device)
+    rad = torch.tensor(np.asarray(radii, dtype=np.float64), device=q_all.device)
     if len(rad) != len(c_all):
         raise ValueError(f"{len(c_all)} centers but {len(rad)} radii")
     n_q, n_c = len(q_all), len(c_all)
@@ -194,28 +201,84 @@ def count_within(query: np.ndarray, centers: np.ndarray, radii: np.ndarray, devi
     return counts.cpu().numpy()
 
 
+def _frozen(a: np.ndarray) -> bool:
+    """True when nothing can write into ``a`` without first making it writeable again:
+    it and every array it views are read-only, down to memory numpy owns or bytes."""
+    cur = a
+    while isinstance(cur, np.ndarray):
+        if cur.flags.writeable:
+            return False
+        cur = cur.base
+    return cur is None or isinstance(cur, bytes)
+
+
+def content_digest(a: np.ndarray) -> bytes:
+    """A digest of an array's dtype, shape and bytes (sha1: about 1 GB/s)."""
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha1(f"{a.dtype.str}{a.shape}".encode())
+    h.update(memoryview(a).cast("B"))
+    return h.digest()
+
+
 class ReferenceMemo:
-    """Remembers per-reference-set results (e.g. k-NN radii of the training features,
-    the same array at every evaluation of a run) by array identity, without keeping
-    the arrays alive. ``arrays``: one array or a tuple that must all be identical."""
+    """Remembers per-reference-set results (e.g. the k-NN radii of the training
+    features, the same values at every evaluation of a run) by the *content* of the
+    arrays, so an array changed in place between calls is never answered with the
+    value of its old content. ``arrays``: one array or a tuple of arrays.
+
+    Digests cost one pass over the bytes. Arrays that are frozen (read-only, as the
+    core's feature arrays are) are hashed once per array object; an entry lives while
+    an array that produced or matched it is alive, and at most ``size`` entries are
+    kept.
+    """
 
     def __init__(self, size: int = 8):
         self.size = size
-        self.items: list[tuple[tuple, tuple, object]] = []
+        self.items: dict[tuple, tuple[object, list]] = {}  # (digests, key) -> (value, owners)
+        self._frozen_digests: dict[int, tuple[weakref.ref, bytes]] = {}
+
+    def digest(self, a: np.ndarray) -> bytes:
+        if not _frozen(a):
+            return content_digest(a)
+        known = self._frozen_digests.get(id(a))
+        if known is not None and known[0]() is a:
+            return known[1]
+        digest = content_digest(a)
+        try:
+            ref = weakref.ref(a, lambda _, i=id(a): self._frozen_digests.pop(i, None))
+        except TypeError:
+            return digest
+        self._frozen_digests[id(a)] = (ref, digest)
+        return digest
 
     def get(self, arrays, key: tuple, compute):
         arrays = arrays if isinstance(arrays, tuple) else (arrays,)
-        self.items = [it for it in self.items if all(r() is not None for r in it[0])]
-        for refs, k, value in self.items:
-            if k == key and len(refs) == len(arrays) and all(r() is a for r, a in zip(refs, arrays)):
-                return value
-        value = compute()
-        try:
-            self.items.append((tuple(weakref.ref(a) for a in arrays), key, value))
-        except TypeError:  # not weak-referenceable: no memo
-            return value
-        self.items = self.items[-self.size:]
+        self.items = {k: v for k, v in self.items.items() if any(r() is not None for r in v[1])}
+        ident = (tuple(self.digest(np.asarray(a)) for a in arrays), key)
+        hit = self.items.pop(ident, None)
+        if hit is not None:
+            value, owners = hit
+        else:
+            value, owners = compute(), []
+        owners = [r for r in owners if r() is not None]
+        for a in arrays:
+            if _weakrefable(a) and not any(r() is a for r in owners):
+                owners.append(weakref.ref(a))
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False  # shared by every later caller
+        if owners:
+            self.items[ident] = (value, owners)  # most recently used last
+        while len(self.items) > self.size:
+            del self.items[next(iter(self.items))]
         return value
+
+
+def _weakrefable(a) -> bool:
+    try:
+        weakref.ref(a)
+        return True
+    except TypeError:
+        return False
 
 
 _RADII = ReferenceMemo()
@@ -224,8 +287,8 @@ _RADII = ReferenceMemo()
 def knn_radii(x: np.ndarray, k: int, device: str = "cpu") -> np.ndarray:
     """Distance (float64) of every row of ``x`` to its k-th nearest other row.
 
-    Memoised by array identity: the training features of a run are one array at
-    every evaluation, so their radii are computed once per run.
+    Memoised by content: the training features of a run are the same at every
+    evaluation, so their radii are computed once per run.
     """
     if len(x) <= k:
         raise ValueError(f"k={k} nearest neighbours need more than {k} points, got {len(x)}")

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import functools
 from importlib.resources import files
-from typing import Callable
-
-import jinja2
+from typing import TYPE_CHECKING, Callable
 
 from benchbase.leaderboard import Table
 
+if TYPE_CHECKING:
+    import jinja2
+
 
 @functools.lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
+def environment() -> "jinja2.Environment":
+    import jinja2  # here: commands that render no HTML never load it
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("benchbase", "templates"),
         autoescape=True,  # every template, whatever its name

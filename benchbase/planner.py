@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.blame import PluginFault
-from benchbase.contracts import volatile_fields
+from benchbase.contracts import unmet_requirements, volatile_fields, without_unset
 from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError, list_choices, \
     suggest
 from benchbase.frameworks import framework_available
@@ -90,6 +90,8 @@ class ResolvedModel:
     batches_per_step: int
     trains: bool
     registered: Any
+    instance: Any  # the model built from its config, asked about data it will meet (Model.problems)
+    replay: tuple[int, ...] | None = None  # the steps a model replaying samples made elsewhere has
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,8 @@ class RunPlanner:
         d = self._resolve_dataset(dataset, {**dataset.entry.config, **point.prefixed("dataset.")}, feature)
         if m is None or d is None:
             return []
+        if d.info is not None and not self._fits(m, model, d, dataset):
+            return []
         subset = self._resolve_subset(dataset, d, point.values.get("n", dataset.entry.n),
                                       {**dataclasses.asdict(dataset.entry.subset), **point.prefixed("subset.")},
                                       "sweep.n" if "n" in point.values else f"datasets[{dataset.index}].n")
@@ -214,7 +218,10 @@ class RunPlanner:
         if beyond:
             self.fail("eval.steps", f"step {beyond[0]} is beyond the budget of {budget.steps} steps")
             return []
-        steps = eval_schedule(budget.steps, e.schedule, e.points, e.first, e.steps, e.at_init) if m.trains else [0]
+        if m.replay is not None:  # samples made elsewhere: evaluated at the steps they were made
+            steps = list(m.replay)
+        else:
+            steps = eval_schedule(budget.steps, e.schedule, e.points, e.first, e.steps, e.at_init) if m.trains else [0]
         plan = EvalPlan(steps=tuple(steps), n_samples=e.n_samples, n_test=e.n_test, keep_samples=e.keep_samples,
                         features=feature)
         return [RunSpec(suite=self.s.name, model=m.ref, dataset=d.ref, subset=subset, budget=budget, eval=plan,
@@ -240,12 +247,13 @@ class RunPlanner:
         reg = self.lookup("feature", entry.name, "eval.features.name")
         if reg is None:
             return None
-        _, plain = self.config(reg, entry.config, "eval.features.config")
+        obj, plain = self.config(reg, entry.config, "eval.features.config")
         if plain is None:
             return None
+        if self.check_data:  # weight files: one clear error now, not one in every run
+            getattr(reg.cls(obj), "check_available", lambda: None)()
         self._feature_registered = reg
-        return FeatureRef(name=reg.name, config=plain, version=reg.version,
-                          volatile=tuple(volatile_fields(reg.cls.Config)))
+        return FeatureRef.of(reg, plain)
 
     def _model_choice(self, i: int, entry: ModelEntry) -> PluginChoice | None:
         reg = self.lookup("model", entry.name, f"models[{i}].name", entry.framework)
@@ -311,13 +319,30 @@ class RunPlanner:
             return None
         try:
             instance = reg.cls(obj)
+            replay = getattr(instance, "eval_steps", lambda: None)()
+            origin = getattr(instance, "origin", lambda: None)()
         except ValueError as exc:  # the model rejects a value its Config type allowed
             self.fail(path, str(exc))
             return None
-        ref = ModelRef(name=reg.name, config=plain, version=reg.version,
+        trains = bool(getattr(reg.cls, "trains", True))
+        if replay is not None and trains:
+            self.fail(path, f"model '{reg.name}' has eval_steps() but trains: only a model that does not train "
+                            "(trains = False) brings its own evaluation steps")
+            return None
+        ref = ModelRef(name=reg.name, config=without_unset(reg.cls.Config, plain), version=reg.version,
                        volatile=tuple(volatile_fields(reg.cls.Config)), framework=reg.framework,
-                       family=reg.family, label=model.label, lr=_float_or_none(instance.learning_rate()))
-        return ResolvedModel(ref, int(instance.batches_per_step()), bool(getattr(reg.cls, "trains", True)), reg)
+                       family=getattr(instance, "family", reg.family), label=model.label,
+                       lr=_float_or_none(instance.learning_rate()), origin=origin)
+        return ResolvedModel(ref, int(instance.batches_per_step()), trains, reg, instance,
+                             None if replay is None else tuple(sorted(int(s) for s in replay)))
+
+    def _fits(self, m: ResolvedModel, model: PluginChoice, d: ResolvedData, dataset: PluginChoice) -> bool:
+        """Whether the model can run on this data (e.g. sample files of the data's shape),
+        reported at the model's entry."""
+        found = getattr(m.instance, "problems", lambda *_: [])(d.info.spec, self.s.eval.n_samples)
+        for problem in found:
+            self.fail(f"models[{model.index}].config", f"model '{model.label}' on dataset '{dataset.label}': {problem}")
+        return not found
 
     # ---------------------------------------------------------- datasets
     @_cached
@@ -351,12 +376,10 @@ class RunPlanner:
         from benchbase.data import subset_problems
 
         where = f"datasets[{dataset.index}]"
-        split = parse_split(subset["split"]) if subset.get("split") is not None else None
-        holdout = parse_split(subset["holdout"]) if subset.get("holdout") is not None else None
+        split, holdout = (parse_split(subset[k]) if subset.get(k) is not None else None for k in ("split", "holdout"))
         n = whole_number(n) if n is not None else None
         if holdout and n is not None and holdout[1] > n:
-            self.fail(f"{where}.subset.holdout", f"{holdout[1]} folds of n={n} examples: K must be <= n")
-            return None
+            return self.fail(f"{where}.subset.holdout", f"{holdout[1]} folds of n={n} examples: K must be <= n")
         plan = SubsetPlan(n=n, mode=subset["mode"], seed=subset["seed"] if subset["mode"] == "random" else 0,
                           split=split, dedup=subset.get("dedup"), holdout=holdout)
         if not self.check_data:
@@ -434,10 +457,7 @@ class RunPlanner:
                 complete = False
             if plain is None or missing:
                 continue
-            out.append(MetricRef(name=metric.registered.name, config=plain, version=metric.registered.version,
-                                 direction=cls.direction, target=getattr(cls, "target", None),
-                                 references=tuple(getattr(cls, "references", ("train",))),
-                                 requires=tuple(sorted(getattr(cls, "requires", ())))))
+            out.append(MetricRef.of(metric.registered, plain))
         return tuple(out) if complete else None
 
 
@@ -454,26 +474,6 @@ def max_runs() -> int:
     except ValueError:
         raise BenchbaseInputError(f"BENCHBASE_MAX_RUNS must be a whole number, got '{raw}'") from None
 
-
-def unmet_requirements(metric_cls, model_cls, spec) -> list[str]:
-    """What a metric ``requires`` that the model class or the dataset (its DataSpec,
-    None when the data was not read) lacks."""
-    missing = []
-    for req in getattr(metric_cls, "requires", ()):
-        if req.startswith("capability:"):
-            cap = req.split(":", 1)[1]
-            if cap not in getattr(model_cls, "capabilities", ()):
-                missing.append(f"model capability '{cap}'")
-        elif req == "true_sampler":
-            if spec is not None and not spec.has_true_sampler:
-                missing.append("a dataset with a true sampler")
-        elif req == "labels":
-            if spec is not None and spec.num_classes == 0:
-                missing.append("class labels")
-        elif req.startswith("modality:"):
-            if spec is not None and spec.modality != req.split(":", 1)[1]:
-                missing.append(f"{req.split(':', 1)[1]} data")
-    return missing
 
 
 def _float_or_none(v) -> float | None:

@@ -23,6 +23,7 @@ from benchbase.figure_kit import image_rows as _image_rows
 from benchbase.figure_kit import pyplot as _plt
 from benchbase.figure_kit import save_figure as _save
 from benchbase.memscore_figures import plot_memorization_scores
+from benchbase.verdicts import CopyRule
 
 FORMATS = ("png", "svg")
 CRITERIA_STYLE = {"copy": ("o", "copy criterion"), "loss": ("s", "loss criterion")}
@@ -46,13 +47,20 @@ def _n_colors(ns: list[int]):
     return {n: cmap(0.9 * (np.log(n) - lo) / (hi - lo)) for n in ns}
 
 
+def _judged(runs: list[RunData]) -> set[str]:
+    """Metrics stored with a chance level (memorization metrics)."""
+    return {m[: -len(".chance")] for r in runs for m, _ in r.traj.series if m.endswith(".chance")}
+
+
 def _panels(runs: list[RunData], wanted: list[str] | None, cfg) -> list[tuple[str, list]]:
-    """(title, [(metric, ref, line style)]) per panel: the copy metric, the held-out losses
-    and their relative gap, then the suite's other headline metrics in suite order."""
+    """(title, [(metric, ref, line style)]) per panel: the memorization metrics (judged
+    against chance), the held-out losses and their relative gap, then the suite's other
+    headline metrics in suite order."""
     keys = {k for r in runs for k in r.traj.series}
     order = [m.name for m in runs[0].spec.metrics] if runs else []
+    judged = _judged(runs)
     headline = sorted({m for m, _ in keys if "." not in m and "/" not in m},
-                      key=lambda m: (m != cfg.copy_metric, order.index(m) if m in order else len(order), m))
+                      key=lambda m: (m not in judged, order.index(m) if m in order else len(order), m))
     panels = []
     loss = cfg.loss_metric
     for metric in headline:
@@ -63,7 +71,7 @@ def _panels(runs: list[RunData], wanted: list[str] | None, cfg) -> list[tuple[st
         refs = sorted({ref for m, ref in keys if m == metric})
         panels.append((metric, [(metric, ref, "--" if ref == "train" and len(refs) > 1 else "-") for ref in refs]))
     if any(m == f"{loss}.train" for m, _ in keys) and (not wanted or loss in wanted):
-        at = 1 if panels and panels[0][0] == cfg.copy_metric else 0
+        at = sum(1 for title, _ in panels if title in judged)
         panels[at:at] = [("held-out loss", [(f"{loss}.train", None, "--"), (f"{loss}.test", None, "-")]),
                          ("relative gap (L_test - L_train) / L_test, minus its first value", [("__gap__", None, "-")])]
     return panels
@@ -82,6 +90,7 @@ def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] |
         if not runs or not panels:
             continue
         colors = _n_colors([r.n for r in runs])
+        judged = _judged(runs)
         suffix = "" if len(data.groups()) == 1 else "." + _slug(group_label(gkey))
         for axis in ("step", "normalized"):
             cols = min(3, len(panels))
@@ -100,9 +109,12 @@ def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] |
                         label = f"n={r.n}" if r.n not in labelled else None
                         labelled.add(r.n)
                         ax.plot(x, y[keep], style, color=colors[r.n], lw=1.4, marker=".", ms=4, label=label)
+                        chance = r.traj.get(f"{metric}.chance", ref) if metric != "__gap__" else None
+                        if chance is not None:
+                            ax.plot(x, chance[keep], ":", color=colors[r.n], lw=0.9)
                     _mark_onset(ax, r, title, cfg, factor)
                 ax.set_xscale("log")
-                ax.set_title(_panel_title(title, lines))
+                ax.set_title(_panel_title(title, lines) + (" (dotted: chance)" if title in judged else ""))
                 ax.set_xlabel("normalized step  step·(B/B0)·(lr/lr0)/(n/n0)" if axis == "normalized" else "step")
                 ax.grid(True, which="both", alpha=0.25)
             for ax in list(axes.flat)[len(panels):]:
@@ -124,9 +136,16 @@ def _panel_title(title: str, lines: list) -> str:
 
 
 def _mark_onset(ax, r: RunData, title: str, cfg, factor: float) -> None:
-    """A black ring where the run crossed the threshold of the criterion shown in this panel."""
-    if title == cfg.copy_metric and r.derived.get("tau_mem_copy"):
-        ax.plot([r.derived["tau_mem_copy"] * factor], [cfg.copy_threshold], "o", mfc="none", mec="k", ms=7)
+    """A black ring where the run's onset lies (benchbase.verdicts, as stored in its
+    dynamics record): on the curve of the memorization metric that crossed, and at the
+    loss threshold on the relative gap."""
+    tau = r.derived.get("tau_mem_copy")
+    if tau and title == r.derived.get("tau_mem_copy_metric"):
+        values = r.traj.get(title, "train")
+        keep = (r.traj.steps > 0) & np.isfinite(values) if values is not None else None
+        if keep is not None and keep.any():
+            y = np.interp(np.log(tau), np.log(r.traj.steps[keep]), values[keep])
+            ax.plot([tau * factor], [y], "o", mfc="none", mec="k", ms=7)
     if title.startswith("relative gap") and r.derived.get("tau_mem_loss"):
         ax.plot([r.derived["tau_mem_loss"] * factor], [cfg.loss_threshold], "s", mfc="none", mec="k", ms=7)
 
@@ -241,7 +260,8 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
     ax.set_xlabel("training set size n")
     ax.set_ylabel(axis.split(".", 1)[-1] if axis else "model")
     if key == "tau_mem_copy":
-        how = f"{data.settings.copy_metric} > {data.settings.copy_threshold:g} within the budget"
+        judged = sorted({m for r in data.runs for m in r.derived.get("copy_metrics") or []})
+        how = f"{CopyRule.of(data.settings).describe(judged)}, within the budget"
     else:
         how = "tau_mem reached within the budget (" + "/".join(
             sorted({r.derived.get("criterion") or "no" for r in data.runs})) + " criterion)"
@@ -256,7 +276,7 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
 
 
 def _one_per_n(runs: list[RunData]) -> list[RunData]:
-    """The lowest seed (and first split part) of each n in the first group."""
+    """The lowest seed (and first split part) of each n among ``runs``."""
     chosen: dict[int, RunData] = {}
     for r in sorted(runs, key=lambda r: (r.run.seed, r.spec.subset.holdout is not None, (r.spec.subset.split or [0])[0])):
         chosen.setdefault(r.n, r)
@@ -264,41 +284,43 @@ def _one_per_n(runs: list[RunData]) -> list[RunData]:
 
 
 def plot_samples(store, data: SuiteData, out: Path, formats=FORMATS, per_row: int = 10, registry=None) -> list[Path]:
+    """One grid per group of runs whose kept samples are images: the samples of each n
+    (lowest seed) over their nearest training images, with the d1/d2 ratio."""
     from benchbase.neighbors import knn
     from benchbase.twins import training_set
 
-    plt = _plt()
-    groups = list(data.groups().values())
-    if not groups:
-        return []
-    if registry is None:
-        from benchbase.plugins import build_registry
+    groups = data.groups()
+    paths: list[Path] = []
+    for gkey, runs in groups.items():
+        rows, step_seen = [], set()
+        for r in _one_per_n(runs):
+            got = store.samples(r.run.run_id)
+            if got is None:
+                continue
+            step, x = got
+            imgs = _as_images(x[:per_row])
+            if imgs is None:  # vectors: no grid for this group
+                break
+            if registry is None:
+                from benchbase.plugins import build_registry
 
-        registry = build_registry()
-    rows = []
-    step_seen = set()
-    for r in _one_per_n(groups[0]):
-        got = store.samples(r.run.run_id)
-        if got is None:
+                registry = build_registry()
+            train = training_set(r.spec, registry)
+            k = 2 if len(train) > 1 else 1
+            d, idx = knn(x[:per_row], train, k=k)
+            ratio = d[:, 0] / np.maximum(d[:, 1], 1e-12) if k == 2 else np.full(len(d), np.nan)
+            notes = [f"{q:.2f}" + (" copy" if q < 1 / 3 else "") for q in ratio]
+            rows.append((f"n={r.n}\ngenerated", imgs, notes))
+            rows.append(("nearest\ntraining", _as_images(train[idx[:, 0]]), None))
+            step_seen.add(step)
+        if not rows:
             continue
-        step, x = got
-        imgs = _as_images(x[:per_row])
-        if imgs is None:
-            return []
-        train = training_set(r.spec, registry)
-        k = 2 if len(train) > 1 else 1
-        d, idx = knn(x[:per_row], train, k=k)
-        ratio = d[:, 0] / np.maximum(d[:, 1], 1e-12) if k == 2 else np.full(len(d), np.nan)
-        notes = [f"{q:.2f}" + (" copy" if q < 1 / 3 else "") for q in ratio]
-        rows.append((f"n={r.n}\ngenerated", imgs, notes))
-        rows.append(("nearest\ntraining", _as_images(train[idx[:, 0]]), None))
-        step_seen.add(step)
-    if not rows:
-        return []
-    steps = ", ".join(str(s) for s in sorted(step_seen))
-    fig = _image_rows(plt, rows, f"{data.name}: samples at step {steps} over their nearest training images "
-                                 f"(pixel L2; number = d1/d2, a copy below 1/3)")
-    return _save(fig, out, f"{data.name}.samples", formats)
+        steps = ", ".join(str(s) for s in sorted(step_seen))
+        suffix = "" if len(groups) == 1 else "." + _slug(group_label(gkey))
+        fig = _image_rows(_plt(), rows, f"{data.name}: {group_label(gkey)}, samples at step {steps} over their "
+                                        f"nearest training images (pixel L2; number = d1/d2, a copy below 1/3)")
+        paths += _save(fig, out, f"{data.name}.samples{suffix}", formats)
+    return paths
 
 
 def plot_twins(store, data: SuiteData, out: Path, formats=FORMATS, per_row: int = 10) -> list[Path]:

@@ -20,22 +20,28 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import pluggy
 
 from benchbase import hookspecs
 from benchbase.hookspecs import KINDS
-from benchbase.contracts import CAPABILITIES, DIRECTIONS, FAMILIES, FRAMEWORKS, MODALITIES
+from benchbase.contracts import (CAPABILITIES, DIRECTIONS, FAMILIES, FAMILY_PATTERN, FRAMEWORKS, MEMORIZES, MODALITIES,
+                                 OPT_OUTS)
 from benchbase.errors import PluginError, PluginLoadError, UnknownPluginError, suggest
 from benchbase.frameworks import framework_available
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from benchbase.specs import RunSpec
 
 ENTRY_POINT_GROUP = "benchbase"
@@ -95,11 +101,19 @@ class Registered:
             out["target"] = getattr(self.cls, "target", None)
             out["requires"] = sorted(getattr(self.cls, "requires", ()))
             out["references"] = list(getattr(self.cls, "references", ("train",)))
+            out["memorizes"] = getattr(self.cls, "memorizes", None)
+            if out["memorizes"]:
+                out["min_excess"] = float(getattr(self.cls, "min_excess", 0.0))
         if self.kind == "model":
             out["capabilities"] = sorted(getattr(self.cls, "capabilities", ()))
+            out["trains"] = bool(getattr(self.cls, "trains", True))
+            out["opt_outs"] = dict(getattr(self.cls, "opt_outs", {}))
             out["available"] = framework_available(self.framework)
         if self.kind == "feature":
             out["modalities"] = list(getattr(self.cls, "modalities", MODALITIES))
+        if self.kind == "tracker":
+            out["requires"] = list(getattr(self.cls, "requires", ()))
+            out["available"] = all(importlib.util.find_spec(m) is not None for m in out["requires"])
         return out
 
 
@@ -168,6 +182,11 @@ class Registry:
             return False
         self._sources[name] = (source, source_version)
         return True
+
+    def remove_plugin(self, plugin: Any) -> None:
+        """Unregister a plugin object added with :meth:`add_plugin` (a suite's trackers)."""
+        if self.pm.is_registered(plugin):
+            self.pm.unregister(plugin)
 
     def collect(self) -> None:
         """Call every registrar hook implementation, one plugin at a time."""
@@ -248,20 +267,29 @@ class Registry:
 class Observers:
     """The observer hooks, one typed method each. A failing observer only warns; the
     arguments are bound before the plugin is called, so a mistake of the core (a
-    missing argument) raises instead of being reported as the plugin's fault."""
+    missing argument) raises instead of being reported as the plugin's fault. ``suite``
+    is a :class:`benchbase.config.Suite` (typed loosely: config imports this module)."""
 
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
 
-    def run_started(self, spec: "RunSpec", run_id: str, provenance: dict) -> None:
-        self._call("benchbase_run_started", {"spec": spec, "run_id": run_id, "provenance": provenance})
+    def suite_started(self, suite: Any, results_dir: Path) -> None:
+        self._call("benchbase_suite_started", {"suite": suite, "results_dir": results_dir})
 
-    def evaluated(self, spec: "RunSpec", run_id: str, step: int, examples: int, results: list) -> None:
+    def run_started(self, spec: "RunSpec", run_id: str, provenance: dict, resumed_from: int = 0) -> None:
+        self._call("benchbase_run_started", {"spec": spec, "run_id": run_id, "provenance": provenance,
+                                             "resumed_from": resumed_from})
+
+    def evaluated(self, spec: "RunSpec", run_id: str, step: int, examples: int, results: list,
+                  samples: "np.ndarray | None" = None) -> None:
         self._call("benchbase_evaluated", {"spec": spec, "run_id": run_id, "step": step, "examples": examples,
-                                           "results": results})
+                                           "results": results, "samples": samples})
 
     def run_finished(self, spec: "RunSpec", run_id: str, status: str, summary: dict) -> None:
         self._call("benchbase_run_finished", {"spec": spec, "run_id": run_id, "status": status, "summary": summary})
+
+    def suite_finished(self, suite: Any, results_dir: Path, statuses: dict[str, str]) -> None:
+        self._call("benchbase_suite_finished", {"suite": suite, "results_dir": results_dir, "statuses": statuses})
 
     def _call(self, hook: str, arguments: dict) -> None:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
@@ -289,6 +317,7 @@ _REQUIRED_METHODS = {
     "feature": ("embed",),
     "executor": ("execute",),
     "publisher": ("render",),
+    "tracker": ("open", "run_started", "evaluated", "run_finished", "close"),
 }
 
 
@@ -307,10 +336,21 @@ def _validate_component(kind: str, cls: Any, plugin: str) -> None:
     if config is None or not dataclasses.is_dataclass(config):
         raise PluginError(f"{where}: `Config` must be a dataclass (use contracts.EmptyConfig)")
     if kind == "model":
-        if getattr(cls, "family", None) not in FAMILIES:
-            raise PluginError(f"{where}: family must be one of {', '.join(FAMILIES)}")
+        family = getattr(cls, "family", None)
+        if not isinstance(family, str) or not re.fullmatch(FAMILY_PATTERN, family):
+            raise PluginError(f"{where}: family must be a lowercase name such as {', '.join(FAMILIES)} "
+                              f"(got {family!r})")
         if getattr(cls, "framework", None) not in FRAMEWORKS:
             raise PluginError(f"{where}: framework must be one of {', '.join(FRAMEWORKS)}")
+        opt_outs = getattr(cls, "opt_outs", {})
+        if not isinstance(opt_outs, Mapping):
+            raise PluginError(f"{where}: opt_outs must map a clause to the reason (got {type(opt_outs).__name__})")
+        for clause, reason in opt_outs.items():
+            if clause not in OPT_OUTS:
+                raise PluginError(f"{where}: cannot opt out of '{clause}'.{suggest(clause, OPT_OUTS)} "
+                                  f"Clauses a model may opt out of: {', '.join(OPT_OUTS)}")
+            if not isinstance(reason, str) or not reason.strip():
+                raise PluginError(f"{where}: opt-out '{clause}' needs the reason, as a sentence")
         for cap in getattr(cls, "capabilities", ()):
             if cap not in CAPABILITIES:
                 raise PluginError(f"{where}: unknown capability '{cap}' ({', '.join(CAPABILITIES)})")
@@ -325,10 +365,24 @@ def _validate_component(kind: str, cls: Any, plugin: str) -> None:
         refs = getattr(cls, "references", ("train",))
         if not refs or any(r not in ("train", "test") for r in refs):
             raise PluginError(f"{where}: references must be a non-empty tuple of 'train'/'test'")
+        memorizes = getattr(cls, "memorizes", None)
+        if memorizes is not None:
+            if memorizes not in MEMORIZES:
+                raise PluginError(f"{where}: memorizes must be None or one of {', '.join(MEMORIZES)}")
+            if any(r.startswith("capability:") for r in getattr(cls, "requires", ())):
+                raise PluginError(f"{where}: a memorization metric (memorizes set) cannot require a model "
+                                  "capability: its chance level scores held-out points in place of samples")
+            min_excess = getattr(cls, "min_excess", 0.0)
+            if not isinstance(min_excess, (int, float)) or not min_excess >= 0:
+                raise PluginError(f"{where}: min_excess must be a number >= 0")
     if kind == "feature":
         bad = [m for m in getattr(cls, "modalities", MODALITIES) if m not in MODALITIES]
         if bad:
             raise PluginError(f"{where}: unknown modalities {bad}")
+    if kind == "tracker":
+        requires = getattr(cls, "requires", ())
+        if not isinstance(requires, tuple) or not all(isinstance(m, str) and m for m in requires):
+            raise PluginError(f"{where}: `requires` must be a tuple of module names, e.g. ('mlflow',)")
 
 
 # ------------------------------------------------------------------------ building

@@ -74,8 +74,9 @@ def build_report(results: ResultSet, tables: list[Table], out: Path, registry, m
     runs = results.runs(suite=suite)
     overviews = _write_table_figures(results, tables, out, runs, summary)
     data = _TrainingData(registry)
+    onsets = _Onsets(results)
     for record in runs:
-        _write_run_page(results, record, out, data, summary, max_images, curve_formats)
+        _write_run_page(results, record, out, data, summary, max_images, curve_formats, onsets)
     summary.runs = len(runs)
     summary.notes += data.notes
 
@@ -169,8 +170,44 @@ class _TrainingData:
         return x, "" if x is not None else "the training data could not be reloaded here, so no neighbours"
 
 
+class _Onsets:
+    """Each run's memorization onset per suite, by the rule every command shares
+    (benchbase.verdicts.onset_summary: the stored dynamics record, else the copy
+    criterion with the suite's settings), so the pages say what the leaderboard says."""
+
+    def __init__(self, results: ResultSet):
+        self.results = results
+        self._suites: dict[str, tuple] = {}
+
+    def of(self, run_id: str, evals: list[dict]) -> list[dict]:
+        from benchbase.derived import suite_dynamics
+        from benchbase.verdicts import onset_summary
+
+        out = []
+        for suite in self.results.suites_of(run_id):
+            if suite not in self._suites:
+                self._suites[suite] = (self.results.derived(suite), suite_dynamics(self.results, suite))
+            derived, settings = self._suites[suite]
+            out.append({"suite": suite, **onset_summary(derived.get(run_id), evals, settings)})
+        return out
+
+
+def onset_text(onset: dict) -> str:
+    """One sentence for a run page: when the run started to memorize, and by which rule."""
+    how = {"copy": f"copy criterion: {onset.get('metric') or 'a memorization metric'} significantly above "
+                   "its chance level by at least its minimum excess",
+           "loss": "loss criterion: the relative held-out gap opened"}.get(onset.get("criterion") or "", "")
+    if onset.get("censored") == "unavailable":
+        return "not judged (no memorization metric with a stored chance level, no held-out losses)"
+    if onset.get("censored") == "left":
+        return f"from the first evaluation, step {onset['tau_mem']:g} ({how})"
+    if onset.get("tau_mem") is None:
+        return f"none within the budget ({how.split(':')[0]})"
+    return f"step {onset['tau_mem']:.0f} ({how})"
+
+
 def _write_run_page(results: ResultSet, record: RunRecord, out: Path, data: _TrainingData, summary: ReportSummary,
-                    max_images: int, curve_formats: tuple[str, ...]) -> None:
+                    max_images: int, curve_formats: tuple[str, ...], onsets: _Onsets) -> None:
     from benchbase.report_figures import curves_figure, image_grid_png, save, scatter_figure
 
     run_id = record.run_id
@@ -179,9 +216,11 @@ def _write_run_page(results: ResultSet, record: RunRecord, out: Path, data: _Tra
     fig_dir.mkdir(parents=True, exist_ok=True)
     evals = results.evals(run_id)
     directions = {m.name: m.direction for m in spec.metrics}
+    run_onsets = onsets.of(run_id, evals) if record.status == "done" else []
 
     curves = None
-    fig = curves_figure(evals, directions)
+    first = next((o for o in run_onsets if o["tau_mem"] is not None), None)
+    fig = curves_figure(evals, directions, onset=first["tau_mem"] if first else None)
     if fig is not None:
         summary.figures += len(save(fig, fig_dir / "curves", curve_formats))
         curves = {fmt: f"{run_id}/curves.{fmt}" for fmt in curve_formats}
@@ -204,6 +243,7 @@ def _write_run_page(results: ResultSet, record: RunRecord, out: Path, data: _Tra
 
     html = render("run.html.j2", version=__version__, run=record, title=record.title,
                   suites=results.suites_of(run_id), curves=curves, samples=samples,
+                  onsets=[{"suite": o["suite"], "text": onset_text(o)} for o in run_onsets],
                   values=_values_table(evals), provenance=_provenance(record),
                   config=json.dumps(spec.to_dict(), indent=2, sort_keys=True, default=str),
                   conflict=record.conflict.describe() if record.conflict else None,

@@ -25,7 +25,7 @@ def save(fig: Figure, path_without_suffix: Path, formats: tuple[str, ...] = ("pn
     out = []
     with matplotlib.rc_context({"svg.hashsalt": "benchbase", "svg.fonttype": "none"}):
         for fmt in formats:
-            path = path_without_suffix.with_suffix(f".{fmt}")
+            path = path_without_suffix.parent / f"{path_without_suffix.name}.{fmt}"  # names may hold dots
             fig.savefig(path, format=fmt, **_SAVE[fmt])
             out.append(path)
     return out
@@ -53,19 +53,22 @@ def headline_series(evals: list[dict]) -> dict[str, dict[str, list[tuple[int, fl
     return series
 
 
-def curves_figure(evals: list[dict], directions: dict[str, str], title: str = "") -> Figure | None:
+def curves_figure(evals: list[dict], directions: dict[str, str], title: str = "",
+                  onset: float | None = None) -> Figure | None:
     """One panel per metric (training logs last), one line per reference split; None
     for fewer than two evaluated steps.
 
     ``directions`` maps metric -> higher|lower|target for the arrow in each panel title.
-    A metric's ``<name>.ci_low``/``.ci_high`` details, when stored, shade a band.
+    A metric's ``<name>.ci_low``/``.ci_high`` details, when stored, shade a band; its
+    ``<name>.chance`` level, when stored, is a dotted line; ``onset`` (the run's
+    memorization onset step) a vertical grey line in every panel.
     """
     series = headline_series(evals)
     if len({e["step"] for e in evals}) < 2:  # evaluated once (a model that does not train): no curve
         return None
     names = sorted(series, key=lambda m: ("/" in m, m))
     bands = {(e["metric"].rsplit(".", 1)[0], e["ref"], e["step"], e["metric"].rsplit(".", 1)[1]): e["value"]
-             for e in evals if e["metric"].endswith((".ci_low", ".ci_high"))}
+             for e in evals if e["metric"].endswith((".ci_low", ".ci_high", ".chance"))}
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.0 * rows))
@@ -85,6 +88,11 @@ def curves_figure(evals: list[dict], directions: dict[str, str], title: str = ""
             hi = [bands.get((name, ref, int(x), "ci_high")) for x in xs]
             if all(v is not None for v in lo + hi):
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
+            chance = [bands.get((name, ref, int(x), "chance")) for x in xs]
+            if all(v is not None for v in chance):
+                ax.plot(xs, chance, ":", color=line.get_color(), linewidth=1.0, label=f"{label}: chance")
+        if onset is not None and math.isfinite(onset):
+            ax.axvline(onset, color="0.35", linestyle="--", linewidth=0.9)
         _log_y_if_wide(ax, [v for points in series[name].values() for _, v in points])
         arrow = ARROWS.get(directions.get(name, ""), "")
         ax.set_title(f"{name} {arrow}".strip(), fontsize=10)
@@ -93,7 +101,7 @@ def curves_figure(evals: list[dict], directions: dict[str, str], title: str = ""
         ax.grid(alpha=0.3)
         if log_x:
             ax.set_xscale("symlog", linthresh=positive[0])  # linear near 0 keeps a step-0 point
-        if len(series[name]) > 1:
+        if len(ax.get_legend_handles_labels()[0]) > 1:
             ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)

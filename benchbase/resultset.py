@@ -114,6 +114,10 @@ class ResultSet:
     def suite_settings(self, suite: str) -> dict:
         return dict(self._settings.get(suite, {}))
 
+    def suite_resolved(self, suite: str) -> dict:
+        """The suite as last run (from the first directory that holds it)."""
+        return next((r for r in (store.suite_resolved(suite) for store in self._stores) if r), {})
+
     def derived(self, suite: str) -> dict[str, dict]:
         """Training-dynamics records of the suite's runs (benchbase.derived), from the
         store each run was read from; empty where a store has none."""

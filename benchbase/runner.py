@@ -246,6 +246,9 @@ def prepare(run: Run, emit: Emit) -> None:
     model_cfg, _ = plugin_config(model_reg, spec.model.config, "<run spec>", "model.config")
     with blame("model", spec.model.name, "__init__"):
         run.model, run.trains = model_reg.cls(model_cfg), bool(model_reg.cls.trains)
+    if _content(getattr(run.model, "origin", lambda: None)()) != _content(spec.model.origin):  # the run id names the validated inputs
+        raise ValueError(f"model '{spec.model.label}': its input files changed since the suite was validated; "
+                         "run the suite again to score the new files as a new run")
     data_reg = registry.get("dataset", spec.dataset.name)
     data_cfg, _ = plugin_config(data_reg, spec.dataset.config, "<run spec>", "dataset.config")
     dataset, splits = DataCatalog.shared().load(data_reg, data_cfg, spec.dataset.config)
@@ -258,7 +261,7 @@ def prepare(run: Run, emit: Emit) -> None:
     run.fw = fw = get_framework(model_reg.framework)
     run.device = device = fw.device(spec.device)
     run.placement.enter_context(fw.placement(device))
-    sample_fresh, fresh_source = fresh_sampler(dataset, splits)
+    sample_fresh, fresh_source = fresh_sampler(dataset, splits, spec.eval.n_test)
     run.data = TrainData(x=fw.put(subset.x, device), y=fw.put(subset.y, device), spec=splits.spec, device=device,
                          x_numpy=subset.x, sample_fresh=sample_fresh, fresh_source=fresh_source)
     emit(Started(run.run_id, _provenance(spec, task, fw, device, subset, registry, fresh_source),
@@ -282,13 +285,10 @@ def prepare(run: Run, emit: Emit) -> None:
             fw.seed_everything(spec.seed)
             with blame("model", name, "init"):
                 run.state = run.model.init(run.data, mix_seed(spec.seed, SALT_INIT))
-    with blame("model", name, "param_count"):
-        count = run.model.param_count(run.state)
-    expect(_is_count(count), "model", name, "param_count",
-           f"returned {describe(count)}; expected a whole number")
-    run.summary["param_count"] = int(count)
+    run.summary["param_count"] = _param_count(run, run.state)
     cache = FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None)
-    run.evaluator = Evaluator(spec, subset, splits, registry, fw, device, cache)
+    run.evaluator = Evaluator(spec, subset, splits, registry, fw, device, cache,
+                              exact_sampler=sample_fresh if fresh_source == "true_sampler" else None)
     run.total = spec.budget.steps if run.trains else 0
     run.eval_steps = [s for s in spec.eval.steps if s > run.step or (s == 0 and run.step == 0)]
 
@@ -299,6 +299,7 @@ def evaluate(run: Run, state: Any, logs: dict, at: int, emit: Emit) -> None:
     t0 = time.monotonic()
     per_step = run.spec.budget.examples_per_step
     rows, keep = run.evaluator.evaluate(run.model, state, at, at * per_step)
+    run.summary["param_count"] = _param_count(run, state)  # a non-parametric model may grow
     if logs:
         rows.extend(EvalRow(metric=f"train/{k}", value=v, ref="train") for k, v in run.fw.scalars(logs).items())
     ckpt = None
@@ -319,6 +320,16 @@ def train(run: Run, emit: Emit) -> None:
     per_step, total = spec.budget.examples_per_step, run.total
     eval_steps = list(run.eval_steps)
     state, logs, step = run.state, {}, run.step
+    if not run.trains:  # fitted at init, or replaying samples made elsewhere at their steps
+        try:
+            for at in eval_steps:
+                with blame("model", spec.model.name, "seek"):
+                    state = run.model.seek(state, at) if hasattr(run.model, "seek") else state
+                evaluate(run, state, logs, at, emit)
+                step = at  # a replayed trajectory reports the steps it covers
+        finally:
+            run.step, run.state = step, state
+        return
     if eval_steps and eval_steps[0] == 0:
         evaluate(run, state, logs, 0, emit)
         eval_steps = eval_steps[1:]
@@ -354,6 +365,14 @@ def train(run: Run, emit: Emit) -> None:
                     next_progress = now + PROGRESS_SECONDS
     finally:
         run.step, run.state = step, state
+
+
+def _param_count(run: Run, state: Any) -> int:
+    name = run.spec.model.name
+    with blame("model", name, "param_count"):
+        count = run.model.param_count(state)
+    expect(_is_count(count), "model", name, "param_count", f"returned {describe(count)}; expected a whole number")
+    return int(count)
 
 
 def _is_count(value: Any) -> bool:
@@ -410,6 +429,11 @@ def execute_task(task: RunTask, emit: Emit) -> str:
 # ------------------------------------------------------------------------- provenance
 
 
+def _content(origin: dict | None) -> dict | None:
+    """What identifies a model's input files: its origin without where they live."""
+    return None if origin is None else {k: v for k, v in origin.items() if k != "path"}
+
+
 def _versions(framework: str) -> dict:
     import importlib.metadata as md
 
@@ -447,6 +471,7 @@ def _provenance(spec: RunSpec, task: RunTask, fw, device, subset, registry: Regi
         "dataset_content_hash": subset.content_hash,
         "subset": subset.provenance,
         "fresh_source": fresh_source,
+        "model_origin": spec.model.origin,
         "plugins": {
             "model": src("model", spec.model.name, spec.model.framework),
             "dataset": src("dataset", spec.dataset.name),

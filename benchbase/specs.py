@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from benchbase.contracts import volatile_fields
+
 
 def json_default(o):
     """JSON for the numpy scalars and tuples that plugin configs and sweeps may hold."""
@@ -76,6 +78,21 @@ class ModelRef(PluginRef):
     family: str | None = None
     label: str = ""
     lr: float | None = None  # the model's step size, for normalized steps (None: it has none)
+    #: where a model that replays samples made elsewhere reads them (``Model.origin``):
+    #: ``path`` and what identifies the content (sha256s); None for every other model
+    origin: dict | None = None
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self.origin is None:  # the stored form (and run id) of every other model is unchanged
+            del out["origin"]
+        return out
+
+    def identity(self) -> dict:
+        out = super().identity()
+        if self.origin is not None:  # what the inputs are, not where they live
+            out["origin"] = {k: v for k, v in self.origin.items() if k != "path"}
+        return out
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,12 @@ class DatasetRef(PluginRef):
 @dataclass(frozen=True)
 class FeatureRef(PluginRef):
     """The feature space metrics are computed in."""
+
+    @classmethod
+    def of(cls, registered, config: dict) -> "FeatureRef":
+        """A registered feature space (benchbase.plugins.Registered) with its validated, plain config."""
+        return cls(name=registered.name, config=config, version=registered.version,
+                   volatile=tuple(volatile_fields(registered.cls.Config)))
 
 
 def parse_split(text: str) -> tuple[int, int]:
@@ -204,6 +227,15 @@ class MetricRef:
     target: float | None = None
     references: tuple[str, ...] = ("train",)  # the splits it is computed against
     requires: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, registered, config: dict) -> "MetricRef":
+        """A registered metric (benchbase.plugins.Registered) with its validated, plain
+        config: what the planner and the scoring API hand the evaluation's Scorer."""
+        c = registered.cls
+        return cls(name=registered.name, config=config, version=registered.version, direction=c.direction,
+                   target=getattr(c, "target", None), references=tuple(getattr(c, "references", ("train",))),
+                   requires=tuple(sorted(getattr(c, "requires", ()))))
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

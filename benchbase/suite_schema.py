@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from omegaconf import MISSING
 
+from benchbase.chance import DEFAULT_ALPHA
 from benchbase.errors import suggest
 from benchbase.names import name_problem
 from benchbase.specs import parse_split
@@ -116,6 +117,17 @@ def _device(v):
         return f"unknown device '{v}'. Valid: auto, cpu, cuda, cuda:N, tpu"
 
 
+def _probability(v):
+    if not 0 < v < 1:
+        return f"must lie in (0, 1) (got {v})"
+
+
+def _non_negative_values(v):
+    bad = {k: x for k, x in (v or {}).items() if not x >= 0}
+    if bad:
+        return f"must be >= 0 (got {', '.join(f'{k}: {x}' for k, x in bad.items())})"
+
+
 def _required(what: str) -> Check:
     def check(v):
         if not v:
@@ -179,6 +191,11 @@ class ExecutorEntry(PluginEntry):
 
 
 @dataclass
+class TrackerEntry(PluginEntry):
+    """An experiment tracker the suite's runs are mirrored to (not part of run ids)."""
+
+
+@dataclass
 class BudgetEntry:
     """Identical for every model: counted in examples drawn from the training subset."""
 
@@ -223,8 +240,14 @@ class DynamicsEntry:
     (definitions in docs/training-dynamics.md; computed by benchbase.dynamics)."""
 
     criterion: str = option("auto", check=one_of(*DYNAMICS_CRITERIA))  # headline tau_mem
-    copy_metric: str = "mem_ratio"  # copy criterion: first eval where this exceeds copy_threshold
-    copy_threshold: float = option(0.01, check=above(0))
+    # copy criterion (benchbase.verdicts): a memorization metric significantly above its chance
+    # level and by at least its minimum excess; auto: every stored memorization metric
+    copy_metric: str = "auto"
+    # one-sided level of the excess-over-chance test (split over the metrics judged)
+    alpha: float = option(DEFAULT_ALPHA, check=_probability)
+    # per metric: the smallest excess that counts (default: the metric's own min_excess)
+    min_excess: Dict[str, float] = option(check=_non_negative_values, factory=dict)
+    rate_metric: str = "mem_ratio"  # mem_rate: its slope per decade of steps after the copy onset
     loss_metric: str = "heldout_gap"  # loss criterion reads <loss_metric>.train / <loss_metric>.test
     loss_threshold: float = option(0.05, check=above(0))  # relative gap above its first value by this
     confirm: int = option(1, check=at_least(0))  # later evals that must meet the criterion too
@@ -253,6 +276,7 @@ class SuiteSchema:
     # grid over n, budget.*, model.<key>, dataset.<key>, subset.<key>: every combination
     sweep: Dict[str, List[Any]] = field(default_factory=dict)
     executor: ExecutorEntry = field(default_factory=ExecutorEntry)
+    trackers: List[TrackerEntry] = field(default_factory=list)  # tensorboard, mlflow, wandb, ...
     time_limit: Optional[float] = option(None, check=_time_limit)  # seconds per run; exceeded: status timeout
     leaderboard: LeaderboardEntry = field(default_factory=LeaderboardEntry)
     dynamics: DynamicsEntry = field(default_factory=DynamicsEntry)

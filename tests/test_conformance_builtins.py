@@ -10,7 +10,7 @@ import pytest
 from benchbase.errors import BenchbaseInputError, MissingDataError
 from benchbase.plugins import PluginPolicy, build_registry
 from benchbase.testing import (ContractViolation, check_dataset, check_executor, check_feature_extractor,
-                               check_metric, check_model, check_publisher, small_config)
+                               check_metric, check_model, check_publisher, check_tracker, small_config)
 
 REGISTRY = build_registry(PluginPolicy(entry_points=False, strict=True))
 
@@ -28,7 +28,8 @@ METRIC_EXPECTATIONS = {
     "recall": {"pairs": [("true", "collapsed")], "identical": 1.0},  # recall rewards spread, even noise
     "vendi": {"pairs": [("true", "collapsed")]},
     **{name: COPIES_ARE_WORSE for name in ("ct_test", "authenticity", "dcr_overfit", "novelty_ratio",
-                                           "heldout_gap", "denoiser_gap", "memorization_score")},
+                                           "proximity_auc", "fls_overfit", "heldout_gap", "denoiser_gap",
+                                           "memorization_score")},
     # Max cosine to the training set cannot tell fresh samples from copies in the kit's
     # low-dimensional clustered data (both read 1: cosine needs a feature space such as
     # SSCD); what it must do anywhere is flag copies more than data-blind noise.
@@ -67,7 +68,7 @@ def _model_cases() -> list:
 
 
 def test_every_kind_has_builtins():
-    for kind in ("model", "dataset", "metric", "feature", "publisher", "executor"):
+    for kind in ("model", "dataset", "metric", "feature", "publisher", "executor", "tracker"):
         assert REGISTRY.all(kind), f"no built-in {kind} registered"
 
 
@@ -144,3 +145,9 @@ def test_builtin_publisher_keeps_the_contract(entry):
 @pytest.mark.parametrize("entry", _entries("executor", slow=lambda r: r.name != "local"))
 def test_builtin_executor_keeps_the_contract(entry):
     _unless_missing(check_executor, entry.cls, unavailable=BenchbaseInputError)
+
+
+# MLflow creates its SQLite store's tables and W&B starts its service: tens of seconds.
+@pytest.mark.parametrize("entry", _entries("tracker", slow=lambda r: r.name != "tensorboard"))
+def test_builtin_tracker_keeps_the_contract(entry):
+    _unless_missing(check_tracker, entry.cls, unavailable=BenchbaseInputError)

@@ -53,11 +53,13 @@ def test_every_clause_the_kit_reports_is_documented():
     from benchbase_plugins.features.pixels import Pixels
     from benchbase_plugins.metrics.fidelity import FD
     from benchbase_plugins.publishers.tables import CSV, Markdown
+    from support.tracker_plugins import RecordingTracker
 
     reports = [testing.check_model(_Capable, dataset="image"), testing.check_dataset(testing.ToyVectors),
                testing.check_dataset(testing.ToyImages), testing.check_metric(FD, identical=0.0),
                testing.check_feature_extractor(Pixels), testing.check_publisher(Markdown),
-               testing.check_publisher(CSV), testing.check_executor(LocalExecutor)]
+               testing.check_publisher(CSV), testing.check_executor(LocalExecutor),
+               testing.check_tracker(RecordingTracker)]
     clauses = {c for r in reports for c in r.checked} | {c for r in reports for c, _ in r.skipped}
     assert len(clauses) > 60
     missing = sorted(clauses - _documented() - {"train_step", "capabilities"})

@@ -139,6 +139,22 @@ def test_memorization_metrics_declare_copies_as_the_worse_case():
     broken("direction", CopyFraction, pairs=[("true", "noise")])  # both 0: not ordered
 
 
+def test_a_memorization_metric_moves_the_declared_memorizes_way_on_copies():
+    class Declared(CopyFraction):
+        """Copy fraction with its memorization direction declared."""
+
+        memorizes = "higher"
+
+    class Misdeclared(CopyFraction):
+        """Copy fraction declaring that copies lower it."""
+
+        memorizes = "lower"
+
+    assert "memorizes" in check_metric(Declared).checked
+    err = broken("memorizes", Misdeclared)
+    assert "copies" in err.problem
+
+
 class TinyRefusal(MeanGap):
     """Needs at least 5 samples, and says so."""
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from benchbase import Model
+from benchbase import Model, hookimpl
 from benchbase.testing import ContractViolation, check_model
 from benchbase.testing.kit_plugins import KitMean
 
@@ -132,10 +132,21 @@ class WrongShape(KitMean):
 
 
 class Float64Samples(KitMean):
-    """Samples in float64."""
+    """Samples in float64: allowed, the core converts them to float32 (as in a run)."""
 
     def sample(self, state, n, key):
         return super().sample(state, n, key).astype(np.float64)
+
+
+class IntegerSamples(KitMean):
+    """Samples rounded to integers."""
+
+    def sample(self, state, n, key):
+        return np.rint(10 * super().sample(state, n, key)).astype(np.int64)
+
+
+def test_float64_samples_keep_the_contract():
+    assert "sample.type.dtype" in check_model(Float64Samples).checked
 
 
 class NoNoise(KitMean):
@@ -152,7 +163,7 @@ class NaNSamples(KitMean):
         return super().sample(state, n, key) / np.float32(0.0) * 0
 
 
-@pytest.mark.parametrize("model_cls,clause", [(WrongShape, "sample.shape"), (Float64Samples, "sample.type.dtype"),
+@pytest.mark.parametrize("model_cls,clause", [(WrongShape, "sample.shape"), (IntegerSamples, "sample.type.dtype"),
                                               (NoNoise, "sample.uses_key"), (NaNSamples, "sample.finite")])
 def test_bad_samples_are_caught(model_cls, clause):
     with np.errstate(all="ignore"):
@@ -219,15 +230,74 @@ def test_a_model_without_a_docstring_is_caught():
     broken("docstring", Undocumented)
 
 
-class LazyGAN(KitMean):
-    """A GAN that claims it needs no training."""
+class FittedAtInit(KitMean):
+    """A baseline fitted in closed form at init: the data mean, whatever the seed."""
 
-    family = "gan"
     trains = False
+    opt_outs = {"init.uses_seed": "the mean of the training data has nothing random in it"}
+
+    def init(self, data, seed):
+        return {"mean": data.x_numpy.mean(0).astype(np.float32), "shape": data.spec.shape}
 
 
-def test_only_oracles_skip_training():
-    broken("family.trains", LazyGAN)
+def test_a_model_that_does_not_train_need_not_be_an_oracle():
+    report = check_model(FittedAtInit)
+    assert ("train_step", "trains=False: the core never calls train_step") in report.skipped
+    assert {"init.deterministic", "fresh_data.oracles_only", "save_load.samples"} <= set(report.checked)
+
+
+class DeterministicInit(KitMean):
+    """Trains from the origin whatever the seed."""
+
+    def init(self, data, seed):
+        return {"mean": np.zeros(data.spec.shape, np.float32), "shape": data.spec.shape}
+
+
+class DeclaresDeterministicInit(DeterministicInit):
+    """Trains from the origin whatever the seed, and says so."""
+
+    opt_outs = {"init.uses_seed": "every run starts at the origin"}
+
+
+def test_a_declared_opt_out_is_respected_and_reported():
+    broken("init.uses_seed", DeterministicInit)
+    report = check_model(DeclaresDeterministicInit)
+    assert ("init.uses_seed", "opted out: every run starts at the origin") in report.skipped
+    assert "init.uses_seed" not in report.checked
+
+
+class PeeksAtTheTruth(FittedAtInit):
+    """A baseline (not an oracle) that samples fresh draws of the true distribution."""
+
+    def init(self, data, seed):
+        return {**super().init(data, seed), "fresh": data.sample_fresh}
+
+    def sample(self, state, n, key):
+        return state["fresh"](n, int(key.integers(1 << 30)))
+
+
+def test_only_oracles_draw_fresh_data():
+    broken("fresh_data.oracles_only", PeeksAtTheTruth)
+
+
+@pytest.mark.parametrize("opt_outs,match", [({"sample.finite": "NaN is fine"}, "cannot opt out of 'sample.finite'"),
+                                            ({"init.uses_seed": ""}, "needs the reason")])
+def test_only_known_opt_outs_with_a_reason_register(opt_outs, match):
+    from benchbase.errors import PluginError
+    from benchbase.plugins import _validate_component
+
+    cls = type("Bad", (KitMean,), {"opt_outs": opt_outs, "__doc__": "Bad."})
+    with pytest.raises(PluginError, match=match):
+        _validate_component("model", cls, "test")
+
+
+def test_families_are_open_and_lowercase():
+    from benchbase.errors import PluginError
+    from benchbase.plugins import _validate_component
+
+    _validate_component("model", type("Kde", (KitMean,), {"family": "kernel_density"}), "test")
+    with pytest.raises(PluginError, match="lowercase name"):
+        _validate_component("model", type("Bad", (KitMean,), {"family": "Kernel Density"}), "test")
 
 
 class VectorLogs(KitMean):
@@ -345,3 +415,42 @@ def test_config_dicts_are_validated_like_a_suite():
     with pytest.raises(ConfigError, match="lrr"):
         check_model(KitMean, config={"lrr": 0.1})
     assert dataclasses.is_dataclass(KitMean.Config)
+
+
+class RunsFloat64(Float64Samples):
+    """Samples in float64, under a name of its own."""
+
+    name = "float64_samples"
+
+
+class RunsIntegers(IntegerSamples):
+    """Integer samples, under a name of its own."""
+
+    name = "integer_samples"
+
+
+class _DtypeModels:
+    @hookimpl
+    def benchbase_register_models(self, register):
+        register(RunsFloat64)
+        register(RunsIntegers)
+
+
+def test_a_run_applies_the_kits_dtype_rule(tmp_path):
+    """float64 samples pass the kit and run (converted to float32); integer samples fail
+    the kit and fail the run, with the same reason."""
+    from support.suites import tiny_suite
+
+    from benchbase.plugins import PluginPolicy, build_registry
+    from benchbase.testing import run_suite_quietly
+
+    registry = build_registry(PluginPolicy(entry_points=False, strict=True))
+    registry.add_plugin(_DtypeModels(), "dtype-models", source="test")
+    registry.collect()
+    suite = tiny_suite(models=[{"name": RunsFloat64.name, "framework": "numpy"}], metrics=["fd"],
+                       budget={"batch_size": 8, "steps": 4})
+    assert run_suite_quietly(suite, tmp_path / "float64", registry=registry).result.ok
+    suite["models"] = [{"name": RunsIntegers.name, "framework": "numpy"}]
+    result = run_suite_quietly(suite, tmp_path / "int", registry=registry).result
+    assert not result.ok
+    assert "floating point" in result.failures[0][1]

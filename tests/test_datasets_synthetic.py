@@ -169,3 +169,14 @@ def test_plugins_command_lists_every_dataset(capsys):
                 "digits", "mnist", "fashion_mnist", "cifar10", "celeba", "image_folder"}
     assert expected <= set(listed)
     assert all(listed[name]["summary"] and listed[name]["source"] == "built-in" for name in expected)
+
+
+def test_digits_read_without_scikit_learn_equal_load_digits():
+    from sklearn.datasets import load_digits
+
+    from benchbase_plugins.datasets.digits import _digits
+
+    images, target = _digits()
+    expected = load_digits()
+    assert images.dtype == expected.images.dtype and np.array_equal(images, expected.images)
+    assert target.dtype == expected.target.dtype and np.array_equal(target, expected.target)

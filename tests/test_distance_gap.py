@@ -6,7 +6,7 @@ import pytest
 
 from benchbase.distance_gap import distance_gap, format_summary, summarize
 from benchbase.dynamics import Trajectory
-from benchbase.verdicts import onset
+from benchbase.verdicts import threshold_onset
 
 STEPS = np.array([10, 30, 100, 300, 1000, 3000])
 
@@ -16,7 +16,7 @@ def _traj(train, test, metric="swd") -> Trajectory:
 
 
 def _gap(traj, derived=None, metric="swd"):
-    return distance_gap("r", 16, 0, traj, derived or {}, metric, 0.1, 1, onset)
+    return distance_gap("r", 16, 0, traj, derived or {}, metric, 0.1, 1, threshold_onset)
 
 
 def test_a_distance_that_falls_on_train_only_notices_at_the_crossing():

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from support.dynamics_stores import ensure_heldout_gap, fake_store
+from support.chance_levels import chance_rows
 from support.suites import tiny_suite
 
 from benchbase.cli import main
@@ -28,14 +29,22 @@ def gap_registry(registry):
     return ensure_heldout_gap(registry)
 
 
-def _evals(steps, **series):
-    """Store-shaped eval rows: series name 'metric' or 'metric[ref]' -> values per step."""
+# --------------------------------------------------------------- other quantities
+
+
+def _evals(steps, chance: dict | None = None, **series):
+    """Store-shaped eval rows: series name 'metric' or 'metric[ref]' -> values per step;
+    ``chance``: {metric: (mean, sd)} adds the chance rows of memorization metrics (train)."""
     rows = []
     for key, values in series.items():
         metric, ref = (key[:-1].split("[") if key.endswith("]") else (key, ""))
         metric = metric.replace("__", ".")
         for s, v in zip(steps, values):
             rows.append({"step": s, "examples": s, "metric": metric, "ref": ref, "value": v})
+    for metric, (mean, sd) in (chance if chance is not None else {"mem_ratio": (0.0, 0.0)}).items():
+        for s in steps:
+            rows += [{"step": s, "examples": s, "metric": r.metric, "ref": r.ref, "value": r.value, "params": r.params}
+                     for r in chance_rows(metric, mean, sd)]
     return rows
 
 
@@ -71,24 +80,29 @@ def test_derive_run_records_both_criteria_and_the_one_used():
     evals = _evals(steps, **{"mem_ratio[train]": [0, 0, 0.005, 0.05, 0.3], "swd[test]": [0.9, 0.5, 0.4, 0.45, 0.6],
                              "heldout_gap__train": [1.0, 0.9, 0.7, 0.5, 0.4],
                              "heldout_gap__test": [1.0, 0.9, 0.8, 0.8, 0.9]})
-    cfg = DynamicsEntry(copy_threshold=0.01, loss_threshold=0.1, fidelity=["swd"])
+    cfg = DynamicsEntry(loss_threshold=0.1, fidelity=["swd"])
     rec = derive_run(evals, cfg, factor=0.5)
-    assert rec["criterion"] == "copy" and rec["threshold"] == 0.01
+    # chance 0 without spread: memorizing once mem_ratio exceeds chance by its minimum excess, 0.01
+    assert rec["criterion"] == "copy" and rec["threshold"] is None and "above chance" in rec["rule"]
     assert rec["tau_mem_copy_eval"] == 800 and 400 < rec["tau_mem_copy"] < 800
+    assert rec["tau_mem_copy_metric"] == "mem_ratio" and rec["copy_metrics"] == ["mem_ratio"]
     # relative gap: 0, 0, 1/8, 3/8, 5/9 -> crosses 0.1 between 200 and 400
     assert rec["tau_mem_loss_eval"] == 400 and 200 < rec["tau_mem_loss"] < 400
     assert rec["tau_mem"] == rec["tau_mem_copy"] and rec["tau_mem_normalized"] == pytest.approx(rec["tau_mem"] * 0.5)
     assert rec["best_before_mem"]["swd[test]"] == {"value": 0.4, "step": 400}
     assert rec["mem_rate"] == pytest.approx(np.polyfit(np.log10([800, 1600]), [0.05, 0.3], 1)[0])
-    assert rec["settings"]["copy_threshold"] == 0.01 and rec["mem_final"] == 0.3
+    assert rec["settings"]["alpha"] == 0.001 and rec["mem_final"] == 0.3
     json.dumps(rec)  # storable as is
 
     by_loss = derive_run(evals, DynamicsEntry(criterion="loss", loss_threshold=0.1, fidelity=["swd"]))
     assert by_loss["criterion"] == "loss" and by_loss["tau_mem"] == by_loss["tau_mem_loss"]
     assert by_loss["best_before_mem"]["swd[test]"] == {"value": 0.5, "step": 200}
     assert by_loss["mem_rate"] == rec["mem_rate"]  # the rate once copies appear, whatever dates the onset
-    no_copy = derive_run([e for e in evals if e["metric"] != "mem_ratio"], DynamicsEntry())
+    no_copy = derive_run([e for e in evals if not e["metric"].startswith("mem_ratio")], DynamicsEntry())
     assert no_copy["criterion"] == "loss" and no_copy["tau_mem_copy_censored"] == "unavailable"
+    # a memorization metric stored without its chance level (older stores) is not judged
+    unjudged = derive_run([e for e in evals if ".chance" not in e["metric"]], DynamicsEntry())
+    assert unjudged["tau_mem_copy_censored"] == "unavailable" and unjudged["mem_final"] == 0.3
 
 
 def test_normalized_step_uses_the_smallest_values_of_the_sweep():
@@ -121,19 +135,37 @@ def test_power_law_fit_matches_scipy_linregress():
 
 
 def test_dynamics_settings_take_overrides_and_reject_bad_ones():
-    cfg = dynamics_settings({"copy_threshold": 0.02}, ["loss_threshold=0.1", "dynamics.fidelity=[fd]"])
-    assert cfg.copy_threshold == 0.02 and cfg.loss_threshold == 0.1 and cfg.fidelity == ["fd"]
+    cfg = dynamics_settings({"alpha": 0.05}, ["loss_threshold=0.1", "dynamics.fidelity=[fd]",
+                                             "min_excess.mem_ratio=0.02"])
+    assert cfg.alpha == 0.05 and cfg.loss_threshold == 0.1 and cfg.fidelity == ["fd"]
+    assert cfg.min_excess == {"mem_ratio": 0.02} and cfg.copy_metric == "auto"
     with pytest.raises(ConfigError):
         dynamics_settings({}, ["criterion=sometimes"])
     with pytest.raises(ConfigError):
         dynamics_settings({}, ["treshold=0.1"])
+    with pytest.raises(ConfigError, match="alpha"):
+        dynamics_settings({}, ["alpha=1.5"])
+
+
+def test_stored_settings_of_older_suites_are_read_with_the_calibrated_rule(registry, tmp_path):
+    """A store written before chance levels holds copy_threshold and copy_metric mem_ratio:
+    the threshold is dropped (the minimum excess replaced it), the metric choice becomes auto."""
+    from benchbase.derived import suite_dynamics
+
+    suite = build_suite(tiny_suite(), "<t>", registry=registry)
+    resolved = dict(suite.resolved, dynamics={"criterion": "copy", "copy_metric": "mem_ratio",
+                                              "copy_threshold": 0.01, "loss_threshold": 0.1})
+    with Store(tmp_path) as store:
+        store.register_runs(suite.name, suite.runs, {"source": "<t>", "resolved": resolved})
+        cfg = suite_dynamics(store, suite.name)
+    assert cfg.criterion == "copy" and cfg.copy_metric == "auto" and cfg.loss_threshold == 0.1
 
 
 def test_suite_dynamics_section_is_validated(registry):
     with pytest.raises(ConfigError) as err:
-        build_suite(tiny_suite(dynamics={"criterion": "copyy", "copy_threshold": 0}), "<t>", registry=registry)
+        build_suite(tiny_suite(dynamics={"criterion": "copyy", "alpha": 0}), "<t>", registry=registry)
     text = str(err.value)
-    assert "dynamics.criterion" in text and "copy" in text and "dynamics.copy_threshold" in text
+    assert "dynamics.criterion" in text and "copy" in text and "dynamics.alpha" in text
     with pytest.raises(ConfigError, match="dynamics.treshold"):
         build_suite(tiny_suite(dynamics={"treshold": 0.1}), "<t>", registry=registry)
     ok = build_suite(tiny_suite(dynamics={"criterion": "loss", "loss_threshold": 0.2}), "<t>", registry=registry)
@@ -202,11 +234,11 @@ def test_dynamics_command_recomputes_with_overrides(registry, tmp_path, capsys):
     assert "tau_mem vs n" in out and "slope" in out and "R^2" in out
     with Store(tmp_path) as store:
         before = {k: v["tau_mem"] for k, v in store.derived(suite.name).items()}
-    assert main(["dynamics", "--results", str(tmp_path), "--suite", suite.name, "copy_threshold=0.5"]) == 0
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", suite.name, "min_excess.mem_ratio=0.5"]) == 0
     with Store(tmp_path) as store:
         after = store.derived(suite.name)
     assert all(after[k]["tau_mem"] > before[k] for k in before)
-    assert all(rec["settings"]["copy_threshold"] == 0.5 for rec in after.values())
+    assert all(rec["settings"]["min_excess"] == {"mem_ratio": 0.5} for rec in after.values())
     assert main(["dynamics", "--results", str(tmp_path), "--suite", "nope"]) == 2
 
 
@@ -279,15 +311,15 @@ def test_step_before_memorization_for_leaderboards():
     rec = derive_run(evals, DynamicsEntry(fidelity=["swd"]))
     assert rec["last_step_before_mem"] == 200
     assert step_before_memorization(rec, "swd[test]") == 200 and step_before_memorization(rec) == 200
-    never = derive_run(_evals(steps, mem_ratio=[0, 0, 0, 0]), DynamicsEntry())
+    never = derive_run(_evals(steps, **{"mem_ratio[train]": [0, 0, 0, 0]}), DynamicsEntry())
     assert never["last_step_before_mem"] == 800
-    always = derive_run(_evals(steps, mem_ratio=[1, 1, 1, 1]), DynamicsEntry())
+    always = derive_run(_evals(steps, **{"mem_ratio[train]": [1, 1, 1, 1]}), DynamicsEntry())
     assert always["last_step_before_mem"] is None and step_before_memorization(always, "swd[test]") is None
 
 
 def test_fits_leave_out_runs_that_memorized_from_the_first_evaluation():
     runs = [SimpleNamespace(run_id=str(n), n=n, spec=SimpleNamespace(
-                subset=SimpleNamespace(n=n), model=SimpleNamespace(label="m"), dataset=SimpleNamespace(label="d"),
+                subset=SimpleNamespace(n=n, holdout=None), model=SimpleNamespace(label="m"), dataset=SimpleNamespace(label="d"),
                 sweep={"n": n})) for n in (8, 16, 32, 64)]  # the parts of RunRecords that tau_fits reads
     records = {"8": {"tau_mem": 0.0, "censored": "left"}, "16": {"tau_mem": 160.0, "censored": None},
                "32": {"tau_mem": 320.0, "censored": None}, "64": {"tau_mem": None, "censored": "right"}}

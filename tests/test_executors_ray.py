@@ -79,3 +79,29 @@ def test_time_limit_stops_a_run_stuck_inside_a_step(tmp_path):
     assert list(result.statuses.values()) == ["timeout"]
     with Store(tmp_path) as store:
         assert "stuck inside a step" in store.runs()[0].summary["reason"]
+
+
+class _Cluster:
+    """What `_slots` asks of Ray: the cluster's total resources."""
+
+    def __init__(self, **resources):
+        self.resources = resources
+
+    def cluster_resources(self):
+        return dict(self.resources)
+
+
+@pytest.mark.parametrize("config,cluster,slots", [
+    ({"num_cpus": 1}, {"CPU": 4}, 4),
+    ({"num_cpus": 0.5, "num_gpus": 0.25}, {"CPU": 8, "GPU": 2}, 8),  # four runs share each GPU
+    ({"num_cpus": 0.5, "num_gpus": 0.5}, {"CPU": 2, "GPU": 2}, 4),
+    ({"num_cpus": 1, "num_gpus": 1}, {"CPU": 16, "GPU": 3}, 3),
+    ({"num_cpus": 1, "num_gpus": 0.5}, {"CPU": 4}, 1),  # no GPU at all: one run waits for one
+    ({"num_cpus": 0.5, "resources": {"TPU": 4}}, {"CPU": 8, "TPU": 8}, 2),
+    ({"num_cpus": 1, "max_in_flight": 2}, {"CPU": 64}, 2),
+    ({"num_cpus": 0}, {"CPU": 4}, 1),  # nothing reserved: nothing bounds it, one at a time
+])
+def test_runs_submitted_at_once_follow_the_scarcest_reserved_resource(config, cluster, slots):
+    from benchbase_plugins.executors.ray import RayConfig, RayExecutor
+
+    assert RayExecutor(RayConfig(**config))._slots(_Cluster(**cluster)) == slots

@@ -18,7 +18,8 @@ from benchbase.config import build_suite
 from benchbase.contracts import DataSpec
 from benchbase.errors import ConfigError, MissingDataError
 from benchbase_plugins.features import trained_encoder as te_module
-from benchbase_plugins.features.inception_net import FID_WEIGHTS_FILE, FIDInceptionV3
+from benchbase_plugins.features.inception_net import FIDInceptionV3
+from benchbase_plugins.features.weights import FID_WEIGHTS_FILE
 from benchbase_plugins.features.pixels import Pixels
 from benchbase_plugins.features.pretrained import (DINOv2, SSCD, DINOv2Config, Inception, InceptionConfig,
                                                    TorchScriptConfig)
@@ -215,3 +216,33 @@ def test_trained_encoder_is_deterministic_without_cache_and_depends_on_data():
     c.train_split = split[::-1].copy()
     c.prepare(split, DataSpec(shape=(64,)), "cpu")
     assert c.cache_key() != a.cache_key()
+
+
+@pytest.mark.parametrize("space,file", [("inception", FID_WEIGHTS_FILE), ("sscd", "sscd_disc_mixup.torchscript.pt"),
+                                        ("dinov2", "dinov2_vitl14.torchscript.pt")])
+def test_missing_weights_fail_validation_in_one_line_and_nothing_is_written(space, file, tmp_path, monkeypatch,
+                                                                           capsys):
+    from benchbase.cli import main
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: s\ndatasets: [{{name: digits, n: 32}}]\nmodels: [copy_train]\nmetrics: [fd]\n"
+                     f"budget: {{steps: 2}}\neval: {{features: {space}}}\n")
+    for argv in (["validate", str(suite)], ["run", str(suite), "--results", str(tmp_path / "results")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and file in err and str(tmp_path / "hub" / "checkpoints") in err
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_CACHE_HOME": "/tmp/xdg"}, {"TORCH_HOME": "/tmp/th", "XDG_CACHE_HOME": "/x"}])
+def test_the_hub_folder_is_found_as_torch_finds_it_without_importing_torch(env):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from benchbase_plugins.features.weights import hub_dir; a = str(hub_dir()); "
+            "assert 'torch' not in sys.modules; import torch; print(a == torch.hub.get_dir(), a)")
+    clean = {k: v for k, v in os.environ.items() if k not in ("TORCH_HOME", "XDG_CACHE_HOME")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("True"), out.stdout + out.stderr

@@ -37,8 +37,11 @@ SUITE = tiny_suite(
 
 # fd[test] at the final step, per model label and seed; earlier steps are worse by (100 - step) / 10
 FD_FINAL = {"flow": [1.0, 2.0, 3.0], "vae": [4.0, 4.0, 7.0], "copy_train": [0.5, 0.5, 0.5]}
-# mem_ratio[train] per step for the flow: it memorizes at step 100 (> 0.1); vae never; copy always
+# mem_ratio[train] per step, judged against a chance level of 0.04 (spread 0.006, a 2-D
+# dataset): the flow memorizes at step 100 (0.05 at step 50 is 1.6 sd above chance: not
+# significant at 0.01); the vae stays below chance; the copy memorizes from the start
 MEM = {"flow": {10: 0.0, 50: 0.05, 100: 0.4}, "vae": {10: 0.0, 50: 0.0, 100: 0.02}, "copy_train": {0: 1.0}}
+MEM_CHANCE = (0.04, 0.006)
 COVERAGE = {"flow": 0.8, "vae": 0.9, "copy_train": 0.9}  # higher is better: vae and copy tie
 CALIBRATION = {"flow": 0.45, "vae": 0.7, "copy_train": 0.2}  # target 0.5: flow is closest
 
@@ -56,10 +59,14 @@ def value(spec, step, metric, ref):
     return 1.0  # fd[train]
 
 
+def chance(spec, step, metric, ref):
+    return MEM_CHANCE if metric == "mem_ratio" else None
+
+
 @pytest.fixture
 def store_dir(tmp_path, registry):
     path = tmp_path / "a"
-    fake_results(path, registry, SUITE, value)
+    fake_results(path, registry, SUITE, value, chance=chance)
     return path
 
 
@@ -87,9 +94,34 @@ def test_best_follows_each_metric_direction_and_ties_share_it(store_dir):
     best = {key: sorted(m for m, r in recs.items() if r["metrics"][key]["best"])
             for key in ("fd[test]", "mem_ratio[train]", "coverage_test[test]", "calibration_test[train]")}
     assert best == {"fd[test]": ["copy_train"],  # lower
-                    "mem_ratio[train]": ["vae"],  # lower (0.02)
+                    "mem_ratio[train]": ["vae"],  # the only one not above chance
                     "coverage_test[test]": ["copy_train", "vae"],  # higher, a tie
                     "calibration_test[train]": ["flow"]}  # closest to the target 0.5
+
+
+def test_memorization_columns_are_judged_against_chance_and_below_is_not_better(tmp_path, registry):
+    """At chance (0.041) and far below it (0.0) are equally "no memorization": both best,
+    tied in rank; a value significantly above chance is not best, and the cell shows the
+    chance level and how many runs memorize."""
+    mem = {"flow": 0.041, "vae": 0.0, "copy_train": 1.0}
+    fake_results(tmp_path / "r", registry, {**SUITE, "leaderboard": {"primary": "mem_ratio"}},
+                 lambda spec, step, metric, ref: mem[spec.model.label] if metric == "mem_ratio"
+                 else value(spec, step, metric, ref), chance=chance)
+    with ResultSet([tmp_path / "r"]) as rs:
+        (table,) = build_tables(rs)
+    recs = {r["model"]: r for r in table_to_records(table)}
+    cells = {m: r["metrics"]["mem_ratio[train]"] for m, r in recs.items()}
+    assert sorted(m for m, c in cells.items() if c["best"]) == ["flow", "vae"]
+    assert recs["flow"]["rank"] == recs["vae"]["rank"] == 1 and recs["copy_train"]["rank"] == 3
+    assert cells["vae"]["chance"] == pytest.approx(0.04) and cells["vae"]["excess"] == pytest.approx(-0.04)
+    assert cells["copy_train"]["memorizing"] == 3 and cells["vae"]["memorizing"] == 0
+    assert all(c["judged_against_chance"] for c in cells.values())
+    assert not recs["flow"]["metrics"]["fd[test]"]["judged_against_chance"]
+    column = next(c for c in table.columns if c.metric == "mem_ratio")
+    assert column.judged and "chance" in column.header
+    copy_row = next(r for r in table.rows if r.model == "copy_train")
+    assert copy_row.values["mem_ratio[train]"].format() == "1 ± 0 (chance 0.04) †3"
+    assert "judged against chance" in table.caption() and "not rewarded" in table.caption()
 
 
 def test_rank_follows_the_primary_metric_and_ties_share_a_rank(store_dir):
@@ -132,18 +164,25 @@ def test_at_step_takes_that_evaluation_and_oracles_their_only_one(store_dir):
     assert missing["flow"]["metrics"]["fd[test]"]["mean"] is None
 
 
-def test_best_before_memorization_uses_the_best_step_before_onset(store_dir):
+def test_best_before_memorization_uses_the_best_step_before_onset(store_dir, tmp_path, registry):
     with ResultSet([store_dir]) as rs:
         recs = _records(rs, at="best-before-memorization", primary="fd")
-        loose = _records(rs, at="best-before-memorization", primary="fd", mem_threshold=0.5)
-    # flow memorizes at step 100 (0.4 > 0.1): its best fd before that is at step 50
+    # flow memorizes at step 100 (0.4, far above chance): its best fd before that is at step 50
     assert set(recs["flow"]["at_steps"].values()) == {50}
     assert recs["flow"]["metrics"]["fd[test]"]["mean"] == pytest.approx(7.0)
-    # vae never exceeds 0.1: best over every step is the final one
+    # vae never rises above chance: best over every step is the final one
     assert set(recs["vae"]["at_steps"].values()) == {100}
     # copy_train memorizes from its only evaluation: no value, no rank
     assert recs["copy_train"]["runs"] == 0 and recs["copy_train"]["rank"] is None
-    # with a threshold of 0.5 nothing but the copy memorizes
+    # the onsets in the JSON say the same
+    assert {o["censored"] for o in recs["copy_train"]["onsets"].values()} == {"left"}
+    assert {o["tau_mem"] for o in recs["vae"]["onsets"].values()} == {None}
+    assert all(50 < o["tau_mem"] <= 100 and o["metric"] == "mem_ratio" for o in recs["flow"]["onsets"].values())
+    # the suite's dynamics settings set the rule: a minimum excess of 0.5 leaves only the copy memorizing
+    fake_results(tmp_path / "loose", registry, {**SUITE, "dynamics": {"min_excess": {"mem_ratio": 0.5}}}, value,
+                 chance=chance)
+    with ResultSet([tmp_path / "loose"]) as rs:
+        loose = _records(rs, at="best-before-memorization", primary="fd")
     assert set(loose["flow"]["at_steps"].values()) == {100}
 
 

@@ -106,5 +106,58 @@ def test_knn_radii_are_kth_neighbour_distances_and_memoised(monkeypatch):
     np.testing.assert_allclose(knn_radii(x, 3), sk_d[:, 3], atol=1e-6)
     calls = []
     monkeypatch.setattr(neighbors, "knn", lambda *a, **k: calls.append(1))
-    knn_radii(x, 3)  # same array: from the memo
+    knn_radii(x, 3)  # same content: from the memo
+    knn_radii(x.copy(), 3)  # another array with the same content: from the memo too
     assert calls == []
+
+
+def test_memo_follows_content_when_an_array_changes_in_place():
+    """A reference array overwritten in place between calls (a reused buffer) must give
+    the values of its new content, for radii and for every memoised metric statistic."""
+    from benchbase.contracts import DataSpec, EvalContext
+    from benchbase_plugins.metrics.fidelity import FD
+    from benchbase_plugins.metrics.manifold import Precision
+
+    rng = np.random.default_rng(0)
+    gen = rng.standard_normal((300, 8)).astype(np.float32)
+    near, far = gen[::-1].copy() + 0.01, rng.standard_normal((300, 8)).astype(np.float32) + 6.0
+
+    def scores(ref):
+        ctx = EvalContext(gen=gen, train=ref, test=ref, samples=gen, train_data=ref, test_data=ref,
+                          spec=DataSpec(shape=(8,)), feature_space="pixels", step=0, seed=0, device="cpu",
+                          ref=ref, ref_name="train")
+        return FD().compute(ctx)["fd"], Precision().compute(ctx)["precision"], knn_radii(ref, 3).copy()
+
+    fresh_far = scores(far.copy())
+    buffer = near.copy()
+    scores(buffer)
+    buffer[...] = far  # same object, new content
+    changed = scores(buffer)
+    assert changed[0] == fresh_far[0] and changed[1] == fresh_far[1]
+    np.testing.assert_array_equal(changed[2], fresh_far[2])
+    assert changed[0] > 50 and changed[1] < 0.1  # far away: not the near set's fd ~ 0 and precision ~ 1
+
+
+def test_frozen_arrays_are_hashed_once(monkeypatch):
+    x = gaussian(200, 4, 3)
+    x.flags.writeable = False
+    memo = neighbors.ReferenceMemo()
+    hashed = []
+    real = neighbors.content_digest
+    monkeypatch.setattr(neighbors, "content_digest", lambda a: hashed.append(1) or real(a))
+    assert memo.get(x, ("k",), lambda: 1) == 1
+    assert memo.get(x, ("k",), lambda: 2) == 1
+    assert len(hashed) == 1
+    y = x.copy()  # writeable: hashed at every call
+    memo.get(y, ("k",), lambda: 3)
+    memo.get(y, ("k",), lambda: 4)
+    assert len(hashed) == 3
+
+
+def test_memo_entries_die_with_their_arrays():
+    memo = neighbors.ReferenceMemo()
+    x = gaussian(50, 4, 5)
+    memo.get(x, ("k",), lambda: 1)
+    del x
+    memo.get(gaussian(50, 4, 6), ("k",), lambda: 2)
+    assert len(memo.items) == 1

@@ -1,9 +1,10 @@
-"""dcr_overfit, novelty_ratio and ct_test against independent references.
+"""dcr_overfit, novelty_ratio, proximity_auc and ct_test against independent references.
 
 References: scikit-learn NearestNeighbors for distances, scikit-learn KMeans for
 the cells, scipy.stats.mannwhitneyu for each cell's U statistic (Z from the normal
-approximation without tie correction, as Meehan et al.). Fractions agree exactly;
-C_T to 1e-9 relative.
+approximation with Meehan et al.'s continuity correction and without tie
+correction), scikit-learn's roc_auc_score for proximity_auc. Fractions agree
+exactly; C_T to 1e-6 relative.
 """
 from __future__ import annotations
 
@@ -57,9 +58,11 @@ def test_mann_whitney_u_matches_scipy_with_ties():
 
 
 def z_reference(gen_d, test_d):
+    """Meehan et al.'s Zu: scipy's U of the generated distances, mean nm/2 - 0.5 (their
+    continuity correction), no tie correction."""
     m, n = len(gen_d), len(test_d)
-    u = mannwhitneyu(gen_d, test_d).statistic
-    return (u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12)
+    u = mannwhitneyu(gen_d, test_d, alternative="less").statistic
+    return (u - (m * n / 2 - 0.5)) / np.sqrt(m * n * (m + n + 1) / 12)
 
 
 def test_c_t_skips_sparse_cells_without_misaligning_the_others():
@@ -85,22 +88,67 @@ def test_c_t_is_nan_when_no_cell_has_enough_samples():
     assert np.isnan(value) and not used.any()
 
 
-def test_ct_test_matches_an_independent_pipeline():
+def ct_reference(gen, train, test, n_cells, more_than=20):
+    """Meehan et al.'s reference pipeline: k-means cells of T; in each cell the distances
+    of generated and test points to the training points of that cell; cells with more
+    than 20 generated samples; weights P_S(cell)."""
+    km = KMeans(n_clusters=n_cells, n_init=10, random_state=0).fit(train.astype(np.float64))
+    train_cells = km.predict(train.astype(np.float64))
+    test_cells, gen_cells = km.predict(test.astype(np.float64)), km.predict(gen.astype(np.float64))
+    num = den = 0.0
+    for c in range(n_cells):
+        t = train[train_cells == c]
+        g, s = gen[gen_cells == c], test[test_cells == c]
+        if len(g) > more_than and len(s) > 0:
+            num += len(s) / len(test) * z_reference(nn1(g, t), nn1(s, t))
+            den += len(s) / len(test)
+    return num / den
+
+
+def test_ct_test_matches_the_reference_pipeline():
     train, test = gaussian(500, 3, 12), gaussian(300, 3, 13)
     gen = np.concatenate([train[:100] + gaussian(100, 3, 14, scale=0.02), gaussian(200, 3, 15)])
-    cfg = CTTestConfig(n_cells=4, min_gen_per_cell=20, pca_dim=0, seed=0)
-    out = CTTest(cfg).compute(make_ctx(gen, train, test))
-    km = KMeans(n_clusters=4, n_init=10, random_state=0).fit(train.astype(np.float64))
-    test_cells, gen_cells = km.predict(test.astype(np.float64)), km.predict(gen.astype(np.float64))
-    test_d, gen_d = nn1(test, train), nn1(gen, train)
-    num = den = 0.0
-    for c in range(4):
-        g, s = gen_d[gen_cells == c], test_d[test_cells == c]
-        if len(g) >= 20 and len(s) > 0:
-            num += len(s) / len(test) * z_reference(g, s)
-            den += len(s) / len(test)
-    assert out["ct_test"] == pytest.approx(num / den, rel=1e-6)
+    out = CTTest(CTTestConfig(n_cells=4, pca_dim=0, seed=0)).compute(make_ctx(gen, train, test))
+    assert out["ct_test"] == pytest.approx(ct_reference(gen, train, test, 4), rel=1e-6)
     assert out["ct_test"] < -2  # a third of the samples are near-copies
+
+
+def test_ct_test_measures_distances_within_the_cell():
+    """Two clusters: test points of cell A whose nearest training point overall lies in
+    cell B must be measured to A's training points (as the reference code does)."""
+    rng = np.random.default_rng(30)
+    centres = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    train = np.concatenate([c + 0.3 * rng.standard_normal((150, 2)) for c in centres]).astype(np.float32)
+    test = np.concatenate([c + 0.3 * rng.standard_normal((100, 2)) for c in centres]).astype(np.float32)
+    gen = np.concatenate([c + 0.3 * rng.standard_normal((120, 2)) for c in centres]).astype(np.float32)
+    out = CTTest(CTTestConfig(n_cells=2, pca_dim=0, seed=0)).compute(make_ctx(gen, train, test))
+    assert out["ct_test"] == pytest.approx(ct_reference(gen, train, test, 2), rel=1e-6)
+    assert out["ct_test.cells_used"] == 2.0
+
+
+def test_ct_test_uses_cells_of_more_than_20_samples():
+    train, test = gaussian(400, 2, 31), gaussian(300, 2, 32)
+    gen = gaussian(63, 2, 33)  # about 21 per cell over 3 cells: some cells at or under 20
+    cfg = CTTestConfig(n_cells=3, pca_dim=0, seed=0)
+    out = CTTest(cfg).compute(make_ctx(gen, train, test))
+    if out["ct_test.single_cell"] == 0.0:
+        assert out["ct_test"] == pytest.approx(ct_reference(gen, train, test, 3), rel=1e-6)
+    assert CTTestConfig().min_gen_per_cell == 21
+
+
+def test_proximity_auc_is_the_roc_auc_of_nearest_training_distances():
+    from sklearn.metrics import roc_auc_score
+
+    from benchbase_plugins.metrics.novelty import ProximityAUC
+
+    train, test = gaussian(300, 4, 34), gaussian(200, 4, 35)
+    gen = np.concatenate([train[:60] + gaussian(60, 4, 36, scale=0.1), gaussian(140, 4, 37)])
+    out = ProximityAUC().compute(make_ctx(gen, train, test))
+    d_gen, d_test = nn1(gen, train), nn1(test, train)
+    labels = np.r_[np.zeros(len(gen)), np.ones(len(test))]  # test points "positive": the farther ones
+    assert out["proximity_auc"] == pytest.approx(roc_auc_score(labels, np.r_[d_gen, d_test]), rel=1e-12)
+    assert out["proximity_auc"] > 0.55
+    assert ProximityAUC().compute(make_ctx(train[:50], train, test))["proximity_auc"] == 1.0
 
 
 def test_pca_projection_keeps_the_leading_axes():
@@ -117,7 +165,7 @@ def test_ct_test_falls_back_to_one_cell_when_samples_are_too_few():
     Mann-Whitney Z of samples vs test points, flagged, never NaN."""
     train, test = gaussian(200, 3, 21), gaussian(100, 3, 22)
     gen = train[:8] + gaussian(8, 3, 23, scale=0.01)
-    out = CTTest(CTTestConfig(n_cells=4, min_gen_per_cell=20, pca_dim=0)).compute(make_ctx(gen, train, test))
+    out = CTTest(CTTestConfig(n_cells=4, pca_dim=0)).compute(make_ctx(gen, train, test))
     assert out["ct_test.single_cell"] == 1.0
     assert out["ct_test"] == pytest.approx(z_reference(nn1(gen, train), nn1(test, train)), rel=1e-9)
     assert out["ct_test"] < 0

@@ -143,3 +143,17 @@ def test_oracles_evaluated_once_do_not_break_the_figures(registry, tmp_path):
     assert all(f["left_censored"] in ([], [16, 32]) for f in data.fits)
     assert any(p.name.startswith("tiny.curves_step.rectified_flow") for p in paths)
     assert not any("copy_train" in p.name for p in paths)
+
+
+def test_sample_grids_for_every_group_with_images_even_after_a_vector_group(registry, tmp_path):
+    suite = build_suite(tiny_suite(datasets=[{"name": "gmm2d", "n": 64, "config": {"train_size": 500, "test_size": 200}},
+                                             {"name": "digits", "n": 64}],
+                                   models=["copy_train", {"name": "kde", "config": {"bandwidth": 0.2}}],
+                                   metrics=["fd"], eval={"n_samples": 20, "keep_samples": 20}),
+                        "<t>", registry=registry)
+    with Store(tmp_path / "res") as store:
+        assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
+        paths, _ = write_all(store, suite.name, tmp_path / "plots", registry=registry)
+    grids = sorted(p.name for p in paths if ".samples" in p.name and p.suffix == ".png")
+    assert grids == ["tiny.samples.copy_train_on_digits.png", "tiny.samples.kde_on_digits.png"]
+    _check_figure(tmp_path / "plots" / grids[1], tmp_path / "plots" / grids[1].replace(".png", ".svg"))

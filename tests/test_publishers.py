@@ -102,7 +102,7 @@ def test_json_rows_follow_the_schema(registry, tables):
     assert isinstance(rows, list) and len(rows) == 3
     top = min(rows, key=lambda r: r["rank"])
     assert top["model"] == "=HYPERLINK(1)" and top["metrics"]["fd[test]"]["best"] is True
-    assert top["schema_version"] == 1 and top["primary"] == "fd[test]"
+    assert top["schema_version"] == 2 and top["primary"] == "fd[test]"
 
 
 class _Collect(HTMLParser):

@@ -53,22 +53,54 @@ def test_class_names():
     assert class_name("_1x") == "Plugin1x"
 
 
-@pytest.mark.parametrize("kind,framework", [("model", "torch"), ("model", "jax"), ("dataset", "torch"),
-                                            ("metric", "torch")])
+@pytest.mark.parametrize("kind,framework", [("model", "torch"), ("model", "jax"), ("model", "numpy"),
+                                            ("dataset", "torch"), ("metric", "torch")])
 def test_the_package_is_complete_and_well_formed(kind, framework):
     files = plan(kind, "thing", framework)
     assert set(files) == {"pyproject.toml", "README.md", "benchbase_thing/__init__.py",
-                          "benchbase_thing/plugin.py", "tests/test_thing.py", "suites/thing.yaml"}
+                          "benchbase_thing/thing.py", "tests/test_thing.py", "suites/thing.yaml"}
     for path, text in files.items():
         if path.endswith(".py"):
             ast.parse(text, filename=path)
     meta = tomllib.loads(files["pyproject.toml"])
-    assert meta["project"]["entry-points"]["benchbase"] == {"thing": "benchbase_thing.plugin"}
+    assert meta["project"]["entry-points"]["benchbase"] == {"thing": "benchbase_thing.thing"}
     assert meta["project"]["name"] == "benchbase-thing"
-    assert ("benchbase[jax]" in meta["project"]["dependencies"]) == (framework == "jax")
-    plugin = files["benchbase_thing/plugin.py"]
+    assert ("benchbase[jax]" in meta["project"]["dependencies"]) == (framework == "jax" and kind == "model")
+    plugin = files["benchbase_thing/thing.py"]
     assert "TODO" in plugin and "@hookimpl" in plugin
     assert f'framework = "{framework}"' in plugin or kind != "model"
+    assert "from benchbase_thing.thing import" in files["tests/test_thing.py"]
+
+
+def test_a_package_named_apart_from_its_plugin():
+    files = plan("model", "kde2", "numpy", package="mylab")
+    assert "benchbase_mylab/kde2.py" in files
+    meta = tomllib.loads(files["pyproject.toml"])
+    assert meta["project"]["name"] == "benchbase-mylab"
+    assert meta["project"]["entry-points"]["benchbase"] == {"kde2": "benchbase_mylab.kde2"}
+
+
+def test_plugins_are_added_to_an_existing_package(tmp_path, capsys):
+    assert main(["new", "model", "kit_base", "--framework", "numpy", "--package", "kitlab",
+                 "--dir", str(tmp_path)]) == 0
+    package = tmp_path / "benchbase-kitlab"
+    assert main(["new", "metric", "kit_score", "--into", str(package)]) == 0
+    assert "pip install -e ." in capsys.readouterr().out
+    meta = tomllib.loads((package / "pyproject.toml").read_text())
+    assert meta["project"]["entry-points"]["benchbase"] == {"kit_base": "benchbase_kitlab.kit_base",
+                                                           "kit_score": "benchbase_kitlab.kit_score"}
+    for rel in ("benchbase_kitlab/kit_score.py", "tests/test_kit_score.py", "suites/kit_score.yaml"):
+        assert (package / rel).is_file()
+    assert "from benchbase_kitlab.kit_score import KitScore" in (package / "tests/test_kit_score.py").read_text()
+    before = (package / "pyproject.toml").read_text()
+    assert main(["new", "metric", "kit_score", "--into", str(package)]) == 2  # nothing overwritten
+    assert "entry point 'kit_score' exists already" in capsys.readouterr().err
+    assert (package / "pyproject.toml").read_text() == before
+
+
+def test_into_needs_a_package_made_by_benchbase_new(tmp_path, capsys):
+    assert main(["new", "metric", "kit_score", "--into", str(tmp_path)]) == 2
+    assert "no pyproject.toml" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -78,7 +110,7 @@ def generate(tmp_path, monkeypatch):
     def make(kind, name, framework=None):
         target = scaffold(kind, name, framework, tmp_path)
         monkeypatch.syspath_prepend(str(target))
-        module = f"benchbase_{name}.plugin"
+        module = f"benchbase_{name}.{name}"
         imported.extend([module, f"benchbase_{name}"])
         registry = build_registry(PluginPolicy(entry_points=False, strict=True, extra=(module,)))
         return target, registry, registry.get(kind, name, framework).cls
@@ -94,6 +126,15 @@ def test_generated_torch_model_keeps_the_contract_and_its_suite_validates(genera
     check_model(cls, dataset="vector", config=small_config(cls))
     suite = load_suite(target / "suites" / "kit_flow.yaml", registry=registry)
     assert {r.model.name for r in suite.runs} == {"kit_flow", "copy_train"}
+
+
+def test_generated_numpy_model_keeps_the_contract_and_its_suite_validates(generate):
+    target, registry, cls = generate("model", "kit_gauss", "numpy")
+    for modality in ("vector", "image"):
+        report = check_model(cls, dataset=modality)
+        assert {"train_step.updates", "init.uses_seed", "save_load.resume", "log_prob.finite"} <= set(report.checked)
+    suite = load_suite(target / "suites" / "kit_gauss.yaml", registry=registry)
+    assert {r.model.framework for r in suite.runs} == {"numpy"}
 
 
 def test_generated_dataset_keeps_the_contract_and_its_suite_validates(generate):
@@ -123,4 +164,5 @@ def test_cli_prints_the_next_steps(tmp_path, capsys):
     assert main(["new", "dataset", "kit_cli", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "pip install -e ." in out and "suites/kit_cli.yaml" in out
-    assert (tmp_path / "benchbase-kit-cli" / "benchbase_kit_cli" / "plugin.py").exists()
+    assert (tmp_path / "benchbase-kit-cli" / "benchbase_kit_cli" / "kit_cli.py").exists()
+    assert "benchbase_kit_cli/kit_cli.py" in out and "--into" in out

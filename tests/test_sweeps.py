@@ -147,6 +147,12 @@ sweep:
     assert len(suite.runs) == 2 * 2 * 2
     wider = load_suite(path, ["sweep.n=[16,32,64]"], registry=registry)
     assert len(wider.runs) == 3 * 2 * 2
+    # an axis whose name has a dot is one key: replaced, not nested
+    narrower = load_suite(path, ["sweep.model.width=[4]"], registry=registry)
+    assert {r.model.config["width"] for r in narrower.runs} == {4} and len(narrower.runs) == 2 * 2
+    added = load_suite(path, ["sweep.model.depth=[1,2]", "sweep.budget.batch_size=[8]"], registry=registry)
+    assert {(r.model.config["depth"], r.budget.batch_size) for r in added.runs} == {(1, 8), (2, 8)}
+    assert len(added.runs) == 2 * 2 * 2 * 2
 
 
 def test_every_combination_runs_with_the_same_budget(registry, results_dir):

@@ -22,7 +22,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-COMMANDS = ("plugins", "validate", "run", "leaderboard", "report", "plot", "dynamics", "docs", "new")
+COMMANDS = ("plugins", "validate", "run", "leaderboard", "score", "report", "plot", "dynamics", "sensitivity",
+            "chance", "docs", "new")
 
 
 def command_modules() -> list[ModuleType]:

@@ -18,7 +18,7 @@ def add_arguments(p) -> None:
     add_results_dir(p)
     p.add_argument("--suite", required=True, help="suite name in the store")
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="dynamics settings, e.g. copy_threshold=0.05 criterion=loss")
+                   help="dynamics settings, e.g. alpha=0.05 min_excess.mem_ratio=0.02 criterion=loss")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
 
 

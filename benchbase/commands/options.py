@@ -12,12 +12,15 @@ from benchbase.paths import DB_NAME, default_results_dir
 
 
 def add_suite_arguments(p: argparse.ArgumentParser) -> None:
-    """The suite YAML file, ``key=value`` overrides and ``--device``."""
+    """The suite YAML file, ``key=value`` overrides, ``--device`` and ``--tracker``."""
     p.add_argument("suite", help="suite YAML file")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotlist overrides, e.g. budget.examples=2e5 seeds=[0,1]")
     p.add_argument("--device", choices=None, default=None,
                    help="auto | cpu | cuda | cuda:N | tpu (overrides the suite's device)")
+    p.add_argument("--tracker", action="append", default=[], metavar="NAME",
+                   help="also mirror the runs to this experiment tracker: tensorboard, mlflow, wandb, ... "
+                        "(repeatable; added to the suite's `trackers` with its default config)")
 
 
 def add_results_dir(p: argparse.ArgumentParser) -> None:
@@ -88,7 +91,6 @@ def report_conflicts(conflicts: list) -> int:
 def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that choose which tables and values (shared by leaderboard and report)."""
     from benchbase.leaderboard import AT_RULES
-    from benchbase.verdicts import COPY_METRIC, COPY_REF, FALLBACK_COPY_THRESHOLD
 
     parser.add_argument("--suite", help="only this suite")
     parser.add_argument("--dataset", help="only this dataset (label or name)")
@@ -96,10 +98,8 @@ def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--primary", help="metric to rank by (default: the suite's, else the first)")
     parser.add_argument("--ref", choices=("train", "test"), help="reference split for metrics that have both")
     parser.add_argument("--at", default="final",
-                        help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final)")
-    parser.add_argument("--mem-threshold", type=float, default=FALLBACK_COPY_THRESHOLD, metavar="F",
-                        help=f"for --at best-before-memorization on runs without stored training dynamics: "
-                             f"{COPY_METRIC}[{COPY_REF}] above F counts as memorizing (default: %(default)s)")
+                        help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final); "
+                             "memorization onsets follow the suite's dynamics settings (benchbase dynamics)")
 
 
 def tables_from_args(results, args) -> list:
@@ -111,6 +111,6 @@ def tables_from_args(results, args) -> list:
         raise UnknownPluginError("suite", args.suite, results.suites())
     try:
         return build_tables(results, suite=args.suite, dataset=args.dataset, metrics=args.metric, at=args.at,
-                            primary=args.primary, ref=args.ref, mem_threshold=args.mem_threshold)
+                            primary=args.primary, ref=args.ref)
     except ValueError as exc:
         raise BenchbaseInputError(str(exc)) from None

@@ -28,7 +28,7 @@ def run(args) -> int:
 
     registry = build_registry()
     suite = load_suite(args.suite, args.overrides, registry=registry, device=args.device,
-                       executor=args.executor)
+                       executor=args.executor, trackers=args.tracker)
     check_devices(suite, registry)
     reporter = Reporter(quiet=args.quiet)
     with Store(args.results) as store:

@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from benchbase.config import load_suite
 
-    suite = load_suite(args.suite, args.overrides, device=args.device)
+    suite = load_suite(args.suite, args.overrides, device=args.device, trackers=args.tracker)
     steps = sorted({r.budget.steps for r in suite.runs})
     print(f"{args.suite}: valid. Suite '{suite.name}': {len(suite.runs)} run(s), "
           f"{len({r.model.label for r in suite.runs})} model(s), "

@@ -15,23 +15,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchbase.testing.common import small_config
 from benchbase.testing.datasets import check_dataset
 from benchbase.testing.executors import check_executor
 from benchbase.testing.features import check_feature_extractor
 from benchbase.testing.metrics import check_metric
-from benchbase.testing.models import check_model, small_config
+from benchbase.testing.models import check_model
 from benchbase.testing.publishers import check_publisher
 from benchbase.testing.runs import SuiteRun, run_suite_quietly
 from benchbase.testing.scenarios import SCENARIOS
+from benchbase.testing.trackers import check_tracker
 from benchbase.testing.toydata import ToyImages, ToyVectors, make_train_data, resolve_dataset
 from benchbase.testing.violations import ContractViolation, Report
 
 CHECKS = {"model": check_model, "dataset": check_dataset, "metric": check_metric,
-          "feature": check_feature_extractor, "publisher": check_publisher, "executor": check_executor}
+          "feature": check_feature_extractor, "publisher": check_publisher, "executor": check_executor,
+          "tracker": check_tracker}
 
 
 def check(kind: str, cls: Any, **kwargs) -> Report:
-    """The check for a plugin of ``kind`` (model, dataset, metric, feature, publisher, executor)."""
+    """The check for a plugin of ``kind`` (model, dataset, metric, feature, publisher, executor, tracker)."""
     if kind not in CHECKS:
         raise ValueError(f"no check for kind '{kind}'; kinds: {', '.join(CHECKS)}")
     return CHECKS[kind](cls, **kwargs)
@@ -39,5 +42,5 @@ def check(kind: str, cls: Any, **kwargs) -> Report:
 
 __all__ = ["CHECKS", "SCENARIOS", "ContractViolation", "Report", "SuiteRun", "ToyImages", "ToyVectors",
            "check", "check_dataset", "check_executor", "check_feature_extractor", "check_metric",
-           "check_model", "check_publisher", "make_train_data", "resolve_dataset", "run_suite_quietly",
-           "small_config"]
+           "check_model", "check_publisher", "check_tracker", "make_train_data", "resolve_dataset",
+           "run_suite_quietly", "small_config"]

@@ -85,3 +85,30 @@ def close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-4, atol: float = 1e-5) 
 def fingerprint(*arrays: Any) -> list:
     """A cheap snapshot to prove a plugin left its inputs untouched."""
     return [None if a is None else np.array(a, copy=True) for a in arrays]
+
+
+FIX_KEY = ("draw all randomness from the `key` handed to train_step/sample (a seeded torch.Generator, "
+           "a JAX PRNGKey or a numpy Generator) and the `seed` handed to init; never from global RNGs "
+           "(torch.manual_seed, np.random.*, random.*), the clock or object ids")
+
+
+# Usual size knobs and the small values that keep a conformance check to a second
+# (`steps`: the fitting steps of a learned feature space).
+SMALL_VALUES = {"width": 32, "hidden": 32, "hidden_dim": 32, "channels": 16, "base_channels": 16,
+                "res_blocks": 1, "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4,
+                "iwae_samples": 4, "steps": 50, "loglik_steps": 4}
+
+
+def small_config(plugin_cls: Any) -> dict:
+    """Overrides that shrink the usual size knobs a plugin's Config has (width, sample
+    steps, fitting steps...) for quick checks; knobs it lacks, or already smaller, are
+    left alone."""
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(plugin_cls.Config):
+        small = SMALL_VALUES.get(f.name)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if small is not None and isinstance(default, int) and not isinstance(default, bool) and default > small:
+            out[f.name] = small
+    return out

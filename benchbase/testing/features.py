@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from benchbase.evaluation import floating_dtype
+
 from benchbase.contracts import DataSpec
 from benchbase.testing.common import check_declaration, close, fingerprint, label, make_config, same
 from benchbase.testing.violations import Checker, Report
@@ -71,9 +73,10 @@ def _prepared(c: Checker, cls: Any, cfg: Any, train: np.ndarray, spec: DataSpec,
 def _embed(c: Checker, ext: Any, x: np.ndarray, what: str) -> np.ndarray:
     with c.calling("embed", what):
         out = ext.embed(x)
-    c.require(isinstance(out, np.ndarray) and out.dtype == np.float32, "embed.float32",
+    c.require(isinstance(out, np.ndarray) and floating_dtype(out) is not None, "embed.dtype",
               f"{what} returned {type(out).__name__} of dtype {getattr(out, 'dtype', '?')}",
-              "return a float32 numpy array (.detach().float().cpu().numpy() from torch)")
+              "return a floating-point numpy array (.detach().float().cpu().numpy() from torch); "
+              "the core converts it to float32, as in a run")
     c.require(out.ndim == 2 and len(out) == len(x) and out.shape[1] > 0, "embed.shape",
               f"{what} returned shape {out.shape} for {len(x)} examples", "return (N, d) features")
     c.require(bool(np.isfinite(out).all()), "embed.finite", f"{what} returned NaN or Inf",

@@ -26,7 +26,7 @@ class KitMean(Model):
     """A stand-in that tracks the data mean: it trains, is exact, and needs no framework."""
 
     name = "kit_mean"
-    family = "oracle"  # no generative family; it exists to exercise executors
+    family = "baseline"
     framework = "numpy"
     Config = KitMeanConfig
 

@@ -2,8 +2,9 @@
 :mod:`benchbase.testing.scenarios`) and checks the metric contract: a headline value
 under the metric's own name, finite, repeatable, blind to the order of samples, not
 writing into the arrays it is handed, ranking a better/worse pair the way its declared
-direction says, the ideal value on identical sets, and finite (or a clear refusal) on
-tiny and duplicated inputs.
+direction says, moving the declared ``memorizes`` way on copies (memorization metrics),
+the ideal value on identical sets, and finite (or a clear refusal) on tiny and
+duplicated inputs.
 
 What "better" means depends on what a metric measures: a fidelity metric prefers fresh
 samples to noise, a memorization metric prefers fresh samples to copies. A metric
@@ -197,6 +198,17 @@ def check_metric(metric_cls: Any, config: Any = None, *, pairs: Any = _UNSET, id
                       "fix the declared direction (or target), or the computation; if this metric does "
                       "not rank this pair, declare the pairs it does in conformance = {'pairs': [...]}")
 
+        memorizes = getattr(metric_cls, "memorizes", None)
+        if memorizes is None:
+            c.skip("memorizes", "not a memorization metric")
+        else:
+            vt = s.headline(s.scenario("true", ref, n_gen), f"scenario 'true' ({ref})")
+            vc = s.headline(s.scenario("copies", ref, n_gen), f"scenario 'copies' ({ref})")
+            c.require(vc >= vt if memorizes == "higher" else vc <= vt, "memorizes",
+                      f"'{name}' is {vt:.6g} on fresh samples and {vc:.6g} on copies (against {ref}); with "
+                      f"memorizes = '{memorizes}' copies should not read {('lower', 'higher')[memorizes == 'lower']}",
+                      "fix the declared memorizes (the way the value moves when samples copy the training "
+                      "set), or the computation")
         if ideal is None:
             c.skip("identical", "no ideal value declared")
         else:

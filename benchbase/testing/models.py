@@ -4,28 +4,27 @@ to convergence: shapes, dtypes, finiteness, repeatability under a seed, that it
 learns only from the batches the core hands it, save/load, and its capabilities."""
 from __future__ import annotations
 
+import contextlib
 import numbers
 import random
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchbase.contracts import Batch
+from benchbase.evaluation import floating_dtype
 from benchbase.frameworks import get_framework
-from benchbase.testing.common import check_declaration, close, label, make_config, require_framework, same
+from benchbase.testing.capabilities import CAPABILITY_CHECKS
+from benchbase.testing.common import FIX_KEY, check_declaration, label, make_config, require_framework, same
 from benchbase.testing.toydata import first_n, resolve_dataset, train_data
 from benchbase.testing.violations import Checker, Report
 
 # Config fields that would let a model set its own budget; the core owns it.
 BUDGET_FIELDS = frozenset({"batch_size", "epochs", "n_epochs", "num_epochs", "n_iter", "max_steps",
                            "train_steps", "iterations", "max_iter"})
-# Noise levels for denoise, variance-exploding: from nearly clean to nearly pure noise.
-SIGMAS = (0.002, 0.1, 1.0, 10.0, 80.0)
-_SAMPLE, _OTHER_SAMPLE, _CAPABILITY = 11, 12, 13
-
-_FIX_KEY = ("draw all randomness from the `key` handed to train_step/sample (a seeded torch.Generator, "
-            "a JAX PRNGKey or a numpy Generator) and the `seed` handed to init; never from global RNGs "
-            "(torch.manual_seed, np.random.*, random.*), the clock or object ids")
+_SAMPLE, _OTHER_SAMPLE = 11, 12
 
 
 class _Harness:
@@ -34,7 +33,7 @@ class _Harness:
     def __init__(self, c: Checker, cls: Any, cfg: Any, dataset: Any, device: str, seed: int,
                  n_train: int, batch_size: int):
         self.c, self.cls, self.cfg, self.seed = c, cls, cfg, seed
-        self.splits, self.dataset = resolve_dataset(dataset)
+        self.splits, self.dataset = dataset
         self.spec = self.splits.spec
         self.subset = first_n(self.splits, n_train)
         self.fw = get_framework(cls.framework)
@@ -111,9 +110,10 @@ class _Harness:
                        f"return {fw} arrays on data.device; the core converts them (no host round trip "
                        f"inside the model)")
         dtype = str(getattr(out, "dtype", ""))
-        self.c.require(dtype.endswith("float32"), f"{clause}.dtype",
-                       f"{what} returned dtype {dtype}; data crosses the plugin boundary as float32",
-                       "cast the output to float32 (e.g. `.float()` in torch, `.astype(jnp.float32)`)")
+        self.c.require(floating_dtype(out) is not None, f"{clause}.dtype",
+                       f"{what} returned dtype {dtype}; arrays cross the plugin boundary as floating point "
+                       "(the core converts any float dtype to float32, as in a run)",
+                       "return a float array (e.g. `.float()` in torch, `.astype(np.float32)`)")
 
     def sample(self, model: Any, state: Any, n: int, salt: int = _SAMPLE) -> np.ndarray:
         c = self.c
@@ -196,11 +196,28 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
     Dataset class or instance, or DataSplits. ``config``: a dict (validated like a
     suite's) or a Config instance; None uses the defaults. Keep sizes tiny: every
     clause runs in a few steps. Returns a Report of the clauses that hold.
+
+    A model that reads its inputs from disk (samples made elsewhere) defines a
+    classmethod ``conformance_config(splits, folder) -> dict`` that writes inputs
+    shaped like ``splits`` into the temporary ``folder`` and returns the config
+    entries that point at them; ``config`` overrides them.
     """
     c = Checker(label("model", model_cls))
     check_declaration(c, "model", model_cls)
     require_framework(model_cls.framework)
-    cfg = make_config(c, model_cls, config)
+    resolved = resolve_dataset(dataset)
+    with contextlib.ExitStack() as cleanup:
+        if hasattr(model_cls, "conformance_config") and (config is None or isinstance(config, dict)):
+            # a model that reads inputs from disk writes some for the kit's data
+            folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="benchbase-kit-")))
+            with c.calling("conformance_config", "conformance_config(splits, folder)"):
+                config = {**model_cls.conformance_config(resolved[0], folder), **(config or {})}
+        return _check_model(c, model_cls, make_config(c, model_cls, config), resolved, device, seed, n_train,
+                            batch_size, steps, n_samples)
+
+
+def _check_model(c: Checker, model_cls: Any, cfg: Any, resolved: tuple, device: str, seed: int, n_train: int,
+                 batch_size: int, steps: int, n_samples: int) -> Report:
     budget_knobs = sorted(BUDGET_FIELDS & {f for f in getattr(cfg, "__dataclass_fields__", {})})
     c.require(not budget_knobs, "config.no_budget",
               f"Config has {', '.join(budget_knobs)}: a model that sets its own budget breaks the "
@@ -208,11 +225,10 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
               "remove them; the suite's budget (batch_size, examples or steps) is the same for every "
               "model, and batches_per_step() is how a model asks for several batches per update")
     trains = bool(getattr(model_cls, "trains", True))
-    c.require(trains or model_cls.family == "oracle", "family.trains",
-              f"trains=False but family is '{model_cls.family}'",
-              "only oracles skip training; a trainable model keeps trains=True")
+    for clause, reason in getattr(model_cls, "opt_outs", {}).items():
+        c.opt_out(clause, reason)
 
-    h = _Harness(c, model_cls, cfg, dataset, device, seed, n_train, batch_size)
+    h = _Harness(c, model_cls, cfg, resolved, device, seed, n_train, batch_size)
     model, state, _ = h.new(seed)
     with c.calling("batches_per_step", "batches_per_step()"):
         k = model.batches_per_step()
@@ -227,12 +243,13 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
         params = model.param_count(state)
     c.require(isinstance(params, (int, np.integer)) and params >= (1 if trains else 0), "param_count",
               f"param_count(state) returned {params!r}",
-              "return the number of trainable scalars (an int; > 0 for a model that trains)")
+              "return how many numbers the model holds to generate: trained parameters, or the training "
+              "values a non-parametric model keeps (an int; > 0 for a model that trains)")
 
     at_init = h.sample(model, state, n_samples)
     h.sample(model, state, 1)
     c.require(same(h.sample(model, state, n_samples), at_init), "sample.deterministic",
-              "two calls of sample(state, n, key) with equal keys gave different samples", _FIX_KEY)
+              "two calls of sample(state, n, key) with equal keys gave different samples", FIX_KEY)
     c.require(not same(h.sample(model, state, n_samples, _OTHER_SAMPLE), at_init), "sample.uses_key",
               "sample(state, n, key) gave the same samples for two different keys",
               "draw the sampler's noise from `key`: the core hands a fixed key per run, so samples "
@@ -242,6 +259,14 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
         state = _check_training(c, h, model, state, at_init, steps, n_samples)
     else:
         c.skip("train_step", "trains=False: the core never calls train_step")
+        twin, twin_state, _ = h.new(h.seed)
+        c.require(same(h.sample(twin, twin_state, n_samples), at_init), "init.deterministic",
+                  "two instances initialised with the same seed sample differently", FIX_KEY)
+        state = _check_replay(c, h, model, state, at_init, n_samples)
+    c.require(model_cls.family == "oracle" or h.fresh_calls == 0, "fresh_data.oracles_only",
+              f"a model of family '{model_cls.family}' called data.sample_fresh {h.fresh_calls} time(s)",
+              "fresh draws of the true distribution are for oracles (family 'oracle'), which calibrate "
+              "metrics; any other model learns from the training subset only")
 
     blob = _check_save(c, model, state)
     restored, restored_state = h.restore(blob)
@@ -262,7 +287,7 @@ def check_model(model_cls: Any, dataset: Any = None, config: Any = None, *, devi
                   "must equal an uninterrupted one")
 
     for cap in sorted(getattr(model_cls, "capabilities", ())):
-        _CAPABILITY_CHECKS[cap](c, h, model, state, n_samples)
+        CAPABILITY_CHECKS[cap](c, h, model, state, n_samples)
     if not getattr(model_cls, "capabilities", ()):
         c.skip("capabilities", "none declared")
     return c.report
@@ -289,7 +314,7 @@ def _check_training(c: Checker, h: _Harness, model: Any, state: Any, at_init: np
     # initialised with was overwritten with NaN, and with other global RNG states.
     twin, twin_state, twin_data = h.new(h.seed)
     c.require(same(h.sample(twin, twin_state, n_samples), at_init), "init.deterministic",
-              "two instances initialised with the same seed sample differently", _FIX_KEY)
+              "two instances initialised with the same seed sample differently", FIX_KEY)
     _poison(twin_data, fw_name)
     _perturb_global_rngs(2, fw_name)
     draw = h.drawer()
@@ -309,7 +334,7 @@ def _check_training(c: Checker, h: _Harness, model: Any, state: Any, at_init: np
               "(shapes, statistics) in the state, not a reference to the data")
     c.require(same(twin_raw, trained), "train_step.deterministic",
               "two runs with the same seed and the same batches and keys ended with different models",
-              _FIX_KEY)
+              FIX_KEY)
     c.require(h.fresh_calls == 0, "train_step.no_fresh_data",
               f"the model called data.sample_fresh {h.fresh_calls} time(s)",
               "sample_fresh is for oracles that do not train; a trained model that draws fresh data "
@@ -322,6 +347,28 @@ def _check_training(c: Checker, h: _Harness, model: Any, state: Any, at_init: np
               "torch.random.fork_rng + manual_seed(seed); JAX: jax.random.PRNGKey(seed))")
     _check_uses_every_chunk(c, h, model, state, n_samples)
     return state
+
+
+def _check_replay(c: Checker, h: _Harness, model: Any, state: Any, at_init: np.ndarray, n_samples: int) -> Any:
+    """A model that replays samples made elsewhere: its steps, and seeking between them."""
+    with c.calling("eval_steps", "eval_steps()"):
+        steps = model.eval_steps()
+    if steps is None:
+        c.skip("eval_steps", "evaluated once, at step 0")
+        return state
+    c.require(isinstance(steps, list) and steps and steps == sorted(set(steps))
+              and all(isinstance(s, (int, np.integer)) and s >= 0 for s in steps), "eval_steps",
+              f"eval_steps() returned {steps!r}", "return the training steps with samples: a sorted, "
+              "non-empty list of distinct ints >= 0")
+    with c.calling("seek", f"seek(state, {steps[-1]})"):
+        last = model.seek(state, steps[-1])
+    h.sample(model, last, n_samples)
+    with c.calling("seek", f"seek(state, {steps[0]})"):
+        first = model.seek(last, steps[0])
+    c.require(same(h.sample(model, first, n_samples), at_init), "seek.first",
+              f"after init the model samples differently than after seek(state, {steps[0]}), its first step",
+              "start init at the first of eval_steps(), and make seek(state, step) depend on the step only")
+    return last
 
 
 def _check_uses_every_chunk(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
@@ -357,141 +404,3 @@ def _check_save(c: Checker, model: Any, state: Any) -> bytes:
     c.require(isinstance(blob, bytes), "save.bytes", f"save(state) returned {type(blob).__name__}",
               "return bytes (e.g. a torch.save or flax.serialization.to_bytes buffer)")
     return blob
-
-
-def _unchanged(c: Checker, h: _Harness, model: Any, state: Any, before: np.ndarray, cap: str) -> None:
-    c.require(same(h.sample(model, state, len(before)), before), f"{cap}.no_update",
-              f"calling {cap} changed the model (its samples differ afterwards)",
-              f"{cap} evaluates only: no optimiser step, no parameter or buffer updates (torch: "
-              "@torch.no_grad() and no BatchNorm in train mode)")
-
-
-def _check_heldout_loss(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
-    before = h.sample(model, state, n_samples)
-    n_test = len(h.splits.test)
-    values = []
-    for i, rows in enumerate((np.arange(min(h.batch_size, n_test)), np.arange(min(h.batch_size, n_test)),
-                              np.arange(min(5, n_test)))):
-        with c.calling("heldout_loss", f"heldout_loss(state, batch of {len(rows)}, key)"):
-            out = model.heldout_loss(state, h.batch(rows, "test"), h.key(_CAPABILITY))
-        values.append(h.scalar(out, f"heldout_loss(state, batch of {len(rows)}, key)", "heldout_loss.scalar"))
-        if i == 0:
-            _unchanged(c, h, model, state, before, "heldout_loss")
-    c.require(values[0] == values[1], "heldout_loss.deterministic",
-              "heldout_loss gave two values for the same batch and key", _FIX_KEY)
-
-
-def _check_denoise(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
-    before = h.sample(model, state, n_samples)
-    clean = h.splits.test[:5]
-    rng = np.random.default_rng(0)
-    for sigma in SIGMAS:
-        noisy = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
-        what = f"denoise(state, x_noisy of shape {noisy.shape}, sigma={sigma})"
-        outs = []
-        for x in (noisy, noisy, noisy[:1]):
-            with c.calling("denoise", what, "denoise takes any sigma > 0 of the variance-exploding "
-                                            "convention x_noisy = x + sigma * eps, including sigma > 1"):
-                raw = model.denoise(state, h.fw.put(x, h.device), sigma)
-            h.native(raw, what, "denoise.type")
-            outs.append(np.array(h.fw.to_numpy(raw), copy=True))
-            if len(outs) == 1 and sigma == SIGMAS[0]:
-                _unchanged(c, h, model, state, before, "denoise")
-        out = outs[0]
-        c.require(out.shape == noisy.shape, "denoise.shape", f"{what} returned shape {out.shape}",
-                  "return an estimate of the clean x with the shape of x_noisy")
-        c.require(bool(np.isfinite(out).all()), "denoise.finite", f"{what} returned NaN or Inf",
-                  "sigma follows the variance-exploding convention (x_noisy = x + sigma * eps, sigma "
-                  "from ~0.002 to ~80): convert it to your own schedule, e.g. t = 1 / (1 + sigma) for a "
-                  "rectified flow or alpha_bar = 1 / (1 + sigma^2) for a VP/DDPM model, and rescale "
-                  "x_noisy accordingly")
-        c.require(same(outs[1], out), "denoise.deterministic", f"{what} gave two different answers",
-                  "denoise is a function of (state, x_noisy, sigma): no randomness")
-        c.require(close(outs[2], out[:1]), "denoise.per_example",
-                  f"{what}: row 0 denoised alone differs from row 0 denoised in the batch",
-                  "denoise each example independently (no batch statistics, BatchNorm in eval mode)")
-
-
-def _on_seven_twice(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int, cap: str, what: str,
-                    call, convert) -> list:
-    """``call(x)`` on 7 test examples, twice, each result through ``convert``; the model
-    must be unchanged after the first call."""
-    before = h.sample(model, state, n_samples)
-    x = h.fw.put(np.ascontiguousarray(h.splits.test[:7]), h.device)
-    outs = []
-    for _ in range(2):
-        with c.calling(cap, what):
-            raw = call(x)
-        outs.append(convert(raw))
-        if len(outs) == 1:
-            _unchanged(c, h, model, state, before, cap)
-    return outs
-
-
-def _check_log_prob(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
-    def convert(raw):
-        h.native(raw, "log_prob(state, x, key)", "log_prob.type")
-        return np.array(h.fw.to_numpy(raw), copy=True)
-
-    outs = _on_seven_twice(c, h, model, state, n_samples, "log_prob", "log_prob(state, x of 7 examples, key)",
-                           lambda x: model.log_prob(state, x, h.key(_CAPABILITY)), convert)
-    c.require(outs[0].shape == (7,), "log_prob.shape", f"log_prob of 7 examples returned shape {outs[0].shape}",
-              "return one log-likelihood (nats) per example: shape (n,)")
-    c.require(bool(np.isfinite(outs[0]).all()), "log_prob.finite", "log_prob returned NaN or Inf",
-              "use log-sum-exp for mixtures and importance weights; clamp variances away from 0")
-    c.require(same(outs[0], outs[1]), "log_prob.deterministic",
-              "log_prob gave two answers for the same x and key", _FIX_KEY)
-
-
-def _check_encode(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
-    def convert(raw):
-        c.require(isinstance(raw, tuple) and len(raw) == 2, "encode.pair",
-                  f"encode returned {type(raw).__name__}, not a (mean, log_var) pair",
-                  "return (mean, log_var), log_var None for a deterministic encoder")
-        mean, log_var = raw
-        h.native(mean, "encode(state, x) mean", "encode.type")
-        return (np.array(h.fw.to_numpy(mean), copy=True),
-                None if log_var is None else np.array(h.fw.to_numpy(log_var), copy=True))
-
-    codes = _on_seven_twice(c, h, model, state, n_samples, "encode", "encode(state, x of 7 examples)",
-                            lambda x: model.encode(state, x), convert)
-    mean, log_var = codes[0]
-    c.require(mean.ndim == 2 and len(mean) == 7, "encode.shape", f"encode of 7 examples gave a mean of shape "
-              f"{mean.shape}", "one latent code per example: shape (n, latent_dim)")
-    c.require(log_var is None or log_var.shape == mean.shape, "encode.log_var",
-              f"log_var has shape {None if log_var is None else log_var.shape}, mean {mean.shape}",
-              "a diagonal Gaussian: log_var shaped like the mean (or None for a point mass)")
-    c.require(bool(np.isfinite(mean).all()) and (log_var is None or bool(np.isfinite(log_var).all())),
-              "encode.finite", "encode returned NaN or Inf", "clamp the log variance")
-    c.require(same(codes[1][0], mean), "encode.deterministic", "encode gave two codes for the same x",
-              "encode returns the encoder's distribution, not a draw from it")
-    with c.calling("encode", "decode(state, z of 7 codes)"):
-        out = h.fw.to_numpy(model.decode(state, h.fw.put(np.ascontiguousarray(mean, dtype=np.float32), h.device)))
-    c.require(out.shape == tuple(h.splits.test[:7].shape), "encode.decode_shape",
-              f"decode of 7 codes returned shape {out.shape}", "decode returns the decoder's mean in data space")
-
-
-_CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_denoise,
-                      "log_prob": _check_log_prob, "encode": _check_encode}
-
-
-# Usual size knobs and the small values that keep a conformance check to a second
-# (`steps`: the fitting steps of a learned feature space).
-SMALL_VALUES = {"width": 32, "hidden": 32, "hidden_dim": 32, "channels": 16, "base_channels": 16,
-                "res_blocks": 1, "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4,
-                "iwae_samples": 4, "steps": 50, "loglik_steps": 4}
-
-
-def small_config(plugin_cls: Any) -> dict:
-    """Overrides that shrink the usual size knobs a plugin's Config has (width, sample
-    steps, fitting steps...) for quick checks; knobs it lacks, or already smaller, are
-    left alone."""
-    import dataclasses
-
-    out = {}
-    for f in dataclasses.fields(plugin_cls.Config):
-        small = SMALL_VALUES.get(f.name)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if small is not None and isinstance(default, int) and not isinstance(default, bool) and default > small:
-            out[f.name] = small
-    return out

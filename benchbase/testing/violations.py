@@ -40,6 +40,11 @@ class Checker:
 
     def __init__(self, plugin: str):
         self.report = Report(plugin)
+        self.opted_out: dict[str, str] = {}
+
+    def opt_out(self, clause: str, reason: str) -> None:
+        """The plugin declared that ``clause`` does not apply to it: skipped, with the reason."""
+        self.opted_out[clause] = reason
 
     @property
     def plugin(self) -> str:
@@ -49,6 +54,9 @@ class Checker:
         raise ContractViolation(self.plugin, clause, problem, fix)
 
     def require(self, ok: bool, clause: str, problem: str, fix: str) -> None:
+        if clause in self.opted_out:
+            self.skip(clause, f"opted out: {self.opted_out[clause]}")
+            return
         if not ok:
             self.fail(clause, problem, fix)
         self.passed(clause)

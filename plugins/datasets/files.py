@@ -1,6 +1,6 @@
 """What every dataset read from disk shares: where its files live, the one clear error
 when they are not there, an opt-in download checked against published checksums,
-image decoding with Pillow, and a small cache of decoded arrays.
+and a small cache of decoded arrays (image decoding is benchbase.images).
 
 Not a plugin itself (it registers nothing); the dataset modules import it.
 """
@@ -15,14 +15,14 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from benchbase.errors import BenchbaseInputError, MissingDataError
+from benchbase.errors import MissingDataError
+from benchbase.images import decode_images, load_image, to_unit_range  # noqa: F401 (the datasets' imports)
 
 DATA_ENV = "BENCHBASE_DATA"
 DEFAULT_DATA_DIR = "data"
@@ -143,54 +143,6 @@ def extract(archive: Path, into: Path) -> None:
             if root != target and root not in target.parents:
                 raise MissingDataError(f"refusing to unpack {archive}: member '{name}' points outside {into}")
         zf.extractall(into)
-
-
-# ------------------------------------------------------------------------ arrays
-
-
-def to_unit_range(u8: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in [-1, 1] (the interchange format)."""
-    out = u8.astype(np.float32)
-    out *= np.float32(1 / 127.5)
-    out -= np.float32(1.0)
-    return out
-
-
-def load_image(path: Path, size: int, crop: int | None = None, grayscale: bool = False) -> np.ndarray:
-    """Decode one image to uint8 CHW: centre crop (``crop`` x ``crop``, or the largest
-    centred square when None), then resize to ``size`` x ``size``."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("L" if grayscale else "RGB")
-        w, h = im.size
-        side = min(w, h) if crop is None else int(crop)
-        if side > min(w, h):
-            raise BenchbaseInputError(
-                f"{path}: cannot centre-crop {side}x{side} from an image of {w}x{h}; lower `crop`")
-        left, top = (w - side) // 2, (h - side) // 2
-        im = im.crop((left, top, left + side, top + side))
-        if side != size:
-            im = im.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
-        arr = np.asarray(im, dtype=np.uint8)
-    return arr[None] if grayscale else np.ascontiguousarray(arr.transpose(2, 0, 1))
-
-
-def decode_images(paths: Sequence[Path], size: int, crop: int | None = None,
-                  grayscale: bool = False) -> np.ndarray:
-    """Decode many images (threads: Pillow releases the GIL while decoding) to uint8 NCHW."""
-    out = np.empty((len(paths), 1 if grayscale else 3, size, size), dtype=np.uint8)
-    if not len(paths):
-        return out
-
-    def one(i: int) -> None:
-        out[i] = load_image(paths[i], size, crop, grayscale)
-
-    workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(one, range(len(paths)), chunksize=64):
-            pass
-    return out
 
 
 # ------------------------------------------------------------------------ cache

@@ -20,20 +20,12 @@ import numpy as np
 from benchbase import DataSpec, DataSplits, Dataset, hookimpl
 from benchbase.contracts import location
 from benchbase.errors import MissingDataError
+from benchbase.images import EXTENSIONS, list_images
 
 from .common import require
 from .files import cached_arrays, decode_images, to_unit_range
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 LOADER_VERSION = 1
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, hidden entries skipped), sorted by relative path."""
-    found = [p for p in folder.rglob("*")
-             if p.suffix.lower() in EXTENSIONS and p.is_file()
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
 def class_of(path: Path, split_root: Path) -> str | None:

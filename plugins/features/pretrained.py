@@ -24,24 +24,7 @@ from benchbase.contracts import location
 from benchbase.errors import MissingDataError
 from benchbase.neighbors import torch_device
 
-
-def find_weights(configured: str, filename: str, space: str, source: str) -> Path:
-    """The configured file, else ``<torch hub dir>/checkpoints/<filename>``; if neither
-    exists, a MissingDataError naming both places and where to get the file."""
-    import torch
-
-    if configured:
-        path = Path(configured).expanduser()
-        if path.is_file():
-            return path
-        raise MissingDataError(f"feature space '{space}': weights file {path} (eval.features.config.weights) "
-                               f"does not exist. {source}")
-    path = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    if path.is_file():
-        return path
-    raise MissingDataError(f"feature space '{space}' needs the file {filename}, which is not in the torch hub "
-                           f"cache ({path}). Put it there, or set eval.features.config.weights to its path. "
-                           f"{source}")
+from .weights import FID_WEIGHTS_FILE, FID_WEIGHTS_URL, find_weights
 
 
 def to_rgb(x, space: str):
@@ -93,6 +76,13 @@ class _NetworkSpace(FeatureExtractor):
         if self.net is None:
             self.net = self.load().to(self.device).eval()
 
+    def weights(self) -> Path:
+        """The weights file (MissingDataError when it is not on the machine)."""
+        raise NotImplementedError
+
+    def check_available(self) -> None:
+        self.weights()
+
     def load(self):
         raise NotImplementedError
 
@@ -135,13 +125,16 @@ class Inception(_NetworkSpace):
     name = "inception"
     Config = InceptionConfig
 
+    def weights(self) -> Path:
+        return find_weights(self.config.weights, FID_WEIGHTS_FILE, self.name,
+                            f"Download it from {FID_WEIGHTS_URL} (pytorch-fid's FID Inception weights).")
+
     def load(self):
         import torch
 
-        from .inception_net import FID_WEIGHTS_FILE, FID_WEIGHTS_URL, FIDInceptionV3, load_fid_weights
+        from .inception_net import FIDInceptionV3, load_fid_weights
 
-        path = find_weights(self.config.weights, FID_WEIGHTS_FILE, self.name,
-                            f"Download it from {FID_WEIGHTS_URL} (pytorch-fid's FID Inception weights).")
+        path = self.weights()
         net = FIDInceptionV3()
         load_fid_weights(net, torch.load(path, map_location="cpu", weights_only=True), str(path))
         return net
@@ -162,10 +155,13 @@ class _TorchScriptSpace(_NetworkSpace):
     source: str = ""
     size: int = 224
 
+    def weights(self) -> Path:
+        return find_weights(self.config.weights, self.filename, self.name, self.source)
+
     def load(self):
         import torch
 
-        path = find_weights(self.config.weights, self.filename, self.name, self.source)
+        path = self.weights()
         try:
             with warnings.catch_warnings():  # TorchScript is deprecated, but it is how these ship
                 warnings.simplefilter("ignore", DeprecationWarning)

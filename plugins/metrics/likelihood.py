@@ -48,6 +48,10 @@ class MemorizationScore(Metric):
     ``.heldout_logp.<i>`` for every training / held-out example i (its index in the
     dataset's train split), from which ``benchbase dynamics`` derives the per-example score M(x_i)
     across runs trained with and without each fold.
+
+    It declares no ``memorizes``: the core measures chance levels by scoring held-out
+    points in place of generated samples, and this metric reads the model, not its
+    samples. Its chance level is 0 by construction, with ``.se`` as its spread.
     """
 
     name = "memorization_score"

@@ -57,6 +57,8 @@ class MemRatio(Metric):
 
     name = "mem_ratio"
     direction = "lower"
+    memorizes = "higher"
+    min_excess = 0.01
     references = ("train",)
     Config = MemRatioConfig
 
@@ -110,6 +112,8 @@ class CopyCosine(Metric):
 
     name = "copy_cosine"
     direction = "lower"
+    memorizes = "higher"
+    min_excess = 0.01
     references = ("train",)
     Config = CopyCosineConfig
 
@@ -144,6 +148,8 @@ class Authenticity(Metric):
 
     name = "authenticity"
     direction = "higher"
+    memorizes = "lower"
+    min_excess = 0.01
     references = ("train",)
     Config = AuthenticityConfig
 

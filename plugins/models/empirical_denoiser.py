@@ -16,7 +16,7 @@ points, p_sigma(x) = (1/N) sum_i N(x; y_i, sigma^2 I): ``log_prob`` gives it at
 memorizer by construction for likelihood-based metrics too.
 It is computed in float64 with batched matmuls, in chunks of queries, on the run's
 PyTorch device, and plugged into the SAME sampler code as the trained models
-(``torch_diffusion.sample_plan``): the flow process converts it to a velocity, the
+(``torch_diffusion_nets.sample_plan``): the flow process converts it to a velocity, the
 ddpm process to an epsilon prediction. With the default Karras grid down to
 sigma_min = 1e-4 the sampler lands on single training points (mem_ratio ~ 1).
 """
@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from benchbase import Model, hookimpl
 
 from .backbones import check_choice
 from .diffusion_process import DDPM_SAMPLERS, FLOW_SAMPLERS, PROCESSES, make_process, sigma_per_example
 from .diffusion_variants import DDPMScheduleFields, FlowGridFields
-from .torch_diffusion import sample_plan
+from .torch_base import no_grad
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and the sampling driver are imported inside the functions: the plugin registers without torch.
 
 CHUNK_ENTRIES = 1 << 24  # float64 logits per chunk of queries (128 MiB)
 
@@ -53,6 +57,8 @@ class EmpiricalDenoiserConfig(FlowGridFields, DDPMScheduleFields):
 
 def kernel_log_density(y: torch.Tensor, half_sq: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Tensor:
     """log (1/N) sum_i N(x; y_i, sigma^2 I) for queries ``x`` (B, d), float64, in chunks."""
+    import torch
+
     x = x.to(torch.float64)
     n, d = y.shape
     rows = max(1, CHUNK_ENTRIES // max(n, 1))
@@ -68,6 +74,8 @@ def kernel_log_density(y: torch.Tensor, half_sq: torch.Tensor, x: torch.Tensor, 
 def posterior_mean(y: torch.Tensor, half_sq: torch.Tensor, x: torch.Tensor, a, b) -> torch.Tensor:
     """E[y | x = a y + b eps] over the rows of ``y`` (N, d) for queries ``x`` (B, d),
     float64; ``a``, ``b`` are floats or (B, 1) tensors; ``half_sq`` = ||y_i||^2 / 2."""
+    import torch
+
     x = x.to(torch.float64)
     rows = max(1, CHUNK_ENTRIES // max(len(y), 1))
     out = []
@@ -108,14 +116,20 @@ class EmpiricalDenoiser(Model):
         self.process = make_process(cfg.process, cfg)
         self.plan = self.process.plan(cfg.sampler)
         self.shape = tuple(data.spec.shape)
+        import torch
+
         y = torch.as_tensor(data.x_numpy, device=data.device).reshape(len(data.x_numpy), -1).to(torch.float64)
         return {"y": y, "half_sq": 0.5 * (y * y).sum(1)}
 
     def train_step(self, state, batch, key):
         return state, {}
 
-    @torch.no_grad()
+    @no_grad
     def sample(self, state: dict, n: int, key: torch.Generator) -> torch.Tensor:
+        import torch
+
+        from .torch_diffusion_nets import sample_plan
+
         def predict(x, t):
             a, b = self.process.at_time(t)
             flat = x.reshape(len(x), -1)
@@ -125,16 +139,18 @@ class EmpiricalDenoiser(Model):
         out = sample_plan(self.plan, predict, (n, *self.shape), key, state["y"].device, dtype=torch.float64)
         return out.float()
 
-    @torch.no_grad()
+    @no_grad
     def denoise(self, state: dict, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
         """D*(x_noisy; sigma) (sigma a float or one per example)."""
+        import torch
+
         n = len(x_noisy)
         sig = sigma_per_example(sigma, n)
         b = torch.as_tensor(sig, dtype=torch.float64, device=state["y"].device).reshape(n, 1)
         out = posterior_mean(state["y"], state["half_sq"], x_noisy.reshape(n, -1), 1.0, b)
         return out.to(x_noisy.dtype).reshape(x_noisy.shape)
 
-    @torch.no_grad()
+    @no_grad
     def log_prob(self, state: dict, x: torch.Tensor, key) -> torch.Tensor:
         """The kernel density of the training points at ``sigma_min`` (exact, computed in
         float64), nats."""

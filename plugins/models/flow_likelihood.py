@@ -28,6 +28,8 @@ from typing import Callable
 
 import numpy as np
 
+from benchbase.contracts import added
+
 from .backbones import check_choice
 
 LOGLIK_SOLVERS = ("euler", "heun", "rk4")
@@ -38,11 +40,11 @@ DIVERGENCES = ("exact", "hutchinson")
 class LikelihoodFields:
     """How ``log_prob`` integrates the probability-flow ODE (not used in training)."""
 
-    loglik_steps: int = 64  # fixed solver steps from t = 1 to t = 0
-    loglik_solver: str = "rk4"  # euler | heun | rk4 (network calls per step: 1, 2, 4)
-    loglik_divergence: str = "exact"  # exact (one JVP per dimension) | hutchinson (one JVP per probe)
-    loglik_probes: int = 1  # hutchinson: Rademacher probes per example, fixed through the solve
-    loglik_chunk: int = 256  # examples per solve (exact divergence holds dim x chunk network inputs)
+    loglik_steps: int = added(64)  # fixed solver steps from t = 1 to t = 0
+    loglik_solver: str = added("rk4")  # euler | heun | rk4 (network calls per step: 1, 2, 4)
+    loglik_divergence: str = added("exact")  # exact (one JVP per dimension) | hutchinson (one JVP per probe)
+    loglik_probes: int = added(1)  # hutchinson: Rademacher probes per example, fixed through the solve
+    loglik_chunk: int = added(256)  # examples per solve (exact divergence holds dim x chunk network inputs)
 
     def validate(self) -> None:
         check_choice(self.loglik_solver, LOGLIK_SOLVERS, "loglik_solver")

@@ -1,10 +1,10 @@
 """Oracle models: reference points that calibrate every metric.
 
-``copy_train`` returns training points (a perfect memorizer: mem_ratio = 1);
 ``true_sampler`` returns fresh draws from the data distribution (a perfect
 generalizer); ``noise`` returns uniform noise over the data's value range (zero
-fidelity: the worst fd/swd, precision ~ 0). None trains: the core evaluates them
-once, at step 0.
+fidelity: the worst fd/swd, precision ~ 0). The memorizing oracles (``copy_train``
+and the controlled memorizers) live in ``memorizers.py``. None trains: the core
+evaluates them once, at step 0.
 """
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ import numpy as np
 from benchbase import Model, hookimpl
 
 
-class _Oracle(Model):
+class Oracle(Model):
+    """Base of the models that train nothing: the core evaluates them once, at step 0,
+    and they cost no budget. The state must be a function of the data alone (``load``
+    rebuilds it with ``init``)."""
+
     family = "oracle"
     framework = "numpy"
     trains = False
@@ -30,28 +34,18 @@ class _Oracle(Model):
         return self.init(data, 0)
 
 
-class CopyTrain(_Oracle):
-    """Returns training points chosen uniformly (without replacement while it can)."""
-
-    name = "copy_train"
-
-    def init(self, data, seed):
-        return {"x": data.x_numpy}
-
-    def sample(self, state, n, key: np.random.Generator):
-        x = state["x"]
-        return x[key.choice(len(x), size=n, replace=n > len(x))]
-
-
 @dataclass
 class TrueSamplerConfig:
     pass
 
 
-class TrueSampler(_Oracle):
+class TrueSampler(Oracle):
     """Fresh draws from the data distribution: the dataset's exact sampler when it has
     one, otherwise points of the held-out test split (recorded in the run's provenance
-    as fresh_source; metrics against the test split are then optimistic)."""
+    as fresh_source). Test points are fresh for the metrics when the suite keeps them
+    apart (``eval.n_test`` below the test split's size: ``held_out_test``); drawn from
+    the whole test split, metrics that compare with it read them as optimistically
+    close (``test_split``)."""
 
     name = "true_sampler"
     Config = TrueSamplerConfig
@@ -63,7 +57,7 @@ class TrueSampler(_Oracle):
         return state["fresh"](n, int(key.integers(0, 2**31 - 1)))
 
 
-class Noise(_Oracle):
+class Noise(Oracle):
     """Uniform noise over the dataset's value range, in the data's shape: zero fidelity.
 
     Each coordinate is drawn independently from U(lo, hi), (lo, hi) = the DataSpec's
@@ -85,6 +79,5 @@ class Noise(_Oracle):
 
 @hookimpl
 def benchbase_register_models(register):
-    register(CopyTrain)
     register(TrueSampler)
     register(Noise)

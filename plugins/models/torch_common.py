@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchbase import Model
-
 from .backbones import (ACTIVATIONS, ENCODER_ACT, KERNEL, LEAKY_SLOPE, PADDING, STRIDE, ConvPlan, check_choice,
                         conv_plan, decoder_act, resolve_backbone)
 from .objectives import Ops
@@ -192,20 +190,3 @@ def load_state(state: TorchState | TorchNets, blob: bytes) -> TorchState | Torch
 
 def param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-class TorchModel(Model):
-    """Save/load (state dicts, ``weights_only=True``) and parameter counting for the
-    built-in PyTorch models whose state is a TorchState or TorchNets."""
-
-    framework = "torch"
-
-    def save(self, state: TorchState | TorchNets) -> bytes:
-        return save_state(state)
-
-    def load(self, blob: bytes, data) -> TorchState | TorchNets:
-        return load_state(self.init(data, 0), blob)
-
-    def param_count(self, state: TorchState | TorchNets) -> int:
-        """Every parameter trained under the budget (all networks of the state)."""
-        return param_count(state.nets if isinstance(state, TorchNets) else state.net)

@@ -1,6 +1,6 @@
-"""What the PyTorch diffusion/flow models share: the backbones, the sampling driver
-and one Model base whose process (flow or ddpm, ``diffusion_process.py``) decides the
-corruption, the regression target and the sampler.
+"""What the PyTorch diffusion/flow models share: one Model base whose process (flow or
+ddpm, ``diffusion_process.py``) decides the corruption, the regression target and the
+sampler (the networks and the sampling driver are torch_diffusion_nets.py).
 
 One ``train_step``: draw noise and a time with the step's generator, corrupt the
 batch, regress the process' target (mean squared error), one Adam step; no host
@@ -10,53 +10,22 @@ classifier-free guidance.
 """
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
 
-from .diffusion_process import guided, integrate, make_process, per_example, python_loop, sigma_per_example
-from .diffusion_variants import backbone_args, check_conditioning, clip_range
-from .torch_common import TorchModel, TorchState, adam, build_seeded, mlp, optimise, sinusoidal_features
-from .torch_unet import UNet
+from .diffusion_process import guided, make_process, per_example, sigma_per_example
+from .diffusion_variants import check_conditioning, clip_range
+from .torch_base import TorchModel, no_grad
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-class ConditionalMLP(nn.Module):
-    """MLP on [x, sinusoidal features of t, class embedding]: vector data."""
+    from .torch_common import TorchState
 
-    def __init__(self, dim: int, width: int, depth: int, time_features: int, num_classes: int = 0):
-        super().__init__()
-        self.time_features = time_features
-        self.class_emb = nn.Embedding(num_classes + 1, time_features) if num_classes else None
-        extra = 2 * (time_features // 2) + (time_features if num_classes else 0)
-        self.net = mlp(dim + extra, width, depth, dim)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        parts = [x.reshape(len(x), -1), sinusoidal_features(t.to(x.dtype), self.time_features)]
-        if self.class_emb is not None:
-            parts.append(self.class_emb(y))
-        return self.net(torch.cat(parts, dim=1)).reshape(x.shape)
-
-
-def build_backbone(cfg, spec) -> nn.Module:
-    """The network ``cfg`` asks for on data described by ``spec``."""
-    kind, args = backbone_args(cfg, spec)
-    return (ConditionalMLP if kind == "mlp" else UNet)(*args)
-
-
-def sample_plan(plan, predict: Callable, shape: tuple, key: torch.Generator, device,
-                dtype=torch.float32, clip_range: tuple | None = None) -> torch.Tensor:
-    """Run a sampler plan from standard normal noise drawn with ``key`` (the torch
-    driver of ``diffusion_process.integrate``; also used by empirical_denoiser);
-    ``clip_range`` bounds DDPM's clean estimates."""
-    x = torch.randn(shape, generator=key, device=device, dtype=dtype)
-
-    def noise(i, like):
-        return torch.randn(like.shape, generator=key, device=device, dtype=dtype)
-
-    clip = None if clip_range is None else (lambda v: torch.clamp(v, *clip_range))
-    return integrate(plan, x, predict, noise, python_loop, plan.at, clip)
+# torch, torch_common and the networks (torch_diffusion_nets) are imported inside the
+# methods, so the plugins register without loading PyTorch.
 
 
 class TorchDiffusionBase(TorchModel):
@@ -66,6 +35,11 @@ class TorchDiffusionBase(TorchModel):
     process_name: ClassVar[str]
 
     def init(self, data, seed: int) -> TorchState:
+        import torch
+
+        from .torch_common import TorchState, adam, build_seeded
+        from .torch_diffusion_nets import build_backbone
+
         cfg = self.config
         self.process = make_process(self.process_name, cfg)
         self.plan = self.process.plan(cfg.sampler)
@@ -82,6 +56,8 @@ class TorchDiffusionBase(TorchModel):
     def _labels(self, y, n: int, key: torch.Generator, device, dropout: float):
         if not self.num_classes:
             return None
+        import torch
+
         null = torch.full((n,), self.num_classes, dtype=torch.long, device=device)
         if y is None:
             return null
@@ -92,6 +68,8 @@ class TorchDiffusionBase(TorchModel):
         return torch.where(drop, null, y)
 
     def _loss(self, net: nn.Module, batch, key: torch.Generator, dropout: float) -> torch.Tensor:
+        import torch
+
         x = batch.x
         n, device = len(x), x.device
         eps = torch.randn(x.shape, generator=key, device=device, dtype=x.dtype)
@@ -107,16 +85,20 @@ class TorchDiffusionBase(TorchModel):
         return ((net(x_t, t, y) - self.process.target(x, eps)) ** 2).mean()
 
     def train_step(self, state: TorchState, batch, key):
+        from .torch_common import optimise
+
         loss = self._loss(state.net, batch, key, self.config.label_dropout)
         return state, {"loss": optimise(state.opt, loss)}
 
-    @torch.no_grad()
+    @no_grad
     def heldout_loss(self, state: TorchState, batch, key) -> torch.Tensor:
         """The training objective on ``batch`` (labels kept as given), no update."""
         return self._loss(state.net, batch, key, 0.0)
 
     # ------------------------------------------------------------------ sampling
     def _predictor(self, net: nn.Module, y: torch.Tensor | None, n: int):
+        import torch
+
         w = float(self.config.guidance)
 
         def predict(x, t):
@@ -129,20 +111,26 @@ class TorchDiffusionBase(TorchModel):
 
         return predict
 
-    @torch.no_grad()
+    @no_grad
     def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
+        import torch
+
+        from .torch_diffusion_nets import sample_plan
+
         device = next(state.net.parameters()).device
         y = torch.randint(self.num_classes, (n,), generator=key, device=device) if self.num_classes else None
         return sample_plan(self.plan, self._predictor(state.net, y, n), (n, *self.shape), key, device,
                            clip_range=self.clip_range)
 
-    @torch.no_grad()
+    @no_grad
     def denoise(self, state: TorchState, x_noisy: torch.Tensor, sigma) -> torch.Tensor:
         """E[x | x_noisy = x + sigma * eps] (VE convention; sigma a float or one per
         example). The process rescales: x_t = a * x_noisy with a = 1 / (1 + sigma) (flow,
         t = a) or a = sqrt(abar) = 1 / sqrt(1 + sigma^2) (ddpm, timestep interpolated
         in log sigma), then converts the network's prediction to a clean estimate.
         Class-conditional models denoise without a label."""
+        import torch
+
         n = len(x_noisy)
         sig = sigma_per_example(sigma, n)
         a_np, t_np = self.process.at_sigma(sig)

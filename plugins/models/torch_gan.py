@@ -9,21 +9,31 @@ by the core's examples budget.
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from benchbase import hookimpl
 
 from .backbones import ENCODER_ACT, decoder_act, resolve_backbone
 from .objectives import gradient_penalty
-from .torch_common import (TORCH_OPS, TorchModel, TorchNets, adam, build_seeded, encoder, generator, optimise,
-                           requires_grad)
+from .torch_base import TorchModel, no_grad
 from .variants import FGANVariant, GANVariant, WGANGPVariant
 from .zoo_configs import GANConfig
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .torch_common import TorchNets
+
+# torch is imported inside the functions: the plugins register without loading it.
 
 
 def gan_networks(cfg: GANConfig, shape: tuple, image: bool) -> nn.ModuleDict:
     """Generator (latent -> data; tanh output for images in [-1, 1]) and critic (data -> 1)."""
+    from torch import nn
+
+    from .torch_common import encoder, generator
+
     backbone = resolve_backbone(cfg.backbone, shape)
     return nn.ModuleDict({
         "gen": generator(cfg.latent_dim, shape, cfg.width, cfg.depth, backbone, decoder_act(backbone),
@@ -37,6 +47,8 @@ class _TorchGAN(TorchModel):
     ``gp_weight`` and ``batches_per_step``."""
 
     def init(self, data, seed: int) -> TorchNets:
+        from .torch_common import TORCH_OPS, TorchNets, adam, build_seeded
+
         cfg = self.config
         self.shape = tuple(data.spec.shape)
         nets = build_seeded(seed, lambda: gan_networks(cfg, self.shape, data.spec.modality == "image"))
@@ -46,11 +58,15 @@ class _TorchGAN(TorchModel):
         return TorchNets(nets, opts)
 
     def _latent(self, n: int, key: torch.Generator, device) -> torch.Tensor:
+        import torch
+
         return torch.randn((n, self.config.latent_dim), generator=key, device=device)
 
     def _critic_loss(self, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, key) -> torch.Tensor:
         loss = self._d_loss(disc(real), disc(fake))
         if self.gp_weight:
+            import torch
+
             eps = torch.rand((len(real),) + (1,) * (real.dim() - 1), generator=key, device=real.device)
             x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
             grads, = torch.autograd.grad(disc(x_hat).sum(), x_hat, create_graph=True)
@@ -58,6 +74,10 @@ class _TorchGAN(TorchModel):
         return loss
 
     def train_step(self, state: TorchNets, batch, key):
+        import torch
+
+        from .torch_common import optimise, requires_grad
+
         gen, disc = state["gen"], state["disc"]
         k = self.batches_per_step()
         b = len(batch.x) // k
@@ -70,7 +90,7 @@ class _TorchGAN(TorchModel):
             g_loss = optimise(state.opts["gen"], self._g_loss(disc(gen(self._latent(b, key, batch.x.device)))))
         return state, {"d_loss": d_total / k, "g_loss": g_loss}
 
-    @torch.no_grad()
+    @no_grad
     def sample(self, state: TorchNets, n: int, key: torch.Generator) -> torch.Tensor:
         gen = state["gen"]
         return gen(self._latent(n, key, next(gen.parameters()).device))

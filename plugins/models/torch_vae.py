@@ -6,41 +6,60 @@ objectives.py. A step spends one batch.
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from benchbase import hookimpl
 
 from .objectives import iwae_log_likelihood, neg_elbo
-from .torch_common import TORCH_OPS, TorchModel, TorchState, adam, autoencoder, build_seeded, optimise
+from .torch_base import TorchModel, no_grad
 from .variants import VAEVariant
 from .zoo_configs import VAEConfig
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .torch_common import TorchState
+
+# torch and torch_common are imported inside the methods: the plugin registers without torch.
 
 
 class TorchVAE(VAEVariant, TorchModel):
     def init(self, data, seed: int) -> TorchState:
+        from .torch_common import TorchState, adam, autoencoder, build_seeded
+
         cfg: VAEConfig = self.config
         self.shape = tuple(data.spec.shape)
         net = build_seeded(seed, lambda: autoencoder(cfg, self.shape, 2 * cfg.latent_dim)).to(data.device)
         return TorchState(net, adam(net.parameters(), cfg.lr, (cfg.beta1, cfg.beta2)))
 
     def _loss(self, net: nn.ModuleDict, x: torch.Tensor, key: torch.Generator, beta: float) -> torch.Tensor:
+        import torch
+
+        from .torch_common import TORCH_OPS
+
         mu, logvar = net["enc"](x).chunk(2, dim=1)
         eps = torch.randn(mu.shape, generator=key, device=x.device)
         cfg = self.config
         return neg_elbo(x, mu, logvar, eps, net["dec"], cfg.decoder, cfg.decoder_std, beta, TORCH_OPS)
 
     def train_step(self, state: TorchState, batch, key):
+        from .torch_common import optimise
+
         return state, {"loss": optimise(state.opt, self._loss(state.net, batch.x, key, self.config.beta))}
 
-    @torch.no_grad()
+    @no_grad
     def heldout_loss(self, state: TorchState, batch, key) -> torch.Tensor:
         """The negative ELBO with beta = 1 (a bound on -log p, comparable across beta)."""
         return self._loss(state.net, batch.x, key, 1.0)
 
-    @torch.no_grad()
+    @no_grad
     def log_prob(self, state: TorchState, x: torch.Tensor, key: torch.Generator) -> torch.Tensor:
         """IWAE estimate of log p(x) with ``iwae_samples`` samples, per example, nats."""
+        import torch
+
+        from .torch_common import TORCH_OPS
+
         cfg, net = self.config, state.net
         out = []
         for chunk in x.split(self.iwae_chunk):
@@ -50,20 +69,24 @@ class TorchVAE(VAEVariant, TorchModel):
                                            TORCH_OPS))
         return torch.cat(out)
 
-    @torch.no_grad()
+    @no_grad
     def encode(self, state: TorchState, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder's Gaussian q(z | x): (mean, log variance)."""
         mu, logvar = state.net["enc"](x).chunk(2, dim=1)
         return mu, logvar
 
-    @torch.no_grad()
+    @no_grad
     def decode(self, state: TorchState, z: torch.Tensor) -> torch.Tensor:
         """The decoder's mean in data space (Bernoulli: 2 sigmoid(logits) - 1)."""
+        import torch
+
         out = state.net["dec"](z)
         return out if self.config.decoder == "gaussian" else 2 * torch.sigmoid(out) - 1
 
-    @torch.no_grad()
+    @no_grad
     def sample(self, state: TorchState, n: int, key: torch.Generator) -> torch.Tensor:
+        import torch
+
         cfg, dec = self.config, state.net["dec"]
         device = next(dec.parameters()).device
         out = dec(torch.randn((n, cfg.latent_dim), generator=key, device=device))

@@ -9,33 +9,41 @@ variant docstrings (variants.py): one batch per step for both.
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from benchbase import hookimpl
 
 from .objectives import nonsaturating_losses, wae_gan_loss, wae_mmd_loss
 from .backbones import ENCODER_ACT
-from .torch_common import (TORCH_OPS, TorchModel, TorchNets, TorchState, adam, autoencoder, build_seeded, mlp,
-                           optimise, requires_grad)
+from .torch_base import TorchModel, no_grad
 from .variants import WAEGANVariant, WAEMMDVariant
+
+if TYPE_CHECKING:
+    import torch
+
+    from .torch_common import TorchNets, TorchState
+
+# torch and torch_common are imported inside the methods: the plugins register without torch.
 
 
 class _TorchWAE(TorchModel):
     """Decoding prior draws, shared by the two WAE variants."""
 
     def _prior(self, shape, key: torch.Generator, device) -> torch.Tensor:
+        import torch
+
         return torch.randn(shape, generator=key, device=device)
 
-    @torch.no_grad()
+    @no_grad
     def encode(self, state, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         """The deterministic code (no log variance: a point mass)."""
         return self._autoencoder(state)["enc"](x), None
 
-    @torch.no_grad()
+    @no_grad
     def decode(self, state, z: torch.Tensor) -> torch.Tensor:
         return self._autoencoder(state)["dec"](z)
 
-    @torch.no_grad()
+    @no_grad
     def sample(self, state, n: int, key: torch.Generator) -> torch.Tensor:
         dec = self._autoencoder(state)["dec"]
         return dec(self._prior((n, self.config.latent_dim), key, next(dec.parameters()).device))
@@ -43,6 +51,8 @@ class _TorchWAE(TorchModel):
 
 class TorchWAEMMD(WAEMMDVariant, _TorchWAE):
     def init(self, data, seed: int) -> TorchState:
+        from .torch_common import TorchState, adam, autoencoder, build_seeded
+
         cfg = self.config
         net = build_seeded(seed, lambda: autoencoder(cfg, tuple(data.spec.shape), cfg.latent_dim)).to(data.device)
         return TorchState(net, adam(net.parameters(), cfg.lr, (cfg.beta1, cfg.beta2)))
@@ -56,15 +66,21 @@ class TorchWAEMMD(WAEMMDVariant, _TorchWAE):
         return wae_mmd_loss(x, net["dec"](z_q), z_q, z_p, self.config.lam, self.config.kernel_scales)
 
     def train_step(self, state: TorchState, batch, key):
+        from .torch_common import optimise
+
         return state, {"loss": optimise(state.opt, self._loss(state.net, batch.x, key))}
 
-    @torch.no_grad()
+    @no_grad
     def heldout_loss(self, state: TorchState, batch, key) -> torch.Tensor:
         return self._loss(state.net, batch.x, key)
 
 
 class TorchWAEGAN(WAEGANVariant, _TorchWAE):
     def init(self, data, seed: int) -> TorchNets:
+        import torch
+
+        from .torch_common import TORCH_OPS, TorchNets, adam, autoencoder, build_seeded, mlp
+
         cfg = self.config
 
         def build():
@@ -83,11 +99,17 @@ class TorchWAEGAN(WAEGANVariant, _TorchWAE):
         return state["ae"]
 
     def _ae_loss(self, state: TorchNets, x: torch.Tensor) -> torch.Tensor:
+        from .torch_common import TORCH_OPS
+
         ae = state["ae"]
         z_q = ae["enc"](x)
         return wae_gan_loss(x, ae["dec"](z_q), state["adv"](z_q), self.config.lam, TORCH_OPS)
 
     def train_step(self, state: TorchNets, batch, key):
+        import torch
+
+        from .torch_common import optimise, requires_grad
+
         x = batch.x
         with torch.no_grad():
             z_q = state["ae"]["enc"](x)
@@ -97,7 +119,7 @@ class TorchWAEGAN(WAEGANVariant, _TorchWAE):
             loss = optimise(state.opts["ae"], self._ae_loss(state, x))
         return state, {"loss": loss, "adv_loss": adv_loss}
 
-    @torch.no_grad()
+    @no_grad
     def heldout_loss(self, state: TorchNets, batch, key) -> torch.Tensor:
         return self._ae_loss(state, batch.x)
 

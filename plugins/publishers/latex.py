@@ -61,7 +61,11 @@ class LaTeX(Publisher):
         if best:
             mean = rf"\textbf{{{mean}}}"
         if cell.n > 1:
-            return rf"{mean} {{\small$\pm$ {latex_number(cell.std, 2)}}}"
+            mean = rf"{mean} {{\small$\pm$ {latex_number(cell.std, 2)}}}"
+        if cell.chance is not None and math.isfinite(cell.chance):
+            mean += rf" {{\small(chance {latex_number(cell.chance, 3)})}}"
+            if cell.memorizing:
+                mean += rf"$^{{\dagger{cell.memorizing}}}$"
         return mean
 
     def _table(self, t: Table) -> list[str]:

@@ -56,25 +56,28 @@ def _csv_text(value) -> str:
 
 
 class CSV(Publisher):
-    """One line per leaderboard row; each metric as <metric>[<ref>] mean and std columns."""
+    """One line per leaderboard row; each metric as <metric>[<ref>] mean and std columns (and chance)."""
 
     name = "csv"
     extension = "csv"
 
     def render(self, tables: list[Table]) -> str:
         keys: list[str] = []
+        judged: set[str] = set()
         for t in tables:
             keys += [c.key for c in t.columns if c.key not in keys]
+            judged |= {c.key for c in t.columns if c.judged}
+        parts = {k: ("mean", "std", "chance") if k in judged else ("mean", "std") for k in keys}
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["suite", "dataset", "at", "rank", "model", "family", "framework", "n", "params", "runs"]
-                   + [f"{k} {part}" for k in keys for part in ("mean", "std")])
+                   + [f"{k} {part}" for k in keys for part in parts[k]])
         for t in tables:
             for rec in table_to_records(t):
                 vals = []
                 for k in keys:
                     m = rec["metrics"].get(k)
-                    vals += [m["mean"], m["std"]] if m else ["", ""]
+                    vals += [m.get(part) for part in parts[k]] if m else [""] * len(parts[k])
                 w.writerow([_csv_text(rec["suite"]), _csv_text(rec["dataset"]), rec["at"], rec["rank"],
                             _csv_text(rec["model"]), rec["family"], rec["framework"], rec["n"],
                             _csv_text(json.dumps(rec["params"])) if rec["params"] else "", rec["runs"]]

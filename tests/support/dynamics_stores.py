@@ -11,6 +11,7 @@ from benchbase import Metric, hookimpl
 from benchbase.config import build_suite
 from benchbase.contracts import EvalRow
 from benchbase.store import Store
+from support.chance_levels import chance_rows
 from support.suites import tiny_suite
 
 # ------------------------------------------------------------------ a stand-in metric
@@ -71,7 +72,8 @@ def fake_store(registry, path, ns=(16, 32, 64, 128), seeds=(0,), per_n=40.0, bud
             for step in spec.eval.steps:
                 mem = float(np.clip((step / onset_step - 1) / 4, 0, 1))
                 swd = 0.1 + abs(math.log(step / onset_step))
-                rows = [EvalRow("mem_ratio", mem, "train"), EvalRow("swd", swd, "test"),
+                rows = [EvalRow("mem_ratio", mem, "train"), *chance_rows("mem_ratio", 0.0, 0.0),
+                        EvalRow("swd", swd, "test"),
                         EvalRow("swd", swd + 0.01, "train"),
                         EvalRow("heldout_gap.train", 1.0 - 0.3 * mem, "train"),
                         EvalRow("heldout_gap.test", 1.0, "train")]

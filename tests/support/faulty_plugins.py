@@ -6,7 +6,8 @@ module by name, so the tests directory must be on their path).
   ``at_step`` train steps of this process: raise, NaN loss, ``os._exit``, SIGKILL of
   its own process, or hang. With ``once`` (a file path) the fault fires only while
   that file does not exist, and creates it: a worker that dies once, then succeeds.
-  ``step_sleep`` slows every step down without using CPU. ``method`` moves the fault
+  ``step_sleep`` slows every step down without using CPU. ``record`` (a file path)
+  gets one JSON line per attempt (pid, CUDA_VISIBLE_DEVICES) when it starts. ``method`` moves the fault
   out of ``train_step`` into ``init``, ``sample``, ``save``, ``load`` or
   ``param_count`` (there ``fault: wrong_type`` returns a value of the wrong type).
 - ``faulty_metric``, ``faulty_features``, ``faulty_data``: a metric, a feature space
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 import signal
 import time
@@ -43,6 +45,7 @@ class FaultyFlowConfig(RectifiedFlowConfig):
     at_step: int = 10  # train steps (in this process) before the fault fires
     once: str = ""  # marker file: fire only while it does not exist
     step_sleep: float = 0.0  # seconds slept in every train step
+    record: str = ""  # file: one JSON line per attempt with the worker's pid and visible GPUs
     method: str = "train_step"  # one of MODEL_METHODS: where the fault fires
 
 
@@ -73,6 +76,9 @@ class FaultyFlow(TorchRectifiedFlow):
         raise RuntimeError(f"injected failure in {method}")
 
     def init(self, data, seed):
+        if self.config.record:
+            with open(self.config.record, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"pid": os.getpid(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\n")
         if self._fires("init"):
             return self._fault("init", None)
         return super().init(data, seed)

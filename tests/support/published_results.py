@@ -58,15 +58,19 @@ def quickstart_results(tmp_path_factory) -> Path:
 
 
 def fake_results(path: Path, registry, suite_dict: dict, value, status=None, samples: bool = True,
-                 provenance: dict | None = None) -> list:
+                 provenance: dict | None = None, chance=None) -> list:
     """Write a store without training: runs of ``suite_dict`` with made-up values.
 
     ``value(spec, step, metric, ref) -> float | None`` (None: not stored) gives every
-    stored number, so tests know the right answer. ``status(spec) -> str`` (default
-    done). Samples are drawn near the real training subset, whose content hash goes
-    into the provenance as a real run would record it. Returns the RunSpecs.
+    stored number, so tests know the right answer. ``chance(spec, step, metric, ref) ->
+    (mean, sd) | None`` adds the chance rows the core stores beside memorization metrics.
+    ``status(spec) -> str`` (default done). Samples are drawn near the real training
+    subset, whose content hash goes into the provenance as a real run would record it.
+    Returns the RunSpecs.
     """
     import numpy as np
+
+    from support.chance_levels import chance_rows
 
     from benchbase.config import build_suite, plugin_config
     from benchbase.contracts import EvalRow
@@ -97,6 +101,11 @@ def fake_results(path: Path, registry, suite_dict: dict, value, status=None, sam
                         if v is not None:
                             rows.append(EvalRow(metric=m.name, value=v, ref=ref,
                                                 feature_space=spec.eval.features.name))
+                        level = chance(spec, step, m.name, ref) if chance else None
+                        if v is not None and level is not None:
+                            mem = registry.get("metric", m.name).cls
+                            rows += chance_rows(m.name, *level, memorizes=mem.memorizes,
+                                                min_excess=mem.min_excess, ref=ref)
                 keep = None
                 if samples:
                     pick = subset.x[rng.integers(0, len(subset.x), 12)]

@@ -1,0 +1,136 @@
+"""``benchbase score``: generated samples from files, scored against a dataset of the
+registry with the metrics a run uses (through :mod:`benchbase.scoring`).
+
+    benchbase score samples.npz --dataset digits --n 512
+    benchbase score my_images/ --dataset cifar10 --n 5000 --metric fd --metric mem_ratio --json
+    benchbase score run_samples/ --dataset gmm2d --n 512     # step_<N> files: one row per step
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchbase.errors import BenchbaseInputError
+
+ARROWS = {"lower": "↓", "higher": "↑"}
+
+
+NAME = "score"
+HELP = "score generated samples from files against a dataset"
+DESCRIPTION = ("Score generated samples (an .npy/.npz array, a folder of images, or a folder of step_<N> sample "
+               "files) against a registered dataset's training subset and test split, with the code a run uses. "
+               "Prints a table, or --json.")
+EPILOG = ("examples:\n"
+          "  benchbase score samples.npz --dataset digits --n 512\n"
+          "  benchbase score images/ --dataset cifar10 --n 5000 --metric fd --json\n"
+          "  benchbase score samples/ --dataset gmm2d --n 512 --metric-config mem_ratio.threshold=0.2")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("samples", help="an .npy or .npz file (array (N, *shape); an .npz under 'samples' or --key), "
+                                   "a folder of images, or a folder of step_<N>.npz|.npy files or step_<N>/ folders")
+    p.add_argument("--dataset", required=True, help="a registered dataset (see `benchbase plugins --kind dataset`)")
+    p.add_argument("--n", type=int, default=None, help="training subset size (default: the whole train split)")
+    p.add_argument("--dataset-config", action="append", default=[], metavar="KEY=VALUE",
+                   help="the dataset's config, as in a suite (repeatable)")
+    p.add_argument("--subset", action="append", default=[], metavar="KEY=VALUE",
+                   help="how the subset is chosen: mode=first|random, seed=N, split='k of K', dedup=0.95")
+    p.add_argument("--n-test", type=int, default=None, help="use the first N test points (default: all)")
+    p.add_argument("--metric", action="append", default=[], metavar="NAME",
+                   help="a metric (repeatable; default: mem_ratio, fd, swd)")
+    p.add_argument("--metric-config", action="append", default=[], metavar="METRIC.KEY=VALUE",
+                   help="a metric parameter, e.g. mem_ratio.threshold=0.2 (repeatable)")
+    p.add_argument("--features", default="pixels", help="feature space (default: pixels)")
+    p.add_argument("--feature-config", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--n-samples", type=int, default=None, help="score the first N samples of each file (default: all)")
+    p.add_argument("--key", default=None, help="the .npz array holding the samples (default: 'samples' or the only one)")
+    p.add_argument("--seed", type=int, default=0, help="seed for metrics that draw random numbers (kid, swd)")
+    p.add_argument("--step", type=int, default=None,
+                   help="evaluation step those metrics mix into their randomness (default: the file's step, else 0)")
+    p.add_argument("--device", default="cpu", help="metric device: cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="share this results directory's feature cache (reference features embedded once)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    from benchbase.sample_files import open_source, read_samples, step_sources
+    from benchbase.scoring import DEFAULT_METRICS, SampleScorer
+
+    path = Path(args.samples)
+    if not path.exists():
+        raise BenchbaseInputError(f"{path}: no such file or folder")
+    sources = (step_sources(path, args.key) if path.is_dir() else {}) or {None: open_source(path, args.key)}
+    metric_config = _metric_configs(args.metric_config)
+    names = args.metric or list(DEFAULT_METRICS)
+    unknown = sorted(set(metric_config) - set(names))
+    if unknown:
+        raise BenchbaseInputError(f"--metric-config names {', '.join(unknown)}, which is not among the metrics "
+                                  f"scored ({', '.join(names)})")
+    scorer = SampleScorer.for_dataset(
+        args.dataset, n=args.n, config=_pairs(args.dataset_config, "--dataset-config"),
+        subset=_pairs(args.subset, "--subset"), n_test=args.n_test,
+        metrics=[{"name": m, "config": metric_config.get(m, {})} for m in names],
+        features={"name": args.features, "config": _pairs(args.feature_config, "--feature-config")},
+        device=args.device, results_dir=args.results)
+    spec = scorer.references.spec
+    results = []
+    for step, source in sources.items():
+        samples = read_samples(source, spec, args.n_samples)
+        at = args.step if args.step is not None else (step or 0)
+        results.append((step, source, scorer.score(samples, step=at, seed=args.seed)))
+    if args.json:
+        print(json.dumps([{"step": step, "source": source.describe(), **scores.to_json()}
+                          for step, source, scores in results], indent=2))
+    else:
+        _print_table(args, scorer, results)
+    return 0
+
+
+def _print_table(args, scorer, results) -> None:
+    from tabulate import tabulate
+
+    first = results[0][2]
+    directions = {m.name: m.direction for m in scorer.metrics}
+    columns = [(r.metric, r.ref) for r in first.headline()]
+    headers = (["step"] if results[0][0] is not None else []) + ["samples", "sha256"] + [
+        f"{m} ({ref}) {ARROWS.get(directions.get(m), '')}".strip() if ref else m for m, ref in columns]
+    rows = []
+    for step, source, scores in results:
+        values = {(r.metric, r.ref): r.value for r in scores.rows}
+        rows.append(([step] if step is not None else []) + [scores.n_samples, source.sha256[:12]]
+                    + [values[c] for c in columns])
+    where = args.samples if results[0][0] is None else f"{args.samples} ({len(results)} steps)"
+    print(f"{where} against {args.dataset}: train n={first.n_train} (content {first.train_hash}), "
+          f"test {first.n_test}, feature space {first.feature_space}")
+    print(tabulate(rows, headers=headers, floatfmt=".4g"))
+
+
+def _value(text: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _pairs(items: list[str], option: str) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BenchbaseInputError(f"{option} takes KEY=VALUE, got '{item}'")
+        out[key.strip()] = _value(value)
+    return out
+
+
+def _metric_configs(items: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for key, value in _pairs(items, "--metric-config").items():
+        metric, dot, field = key.partition(".")
+        if not dot or not field:
+            raise BenchbaseInputError(f"--metric-config takes METRIC.KEY=VALUE (e.g. mem_ratio.threshold=0.2), "
+                                      f"got '{key}'")
+        out.setdefault(metric, {})[field] = value
+    return out

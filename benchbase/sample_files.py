@@ -1,0 +1,190 @@
+"""Generated samples read from files, for models trained elsewhere: an ``.npy`` or
+``.npz`` array, a folder of images, or a folder holding one of those per training
+step (``step_<N>.npz``, ``step_<N>.npy``, or ``step_<N>/`` with image files).
+
+Arrays are ``(N, *shape)`` in the data's value range (images NCHW in [-1, 1]);
+uint8 arrays are read as 0..255 pixels, images stored NHWC or flattened are put in
+the data's layout. Files are never unpickled (``allow_pickle=False``). Every source
+carries the sha256 of its content (the file's bytes; for an .npz, those of the
+array read), so results can say exactly which samples they score.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchbase.contracts import DataSpec
+from benchbase.errors import BenchbaseInputError
+from benchbase.images import decode_images, list_images, to_unit_range
+
+STEP_NAME = re.compile(r"^step[_-]?(\d+)$")
+ARRAY_SUFFIXES = (".npy", ".npz")
+DEFAULT_KEY = "samples"  # the array of an .npz holding several
+
+
+@dataclass(frozen=True)
+class SampleSource:
+    """One set of generated samples on disk: an array file or a folder of images."""
+
+    path: Path
+    kind: str  # "array" | "images"
+    count: int  # samples it holds
+    stored_shape: tuple[int, ...] | None  # one sample as stored (arrays); None for images
+    dtype: str  # the stored dtype ("image" for image files)
+    sha256: str
+    key: str | None = None  # the .npz member holding the samples
+
+    def describe(self) -> dict:
+        return {"path": str(self.path), "kind": self.kind, "count": self.count, "sha256": self.sha256,
+                **({"key": self.key} if self.key else {})}
+
+
+def open_source(path: str | Path, key: str | None = None) -> SampleSource:
+    """Describe (header and hash only, nothing decoded) an array file or an image folder."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise BenchbaseInputError(f"{path}: no image files in this folder (and it is not a folder of "
+                                      "step_<N> sample files)")
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+            _hash_file(f, h)
+        return SampleSource(path.resolve(), "images", len(files), None, "image", h.hexdigest())
+    if not path.is_file():
+        raise BenchbaseInputError(f"{path}: no such file or folder")
+    if path.suffix.lower() not in ARRAY_SUFFIXES:
+        raise BenchbaseInputError(f"{path}: samples are read from .npy or .npz files or from a folder of images")
+    shape, dtype, member = _array_header(path, key)
+    if np.dtype(dtype).hasobject:
+        raise BenchbaseInputError(f"{path}: holds Python objects (dtype {dtype}), which are never unpickled; "
+                                  "save the samples as a numeric array")
+    if len(shape) < 2:
+        raise BenchbaseInputError(f"{path}: the samples array has shape {shape}; expected (N, *example_shape)")
+    h = hashlib.sha256()
+    if member is None:
+        _hash_file(path, h)
+    else:  # the member's bytes, not the archive's (whose timestamps change on every save)
+        with zipfile.ZipFile(path) as z, z.open(member + ".npy") as f:
+            _hash_stream(f, h)
+    return SampleSource(path.resolve(), "array", int(shape[0]), tuple(int(s) for s in shape[1:]), dtype,
+                        h.hexdigest(), member)
+
+
+def step_sources(folder: str | Path, key: str | None = None) -> dict[int, SampleSource]:
+    """The training step -> samples of a folder of ``step_<N>`` files or image folders
+    (empty when the folder holds none)."""
+    folder = Path(folder).expanduser()
+    found: dict[int, SampleSource] = {}
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        stem = entry.name[: -len(entry.suffix)] if entry.suffix.lower() in ARRAY_SUFFIXES else entry.name
+        match = STEP_NAME.match(stem)
+        if not match or entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix.lower() not in ARRAY_SUFFIXES:
+            continue
+        step = int(match.group(1))
+        if step in found:
+            raise BenchbaseInputError(f"{folder}: step {step} has two sample files ({found[step].path.name} and "
+                                      f"{entry.name})")
+        found[step] = open_source(entry, key)
+    return dict(sorted(found.items()))
+
+
+def shape_problems(source: SampleSource, spec: DataSpec, n_samples: int | None = None) -> list[str]:
+    """Why ``source`` cannot give ``n_samples`` samples of data shaped by ``spec`` (empty: it can)."""
+    out = []
+    if n_samples is not None and source.count < n_samples:
+        out.append(f"{source.path.name} holds {source.count} samples but eval.n_samples is {n_samples}; "
+                   f"lower eval.n_samples to at most {source.count}")
+    if source.kind == "images":
+        if spec.modality != "image" or spec.shape[1] != spec.shape[2] or spec.shape[0] not in (1, 3):
+            out.append(f"{source.path.name} is a folder of images but the data is {spec.modality} data of "
+                       f"shape {tuple(spec.shape)}")
+    elif _layout(source.stored_shape, tuple(spec.shape)) is None:
+        out.append(f"{source.path.name} holds samples of shape {source.stored_shape} but the data's examples are "
+                   f"{tuple(spec.shape)} (NCHW; NHWC and flattened images are read too)")
+    if source.dtype not in ("image", "uint8") and "float" not in source.dtype:
+        out.append(f"{source.path.name} holds {source.dtype} values; samples are floating point in the data's "
+                   "value range, or uint8 pixels")
+    return out
+
+
+def read_samples(source: SampleSource, spec: DataSpec, n: int | None = None) -> np.ndarray:
+    """The first ``n`` (None: all) samples of ``source`` as float32 ``(n, *spec.shape)``."""
+    problems = shape_problems(source, spec, n)
+    if problems:
+        raise BenchbaseInputError(f"{source.path}: {problems[0]}")
+    if source.kind == "images":
+        files = list_images(source.path)[:n]
+        return to_unit_range(decode_images(files, size=spec.shape[-1], grayscale=spec.shape[0] == 1))
+    if source.key is None:  # .npy: memory-mapped, only the first n are read
+        arr = np.array(np.load(source.path, mmap_mode="r", allow_pickle=False)[:n])
+    else:
+        with np.load(source.path, allow_pickle=False) as archive:
+            arr = archive[source.key][:n]
+    arr = to_unit_range(arr) if arr.dtype == np.uint8 else arr.astype(np.float32)
+    layout = _layout(tuple(arr.shape[1:]), tuple(spec.shape))
+    return np.ascontiguousarray(layout(arr))
+
+
+# ------------------------------------------------------------------------ pieces
+
+
+def _hash_file(path: Path, h) -> None:
+    with open(path, "rb") as f:
+        _hash_stream(f, h)
+
+
+def _hash_stream(f, h, chunk: int = 1 << 22) -> None:
+    while block := f.read(chunk):
+        h.update(block)
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from an .npy header, without reading the data."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(f)
+    return shape, dtype
+
+
+def _array_header(path: Path, key: str | None) -> tuple[tuple[int, ...], str, str | None]:
+    try:
+        if path.suffix.lower() == ".npy":
+            if key is not None:
+                raise BenchbaseInputError(f"{path}: an .npy file holds one array; `key` applies to .npz files")
+            with open(path, "rb") as f:
+                shape, dtype = _npy_header(f)
+            return shape, str(dtype), None
+        with zipfile.ZipFile(path) as z:
+            names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+            member = key or (DEFAULT_KEY if DEFAULT_KEY in names else names[0] if len(names) == 1 else None)
+            if member not in names:
+                want = f"no array '{member}'" if member else f"{len(names)} arrays and none is called '{DEFAULT_KEY}'"
+                raise BenchbaseInputError(f"{path}: {want}; arrays: {', '.join(names) or '(none)'}"
+                                          + ("" if key else " (name one with key)"))
+            with z.open(member + ".npy") as f:
+                shape, dtype = _npy_header(f)
+            return shape, str(dtype), member
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise BenchbaseInputError(f"{path}: not a readable numpy file ({exc})") from None
+
+
+def _layout(stored: tuple[int, ...] | None, want: tuple[int, ...]):
+    """A function putting stored samples into the data's layout, or None if none fits."""
+    if stored is None:
+        return None
+    if stored == want:
+        return lambda a: a
+    if len(want) == 3 and stored == (want[1], want[2], want[0]):  # NHWC -> NCHW
+        return lambda a: a.transpose(0, 3, 1, 2)
+    if int(np.prod(stored)) == int(np.prod(want)) and (len(stored) == 1 or (len(want) == 3 and want[0] == 1)):
+        return lambda a: a.reshape(len(a), *want)  # flattened, or (N, H, W) grayscale
+    return None

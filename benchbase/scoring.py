@@ -1,0 +1,307 @@
+"""Score generated samples with benchbase's metrics, whoever trained the model.
+
+    from benchbase.scoring import score_samples
+
+    scores = score_samples(samples, dataset="digits", n=512, metrics=["mem_ratio", "fd"])
+    scores.value("fd", ref="test")
+
+Samples (``(N, *shape)`` floating-point arrays, in the dataset's value range) are
+compared with a dataset's training subset and test split, chosen exactly as a suite
+chooses them (registry name, ``n``, subset options), or with arrays you give. Values
+come from the same code a run uses (:class:`benchbase.evaluation.Scorer`): for the
+same samples, references, feature space, metric configs, ``seed``, ``step`` and
+metric device they are bit-identical to what a run stores. Give ``results_dir`` to
+share a results directory's feature cache.
+
+Prepare once and score many sample sets (e.g. every checkpoint of a model) with
+:class:`SampleScorer`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Union
+
+import numpy as np
+
+from benchbase.contracts import DataSpec, EvalRow, unmet_requirements
+from benchbase.errors import BenchbaseInputError
+from benchbase.specs import FeatureRef, MetricRef
+
+DEFAULT_METRICS = ("mem_ratio", "fd", "swd")
+
+#: a metric by name, or with its config: ``"fd"`` or ``{"name": "swd", "config": {"n_projections": 64}}``
+MetricRequest = Union[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The values of one scored sample set: ``rows`` are exactly what a run stores
+    (metric, value, reference split, feature space, metric parameters)."""
+
+    rows: tuple[EvalRow, ...]
+    feature_space: str
+    n_samples: int
+    n_train: int
+    n_test: int
+    train_hash: str
+    step: int = 0
+    seed: int = 0
+
+    def value(self, metric: str, ref: str | None = None) -> float:
+        """One value, e.g. ``value("fd", ref="test")``; ``ref`` may be left out when the
+        metric has a single reference split."""
+        found = [r for r in self.rows if r.metric == metric and (ref is None or r.ref == ref)]
+        if not found:
+            have = sorted({f"{r.metric}[{r.ref}]" for r in self.rows})
+            raise KeyError(f"no value for {metric}" + (f"[{ref}]" if ref else "") + f"; have: {', '.join(have)}")
+        if len(found) > 1:
+            raise KeyError(f"{metric} was computed against {', '.join(r.ref for r in found)}: pass ref=")
+        return found[0].value
+
+    def as_dict(self) -> dict[str, float]:
+        """``{"fd[test]": 3.1, "mem_ratio[train]": 0.0, "fd.n_gen[test]": 1000.0, ...}``."""
+        return {f"{r.metric}[{r.ref}]" if r.ref else r.metric: r.value for r in self.rows}
+
+    def headline(self) -> list[EvalRow]:
+        """The rows of the metrics themselves, without their ``name.detail`` values."""
+        return [r for r in self.rows if "." not in r.metric]
+
+    def to_json(self) -> dict:
+        return {"feature_space": self.feature_space, "n_samples": self.n_samples, "n_train": self.n_train,
+                "n_test": self.n_test, "train_hash": self.train_hash, "step": self.step, "seed": self.seed,
+                "rows": [{"metric": r.metric, "ref": r.ref, "value": r.value, "params": r.params}
+                         for r in self.rows]}
+
+
+@dataclass
+class SampleScorer:
+    """References, feature space and metrics, prepared once (references embedded, or
+    read from the feature cache); :meth:`score` then scores any number of sample sets.
+
+    Build it with :meth:`for_dataset` or :meth:`for_arrays`.
+    """
+
+    scorer: Any  # benchbase.evaluation.Scorer
+    metrics: tuple[MetricRef, ...] = ()
+
+    @classmethod
+    def for_dataset(cls, dataset: str, *, n: int | None = None, config: Mapping | None = None,
+                    subset: Mapping | None = None, n_test: int | None = None,
+                    metrics: Iterable[MetricRequest] = DEFAULT_METRICS, features: str | Mapping = "pixels",
+                    device: str = "cpu", results_dir: str | os.PathLike | None = None,
+                    registry: Any = None) -> "SampleScorer":
+        """Against a registered dataset: its training subset of size ``n`` (None: the
+        whole train split), chosen by ``subset`` (``mode``: first | random, ``seed``,
+        ``split``: "k of K", ``dedup``) as a suite's ``datasets[i].subset`` chooses
+        it, and its test split (the first ``n_test`` points; None: all)."""
+        from benchbase.data import DataCatalog, fresh_sampler, select_subset
+        from benchbase.specs import parse_split
+        from benchbase.evaluation import ChanceSource, References
+
+        registry = registry or _registry()
+        reg = registry.get("dataset", dataset)
+        cfg, plain = _config(reg, dict(config or {}), "dataset.config")
+        data, splits = DataCatalog.shared().load(reg, cfg, plain)
+        options = dict(subset or {})
+        unknown = sorted(set(options) - {"mode", "seed", "split", "dedup"})
+        if unknown:
+            raise BenchbaseInputError(f"unknown subset option(s) {', '.join(unknown)}; valid: mode, seed, "
+                                      "split, dedup")
+        split = options.get("split")
+        if isinstance(split, str):
+            try:
+                split = list(parse_split(split))
+            except ValueError as exc:
+                raise BenchbaseInputError(str(exc)) from None
+        mode = options.get("mode", "first")
+        chosen = select_subset(splits, {"n": n, "mode": mode, "seed": options.get("seed", 0) if mode == "random"
+                                        else 0, "split": split, "dedup": options.get("dedup")})
+        references = References.of_run(chosen, splits, n_test)
+        sample_fresh, source = fresh_sampler(data, splits, n_test)
+        # chance levels measured as a run measures them, so they equal a run's stored ones
+        chance = ChanceSource(dataset={"name": reg.name, "version": reg.version, "config": plain},
+                              held_out=splits.test[len(references.test):],
+                              exact_sampler=sample_fresh if source == "true_sampler" else None)
+        return cls._build(references, metrics, features, device, results_dir, registry, chance)
+
+    @classmethod
+    def for_arrays(cls, train: np.ndarray, test: np.ndarray, *, train_labels: np.ndarray | None = None,
+                   test_labels: np.ndarray | None = None, spec: DataSpec | None = None,
+                   n_test: int | None = None, metrics: Iterable[MetricRequest] = DEFAULT_METRICS,
+                   features: str | Mapping = "pixels", device: str = "cpu",
+                   results_dir: str | os.PathLike | None = None, registry: Any = None) -> "SampleScorer":
+        """Against arrays you give, ``(N, *shape)`` floating point (images ``(N, C, H, W)``
+        in [-1, 1]), of which the first ``n_test`` test points are used (None: all).
+        ``spec`` defaults to the arrays' shape, image modality for 4-D arrays, the
+        labels' class count and value range (-1, 1)."""
+        from benchbase.evaluation import References
+
+        train = _floating("train", train)
+        test = _floating("test", test)
+        if n_test:
+            test = test[:n_test]
+            test_labels = None if test_labels is None else test_labels[:n_test]
+        if train.shape[1:] != test.shape[1:]:
+            raise BenchbaseInputError(f"train examples are {train.shape[1:]} but test examples are {test.shape[1:]}")
+        ytr, yte = _labels("train_labels", train_labels, len(train)), _labels("test_labels", test_labels, len(test))
+        if (ytr is None) != (yte is None):
+            raise BenchbaseInputError("give labels for both train and test, or for neither")
+        if spec is None:
+            classes = 0 if ytr is None else int(max(ytr.max(initial=-1), yte.max(initial=-1))) + 1
+            spec = DataSpec(shape=tuple(train.shape[1:]), modality="image" if train.ndim == 4 else "vector",
+                            num_classes=classes)
+        elif tuple(spec.shape) != train.shape[1:]:
+            raise BenchbaseInputError(f"spec.shape is {tuple(spec.shape)} but the arrays hold {train.shape[1:]}")
+        from benchbase.evaluation import ChanceSource
+
+        # chance levels from the test arrays (no exact sampler, no unseen points)
+        chance = ChanceSource(dataset={"name": "<arrays>"}, held_out=test[:0])
+        return cls._build(References(train=train, test=test, spec=spec, train_labels=ytr, test_labels=yte),
+                          metrics, features, device, results_dir, registry, chance)
+
+    @classmethod
+    def _build(cls, references, metrics, features, device, results_dir, registry, chance=None) -> "SampleScorer":
+        from benchbase.evaluation import FeatureCache, Scorer
+
+        registry = registry or _registry()
+        feature = _feature_entry(registry, features, references.spec)
+        entries = _metric_entries(registry, metrics, references.spec)
+        cache = FeatureCache(os.path.join(os.fspath(results_dir), "cache") if results_dir is not None else None)
+        return cls(Scorer(references, feature, entries, registry, _metric_device(device), cache, chance), entries)
+
+    @property
+    def references(self):
+        return self.scorer.references
+
+    def score(self, samples: np.ndarray, *, step: int = 0, seed: int = 0) -> Scores:
+        """Score ``samples`` (``(N, *spec.shape)``, floating point, finite). Metrics that
+        draw random numbers (kid subsets, swd projections) draw them from ``seed`` and
+        ``step``: pass a run's seed and evaluation step to reproduce its values."""
+        spec = self.references.spec
+        x = _floating("samples", samples)
+        if x.shape[1:] != tuple(spec.shape):
+            raise BenchbaseInputError(f"samples are {x.shape[1:]} each, but the reference data is "
+                                      f"{tuple(spec.shape)}")
+        if len(x) < 2:
+            raise BenchbaseInputError(f"{len(x)} sample(s): metrics need at least 2")
+        if not np.isfinite(x).all():
+            raise BenchbaseInputError("samples hold NaN or Inf")
+        rows = self.scorer.score(x, step=int(step), seed=int(seed))
+        ref = self.references
+        return Scores(tuple(rows), self.scorer.feature_space, len(x), len(ref.train), len(ref.test),
+                      ref.train_hash, int(step), int(seed))
+
+
+def score_samples(samples: np.ndarray, dataset: str | None = None, *, n: int | None = None,
+                  config: Mapping | None = None, subset: Mapping | None = None, n_test: int | None = None,
+                  train: np.ndarray | None = None, test: np.ndarray | None = None,
+                  train_labels: np.ndarray | None = None, test_labels: np.ndarray | None = None,
+                  spec: DataSpec | None = None, metrics: Iterable[MetricRequest] = DEFAULT_METRICS,
+                  features: str | Mapping = "pixels", step: int = 0, seed: int = 0, device: str = "cpu",
+                  results_dir: str | os.PathLike | None = None, registry: Any = None) -> Scores:
+    """Score one sample set against a registered ``dataset`` (with ``n``, ``config``,
+    ``subset``, ``n_test``) or against ``train``/``test`` arrays. See
+    :meth:`SampleScorer.for_dataset`, :meth:`SampleScorer.for_arrays` and
+    :meth:`SampleScorer.score`."""
+    common = dict(metrics=metrics, features=features, device=device, results_dir=results_dir, registry=registry)
+    if dataset is not None:
+        if train is not None or test is not None:
+            raise BenchbaseInputError("give a dataset name or train/test arrays, not both")
+        scorer = SampleScorer.for_dataset(dataset, n=n, config=config, subset=subset, n_test=n_test, **common)
+    elif train is not None and test is not None:
+        scorer = SampleScorer.for_arrays(train, test, train_labels=train_labels, test_labels=test_labels,
+                                         spec=spec, n_test=n_test, **common)
+    else:
+        raise BenchbaseInputError("give a dataset name, or both train and test arrays")
+    return scorer.score(samples, step=step, seed=seed)
+
+
+# ------------------------------------------------------------------------ pieces
+
+
+def _registry():
+    from benchbase.plugins import build_registry
+
+    return build_registry()
+
+
+def _metric_device(device: str) -> str:
+    if device != "auto":
+        return str(device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _floating(what: str, a: Any) -> np.ndarray:
+    from benchbase.evaluation import floating_dtype
+
+    if floating_dtype(a) is None:
+        raise BenchbaseInputError(f"{what} have dtype {getattr(a, 'dtype', type(a).__name__)}; give floating-point "
+                                  "arrays (images scaled to [-1, 1])")
+    arr = np.ascontiguousarray(np.asarray(a), dtype=np.float32)
+    if arr.ndim < 2:
+        raise BenchbaseInputError(f"{what} has shape {arr.shape}; expected (N, *example_shape)")
+    return arr
+
+
+def _labels(what: str, y: Any, n: int) -> np.ndarray | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (n and y.min() < 0):
+        raise BenchbaseInputError(f"{what} must be {n} non-negative integers, got shape {y.shape} of {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _request(item: Any, what: str) -> tuple[str, dict]:
+    if isinstance(item, str):
+        return item, {}
+    if isinstance(item, Mapping) and isinstance(item.get("name"), str) and set(item) <= {"name", "config"}:
+        return item["name"], dict(item.get("config") or {})
+    raise BenchbaseInputError(f"a {what} is a name or {{'name': ..., 'config': {{...}}}}, not {item!r}")
+
+
+def _config(registered, user: dict, path: str) -> tuple[Any, dict]:
+    """A plugin's config validated as a suite's is, each problem on the one error line."""
+    from benchbase.structured import plugin_config
+    from benchbase.errors import ConfigError
+
+    try:
+        return plugin_config(registered, user, "<score>", path)
+    except ConfigError as exc:
+        raise BenchbaseInputError("; ".join(f"{where}: {msg}" if where else msg
+                                            for where, msg in exc.problems)) from None
+
+
+def _feature_entry(registry, features: Any, spec: DataSpec) -> FeatureRef:
+    name, user = _request(features, "feature space")
+    reg = registry.get("feature", name)
+    modalities = getattr(reg.cls, "modalities", ("vector", "image"))
+    if spec.modality not in modalities:
+        raise BenchbaseInputError(f"feature space '{name}' takes {', '.join(modalities)} data; these are "
+                                  f"{spec.modality}")
+    _, plain = _config(reg, user, "features.config")
+    return FeatureRef.of(reg, plain)
+
+
+def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> tuple[MetricRef, ...]:
+    if isinstance(metrics, (str, Mapping)):
+        metrics = [metrics]
+    entries = []
+    for item in metrics:
+        name, user = _request(item, "metric")
+        reg = registry.get("metric", name)
+        missing = unmet_requirements(reg.cls, None, spec)  # no model: only samples
+        if missing:
+            raise BenchbaseInputError(f"metric '{name}' needs {', '.join(missing)}: it cannot score "
+                                      "samples alone")
+        _, plain = _config(reg, user, f"metrics.{name}.config")
+        entries.append(MetricRef.of(reg, plain))
+    if not entries:
+        raise BenchbaseInputError("no metrics to compute")
+    return tuple(entries)
+
+
+__all__ = ["DEFAULT_METRICS", "SampleScorer", "Scores", "score_samples"]

@@ -1,0 +1,102 @@
+"""Feature likelihood: a mixture of Gaussians centred on the generated samples, each
+with its own bandwidth fitted to the training set, asked how likely the training and
+the held-out points are (Jiralerspong et al., NeurIPS 2023, "Feature Likelihood
+Divergence"; dgm-eval ships it as FLS). A generator that copies puts narrow kernels on
+training points: they explain the training set far better than fresh data.
+Definitions: docs/metrics.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchbase import Metric, hookimpl
+
+
+@dataclass
+class FLSOverfitConfig:
+    steps: int = 100  # Adam steps fitting the log-bandwidths (dgm-eval: 100)
+    lr: float = 0.5  # Adam learning rate, divided by 10 after half the steps (dgm-eval: 0.5, step 50)
+
+
+class FLSOverfit(Metric):
+    """Percentage of generated samples whose kernel explains training points better than held-out ones, minus 50 (FLS overfit).
+
+    Features are standardised over train, test and generated points together. A
+    Gaussian kernel N(g_j, s_j I) sits on each generated sample g_j; the log-variances
+    log s_j (from 0) are fitted by Adam (``steps``, ``lr``, divided by 10 half way,
+    clamped to [-100, 20]) to maximise the likelihood of the training set under the
+    uniform mixture. With T' and S' the first min(|T|, |S|) training and test points,
+    sample j memorizes when sum_i N(t_i; g_j, s_j) > sum_i N(s_i; g_j, s_j) over them (in
+    log space); fls_overfit = 100 x (fraction of such samples) - 50. 0: no preference;
+    -> 50: every kernel sits on training data. As dgm-eval's compute_fls_overfit, in
+    float64. Because the bandwidths are fitted to the training set, fresh samples
+    already lean toward it: judge the value against its chance level.
+    """
+
+    name = "fls_overfit"
+    direction = "target"
+    target = 0.0
+    memorizes = "higher"
+    min_excess = 5.0  # percentage points
+    references = ("train",)
+    Config = FLSOverfitConfig
+
+    def compute(self, ctx) -> dict[str, float]:
+        import torch
+
+        device = torch.device("cuda" if str(ctx.device).startswith("cuda") and torch.cuda.is_available() else "cpu")
+
+        def t(a):
+            return torch.as_tensor(np.asarray(a, dtype=np.float64).reshape(len(a), -1), device=device)
+
+        train, test, gen = t(ctx.train), t(ctx.test), t(ctx.gen)
+        if len(gen) < 1 or len(train) < 1 or len(test) < 1:
+            raise ValueError("fls_overfit needs generated, training and test points")
+        everything = torch.cat([train, test, gen])
+        mean, std = everything.mean(0), everything.std(0)
+        std = torch.where(std > 0, std, torch.ones_like(std))  # constant features carry no information
+        train, test, gen = ((x - mean) / std for x in (train, test, gen))
+        log_var = fit_log_variances(train, gen, self.config.steps, self.config.lr)
+        size = min(len(train), len(test))
+        on_train = kernel_log_likelihoods(train[:size], gen, log_var).logsumexp(dim=0)
+        on_test = kernel_log_likelihoods(test[:size], gen, log_var).logsumexp(dim=0)
+        share = float((on_train > on_test).double().mean())
+        return {"fls_overfit": 100.0 * share - 50.0, "fls_overfit.n": float(size)}
+
+
+def kernel_log_likelihoods(x, kernels, log_var):
+    """(N, M) log of (1/M) N(x_i; kernel_j, exp(log_var_j) I)  (without the 2 pi term)."""
+    import torch
+
+    d2 = torch.cdist(x, kernels) ** 2
+    dim = x.shape[1]
+    return -0.5 * d2 / torch.exp(log_var) - (dim / 2) * log_var - np.log(kernels.shape[0])
+
+
+def fit_log_variances(data, kernels, steps: int, lr: float):
+    """Per-kernel log-variances maximising the mixture likelihood of ``data`` (Adam)."""
+    import torch
+
+    d2 = (torch.cdist(data, kernels) ** 2).detach()
+    dim = data.shape[1]
+    log_var = torch.zeros(kernels.shape[0], dtype=data.dtype, device=data.device, requires_grad=True)
+    opt = torch.optim.Adam([log_var], lr=lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[steps // 2], gamma=0.1)
+    log_m = np.log(kernels.shape[0])
+    for _ in range(steps):
+        term = -0.5 * d2 / torch.exp(log_var) - (dim / 2) * log_var - log_m
+        loss = -torch.logsumexp(term, dim=1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            log_var.clamp_(-100, 20)  # identical points would drive a variance to zero
+    return log_var.detach()
+
+
+@hookimpl
+def benchbase_register_metrics(register):
+    register(FLSOverfit)

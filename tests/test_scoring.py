@@ -1,0 +1,121 @@
+"""The public scoring API (benchbase.scoring): the values a run stores, from arrays."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchbase.errors import BenchbaseInputError, UnknownPluginError
+from benchbase.plugins import PluginPolicy, build_registry
+from benchbase.scoring import SampleScorer, score_samples
+from benchbase.store import Store
+from benchbase.testing import run_suite_quietly
+from benchbase.testing.kit_plugins import KIT_PLUGINS
+
+# every sample-only metric family, including those that draw random numbers (kid, swd)
+METRICS = ["mem_ratio", "authenticity", "fd", "kid", {"name": "swd", "config": {"n_projections": 32}},
+           "precision", "recall", "density", "coverage", "dcr_overfit"]
+GMM = {"train_size": 600, "test_size": 300}
+
+
+@pytest.fixture
+def kit_registry():
+    return build_registry(PluginPolicy(entry_points=False, strict=True, extra=(KIT_PLUGINS,)))
+
+
+def _suite() -> dict:
+    return {
+        "name": "scoring", "seeds": [3], "device": "cpu",
+        "datasets": [{"name": "gmm2d", "n": 128, "config": GMM},
+                     {"name": "digits", "n": 96, "subset": {"mode": "random", "seed": 5}}],
+        "models": ["kit_mean"],
+        "metrics": METRICS,
+        "budget": {"batch_size": 16, "steps": 40},
+        "eval": {"points": 3, "n_samples": 150, "keep_samples": 150, "n_test": 200, "at_init": True},
+    }
+
+
+def test_scoring_stored_samples_gives_the_stored_values_bit_for_bit(kit_registry, results_dir):
+    run = run_suite_quietly(_suite(), results_dir, registry=kit_registry)
+    assert run.result.ok
+    compared = 0
+    with Store(results_dir) as store:
+        for rec in store.runs(suite="scoring"):
+            spec = rec.spec
+            options = {"subset": {"mode": spec.subset.mode, "seed": spec.subset.seed},
+                       "config": spec.dataset.config}
+            # one scorer with the run's feature cache, one computing every feature afresh
+            scorers = [SampleScorer.for_dataset(spec.dataset.name, n=spec.subset.n, n_test=200,
+                                                metrics=METRICS, registry=kit_registry, results_dir=path,
+                                                **options)
+                       for path in (results_dir, None)]
+            stored = {}
+            for row in store.evals(rec.run_id):
+                if not row["metric"].startswith("train/"):
+                    stored.setdefault(row["step"], {})[(row["metric"], row["ref"])] = (row["value"], row["params"])
+            assert len(stored) == 4  # at init + 3 points
+            for step in store.sample_steps(rec.run_id):
+                _, samples = store.samples(rec.run_id, step)
+                assert len(samples) == 150
+                for scorer in scorers:
+                    scores = scorer.score(samples, step=step, seed=rec.seed)
+                    got = {(r.metric, r.ref): (r.value, r.params) for r in scores.rows}
+                    assert got == stored[step]
+                    compared += len(got)
+                other = scorers[1].score(samples, step=step + 1, seed=rec.seed)  # kid's subsets use the step
+                assert other.value("kid", ref="test") != stored[step][("kid", "test")][0]
+    assert compared > 200
+
+
+def test_arrays_and_a_registered_dataset_give_the_same_values(kit_registry):
+    from benchbase.data import DataCatalog, select_subset
+
+    reg = kit_registry.get("dataset", "digits")
+    cfg = reg.cls.Config()
+    _, splits = DataCatalog.shared().load(reg, cfg, {})
+    subset = select_subset(splits, {"n": 200, "mode": "first"})
+    samples = splits.test[-100:] + np.float32(0.05)
+    by_name = score_samples(samples, "digits", n=200, metrics=["fd", "mem_ratio"], registry=kit_registry)
+    by_arrays = score_samples(samples, train=subset.x, test=splits.test, train_labels=subset.y,
+                              test_labels=splits.test_labels, metrics=["fd", "mem_ratio"], registry=kit_registry)
+    def values(scores):
+        return [r for r in scores.rows if not r.metric.endswith((".chance", ".chance_sd"))]
+
+    assert values(by_name) == values(by_arrays)
+    # every memorization value comes with its chance level, from either kind of reference
+    for scores in (by_name, by_arrays):
+        assert {r.metric for r in scores.rows} >= {"mem_ratio.chance", "mem_ratio.chance_sd"}
+    assert by_name.train_hash == by_arrays.train_hash
+    assert by_name.value("fd", ref="test") > 0 and by_name.value("mem_ratio") == 0.0
+    assert by_name.as_dict()["fd[test]"] == by_name.value("fd", ref="test")
+
+
+def test_copies_of_the_training_set_read_as_memorized(registry):
+    rng = np.random.default_rng(0)
+    train = rng.uniform(-1, 1, (300, 1, 6, 6)).astype(np.float32)
+    test = rng.uniform(-1, 1, (200, 1, 6, 6)).astype(np.float32)
+    scorer = SampleScorer.for_arrays(train, test, metrics=["mem_ratio"], registry=registry)
+    assert scorer.references.spec.modality == "image"
+    assert scorer.score(train[:100]).value("mem_ratio") == 1.0
+    assert scorer.score(rng.uniform(-1, 1, (100, 1, 6, 6))).value("mem_ratio") == 0.0  # float64 is fine
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"samples": np.zeros((10, 3), np.float32)}, r"samples are \(3,\) each"),
+    ({"samples": np.zeros((10, 2), np.int64)}, "floating-point"),
+    ({"samples": np.full((10, 2), np.nan, np.float32)}, "NaN"),
+    ({"metrics": ["heldout_gap"]}, "capability 'heldout_loss'.*cannot score samples alone"),
+    ({"metrics": [{"name": "fd", "config": {"nope": 1}}]}, "nope"),
+    ({"subset": {"mode": "random", "sed": 1}}, "unknown subset option"),
+    ({"features": "inception"}, "image"),
+])
+def test_bad_requests_are_one_clear_input_error(registry, kwargs, match):
+    args = {"samples": np.zeros((10, 2), np.float32), "metrics": ["fd"]}
+    args.update(kwargs)
+    with pytest.raises(BenchbaseInputError, match=match):
+        score_samples(args.pop("samples"), "gmm2d", n=64, config=GMM, registry=registry, **args)
+
+
+def test_unknown_names_suggest_the_close_ones(registry):
+    with pytest.raises(UnknownPluginError, match="Did you mean 'mem_ratio'"):
+        score_samples(np.zeros((10, 2), np.float32), "gmm2d", n=64, config=GMM, metrics=["mem_ratio_"],
+                      registry=registry)
