@@ -14,6 +14,8 @@ from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 import numpy as np
 
+from benchbase.fleet_protocol import Fleet  # noqa: F401  (re-exported: part of the plugin contract)
+
 #: Families the built-in models use, and common ones. The set is open: a model may
 #: declare any lowercase name (``[a-z][a-z0-9_-]*``); leaderboards show it as declared.
 #: ``oracle`` is the one family with a meaning to the core: only oracles may draw
@@ -30,7 +32,7 @@ FRAMEWORKS = ("torch", "jax", "numpy")
 DIRECTIONS = ("higher", "lower", "target")
 MEMORIZES = ("higher", "lower")  # which way a memorization metric moves when samples copy
 MODALITIES = ("vector", "image")
-CAPABILITIES = ("heldout_loss", "denoise", "log_prob", "fleet")
+CAPABILITIES = ("heldout_loss", "denoise", "log_prob", "encode", "fleet")
 RUN_STATUSES = ("pending", "running", "done", "failed", "diverged", "timeout")
 FINAL_STATUSES = ("done", "diverged")  # outcomes a rerun does not repeat
 
@@ -45,6 +47,21 @@ def location(default: Any = None) -> Any:
     folder, a download switch, a cache switch). It stays out of run ids, so moving
     the data does not orphan results; the data's content hash is in the id instead."""
     return field(default=default, metadata={"identity": False})
+
+
+def added(default: Any) -> Any:
+    """A config field added after runs were committed: the stored spec and the run id
+    carry it only when it differs from its default, so runs made before it keep their ids."""
+    return field(default=default, metadata={"identity": "unless_default"})
+
+
+def without_unset(config_cls: type, plain: dict) -> dict:
+    """``plain`` without the ``added`` fields that hold their defaults."""
+    if not dataclasses.is_dataclass(config_cls):
+        return plain
+    unset = {f.name for f in dataclasses.fields(config_cls)
+             if f.metadata.get("identity") == "unless_default" and plain.get(f.name, f.default) == f.default}
+    return {k: v for k, v in plain.items() if k not in unset}
 
 
 def volatile_fields(config_cls: type) -> list[str]:
@@ -231,47 +248,12 @@ class Model(Configurable):
     #     so every diffusion/flow model is compared with the empirical optimal denoiser
     #     on the same grid of noise levels
     # def log_prob(self, state, x, key) -> per-example log-likelihood estimate (nats)
+    # def encode(self, state, x) -> (mean, log_var): the encoder's Gaussian E(x) per example,
+    #     (n, latent) each; log_var None for a deterministic encoder (a point mass)
+    #     and, with it, def decode(self, state, z) -> the decoder's mean G(z) in data space
     # def fleet(self, members: list[Model]) -> Fleet
     #     K runs of this model as one vectorized program (see Fleet); called on
     #     members[0] after every member's ``init`` or ``load``
-
-
-class Fleet:
-    """K runs of one model trained as one vectorized program (capability ``fleet``).
-
-    Small models leave most of a CPU's or GPU's arithmetic idle; a fleet stacks the
-    members' states on a leading axis and advances all of them with one call per
-    step. Each member is still its own run: the core draws its batches from its own
-    training subset with its own seed, evaluates it on its own schedule and stores
-    its own rows and checkpoints. A member's numbers must equal the same run trained
-    alone up to floating-point reordering, so a fleet must use the randomness the
-    core hands each member exactly as ``train_step`` and ``sample`` use theirs.
-
-    ``keys`` are per member, in member order: a list of ``torch.Generator`` (PyTorch)
-    or a stacked (K, 2) array of PRNG keys (JAX); batches are stacked (K, B, ...).
-    """
-
-    def stack(self, states: list) -> Any:
-        """The fleet state of K single-run states (from ``init`` or ``load``)."""
-        raise NotImplementedError
-
-    def unstack(self, state: Any, i: int) -> Any:
-        """Member ``i``'s single-run state: what ``save``, ``heldout_loss`` and the
-        other single-run methods of the member's model accept."""
-        raise NotImplementedError
-
-    def select(self, state: Any, keep: list[int]) -> Any:
-        """The fleet state of the members ``keep`` (the others finished or diverged)."""
-        return self.stack([self.unstack(state, i) for i in keep])
-
-    def step(self, state: Any, batch: Batch, keys: Any) -> tuple[Any, dict]:
-        """One ``train_step`` of every member; log values have one entry per member."""
-        raise NotImplementedError
-
-    def sample(self, state: Any, n: int, keys: Any, members: list[int] | None = None) -> Any:
-        """``n`` samples of each of ``members`` (default: all), stacked (K', n, ...),
-        each as its own ``sample(state_i, n, key_i)`` would draw them."""
-        raise NotImplementedError
 
 
 @dataclass
@@ -312,6 +294,11 @@ class EvalContext:
     extractor: Any = None  # the feature extractor, to embed anything else
     train_labels: np.ndarray | None = None  # labels of train_data / test_data (None: unlabelled)
     test_labels: np.ndarray | None = None
+    # positions of train_data in the dataset's train split (to join per-example values across runs)
+    train_indices: np.ndarray | None = None
+    # with ``subset.holdout``: the fold of the selected examples this run did not train on
+    heldout_data: np.ndarray | None = None
+    heldout_indices: np.ndarray | None = None
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A numpy generator fixed by the run's seed and the eval step."""

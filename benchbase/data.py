@@ -1,7 +1,7 @@
 """The data side of a run, done once in the core so every dataset gets it:
 loading (cached per process), training subsets (first n, random n, the k-th of K
-disjoint parts, near-duplicate removal) and the content hash that identifies the
-exact examples a run trained on.
+disjoint parts, near-duplicate removal, one of K folds left out) and the content
+hash that identifies the exact examples a run trained on.
 """
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ class Subset:
     indices: np.ndarray  # into the dataset's train split
     content_hash: str
     provenance: dict = field(default_factory=dict)
+    # ``holdout``: the fold of the selected examples left out of training (else None)
+    heldout_x: np.ndarray | None = None
+    heldout_indices: np.ndarray | None = None
 
 
 def content_hash(x: np.ndarray, y: np.ndarray | None = None) -> str:
@@ -138,6 +141,10 @@ def select_subset(splits: DataSplits, subset: SubsetPlan | dict) -> Subset:
        disjoint whatever the mode, seed or n, and the same for every n.
     3. The first ``n`` of the part (the seed paper's protocol), or ``n`` drawn at
        random with ``seed`` (nested: a larger n keeps the smaller one's examples).
+    4. ``holdout: [k, K]`` then leaves out the k-th of K contiguous folds of those n
+       examples: the run trains on S without fold k, where S is the selection of the
+       same subset without ``holdout`` (leave-fold-out memorization scores compare the
+       two). The fold is returned as ``heldout_x``/``heldout_indices``.
     """
     n_train = len(splits.train)
     subset = SubsetPlan.from_dict(subset)
@@ -179,11 +186,23 @@ def select_subset(splits: DataSplits, subset: SubsetPlan | dict) -> Subset:
     else:
         chosen = pool[:n]
     chosen = np.asarray(chosen, dtype=np.int64)
+    provenance["n"] = int(n)
+    heldout = None
+    if subset.holdout:
+        k, total = subset.holdout
+        if not 1 <= k <= total or total > n:
+            raise BenchbaseInputError(f"holdout [{k}, {total}]: need 1 <= k <= K <= n (n={n})")
+        folds = np.array_split(np.arange(n), total)
+        heldout = chosen[folds[k - 1]]
+        chosen = np.delete(chosen, folds[k - 1])
+        provenance["holdout"] = {"fold": f"{k} of {total}", "heldout": int(len(heldout)),
+                                 "trained_on": int(len(chosen)), **describe_indices(heldout)}
     x = np.ascontiguousarray(splits.train[chosen])
     y = None if splits.train_labels is None else np.ascontiguousarray(splits.train_labels[chosen])
-    provenance["n"] = int(n)
     provenance.update(describe_indices(chosen))
-    return Subset(x=x, y=y, indices=chosen, content_hash=content_hash(x, y), provenance=provenance)
+    return Subset(x=x, y=y, indices=chosen, content_hash=content_hash(x, y), provenance=provenance,
+                  heldout_x=None if heldout is None else np.ascontiguousarray(splits.train[heldout]),
+                  heldout_indices=heldout)
 
 
 def describe_indices(indices: np.ndarray, max_ranges: int = 32) -> dict:

@@ -11,13 +11,17 @@ from dataclasses import dataclass, field
 
 from omegaconf import OmegaConf
 
+from benchbase.distance_gap import DISTANCES, DistanceGap, distance_gap
 from benchbase.dynamics import Trajectory, collapse, derive_run, group_key, normalization, tau_fits
+from benchbase.exponents import AxisFit, CollapseComparison, axis_fits, collapse_comparison
+from benchbase.memscore import memscore_records
 from benchbase.errors import ConfigError
 from benchbase.records import RunRecord
 from benchbase.specs import RunSpec
 from benchbase.structured import typed
 from benchbase.suite_schema import DynamicsEntry, schema_problems
 from benchbase.twins import twin_records
+from benchbase.verdicts import threshold_onset
 
 # ---------------------------------------------------------------------- settings
 
@@ -71,7 +75,9 @@ def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=N
     """Derive and store the quantities of every finished run of ``suite``; returns them.
 
     Includes twin similarity for runs that have a twin (same spec but another
-    ``subset.split`` part; see benchbase.twins).
+    ``subset.split`` part; see benchbase.twins) and the leave-fold-out memorization
+    score for runs trained on S whose fold runs (``subset.holdout``) finished too
+    (benchbase.memscore).
     """
     cfg = cfg or suite_dynamics(store, suite)
     runs = store.runs(suite=suite)
@@ -83,8 +89,11 @@ def derive_suite(store, suite: str, cfg: DynamicsEntry | None = None, registry=N
         rec = derive_run(store.evals(r.run_id), cfg, factors.get(r.run_id, 1.0))
         rec["norm_refs"] = refs
         records[r.run_id] = rec
-    for run_id, twin in twin_records(store, [r for r in runs if r.run_id in records], registry).items():
+    finished = [r for r in runs if r.run_id in records]
+    for run_id, twin in twin_records(store, finished, registry).items():
         records[run_id]["twin"] = twin
+    for run_id, scores in memscore_records(store, finished).items():
+        records[run_id]["memorization_score"] = scores
     if write:
         store.write_derived(suite, records)
     return records
@@ -129,6 +138,9 @@ class SuiteData:
     settings: DynamicsEntry
     fits: list[dict] = field(default_factory=list)
     collapse: list[dict] = field(default_factory=list)  # curve spread against step vs normalized step
+    axis_fits: list[AxisFit] = field(default_factory=list)  # exponents of every swept axis at once
+    normalizations: list[CollapseComparison] = field(default_factory=list)  # paper's vs measured collapse
+    distance_gaps: list[DistanceGap] = field(default_factory=list)  # do swd/fd tell train from test?
 
     def groups(self) -> dict[tuple, list[RunData]]:
         out: dict[tuple, list[RunData]] = {}
@@ -155,4 +167,11 @@ def load_suite_data(store, suite: str, registry=None) -> SuiteData:
     spread = [c for metric in (settings.rate_metric, "relative_gap")
               for c in collapse([r.run for r in data], trajs, records, metric, confirm=settings.confirm,
                                 loss_metric=settings.loss_metric)]
-    return SuiteData(suite, data, settings, fits, spread)
+    multi = axis_fits([r.run for r in data], records, ("tau_mem", "tau_mem_copy", "tau_mem_loss"))
+    compared = [c for metric in (settings.copy_metric, "relative_gap")
+                for c in collapse_comparison([r.run for r in data], trajs, records, metric, settings.confirm,
+                                             settings.loss_metric)]
+    gaps = [g for r in data for metric in DISTANCES
+            for g in [distance_gap(r.run.run_id, r.n, r.run.seed, r.traj, r.derived, metric,
+                                   settings.loss_threshold, settings.confirm, threshold_onset)] if g is not None]
+    return SuiteData(suite, data, settings, fits, spread, multi, compared, gaps)

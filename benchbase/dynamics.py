@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchbase.fits import fit_power_law, format_interval
 from benchbase.records import RunRecord
 from benchbase.specs import RunSpec
 from benchbase.suite_schema import DynamicsEntry
@@ -220,28 +220,10 @@ def _last_finite(values: np.ndarray | None) -> float | None:
 # ---------------------------------------------------------------------- scaling fit
 
 
-def fit_power_law(x, y) -> dict | None:
-    """Least squares of log y on log x: slope, intercept, R^2, slope standard error."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    lx, ly = np.log(x[ok]), np.log(y[ok])
-    if len(lx) < 2 or np.ptp(lx) == 0:
-        return None
-    slope, intercept = np.polyfit(lx, ly, 1)
-    pred = intercept + slope * lx
-    ss_res = float(((ly - pred) ** 2).sum())
-    ss_tot = float(((ly - ly.mean()) ** 2).sum())
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
-    dof = len(lx) - 2
-    stderr = math.sqrt(ss_res / dof / float(((lx - lx.mean()) ** 2).sum())) if dof > 0 else None
-    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "stderr": stderr,
-            "points": int(len(lx)), "distinct_x": int(len(np.unique(lx)))}
-
-
 def group_key(spec: RunSpec) -> tuple:
-    """Runs that differ only in n, subset split and seed share a tau_mem-vs-n fit."""
-    sweep = {k: v for k, v in spec.sweep.items() if k not in ("n", "subset.split")}
+    """Runs that differ only in n, subset split or holdout fold and seed share a
+    tau_mem-vs-n fit (and a figure)."""
+    sweep = {k: v for k, v in spec.sweep.items() if k not in ("n", "subset.split", "subset.holdout")}
     return (spec.model.label, spec.dataset.label, json.dumps(sweep, sort_keys=True, default=str))
 
 
@@ -256,13 +238,14 @@ def tau_fits(runs: list[RunRecord], records: dict[str, dict], key: str = "tau_me
 
     Runs that never met the criterion (right-censored) are listed in ``censored``; runs
     that met it already at their first evaluation (left-censored: an upper bound, e.g. an
-    oracle evaluated once) in ``left_censored``; neither enters the fit.
+    oracle evaluated once) in ``left_censored``; neither enters the fit, nor do runs
+    trained without a ``subset.holdout`` fold (they see fewer than n examples).
     """
     flag = "censored" if key == "tau_mem" else f"{key}_censored"
     groups: dict[tuple, list] = {}
     for r in runs:
         rec = records.get(r.run_id)
-        if rec is None:
+        if rec is None or r.spec.subset.holdout is not None:  # a fold run trains on fewer than n
             continue
         groups.setdefault(group_key(r.spec), []).append((r.n, rec.get(key), rec.get(flag)))
     out = []
@@ -281,11 +264,11 @@ def format_fit(fit: dict) -> str:
     head = f"{fit['quantity']} vs n, {fit['group']}: "
     if f is None:
         return head + f"no fit (fewer than 2 distinct n reached memorization; not reached at n={fit['censored']})"
-    err = f" ± {f['stderr']:.3f}" if f["stderr"] is not None else ""
     cens = f"; not reached within the budget at n={fit['censored']}" if fit["censored"] else ""
     if fit.get("left_censored"):
         cens += f"; already met at the first evaluation (left out) at n={fit['left_censored']}"
-    return (head + f"slope {f['slope']:.3f}{err} (log-log least squares), R^2 = {f['r2']:.3f}, "
+    slope = format_interval(f["slope"], f.get("ci95"), f.get("bootstrap95"), f.get("dof"))
+    return (head + f"slope {slope} (log-log least squares), R^2 = {f['r2']:.3f}, "
                    f"{f['points']} runs at {f['distinct_x']} values of n{cens}")
 
 
@@ -300,7 +283,7 @@ def collapse(runs: list[RunRecord], trajectories: dict[str, Trajectory], records
     """Do the curves of runs that differ only in n collapse under the normalized step?
 
     ``metric`` is a stored metric or ``"relative_gap"`` (the loss criterion's curve). For
-    each level L, the step at which each run's curve first exceeds L (``onset``,
+    each level L, the step at which each run's curve first exceeds L (``threshold_onset``,
     interpolated) is found; over the runs that reach L (at least two values of n), the
     spread is the standard deviation of log10 of that step, raw and normalized. Curves
     that collapse have a normalized spread near 0 (a horizontal distance: 0.3 = a
@@ -322,12 +305,8 @@ def collapse(runs: list[RunRecord], trajectories: dict[str, Trajectory], records
             continue
         per_level = []
         for level in levels:
-            hits = []
-            for m in members:
-                traj = trajectories[m.run_id]
-                on = threshold_onset(traj.steps, curve(traj), level, confirm)
-                if on.step is not None and on.censored != "left":
-                    hits.append((m.n, on.step, on.step * records[m.run_id].get("norm_factor", 1.0)))
+            hits = [(m.n, step, step * records[m.run_id].get("norm_factor", 1.0))
+                    for m, step in level_crossings(members, trajectories, curve, level, confirm)]
             if len({n for n, _, _ in hits}) < 2:
                 continue
             raw, norm = np.log10([a for _, a, _ in hits]), np.log10([b for _, _, b in hits])
@@ -338,6 +317,19 @@ def collapse(runs: list[RunRecord], trajectories: dict[str, Trajectory], records
                     "spread_step": float(np.mean([p["spread_step"] for p in per_level])) if per_level else None,
                     "spread_normalized": (float(np.mean([p["spread_normalized"] for p in per_level]))
                                           if per_level else None)})
+    return out
+
+
+def level_crossings(members: list[RunRecord], trajectories: dict[str, Trajectory], curve, level: float,
+                    confirm: int) -> list[tuple[RunRecord, float]]:
+    """(run, step) for every run whose ``curve(trajectory)`` first exceeds ``level`` after
+    its first evaluation (``threshold_onset``'s rule and interpolation)."""
+    out = []
+    for m in members:
+        traj = trajectories[m.run_id]
+        on = threshold_onset(traj.steps, curve(traj), level, confirm)
+        if on.step is not None and on.censored != "left":
+            out.append((m, on.step))
     return out
 
 

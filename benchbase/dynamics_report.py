@@ -6,8 +6,25 @@ from __future__ import annotations
 import dataclasses
 
 from benchbase.derived import SuiteData
+from benchbase.distance_gap import format_summary, summarize
 from benchbase.dynamics import format_collapse, format_fit, group_key
+from benchbase.exponents import format_axis_fit, format_collapse_comparison
+from benchbase.memscore import memscore_lines
 from benchbase.verdicts import CopyRule
+
+
+def analysis_sections(data: SuiteData) -> list[tuple[str, list[str]]]:
+    """(title, lines) of the analyses beyond the per-run table, those a suite has data for."""
+    sections = [
+        ("Exponents of every swept axis (one fit per family, 95% intervals)",
+         [format_axis_fit(f) for f in data.axis_fits]),
+        ("The paper's normalization against the measured exponents",
+         [format_collapse_comparison(c) for c in data.normalizations]),
+        ("Do distributional distances tell train from test?",
+         [format_summary(s, data.settings.loss_threshold) for s in summarize(data.distance_gaps)]),
+        ("Leave-fold-out memorization score", memscore_lines(data)),
+    ]
+    return [(title, lines) for title, lines in sections if lines]
 
 
 def dynamics_table(data: SuiteData) -> str:
@@ -48,12 +65,18 @@ def dynamics_table(data: SuiteData) -> str:
                      tablefmt="github", disable_numparse=True)
     fits = "\n".join(f"- {format_fit(f)}" for f in data.fits) or "- no fit: no run reached memorization"
     spread = "\n".join(f"- {format_collapse(c)}" for c in data.collapse) or "- fewer than two n per group"
-    return (head + table + "\n\n### Fits of log tau_mem against log n\n\n" + fits
+    text = (head + table + "\n\n### Fits of log tau_mem against log n (95% intervals)\n\n" + fits
             + "\n\n### Do the curves collapse under the normalized step?\n\n" + spread + "\n")
+    for title, lines in analysis_sections(data):
+        text += f"\n### {title}\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+    return text
 
 
 def dynamics_json(data: SuiteData) -> dict:
     return {"suite": data.name, "settings": _asdict(data.settings), "fits": data.fits, "collapse": data.collapse,
+            "axis_fits": [f.to_dict() for f in data.axis_fits],
+            "normalizations": [c.to_dict() for c in data.normalizations],
+            "distance_gaps": [g.to_dict() for g in data.distance_gaps],
             "runs": [{"run_id": r.run.run_id, "n": r.n, "seed": r.run.seed,
                       "sweep": r.spec.sweep, "model": r.spec.model.label, **r.derived}
                      for r in data.runs]}

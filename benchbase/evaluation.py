@@ -98,6 +98,18 @@ class ModelHandle:
         out = self.model.denoise(self.state, self.fw.put(np.ascontiguousarray(x_t, dtype=np.float32), self.device), t)
         return self.fw.to_numpy(out)
 
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The encoder's Gaussian (mean, log variance) per example; log variance None for
+        a deterministic encoder."""
+        mean, log_var = self.model.encode(self.state, self.fw.put(np.ascontiguousarray(x, dtype=np.float32),
+                                                                  self.device))
+        return self.fw.to_numpy(mean), None if log_var is None else self.fw.to_numpy(log_var)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """The decoder's mean G(z), in data space."""
+        return self.fw.to_numpy(self.model.decode(self.state, self.fw.put(np.ascontiguousarray(z, dtype=np.float32),
+                                                                          self.device)))
+
     def log_prob(self, x: np.ndarray, salt: int = 0) -> np.ndarray:
         key = self.fw.key(mix_seed(self.seed, SALT_EVAL, salt), 0, self.device)
         out = self.model.log_prob(self.state, self.fw.put(np.ascontiguousarray(x, dtype=np.float32), self.device), key)
@@ -111,7 +123,10 @@ class References:
 
     ``train_hash`` names the training examples (the feature cache keys on it);
     ``train_split`` is the dataset's full train split, which a learned feature space
-    fits on (None: fit on ``train``)."""
+    fits on (None: fit on ``train``). ``train_indices`` are the training examples'
+    positions in that split (per-example values join across runs on them); with a
+    subset holdout, ``heldout`` is the fold of the selected examples the run did not
+    train on, and ``heldout_indices`` its positions."""
 
     train: np.ndarray
     test: np.ndarray
@@ -120,6 +135,9 @@ class References:
     test_labels: np.ndarray | None = None
     train_hash: str = ""
     train_split: np.ndarray | None = None
+    train_indices: np.ndarray | None = None
+    heldout: np.ndarray | None = None
+    heldout_indices: np.ndarray | None = None
 
     def __post_init__(self):
         if not self.train_hash:
@@ -131,7 +149,8 @@ class References:
         test = splits.test if not n_test else splits.test[:n_test]
         test_y = None if splits.test_labels is None else splits.test_labels[:len(test)]
         return cls(train=subset.x, test=test, spec=splits.spec, train_labels=subset.y, test_labels=test_y,
-                   train_hash=subset.content_hash, train_split=splits.train)
+                   train_hash=subset.content_hash, train_split=splits.train, train_indices=subset.indices,
+                   heldout=subset.heldout_x, heldout_indices=subset.heldout_indices)
 
 
 @dataclass
@@ -233,7 +252,8 @@ class Scorer:
             feature_space=self.feature_space, step=step, seed=seed, device=self.device,
             ref=self.train_f if ref_name == "train" else self.test_f, ref_name=ref_name,
             model=model, extractor=self.extractor,
-            train_labels=ref.train_labels, test_labels=ref.test_labels)
+            train_labels=ref.train_labels, test_labels=ref.test_labels, train_indices=ref.train_indices,
+            heldout_data=ref.heldout, heldout_indices=ref.heldout_indices)
 
     def chance_rows(self, entry: MetricRef, metric: Any, ref_name: str, m: int, seed: int) -> list[EvalRow]:
         """``<metric>.chance`` and ``.chance_sd`` beside the metric's value: its chance level

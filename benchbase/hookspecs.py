@@ -35,12 +35,12 @@ def benchbase_register_models(register):
     numpy), a ``Config`` dataclass holding every hyperparameter with its default, and
     the methods ``init``, ``train_step``, ``sample``, ``save``, ``load`` and
     ``param_count``. Optional capabilities that metrics can ask for are declared in
-    ``capabilities`` (``heldout_loss``, ``denoise``, ``log_prob``) and implemented as
-    methods of the same name. A model that handles only some data declares
-    ``modalities`` (e.g. ``("image",)``): suites pairing it with other data fail
-    validation. A model the core does not train (fitted at ``init``, or replaying
-    samples made elsewhere) sets ``trains = False``; ``opt_outs`` names conformance
-    clauses that do not apply to it, with the reason.
+    ``capabilities`` (``heldout_loss``, ``denoise``, ``log_prob``, ``encode``, ``fleet``)
+    and implemented as methods of the same name (``encode`` comes with ``decode``).
+    A model that handles only some data declares ``modalities`` (e.g. ``("image",)``):
+    suites pairing it with other data fail validation. A model the core does not train
+    (fitted at ``init``, or replaying samples made elsewhere) sets ``trains = False``;
+    ``opt_outs`` names conformance clauses that do not apply to it, with the reason.
 
     The core owns the training loop: ``train_step`` receives one batch drawn by the
     core from the training subset already on the device, and must not iterate over

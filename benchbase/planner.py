@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from benchbase.blame import PluginFault
-from benchbase.contracts import unmet_requirements, volatile_fields
+from benchbase.contracts import unmet_requirements, volatile_fields, without_unset
 from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError, list_choices, \
     suggest
 from benchbase.frameworks import framework_available
@@ -327,7 +327,7 @@ class RunPlanner:
             self.fail(path, f"model '{reg.name}' has eval_steps() but trains: only a model that does not train "
                             "(trains = False) brings its own evaluation steps")
             return None
-        ref = ModelRef(name=reg.name, config=plain, version=reg.version,
+        ref = ModelRef(name=reg.name, config=without_unset(reg.cls.Config, plain), version=reg.version,
                        volatile=tuple(volatile_fields(reg.cls.Config)), framework=reg.framework,
                        family=getattr(instance, "family", reg.family), label=model.label,
                        lr=_float_or_none(instance.learning_rate()), origin=origin)
@@ -378,10 +378,12 @@ class RunPlanner:
         from benchbase.data import subset_problems
 
         where = f"datasets[{dataset.index}]"
-        split = parse_split(subset["split"]) if subset.get("split") is not None else None
+        split, holdout = (parse_split(subset[k]) if subset.get(k) is not None else None for k in ("split", "holdout"))
         n = whole_number(n) if n is not None else None
+        if holdout and n is not None and holdout[1] > n:
+            return self.fail(f"{where}.subset.holdout", f"{holdout[1]} folds of n={n} examples: K must be <= n")
         plan = SubsetPlan(n=n, mode=subset["mode"], seed=subset["seed"] if subset["mode"] == "random" else 0,
-                          split=split, dedup=subset.get("dedup"))
+                          split=split, dedup=subset.get("dedup"), holdout=holdout)
         if not self.check_data:
             return plan
         info = data.info

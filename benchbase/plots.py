@@ -18,6 +18,11 @@ import numpy as np
 from benchbase.derived import RunData, SuiteData, load_suite_data
 from benchbase.dynamics import group_label, relative_gap
 from benchbase.dynamics_report import dynamics_json, dynamics_table
+from benchbase.figure_kit import as_images as _as_images
+from benchbase.figure_kit import image_rows as _image_rows
+from benchbase.figure_kit import pyplot as _plt
+from benchbase.figure_kit import save_figure as _save
+from benchbase.memscore_figures import plot_memorization_scores
 from benchbase.verdicts import CopyRule
 
 FORMATS = ("png", "svg")
@@ -25,30 +30,6 @@ CRITERIA_STYLE = {"copy": ("o", "copy criterion"), "loss": ("s", "loss criterion
 
 
 # ------------------------------------------------------------------- plumbing
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.hashsalt": "benchbase", "figure.dpi": 110, "font.size": 9,
-                         "axes.titlesize": 10, "legend.fontsize": 8})
-    return plt
-
-
-def _save(fig, out: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
-    paths = []
-    for fmt in formats:
-        path = out / f"{stem}.{fmt}"
-        meta = {"Date": None} if fmt == "svg" else {}
-        fig.savefig(path, format=fmt, bbox_inches="tight", metadata=meta)
-        paths.append(path)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return paths
 
 
 def _slug(text: str) -> str:
@@ -194,7 +175,8 @@ def plot_tau(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
             label = f"{crit_label}" + (f", {group_label(gkey)}" if len(groups) > 1 else "")
             if fit and fit["fit"]:
                 f = fit["fit"]
-                err = f" ± {f['stderr']:.2f}" if f["stderr"] is not None else ""
+                band = f.get("bootstrap95") or f.get("ci95")
+                err = f" [{band[0]:.2f}, {band[1]:.2f}]" if band else ""
                 label += f": slope {f['slope']:.2f}{err}, R² {f['r2']:.3f}"
                 xs = np.geomspace(min(n for n, _ in reached), max(n for n, _ in reached), 50)
                 ax.plot(xs, np.exp(f["intercept"]) * xs ** f["slope"], "-", color=color, lw=1.2)
@@ -236,7 +218,7 @@ def _plain_log_ticks(ax, values: list) -> None:
 
 
 def _phase_axis(runs: list[RunData]) -> str | None:
-    keys = {k for r in runs for k in r.spec.sweep if k not in ("n", "subset.split")}
+    keys = {k for r in runs for k in r.spec.sweep if k not in ("n", "subset.split", "subset.holdout")}
     for k in ("model.width", "model.channels", "model.base_channels"):
         if k in keys:
             return k
@@ -293,39 +275,10 @@ def plot_phase(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
 # ------------------------------------------------------------------------ images
 
 
-def _as_images(x: np.ndarray, value_range=(-1.0, 1.0)) -> np.ndarray | None:
-    """(N, C, H, W) in value_range -> (N, H, W[, 3]) in [0, 1] for imshow; None for vectors."""
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        return None
-    lo, hi = value_range
-    img = np.clip((x - lo) / (hi - lo), 0, 1)
-    return img[:, 0] if x.shape[1] == 1 else img.transpose(0, 2, 3, 1)
-
-
-def _image_rows(plt, rows: list[tuple[str, np.ndarray, list[str] | None]], title: str):
-    cols = max(len(imgs) for _, imgs, _ in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(0.95 * cols + 1.2, 1.05 * len(rows) + 0.6), squeeze=False)
-    for i, (label, imgs, notes) in enumerate(rows):
-        for j in range(cols):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if j < len(imgs):
-                ax.imshow(imgs[j], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                if notes:
-                    ax.set_title(notes[j], fontsize=6.5, pad=2)
-        axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def _one_per_n(runs: list[RunData]) -> list[RunData]:
     """The lowest seed (and first split part) of each n among ``runs``."""
     chosen: dict[int, RunData] = {}
-    for r in sorted(runs, key=lambda r: (r.run.seed, (r.spec.subset.split or [0])[0])):
+    for r in sorted(runs, key=lambda r: (r.run.seed, r.spec.subset.holdout is not None, (r.spec.subset.split or [0])[0])):
         chosen.setdefault(r.n, r)
     return [chosen[n] for n in sorted(chosen)]
 
@@ -442,6 +395,7 @@ def write_all(store, suite: str, out: Path, formats=FORMATS, wanted: list[str] |
     paths += plot_phase(data, out, formats)
     paths += plot_samples(store, data, out, formats, registry=registry)
     paths += plot_twins(store, data, out, formats)
+    paths += plot_memorization_scores(store, data, out, formats, registry)
     md.write_text(dynamics_table(data), encoding="utf-8")
     js.write_text(json.dumps(dynamics_json(data), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return paths + [md, js], data

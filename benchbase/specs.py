@@ -132,10 +132,13 @@ class SubsetPlan:
     split: tuple[int, int] | None = None  # (k, K): the k-th of K disjoint parts
     dedup: float | None = None  # drop near-duplicates above this correlation first
     content_hash: str | None = None  # of the chosen examples, when the data was read at planning
+    holdout: tuple[int, int] | None = None  # (k, K): train on the n chosen examples without their k-th fold
 
     def to_dict(self) -> dict:
         out = {"n": self.n, "mode": self.mode, "seed": self.seed,
                "split": None if self.split is None else list(self.split), "dedup": self.dedup}
+        if self.holdout is not None:  # only when set, so the ids of runs without it do not change
+            out["holdout"] = list(self.holdout)
         if self.content_hash is not None:
             out["content_hash"] = self.content_hash
         return out
@@ -149,6 +152,10 @@ class SubsetPlan:
         if isinstance(split, str):
             split = parse_split(split)
         d["split"] = None if split is None else tuple(int(v) for v in split)
+        holdout = d.get("holdout")
+        if isinstance(holdout, str):
+            holdout = parse_split(holdout)
+        d["holdout"] = None if holdout is None else tuple(int(v) for v in holdout)
         return cls(**d)
 
 

@@ -84,6 +84,11 @@ def _split(v):
             return str(exc)
 
 
+def _holdout(v):
+    problem = _split(v)
+    return problem.replace("split", "holdout") if problem else None
+
+
 def _dedup(v):
     if v is not None and not 0 < float(v) <= 1:
         return f"dedup is a correlation threshold in (0, 1] (e.g. 0.95), got {v}"
@@ -156,6 +161,7 @@ class SubsetEntry:
     mode: str = option("first", check=one_of(*SUBSET_MODES))  # first: the seed paper's protocol
     seed: int = 0  # for mode=random
     split: Optional[str] = option(None, check=_split)  # "k of K": the k-th of K disjoint parts
+    holdout: Optional[str] = option(None, check=_holdout)  # "k of K": train on the n chosen without their k-th fold
     dedup: Optional[float] = option(None, check=_dedup)  # drop near-duplicates above this correlation
 
 

@@ -76,15 +76,22 @@ def twin_groups(runs: list[RunRecord]) -> list[list[RunRecord]]:
             if len({r.spec.subset.split[0] for r in g}) > 1]
 
 
-def training_set(spec: RunSpec, registry) -> np.ndarray:
-    """Rebuild the exact training subset of a run (the core's own subset selection)."""
-    from benchbase.data import DataCatalog, select_subset
+def train_split(spec: RunSpec, registry):
+    """The splits of a run's dataset (``DataSplits``), loaded once per process."""
+    from benchbase.data import DataCatalog
     from benchbase.structured import plugin_config
 
     reg = registry.get("dataset", spec.dataset.name)
     cfg, plain = plugin_config(reg, spec.dataset.config, "<run spec>", "dataset.config")
     _, splits = DataCatalog.shared().load(reg, cfg, plain)
-    return select_subset(splits, spec.subset).x
+    return splits
+
+
+def training_set(spec: RunSpec, registry) -> np.ndarray:
+    """Rebuild the exact training subset of a run (the core's own subset selection)."""
+    from benchbase.data import select_subset
+
+    return select_subset(train_split(spec, registry), spec.subset).x
 
 
 def twin_records(store, runs: list[RunRecord], registry=None) -> dict[str, dict]:

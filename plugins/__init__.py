@@ -35,6 +35,8 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.metrics.manifold",
     "benchbase_plugins.metrics.diversity",
     "benchbase_plugins.metrics.model_aware",
+    "benchbase_plugins.metrics.likelihood",
+    "benchbase_plugins.metrics.generalization_bound",
     "benchbase_plugins.features.pixels",
     "benchbase_plugins.features.random_conv",
     "benchbase_plugins.features.pretrained",

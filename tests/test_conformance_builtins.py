@@ -28,7 +28,8 @@ METRIC_EXPECTATIONS = {
     "recall": {"pairs": [("true", "collapsed")], "identical": 1.0},  # recall rewards spread, even noise
     "vendi": {"pairs": [("true", "collapsed")]},
     **{name: COPIES_ARE_WORSE for name in ("ct_test", "authenticity", "dcr_overfit", "novelty_ratio",
-                                           "proximity_auc", "fls_overfit", "heldout_gap", "denoiser_gap")},
+                                           "proximity_auc", "fls_overfit", "heldout_gap", "denoiser_gap",
+                                           "memorization_score")},
     # Max cosine to the training set cannot tell fresh samples from copies in the kit's
     # low-dimensional clustered data (both read 1: cosine needs a feature space such as
     # SSCD); what it must do anywhere is flag copies more than data-blind noise.

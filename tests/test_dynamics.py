@@ -131,6 +131,7 @@ def test_power_law_fit_matches_scipy_linregress():
     assert fit["slope"] == pytest.approx(ref.slope) and fit["intercept"] == pytest.approx(ref.intercept)
     assert fit["r2"] == pytest.approx(ref.rvalue ** 2) and fit["stderr"] == pytest.approx(ref.stderr)
     assert fit_power_law([32, 32], [1, 2]) is None and fit_power_law([32], [1]) is None
+    assert fit_power_law([], []) is None
 
 
 def test_dynamics_settings_take_overrides_and_reject_bad_ones():
@@ -318,7 +319,7 @@ def test_step_before_memorization_for_leaderboards():
 
 def test_fits_leave_out_runs_that_memorized_from_the_first_evaluation():
     runs = [SimpleNamespace(run_id=str(n), n=n, spec=SimpleNamespace(
-                subset=SimpleNamespace(n=n), model=SimpleNamespace(label="m"), dataset=SimpleNamespace(label="d"),
+                subset=SimpleNamespace(n=n, holdout=None), model=SimpleNamespace(label="m"), dataset=SimpleNamespace(label="d"),
                 sweep={"n": n})) for n in (8, 16, 32, 64)]  # the parts of RunRecords that tau_fits reads
     records = {"8": {"tau_mem": 0.0, "censored": "left"}, "16": {"tau_mem": 160.0, "censored": None},
                "32": {"tau_mem": 320.0, "censored": None}, "64": {"tau_mem": None, "censored": "right"}}

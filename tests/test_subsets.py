@@ -253,3 +253,48 @@ def test_invalid_n_through_the_cli_writes_nothing(tmp_path, capsys):
     assert main(["run", str(suite_file), "--results", str(results), "--quiet"]) == 2
     assert "n=99999 is larger than dataset 'digits', whose train split has 1300 examples" in capsys.readouterr().err
     assert not results.exists() or not any(results.iterdir())
+
+
+# ------------------------------------------------------------------------ holdout
+
+
+@pytest.mark.parametrize("mode", ["first", "random"])
+def test_holdout_folds_partition_the_selection(mode):
+    """S without fold k, for k = 1..K: the held-out folds are disjoint, cover S, and each
+    run trains on exactly S minus its fold (in S's order)."""
+    s = splits_of(distinct_images(100))
+    full = select_subset(s, subset(n=30, mode=mode, seed=5))
+    held, trained = [], []
+    for k in range(1, 5):
+        sub = select_subset(s, {**subset(n=30, mode=mode, seed=5), "holdout": f"{k} of 4"})
+        assert sub.provenance["n"] == 30 and sub.provenance["holdout"]["fold"] == f"{k} of 4"
+        assert not set(sub.indices) & set(sub.heldout_indices)
+        assert set(sub.indices) | set(sub.heldout_indices) == set(full.indices)
+        np.testing.assert_array_equal(sub.x, s.train[sub.indices])
+        np.testing.assert_array_equal(sub.heldout_x, s.train[sub.heldout_indices])
+        assert list(sub.indices) == [i for i in full.indices if i not in set(sub.heldout_indices)]
+        held.append(set(sub.heldout_indices.tolist()))
+        trained.append(sub.content_hash)
+    assert sorted(len(h) for h in held) == [7, 7, 8, 8]
+    assert set().union(*held) == set(full.indices.tolist()) and sum(map(len, held)) == 30
+    assert len(set(trained) | {full.content_hash}) == 5
+    assert full.heldout_x is None and "holdout" not in full.provenance
+
+
+def test_holdout_is_validated_before_anything_runs(registry):
+    with pytest.raises(ConfigError, match=r"subset\.holdout: holdout must look like 'k of K'"):
+        build_suite(digits_suite(sweep={"subset.holdout": ["first"]}), "<t>", registry=registry)
+    with pytest.raises(ConfigError, match=r"subset\.holdout: 200 folds of n=100 examples: K must be <= n"):
+        build_suite(digits_suite(datasets=[{"name": "digits", "n": 100, "subset": {"holdout": "1 of 200"}}]),
+                    "<t>", registry=registry)
+
+
+def test_holdout_sweep_keeps_the_ids_of_runs_without_it(registry):
+    """``subset.holdout`` enters a spec only when set: a suite without it plans the same
+    run ids as before the option existed, and the null member of a holdout sweep is
+    that very run."""
+    plain = build_suite(digits_suite(), "<t>", registry=registry)
+    assert plain.runs[0].subset.holdout is None and "holdout" not in plain.runs[0].subset.to_dict()
+    swept = build_suite(digits_suite(sweep={"subset.holdout": [None, "1 of 2", "2 of 2"]}), "<t>", registry=registry)
+    assert plain.runs[0].run_id in {s.run_id for s in swept.runs}
+    assert sorted(str(s.subset.holdout) for s in swept.runs) == ["(1, 2)", "(2, 2)", "None"]

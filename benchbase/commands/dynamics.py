@@ -25,6 +25,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from benchbase.derived import derive_suite, dynamics_settings, suite_dynamics
     from benchbase.dynamics import format_fit, group_key, group_label, tau_fits
+    from benchbase.exponents import axis_fits, format_axis_fit
+    from benchbase.memscore import format_record
 
     with open_suite_store(args.results, args.suite) as store:
         base = dataclasses.asdict(suite_dynamics(store, args.suite))
@@ -44,4 +46,12 @@ def run(args) -> int:
             for f in tau_fits(runs, records, key) if any(rec.get(key) is not None for rec in records.values())]
     for f in fits:
         print(format_fit(f))
+    for f in axis_fits(runs, records, ("tau_mem", "tau_mem_copy", "tau_mem_loss")):
+        print(format_axis_fit(f))
+    shown = set()
+    for r in runs:
+        rec = records[r.run_id].get("memorization_score")
+        if rec and json.dumps(rec["full_runs"]) not in shown:
+            shown.add(json.dumps(rec["full_runs"]))
+            print(format_record(rec, group_label(group_key(r.spec))))
     return 0

@@ -23,6 +23,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from benchbase.dynamics import format_collapse, format_fit
+    from benchbase.dynamics_report import analysis_sections
     from benchbase.plots import write_all
 
     out = output_folder(args.out)
@@ -32,5 +33,8 @@ def run(args) -> int:
         print(format_fit(f))
     for c in data.collapse:
         print(format_collapse(c))
+    for _, lines in analysis_sections(data):
+        for line in lines:
+            print(line)
     print(f"wrote {len(paths)} files to {out}/", file=sys.stderr)
     return 0

@@ -87,11 +87,16 @@ def fingerprint(*arrays: Any) -> list:
     return [None if a is None else np.array(a, copy=True) for a in arrays]
 
 
+FIX_KEY = ("draw all randomness from the `key` handed to train_step/sample (a seeded torch.Generator, "
+           "a JAX PRNGKey or a numpy Generator) and the `seed` handed to init; never from global RNGs "
+           "(torch.manual_seed, np.random.*, random.*), the clock or object ids")
+
+
 # Usual size knobs and the small values that keep a conformance check to a second
 # (`steps`: the fitting steps of a learned feature space).
 SMALL_VALUES = {"width": 32, "hidden": 32, "hidden_dim": 32, "channels": 16, "base_channels": 16,
                 "res_blocks": 1, "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4,
-                "iwae_samples": 4, "steps": 50}
+                "iwae_samples": 4, "steps": 50, "loglik_steps": 4}
 
 
 def small_config(plugin_cls: Any) -> dict:

@@ -16,21 +16,15 @@ import numpy as np
 from benchbase.contracts import Batch
 from benchbase.evaluation import floating_dtype
 from benchbase.frameworks import get_framework
-from benchbase.testing.common import check_declaration, close, label, make_config, require_framework, same
-from benchbase.testing.fleets import check_fleet
+from benchbase.testing.capabilities import CAPABILITY_CHECKS
+from benchbase.testing.common import FIX_KEY, check_declaration, label, make_config, require_framework, same
 from benchbase.testing.toydata import first_n, resolve_dataset, train_data
 from benchbase.testing.violations import Checker, Report
 
 # Config fields that would let a model set its own budget; the core owns it.
 BUDGET_FIELDS = frozenset({"batch_size", "epochs", "n_epochs", "num_epochs", "n_iter", "max_steps",
                            "train_steps", "iterations", "max_iter"})
-# Noise levels for denoise, variance-exploding: from nearly clean to nearly pure noise.
-SIGMAS = (0.002, 0.1, 1.0, 10.0, 80.0)
-_SAMPLE, _OTHER_SAMPLE, _CAPABILITY = 11, 12, 13
-
-_FIX_KEY = ("draw all randomness from the `key` handed to train_step/sample (a seeded torch.Generator, "
-            "a JAX PRNGKey or a numpy Generator) and the `seed` handed to init; never from global RNGs "
-            "(torch.manual_seed, np.random.*, random.*), the clock or object ids")
+_SAMPLE, _OTHER_SAMPLE = 11, 12
 
 
 class _Harness:
@@ -255,7 +249,7 @@ def _check_model(c: Checker, model_cls: Any, cfg: Any, resolved: tuple, device: 
     at_init = h.sample(model, state, n_samples)
     h.sample(model, state, 1)
     c.require(same(h.sample(model, state, n_samples), at_init), "sample.deterministic",
-              "two calls of sample(state, n, key) with equal keys gave different samples", _FIX_KEY)
+              "two calls of sample(state, n, key) with equal keys gave different samples", FIX_KEY)
     c.require(not same(h.sample(model, state, n_samples, _OTHER_SAMPLE), at_init), "sample.uses_key",
               "sample(state, n, key) gave the same samples for two different keys",
               "draw the sampler's noise from `key`: the core hands a fixed key per run, so samples "
@@ -267,7 +261,7 @@ def _check_model(c: Checker, model_cls: Any, cfg: Any, resolved: tuple, device: 
         c.skip("train_step", "trains=False: the core never calls train_step")
         twin, twin_state, _ = h.new(h.seed)
         c.require(same(h.sample(twin, twin_state, n_samples), at_init), "init.deterministic",
-                  "two instances initialised with the same seed sample differently", _FIX_KEY)
+                  "two instances initialised with the same seed sample differently", FIX_KEY)
         state = _check_replay(c, h, model, state, at_init, n_samples)
     c.require(model_cls.family == "oracle" or h.fresh_calls == 0, "fresh_data.oracles_only",
               f"a model of family '{model_cls.family}' called data.sample_fresh {h.fresh_calls} time(s)",
@@ -293,7 +287,7 @@ def _check_model(c: Checker, model_cls: Any, cfg: Any, resolved: tuple, device: 
                   "must equal an uninterrupted one")
 
     for cap in sorted(getattr(model_cls, "capabilities", ())):
-        _CAPABILITY_CHECKS[cap](c, h, model, state, n_samples)
+        CAPABILITY_CHECKS[cap](c, h, model, state, n_samples)
     if not getattr(model_cls, "capabilities", ()):
         c.skip("capabilities", "none declared")
     return c.report
@@ -320,7 +314,7 @@ def _check_training(c: Checker, h: _Harness, model: Any, state: Any, at_init: np
     # initialised with was overwritten with NaN, and with other global RNG states.
     twin, twin_state, twin_data = h.new(h.seed)
     c.require(same(h.sample(twin, twin_state, n_samples), at_init), "init.deterministic",
-              "two instances initialised with the same seed sample differently", _FIX_KEY)
+              "two instances initialised with the same seed sample differently", FIX_KEY)
     _poison(twin_data, fw_name)
     _perturb_global_rngs(2, fw_name)
     draw = h.drawer()
@@ -340,7 +334,7 @@ def _check_training(c: Checker, h: _Harness, model: Any, state: Any, at_init: np
               "(shapes, statistics) in the state, not a reference to the data")
     c.require(same(twin_raw, trained), "train_step.deterministic",
               "two runs with the same seed and the same batches and keys ended with different models",
-              _FIX_KEY)
+              FIX_KEY)
     c.require(h.fresh_calls == 0, "train_step.no_fresh_data",
               f"the model called data.sample_fresh {h.fresh_calls} time(s)",
               "sample_fresh is for oracles that do not train; a trained model that draws fresh data "
@@ -410,80 +404,3 @@ def _check_save(c: Checker, model: Any, state: Any) -> bytes:
     c.require(isinstance(blob, bytes), "save.bytes", f"save(state) returned {type(blob).__name__}",
               "return bytes (e.g. a torch.save or flax.serialization.to_bytes buffer)")
     return blob
-
-
-def _unchanged(c: Checker, h: _Harness, model: Any, state: Any, before: np.ndarray, cap: str) -> None:
-    c.require(same(h.sample(model, state, len(before)), before), f"{cap}.no_update",
-              f"calling {cap} changed the model (its samples differ afterwards)",
-              f"{cap} evaluates only: no optimiser step, no parameter or buffer updates (torch: "
-              "@torch.no_grad() and no BatchNorm in train mode)")
-
-
-def _check_heldout_loss(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
-    before = h.sample(model, state, n_samples)
-    n_test = len(h.splits.test)
-    values = []
-    for i, rows in enumerate((np.arange(min(h.batch_size, n_test)), np.arange(min(h.batch_size, n_test)),
-                              np.arange(min(5, n_test)))):
-        with c.calling("heldout_loss", f"heldout_loss(state, batch of {len(rows)}, key)"):
-            out = model.heldout_loss(state, h.batch(rows, "test"), h.key(_CAPABILITY))
-        values.append(h.scalar(out, f"heldout_loss(state, batch of {len(rows)}, key)", "heldout_loss.scalar"))
-        if i == 0:
-            _unchanged(c, h, model, state, before, "heldout_loss")
-    c.require(values[0] == values[1], "heldout_loss.deterministic",
-              "heldout_loss gave two values for the same batch and key", _FIX_KEY)
-
-
-def _check_denoise(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
-    before = h.sample(model, state, n_samples)
-    clean = h.splits.test[:5]
-    rng = np.random.default_rng(0)
-    for sigma in SIGMAS:
-        noisy = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
-        what = f"denoise(state, x_noisy of shape {noisy.shape}, sigma={sigma})"
-        outs = []
-        for x in (noisy, noisy, noisy[:1]):
-            with c.calling("denoise", what, "denoise takes any sigma > 0 of the variance-exploding "
-                                            "convention x_noisy = x + sigma * eps, including sigma > 1"):
-                raw = model.denoise(state, h.fw.put(x, h.device), sigma)
-            h.native(raw, what, "denoise.type")
-            outs.append(np.array(h.fw.to_numpy(raw), copy=True))
-            if len(outs) == 1 and sigma == SIGMAS[0]:
-                _unchanged(c, h, model, state, before, "denoise")
-        out = outs[0]
-        c.require(out.shape == noisy.shape, "denoise.shape", f"{what} returned shape {out.shape}",
-                  "return an estimate of the clean x with the shape of x_noisy")
-        c.require(bool(np.isfinite(out).all()), "denoise.finite", f"{what} returned NaN or Inf",
-                  "sigma follows the variance-exploding convention (x_noisy = x + sigma * eps, sigma "
-                  "from ~0.002 to ~80): convert it to your own schedule, e.g. t = 1 / (1 + sigma) for a "
-                  "rectified flow or alpha_bar = 1 / (1 + sigma^2) for a VP/DDPM model, and rescale "
-                  "x_noisy accordingly")
-        c.require(same(outs[1], out), "denoise.deterministic", f"{what} gave two different answers",
-                  "denoise is a function of (state, x_noisy, sigma): no randomness")
-        c.require(close(outs[2], out[:1]), "denoise.per_example",
-                  f"{what}: row 0 denoised alone differs from row 0 denoised in the batch",
-                  "denoise each example independently (no batch statistics, BatchNorm in eval mode)")
-
-
-def _check_log_prob(c: Checker, h: _Harness, model: Any, state: Any, n_samples: int) -> None:
-    before = h.sample(model, state, n_samples)
-    x = h.fw.put(np.ascontiguousarray(h.splits.test[:7]), h.device)
-    outs = []
-    for _ in range(2):
-        with c.calling("log_prob", "log_prob(state, x of 7 examples, key)"):
-            raw = model.log_prob(state, x, h.key(_CAPABILITY))
-        h.native(raw, "log_prob(state, x, key)", "log_prob.type")
-        outs.append(np.array(h.fw.to_numpy(raw), copy=True))
-        if len(outs) == 1:
-            _unchanged(c, h, model, state, before, "log_prob")
-    c.require(outs[0].shape == (7,), "log_prob.shape", f"log_prob of 7 examples returned shape {outs[0].shape}",
-              "return one log-likelihood (nats) per example: shape (n,)")
-    c.require(bool(np.isfinite(outs[0]).all()), "log_prob.finite", "log_prob returned NaN or Inf",
-              "use log-sum-exp for mixtures and importance weights; clamp variances away from 0")
-    c.require(same(outs[0], outs[1]), "log_prob.deterministic",
-              "log_prob gave two answers for the same x and key", _FIX_KEY)
-
-
-_CAPABILITY_CHECKS = {"heldout_loss": _check_heldout_loss, "denoise": _check_denoise,
-                      "log_prob": _check_log_prob, "fleet": check_fleet}
-

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchbase.contracts import CAPABILITIES, DataSpec, Model
+from benchbase.contracts import DataSpec, Model
 
 SCENARIOS = ("true", "copies", "noise", "collapsed")
 _SHARP = 0.01  # std of the narrow components that stand for exact points
@@ -109,7 +109,7 @@ class ScenarioModel(Model):
     family = "oracle"
     framework = "numpy"
     trains = False
-    capabilities = frozenset(CAPABILITIES) - {"fleet"}  # an oracle: nothing to train
+    capabilities = frozenset({"heldout_loss", "denoise", "log_prob"})
 
     def __init__(self, mixture: Mixture, shape: tuple[int, ...]):
         super().__init__()

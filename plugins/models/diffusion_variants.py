@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 
 from .backbones import check_choice
 from .diffusion_process import DDPM_SAMPLERS, FLOW_SAMPLERS, SCHEDULES, TIME_GRIDS
+from .flow_likelihood import LikelihoodFields
 
 BACKBONES = ("auto", "mlp", "unet")
 MLP_WIDTH, UNET_WIDTH = 256, 32  # the defaults ``width: null`` stands for
@@ -96,12 +97,12 @@ class DDPMScheduleFields:
 
 
 @dataclass
-class RectifiedFlowConfig(BackboneFields, GuidanceFields, FlowGridFields):
+class RectifiedFlowConfig(BackboneFields, GuidanceFields, FlowGridFields, LikelihoodFields):
     lr: float = 1e-3  # Adam learning rate (betas 0.9, 0.999)
     sampler: str = "euler"  # euler | heun
 
     def validate(self) -> None:
-        for base in (BackboneFields, GuidanceFields, FlowGridFields):
+        for base in (BackboneFields, GuidanceFields, FlowGridFields, LikelihoodFields):
             base.validate(self)
         check_choice(self.sampler, FLOW_SAMPLERS, "sampler")
 
@@ -174,13 +175,16 @@ class RectifiedFlowVariant(_Validated):
     of the predicted velocity to x - x0, one Adam step (Liu et al. 2023; Lipman et al.
     2023). Sampling integrates dx/dt = v from t = 0 to 1 from the core's fixed noise.
     ``denoise(x_noisy, sigma)`` uses t = 1 / (1 + sigma): x_t = t x_noisy, and
-    E[x | x_t] = x_t + (1 - t) v(x_t, t).
+    E[x | x_t] = x_t + (1 - t) v(x_t, t). ``log_prob`` integrates the probability-flow
+    ODE (the velocity field itself) back from the data to the noise with the exact
+    divergence or Hutchinson's estimate (flow_likelihood.py; the ``loglik_*`` config),
+    in nats; a class-conditional model is scored with the "no label" input.
     """
 
     name = "rectified_flow"
     family = "flow"
     Config = RectifiedFlowConfig
-    capabilities = frozenset({"heldout_loss", "denoise", "fleet"})
+    capabilities = frozenset({"heldout_loss", "denoise", "log_prob", "fleet"})
     fleet_varying = frozenset({"lr"})
     process_name = "flow"
 

@@ -10,6 +10,10 @@ For the training points y_1..y_N and x_t = a y + b eps (any process, see
 
 (the ||x_t||^2 term is the same for every i and cancels), which in the VE convention
 (a = 1, b = sigma) is D*(x; sigma) = sum_i softmax_i(-||x - y_i||^2 / (2 sigma^2)) y_i.
+Its density at noise level sigma is the Gaussian kernel density of the training
+points, p_sigma(x) = (1/N) sum_i N(x; y_i, sigma^2 I): ``log_prob`` gives it at
+``sigma_min``, the last noise level of the default (Karras) grid, so the oracle is a
+memorizer by construction for likelihood-based metrics too.
 It is computed in float64 with batched matmuls, in chunks of queries, on the run's
 PyTorch device, and plugged into the SAME sampler code as the trained models
 (``torch_diffusion_nets.sample_plan``): the flow process converts it to a velocity, the
@@ -18,6 +22,7 @@ sigma_min = 1e-4 the sampler lands on single training points (mem_ratio ~ 1).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,6 +55,22 @@ class EmpiricalDenoiserConfig(FlowGridFields, DDPMScheduleFields):
         check_choice(self.sampler, FLOW_SAMPLERS if self.process == "flow" else DDPM_SAMPLERS, "sampler")
 
 
+def kernel_log_density(y: torch.Tensor, half_sq: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """log (1/N) sum_i N(x; y_i, sigma^2 I) for queries ``x`` (B, d), float64, in chunks."""
+    import torch
+
+    x = x.to(torch.float64)
+    n, d = y.shape
+    rows = max(1, CHUNK_ENTRIES // max(n, 1))
+    const = -math.log(n) - 0.5 * d * math.log(2 * math.pi * sigma ** 2)
+    out = []
+    for start in range(0, len(x), rows):
+        q = x[start:start + rows]
+        logits = (q @ y.T - half_sq - 0.5 * (q * q).sum(1, keepdim=True)) / sigma ** 2
+        out.append(torch.logsumexp(logits, dim=1) + const)
+    return torch.cat(out) if out else x.new_zeros((0,))
+
+
 def posterior_mean(y: torch.Tensor, half_sq: torch.Tensor, x: torch.Tensor, a, b) -> torch.Tensor:
     """E[y | x = a y + b eps] over the rows of ``y`` (N, d) for queries ``x`` (B, d),
     float64; ``a``, ``b`` are floats or (B, 1) tensors; ``half_sq`` = ||y_i||^2 / 2."""
@@ -72,14 +93,15 @@ class EmpiricalDenoiser(Model):
 
     D*(x; sigma) = sum_i softmax_i(-||x - y_i||^2 / 2 sigma^2) y_i over the training
     points (float64). ``process`` and ``sampler`` choose which sampler runs it (the same
-    code as ddpm / rectified_flow); ``denoise`` is D* itself.
+    code as ddpm / rectified_flow); ``denoise`` is D* itself; ``log_prob`` the kernel
+    density of the training points at ``sigma_min``.
     """
 
     name = "empirical_denoiser"
     family = "oracle"
     framework = "torch"
     Config = EmpiricalDenoiserConfig
-    capabilities = frozenset({"denoise"})
+    capabilities = frozenset({"denoise", "log_prob"})
     trains = False
 
     def __init__(self, config=None):
@@ -128,6 +150,13 @@ class EmpiricalDenoiser(Model):
         b = torch.as_tensor(sig, dtype=torch.float64, device=state["y"].device).reshape(n, 1)
         out = posterior_mean(state["y"], state["half_sq"], x_noisy.reshape(n, -1), 1.0, b)
         return out.to(x_noisy.dtype).reshape(x_noisy.shape)
+
+    @no_grad
+    def log_prob(self, state: dict, x: torch.Tensor, key) -> torch.Tensor:
+        """The kernel density of the training points at ``sigma_min`` (exact, computed in
+        float64), nats."""
+        return kernel_log_density(state["y"], state["half_sq"], x.reshape(len(x), -1),
+                                  float(self.config.sigma_min)).float()
 
     def save(self, state) -> bytes:
         return b""  # a function of the training data alone

@@ -57,6 +57,9 @@ class JaxVAE(VAEVariant, JaxModel):
         self._train_step = jax.jit(lambda state, batch, key: step(state, batch, key, hparams))
         self._heldout = jax.jit(lambda params, x, key: loss(params, x, key, 1.0))
         self._iwae = jax.jit(iwae)
+        self._encode = jax.jit(encode)
+        self._decode = jax.jit(lambda params, z: decoder(params)(z) if cfg.decoder == "gaussian"
+                               else 2 * jax.nn.sigmoid(decoder(params)(z)) - 1)
         self._sample = jax.jit(sample, static_argnums=2)
 
     def init(self, data, seed: int) -> dict:
@@ -90,6 +93,15 @@ class JaxVAE(VAEVariant, JaxModel):
         params, size = state["vae"]["params"], self.iwae_chunk
         return jnp.concatenate([self._iwae(params, x[i:i + size], jax.random.fold_in(key, i))
                                 for i in range(0, x.shape[0], size)])
+
+    def encode(self, state: dict, x):
+        """The encoder's Gaussian q(z | x): (mean, log variance)."""
+        mu, logvar = self._encode(state["vae"]["params"], x)
+        return mu, logvar
+
+    def decode(self, state: dict, z):
+        """The decoder's mean in data space (Bernoulli: 2 sigmoid(logits) - 1)."""
+        return self._decode(state["vae"]["params"], z)
 
     def sample(self, state: dict, n: int, key):
         return self._sample(state["vae"]["params"], key, int(n))

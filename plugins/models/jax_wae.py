@@ -25,6 +25,8 @@ class _JaxWAE(JaxModel):
         latent = cfg.latent_dim
         self._sample = jax.jit(lambda p, key, n: dec.apply({"params": p["dec"]}, jax.random.normal(key, (n, latent))),
                                static_argnums=2)
+        self._encode = jax.jit(lambda p, x: enc.apply({"params": p["enc"]}, x))
+        self._decode = jax.jit(lambda p, z: dec.apply({"params": p["dec"]}, z))
         return enc, dec
 
     def _init_autoencoder(self, data, key) -> dict:
@@ -34,6 +36,13 @@ class _JaxWAE(JaxModel):
 
     def sample(self, state: dict, n: int, key):
         return self._sample(state["ae"]["params"], key, int(n))
+
+    def encode(self, state: dict, x):
+        """The deterministic code (no log variance: a point mass)."""
+        return self._encode(state["ae"]["params"], x), None
+
+    def decode(self, state: dict, z):
+        return self._decode(state["ae"]["params"], z)
 
     def train_step(self, state: dict, batch, key):
         return self._train_step(state, batch, key)

@@ -87,6 +87,20 @@ class TorchVAE(VAEVariant, TorchModel):
                                            TORCH_OPS))
         return torch.cat(out)
 
+    @no_grad
+    def encode(self, state: TorchState, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's Gaussian q(z | x): (mean, log variance)."""
+        mu, logvar = state.net["enc"](x).chunk(2, dim=1)
+        return mu, logvar
+
+    @no_grad
+    def decode(self, state: TorchState, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean in data space (Bernoulli: 2 sigmoid(logits) - 1)."""
+        import torch
+
+        out = state.net["dec"](z)
+        return out if self.config.decoder == "gaussian" else 2 * torch.sigmoid(out) - 1
+
     def _sample(self, view, n: int) -> torch.Tensor:
         import torch
 

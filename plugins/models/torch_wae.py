@@ -35,6 +35,15 @@ class _TorchWAE(TorchModel):
         return torch.randn(shape, generator=key, device=device)
 
     @no_grad
+    def encode(self, state, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The deterministic code (no log variance: a point mass)."""
+        return self._autoencoder(state)["enc"](x), None
+
+    @no_grad
+    def decode(self, state, z: torch.Tensor) -> torch.Tensor:
+        return self._autoencoder(state)["dec"](z)
+
+    @no_grad
     def sample(self, state, n: int, key: torch.Generator) -> torch.Tensor:
         dec = self._autoencoder(state)["dec"]
         return dec(self._prior((n, self.config.latent_dim), key, next(dec.parameters()).device))

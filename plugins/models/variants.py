@@ -70,13 +70,15 @@ class VAEVariant(_Validated):
 
     heldout_loss is the negative ELBO with beta = 1 (a bound on -log p, comparable
     across beta); log_prob is the importance-weighted estimate with ``iwae_samples``
-    samples (Burda et al. 2016), per example, in nats. A step spends one batch.
+    samples (Burda et al. 2016), per example, in nats; encode gives the encoder's
+    Gaussian (mean, log variance) and decode the decoder's mean in data space. A step
+    spends one batch.
     """
 
     name = "vae"
     family = "vae"
     Config = VAEConfig
-    capabilities = frozenset({"heldout_loss", "log_prob", "fleet"})
+    capabilities = frozenset({"heldout_loss", "log_prob", "encode", "fleet"})
     fleet_varying = frozenset({"lr"})
     iwae_chunk = 256  # examples per log_prob pass: bounds memory at iwae_samples * 256 decodes
 
@@ -85,13 +87,14 @@ class WAEMMDVariant(_Validated):
     """WAE-MMD (Tolstikhin et al. 2018): deterministic autoencoder, IMQ-kernel MMD to the prior, weight lam.
 
     A step spends one batch: its codes are compared with as many prior draws.
-    heldout_loss is the training objective (squared error + lam * MMD).
+    heldout_loss is the training objective (squared error + lam * MMD); encode gives
+    the deterministic code (log variance None), decode the decoder's output.
     """
 
     name = "wae_mmd"
     family = "wae"
     Config = WAEMMDConfig
-    capabilities = frozenset({"heldout_loss"})
+    capabilities = frozenset({"heldout_loss", "encode"})
 
 
 class WAEGANVariant(_Validated):
@@ -101,10 +104,11 @@ class WAEGANVariant(_Validated):
     adversary first updates on that batch's codes against as many prior draws, then
     the autoencoder updates on the same batch against the updated adversary. The
     adversary never sees data beyond the step's batch, so no extra budget is drawn.
-    heldout_loss is the autoencoder's objective (squared error + lam * -log D(code)).
+    heldout_loss is the autoencoder's objective (squared error + lam * -log D(code));
+    encode / decode as for wae_mmd.
     """
 
     name = "wae_gan"
     family = "wae"
     Config = WAEGANConfig
-    capabilities = frozenset({"heldout_loss"})
+    capabilities = frozenset({"heldout_loss", "encode"})

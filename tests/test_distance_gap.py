@@ -1,0 +1,50 @@
+"""The train/test behaviour of distributional distances along training (benchbase.distance_gap)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchbase.distance_gap import distance_gap, format_summary, summarize
+from benchbase.dynamics import Trajectory
+from benchbase.verdicts import threshold_onset
+
+STEPS = np.array([10, 30, 100, 300, 1000, 3000])
+
+
+def _traj(train, test, metric="swd") -> Trajectory:
+    return Trajectory(STEPS, {(metric, "train"): np.asarray(train, float), (metric, "test"): np.asarray(test, float)})
+
+
+def _gap(traj, derived=None, metric="swd"):
+    return distance_gap("r", 16, 0, traj, derived or {}, metric, 0.1, 1, threshold_onset)
+
+
+def test_a_distance_that_falls_on_train_only_notices_at_the_crossing():
+    test = np.full(6, 1.0)
+    train = np.array([1.0, 1.0, 1.0, 0.95, 0.7, 0.5])  # relative gap 0, 0, 0, 0.05, 0.3, 0.5
+    g = _gap(_traj(train, test), {"tau_mem_copy": 500.0, "tau_mem_loss": 100.0})
+    assert g.separation == pytest.approx(0.5) and g.movement == pytest.approx(0.0)
+    assert g.relative_gap_growth == pytest.approx(0.5)
+    assert 300 < g.notice_step < 1000 and g.notice_censored is None
+    # log-step interpolation between 300 (growth 0.05) and 1000 (0.3): a fifth of the way
+    assert g.notice_step == pytest.approx(300 * (1000 / 300) ** (0.05 / 0.25))
+
+
+def test_a_distance_that_moves_alike_on_both_splits_never_notices():
+    falling = np.geomspace(2.0, 0.5, 6)
+    g = _gap(_traj(falling * 1.2, falling))  # a constant finite-sample bias between the splits
+    assert g.notice_step is None and g.notice_censored == "right"
+    assert g.relative_gap_growth == pytest.approx(0.0, abs=1e-12)
+    assert g.separation == pytest.approx(0.1) and g.movement == pytest.approx(1.5)
+
+
+def test_missing_split_gives_none_and_summary_counts_unnoticed_copies():
+    only_test = Trajectory(STEPS, {("fd", "test"): np.ones(6)})
+    assert _gap(only_test, metric="fd") is None
+    noticing = _gap(_traj([1, 1, 1, 0.95, 0.7, 0.5], np.ones(6)), {"tau_mem_copy": 500.0, "tau_mem_loss": 100.0})
+    blind = _gap(_traj(np.geomspace(2, 0.5, 6) * 1.2, np.geomspace(2, 0.5, 6)), {"tau_mem_copy": 200.0})
+    (s,) = summarize([noticing, blind])
+    assert s.runs == 2 and s.noticed == 1 and s.copies_unnoticed == 1
+    assert s.notice_over_copy_onset == pytest.approx(noticing.notice_step / 500.0)
+    assert s.separation_over_movement == pytest.approx(0.1 / 1.5)  # the only run that moved
+    assert "1 runs copied without the distance noticing" in format_summary(s, 0.1)
