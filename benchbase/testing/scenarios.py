@@ -103,13 +103,14 @@ def make_world(shape: tuple[int, ...], n_train: int, n_test: int, seed: int = 0,
 
 
 class ScenarioModel(Model):
-    """A scenario as a model: exact heldout_loss, denoise and log_prob of its mixture."""
+    """A scenario as a model: exact heldout_loss, denoise and log_prob of its mixture,
+    and the identity autoencoder (a point-mass encoder) for metrics that encode."""
 
     name = "kit_scenario"
     family = "oracle"
     framework = "numpy"
     trains = False
-    capabilities = frozenset({"heldout_loss", "denoise", "log_prob"})
+    capabilities = frozenset({"heldout_loss", "denoise", "log_prob", "encode"})
 
     def __init__(self, mixture: Mixture, shape: tuple[int, ...]):
         super().__init__()
@@ -140,3 +141,11 @@ class ScenarioModel(Model):
 
     def log_prob(self, state, x, key):
         return self.mixture.log_prob(np.asarray(x))
+
+    def encode(self, state, x):
+        x = np.asarray(x, dtype=np.float32)
+        return x.reshape(len(x), -1), None
+
+    def decode(self, state, z):
+        z = np.asarray(z, dtype=np.float32)
+        return z.reshape(len(z), *self.shape)

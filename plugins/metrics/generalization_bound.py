@@ -74,6 +74,9 @@ class VAEBound(Metric):
     direction = "lower"
     references = ("test",)
     requires = frozenset({"capability:encode"})
+    # the bound reads the model's encoder and decoder, not the samples: no pair of sample
+    # scenarios is ranked by it
+    conformance = {"pairs": []}
     Config = VAEBoundConfig
 
     def compute(self, ctx) -> dict[str, float]:
