@@ -53,9 +53,12 @@ class FleetTask:
 
 # ----------------------------------------------------------------------- planning
 
-#: Runs per fleet when the executor's ``fleet`` is not set: on a CPU a fleet's
-#: matrix products saturate one core at a few members; a GPU wants many more.
-DEFAULT_FLEET_SIZE = {"cpu": 16, "gpu": 64}
+#: Runs per fleet when the executor's ``fleet`` is not set. Off on a CPU: measured there
+#: (benchmarks/bench_fleet.py, docs/performance.md) a fleet of 16 was 1.8x faster in
+#: PyTorch and 0.66x in JAX, and a suite resumed under another executor forms other
+#: fleets, so its numbers differ from an uninterrupted run's by float reordering. A GPU,
+#: which small models leave idle, gets fleets of 64 (not yet measured on one).
+DEFAULT_FLEET_SIZE = {"cpu": 1, "gpu": 64}
 
 
 def fleet_size(executor_config: Any, device: str) -> int:

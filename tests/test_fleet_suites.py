@@ -88,7 +88,7 @@ def test_fleet_size_defaults_per_device_and_is_validated(registry, monkeypatch):
 def test_fleets_store_what_runs_alone_store(tmp_path):
     with torch_threads(1):
         suite, alone = run(_suite(), tmp_path / "alone", executor=_executor(fleet=1))
-        _, together = run(_suite(), tmp_path / "fleets", executor=_executor())
+        _, together = run(_suite(), tmp_path / "fleets", executor=_executor(fleet=16))
     assert alone.ok and together.ok and len(alone.statuses) == 18
     a, b = stored_values(tmp_path / "alone", suite), stored_values(tmp_path / "fleets", suite)
     assert a.keys() == b.keys()
@@ -106,8 +106,8 @@ def test_fleets_store_what_runs_alone_store(tmp_path):
 def test_process_executor_trains_a_fleet_in_one_worker(tmp_path):
     suite = _suite(models=[FLOW], seeds=[0, 1])
     with torch_threads(1):
-        built, local = run(suite, tmp_path / "local", executor=_executor())
-    _, proc = run(suite, tmp_path / "proc", executor=_executor("process", workers=2, threads=1))
+        built, local = run(suite, tmp_path / "local", executor=_executor(fleet=16))
+    _, proc = run(suite, tmp_path / "proc", executor=_executor("process", workers=2, threads=1, fleet=16))
     assert local.ok and proc.ok
     assert same_numbers(stored_values(tmp_path / "local", built), stored_values(tmp_path / "proc", built))
     with Store(tmp_path / "proc") as store:
@@ -148,9 +148,9 @@ def test_quickstart_fleets_give_the_leaderboard_of_runs_trained_alone(tmp_path):
     overrides = ["budget.examples=16000", "eval.points=3", "eval.n_samples=300"]
     registry = kit_registry()
     tables = {}
-    for fleet in (1, None):
-        suite = load_suite(ROOT / "suites" / "quickstart.yaml", overrides + [f"executor.config.fleet={fleet}"]
-                           if fleet else overrides, registry=registry, device="cpu")
+    for fleet in (1, 16):
+        suite = load_suite(ROOT / "suites" / "quickstart.yaml", overrides + [f"executor.config.fleet={fleet}"],
+                           registry=registry, device="cpu")
         results = tmp_path / f"fleet-{fleet}"
         from benchbase.driver import run_suite
         from benchbase.progress import Reporter
@@ -159,7 +159,7 @@ def test_quickstart_fleets_give_the_leaderboard_of_runs_trained_alone(tmp_path):
             assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
         boards = json.loads(leaderboard(results, "quickstart"))  # one list of rows per table
         tables[fleet] = [row for board in boards for row in (board if isinstance(board, list) else [board])]
-    _assert_same_board(tables[1], tables[None])
+    _assert_same_board(tables[1], tables[16])
 
 
 def _assert_same_board(alone, together) -> None:
@@ -181,13 +181,15 @@ def test_validate_says_how_the_runs_will_train(tmp_path, capsys):
 
     path = tmp_path / "fleets.yaml"
     path.write_text(json.dumps(_suite()))
-    assert main(["validate", str(path)]) == 0
+    assert main(["validate", str(path), "executor.config.fleet=16"]) == 0
     out = capsys.readouterr().out
     assert "training: 12 run(s) in 2 fleet(s) of 6, 6 (at most 16 per fleet: executor.config.fleet), 6 alone" in out
     assert main(["validate", str(path), "executor.config.fleet=1"]) == 0
     assert "training: every run alone; fleets are off (executor.config.fleet: 1)" in capsys.readouterr().out
+    assert main(["validate", str(path)]) == 0  # the default on a CPU
+    assert "training: every run alone; fleets are off (executor.config.fleet: 1)" in capsys.readouterr().out
     path.write_text(json.dumps(_suite(models=["copy_train"])))
-    assert main(["validate", str(path)]) == 0
+    assert main(["validate", str(path), "executor.config.fleet=16"]) == 0
     assert "no model here trains in fleets" in capsys.readouterr().out
 
 
@@ -208,7 +210,7 @@ def test_a_killed_fleet_resumes_losing_and_duplicating_nothing(tmp_path):
                                 text=True, env=env)
 
     killed = tmp_path / "killed"
-    driver = benchbase_run(killed)
+    driver = benchbase_run(killed, "executor.config.fleet=16")
     evals = 0
     for line in driver.stdout:
         evals += "eval at step" in line
@@ -220,7 +222,7 @@ def test_a_killed_fleet_resumes_losing_and_duplicating_nothing(tmp_path):
     with Store(killed) as store:
         assert "done" not in {r.status for r in store.runs()}, "killed while every member trained"
         assert store.counts()["checkpoints"] == 4
-    for results, overrides in ((killed, ()), (tmp_path / "alone", ("executor.config.fleet=1",))):
+    for results, overrides in ((killed, ("executor.config.fleet=16",)), (tmp_path / "alone", ("executor.config.fleet=1",))):
         done = benchbase_run(results, *overrides)
         out, _ = done.communicate(timeout=600)
         assert done.returncode == 0, out

@@ -34,7 +34,7 @@ class ProcessConfig:
     # CUDA_VISIBLE_DEVICES, the least busy first. None: every worker sees every GPU.
     gpus: Optional[List[int]] = None
     # Runs per fleet (benchbase.fleet): runs of one model that differ only in seed, data
-    # subset or learning rate train together in one worker. None: 16 on a CPU, 64 on a
+    # subset or learning rate train together in one worker. None: 1 on a CPU (off), 64 on a
     # GPU; 1: every run alone.
     fleet: Optional[int] = None
 

@@ -43,7 +43,7 @@ class RayConfig:
     worker_cache: Optional[str] = None  # feature cache on workers; None: the driver's results dir
     runtime_env: Dict[str, Any] = field(default_factory=dict)  # for ray.init, e.g. {working_dir: .}
     # Runs per fleet (benchbase.fleet), each fleet one Ray task with the resources above.
-    # None: 16 on a CPU, 64 on a GPU; 1: every run alone.
+    # None: 1 on a CPU (off), 64 on a GPU; 1: every run alone.
     fleet: Optional[int] = None
 
     def __post_init__(self):
