@@ -17,7 +17,7 @@ def test_a_run_records_the_numerics_its_bits_depend_on(tmp_path):
     suite, result = run(SUITE, tmp_path)
     assert result.ok
     with Store(tmp_path) as store:
-        numerics = {r["model_label"]: r["provenance"]["numerics"] for r in store.runs()}
+        numerics = {r.spec.model.label: r.provenance["numerics"] for r in store.runs()}
     assert numerics["flow"]["threads"] == 1, "the local executor's default"
     assert numerics["flow"]["cpu_capability"] and numerics["flow"]["cpu"]
     assert "env" in numerics["copy_train"]
@@ -36,4 +36,4 @@ def test_same_numbers_whatever_the_load_and_with_one_or_two_threads(tmp_path):
     assert reference and same_numbers(stored_values(tmp_path / "busy", suite), reference)
     assert same_numbers(stored_values(tmp_path / "two", suite), reference)
     with Store(tmp_path / "two") as store:
-        assert {r["provenance"]["numerics"]["threads"] for r in store.runs() if r["framework"] == "torch"} == {2}
+        assert {r.provenance["numerics"]["threads"] for r in store.runs() if r.spec.model.framework == "torch"} == {2}
