@@ -116,6 +116,7 @@ def test_a_message_cut_short_by_a_killed_worker_is_dropped():
     import multiprocessing
     import os
     import struct
+    import types
 
     from benchbase_plugins.executors.process import _Worker
 
@@ -123,7 +124,8 @@ def test_a_message_cut_short_by_a_killed_worker_is_dropped():
     os.write(send.fileno(), struct.pack("!i", 1_000_000) + b"only the start of a pickled event")
     send.close()
     worker = object.__new__(_Worker)  # the pipe end of a worker, without a process
-    worker.conn, worker.closed, worker.finished, worker.step = receive, False, False, 7
+    worker.conn, worker.closed, worker.finished_at = receive, False, None
+    worker.watch = types.SimpleNamespace(done=False, see=lambda event: None)  # no run has reported yet
     delivered: list = []
     worker.pump(delivered.append)
     assert worker.closed and not delivered and not worker.finished
