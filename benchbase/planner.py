@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -163,7 +164,7 @@ class RunPlanner:
         self._check_unique_labels(datasets, "datasets")
         self._check_sweep_targets(models, datasets)
         self._check_primary([m.name for m in s.metrics])
-        self._check_size()
+        self._check_size(models, datasets)
         if self.problems:
             return []
         runs: dict[str, RunSpec] = {}
@@ -227,12 +228,14 @@ class RunPlanner:
                         time_limit=self.s.time_limit)
                 for seed in self.s.seeds]
 
-    def _check_size(self) -> None:
-        """Count the runs before expanding the grid: a typo can ask for millions."""
-        s = self.s
-        count = len(s.models) * len(s.datasets) * max(len(s.seeds), 1)
-        for values in s.sweep.values():
-            count *= len(values) if isinstance(values, list) else 1
+    def _check_size(self, models: list[PluginChoice], datasets: list[PluginChoice]) -> None:
+        """Count the runs before expanding the grid (a typo can ask for millions): per
+        (model, dataset), the seeds times the sweep axes that apply to it, as ``applied``."""
+        s, count = self.s, 0
+        for m, d in ((m, d) for m in models for d in datasets):
+            axes = GridPoint({k: None for k in s.sweep}).applied(m, d)
+            count += math.prod(len(v) if isinstance(v, list) else 1 for k, v in s.sweep.items() if k in axes) \
+                * max(len(s.seeds), 1)
         limit = max_runs()
         if count > limit:
             self.fail("sweep" if s.sweep else "seeds",
