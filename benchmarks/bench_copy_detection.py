@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_block import replace_block, shown_command  # noqa: E402
+from docs_block import write_block  # noqa: E402
 
 DEFAULT_SPACES = "pixels,random_conv,trained_encoder,copy_descriptor,sscd"
 
@@ -133,9 +133,8 @@ def main(argv=None) -> int:
     block = tables(args, out)
     print(block)
     if args.write_docs:
-        command = shown_command("benchmarks/bench_copy_detection.py", argv if argv is not None else sys.argv[1:])
-        replace_block(Path(args.write_docs), "copy-detection", "benchmarks/bench_copy_detection.py",
-                      command.strip(), block)
+        write_block(args.write_docs, "copy-detection", "benchmarks/bench_copy_detection.py",
+                    argv if argv is not None else sys.argv[1:], block)
     return 0
 
 

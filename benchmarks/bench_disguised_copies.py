@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_block import replace_block, shown_command  # noqa: E402
+from docs_block import write_block  # noqa: E402
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "disguised_copies.yaml"
 METRICS = ("copy_cosine", "mem_ratio", "authenticity")
@@ -79,9 +79,8 @@ def main(argv=None) -> int:
     block = table(per_space, seeds)
     print(block)
     if args.write_docs:
-        command = shown_command("benchmarks/bench_disguised_copies.py", argv if argv is not None else sys.argv[1:])
-        replace_block(Path(args.write_docs), "disguised-copies", "benchmarks/bench_disguised_copies.py",
-                      command.strip(), block)
+        write_block(args.write_docs, "disguised-copies", "benchmarks/bench_disguised_copies.py",
+                    argv if argv is not None else sys.argv[1:], block)
     return 0
 
 

@@ -32,3 +32,9 @@ def shown_command(script: str, argv: list[str]) -> str:
         elif not arg.startswith(("--write-docs=", "--cache=", "--results=")):
             shown.append(arg)
     return " ".join(["python", script, *shown])
+
+
+def write_block(path: str, name: str, script: str, argv: list[str], block: str) -> None:
+    """Replace block ``name`` of ``path`` with ``block``, headed by the command
+    (``script`` with ``argv``) that regenerates it."""
+    replace_block(Path(path), name, script, shown_command(script, argv).strip(), block)
