@@ -82,7 +82,7 @@ def _families(runs: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
     return out
 
 
-def _varying_axes(members: list[RunRecord]) -> list[str]:
+def varying_axes(members: list[RunRecord]) -> list[str]:
     values: dict[str, set] = {}
     for r in members:
         for k, v in run_axes(r.spec).items():
@@ -112,7 +112,7 @@ def axis_fits(runs: list[RunRecord], records: dict[str, dict], quantities=("tau_
     """One multi-axis fit per family and quantity, over the axes that vary (two or more)."""
     out = []
     for key, members in _families(runs).items():
-        axes = _varying_axes(members)
+        axes = varying_axes(members)
         if len(axes) < 2:
             continue  # a single axis is tau_fits' job
         for quantity in quantities:
@@ -155,7 +155,7 @@ class CollapseComparison:
         return asdict(self)
 
 
-def _scale(values: dict[str, float], ref: dict[str, float], exponents: dict[str, float]) -> float:
+def predicted_scale(values: dict[str, float], ref: dict[str, float], exponents: dict[str, float]) -> float:
     """Predicted tau relative to the reference run: prod (x / x0)^b."""
     return math.prod((values[a] / ref[a]) ** b for a, b in exponents.items())
 
@@ -175,7 +175,7 @@ def collapse_comparison(runs: list[RunRecord], trajectories: dict[str, Trajector
     out = []
     for key, members in _families(runs).items():
         members = [m for m in members if m.run_id in trajectories and curve(trajectories[m.run_id]) is not None]
-        axes = _varying_axes(members)
+        axes = varying_axes(members)
         if not axes:
             continue
         ref = {a: min(run_axes(m.spec)[a] for m in members) for a in axes}
@@ -197,7 +197,7 @@ def collapse_comparison(runs: list[RunRecord], trajectories: dict[str, Trajector
                 if len(hits) < 3:
                     continue
                 for name, exps in (("step", None), ("paper", paper), ("measured", measured)):
-                    steps = [s if exps is None else s / _scale(v, ref, exps) for s, v in hits]
+                    steps = [s if exps is None else s / predicted_scale(v, ref, exps) for s, v in hits]
                     spreads[name].append(float(np.log10(steps).std()))
         mean = {k: (float(np.mean(v)) if v else None) for k, v in spreads.items()}
         out.append(CollapseComparison(family_label(key), metric, axes, mean["step"], mean["paper"], mean["measured"],
