@@ -135,6 +135,55 @@ def format_axis_fit(f: AxisFit) -> str:
             + (f" (the paper's normalization: {paper})" if paper else ""))
 
 
+@dataclass
+class LocalExponent:
+    """The exponent of one axis between two adjacent swept values: one power law over a
+    whole axis hides a curve that bends or turns (tau falling then rising with lr)."""
+
+    family: str
+    quantity: str
+    axis: str
+    lower: float
+    upper: float
+    fit: LogLinearFit | None
+    runs: int
+    censored: int
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["fit"] = None if self.fit is None else self.fit.to_dict()
+        return out
+
+
+def local_exponents(runs: list[RunRecord], records: dict[str, dict], quantity: str = "tau_mem") -> list[LocalExponent]:
+    """Per family with two or more swept axes, and per axis with three values or more,
+    the multi-axis fit over the runs at each pair of adjacent values of that axis (the
+    other axes over all their values)."""
+    out = []
+    for key, members in _families(runs).items():
+        axes = varying_axes(members)
+        if len(axes) < 2:
+            continue
+        for axis in axes:
+            values = sorted({run_axes(r.spec)[axis] for r in members})
+            if len(values) < 3:
+                continue
+            for lower, upper in zip(values, values[1:]):
+                pair = [r for r in members if run_axes(r.spec)[axis] in (lower, upper)]
+                fit, censored = _fit(pair, records, quantity, varying_axes(pair))
+                out.append(LocalExponent(family_label(key), quantity, axis, lower, upper, fit, len(pair), censored))
+    return out
+
+
+def format_local_exponent(e: LocalExponent) -> str:
+    head = f"{e.quantity}, {e.family}: local b_{e.axis} between {e.lower:g} and {e.upper:g}: "
+    if e.fit is None or e.axis not in e.fit.axes:
+        return head + "no fit (too few runs reached memorization)"
+    c = e.fit.exponent(e.axis)
+    return (head + format_interval(c.estimate, c.ci95, c.bootstrap95, e.fit.dof) + f"; {e.fit.points} runs"
+            + (f", {e.censored} never memorized (left out)" if e.censored else ""))
+
+
 # ---------------------------------------------------------------------- collapse
 
 

@@ -131,3 +131,29 @@ def test_collapse_is_better_under_the_exponents_that_generated_the_curves():
     assert all(abs(e["batch_size"] + 0.5) < 0.05 for e in cmp.exponents.values())
     assert "the measured exponents collapse the curves better" in format_collapse_comparison(cmp)
     assert PAPER_EXPONENTS["batch_size"] == -1.0
+
+
+def test_local_exponents_find_a_learning_rate_that_turns_the_onset_around():
+    """tau falls as lr^-1 up to 1e-3 and rises as lr^+1 beyond: the global exponent
+    averages the two to about 0, the local ones recover -1 and +1 with intervals."""
+    from benchbase.exponents import format_local_exponent, local_exponents
+
+    runs, records = [], {}
+    rng = np.random.default_rng(5)
+    for seed in (0, 1, 2):
+        for B in (16, 64):
+            for lr in (2.5e-4, 1e-3, 4e-3):
+                rid = f"r{seed}-{B}-{lr}"
+                runs.append(_run(rid, 64, seed, **{"budget.batch_size": B, "model.lr": lr}))
+                turn = (lr / 1e-3) ** (-1.0 if lr <= 1e-3 else 1.0)
+                records[rid] = {"tau_mem": 500 * (B / 16) ** -0.5 * turn * np.exp(rng.normal(0, 0.05)),
+                                "censored": None}
+    (whole,) = axis_fits(runs, records)
+    assert abs(whole.fit.exponent("lr").estimate) < 0.3
+    local = local_exponents(runs, records)
+    assert [(e.axis, e.lower, e.upper) for e in local] == [("lr", 2.5e-4, 1e-3), ("lr", 1e-3, 4e-3)]
+    falling, rising = (e.fit.exponent("lr") for e in local)
+    assert falling.ci95[0] < -1.0 < falling.ci95[1] and rising.ci95[0] < 1.0 < rising.ci95[1]
+    assert abs(local[0].fit.exponent("batch_size").estimate + 0.5) < 0.1 and local[0].runs == 12
+    assert "local b_lr between 0.00025 and 0.001: -1.0" in format_local_exponent(local[0]) \
+        or "local b_lr between 0.00025 and 0.001: -0.9" in format_local_exponent(local[0])
