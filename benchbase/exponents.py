@@ -38,8 +38,14 @@ def axis_name(sweep_key: str) -> str:
 
 
 def run_axes(spec: RunSpec) -> dict[str, float]:
-    """The numeric swept values of a run (n always), by axis name."""
-    out = {"n": float(spec.subset.n)}
+    """The numeric swept values of a run, by axis name; n, the batch size and the
+    learning rate always, read from the run itself: a run shared by two suites (same
+    run id) is stored with the sweep of the suite that registered it first, and must
+    still carry the axes the other suite sweeps. Axes that do not vary within a family
+    are dropped by ``varying_axes``."""
+    out = {"n": float(spec.subset.n), "batch_size": float(spec.budget.batch_size)}
+    if isinstance(spec.model.lr, (int, float)) and not isinstance(spec.model.lr, bool):
+        out["lr"] = float(spec.model.lr)
     for key, value in spec.sweep.items():
         if key.startswith("subset.") or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue

@@ -55,7 +55,9 @@ def test_bootstrap_is_reproducible_and_absent_without_replicates():
 
 def _run(run_id, n, seed, holdout=None, **sweep):
     """The fields of a RunRecord the fits read."""
-    spec = SimpleNamespace(model=SimpleNamespace(label="flow"), dataset=SimpleNamespace(label="digits"),
+    spec = SimpleNamespace(model=SimpleNamespace(label="flow", lr=sweep.get("model.lr", 1e-3)),
+                           dataset=SimpleNamespace(label="digits"), budget=SimpleNamespace(
+                               batch_size=sweep.get("budget.batch_size", 32)),
                            subset=SimpleNamespace(n=n, holdout=holdout), sweep={"n": n, **sweep})
     return SimpleNamespace(run_id=run_id, seed=seed, n=n, spec=spec)
 
@@ -157,3 +159,15 @@ def test_local_exponents_find_a_learning_rate_that_turns_the_onset_around():
     assert abs(local[0].fit.exponent("batch_size").estimate + 0.5) < 0.1 and local[0].runs == 12
     assert "local b_lr between 0.00025 and 0.001: -1.0" in format_local_exponent(local[0]) \
         or "local b_lr between 0.00025 and 0.001: -0.9" in format_local_exponent(local[0])
+
+
+def test_a_run_shared_with_another_suite_keeps_its_batch_size_and_learning_rate():
+    """A run registered first by a width sweep is stored with that suite's sweep; in a
+    batch/lr sweep it still sits at its own batch size and learning rate."""
+    runs, records = _grid(noise=0.0)
+    shared = [r for r in runs if r.spec.sweep["budget.batch_size"] == 32 and r.spec.sweep["model.lr"] == 1e-3]
+    for r in shared:
+        r.spec.sweep = {"n": r.n, "model.width": 256}
+    (fit,) = axis_fits(runs, records)
+    assert fit.axes == ["n", "batch_size", "lr"] and fit.fit.points == len(runs)
+    assert fit.fit.exponent("batch_size").estimate == pytest.approx(-0.5)
