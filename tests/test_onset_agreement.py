@@ -1,4 +1,4 @@
-"""Leaderboard, `benchbase dynamics`, the dynamics table of `benchbase plot` and the report
+"""Leaderboard, `benchbase dynamics`, the per-run records `benchbase plot` draws and the report
 agree on every run's memorization onset (they all ask benchbase.verdicts): on a small run
 of the quickstart suite (copy criterion: the perfect generalizer never memorizes, the
 perfect memorizer does from its only evaluation) and, marked slow, on a shrunk run of
@@ -22,7 +22,7 @@ def results(tmp_path_factory):
 
 
 def test_leaderboard_dynamics_plot_and_report_agree_on_every_onset(results, tmp_path, registry):
-    found = onsets_by_command(results, "quickstart", tmp_path)
+    found = onsets_by_command(results, "quickstart", tmp_path, plot="data")
     assert found and disagreements(found) == []
     for rid, got in found.items():
         onset = got["leaderboard"]
@@ -33,11 +33,17 @@ def test_leaderboard_dynamics_plot_and_report_agree_on_every_onset(results, tmp_
             assert onset["tau_mem"] == 0 and onset["censored"] == "left", got["dataset"]
 
 
-def test_a_disagreement_is_reported(results, tmp_path, registry):
-    found = onsets_by_command(results, "quickstart", tmp_path, plot=False)
-    rid = next(rid for rid, got in found.items() if got["model"] == "true_sampler")
-    found[rid]["dynamics"] = {**found[rid]["dynamics"], "tau_mem": 123.0, "censored": None}
-    assert [line.split(":")[0] for line in disagreements(found)] == [f"{rid} (true_sampler on {found[rid]['dataset']})"]
+def test_a_disagreement_is_reported():
+    onset = {"tau_mem": None, "censored": "right", "criterion": "copy", "metric": None}
+    page = "<p>none within the budget (copy criterion)</p>"
+    agreeing = {"model": "true_sampler", "dataset": "gmm2d", "leaderboard": onset, "dynamics": dict(onset),
+                "plot": dict(onset), "page": page}
+    assert disagreements({"a": agreeing}) == []
+    moved = {**agreeing, "dynamics": {**onset, "tau_mem": 123.0, "censored": None}}
+    assert disagreements({"b": moved}) == ["b (true_sampler on gmm2d): leaderboard None/right/copy vs dynamics "
+                                           "123.0/None/copy", "b (true_sampler on gmm2d): plot None/right vs "
+                                           "dynamics 123.0/None"]
+    assert "report page" in disagreements({"c": {**agreeing, "page": "<p>step 5</p>"}})[0]
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Do the leaderboard JSON, `benchbase dynamics --json`, the dynamics table of `benchbase
 plot` and the report's run pages give every run of a suite the same memorization onset?
 Shared by tests/test_onset_agreement.py (small stores) and usable on a real results
-directory: ``python tests/support/onset_agreement.py RESULTS SUITE [--no-plot]``."""
+directory: ``python tests/support/onset_agreement.py RESULTS SUITE [--no-figures]``."""
 from __future__ import annotations
 
 import contextlib
@@ -12,10 +12,12 @@ import tempfile
 from pathlib import Path
 
 
-def onsets_by_command(results: Path, suite: str, workdir: Path, plot: bool = True) -> dict[str, dict]:
+def onsets_by_command(results: Path, suite: str, workdir: Path, plot: str | None = "figures") -> dict[str, dict]:
     """Per run id: the leaderboard's onset record, the dynamics record, the plot's dynamics
-    row (``plot``: draw the suite's dynamics figures too) and the report page's text, each
-    as that command produced it."""
+    row and the report page's text, each as that command produced it. ``plot``:
+    "figures" runs `benchbase plot` (every figure; ~13 s of CPU on a small store),
+    "data" only reads the per-run records its figures and dynamics table are drawn from
+    (benchbase.derived.load_suite_data), None skips it."""
     from benchbase.cli import main
     from benchbase.leaderboard import build_tables, table_to_records
     from benchbase.resultset import ResultSet
@@ -33,12 +35,19 @@ def onsets_by_command(results: Path, suite: str, workdir: Path, plot: bool = Tru
     for rid, rec in json.loads(buf.getvalue()).items():
         out.setdefault(rid, {})["dynamics"] = rec
 
-    if plot:
+    if plot == "figures":
         plots = workdir / "plots"
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["plot", "--results", str(results), "--suite", suite, "--out", str(plots)]) == 0
         for rec in json.loads((plots / f"{suite}.dynamics.json").read_text())["runs"]:
             out.setdefault(rec["run_id"], {})["plot"] = rec
+    elif plot == "data":
+        from benchbase.derived import load_suite_data
+        from benchbase.store import Store
+
+        with Store(results) as store:
+            for r in load_suite_data(store, suite).runs:
+                out.setdefault(r.run.run_id, {})["plot"] = r.derived
 
     site = workdir / "site"
     with contextlib.redirect_stdout(io.StringIO()):
@@ -86,7 +95,7 @@ def summary(found: dict[str, dict]) -> list[str]:
 if __name__ == "__main__":
     results_dir, suite_name = Path(sys.argv[1]), sys.argv[2]
     with tempfile.TemporaryDirectory() as tmp:
-        runs = onsets_by_command(results_dir, suite_name, Path(tmp), plot="--no-plot" not in sys.argv)
+        runs = onsets_by_command(results_dir, suite_name, Path(tmp), "data" if "--no-figures" in sys.argv else "figures")
     print("\n".join(summary(runs)))
     problems = disagreements(runs)
     print("\n".join(problems) or f"{suite_name}: leaderboard, dynamics, plot and report agree on all {len(runs)} runs")
