@@ -236,6 +236,7 @@ def bench(framework: str, args) -> dict:
     sequential(list({t.spec.subset.n: t for t in reversed(warm)}.values()))  # one run per n: JAX compiles per shape
     ways = {"sequential": lambda tasks: sequential(tasks), "fleets": lambda tasks: fleets(tasks, args.fleet)}
     times: dict[str, list[float]] = {name: [] for name in ways}
+    cpu: dict[str, list[float]] = {name: [] for name in ways}  # all of this process' threads: load barely enters
     phases: dict[str, list[dict]] = {name: [] for name in ways}
     loads: list[float] = []
     results: dict[str, Recorder] = {}
@@ -249,11 +250,13 @@ def bench(framework: str, args) -> dict:
                                    results_dir)
                 loads.append(os.getloadavg()[0])
                 with Phases(framework) as timer:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     results[name] = ways[name](tasks)
                     times[name].append(time.perf_counter() - t0)
+                    cpu[name].append(time.process_time() - c0)
             phases[name].append(timer.totals)
-            print(f"  {framework} {name}: {times[name][-1]:.1f} s (load average {loads[-1]:.1f})", flush=True)
+            print(f"  {framework} {name}: {times[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s process time "
+                  f"(load average {loads[-1]:.1f})", flush=True)
     for name, rec in results.items():
         bad = {rid: s for rid, s in rec.status.items() if s != "done"}
         if bad or len(rec.status) != len(tasks):
@@ -267,6 +270,9 @@ def bench(framework: str, args) -> dict:
           f"{min(loads):.1f} .. {max(loads):.1f}")
     print(f"  wall time (median): sequential {seq:.1f} s, fleets {fl:.1f} s, ratio {ratio:.2f}; per round: "
           + ", ".join(f"{name} " + " ".join(f"{t:.0f}" for t in ts) for name, ts in times.items()))
+    cpu_ratio = statistics.median(cpu["sequential"]) / statistics.median(cpu["fleets"])
+    print(f"  process time (median): sequential {statistics.median(cpu['sequential']):.1f} s, fleets "
+          f"{statistics.median(cpu['fleets']):.1f} s, ratio {cpu_ratio:.2f}")
     print(f"  {n_values} stored values; largest difference {abs_d:.2e} (absolute), "
           f"{rel_d:.2e} (relative, {metric})")
     breakdown = {name: {p: statistics.median(r[p] for r in rounds) for p in PHASES} for name, rounds in phases.items()}
@@ -281,7 +287,7 @@ def bench(framework: str, args) -> dict:
     print(f"  training step alone (process time, ms per step): one run {one:.2f} (draw {costs['one run: draw']:.2f}); "
           f"a fleet of {args.fleet} {many:.2f} (draw {costs['fleet: draw']:.2f}): {args.fleet * one / many:.2f}x; "
           f"the timed loops took {loop_seq:.2f} and {loop_fl:.2f} ms of wall time per step")
-    return {"ratio": ratio, "times": times, "loads": loads, "breakdown": breakdown, "costs": costs,
+    return {"ratio": ratio, "cpu_ratio": cpu_ratio, "times": times, "loads": loads, "breakdown": breakdown, "costs": costs,
             "difference": (abs_d, rel_d, metric), "runs": len(tasks)}
 
 
@@ -358,13 +364,13 @@ def tables(args, found: dict) -> str:
              f"{args.threads} thread(s); 16 runs = 4 n x {args.seeds} seeds, {args.steps} steps each, "
              f"{args.points} evaluations of {args.samples} samples; fleets of {args.fleet}; {args.repeats} "
              "interleaved round(s) of each way, medians.", "",
-             "| framework | 16 runs one after another | as fleets | ratio (target >= 3) | rounds (s) | load average "
-             "| largest stored difference |", "|---|---|---|---|---|---|---|"]
+             "| framework | 16 runs one after another | as fleets | ratio (target >= 3) | process-time ratio "
+             "| rounds (s) | load average | largest stored difference |", "|---|---|---|---|---|---|---|---|"]
     for fw, r in found.items():
         seq, fl = (statistics.median(r["times"][k]) for k in ("sequential", "fleets"))
         rounds = "; ".join(f"{k} " + ", ".join(f"{t:.0f}" for t in v) for k, v in r["times"].items())
         abs_d, rel_d, metric = r["difference"]
-        lines.append(f"| {NAMES[fw]} | {seq:.1f} s | {fl:.1f} s | **{r['ratio']:.2f}** | {rounds} | "
+        lines.append(f"| {NAMES[fw]} | {seq:.1f} s | {fl:.1f} s | **{r['ratio']:.2f}** | {r['cpu_ratio']:.2f} | {rounds} | "
                      f"{min(r['loads']):.1f} .. {max(r['loads']):.1f} | {abs_d:.1e} absolute, {rel_d:.1e} relative "
                      f"({metric}) |")
     lines += ["", "Where the time goes (wall seconds, median over rounds; each phase exclusive of those inside it; "
