@@ -280,7 +280,8 @@ def bench(framework: str, args) -> dict:
     for p in PHASES:
         a, b = breakdown["sequential"][p], breakdown["fleets"][p]
         print(f"    {p:34s} sequential {a:7.1f}  fleets {b:7.1f}  ratio {a / max(b, 1e-9):5.2f}")
-    costs = step_costs(framework, args, tasks)
+    costs = step_costs(framework, args, make_tasks(framework, args.steps, args.points, args.samples, args.seeds,
+                                                   args.device))  # the rounds' results folders are gone
     one, many = costs["one run: draw + step"], costs["fleet: draw + step"]
     loop_seq = breakdown["sequential"]["training loop"] / (len(tasks) * args.steps) * 1e3
     loop_fl = breakdown["fleets"]["training loop"] / (math.ceil(len(tasks) / args.fleet) * args.steps) * 1e3
