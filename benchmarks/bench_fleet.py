@@ -12,11 +12,16 @@ Two ways, side by side in one process, through benchbase's own code:
 
 A warm-up of each way on a short budget comes first (imports, JAX compilation of
 both the single and the vectorized step). Then ``--repeats`` rounds alternate the
-two ways (ABBA); the ratio of median wall times is the speed-up. Both ways must
-store the same numbers up to floating-point reordering: the largest difference
-between them is printed as well.
+two ways (ABBA), each round with its own results folder (its runs share feature and
+chance-level caches as one ``benchbase run`` does); the ratio of median wall times is
+the speed-up, printed beside the ratio of process times and the load average. Both
+ways must store the same numbers up to floating-point reordering: the largest
+difference between them is printed as well. Then where the time goes: each round's
+wall time split into set-up, sampling, metrics, chance levels, checkpoints/logs and
+the training loop (``Phases``), and the training step alone in process time
+(``step_costs``). ``--write-docs docs/performance.md`` writes one block per framework.
 
-    python benchmarks/bench_fleet.py [torch jax] [--steps 3000] [--fleet 16] [--repeats 1]
+    python benchmarks/bench_fleet.py [torch jax] [--steps 3000] [--fleet 16] [--repeats 3]
 
 ``--throughput K`` measures something else, for GPUs: the training throughput
 (examples per second of training time, the runner's own ``train_time``: evaluation
