@@ -27,6 +27,8 @@ def onsets_by_command(results: Path, suite: str, workdir: Path, plot: str | None
     out: dict[str, dict] = {}
     for rec in rows:
         for rid in rec["run_ids"]:
+            if rid not in rec["onsets"]:  # a diverged run: no onset in any command
+                continue
             out[rid] = {"model": rec["model"], "dataset": rec["dataset"], "leaderboard": rec["onsets"][rid]}
 
     buf = io.StringIO()
