@@ -93,10 +93,11 @@ FIX_KEY = ("draw all randomness from the `key` handed to train_step/sample (a se
 
 
 # Usual size knobs and the small values that keep a conformance check to a second
-# (`steps`: the fitting steps of a learned feature space).
+# (`steps`: the fitting steps of a learned feature space; `batch_size`: its fitting batch
+# or an embedding block, which a check's two dozen examples never fill).
 SMALL_VALUES = {"width": 32, "hidden": 32, "hidden_dim": 32, "channels": 16, "base_channels": 16,
                 "res_blocks": 1, "sample_steps": 8, "num_sample_steps": 8, "timesteps": 50, "iwae_k": 4,
-                "iwae_samples": 4, "steps": 50, "loglik_steps": 4}
+                "iwae_samples": 4, "steps": 50, "loglik_steps": 4, "batch_size": 32}
 
 
 def small_config(plugin_cls: Any) -> dict:
