@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 from benchbase.distance_gap import DISTANCES, DistanceGap, distance_gap
 from benchbase.dynamics import Trajectory, collapse, derive_run, group_key, normalization, tau_fits
-from benchbase.exponents import AxisFit, CollapseComparison, axis_fits, collapse_comparison
+from benchbase.exponents import (AxisFit, CollapseComparison, LocalExponent, axis_fits, collapse_comparison,
+                                 local_exponents)
 from benchbase.memscore import memscore_records
 from benchbase.errors import ConfigError
 from benchbase.records import RunRecord
@@ -141,6 +142,7 @@ class SuiteData:
     axis_fits: list[AxisFit] = field(default_factory=list)  # exponents of every swept axis at once
     normalizations: list[CollapseComparison] = field(default_factory=list)  # paper's vs measured collapse
     distance_gaps: list[DistanceGap] = field(default_factory=list)  # do swd/fd tell train from test?
+    local_exponents: list[LocalExponent] = field(default_factory=list)  # exponents between adjacent values
 
     def groups(self) -> dict[tuple, list[RunData]]:
         out: dict[tuple, list[RunData]] = {}
@@ -174,4 +176,5 @@ def load_suite_data(store, suite: str, registry=None) -> SuiteData:
     gaps = [g for r in data for metric in DISTANCES
             for g in [distance_gap(r.run.run_id, r.n, r.run.seed, r.traj, r.derived, metric,
                                    settings.loss_threshold, settings.confirm, threshold_onset)] if g is not None]
-    return SuiteData(suite, data, settings, fits, spread, multi, compared, gaps)
+    local = local_exponents([r.run for r in data], records)
+    return SuiteData(suite, data, settings, fits, spread, multi, compared, gaps, local)

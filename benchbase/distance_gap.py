@@ -48,6 +48,22 @@ def _finite_ends(values: np.ndarray) -> tuple[int, int] | None:
     return (int(idx[0]), int(idx[-1])) if len(idx) else None
 
 
+def relative_distance_gap(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """(d[test] - d[train]) / |d[test]| at every evaluation (NaN where undefined)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (test - train) / np.abs(test)
+
+
+def gap_growth(traj, metric: str) -> np.ndarray | None:
+    """The relative gap minus its first finite value (None: not stored against both splits)."""
+    train, test = traj.get(metric, "train"), traj.get(metric, "test")
+    if train is None or test is None:
+        return None
+    rel = relative_distance_gap(train, test)
+    ends = _finite_ends(rel)
+    return rel - rel[ends[0]] if ends else None
+
+
 def distance_gap(run_id: str, n: int, seed: int, traj, derived: dict, metric: str, threshold: float,
                  confirm: int, onset) -> DistanceGap | None:
     """The train/test behaviour of ``metric`` along one run (None when it was not stored
@@ -55,8 +71,7 @@ def distance_gap(run_id: str, n: int, seed: int, traj, derived: dict, metric: st
     train, test = traj.get(metric, "train"), traj.get(metric, "test")
     if train is None or test is None:
         return None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = (test - train) / np.abs(test)
+    rel = relative_distance_gap(train, test)
     ends, rel_ends = _finite_ends(test), _finite_ends(rel)
     both = np.flatnonzero(np.isfinite(train) & np.isfinite(test))
     separation = float(abs(train[both[-1]] - test[both[-1]])) if len(both) else None

@@ -8,7 +8,7 @@ import dataclasses
 from benchbase.derived import SuiteData
 from benchbase.distance_gap import format_summary, summarize
 from benchbase.dynamics import format_collapse, format_fit, group_key
-from benchbase.exponents import format_axis_fit, format_collapse_comparison
+from benchbase.exponents import format_axis_fit, format_collapse_comparison, format_local_exponent
 from benchbase.memscore import memscore_lines
 from benchbase.verdicts import CopyRule
 
@@ -18,6 +18,8 @@ def analysis_sections(data: SuiteData) -> list[tuple[str, list[str]]]:
     sections = [
         ("Exponents of every swept axis (one fit per family, 95% intervals)",
          [format_axis_fit(f) for f in data.axis_fits]),
+        ("Local exponents between adjacent values of an axis (is it one power law?)",
+         [format_local_exponent(e) for e in data.local_exponents]),
         ("The paper's normalization against the measured exponents",
          [format_collapse_comparison(c) for c in data.normalizations]),
         ("Do distributional distances tell train from test?",
@@ -76,6 +78,7 @@ def dynamics_json(data: SuiteData) -> dict:
     return {"suite": data.name, "settings": _asdict(data.settings), "fits": data.fits, "collapse": data.collapse,
             "axis_fits": [f.to_dict() for f in data.axis_fits],
             "normalizations": [c.to_dict() for c in data.normalizations],
+            "local_exponents": [e.to_dict() for e in data.local_exponents],
             "distance_gaps": [g.to_dict() for g in data.distance_gaps],
             "runs": [{"run_id": r.run.run_id, "n": r.n, "seed": r.run.seed,
                       "sweep": r.spec.sweep, "model": r.spec.model.label, **r.derived}

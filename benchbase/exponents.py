@@ -38,8 +38,14 @@ def axis_name(sweep_key: str) -> str:
 
 
 def run_axes(spec: RunSpec) -> dict[str, float]:
-    """The numeric swept values of a run (n always), by axis name."""
-    out = {"n": float(spec.subset.n)}
+    """The numeric swept values of a run, by axis name; n, the batch size and the
+    learning rate always, read from the run itself: a run shared by two suites (same
+    run id) is stored with the sweep of the suite that registered it first, and must
+    still carry the axes the other suite sweeps. Axes that do not vary within a family
+    are dropped by ``varying_axes``."""
+    out = {"n": float(spec.subset.n), "batch_size": float(spec.budget.batch_size)}
+    if isinstance(spec.model.lr, (int, float)) and not isinstance(spec.model.lr, bool):
+        out["lr"] = float(spec.model.lr)
     for key, value in spec.sweep.items():
         if key.startswith("subset.") or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
@@ -82,7 +88,7 @@ def _families(runs: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
     return out
 
 
-def _varying_axes(members: list[RunRecord]) -> list[str]:
+def varying_axes(members: list[RunRecord]) -> list[str]:
     values: dict[str, set] = {}
     for r in members:
         for k, v in run_axes(r.spec).items():
@@ -112,7 +118,7 @@ def axis_fits(runs: list[RunRecord], records: dict[str, dict], quantities=("tau_
     """One multi-axis fit per family and quantity, over the axes that vary (two or more)."""
     out = []
     for key, members in _families(runs).items():
-        axes = _varying_axes(members)
+        axes = varying_axes(members)
         if len(axes) < 2:
             continue  # a single axis is tau_fits' job
         for quantity in quantities:
@@ -135,6 +141,55 @@ def format_axis_fit(f: AxisFit) -> str:
             + (f" (the paper's normalization: {paper})" if paper else ""))
 
 
+@dataclass
+class LocalExponent:
+    """The exponent of one axis between two adjacent swept values: one power law over a
+    whole axis hides a curve that bends or turns (tau falling then rising with lr)."""
+
+    family: str
+    quantity: str
+    axis: str
+    lower: float
+    upper: float
+    fit: LogLinearFit | None
+    runs: int
+    censored: int
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["fit"] = None if self.fit is None else self.fit.to_dict()
+        return out
+
+
+def local_exponents(runs: list[RunRecord], records: dict[str, dict], quantity: str = "tau_mem") -> list[LocalExponent]:
+    """Per family with two or more swept axes, and per axis with three values or more,
+    the multi-axis fit over the runs at each pair of adjacent values of that axis (the
+    other axes over all their values)."""
+    out = []
+    for key, members in _families(runs).items():
+        axes = varying_axes(members)
+        if len(axes) < 2:
+            continue
+        for axis in axes:
+            values = sorted({run_axes(r.spec)[axis] for r in members})
+            if len(values) < 3:
+                continue
+            for lower, upper in zip(values, values[1:]):
+                pair = [r for r in members if run_axes(r.spec)[axis] in (lower, upper)]
+                fit, censored = _fit(pair, records, quantity, varying_axes(pair))
+                out.append(LocalExponent(family_label(key), quantity, axis, lower, upper, fit, len(pair), censored))
+    return out
+
+
+def format_local_exponent(e: LocalExponent) -> str:
+    head = f"{e.quantity}, {e.family}: local b_{e.axis} between {e.lower:g} and {e.upper:g}: "
+    if e.fit is None or e.axis not in e.fit.axes:
+        return head + "no fit (too few runs reached memorization)"
+    c = e.fit.exponent(e.axis)
+    return (head + format_interval(c.estimate, c.ci95, c.bootstrap95, e.fit.dof) + f"; {e.fit.points} runs"
+            + (f", {e.censored} never memorized (left out)" if e.censored else ""))
+
+
 # ---------------------------------------------------------------------- collapse
 
 
@@ -155,7 +210,7 @@ class CollapseComparison:
         return asdict(self)
 
 
-def _scale(values: dict[str, float], ref: dict[str, float], exponents: dict[str, float]) -> float:
+def predicted_scale(values: dict[str, float], ref: dict[str, float], exponents: dict[str, float]) -> float:
     """Predicted tau relative to the reference run: prod (x / x0)^b."""
     return math.prod((values[a] / ref[a]) ** b for a, b in exponents.items())
 
@@ -175,7 +230,7 @@ def collapse_comparison(runs: list[RunRecord], trajectories: dict[str, Trajector
     out = []
     for key, members in _families(runs).items():
         members = [m for m in members if m.run_id in trajectories and curve(trajectories[m.run_id]) is not None]
-        axes = _varying_axes(members)
+        axes = varying_axes(members)
         if not axes:
             continue
         ref = {a: min(run_axes(m.spec)[a] for m in members) for a in axes}
@@ -197,7 +252,7 @@ def collapse_comparison(runs: list[RunRecord], trajectories: dict[str, Trajector
                 if len(hits) < 3:
                     continue
                 for name, exps in (("step", None), ("paper", paper), ("measured", measured)):
-                    steps = [s if exps is None else s / _scale(v, ref, exps) for s, v in hits]
+                    steps = [s if exps is None else s / predicted_scale(v, ref, exps) for s, v in hits]
                     spreads[name].append(float(np.log10(steps).std()))
         mean = {k: (float(np.mean(v)) if v else None) for k, v in spreads.items()}
         out.append(CollapseComparison(family_label(key), metric, axes, mean["step"], mean["paper"], mean["measured"],

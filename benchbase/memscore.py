@@ -17,9 +17,18 @@ shared initialisation cancels), with the standard error across seeds.
 Removing a whole fold removes more than x_i, so M estimates the leave-one-out score
 from below when folds are large (the model also loses x_i's neighbours); K = n is
 exact leave-one-out at the cost of n + 1 runs per seed.
+
+Chance level. Two models trained on the same S also differ in log p(x_i): training is
+random. With two or more seeds, the models trained on S give a null distribution,
+log p(x_i | S, seed a) - log p(x_i | S, seed b) over examples and seed pairs, which
+is what one seed's M(x_i) would look like if x_i's presence did not matter
+(``seed_null``). It is symmetric about 0; a per-seed score above its 97.5th
+percentile is judged memorized. The null pairs also differ in initialisation, which
+M's pairs share, so the band is if anything wider than M's own noise.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -126,6 +135,33 @@ def fold_scores(full: dict[int, dict], folds: dict[int, dict[int, dict]], step: 
             "logp_without": lp_without, "seed_count": seeds_used}
 
 
+def seed_null(full: dict[int, dict[int, float]]) -> dict:
+    """The chance band of a per-seed score: the differences of log p(x_i) between the
+    models trained on S of two seeds, over every example and seed pair, both signs."""
+    diffs = [full[a][i] - full[b][i] for a, b in itertools.combinations(sorted(full), 2)
+             for i in sorted(set(full[a]) & set(full[b]))]
+    if not diffs:
+        return {"pairs": 0, "values": 0}
+    d = np.abs(np.asarray(diffs, dtype=float))
+    q975 = float(np.quantile(d, 0.95))  # of |d|: the 97.5th percentile of the symmetric null
+    return {"pairs": math.comb(len(full), 2), "values": int(len(d)), "rms": float(np.sqrt((d ** 2).mean())),
+            "band95": [-q975, q975]}
+
+
+def judged_against_null(full: dict[int, dict], folds: dict[int, dict[int, dict]], null: dict) -> dict | None:
+    """The per-seed scores full_s(x_i) - without_s(x_i) against the null's 95% band:
+    how many lie above it (memorized beyond chance) and below it."""
+    if not null.get("values"):
+        return None
+    lo, hi = null["band95"]
+    scores = np.array([full[s][i] - by_seed[s][i] for by_seed in folds.values() for s in sorted(set(full) & set(by_seed))
+                       for i in by_seed[s] if i in full[s]], dtype=float)
+    if not len(scores):
+        return None
+    return {"scores": int(len(scores)), "frac_above": float((scores > hi).mean()),
+            "frac_below": float((scores < lo).mean())}
+
+
 def summarize(scores: list[float]) -> dict:
     a = np.asarray(scores, dtype=float)
     if not len(a):
@@ -153,10 +189,14 @@ def group_record(store, group: dict, metric: str = SCORE_METRIC) -> dict:
     for step in steps:
         at = fold_scores({s: v[step] for s, v in full.items()},
                          {k: {s: v[step] for s, v in by_seed.items()} for k, by_seed in folds.items()}, step)
-        record["by_step"].append({"step": step, **summarize(at["score"])})
+        full_at = {s: v[step] for s, v in full.items()}
+        null = seed_null(full_at)
+        judged = judged_against_null(full_at, {k: {s: v[step] for s, v in by_seed.items()}
+                                               for k, by_seed in folds.items()}, null)
+        record["by_step"].append({"step": step, **summarize(at["score"]), "null": null, "vs_null": judged})
         if step == steps[-1]:
             order = np.argsort(at["score"])[::-1]
-            record.update(step=step, **at, summary=summarize(at["score"]),
+            record.update(step=step, **at, summary=summarize(at["score"]), null=null, vs_null=judged,
                           top=[at["indices"][j] for j in order[:TOP]],
                           bottom=[at["indices"][j] for j in order[::-1][:TOP]])
     return record
@@ -183,7 +223,17 @@ def format_record(record: dict, label: str) -> str:
     return (f"leave-fold-out memorization score M = log p(x|S) - log p(x|S without its fold), {label}, n={record['n']}, "
             f"K={record['K']}, {len(record['full_runs'])} seed(s), step {record['step']}: mean {s['mean']:.4g}{se} "
             f"nats, median {s['median']:.4g}, 10%-90% [{s['q10']:.4g}, {s['q90']:.4g}], max {s['max']:.4g}, "
-            f"{100 * s['frac_positive']:.0f}% of {s['examples']} examples above 0")
+            f"{100 * s['frac_positive']:.0f}% of {s['examples']} examples above 0" + _null_text(record))
+
+
+def _null_text(record: dict) -> str:
+    null, judged = record.get("null") or {}, record.get("vs_null")
+    if not null.get("values") or judged is None:
+        return "; no chance band (one seed: the band needs two models trained on S)"
+    lo, hi = null["band95"]
+    return (f"; chance band of one seed's score (two models trained on S, {null['pairs']} seed pair(s)): "
+            f"[{lo:.4g}, {hi:.4g}] nats, rms {null['rms']:.4g}; {100 * judged['frac_above']:.0f}% of "
+            f"{judged['scores']} per-seed scores above it, {100 * judged['frac_below']:.0f}% below")
 
 
 def scored_groups(data) -> dict[str, list[tuple[dict, dict]]]:

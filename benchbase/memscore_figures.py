@@ -5,7 +5,8 @@
   the kept samples of the model trained on all of S; 2-D data: the training points
   coloured by M with the generated samples behind them);
 - ``memscore_by_n``: per model, the distribution of M over the training examples
-  for every n (empirical CDFs) and its mean with a standard error against n.
+  for every n (empirical CDFs), shaded by the chance band of a per-seed score where
+  there are two seeds or more, and its mean with a standard error against n.
 """
 from __future__ import annotations
 
@@ -106,11 +107,15 @@ def _plot_by_n(suite: str, model: str, members, out: Path, stem: str, formats) -
                   label=f"n={rec['n']} (K={rec['K']}, {len(rec['full_runs'])} seed(s))")
         s = rec["summary"]
         means.append((rec["n"], s["mean"], s.get("mean_se") or 0.0))
+        null = rec.get("null") or {}
+        if null.get("values"):  # chance band of one seed's score (benchbase.memscore.seed_null)
+            left.axvspan(*null["band95"], color=color[rec["n"]], alpha=0.12, lw=0)
     left.axvline(0, color="grey", lw=0.8, ls=":")
     left.set_xlabel("M(x_i) = log p(x_i | S) - log p(x_i | S without its fold)  [nats]")
     left.set_ylabel("fraction of training examples")
     left.legend(fontsize=7, frameon=False)
-    left.set_title("distribution over the training set", fontsize=9)
+    left.set_title("distribution over the training set\n(shaded: 95% band of two models both trained on S)",
+                   fontsize=9)
     xs, ys, es = zip(*means)
     right.errorbar(xs, ys, yerr=[1.96 * e for e in es], fmt="o-", color="C0", capsize=3)
     right.axhline(0, color="grey", lw=0.8, ls=":")

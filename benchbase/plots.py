@@ -3,7 +3,10 @@
 Reads only the store (metric values at every evaluation, kept samples, the derived
 quantities of benchbase.dynamics) and writes PNG and SVG with matplotlib's Agg
 backend: metric curves against step and normalized step per n, tau_mem against n
-on log-log axes with the fitted slope, a phase diagram over (n, a swept model key),
+on log-log axes with the fitted slope, tau_mem against every other swept axis and the
+curves under each normalization (benchbase.axis_figures), when distances notice
+memorization (benchbase.distance_figures), a phase diagram over (n, a
+swept model key),
 generated samples beside their nearest training images, and twin samples side by
 side. Every figure's file name starts with the suite name.
 """
@@ -15,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchbase.axis_figures import plot_normalizations, plot_tau_axes
 from benchbase.derived import RunData, SuiteData, load_suite_data
+from benchbase.distance_figures import plot_distance_gaps
 from benchbase.dynamics import group_label, relative_gap
 from benchbase.dynamics_report import dynamics_json, dynamics_table
 from benchbase.figure_kit import as_images as _as_images
@@ -392,6 +397,9 @@ def write_all(store, suite: str, out: Path, formats=FORMATS, wanted: list[str] |
     paths = []
     paths += plot_curves(data, out, formats, wanted)
     paths += plot_tau(data, out, formats)
+    paths += plot_tau_axes(data, out, formats)
+    paths += plot_normalizations(data, out, formats)
+    paths += plot_distance_gaps(data, out, formats)
     paths += plot_phase(data, out, formats)
     paths += plot_samples(store, data, out, formats, registry=registry)
     paths += plot_twins(store, data, out, formats)

@@ -4,7 +4,8 @@
 #     leaderboards/<suite>.md     Markdown leaderboard (GitHub)
 #     leaderboards/<suite>.json   JSON rows (schema: docs/leaderboards.md)
 #     leaderboards/<suite>/*.png  each leaderboard over training (from `benchbase report`)
-#   memorization_transition, strong_generalization (training dynamics):
+#   memorization_transition, strong_generalization, tau_mem_seeds, tau_mem_width,
+#   tau_mem_batch_lr, memorization_score (training dynamics):
 #     <suite>.md, <suite>.json and every figure and table of `benchbase plot`
 #   metric_calibration (sensitivity of the memorization metrics):
 #     <suite>.md (detection table), <suite>.json, <suite>.detection_*.png/.svg
@@ -25,7 +26,7 @@ fi
 $bb leaderboard --results "$results" --suite "$suite" --format markdown --out "$here/$suite.md"
 $bb leaderboard --results "$results" --suite "$suite" --format json --out "$here/$suite.json"
 case "$suite" in
-    memorization_transition|strong_generalization)
+    memorization_transition|strong_generalization|tau_mem_seeds|tau_mem_width|tau_mem_batch_lr|memorization_score)
         $bb plot --results "$results" --suite "$suite" --out "$here"
         echo "regenerated leaderboards/$suite.md, $suite.json and $suite.* figures from $results"
         ;;

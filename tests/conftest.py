@@ -2,9 +2,32 @@
 manager, dataset cache or environment setting leaks from one test to the next."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
+
+
+def _share_jax_compilations() -> None:
+    """JAX models jit their steps per instance, so every test (and every process or Ray
+    worker it starts) recompiles programs another one already compiled: 10-20 s each on a
+    2-core CPU. XLA's persistent compilation cache, in one fresh folder per session and
+    passed on to child processes through the environment, turns each repeat into a
+    file read. The programs and their results are the same; only compile time goes.
+    Set before anything imports jax (jax reads these when it is imported); a value the
+    caller set wins."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="benchbase-tests-jax-cache-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+_share_jax_compilations()
 
 from benchbase.data import DataCatalog
 from benchbase.plugins import PluginPolicy, build_registry

@@ -72,9 +72,24 @@ def test_every_kind_has_builtins():
         assert REGISTRY.all(kind), f"no built-in {kind} registered"
 
 
+# small_config shrinks integer knobs; a U-Net's width defaults to "auto" (32 base channels)
+# over three levels, so the kit's 8x8 images would meet 128 channels and, for log_prob's
+# exact divergence, 64 JVPs of that net per solver call. The contract runs the same code
+# on the 2-level U-Net with attention at 4x4 that tests/test_diffusion.py trains.
+TINY_UNET = {"width": 8, "channel_mult": [1, 2], "attn_resolutions": [4]}
+
+
+def _kit_config(cls, modality: str) -> dict:
+    config = small_config(cls)
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    if modality == "image" and set(TINY_UNET) <= fields:
+        config.update(TINY_UNET)
+    return config
+
+
 @pytest.mark.parametrize("entry,modality", _model_cases())
 def test_builtin_model_keeps_the_contract(entry, modality):
-    report = check_model(entry.cls, dataset=modality, config=small_config(entry.cls))
+    report = check_model(entry.cls, dataset=modality, config=_kit_config(entry.cls, modality))
     assert report.checked
 
 

@@ -48,3 +48,30 @@ def test_missing_split_gives_none_and_summary_counts_unnoticed_copies():
     assert s.notice_over_copy_onset == pytest.approx(noticing.notice_step / 500.0)
     assert s.separation_over_movement == pytest.approx(0.1 / 1.5)  # the only run that moved
     assert "1 runs copied without the distance noticing" in format_summary(s, 0.1)
+
+
+def test_gap_growth_is_the_relative_gap_minus_its_first_value():
+    from benchbase.distance_gap import gap_growth
+
+    train = np.array([np.nan, 1.2, 1.2, 1.0, 0.7, 0.5])
+    grown = gap_growth(_traj(train, np.full(6, 1.0)), "swd")
+    assert np.isnan(grown[0])
+    np.testing.assert_allclose(grown[1:], [0.0, 0.0, 0.2, 0.5, 0.7])
+    assert gap_growth(Trajectory(STEPS, {("swd", "test"): np.ones(6)}), "swd") is None
+
+
+def test_distance_gap_figure_is_drawn_for_runs_with_both_splits(registry, tmp_path):
+    from support.dynamics_stores import fake_store
+
+    from benchbase.derived import load_suite_data
+    from benchbase.distance_figures import plot_distance_gaps
+    from benchbase.store import Store
+
+    fake_store(registry, tmp_path / "res", ns=(16, 32))
+    with Store(tmp_path / "res") as store:
+        data = load_suite_data(store, "fake")
+    (tmp_path / "plots").mkdir()
+    paths = plot_distance_gaps(data, tmp_path / "plots", ("png",))
+    assert [p.name for p in paths] == ["fake.distance_gap.png"] and paths[0].stat().st_size > 10_000
+    data.runs = []
+    assert plot_distance_gaps(data, tmp_path / "plots", ("png",)) == []

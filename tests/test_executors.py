@@ -133,3 +133,23 @@ def test_jax_placement_puts_new_arrays_on_the_run_device():
         assert jnp.zeros(3).devices() == {device}
     with pytest.raises(BenchbaseInputError, match="not available to JAX"):
         fw.device("tpu")
+
+
+def test_cpu_threads_sets_torch_and_blas_threads_and_restores_them():
+    """The local executor's thread setting reaches NumPy's BLAS too (the metrics' linear
+    algebra), and both counts come back afterwards."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from benchbase_plugins.executors.common import cpu_threads
+
+    def blas() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    torch_before, blas_before = torch.get_num_threads(), blas()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+        assert blas() <= {1}
+    assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
+    with cpu_threads(0):  # 0: leave both alone
+        assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)

@@ -55,7 +55,9 @@ def test_bootstrap_is_reproducible_and_absent_without_replicates():
 
 def _run(run_id, n, seed, holdout=None, **sweep):
     """The fields of a RunRecord the fits read."""
-    spec = SimpleNamespace(model=SimpleNamespace(label="flow"), dataset=SimpleNamespace(label="digits"),
+    spec = SimpleNamespace(model=SimpleNamespace(label="flow", lr=sweep.get("model.lr", 1e-3)),
+                           dataset=SimpleNamespace(label="digits"), budget=SimpleNamespace(
+                               batch_size=sweep.get("budget.batch_size", 32)),
                            subset=SimpleNamespace(n=n, holdout=holdout), sweep={"n": n, **sweep})
     return SimpleNamespace(run_id=run_id, seed=seed, n=n, spec=spec)
 
@@ -131,3 +133,41 @@ def test_collapse_is_better_under_the_exponents_that_generated_the_curves():
     assert all(abs(e["batch_size"] + 0.5) < 0.05 for e in cmp.exponents.values())
     assert "the measured exponents collapse the curves better" in format_collapse_comparison(cmp)
     assert PAPER_EXPONENTS["batch_size"] == -1.0
+
+
+def test_local_exponents_find_a_learning_rate_that_turns_the_onset_around():
+    """tau falls as lr^-1 up to 1e-3 and rises as lr^+1 beyond: the global exponent
+    averages the two to about 0, the local ones recover -1 and +1 with intervals."""
+    from benchbase.exponents import format_local_exponent, local_exponents
+
+    runs, records = [], {}
+    rng = np.random.default_rng(5)
+    for seed in (0, 1, 2):
+        for B in (16, 64):
+            for lr in (2.5e-4, 1e-3, 4e-3):
+                rid = f"r{seed}-{B}-{lr}"
+                runs.append(_run(rid, 64, seed, **{"budget.batch_size": B, "model.lr": lr}))
+                turn = (lr / 1e-3) ** (-1.0 if lr <= 1e-3 else 1.0)
+                records[rid] = {"tau_mem": 500 * (B / 16) ** -0.5 * turn * np.exp(rng.normal(0, 0.05)),
+                                "censored": None}
+    (whole,) = axis_fits(runs, records)
+    assert abs(whole.fit.exponent("lr").estimate) < 0.3
+    local = local_exponents(runs, records)
+    assert [(e.axis, e.lower, e.upper) for e in local] == [("lr", 2.5e-4, 1e-3), ("lr", 1e-3, 4e-3)]
+    falling, rising = (e.fit.exponent("lr") for e in local)
+    assert falling.ci95[0] < -1.0 < falling.ci95[1] and rising.ci95[0] < 1.0 < rising.ci95[1]
+    assert abs(local[0].fit.exponent("batch_size").estimate + 0.5) < 0.1 and local[0].runs == 12
+    assert "local b_lr between 0.00025 and 0.001: -1.0" in format_local_exponent(local[0]) \
+        or "local b_lr between 0.00025 and 0.001: -0.9" in format_local_exponent(local[0])
+
+
+def test_a_run_shared_with_another_suite_keeps_its_batch_size_and_learning_rate():
+    """A run registered first by a width sweep is stored with that suite's sweep; in a
+    batch/lr sweep it still sits at its own batch size and learning rate."""
+    runs, records = _grid(noise=0.0)
+    shared = [r for r in runs if r.spec.sweep["budget.batch_size"] == 32 and r.spec.sweep["model.lr"] == 1e-3]
+    for r in shared:
+        r.spec.sweep = {"n": r.n, "model.width": 256}
+    (fit,) = axis_fits(runs, records)
+    assert fit.axes == ["n", "batch_size", "lr"] and fit.fit.points == len(runs)
+    assert fit.fit.exponent("batch_size").estimate == pytest.approx(-0.5)

@@ -83,6 +83,23 @@ def test_fold_join_is_the_full_model_minus_the_model_without_the_fold():
     assert s["examples"] == 4 and s["max"] == 5.0 and s["frac_positive"] == 1.0 and s["mean"] == 1.875
 
 
+
+def test_seed_null_is_the_spread_of_log_p_between_models_trained_on_the_same_data():
+    """Two seeds whose log p differ by exactly +-1 on every example: the null band is
+    [-1, 1]; per-seed scores of 5 lie above it, of 0 inside it."""
+    from benchbase.memscore import judged_against_null, seed_null
+
+    full = {0: {i: -1.0 for i in range(10)}, 1: {i: -2.0 if i % 2 else 0.0 for i in range(10)}}
+    null = seed_null(full)
+    assert null["pairs"] == 1 and null["values"] == 10 and null["rms"] == pytest.approx(1.0)
+    assert null["band95"] == pytest.approx([-1.0, 1.0])
+    folds = {1: {0: {i: -6.0 for i in range(5)}, 1: {i: full[1][i] - 5.0 for i in range(5)}},
+             2: {0: {i: -1.0 for i in range(5, 10)}, 1: {i: full[1][i] for i in range(5, 10)}}}
+    judged = judged_against_null(full, folds, null)
+    assert judged == {"scores": 20, "frac_above": 0.5, "frac_below": 0.0}
+    assert seed_null({0: full[0]}) == {"pairs": 0, "values": 0}
+    assert judged_against_null(full, folds, seed_null({0: full[0]})) is None
+
 MEMTEST = {
     "name": "memtest", "seeds": [0], "device": "cpu",
     "datasets": [{"name": "gmm2d", "n": 8, "config": {"train_size": 200, "test_size": 100}}],

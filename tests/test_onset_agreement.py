@@ -1,18 +1,19 @@
-"""Leaderboard, `benchbase dynamics` and the report agree on every run's memorization
-onset (they all ask benchbase.verdicts), on a small run of the quickstart suite: the
-perfect generalizer never memorizes, the perfect memorizer does from its only
-evaluation."""
+"""Leaderboard, `benchbase dynamics`, the per-run records `benchbase plot` draws and the report
+agree on every run's memorization onset (they all ask benchbase.verdicts): on a small run
+of the quickstart suite (copy criterion: the perfect generalizer never memorizes, the
+perfect memorizer does from its only evaluation) and, marked slow, on a shrunk run of
+memorization_transition, whose headline is the loss criterion."""
 from __future__ import annotations
 
-import json
-
 import pytest
-from support.published_results import INJECTED, quickstart_results
+from support.dynamics_stores import ensure_heldout_gap
+from support.onset_agreement import disagreements, onsets_by_command
+from support.published_results import INJECTED, REPO, quickstart_results
 
-from benchbase.cli import main
-from benchbase.leaderboard import build_tables, table_to_records
-from benchbase.report import onset_text
-from benchbase.resultset import ResultSet
+from benchbase.config import load_suite
+from benchbase.driver import run_suite
+from benchbase.progress import Reporter
+from benchbase.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -20,25 +21,40 @@ def results(tmp_path_factory):
     return quickstart_results(tmp_path_factory)
 
 
-def test_leaderboard_dynamics_and_report_agree_on_every_onset(results, tmp_path, capsys, registry):
-    with ResultSet([results]) as rs:
-        rows = [rec for t in build_tables(rs) for rec in table_to_records(t)]
-    onsets = {rid: o for rec in rows for rid, o in rec["onsets"].items()}
-    model = {rid: (rec["model"], rec["dataset"]) for rec in rows for rid in rec["run_ids"]}
-    assert onsets and set(onsets) == set(model)
+def test_leaderboard_dynamics_plot_and_report_agree_on_every_onset(results, tmp_path, registry):
+    found = onsets_by_command(results, "quickstart", tmp_path, plot="data")
+    assert found and disagreements(found) == []
+    for rid, got in found.items():
+        onset = got["leaderboard"]
+        assert onset["source"] == "dynamics" and onset["criterion"] == "copy"
+        if got["model"] == "true_sampler":
+            assert onset["tau_mem"] is None and onset["censored"] == "right", got["dataset"]
+        if got["model"] == INJECTED:  # copy_train
+            assert onset["tau_mem"] == 0 and onset["censored"] == "left", got["dataset"]
 
-    assert main(["dynamics", "--results", str(results), "--suite", "quickstart", "--json"]) == 0
-    derived = json.loads(capsys.readouterr().out)
-    for rid, o in onsets.items():
-        assert o["source"] == "dynamics"
-        assert o["tau_mem"] == derived[rid]["tau_mem"] and o["censored"] == derived[rid]["censored"]
-        if model[rid][0] == "true_sampler":
-            assert o["tau_mem"] is None and o["censored"] == "right", model[rid]
-        if model[rid][0] == INJECTED:  # copy_train
-            assert o["tau_mem"] == 0 and o["censored"] == "left", model[rid]
 
-    site = tmp_path / "site"
-    assert main(["report", "--results", str(results), "--out", str(site)]) == 0
-    for rid, o in onsets.items():
-        page = (site / "runs" / f"{rid}.html").read_text()
-        assert onset_text(o).replace("'", "&#39;") in page, (model[rid], onset_text(o))
+def test_a_disagreement_is_reported():
+    onset = {"tau_mem": None, "censored": "right", "criterion": "copy", "metric": None}
+    page = "<p>none within the budget (copy criterion)</p>"
+    agreeing = {"model": "true_sampler", "dataset": "gmm2d", "leaderboard": onset, "dynamics": dict(onset),
+                "plot": dict(onset), "page": page}
+    assert disagreements({"a": agreeing}) == []
+    moved = {**agreeing, "dynamics": {**onset, "tau_mem": 123.0, "censored": None}}
+    assert disagreements({"b": moved}) == ["b (true_sampler on gmm2d): leaderboard None/right/copy vs dynamics "
+                                           "123.0/None/copy", "b (true_sampler on gmm2d): plot None/right vs "
+                                           "dynamics 123.0/None"]
+    assert "report page" in disagreements({"c": {**agreeing, "page": "<p>step 5</p>"}})[0]
+
+
+@pytest.mark.slow
+def test_a_loss_criterion_suite_agrees_too(registry, tmp_path):
+    registry = ensure_heldout_gap(registry)
+    suite = load_suite(REPO / "suites" / "memorization_transition.yaml",
+                       ["sweep.n=[32,64]", "budget.steps=300", "eval.points=4", "eval.n_samples=50",
+                        "eval.keep_samples=8", "models.0.config.width=32", "models.0.config.sample_steps=4"],
+                       registry=registry)
+    with Store(tmp_path / "res") as store:
+        assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
+    found = onsets_by_command(tmp_path / "res", "memorization_transition", tmp_path)
+    assert len(found) == 2 and disagreements(found) == []
+    assert {got["leaderboard"]["criterion"] for got in found.values()} == {"loss"}

@@ -157,3 +157,39 @@ def test_sample_grids_for_every_group_with_images_even_after_a_vector_group(regi
     grids = sorted(p.name for p in paths if ".samples" in p.name and p.suffix == ".png")
     assert grids == ["tiny.samples.copy_train_on_digits.png", "tiny.samples.kde_on_digits.png"]
     _check_figure(tmp_path / "plots" / grids[1], tmp_path / "plots" / grids[1].replace(".png", ".svg"))
+
+
+def test_tau_against_every_swept_axis_and_the_normalizations(registry, tmp_path):
+    """Onsets that grow as n x width: each axis gets a panel with one line per value of
+    the other axis, the fit through it has both exponents near 1, and the measured
+    normalization collapses the curves while the paper's (which ignores width) does not."""
+    from benchbase.axis_figures import axis_panels
+
+    fake_store(registry, tmp_path / "res", ns=(16, 32, 64), seeds=(0, 1), extra_sweep={"model.width": [16, 32, 64]},
+               budget=40000, points=24)
+    out = tmp_path / "plots"
+    with Store(tmp_path / "res") as store:
+        paths, data = write_all(store, "fake", out)
+    panels = axis_panels(data)
+    assert [p.axis for p in panels] == ["n", "width"]
+    width = panels[1]
+    assert [line.fixed for line in width.lines] == [{"n": 16.0}, {"n": 32.0}, {"n": 64.0}]
+    for line in width.lines:
+        assert line.x == [16.0, 32.0, 64.0] and len(line.seeds) == 6 and not line.censored
+        ratios = np.diff(np.log(line.tau)) / np.diff(np.log(line.x))
+        assert np.allclose(ratios, 1.0, atol=0.15)  # onset proportional to width, as generated
+        fitted = width.fitted(line.fixed, np.array(line.x))
+        assert np.allclose(np.log(fitted), np.log(line.tau), atol=0.15)
+    assert abs(width.fit.fit.exponent("width").estimate - 1.0) < 0.1
+    (comparison,) = [c for c in data.normalizations if c.metric == "relative_gap"]
+    assert comparison.spread_measured < comparison.spread_paper
+    for stem in ("tau_vs_axes", "normalizations"):
+        _check_figure(out / f"fake.{stem}.png", out / f"fake.{stem}.svg")
+        assert out / f"fake.{stem}.png" in paths
+
+
+def test_a_suite_that_sweeps_only_n_gets_no_axis_figures(registry, tmp_path):
+    fake_store(registry, tmp_path / "res", ns=(16, 32, 64))
+    with Store(tmp_path / "res") as store:
+        paths, _ = write_all(store, "fake", tmp_path / "plots")
+    assert not any(p.name.startswith(("fake.tau_vs_axes", "fake.normalizations")) for p in paths)

@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from benchbase.derived import derive_suite, dynamics_settings, suite_dynamics
     from benchbase.dynamics import format_fit, group_key, group_label, tau_fits
-    from benchbase.exponents import axis_fits, format_axis_fit
+    from benchbase.exponents import axis_fits, format_axis_fit, format_local_exponent, local_exponents
     from benchbase.memscore import format_record
 
     with open_suite_store(args.results, args.suite) as store:
@@ -48,6 +48,8 @@ def run(args) -> int:
         print(format_fit(f))
     for f in axis_fits(runs, records, ("tau_mem", "tau_mem_copy", "tau_mem_loss")):
         print(format_axis_fit(f))
+    for e in local_exponents(runs, records):
+        print(format_local_exponent(e))
     shown = set()
     for r in runs:
         rec = records[r.run_id].get("memorization_score")

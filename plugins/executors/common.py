@@ -9,10 +9,12 @@ PyTorch; it runs first in the worker, before the task is even unpickled.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from typing import Iterator
 
 from benchbase.runner import Evaluated, Finished, Progress, Started
 from benchbase.store import Checkpoint
@@ -38,6 +40,29 @@ def prepare_worker(threads: int | None, env: dict | None = None) -> None:
         # Ray worker), tell it directly.
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int) -> Iterator[None]:
+    """PyTorch's threads and the BLAS threads of NumPy/SciPy (the metrics' covariances and
+    eigensolvers) at ``threads`` while the block runs (0: leave both as they are).
+
+    Both, because either one spinning on a busy machine costs the other: with two
+    OpenBLAS threads on a loaded 2-core machine a 250 x 64 covariance took 5 ms instead
+    of 0.8 and a 64 x 64 eigensolver 26 ms instead of 2 (benchmarks/bench_fleet.py)."""
+    if threads <= 0:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def exit_with_parent() -> None:

@@ -9,15 +9,15 @@ from benchbase import Executor, hookimpl
 
 @dataclass
 class LocalConfig:
-    # CPU threads for PyTorch while the suite runs (0: PyTorch's default, one per core).
+    # CPU threads for PyTorch and NumPy's BLAS while the suite runs (0: their defaults).
     # 1 by default: on a machine busy with other work, one thread per core trained the
     # built-in models about 30x slower (OpenMP threads spin while they wait for a core),
     # and a fixed count keeps runs bit-identical across machines with different core
     # counts (benchmarks/bench_threads.py, docs/reproducibility.md).
     threads: int = 1
     # Runs per fleet (benchbase.fleet): runs of one model that differ only in seed, data
-    # subset or learning rate train together as one vectorized program. None: 16 on a
-    # CPU, 64 on a GPU; 1: every run alone.
+    # subset or learning rate train together as one vectorized program. None:
+    # benchbase.fleet.DEFAULT_FLEET_SIZE (1 on a CPU, 64 on a GPU); 1: every run alone.
     fleet: Optional[int] = None
 
     def __post_init__(self):
@@ -32,16 +32,11 @@ class LocalExecutor(Executor):
     Config = LocalConfig
 
     def execute(self, tasks, work, sink) -> None:
-        import torch
+        from .common import cpu_threads  # imports the runner: not needed to register
 
-        before = torch.get_num_threads()
-        if self.config.threads > 0:
-            torch.set_num_threads(self.config.threads)
-        try:
+        with cpu_threads(self.config.threads):
             for task in tasks:
                 work(task, sink)
-        finally:
-            torch.set_num_threads(before)
 
 
 @hookimpl
