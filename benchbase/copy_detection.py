@@ -16,6 +16,15 @@ predictions of all queries are ranked together by score:
 
 Distractors make the benchmark honest: a space that maps everything close together
 finds many right sources, but cannot rank them above the distractors' matches.
+
+Score normalisation (optional, ``background_k``): SSCD (Pizzi et al. 2022) subtracts
+from a match's similarity the query's similarity to its k-th neighbour in a
+background set, so that a query in a crowded region of the space (a fresh digit among
+many alike) does not outrank a clear copy. Without an image set disjoint from both the
+references and the queries, the background here is the reference set itself: the score
+is the squared-distance margin d_k^2 - d_1^2 between the query's k-th and first
+nearest reference (2 (s_1 - s_k) for unit descriptors). The retrieved image is the
+same; only the ranking across queries changes.
 This module knows no feature space or disguise by name; callers bring both.
 """
 from __future__ import annotations
@@ -89,11 +98,16 @@ def recall_at_precision(p: Predictions, level: float = 0.9) -> float:
     return float(recall[ok].max()) if ok.any() else 0.0
 
 
-def predict(query_f: np.ndarray, source: np.ndarray, ref_f: np.ndarray, device: str = "cpu") -> Predictions:
-    """Nearest reference of every query: score = -distance, correct = it is the source."""
+def predict(query_f: np.ndarray, source: np.ndarray, ref_f: np.ndarray, device: str = "cpu",
+            background_k: int = 0) -> Predictions:
+    """Nearest reference of every query, correct when it is the source; score =
+    -distance, or with ``background_k`` >= 2 the margin d_k^2 - d_1^2 to the query's
+    k-th nearest reference."""
+    k = max(1, int(background_k))
     d, idx = knn(np.ascontiguousarray(query_f, dtype=np.float32), np.ascontiguousarray(ref_f, dtype=np.float32),
-                 k=1, device=device)
-    return Predictions(-d[:, 0], (idx[:, 0] == source) & (source >= 0), int((source >= 0).sum()))
+                 k=k, device=device)
+    score = -d[:, 0] if k == 1 else d[:, k - 1] ** 2 - d[:, 0] ** 2
+    return Predictions(score, (idx[:, 0] == source) & (source >= 0), int((source >= 0).sum()))
 
 
 def summarise(p: Predictions) -> RetrievalScore:
@@ -111,20 +125,27 @@ class SpaceResult:
     overall: RetrievalScore
     held_out: RetrievalScore | None
     per_disguise: dict[str, RetrievalScore]
+    normalised: RetrievalScore | None = None  # over all queries, scored with background_k (when given)
 
 
 def evaluate_space(name: str, embed: Callable[[np.ndarray], np.ndarray], reference: np.ndarray,
-                   queries: list[QuerySet], device: str = "cpu") -> SpaceResult:
+                   queries: list[QuerySet], device: str = "cpu", background_k: int = 0) -> SpaceResult:
     """Embed the reference images and every query set with ``embed`` and score the
-    retrieval per disguise, over the held-out disguises and over all queries."""
+    retrieval per disguise, over the held-out disguises and over all queries; with
+    ``background_k`` >= 2 also over all queries with normalised scores."""
     ref_f = np.asarray(embed(reference), dtype=np.float32)
-    per, total, held = {}, None, None
+    per, total, held, normalised = {}, None, None, None
     for q in queries:
-        p = predict(np.asarray(embed(q.x), dtype=np.float32), q.source, ref_f, device)
+        query_f = np.asarray(embed(q.x), dtype=np.float32)
+        p = predict(query_f, q.source, ref_f, device)
         per[q.name] = summarise(p)
         total = p if total is None else total + p
         if q.held_out:
             held = p if held is None else held + p
+        if background_k >= 2:
+            pn = predict(query_f, q.source, ref_f, device, background_k)
+            normalised = pn if normalised is None else normalised + pn
     if total is None:
         raise ValueError("no query sets to score")
-    return SpaceResult(name, summarise(total), summarise(held) if held is not None else None, per)
+    return SpaceResult(name, summarise(total), summarise(held) if held is not None else None, per,
+                       summarise(normalised) if normalised is not None else None)

@@ -81,3 +81,19 @@ def test_evaluate_space_pools_disguises_and_held_out_ones():
     assert result.overall.n_queries == 60 and result.overall.n_positive == 30
     assert result.held_out.n_queries == 40 and result.held_out.uap == 1.0
     assert result.overall.uap == 1.0  # near copies at distance ~0.03 rank above every distractor
+
+
+def test_background_normalised_scores_rank_a_lone_copy_above_a_query_in_a_crowd():
+    # a distractor amid near-identical references sits closer to its nearest one than a
+    # copy does to its source, but its 2nd neighbour is just as close: its margin is ~0
+    ref = np.array([[0, 0], [0.05, 0], [0, 0.05], [5, 5]], np.float32)
+    queries = np.array([[0.01, 0.01], [5.2, 5.0]], np.float32)
+    source = np.array([-1, 3])
+    raw = predict(queries, source, ref)
+    assert raw.score[0] > raw.score[1] and micro_average_precision(raw) == 0.5
+    normed = predict(queries, source, ref, background_k=2)
+    d = np.sort(np.linalg.norm(queries[:, None] - ref[None], axis=2), axis=1)
+    np.testing.assert_allclose(normed.score, d[:, 1] ** 2 - d[:, 0] ** 2, rtol=1e-5)
+    assert normed.correct.tolist() == raw.correct.tolist() and micro_average_precision(normed) == 1.0
+    result = evaluate_space("identity", lambda x: x, ref, [QuerySet("q", queries, source)], background_k=2)
+    assert result.normalised.uap == 1.0 and result.overall.uap == 0.5

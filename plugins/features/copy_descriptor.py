@@ -60,7 +60,7 @@ class CopyDescriptorConfig:
     lr: float = 2e-3  # AdamW, linear warm-up then cosine decay
     weight_decay: float = 1e-4
     temperature: float = 0.05  # InfoNCE (SSCD)
-    koleo_weight: float = 1.0  # entropy regularizer weight
+    koleo_weight: float = 1.0  # entropy regularizer weight (10 stalls InfoNCE on digits: docs/metrics.md)
     final_size: int = 8  # stride-2 stages (doubling the channels) until the feature map is at most this size
     blocks: int = 2  # then residual blocks at that size, each doubling the channels (at most 8x width)
     photometric_invariance: bool = True  # standardise each image and take |first conv|: exact invariance
@@ -164,11 +164,12 @@ def sscd_loss(z, content, temperature: float, koleo_weight: float):
 class FitReport:
     """What fitting cost and how it ended (kept with the cached weights)."""
 
-    seconds: float
+    seconds: float  # wall clock
     steps: int
     images: int
     final_infonce: float
     final_koleo: float
+    cpu_seconds: float = float("nan")  # CPU time of the fit (on a shared machine wall time is mostly waiting)
 
 
 def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range=(-1.0, 1.0),
@@ -179,7 +180,7 @@ def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range
 
     from benchbase_plugins.image_edits import random_views
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     lo, hi = (float(v) for v in value_range)
     recipe = cfg.views
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
@@ -218,7 +219,8 @@ def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range
             progress(step + 1, cfg.steps, float(infonce.detach()))
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     return state, FitReport(seconds=time.perf_counter() - start, steps=cfg.steps, images=n,
-                            final_infonce=float(infonce.detach()), final_koleo=float(koleo.detach()))
+                            final_infonce=float(infonce.detach()), final_koleo=float(koleo.detach()),
+                            cpu_seconds=time.process_time() - cpu_start)
 
 
 def embed_with(net, x: np.ndarray, device, batch: int) -> np.ndarray:
