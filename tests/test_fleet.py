@@ -116,6 +116,22 @@ def test_a_member_numbers_do_not_depend_on_the_other_members(registry):
     assert mine == one.values
 
 
+def test_a_cpu_torch_fleet_keeps_freed_heap_memory(registry, monkeypatch):
+    """A fleet's per-step tensors are megabytes: on a CPU it asks glibc to keep freed
+    heap memory, so a step does not fault the same pages in again."""
+    import platform
+
+    from benchbase_plugins.models import torch_fleet
+
+    asked = []
+    monkeypatch.setattr(torch_fleet, "keep_freed_memory", lambda: asked.append(True) or True)
+    assert set(execute_fleet(FleetTask(_tasks(registry)[:2]), Events()).values()) == {"done"}
+    assert asked
+    monkeypatch.undo()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert torch_fleet.keep_freed_memory() is True
+
+
 def test_a_diverging_member_stops_alone(registry):
     tasks = _tasks(registry, sweep={"n": [32, 64], "model.lr": [1e-3, 1e30]})
     alone = _alone(tasks)
