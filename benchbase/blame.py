@@ -47,7 +47,15 @@ def expect(ok: bool, kind: str, name: str, method: str, problem: str) -> None:
 
 
 def describe(value: object, limit: int = 40) -> str:
-    """A returned value as a message shows it: its type, and its start."""
+    """A returned value as a message shows it: its type, and its start; an array by its
+    shape and dtype, bytes by their size. Messages are built before the check that may
+    raise them, on every evaluation's samples and checkpoint, so this never formats a
+    whole array or checkpoint (milliseconds each)."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"{type(value).__name__} of {memoryview(value).nbytes} bytes"
     text = repr(value)
     return f"{type(value).__name__} {text[:limit]}{'...' if len(text) > limit else ''}"
 
