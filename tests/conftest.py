@@ -27,7 +27,25 @@ def _share_jax_compilations() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
+def _one_thread_per_xdist_worker() -> None:
+    """Under pytest-xdist (README's test command: ``-n 2`` on a 2-core box) each worker
+    process gets one CPU thread for PyTorch, BLAS and XLA: a worker's second thread would
+    only spin against the other worker for the same cores. Environment variables, so the
+    processes a test starts (CLI subprocesses, Ray workers) inherit them; set before
+    anything imports torch, numpy or jax; a value the caller set wins. The XLA cache folder
+    above was made by the controlling process and is shared by its workers: JAX writes
+    whole entries, and a half-written one it reads is only a cache miss (a warning)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    if "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    os.environ.setdefault("BENCHBASE_TEST_THREADS", "1")
+
+
 _share_jax_compilations()
+_one_thread_per_xdist_worker()
 
 from benchbase.data import DataCatalog
 from benchbase.plugins import PluginPolicy, build_registry
@@ -45,6 +63,42 @@ def _isolated(monkeypatch, tmp_path):
 
 
 def pytest_collection_modifyitems(config, items):
+    _group_tests_sharing_a_fixture(items)
+    _skip_gpu_tests_without_a_gpu(items)
+
+
+def _group_tests_sharing_a_fixture(items) -> None:
+    """Tests that share a module- or session-scoped fixture of this folder (a fitted
+    descriptor, a Ray cluster, a trained suite) get one ``xdist_group``, so under
+    ``pytest -n 2 --dist loadgroup`` one worker runs them all and builds the fixture once
+    instead of once per worker. Tests linked through any chain of shared fixtures land in
+    the same group; every other test is scheduled on its own."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    keys_of = {}
+    for item in items:
+        keys = []
+        fixture_info = getattr(item, "_fixtureinfo", None)
+        for name in getattr(item, "fixturenames", ()):
+            defs = fixture_info.name2fixturedefs.get(name) if fixture_info else None
+            if not defs or defs[-1].scope == "function" or not defs[-1].baseid:
+                continue  # per test, or a plugin's (tmp_path_factory, ...)
+            fixture = defs[-1]
+            keys.append(fixture.baseid if fixture.scope == "module" else f"{fixture.scope}:{fixture.argname}")
+        for key in keys[1:]:
+            parent[root(key)] = root(keys[0])
+        keys_of[item] = keys
+    for item, keys in keys_of.items():
+        if keys:
+            item.add_marker(pytest.mark.xdist_group(root(keys[0])))
+
+
+def _skip_gpu_tests_without_a_gpu(items) -> None:
     """Tests marked ``gpu`` skip, saying why, on a machine without a usable GPU."""
     gpu_tests = [item for item in items if "gpu" in item.keywords]
     if not gpu_tests:

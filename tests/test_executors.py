@@ -139,17 +139,26 @@ def test_cpu_threads_sets_torch_and_blas_threads_and_restores_them():
     """The local executor's thread setting reaches NumPy's BLAS too (the metrics' linear
     algebra), and both counts come back afterwards."""
     import torch
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from benchbase_plugins.executors.common import cpu_threads
 
     def blas() -> set[int]:
         return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
-    torch_before, blas_before = torch.get_num_threads(), blas()
-    with cpu_threads(1):
-        assert torch.get_num_threads() == 1
-        assert blas() <= {1}
-    assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
-    with cpu_threads(0):  # 0: leave both alone
-        assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
+    # Two threads to start from, so that lowering them to one shows even in a process
+    # that already runs on one (a pytest-xdist worker, tests/conftest.py).
+    outer = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            torch_before, blas_before = torch.get_num_threads(), blas()
+            assert torch_before == 2 and blas_before <= {2}
+            with cpu_threads(1):
+                assert torch.get_num_threads() == 1
+                assert blas() <= {1}
+            assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
+            with cpu_threads(0):  # 0: leave both alone
+                assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
+    finally:
+        torch.set_num_threads(outer)
