@@ -281,12 +281,21 @@ def test_image_spaces_take_a_calibrated_copy_threshold_where_they_have_one():
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32), (3, 64, 64)])
 def test_copy_descriptor_network_takes_small_and_large_images(shape):
-    net = cd_module.build_descriptor(shape, CopyDescriptorConfig(width=8, dim=16)).eval()
+    net = cd_module.build_descriptor(shape, CopyDescriptorConfig(width=8, dim=16, blocks=2)).eval()
     with torch.no_grad():
         out = net(torch.zeros((2, *shape)))
     assert out.shape == (2, 16)
     last = [m for m in net.features.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     assert last.out_channels == (32 if shape[1] == 8 else 64)  # stride-2 stages down to 8x8, then wider (<= 8x)
+
+
+def test_the_default_copy_descriptor_is_full_rank_on_digits():
+    """The last block has as many channels as the descriptor has dimensions (docs/metrics.md:
+    the 64-channel two-block trunk capped the 128-d descriptor at rank 64 and read lower)."""
+    cfg = CopyDescriptorConfig()
+    net = cd_module.build_descriptor((1, 8, 8), cfg)
+    last = [m for m in net.features.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert last.out_channels >= cfg.dim
 
 
 @pytest.mark.gpu

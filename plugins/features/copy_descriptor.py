@@ -62,7 +62,8 @@ class CopyDescriptorConfig:
     temperature: float = 0.05  # InfoNCE (SSCD)
     koleo_weight: float = 1.0  # entropy regularizer weight (10 stalls InfoNCE on digits: docs/metrics.md)
     final_size: int = 8  # stride-2 stages (doubling the channels) until the feature map is at most this size
-    blocks: int = 2  # then residual blocks at that size, each doubling the channels (at most 8x width)
+    blocks: int = 3  # then residual blocks at that size, each doubling the channels (at most 8x width):
+    # 3 ends in 8x width = 128 channels, a full-rank 128-d descriptor (2 ends in 64: rank 64, docs/metrics.md)
     photometric_invariance: bool = True  # standardise each image and take |first conv|: exact invariance
     # to brightness, contrast and negation (the rest is learned from the views)
     gem_p: float = 3.0  # generalised-mean pooling exponent
