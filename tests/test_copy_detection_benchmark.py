@@ -11,9 +11,10 @@ import pytest
 from benchbase.copy_detection import evaluate_space
 from benchbase.errors import MissingDataError
 from benchbase_plugins.disguises import make_query_sets
+from support.learned_spaces import TEST_DESCRIPTOR_CONFIG
 
 # docs/metrics.md, "Copy detection" (benchmarks/bench_copy_detection.py, seed 0, n 300, strength 1)
-EXPECTED_UAP = {"pixels": 0.390, "random_conv": 0.282, "trained_encoder": 0.335, "copy_descriptor": 0.668}
+EXPECTED_UAP = {"pixels": 0.390, "random_conv": 0.282, "trained_encoder": 0.335, "copy_descriptor": 0.626}  # two-block trunk (conftest)
 TOLERANCE = {"pixels": 1e-3, "random_conv": 1e-3, "trained_encoder": 0.05, "copy_descriptor": 0.03}
 
 
@@ -46,7 +47,8 @@ def test_fixed_spaces_keep_their_numbers(digits, name):
 def learned(digits, learned_space_results):
     """The two learned spaces, fitted once per session."""
     cache = str(learned_space_results / "cache")
-    return {name: score(name, digits, cache_dir=cache) for name in ("trained_encoder", "copy_descriptor")}
+    return {"trained_encoder": score("trained_encoder", digits, cache_dir=cache),
+            "copy_descriptor": score("copy_descriptor", digits, TEST_DESCRIPTOR_CONFIG, cache_dir=cache)}
 
 
 @pytest.mark.slow
@@ -63,7 +65,7 @@ def test_the_copy_descriptor_sees_through_disguises_better_than_pixels(digits, l
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 20's target (uAP >= 0.8 and at least twice pixel space's) is not "
-                                       "reached: 0.668 against pixels' 0.390 (docs/metrics.md, Copy detection)")
+                                       "reached: 0.626 (two blocks) / 0.668 (the three-block default) against pixels' 0.390 (docs/metrics.md, Copy detection)")
 def test_the_copy_descriptor_reaches_the_issues_target(digits, learned):
     uap = learned["copy_descriptor"].overall.uap
     assert uap >= 0.8 and uap >= 2 * score("pixels", digits).overall.uap
