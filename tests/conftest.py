@@ -94,7 +94,7 @@ def _group_tests_sharing_a_fixture(items) -> None:
             parent[root(key)] = root(keys[0])
         keys_of[item] = keys
     for item, keys in keys_of.items():
-        if keys:
+        if keys and item.get_closest_marker("xdist_group") is None:  # a test's own group wins
             item.add_marker(pytest.mark.xdist_group(root(keys[0])))
 
 

@@ -29,8 +29,9 @@ N_SAMPLES = 400  # the suite's eval.n_samples
 
 
 def run(registry, results_dir: Path, features: str) -> dict:
-    suite = load_suite(SUITE, ["seeds=[0]", f"eval.features={features}"] + (
-        ["eval.features.config={blocks: %d}" % TEST_DESCRIPTOR_CONFIG["blocks"]] if features == "copy_descriptor" else []), registry=registry)
+    config = TEST_DESCRIPTOR_CONFIG if features == "copy_descriptor" else {}
+    entry = "{name: %s, config: {%s}}" % (features, ", ".join(f"{k}: {v}" for k, v in config.items()))
+    suite = load_suite(SUITE, ["seeds=[0]", f"eval.features={entry}"], registry=registry)
     assert suite.runs[0].eval.n_samples == N_SAMPLES
     with Store(results_dir) as store:
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))

@@ -10,6 +10,7 @@ import pytest
 
 from benchbase.copy_detection import evaluate_space
 from benchbase.errors import MissingDataError
+from benchbase.structured import plugin_config
 from benchbase_plugins.disguises import make_query_sets
 from support.learned_spaces import TEST_DESCRIPTOR_CONFIG
 
@@ -31,7 +32,8 @@ def score(name: str, digits, config=None, cache_dir=None):
     from benchbase.plugins import PluginPolicy, build_registry
 
     splits, queries = digits
-    space = build_registry(PluginPolicy(entry_points=False, strict=True)).get("feature", name).cls(config)
+    reg = build_registry(PluginPolicy(entry_points=False, strict=True)).get("feature", name)
+    space = reg.cls(plugin_config(reg, config or {}, "<test>", f"{name}.config")[0])
     space.cache_dir, space.train_split = cache_dir, splits.train
     space.prepare(splits.train, splits.spec, "cpu")
     return evaluate_space(name, space.embed, splits.train, queries)

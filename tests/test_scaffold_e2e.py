@@ -19,6 +19,12 @@ from benchbase.leaderboard import build_tables, table_to_records
 from benchbase.scaffold import scaffold
 from benchbase.store import Store
 
+# `benchbase plugins` lists every installed entry point: this module and
+# test_scaffold_e2e (which pip-installs plugins into the environment for a while) share one
+# xdist group, so under `pytest -n 2` they never overlap.
+pytestmark = pytest.mark.xdist_group("installs_plugins")
+
+
 PREFIX = "kite2e"  # every distribution this test installs is benchbase-kite2e-...
 PLUGINS = [("model", "torch"), ("model", "jax"), ("dataset", None), ("metric", None)]
 

@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+# `benchbase plugins` lists every installed entry point: this module and
+# test_scaffold_e2e (which pip-installs plugins into the environment for a while) share one
+# xdist group, so under `pytest -n 2` they never overlap.
+pytestmark = pytest.mark.xdist_group("installs_plugins")
+
+
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "jax", "flax", "optax", "matplotlib", "scipy", "sklearn")
 
