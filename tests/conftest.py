@@ -28,7 +28,7 @@ def _share_jax_compilations() -> None:
 
 
 def _one_thread_per_xdist_worker() -> None:
-    """Under pytest-xdist (README's test command: ``-n 2`` on a 2-core box) each worker
+    """Under pytest-xdist (``-n 2`` on a 2-core box; README's command is serial) each worker
     process gets one CPU thread for PyTorch, BLAS and XLA: a worker's second thread would
     only spin against the other worker for the same cores. Environment variables, so the
     processes a test starts (CLI subprocesses, Ray workers) inherit them; set before

@@ -78,7 +78,7 @@ def test_fresh_data_reads_the_calibrated_false_positive_rate(values):
 
 
 # measured (docs/metrics.md, "Disguised copies"): what the copy_descriptor space catches today
-# with the two-block trunk the tests fit (conftest); the three-block default also catches "cropped"
+# with the two-block trunk the tests fit (support/learned_spaces.py); the three-block default also catches "cropped"
 CAUGHT = ["shifted", "mirrored", "recoloured", "combined"]
 MISSED = ["cropped", "rotated", "sheared", "blended"]
 

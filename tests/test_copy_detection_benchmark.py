@@ -15,7 +15,7 @@ from benchbase_plugins.disguises import make_query_sets
 from support.learned_spaces import TEST_DESCRIPTOR_CONFIG
 
 # docs/metrics.md, "Copy detection" (benchmarks/bench_copy_detection.py, seed 0, n 300, strength 1)
-EXPECTED_UAP = {"pixels": 0.390, "random_conv": 0.282, "trained_encoder": 0.335, "copy_descriptor": 0.626}  # two-block trunk (conftest)
+EXPECTED_UAP = {"pixels": 0.390, "random_conv": 0.282, "trained_encoder": 0.335, "copy_descriptor": 0.626}  # two-block trunk (support/learned_spaces.py)
 TOLERANCE = {"pixels": 1e-3, "random_conv": 1e-3, "trained_encoder": 0.05, "copy_descriptor": 0.03}
 
 
