@@ -106,7 +106,10 @@ def make_query_sets(reference: np.ndarray, distractors: np.ndarray, names=None, 
     disguise in ``names`` (default: all): ``n`` disguised reference images (their
     source: the reference index) and ``n`` disguised distractors (source -1). The
     second image of a blend is always a distractor, so every query has at most one
-    source. Fixed by ``seed`` (computed on the CPU)."""
+    source. ``made_from`` names, per query, the distractor images it was drawn from
+    (its own image when a distractor, the second image drawn for blends), which a
+    score normalisation against the distractor pool must skip. Fixed by ``seed``
+    (computed on the CPU)."""
     import torch
 
     from benchbase.copy_detection import QuerySet
@@ -127,5 +130,6 @@ def make_query_sets(reference: np.ndarray, distractors: np.ndarray, names=None, 
                      torch.from_numpy(np.ascontiguousarray(distractors[partner_idx], dtype=np.float32)),
                      strength, gen, lo, hi).numpy()
         source = np.concatenate([pos, np.full(n_neg, -1)]).astype(np.int64)
-        out.append(QuerySet(name, x, source, held_out=not DISGUISES[name].trained))
+        made_from = np.stack([np.concatenate([np.full(n_pos, -1), neg]), partner_idx], axis=1).astype(np.int64)
+        out.append(QuerySet(name, x, source, held_out=not DISGUISES[name].trained, made_from=made_from))
     return out

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from benchbase.copy_detection import (Predictions, QuerySet, evaluate_space, micro_average_precision, predict,
-                                      recall_at_precision, summarise)
+from benchbase.copy_detection import (Predictions, Protocol, QuerySet, ScoreNormalisation, background_offset,
+                                      evaluate_space, micro_average_precision, predict, recall_at_precision, summarise)
 
 
 def random_predictions(seed: int, n: int = 400, missed: int = 0) -> Predictions:
@@ -83,17 +83,67 @@ def test_evaluate_space_pools_disguises_and_held_out_ones():
     assert result.overall.uap == 1.0  # near copies at distance ~0.03 rank above every distractor
 
 
+def test_several_predictions_per_query_count_a_source_found_below_the_top():
+    ref = np.array([[0, 0], [1, 0], [0, 1], [5, 5]], np.float32)
+    queries = np.array([[0.4, 0], [0.1, 0.9], [5, 6]], np.float32)
+    source = np.array([1, 2, -1])  # the first query's source is its 2nd nearest reference
+    one, three = predict(queries, source, ref), predict(queries, source, ref, predictions=3)
+    assert one.correct.tolist() == [False, True, False] and len(three.score) == 9
+    assert three.correct.reshape(3, 3).tolist() == [[False, True, False], [True, False, False], [False] * 3]
+    assert three.rank.tolist() == [0, 1, 2] * 3
+    d = np.sort(np.linalg.norm(queries[:, None] - ref[None], axis=2), axis=1)[:, :3]
+    np.testing.assert_allclose(-three.score, d.ravel(), atol=1e-6)
+    assert summarise(three).top1 == summarise(one).top1 == 0.5  # top-1 reads the nearest reference only
+    assert summarise(three).n_queries == 3 and summarise(three).n_positive == 2
+    # the found 2nd neighbour adds recall; the wrong predictions ranked above it cost precision
+    assert micro_average_precision(one) == 0.5
+    assert micro_average_precision(three) == pytest.approx((1 / 1 + 2 / 3) / 2)
+
+
+def test_score_normalisation_parses_sscd_notation_and_rejects_nonsense():
+    assert ScoreNormalisation.parse("1.0[0,2]") == ScoreNormalisation() == ScoreNormalisation(1.0, 0, 2)
+    assert ScoreNormalisation.parse("0.5[3]") == ScoreNormalisation(0.5, 3, 3)
+    assert str(ScoreNormalisation(0.5, 0, 2)) == "0.5[0,2]"
+    for bad in ("1.0", "x[0,2]", "1.0[2,0]", "1.0[a]"):
+        with pytest.raises(ValueError, match="first|beta"):
+            ScoreNormalisation.parse(bad)
+    with pytest.raises(ValueError, match="at least 1 prediction"):
+        Protocol(0)
+
+
+def test_background_offset_skips_the_images_a_query_was_made_from():
+    background = np.array([[0, 0], [1, 0], [2, 0], [3, 0]], np.float32)
+    queries = np.array([[0, 0], [0, 0]], np.float32)
+    norm = ScoreNormalisation(2.0, 0, 1)
+    made_from = np.array([[0, -1], [-1, -1]])  # the first query was made from background image 0
+    offset = background_offset(queries, background, norm, made_from)
+    np.testing.assert_allclose(offset, [2.0 * (1 + 4) / 2, 2.0 * (0 + 1) / 2])
+    np.testing.assert_allclose(background_offset(queries, background, norm), [1.0, 1.0])
+    with pytest.raises(ValueError, match="at least 4 background images"):
+        background_offset(queries, background[:3], ScoreNormalisation(1.0, 0, 1), made_from[:, :2])
+
+
 def test_background_normalised_scores_rank_a_lone_copy_above_a_query_in_a_crowd():
-    # a distractor amid near-identical references sits closer to its nearest one than a
-    # copy does to its source, but its 2nd neighbour is just as close: its margin is ~0
-    ref = np.array([[0, 0], [0.05, 0], [0, 0.05], [5, 5]], np.float32)
+    # a distractor amid look-alikes sits closer to its nearest reference than a copy does
+    # to its source, but it is just as close to the background: its normalised score is low
+    ref = np.array([[0, 0], [5, 5]], np.float32)
+    background = np.array([[0.05, 0], [0, 0.05], [-0.05, 0], [9, -9]], np.float32)
     queries = np.array([[0.01, 0.01], [5.2, 5.0]], np.float32)
-    source = np.array([-1, 3])
+    source = np.array([-1, 1])
     raw = predict(queries, source, ref)
     assert raw.score[0] > raw.score[1] and micro_average_precision(raw) == 0.5
-    normed = predict(queries, source, ref, background_k=2)
-    d = np.sort(np.linalg.norm(queries[:, None] - ref[None], axis=2), axis=1)
-    np.testing.assert_allclose(normed.score, d[:, 1] ** 2 - d[:, 0] ** 2, rtol=1e-5)
+    norm = ScoreNormalisation(1.0, 0, 2)
+    offset = background_offset(queries, background, norm)
+    normed = predict(queries, source, ref, offset=offset)
+    d_ref = np.linalg.norm(queries[:, None] - ref[None], axis=2).min(axis=1)
+    d_back = np.sort(np.linalg.norm(queries[:, None] - background[None], axis=2), axis=1)[:, :3]
+    np.testing.assert_allclose(normed.score, (d_back ** 2).mean(axis=1) - d_ref ** 2, rtol=1e-5)
     assert normed.correct.tolist() == raw.correct.tolist() and micro_average_precision(normed) == 1.0
-    result = evaluate_space("identity", lambda x: x, ref, [QuerySet("q", queries, source)], background_k=2)
-    assert result.normalised.uap == 1.0 and result.overall.uap == 0.5
+    queryset = QuerySet("q", queries, source, made_from=np.full((2, 1), -1))
+    sscd = Protocol(10, norm)
+    result = evaluate_space("identity", lambda x: x, ref, [queryset], protocol=sscd, background=background,
+                            compare=(Protocol(), Protocol(1, norm)))
+    assert result.protocol == sscd and result.overall.uap == 1.0 and result.overall.top1 == 1.0
+    assert result.compared == {Protocol().label: summarise(raw), Protocol(1, norm).label: summarise(normed)}
+    with pytest.raises(ValueError, match="background"):
+        evaluate_space("identity", lambda x: x, ref, [queryset], protocol=sscd)

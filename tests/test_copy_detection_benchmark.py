@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchbase.copy_detection import evaluate_space
+from benchbase.copy_detection import Protocol, ScoreNormalisation, evaluate_space
 from benchbase.errors import MissingDataError
 from benchbase.structured import plugin_config
 from benchbase_plugins.disguises import make_query_sets
@@ -17,6 +17,10 @@ from support.learned_spaces import TEST_DESCRIPTOR_CONFIG
 # docs/metrics.md, "Copy detection" (benchmarks/bench_copy_detection.py, seed 0, n 300, strength 1)
 EXPECTED_UAP = {"pixels": 0.390, "random_conv": 0.282, "trained_encoder": 0.335, "copy_descriptor": 0.626}  # two-block trunk (support/learned_spaces.py)
 TOLERANCE = {"pixels": 1e-3, "random_conv": 1e-3, "trained_encoder": 0.05, "copy_descriptor": 0.03}
+# the same queries scored as SSCD's DISC21 evaluation does: 10 predictions per query, score normalisation 1.0[0,2]
+# against the held-out images (each query skipping those it was made from); lower in every space
+SSCD_PROTOCOL = Protocol(10, ScoreNormalisation(1.0, 0, 2))
+EXPECTED_UAP_SSCD = {"pixels": 0.246, "random_conv": 0.193, "copy_descriptor": 0.605}
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +40,15 @@ def score(name: str, digits, config=None, cache_dir=None):
     space = reg.cls(plugin_config(reg, config or {}, "<test>", f"{name}.config")[0])
     space.cache_dir, space.train_split = cache_dir, splits.train
     space.prepare(splits.train, splits.spec, "cpu")
-    return evaluate_space(name, space.embed, splits.train, queries)
+    return evaluate_space(name, space.embed, splits.train, queries, background=splits.test, compare=(SSCD_PROTOCOL,))
 
 
 @pytest.mark.parametrize("name", ["pixels", "random_conv"])
 def test_fixed_spaces_keep_their_numbers(digits, name):
     result = score(name, digits)
     assert result.overall.uap == pytest.approx(EXPECTED_UAP[name], abs=TOLERANCE[name])
+    sscd = result.compared[SSCD_PROTOCOL.label].uap
+    assert sscd == pytest.approx(EXPECTED_UAP_SSCD[name], abs=TOLERANCE[name])
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +65,8 @@ def test_the_copy_descriptor_sees_through_disguises_better_than_pixels(digits, l
     encoder, desc = learned["trained_encoder"], learned["copy_descriptor"]
     assert encoder.overall.uap == pytest.approx(EXPECTED_UAP["trained_encoder"], abs=TOLERANCE["trained_encoder"])
     assert desc.overall.uap == pytest.approx(EXPECTED_UAP["copy_descriptor"], abs=TOLERANCE["copy_descriptor"])
+    assert desc.compared[SSCD_PROTOCOL.label].uap == pytest.approx(EXPECTED_UAP_SSCD["copy_descriptor"],
+                                                                  abs=TOLERANCE["copy_descriptor"])
     assert desc.overall.uap > 1.5 * pixels.overall.uap and desc.overall.uap > 1.5 * encoder.overall.uap
     assert desc.overall.recall_at_p90 > pixels.overall.recall_at_p90
     for name in ("shift", "hflip", "invert", "combo"):  # edits that pixel distances miss entirely

@@ -99,6 +99,21 @@ def test_query_sets_have_one_source_or_none():
     assert all(np.array_equal(a.x, b.x) for a, b in zip(sets, again))
 
 
+def test_query_sets_name_the_distractor_images_each_query_was_made_from():
+    # a score normalisation against the distractor pool must skip a query's own images
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(-1, 1, (40, 1, 8, 8)).astype(np.float32)
+    other = rng.uniform(-1, 1, (30, 1, 8, 8)).astype(np.float32)
+    flip, mix = make_query_sets(ref, other, ["hflip", "blend"], n=10, seed=4)
+    for q in (flip, mix):
+        assert q.made_from.shape == (20, 2)
+        assert (q.made_from[:10, 0] == -1).all() and (q.made_from[10:, 0] >= 0).all()
+        assert (q.made_from[:, 1] >= 0).all() and (q.made_from[:, 1] != q.made_from[:, 0]).all()
+    np.testing.assert_array_equal(flip.x[10:], other[flip.made_from[10:, 0]][..., ::-1])
+    firsts = np.concatenate([ref[mix.source[:10]], other[mix.made_from[10:, 0]]])
+    np.testing.assert_allclose(mix.x, 0.6 * firsts + 0.4 * other[mix.made_from[:, 1]], atol=1e-5)
+
+
 def test_unknown_disguise_names_the_choices():
     with pytest.raises(ValueError, match="choose one of shift, hflip"):
         disguise("shfit", images(), None, 1.0, torch.Generator())
