@@ -162,3 +162,28 @@ def test_cpu_threads_sets_torch_and_blas_threads_and_restores_them():
                 assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
     finally:
         torch.set_num_threads(outer)
+
+
+def test_cpu_threads_reaches_blas_libraries_loaded_inside_the_block(tmp_path):
+    """SciPy's own OpenBLAS loads when a metric first imports scipy.linalg, after the
+    block began: it must start with the block's thread count, not one per core. A fresh
+    interpreter, so that SciPy is not loaded yet."""
+    import json
+    import subprocess
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: a library's default is one thread already")
+    probe = (
+        "import json, threadpoolctl\n"
+        "from benchbase_plugins.executors.common import cpu_threads\n"
+        "with cpu_threads(1):\n"
+        "    import scipy.linalg\n"
+        "    pools = [(p['filepath'], p['num_threads']) for p in threadpoolctl.threadpool_info()\n"
+        "             if p['user_api'] == 'blas']\n"
+        "print(json.dumps(pools))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    pools = json.loads(done.stdout.strip().splitlines()[-1])
+    assert pools and all(n == 1 for _, n in pools), pools

@@ -49,7 +49,13 @@ def cpu_threads(threads: int) -> Iterator[None]:
 
     Both, because either one spinning on a busy machine costs the other: with two
     OpenBLAS threads on a loaded 2-core machine a 250 x 64 covariance took 5 ms instead
-    of 0.8 and a 64 x 64 eigensolver 26 ms instead of 2 (benchmarks/bench_fleet.py)."""
+    of 0.8 and a 64 x 64 eigensolver 26 ms instead of 2 (benchmarks/bench_fleet.py).
+
+    threadpoolctl limits only the libraries loaded already; SciPy brings its own OpenBLAS,
+    loaded when a metric first imports ``scipy.linalg``, which reads the thread variables
+    when it loads. So they are set for the block too: without them that library ran two
+    threads inside a one-thread block and a fleet's metrics took twice their wall time in
+    process time."""
     if threads <= 0:
         yield
         return
@@ -57,12 +63,19 @@ def cpu_threads(threads: int) -> Iterator[None]:
     from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
+    saved = {var: os.environ.get(var) for var in THREAD_VARIABLES}
     torch.set_num_threads(threads)
+    os.environ.update({var: str(threads) for var in THREAD_VARIABLES})
     try:
         with threadpool_limits(limits=threads, user_api="blas"):
             yield
     finally:
         torch.set_num_threads(before)
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def exit_with_parent() -> None:
