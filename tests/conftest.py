@@ -28,7 +28,7 @@ def _share_jax_compilations() -> None:
 
 
 def _one_thread_per_xdist_worker() -> None:
-    """Under pytest-xdist (``-n 2`` on a 2-core box; README's command is serial) each worker
+    """Under pytest-xdist (README's ``-n 2`` on a 2-core box) each worker
     process gets one CPU thread for PyTorch, BLAS and XLA: a worker's second thread would
     only spin against the other worker for the same cores. Environment variables, so the
     processes a test starts (CLI subprocesses, Ray workers) inherit them; set before
@@ -49,6 +49,7 @@ _one_thread_per_xdist_worker()
 
 from benchbase.data import DataCatalog
 from benchbase.plugins import PluginPolicy, build_registry
+from support.xdist_groups import send_each_xdist_group_to_one_worker
 
 
 @pytest.fixture(autouse=True)
@@ -62,9 +63,11 @@ def _isolated(monkeypatch, tmp_path):
     DataCatalog.shared().clear()
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own group suffixes, before it sends the ids
 def pytest_collection_modifyitems(config, items):
     _group_tests_sharing_a_fixture(items)
     _skip_gpu_tests_without_a_gpu(items)
+    send_each_xdist_group_to_one_worker(config, items)
 
 
 def _group_tests_sharing_a_fixture(items) -> None:

@@ -250,6 +250,8 @@ def _cli(*args, cwd=None):
                           cwd=cwd, env={**__import__("os").environ, "BENCHBASE_STRICT_PLUGINS": "1"})
 
 
+# pip-installs into this environment: one xdist group with the other tests that install or list plugins
+@pytest.mark.xdist_group("installs_plugins")
 def test_third_party_distribution_is_listed_and_runs_in_a_suite(installed_example, tmp_path):
     out = _cli("plugins", "--json")
     assert out.returncode == 0, out.stderr

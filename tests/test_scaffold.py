@@ -72,6 +72,31 @@ def test_the_package_is_complete_and_well_formed(kind, framework):
     assert "from benchbase_thing.thing import" in files["tests/test_thing.py"]
 
 
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_a_generated_model_registers_without_importing_its_framework(tmp_path, framework):
+    """`benchbase plugins`, `validate` and `leaderboard` import every installed plugin:
+    a scaffolded model must not load PyTorch or JAX until it trains. A fresh interpreter
+    imports the generated module and registers it through its hook."""
+    import json
+    import subprocess
+
+    for path, text in plan("model", "thing", framework).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    probe = (
+        "import json, sys\n"
+        "import benchbase_thing.thing as plugin\n"
+        "found = []\n"
+        "plugin.benchbase_register_models(found.append)\n"
+        "heavy = [m for m in ('torch', 'jax', 'flax', 'optax') if m in sys.modules]\n"
+        "print(json.dumps({'registered': [c.name for c in found], 'framework': found[0].framework, "
+        "'loaded': heavy}))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {"registered": ["thing"], "framework": framework, "loaded": []}, got
+
+
 def test_a_package_named_apart_from_its_plugin():
     files = plan("model", "kde2", "numpy", package="mylab")
     assert "benchbase_mylab/kde2.py" in files

@@ -19,9 +19,9 @@ from benchbase.leaderboard import build_tables, table_to_records
 from benchbase.scaffold import scaffold
 from benchbase.store import Store
 
-# `benchbase plugins` lists every installed entry point: this module and
-# test_scaffold_e2e (which pip-installs plugins into the environment for a while) share one
-# xdist group, so under `pytest -n 2` they never overlap.
+# This test pip-installs plugins into the environment for a while: it shares one xdist group
+# with tests/test_startup.py (which lists every installed entry point) and test_plugins'
+# installed distribution, so under `pytest -n 2 --dist loadgroup` they never overlap.
 pytestmark = pytest.mark.xdist_group("installs_plugins")
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-# `benchbase plugins` lists every installed entry point: this module and
-# test_scaffold_e2e (which pip-installs plugins into the environment for a while) share one
-# xdist group, so under `pytest -n 2` they never overlap.
+# `benchbase plugins` lists every installed entry point: this module, test_scaffold_e2e and
+# test_plugins' installed distribution (which pip-install plugins into the environment for a
+# while) share one xdist group, so under `pytest -n 2 --dist loadgroup` they never overlap.
 pytestmark = pytest.mark.xdist_group("installs_plugins")
 
 
@@ -21,14 +21,33 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "jax", "flax", "optax", "matplotlib", "scipy", "sklearn")
 
 PROBE = """
-import json, sys
+import json, os, site, sys, traceback
+from pathlib import Path
+HEAVY = %r
+importers = {}
+
+class RecordImporter:
+    \"\"\"Notes the call stack that first imports each heavy module, so a failure says who did.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name in HEAVY and name not in importers:
+            frames = [f for f in traceback.extract_stack()[:-1] if "importlib" not in f.filename]
+            importers[name] = [f"{f.filename}:{f.lineno} {f.name}" for f in frames[-8:]]
+        return None
+
+sys.meta_path.insert(0, RecordImporter())
+preloaded = [m for m in HEAVY if m in sys.modules]  # imported at interpreter start (a .pth, sitecustomize)
 from benchbase.cli import main
 status = None
 try:
     status = main(sys.argv[1:])
 except SystemExit as exc:  # --help
     status = exc.code
-print(json.dumps({"status": status, "loaded": [m for m in %r if m in sys.modules]}), file=sys.stderr)
+loaded = [m for m in HEAVY if m in sys.modules]
+print(json.dumps({"status": status, "loaded": loaded, "preloaded": preloaded,
+                  "importers": {m: importers.get(m) for m in loaded}, "sys_path": sys.path,
+                  "pth": sorted(str(f) for d in site.getsitepackages() for f in Path(d).glob("*.pth")),
+                  "python_env": {k: v for k, v in os.environ.items() if k.startswith("PYTHON")}}), file=sys.stderr)
 """ % (HEAVY,)
 
 

@@ -16,4 +16,5 @@ worker processes of the executor tests get it through PYTHONPATH or spawn).
 - ``tracker_readers``: what TensorBoard, MLflow and W&B wrote, read back with each tool's reader
 - ``ray_cluster``: a real multi-node Ray cluster on this machine, stopped by its process ids;
   ``ray_suite_driver.py`` runs a suite on it from a process of its own
+- ``xdist_groups``: ``xdist_group`` markers honoured under ``pytest -n 2 --dist loadgroup``
 """
