@@ -55,7 +55,7 @@ class FleetTask:
 
 #: Runs per fleet when the executor's ``fleet`` is not set. Off on a CPU: measured there
 #: (benchmarks/bench_fleet.py, docs/performance.md) a sweep in fleets of 16 was about 2x
-#: faster in PyTorch and 1.1x in JAX, and a suite resumed under another executor forms other
+#: faster in PyTorch and 1.4x in JAX, and a suite resumed under another executor forms other
 #: fleets, so its numbers differ from an uninterrupted run's by float reordering. A GPU,
 #: which small models leave idle, gets fleets of 64 (not yet measured on one).
 DEFAULT_FLEET_SIZE = {"cpu": 1, "gpu": 64}
