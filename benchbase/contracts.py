@@ -374,6 +374,10 @@ class FeatureExtractor(Configurable):
         #: full train split (a space fitted on it is the same for every subset size)
         self.cache_dir: str | None = None
         self.train_split: np.ndarray | None = None
+        #: set by the core before ``prepare``: where a space that fits for minutes says
+        #: how the fit is going, one line at a time (shown beside the run's progress,
+        #: silenced by --quiet); None: nobody listens
+        self.report: Callable[[str], None] | None = None
 
     def check_available(self) -> None:
         """Raise :class:`~benchbase.errors.MissingDataError` naming the file when something

@@ -22,7 +22,7 @@ from benchbase.progress import Reporter
 from benchbase.contracts import FINAL_STATUSES
 from benchbase.fleet import FleetTask, Unit, execute, fleet_size, plan_units
 from benchbase.leases import Holder, Lease
-from benchbase.runner import Evaluated, Finished, Notice, Progress, RunTask, Started
+from benchbase.runner import Evaluated, Finished, Notice, Progress, RunTask, Started, Status
 from benchbase.store import Store
 from benchbase.tracking import observing_suite
 
@@ -77,6 +77,8 @@ class Sink:
             self.registry.observers.run_started(spec, event.run_id, event.provenance, event.resumed_from)
         elif isinstance(event, Notice):
             self.reporter.warn(f"{spec.title}: {event.text}")
+        elif isinstance(event, Status):
+            self.reporter.write(f"{spec.title}: {event.text}")
         elif isinstance(event, Progress):
             self.reporter.progress(event.run_id, event.step, event.total, event.examples_per_s,
                                    event.steps_per_s)

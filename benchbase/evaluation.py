@@ -171,10 +171,12 @@ class Scorer:
     API (:mod:`benchbase.scoring`) both score through this class, so a value computed
     from arrays is the value a run stores for the same samples. With a
     :class:`ChanceSource`, every memorization metric's value gets its chance level
-    beside it (``<metric>.chance`` and ``.chance_sd``)."""
+    beside it (``<metric>.chance`` and ``.chance_sd``). ``report`` hears a learned
+    feature space's fit progress (``FeatureExtractor.report``)."""
 
     def __init__(self, references: References, features: FeatureRef, metrics: tuple[MetricRef, ...], registry,
-                 device: str, cache: FeatureCache, chance: ChanceSource | None = None):
+                 device: str, cache: FeatureCache, chance: ChanceSource | None = None,
+                 report: Callable[[str], None] | None = None):
         self.references, self.device, self.chance = references, device, chance
         reg = registry.get("feature", features.name)
         cfg, _ = plugin_config(reg, features.config, "<run spec>", "eval.features.config")
@@ -185,6 +187,7 @@ class Scorer:
             self.extractor.cache_dir = str(cache.dir.parent)
         self.extractor.train_split = references.train_split if references.train_split is not None \
             else references.train
+        self.extractor.report = report
         with blame("feature space", features.name, "prepare"):
             self.extractor.prepare(references.train, references.spec, device)
         feat_key = {"extractor": features.name, "config": features.config, "version": features.version,
@@ -335,7 +338,8 @@ class Evaluator:
     scores the samples with the run's :class:`Scorer`."""
 
     def __init__(self, spec: RunSpec, subset: Subset, splits: DataSplits, registry, framework,
-                 device, cache: FeatureCache, exact_sampler: Callable[[int, int], np.ndarray] | None = None):
+                 device, cache: FeatureCache, exact_sampler: Callable[[int, int], np.ndarray] | None = None,
+                 report: Callable[[str], None] | None = None):
         self.spec, self.fw, self.device = spec, framework, device
         references = References.of_run(subset, splits, spec.eval.n_test)
         dataset = spec.dataset
@@ -343,7 +347,7 @@ class Evaluator:
                               held_out=splits.test[len(references.test):],  # test points no metric sees
                               exact_sampler=exact_sampler)
         self.scorer = Scorer(references, spec.eval.features, spec.metrics, registry,
-                             framework.metric_device(device), cache, chance)
+                             framework.metric_device(device), cache, chance, report)
 
     @property
     def metrics(self) -> list:

@@ -31,7 +31,8 @@ from benchbase.evaluation import Diverged
 from benchbase.frameworks import SALT_SAMPLE
 from benchbase.plugins import Registry
 from benchbase.runner import (CHECK_EVERY, PROGRESS_SECONDS, Emit, Finished, Progress, Run, RunTask, SinkError,
-                              Started, TimeLimitExceeded, deliverer, evaluate, execute_task, finish, prepare, start)
+                              Started, Status, TimeLimitExceeded, deliverer, evaluate, execute_task, finish, prepare,
+                              start)
 from benchbase.specs import RunSpec
 from benchbase.structured import plugin_config
 
@@ -308,6 +309,18 @@ def _next_event(m: Run) -> int:
     return min(check, m.eval_steps[0] if m.eval_steps else m.total, m.total)
 
 
+def _holding(held: list, deliver: Emit) -> Emit:
+    """A member's emit while its fleet forms: its events wait in ``held`` (its Started
+    gets the fleet's provenance first), except status lines, which the user should see
+    while the long work they describe happens."""
+    def emit(event) -> None:
+        if isinstance(event, Status):
+            deliver(event)
+        else:
+            held.append(event)
+    return emit
+
+
 def execute_fleet(task: FleetTask, emit: Emit) -> dict[str, str]:
     """Train the members of ``task`` as one fleet; report each through ``emit`` as its own
     run (runner.start, prepare and finish per member). Returns run id -> status. A model
@@ -330,7 +343,7 @@ def execute_fleet(task: FleetTask, emit: Emit) -> dict[str, str]:
             run = start(task_)
             held[run.run_id] = []
             try:
-                prepare(run, held[run.run_id].append)
+                prepare(run, _holding(held[run.run_id], deliver))
             except Exception as exc:
                 run.close()
                 for event in held.pop(run.run_id):

@@ -101,7 +101,9 @@ def benchbase_register_features(register):
     hash, extractor name, config, version); bump ``version`` when the output of
     ``embed`` changes. A space that knows the cosine similarity above which two of
     its embeddings are copies sets ``cosine_copy_threshold`` (``copy_cosine`` uses
-    it unless a suite sets ``tau``).
+    it unless a suite sets ``tau``). A space whose fit takes long reports how it is
+    going through ``self.report(line)`` when the core has set it (a line every half
+    minute or so), so a run does not look hung before its first evaluation.
     """
 
 

@@ -80,6 +80,15 @@ class Evaluated:
 
 
 @dataclass
+class Status:
+    """What a run is doing between steps when that takes long (a learned feature space
+    fitting before the first evaluation): a line for the user, silenced by --quiet."""
+
+    run_id: str
+    text: str
+
+
+@dataclass
 class Notice:
     """Something about the run the user must hear, even with --quiet (it restarted, say)."""
 
@@ -299,7 +308,8 @@ def prepare(run: Run, emit: Emit) -> None:
     run.summary["param_count"] = _param_count(run, run.state)
     cache = FeatureCache(os.path.join(task.results_dir, "cache") if task.results_dir else None)
     run.evaluator = Evaluator(spec, subset, splits, registry, fw, device, cache,
-                              exact_sampler=sample_fresh if fresh_source == "true_sampler" else None)
+                              exact_sampler=sample_fresh if fresh_source == "true_sampler" else None,
+                              report=lambda text: emit(Status(run.run_id, text)))
     run.total = spec.budget.steps if run.trains else 0
     run.eval_steps = [s for s in spec.eval.steps if s > run.step or (s == 0 and run.step == 0)]
 

@@ -70,6 +70,7 @@ def run(args) -> dict:
         space = reg.cls(cfg)
         space.cache_dir = args.cache or None
         space.train_split = splits.train
+        space.report = lambda text: print(text, file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
             space.prepare(splits.train, spec, args.device)

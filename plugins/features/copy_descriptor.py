@@ -245,6 +245,36 @@ def calibrated_threshold(fresh: np.ndarray, reference: np.ndarray, fpr: float) -
     return float(np.quantile(best, 1.0 - fpr, method="higher"))
 
 
+class FitProgress:
+    """The lines a fit reports (``FeatureExtractor.report``): when it starts, then at most
+    every ``every`` seconds (elapsed, InfoNCE, time left), and when it ends: on a CPU
+    the fit takes minutes before the first evaluation, which otherwise looks like a hang."""
+
+    def __init__(self, report, images: int, steps: int, path=None, every: float = 30.0, clock=time.monotonic):
+        self.report, self.steps, self.every, self.clock = report, steps, every, clock
+        self.start = self.last = clock()
+        where = f"; cached in {path}" if path else "; not cached (no cache folder)"
+        self._say(f"copy_descriptor: fitting on {images} training images, {steps} steps{where}")
+
+    def _say(self, text: str) -> None:
+        if self.report is not None:
+            self.report(text)
+
+    def __call__(self, step: int, steps: int, infonce: float) -> None:
+        now = self.clock()
+        if now - self.last < self.every or step >= steps:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed / step * (steps - step)
+        self._say(f"copy_descriptor: step {step}/{steps}, InfoNCE {infonce:.2f}, "
+                  f"{elapsed / 60:.1f} min so far, about {left / 60:.1f} min left")
+
+    def done(self, fit: FitReport) -> None:
+        self._say(f"copy_descriptor: fitted in {fit.seconds / 60:.1f} min "
+                  f"({fit.cpu_seconds:.0f} CPU s), final InfoNCE {fit.final_infonce:.2f}")
+
+
 class CopyDescriptor(FeatureExtractor):
     """A copy-detection descriptor (SSCD recipe) trained once, seeded, on the dataset's train split, cached.
 
@@ -286,7 +316,9 @@ class CopyDescriptor(FeatureExtractor):
         cached = read_fit(path)
         value_range = tuple(getattr(spec, "value_range", (-1.0, 1.0))) if spec is not None else (-1.0, 1.0)
         if cached is None:
-            state, report = fit_descriptor(fit, self.config, self.device, value_range)
+            say = FitProgress(self.report, len(fit), self.config.steps, path)
+            state, report = fit_descriptor(fit, self.config, self.device, value_range, progress=say)
+            say.done(report)
             net = self._load(fit.shape[1:], state)
             threshold = calibrated_threshold(self._embed(net, held), self._embed(net, fit),
                                              self.config.calibration_fpr)

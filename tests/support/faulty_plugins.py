@@ -11,7 +11,8 @@ module by name, so the tests directory must be on their path).
   out of ``train_step`` into ``init``, ``sample``, ``save``, ``load`` or
   ``param_count`` (there ``fault: wrong_type`` returns a value of the wrong type).
 - ``faulty_metric``, ``faulty_features``, ``faulty_data``: a metric, a feature space
-  and a dataset that raise (or return the wrong thing) where their config says.
+  and a dataset that raise (or return the wrong thing) where their config says
+  (``faulty_features`` can also report fit progress lines, as a learned space does).
   (``faulty_observer`` is a separate module: observer hooks that raise.)
 - ``numpy_gauss`` (numpy): a trainable diagonal Gaussian, for numpy resume tests.
 - ``jax_flow`` (jax): a small rectified flow in plain JAX + optax, for JAX resume and
@@ -329,8 +330,9 @@ class FaultyMetric(Metric):
 
 @dataclass
 class FaultyFeaturesConfig:
-    method: str = "embed"  # prepare | embed
+    method: str = "embed"  # prepare | embed | none (the flattened data, no fault)
     fault: str = "raise"  # raise | wrong_shape
+    report_lines: int = 0  # lines prepare says through self.report, as a long fit does
 
 
 class FaultyFeatures(FeatureExtractor):
@@ -340,6 +342,9 @@ class FaultyFeatures(FeatureExtractor):
     Config = FaultyFeaturesConfig
 
     def prepare(self, train, spec, device):
+        for i in range(self.config.report_lines):
+            if self.report is not None:
+                self.report(f"fitting, line {i + 1} of {self.config.report_lines}")
         if self.config.method == "prepare":
             raise RuntimeError("injected failure in prepare")
 
