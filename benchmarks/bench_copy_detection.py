@@ -40,9 +40,8 @@ DEFAULT_SPACES = "pixels,random_conv,trained_encoder,copy_descriptor,sscd"
 
 def load(dataset: str, dataset_config: dict):
     from benchbase.structured import plugin_config
-    from benchbase.plugins import PluginPolicy, build_registry
 
-    registry = build_registry(PluginPolicy(entry_points=False))
+    registry = _registry()
     reg = registry.get("dataset", dataset)
     cfg, _ = plugin_config(reg, dataset_config, "<bench>", "dataset.config")
     return registry, reg.cls(cfg).load()
@@ -57,14 +56,14 @@ def run(args) -> dict:
     from benchbase_plugins.disguises import DISGUISES, make_query_sets
 
     torch.manual_seed(0)
-    registry, splits = load(args.dataset, json.loads(args.dataset_config))
+    registry, splits = load(args.dataset, args.dataset_config)
     spec = splits.spec
-    names = args.disguises.split(",") if args.disguises else list(DISGUISES)
+    names = args.disguises or list(DISGUISES)
     queries = make_query_sets(splits.train, splits.test, names, n=args.n, strength=args.strength,
                               seed=args.seed, value_range=spec.value_range)
-    configs = json.loads(args.space_config)
+    configs = args.space_config
     results, fit_seconds, missing, thresholds = [], {}, {}, {}
-    for name in args.spaces.split(","):
+    for name in args.spaces:
         reg = registry.get("feature", name)
         cfg, _ = plugin_config(reg, configs.get(name, {}), "<bench>", f"{name}.config")
         space = reg.cls(cfg)
@@ -84,8 +83,8 @@ def run(args) -> dict:
             fit_seconds[name] = float(report.get("seconds", fit_seconds[name]))
         if getattr(space, "cosine_copy_threshold", None) is not None:
             thresholds[name] = space.cosine_copy_threshold
-        results.append(evaluate_space(name, space.embed, splits.train, queries, args.device, main_protocol(args),
-                                      background=splits.test, compare=compared_protocols(args)))
+        results.append(evaluate_space(name, space.embed, splits.train, queries, args.device, args.protocol,
+                                      background=splits.test, compare=args.compared))
         print(f"{name}: uAP {results[-1].overall.uap:.3f} (fit/prepare {fit_seconds[name]:.1f} s)", file=sys.stderr)
     return {"results": results, "fit_seconds": fit_seconds, "missing": missing, "thresholds": thresholds,
             "queries": queries, "reference": len(splits.train), "names": names}
@@ -97,15 +96,59 @@ def parse_protocol(spec: str, default_norm: str = "none"):
 
     k, _, norm = spec.partition(":")
     norm = (norm or default_norm).strip()
+    if not k.strip().isdigit():
+        raise ValueError(f"'{spec}' is not k or k:<norm> (k a number of predictions, e.g. 10:1.0[0,2])")
     return Protocol(int(k), None if norm in ("none", "raw") else ScoreNormalisation.parse(norm))
 
 
-def main_protocol(args):
-    return parse_protocol(str(args.predictions), args.score_norm)
+def checked(args, registry_of=None):
+    """``args`` with every option parsed (JSON, names, protocols) before anything is
+    fitted: a typo must not surface after a quarter of an hour of fitting. Raises
+    ValueError with one line naming the option and, where there are any, the choices."""
+    from benchbase.errors import BenchbaseInputError
+    from benchbase.structured import plugin_config
+    from benchbase_plugins.disguises import DISGUISES
+
+    for option in ("dataset_config", "space_config"):
+        try:
+            value = json.loads(getattr(args, option))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--{option.replace('_', '-')} is not JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"--{option.replace('_', '-')} must be a JSON object, got {getattr(args, option)}")
+        setattr(args, option, value)
+    registry = (registry_of or _registry)()
+    spaces = registry.names("feature")
+    args.spaces = [n.strip() for n in args.spaces.split(",") if n.strip()]
+    for name in [*args.spaces, *args.space_config]:
+        if name not in spaces:
+            raise ValueError(f"--spaces/--space-config: unknown feature space '{name}'; choose from "
+                             f"{', '.join(sorted(spaces))}")
+    for name in args.spaces:
+        try:
+            plugin_config(registry.get("feature", name), args.space_config.get(name, {}), "--space-config",
+                          f"{name}.config")
+        except (BenchbaseInputError, ValueError, TypeError) as exc:
+            raise ValueError(" ".join(str(exc).split()).removeprefix("invalid suite: ")) from None
+    if args.dataset not in registry.names("dataset"):
+        raise ValueError(f"--dataset: unknown dataset '{args.dataset}'; choose from "
+                         f"{', '.join(sorted(registry.names('dataset')))}")
+    args.disguises = [n.strip() for n in args.disguises.split(",") if n.strip()]
+    for name in args.disguises:
+        if name not in DISGUISES:
+            raise ValueError(f"--disguises: unknown disguise '{name}'; choose from {', '.join(DISGUISES)}")
+    try:
+        args.protocol = parse_protocol(str(args.predictions), args.score_norm)
+        args.compared = tuple(parse_protocol(s, args.score_norm) for s in args.compare.split(";") if s.strip())
+    except ValueError as exc:
+        raise ValueError(f"--predictions/--score-norm/--compare: {exc}") from None
+    return args
 
 
-def compared_protocols(args) -> tuple:
-    return tuple(parse_protocol(s, args.score_norm) for s in args.compare.split(";") if s.strip())
+def _registry():
+    from benchbase.plugins import PluginPolicy, build_registry
+
+    return build_registry(PluginPolicy(entry_points=False))
 
 
 def tables(args, out: dict) -> str:
@@ -117,9 +160,9 @@ def tables(args, out: dict) -> str:
              f"{int((q[0].source >= 0).sum())} disguised training images (positives) and "
              f"{int((q[0].source < 0).sum())} disguised held-out test images (distractors), strength "
              f"{args.strength}, seed {args.seed}; {sum(len(s.source) for s in q)} queries in all. Held-out "
-             f"disguises: {', '.join(n for n in out['names'] if not DISGUISES[n].trained)} (never in the "
-             f"copy descriptor's training views).", "",
-             f"Scoring: {main_protocol(args).label} (`--predictions {args.predictions} --score-norm "
+             f"disguises: {', '.join(n for n in out['names'] if not DISGUISES[n].trained) or 'none'} (never "
+             f"in the copy descriptor's training views).", "",
+             f"Scoring: {args.protocol.label} (`--predictions {args.predictions} --score-norm "
              f"{args.score_norm}`).", "",
              "| space | uAP | recall @ P90 | top-1 | uAP, held-out disguises | fit (s) |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -129,7 +172,7 @@ def tables(args, out: dict) -> str:
                      f"| {held} | {out['fit_seconds'][r.space]:.1f} |")
     for name, why in out["missing"].items():
         lines.append(f"| `{name}` | n/a: {why} | | | | |")
-    others = [p.label for p in compared_protocols(args) if p != main_protocol(args)]
+    others = [p.label for p in args.compared if p != args.protocol]
     if others and res:
         lines += ["", "Overall uAP (recall @ P90) under other scoring protocols (`--compare " + args.compare + "`):", "",
                   "| space | " + " | ".join(others) + " |", "| --- | " + " | ".join("---" for _ in others) + " |"]
@@ -168,6 +211,11 @@ def main(argv=None) -> int:
     p.add_argument("--cache", default="results/cache", help="where learned spaces cache their fit ('' : none)")
     p.add_argument("--write-docs", default="", help="replace the generated block of this markdown file")
     args = p.parse_args(argv)
+    try:
+        checked(args)
+    except ValueError as exc:
+        print(f"bench_copy_detection: {exc}", file=sys.stderr)
+        return 2
     out = run(args)
     block = tables(args, out)
     print(block)

@@ -93,3 +93,28 @@ def test_sscd_weights_are_ranked_beside_the_self_trained_descriptor(digits, requ
         print(f"  {name:12s} sscd {s.uap:.3f}  copy_descriptor {desc.per_disguise[name].uap:.3f}")
     assert 0.0 <= sscd.overall.uap <= 1.0 and sscd.overall.n_queries == desc.overall.n_queries
     assert sscd.overall.uap > score("pixels", digits).overall.uap  # a copy detector beats raw pixels
+
+
+@pytest.mark.parametrize("option,value,says", [
+    ("--compare", "x", "'x' is not k or k:<norm>"),
+    ("--score-norm", "1.0[", "score normalisation '1.0[' is not <beta>[<first>,<last>]"),
+    ("--spaces", "pixels,nope", "unknown feature space 'nope'; choose from copy_descriptor,"),
+    ("--space-config", '{"copy_descriptor": {"widht": 3}}', "unknown key 'widht'. Did you mean 'width'?"),
+    ("--space-config", "{", "--space-config is not JSON"),
+    ("--disguises", "shift,twirl", "unknown disguise 'twirl'; choose from shift, hflip"),
+    ("--dataset", "mnits", "unknown dataset 'mnits'; choose from"),
+])
+def test_the_benchmark_refuses_bad_options_before_fitting_anything(option, value, says, capsys, monkeypatch):
+    """Options are read when the script starts: a typo in the last space's config or in
+    --compare used to raise a traceback after the earlier spaces had fitted (minutes)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    bench = importlib.import_module("bench_copy_detection")
+    monkeypatch.setattr(bench, "run", lambda args: pytest.fail("started working on bad options"))
+    assert bench.main([option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err, err
+    sys.modules.pop("bench_copy_detection", None)
