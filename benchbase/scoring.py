@@ -19,6 +19,7 @@ Prepare once and score many sample sets (e.g. every checkpoint of a model) with
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Union
 
@@ -168,7 +169,9 @@ class SampleScorer:
         feature = _feature_entry(registry, features, references.spec)
         entries = _metric_entries(registry, metrics, references.spec)
         cache = FeatureCache(os.path.join(os.fspath(results_dir), "cache") if results_dir is not None else None)
-        return cls(Scorer(references, feature, entries, registry, _metric_device(device), cache, chance), entries)
+        # a learned space's fit (copy_descriptor: minutes on a CPU) says how it goes on stderr
+        return cls(Scorer(references, feature, entries, registry, _metric_device(device), cache, chance,
+                          report=_say), entries)
 
     @property
     def references(self):
@@ -218,6 +221,10 @@ def score_samples(samples: np.ndarray, dataset: str | None = None, *, n: int | N
 
 
 # ------------------------------------------------------------------------ pieces
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def _registry():

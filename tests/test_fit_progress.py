@@ -55,3 +55,15 @@ def test_copy_descriptor_fit_progress_says_start_pace_and_end():
                        cpu_seconds=470.0))
     assert lines[-1] == "copy_descriptor: fitted in 8.0 min (470 CPU s), final InfoNCE 3.55"
     FitProgress(None, 10, 10)(5, 10, 1.0)  # nobody listening: nothing to do, nothing raised
+
+
+def test_the_scoring_api_shows_fit_lines_on_stderr(capsys):
+    import numpy as np
+    from support.executor_runs import kit_registry
+
+    from benchbase.scoring import SampleScorer
+
+    rng = np.random.default_rng(0)
+    SampleScorer.for_arrays(rng.normal(size=(40, 2)).astype(np.float32), rng.normal(size=(20, 2)).astype(np.float32),
+                            metrics=["mem_ratio"], features=TALKING, registry=kit_registry())
+    assert "fitting, line 2 of 2" in capsys.readouterr().err
