@@ -22,7 +22,8 @@ from benchbase.progress import Reporter
 from benchbase.contracts import FINAL_STATUSES
 from benchbase.fleet import FleetTask, Unit, execute, fleet_size, plan_units
 from benchbase.leases import Holder, Lease
-from benchbase.runner import Evaluated, Finished, Notice, Progress, RunTask, Started, Status
+from benchbase.events import Evaluated, Finished, Notice, Progress, Started, Status
+from benchbase.runner import RunTask
 from benchbase.store import Store
 from benchbase.tracking import observing_suite
 

@@ -30,9 +30,9 @@ from benchbase.errors import BenchbaseInputError
 from benchbase.evaluation import Diverged
 from benchbase.frameworks import SALT_SAMPLE
 from benchbase.plugins import Registry
-from benchbase.runner import (CHECK_EVERY, PROGRESS_SECONDS, Emit, Finished, Progress, Run, RunTask, SinkError,
-                              Started, Status, TimeLimitExceeded, deliverer, evaluate, execute_task, finish, prepare,
-                              start)
+from benchbase.events import Emit, Finished, Progress, Started, Status
+from benchbase.runner import (CHECK_EVERY, PROGRESS_SECONDS, Run, RunTask, SinkError, TimeLimitExceeded, deliverer,
+                              evaluate, execute_task, finish, prepare, start)
 from benchbase.specs import RunSpec
 from benchbase.structured import plugin_config
 

@@ -38,6 +38,7 @@ from benchbase.blame import PluginFault, blame, describe, expect, fault_of
 from benchbase.contracts import DataSplits, EvalRow, TrainData
 from benchbase.data import DataCatalog, Subset, fresh_sampler, select_subset
 from benchbase.evaluation import Diverged, Evaluator, FeatureCache
+from benchbase.events import Emit, Evaluated, Finished, Notice, Progress, Started, Status
 from benchbase.frameworks import SALT_INIT, get_framework, mix_seed
 from benchbase.plugins import PluginPolicy, Registry, build_registry
 from benchbase.specs import RunSpec
@@ -47,61 +48,8 @@ from benchbase.structured import plugin_config
 CHECK_EVERY = 256  # steps between finiteness / time-limit / progress checks
 PROGRESS_SECONDS = 0.5
 
-Emit = Callable[[Any], None]
-
 # ----------------------------------------------------------------------------- events
-
-
-@dataclass
-class Started:
-    run_id: str
-    provenance: dict
-    resumed_from: int = 0
-
-
-@dataclass
-class Progress:
-    run_id: str
-    step: int
-    total: int
-    examples_per_s: float
-    steps_per_s: float = 0.0
-
-
-@dataclass
-class Evaluated:
-    run_id: str
-    step: int
-    examples: int
-    rows: list[EvalRow]
-    samples: np.ndarray | None = None
-    checkpoint: bytes | None = None
-    wall_time: float = 0.0
-
-
-@dataclass
-class Status:
-    """What a run is doing between steps when that takes long (a learned feature space
-    fitting before the first evaluation): a line for the user, silenced by --quiet."""
-
-    run_id: str
-    text: str
-
-
-@dataclass
-class Notice:
-    """Something about the run the user must hear, even with --quiet (it restarted, say)."""
-
-    run_id: str
-    text: str
-
-
-@dataclass
-class Finished:
-    run_id: str
-    status: str  # done | failed | diverged | timeout
-    summary: dict
-    error: str | None = None
+# (benchbase.events; imported here for the loop, and for callers that import them from here)
 
 
 class TimeLimitExceeded(Exception):

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Iterator
 
-from benchbase.runner import Evaluated, Finished, Progress, Started
+from benchbase.events import Evaluated, Finished, Progress, Started
 from benchbase.store import Checkpoint
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
