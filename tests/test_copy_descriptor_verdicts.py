@@ -1,7 +1,8 @@
 """Disguised memorizers through the whole core on digits (suites/disguised_copies.yaml):
 in the copy_descriptor space, fresh data (true_sampler: unseen test-split images) reads
 copy_cosine at about the calibrated 1%, and the memorization metrics flag shifted,
-mirrored, recoloured and combined copies; cropped, rotated, sheared and blended copies
+mirrored, recoloured and combined copies (both beyond true_sampler's values and by the
+core's calibrated verdict, each metric against its measured chance level); cropped, rotated, sheared and blended copies
 still pass as novel there (strict xfail: they flip when the space sees them). The
 descriptor is the two-block trunk (tests/support/learned_spaces.py); the three-block
 default also catches cropped copies (docs/metrics.md, "Disguised copies").
@@ -29,6 +30,10 @@ N_SAMPLES = 400  # the suite's eval.n_samples
 
 
 def run(registry, results_dir: Path, features: str) -> dict:
+    """{model label: {metric: value}}, plus under "verdict" {model label: flagged?}: the
+    core's calibrated verdict (benchbase.verdicts, the rule leaderboards apply) at step 0."""
+    from benchbase.verdicts import CopyRule, copy_onset
+
     config = TEST_DESCRIPTOR_CONFIG if features == "copy_descriptor" else {}
     entry = "{name: %s, config: {%s}}" % (features, ", ".join(f"{k}: {v}" for k, v in config.items()))
     suite = load_suite(SUITE, ["seeds=[0]", f"eval.features={entry}"], registry=registry)
@@ -36,8 +41,14 @@ def run(registry, results_dir: Path, features: str) -> dict:
     with Store(results_dir) as store:
         result = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
         assert result.ok, result.statuses
-        return {run.model_label: {e["metric"]: e["value"] for e in store.evals(run.run_id)}
-                for run in store.runs(suite=suite.name)}
+        out, verdict = {}, {}
+        for run in store.runs(suite=suite.name):
+            evals = store.evals(run.run_id)
+            out[run.model_label] = {e["metric"]: e["value"] for e in evals}
+            onset = copy_onset(evals, CopyRule())
+            assert onset is not None, f"{run.model_label}: no memorization metric with a chance level stored"
+            verdict[run.model_label] = onset.eval_step == 0
+        return {**out, "verdict": verdict}
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +99,18 @@ def test_disguises_flagged_in_the_copy_descriptor_space(values, label):
     assert flagged_by(values["copy_descriptor"], label), values["copy_descriptor"][label]
 
 
+@pytest.mark.parametrize("label", CAUGHT + ["copy_train"])
+def test_the_calibrated_verdict_flags_the_disguises_it_catches(values, label):
+    """Issue 20: judged as the core judges every run (each metric against its measured
+    chance level, benchbase.verdicts), not only against true_sampler's values."""
+    assert values["copy_descriptor"]["verdict"][label], values["copy_descriptor"][label]
+
+
+def test_the_calibrated_verdict_passes_fresh_data_in_both_spaces(values):
+    assert not values["copy_descriptor"]["verdict"]["true_sampler"], values["copy_descriptor"]["true_sampler"]
+    assert not values["pixels"]["verdict"]["true_sampler"], values["pixels"]["true_sampler"]
+
+
 @pytest.mark.xfail(strict=True, reason="the descriptor trained on digits with the default budget does not yet see "
                                        "these disguises at 400 samples (docs/metrics.md, Disguised copies)")
 @pytest.mark.parametrize("label", MISSED)
@@ -98,6 +121,8 @@ def test_disguises_the_copy_descriptor_space_misses(values, label):
 def test_pixel_space_reads_the_disguises_as_novel(values):
     px = values["pixels"]
     assert flagged_by(px, "copy_train") and not flagged_by(px, "true_sampler")
+    assert px["verdict"]["copy_train"]
     for label in ("shifted", "mirrored", "cropped", "rotated", "combined", "sheared", "blended"):
         assert not flagged_by(px, label), (label, px[label])
+        assert not px["verdict"][label], (label, px[label])  # the calibrated verdict agrees
     assert px["true_sampler"]["copy_cosine"] > 0.9  # cosine in pixel space: everything is a "copy"
