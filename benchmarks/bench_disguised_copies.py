@@ -2,9 +2,12 @@
 
 Runs suites/disguised_copies.yaml (disguised memorizers, exact copies and fresh digits;
 nothing trains) once per feature space, each into ``<results>/<space>``, and prints
-one table: every model's mean value of every memorization metric over the seeds, per
-space. ``true_sampler`` (fresh test-split digits) is the row a metric must leave
-behind to call anything a copy.
+one table per space: for every model and memorization metric, the mean value over the
+seeds beside the mean chance level it is judged against (held-out digits scored
+against the same training subset, benchbase.chance), and how many seeds the core's
+calibrated verdict flags - per metric, and for the run (benchbase.verdicts: any
+metric significantly above its chance level and by its minimum excess, alpha split
+between the metrics), exactly as leaderboards and onsets judge runs.
 
     python benchmarks/bench_disguised_copies.py [--spaces pixels,trained_encoder,copy_descriptor]
         [--results results/disguised_copies] [--write-docs docs/metrics.md]
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,39 +28,74 @@ SUITE = Path(__file__).resolve().parents[1] / "suites" / "disguised_copies.yaml"
 METRICS = ("copy_cosine", "mem_ratio", "authenticity")
 
 
-def run_space(space: str, results: Path, overrides: list[str], registry) -> dict[str, dict[str, float]]:
-    """{model label: {metric: mean over seeds}} of the suite in ``space``."""
+@dataclass
+class Judged:
+    """One model's runs (one per seed) in one space: values, chance levels, verdicts."""
+
+    values: dict = field(default_factory=dict)  # metric -> [value per seed]
+    chances: dict = field(default_factory=dict)  # metric -> [chance level per seed]
+    flagged: dict = field(default_factory=dict)  # metric -> seeds this metric's verdict flags
+    runs_flagged: int = 0  # seeds the run's verdict (any metric) flags
+    runs: int = 0
+
+
+def judge_run(evals: list[dict], into: Judged) -> None:
+    """Add one run's stored step-0 evaluation to ``into``, judged as the core judges it."""
+    from benchbase.verdicts import CopyRule, copy_onset, judged_curves
+
+    rule = CopyRule()
+    rows = {e["metric"]: e for e in evals if int(e["step"]) == 0 and (e["ref"] or "") == "train"}
+    curves = judged_curves(evals, rule)
+    for m in METRICS:
+        if m in rows:
+            into.values.setdefault(m, []).append(float(rows[m]["value"]))
+        chance = rows.get(f"{m}.chance")
+        into.chances.setdefault(m, []).append(float("nan") if chance is None or chance["value"] is None
+                                              else float(chance["value"]))
+        if m in curves:
+            into.flagged[m] = into.flagged.get(m, 0) + int(curves[m].memorizing[0])
+    onset = copy_onset(evals, rule)
+    into.runs_flagged += int(onset is not None and onset.eval_step == 0)
+    into.runs += 1
+
+
+def run_space(space: str, results: Path, overrides: list[str], registry) -> dict[str, Judged]:
+    """{model label: Judged} of the suite in ``space``."""
     from benchbase.config import load_suite
     from benchbase.driver import run_suite
     from benchbase.progress import Reporter
     from benchbase.store import Store
 
     suite = load_suite(SUITE, [f"eval.features={space}", *overrides], registry=registry)
-    values: dict[str, dict[str, list[float]]] = {}
+    judged: dict[str, Judged] = {}
     with Store(results / space) as store:
-        outcome = run_suite(suite, store, registry, reporter=Reporter(quiet=True))
+        outcome = run_suite(suite, store, registry, reporter=Reporter())
         if not outcome.ok:
             raise SystemExit(f"{space}: runs failed: {outcome.statuses}")
         for run in store.runs(suite=suite.name):
-            row = values.setdefault(run.model_label, {})
-            for e in store.evals(run.run_id):
-                if e["metric"] in METRICS:
-                    row.setdefault(e["metric"], []).append(float(e["value"]))
-    return {label: {m: float(np.mean(v)) for m, v in row.items()} for label, row in values.items()}
+            judge_run(store.evals(run.run_id), judged.setdefault(run.model_label, Judged()))
+    return judged
 
 
-def table(per_space: dict[str, dict], seeds: int) -> str:
-    spaces = list(per_space)
-    labels = list(next(iter(per_space.values())))
-    order = ["true_sampler", "copy_train"] + [m for m in labels if m not in ("true_sampler", "copy_train")]
-    head = " | ".join(f"{m} `{s}`" for s in spaces for m in METRICS)
-    lines = [f"Mean over {seeds} seeds of 400 samples each (suites/disguised_copies.yaml); copy_cosine "
+def table(per_space: dict[str, dict[str, Judged]], seeds: int) -> str:
+    from benchbase.verdicts import CopyRule
+
+    first = next(iter(per_space.values()))
+    order = ["true_sampler", "copy_train"] + [m for m in first if m not in ("true_sampler", "copy_train")]
+    lines = [f"{seeds} seeds of 400 samples each (suites/disguised_copies.yaml). Each cell: the mean value over "
+             "the seeds / the mean chance level it is judged against (fresh held-out digits scored against the "
+             "same training subset), then the seeds the calibrated verdict flags. Verdict: "
+             f"{CopyRule().describe(list(METRICS))}, the rule leaderboards and onsets apply. copy_cosine "
              "applies each space's own threshold (its calibrated one, else 0.5). Copying reads higher "
-             "copy_cosine and mem_ratio and lower authenticity than `true_sampler`.", "",
-             f"| model | {head} |", "| --- |" + " --- |" * (len(spaces) * len(METRICS))]
-    for label in order:
-        cells = [f"{per_space[s][label].get(m, float('nan')):.3f}" for s in spaces for m in METRICS]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+             "copy_cosine and mem_ratio and lower authenticity than chance."]
+    for space, judged in per_space.items():
+        lines += ["", f"**`{space}`**", "", "| model | " + " | ".join(METRICS) + " | verdict (any metric) |",
+                  "| --- |" + " --- |" * (len(METRICS) + 1)]
+        for label in order:
+            j = judged[label]
+            cells = [f"{np.mean(j.values.get(m, [np.nan])):.3f} / {np.nanmean(j.chances.get(m, [np.nan])):.3f}: "
+                     f"{j.flagged.get(m, 0)}/{j.runs}" for m in METRICS]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | **{j.runs_flagged}/{j.runs}** |")
     return "\n".join(lines)
 
 
