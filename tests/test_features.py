@@ -348,3 +348,25 @@ def test_the_hub_folder_is_found_as_torch_finds_it_without_importing_torch(env):
     clean = {k: v for k, v in os.environ.items() if k not in ("TORCH_HOME", "XDG_CACHE_HOME")}
     out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("True"), out.stdout + out.stderr
+
+
+def test_sscd_loss_counts_a_blend_as_a_copy_of_its_dominant_image_only_when_asked():
+    """Views 0 and 1 are of image 0, view 2 of image 1 blended with image 0 (its minority
+    share), view 3 of image 1. SSCD's recipe pulls view 2 towards image 0's views; with
+    ``copies_of`` marking dominant images only, that pair is neither pulled nor pushed."""
+    z = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]), dim=1)
+    content = torch.tensor([[1, 0], [1, 0], [1, 1], [0, 1]], dtype=torch.bool)
+    dominant = torch.tensor([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=torch.bool)
+    both = cd_module.sscd_loss(z, content, 0.05, 0.0)[1]
+    only = cd_module.sscd_loss(z, content, 0.05, 0.0, dominant)[1]
+    # view 2 sits on image 1's side: as a copy of both, its distance to image 0 costs
+    # InfoNCE; as a copy of image 1 only, its loss is that of a clean pair with no negatives
+    assert float(only) < float(both)
+    no_negatives = cd_module.sscd_loss(z[[2, 3]], dominant[[2, 3]], 0.05, 0.0)[1]
+    assert float(no_negatives) == pytest.approx(0.0, abs=1e-6)
+    assert torch.allclose(cd_module.sscd_loss(z, content, 0.05, 0.0, content)[1], both)
+
+
+def test_copy_descriptor_names_the_valid_blend_rules():
+    with pytest.raises(ValueError, match="mix_positives must be one of both, dominant; got 'second'"):
+        CopyDescriptorConfig(mix_positives="second")

@@ -51,6 +51,9 @@ from benchbase_plugins.disguises import ViewRecipe
 from benchbase_plugins.features.fit_cache import fit_path, read_fit, write_fit
 
 
+MIX_POSITIVES = ("both", "dominant")
+
+
 @dataclass
 class CopyDescriptorConfig:
     dim: int = 128  # descriptor dimension
@@ -68,6 +71,8 @@ class CopyDescriptorConfig:
     # to brightness, contrast and negation (the rest is learned from the views)
     gem_p: float = 3.0  # generalised-mean pooling exponent
     views: ViewRecipe = field(default_factory=ViewRecipe)  # how strongly the training views are disguised
+    mix_positives: str = "both"  # a blended view is a copy of "both" images (SSCD's recipe) or only of the
+    # "dominant" one, its larger share, and neither positive nor negative to the other (docs/metrics.md)
     anchor_strength: float = 0.3  # the first view of a pair is this much milder: references are clean images
     warmup_views: float = 0.3  # fraction of the steps over which the views' strength ramps up from 0.2 to 1
     seed: int = 0  # initialisation, views and batch order
@@ -75,6 +80,11 @@ class CopyDescriptorConfig:
     calibration_fraction: float = 0.15  # of those, kept out of training to calibrate the threshold
     calibration_fpr: float = 0.01  # fraction of fresh images the calibrated threshold calls copies
     embed_batch: int = 512
+
+    def __post_init__(self):
+        if self.mix_positives not in MIX_POSITIVES:
+            raise ValueError(f"copy_descriptor: mix_positives must be one of {', '.join(MIX_POSITIVES)}; "
+                             f"got {self.mix_positives!r}")
 
 
 def build_descriptor(shape: tuple, cfg: CopyDescriptorConfig):
@@ -134,11 +144,14 @@ def build_descriptor(shape: tuple, cfg: CopyDescriptorConfig):
         return Descriptor()
 
 
-def sscd_loss(z, content, temperature: float, koleo_weight: float):
+def sscd_loss(z, content, temperature: float, koleo_weight: float, copies_of=None):
     """SSCD's objective on L2-normalised descriptors ``z`` (M, d).
 
     ``content`` (M, K) marks which source images each view contains (two for a blended
     view). Pairs that share a source are positives, pairs that share none negatives.
+    ``copies_of`` (M, K), when given, narrows the positives to pairs that share a
+    source marked there (a blend's dominant image only); pairs that share content but
+    no such source count as neither.
     InfoNCE: for each view i and positive j, -log(e^{s_ij/T} / (e^{s_ij/T} + sum over
     negatives k of e^{s_ik/T})), averaged over i's positives, then over i. KoLeo:
     -mean_i log ||z_i - z_nn(i)||, nn(i) the most similar negative.
@@ -149,7 +162,7 @@ def sscd_loss(z, content, temperature: float, koleo_weight: float):
     sim = z @ z.T
     match = (content.float() @ content.float().T) > 0
     eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
-    positive = match & ~eye
+    positive = (match if copies_of is None else (copies_of.float() @ copies_of.float().T) > 0) & ~eye
     negative = ~match
     logits = sim / temperature
     neg_logits = torch.where(negative, logits, torch.finfo(logits.dtype).min)
@@ -206,12 +219,14 @@ def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range
                  random_views(batch, recipe, gen, lo, hi, ramp)]
         content = torch.zeros((2 * b, b), dtype=torch.bool, device=device)
         rows = torch.arange(b, device=device)
-        for k, v in enumerate(views):
+        for k in range(len(views)):
             content[k * b + rows, rows] = True
-            mixed = v.partner >= 0
+        dominant = content.clone() if cfg.mix_positives == "dominant" else None
+        for k, v in enumerate(views):
+            mixed = v.partner >= 0  # the partner's share is below one half: the view's own image dominates
             content[k * b + rows[mixed], v.partner[mixed]] = True
         z = net(torch.cat([v.x for v in views]))
-        loss, infonce, koleo = sscd_loss(z, content, cfg.temperature, cfg.koleo_weight)
+        loss, infonce, koleo = sscd_loss(z, content, cfg.temperature, cfg.koleo_weight, dominant)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
