@@ -72,8 +72,10 @@ def run_space(space: str, results: Path, overrides: list[str], registry) -> dict
         outcome = run_suite(suite, store, registry, reporter=Reporter())
         if not outcome.ok:
             raise SystemExit(f"{space}: runs failed: {outcome.statuses}")
+        planned = {spec.run_id for spec in suite.runs}  # not runs an older version left in the folder
         for run in store.runs(suite=suite.name):
-            judge_run(store.evals(run.run_id), judged.setdefault(run.model_label, Judged()))
+            if run.run_id in planned:
+                judge_run(store.evals(run.run_id), judged.setdefault(run.model_label, Judged()))
     return judged
 
 

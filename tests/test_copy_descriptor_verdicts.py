@@ -4,8 +4,9 @@ copy_cosine at about the calibrated 1%, and the memorization metrics flag shifte
 mirrored, recoloured and combined copies (both beyond true_sampler's values and by the
 core's calibrated verdict, each metric against its measured chance level); cropped, rotated, sheared and blended copies
 still pass as novel there (strict xfail: they flip when the space sees them). The
-descriptor is the two-block trunk (tests/support/learned_spaces.py); the three-block
-default also catches cropped copies (docs/metrics.md, "Disguised copies").
+descriptor is the two-block trunk fitted for 1500 steps (tests/support/learned_spaces.py);
+the default (three blocks, 3000 steps) also catches cropped copies, at 5 of 5 seeds
+(docs/metrics.md, "Disguised copies").
 In pixel space every disguise reads as novel.
 
 Slow: the descriptor fits once per session (tests/conftest.py, learned_space_results).
@@ -89,7 +90,7 @@ def test_fresh_data_reads_the_calibrated_false_positive_rate(values):
 
 
 # measured (docs/metrics.md, "Disguised copies"): what the copy_descriptor space catches today
-# with the two-block trunk the tests fit (support/learned_spaces.py); the three-block default also catches "cropped"
+# with the two-block trunk the tests fit (support/learned_spaces.py); the default descriptor also catches "cropped"
 CAUGHT = ["shifted", "mirrored", "recoloured", "combined"]
 MISSED = ["cropped", "rotated", "sheared", "blended"]
 

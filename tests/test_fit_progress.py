@@ -1,5 +1,5 @@
 """A learned feature space that fits for minutes says how the fit goes (issue 20's
-copy_descriptor fits ~15 min on a CPU before a run's first evaluation): its lines reach
+copy_descriptor fits ~33 min on a CPU core before a run's first evaluation): its lines reach
 the user through the run's events, alone or in a fleet, and --quiet silences them."""
 from __future__ import annotations
 
