@@ -48,8 +48,8 @@ from benchbase.structured import plugin_config
 CHECK_EVERY = 256  # steps between finiteness / time-limit / progress checks
 PROGRESS_SECONDS = 0.5
 
-# ----------------------------------------------------------------------------- events
-# (benchbase.events; imported here for the loop, and for callers that import them from here)
+# ------------------------------------------------------------------ ways a run stops
+# (the events it sends are in benchbase.events)
 
 
 class TimeLimitExceeded(Exception):
