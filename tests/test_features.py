@@ -9,6 +9,9 @@ TorchScript spaces load a tiny scripted module saved in tmp.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -249,6 +252,51 @@ def test_copy_descriptor_fits_once_on_the_train_split_caches_and_calibrates(tmp_
     second.prepare(split[:80], IMAGE, "cpu")  # another subset: the same space
     np.testing.assert_array_equal(second.embed(split[:10]), f1)
     assert second.cache_key() == first.cache_key() and second.cosine_copy_threshold == tau
+
+
+def test_copy_descriptor_ensemble_reuses_single_fits_and_calibrates_on_the_concatenation(tmp_path, monkeypatch):
+    split = images(120)
+    pair = CopyDescriptor(replace(TINY_DESCRIPTOR, members=2))
+    pair.cache_dir, pair.train_split = str(tmp_path), split
+    lines = []
+    pair.report = lines.append
+    pair.prepare(split, IMAGE, "cpu")
+    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 2  # one file per member
+    assert any("member 2 of 2" in line for line in lines)
+    f = pair.embed(split[:10])
+    assert f.shape == (10, 32)
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, rtol=1e-5)
+    held, fitted = pair.embed(split[102:]), pair.embed(split[:102])
+    assert pair.cosine_copy_threshold == pytest.approx(
+        np.quantile((held @ fitted.T).max(axis=1), 0.99, method="higher"), abs=1e-5)
+    assert pair.fit_report["seconds"] == pytest.approx(sum(m["seconds"] for m in pair.fit_report["members"]))
+
+    def no_fit(*a, **k):
+        raise AssertionError("refitted although cached")
+
+    monkeypatch.setattr(cd_module, "fit_descriptor", no_fit)
+    for seed, half in ((0, slice(0, 16)), (1, slice(16, 32))):  # each member is the single fit of its seed
+        single = CopyDescriptor(replace(TINY_DESCRIPTOR, seed=seed))
+        single.cache_dir, single.train_split = str(tmp_path), split
+        single.prepare(split, IMAGE, "cpu")
+        np.testing.assert_allclose(single.embed(split[:10]) / np.sqrt(2), f[:, half], rtol=1e-5, atol=1e-6)
+
+
+def test_copy_descriptor_weight_average_is_another_fit(tmp_path):
+    split = images(80)
+    plain, averaged = CopyDescriptor(TINY_DESCRIPTOR), CopyDescriptor(replace(TINY_DESCRIPTOR, ema_decay=0.9))
+    for e in (plain, averaged):
+        e.cache_dir, e.train_split = str(tmp_path), split
+        e.prepare(split, IMAGE, "cpu")
+    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 2
+    assert not np.allclose(plain.embed(split[:5]), averaged.embed(split[:5]))
+
+
+@pytest.mark.parametrize("bad, message", [({"members": 0}, "members must be at least 1"),
+                                          ({"ema_decay": 1.0}, "ema_decay must be in [0, 1)")])
+def test_copy_descriptor_config_is_checked(bad, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        CopyDescriptorConfig(**bad)
 
 
 def test_copy_descriptor_is_deterministic_without_cache_and_depends_on_data():

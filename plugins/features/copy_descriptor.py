@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -76,12 +76,25 @@ class CopyDescriptorConfig:
     anchor_strength: float = 0.3  # the first view of a pair is this much milder: references are clean images
     warmup_views: float = 0.3  # fraction of the steps over which the views' strength ramps up from 0.2 to 1
     seed: int = 0  # initialisation, views and batch order
+    members: int = 1  # > 1: an ensemble of fits seeded seed, seed + 1, ..., each cached on its own, whose
+    # unit descriptors are concatenated (members x dim, renormalised): docs/metrics.md measures the gain
+    ema_decay: float = 0.0  # > 0: the descriptor is an exponential moving average of the trained weights
+    look_alikes: int = 0  # > 1: after the views' warm-up, batches are groups of this many look-alikes (an
+    # image and its nearest neighbours in the descriptor being trained), so negatives are near-twins
+    look_alike_refresh: int = 100  # steps between recomputing the neighbours
     max_train: int = 20000  # fit (and calibrate) on at most the first this many training examples
     calibration_fraction: float = 0.15  # of those, kept out of training to calibrate the threshold
     calibration_fpr: float = 0.01  # fraction of fresh images the calibrated threshold calls copies
     embed_batch: int = 512
 
     def __post_init__(self):
+        if self.members < 1:
+            raise ValueError(f"copy_descriptor: members must be at least 1, got {self.members}")
+        if self.look_alikes < 0 or self.look_alike_refresh < 1:
+            raise ValueError(f"copy_descriptor: look_alikes must be >= 0 and look_alike_refresh >= 1, got "
+                             f"{self.look_alikes} and {self.look_alike_refresh}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"copy_descriptor: ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.mix_positives not in MIX_POSITIVES:
             raise ValueError(f"copy_descriptor: mix_positives must be one of {', '.join(MIX_POSITIVES)}; "
                              f"got {self.mix_positives!r}")
@@ -186,6 +199,59 @@ class FitReport:
     cpu_seconds: float = float("nan")  # CPU time of the fit (on a shared machine wall time is mostly waiting)
 
 
+class WeightAverage:
+    """An exponential moving average of a network's parameters (BYOL's and DINO's
+    teachers, Polyak averaging): the average of the last ~1/(1 - decay) steps' weights
+    is a smoother descriptor than the last step's. The decay ramps up as
+    (1 + step) / (10 + step) so that early weights are forgotten; batch-norm statistics
+    are the trained network's own (already running averages)."""
+
+    def __init__(self, net, decay: float):
+        self.decay = decay
+        self.params = {k: v.detach().clone() for k, v in net.named_parameters()}
+
+    def update(self, net, step: int) -> None:
+        import torch
+
+        d = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for k, v in net.named_parameters():
+                self.params[k].mul_(d).add_(v.detach(), alpha=1 - d)
+
+    def state_dict(self, net) -> dict:
+        state = dict(net.state_dict())
+        state.update(self.params)
+        return state
+
+
+def nearest_neighbours(net, data, k: int, batch: int):
+    """(N, k) indices of each image's k nearest other images under ``net`` (clean
+    images, eval mode; the net is put back in training mode)."""
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        z = torch.cat([net(data[s:s + batch]) for s in range(0, len(data), batch)])
+        sim = z @ z.T
+        sim.fill_diagonal_(-float("inf"))
+        out = sim.topk(min(k, len(data) - 1), dim=1).indices
+    net.train()
+    return out
+
+
+def look_alike_batch(neighbours, b: int, gen):
+    """``b`` distinct images: random anchors, each followed by its nearest neighbours,
+    in order until the batch is full (an image already taken is skipped)."""
+    import torch
+
+    n = len(neighbours)
+    anchors = torch.randperm(n, generator=gen, device=neighbours.device)
+    candidates = torch.cat([anchors[:, None], neighbours[anchors]], dim=1).flatten().cpu().numpy()
+    _, first = np.unique(candidates, return_index=True)
+    picked = candidates[np.sort(first)][:b]
+    return torch.from_numpy(picked).to(neighbours.device)
+
+
 def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range=(-1.0, 1.0),
                    progress=None) -> tuple[dict, FitReport]:
     """Train the descriptor on images ``x`` (N, C, H, W); returns (state dict on the
@@ -208,11 +274,19 @@ def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range
     b = min(cfg.batch_size, n)
     order, pos = torch.randperm(n, generator=gen, device=device), 0
     infonce = koleo = torch.zeros(())
+    averaged = WeightAverage(net, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    hard_from = int(cfg.warmup_views * cfg.steps) if cfg.look_alikes > 1 else cfg.steps
+    neighbours = None
     for step in range(cfg.steps):
-        if pos + b > n:
-            order, pos = torch.randperm(n, generator=gen, device=device), 0
-        idx = order[pos:pos + b]
-        pos += b
+        if step >= hard_from:
+            if (step - hard_from) % cfg.look_alike_refresh == 0:
+                neighbours = nearest_neighbours(net, data, cfg.look_alikes - 1, cfg.embed_batch)
+            idx = look_alike_batch(neighbours, b, gen)
+        else:
+            if pos + b > n:
+                order, pos = torch.randperm(n, generator=gen, device=device), 0
+            idx = order[pos:pos + b]
+            pos += b
         batch = data[idx]
         ramp = min(1.0, 0.2 + 0.8 * step / max(1.0, cfg.warmup_views * cfg.steps))
         views = [random_views(batch, recipe, gen, lo, hi, ramp * cfg.anchor_strength),
@@ -231,9 +305,12 @@ def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range
         loss.backward()
         opt.step()
         sched.step()
+        if averaged is not None:
+            averaged.update(net, step)
         if progress is not None and (step + 1) % 100 == 0:
             progress(step + 1, cfg.steps, float(infonce.detach()))
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    final = net.state_dict() if averaged is None else averaged.state_dict(net)
+    state = {k: v.detach().cpu() for k, v in final.items()}
     return state, FitReport(seconds=time.perf_counter() - start, steps=cfg.steps, images=n,
                             final_infonce=float(infonce.detach()), final_koleo=float(koleo.detach()),
                             cpu_seconds=time.process_time() - cpu_start)
@@ -263,13 +340,16 @@ def calibrated_threshold(fresh: np.ndarray, reference: np.ndarray, fpr: float) -
 class FitProgress:
     """The lines a fit reports (``FeatureExtractor.report``): when it starts, then at most
     every ``every`` seconds (elapsed, InfoNCE, time left), and when it ends: on a CPU
-    the fit takes minutes before the first evaluation, which otherwise looks like a hang."""
+    the fit takes minutes before the first evaluation, which otherwise looks like a hang.
+    ``label`` names which fit of several (an ensemble member)."""
 
-    def __init__(self, report, images: int, steps: int, path=None, every: float = 30.0, clock=time.monotonic):
+    def __init__(self, report, images: int, steps: int, path=None, every: float = 30.0, clock=time.monotonic,
+                 label: str = ""):
         self.report, self.steps, self.every, self.clock = report, steps, every, clock
+        self.name = f"copy_descriptor ({label})" if label else "copy_descriptor"
         self.start = self.last = clock()
         where = f"; cached in {path}" if path else "; not cached (no cache folder)"
-        self._say(f"copy_descriptor: fitting on {images} training images, {steps} steps{where}")
+        self._say(f"{self.name}: fitting on {images} training images, {steps} steps{where}")
 
     def _say(self, text: str) -> None:
         if self.report is not None:
@@ -282,12 +362,48 @@ class FitProgress:
         self.last = now
         elapsed = now - self.start
         left = elapsed / step * (steps - step)
-        self._say(f"copy_descriptor: step {step}/{steps}, InfoNCE {infonce:.2f}, "
+        self._say(f"{self.name}: step {step}/{steps}, InfoNCE {infonce:.2f}, "
                   f"{elapsed / 60:.1f} min so far, about {left / 60:.1f} min left")
 
     def done(self, fit: FitReport) -> None:
-        self._say(f"copy_descriptor: fitted in {fit.seconds / 60:.1f} min "
+        self._say(f"{self.name}: fitted in {fit.seconds / 60:.1f} min "
                   f"({fit.cpu_seconds:.0f} CPU s), final InfoNCE {fit.final_infonce:.2f}")
+
+
+@dataclass
+class MemberFit:
+    """One ensemble member: its config (its own seed) and what its fit cached."""
+
+    config: CopyDescriptorConfig
+    fitted: dict  # state, cosine_copy_threshold, fit (a FitReport as a dict)
+
+
+OFF_VALUES = {"ema_decay": 0.0, "look_alikes": 0, "look_alike_refresh": 100}  # options added after fits
+# were first cached, at the value that leaves the fit as before (left out of its cache key)
+
+
+def fit_key(member: CopyDescriptorConfig) -> dict:
+    """The fields that decide one member's fit: ``members`` does not (a member is one
+    fit), and options at their off value are left out, so fits cached before the
+    option existed stay valid."""
+    key = asdict(member)
+    key.pop("members")
+    for name, off in OFF_VALUES.items():
+        if key[name] == off:
+            key.pop(name)
+    return key
+
+
+def combined_report(reports: list[dict]) -> dict:
+    """The fit report of an ensemble: the members' times summed, the rest per member
+    (the first member's, for one member)."""
+    if len(reports) <= 1:
+        return reports[0] if reports else {}
+    out = dict(reports[0])
+    for k in ("seconds", "cpu_seconds"):
+        out[k] = float(sum(r.get(k, float("nan")) for r in reports))
+    out["members"] = reports
+    return out
 
 
 class CopyDescriptor(FeatureExtractor):
@@ -309,7 +425,7 @@ class CopyDescriptor(FeatureExtractor):
 
     def __init__(self, config=None):
         super().__init__(config)
-        self.net = None
+        self.nets: list = []  # one network per ensemble member
         self.fitted_on = ""
         self.device = torch_device("cpu")
         self.fit_report: dict = {}
@@ -327,41 +443,55 @@ class CopyDescriptor(FeatureExtractor):
                              f"for calibration; got {len(data)}")
         fit, held = data[: len(data) - n_cal], data[len(data) - n_cal:]
         self.fitted_on = content_hash(data)
-        path = fit_path(self.cache_dir, self.fitted_on, self.config, self.version)
-        cached = read_fit(path)
         value_range = tuple(getattr(spec, "value_range", (-1.0, 1.0))) if spec is not None else (-1.0, 1.0)
+        members = [self._member_fit(replace(self.config, members=1, seed=self.config.seed + k), fit, held,
+                                    value_range) for k in range(self.config.members)]
+        self.nets = [self._load(fit.shape[1:], m.config, m.fitted["state"]) for m in members]
+        threshold = float(members[0].fitted["cosine_copy_threshold"]) if len(members) == 1 else \
+            calibrated_threshold(self._embed(held), self._embed(fit), self.config.calibration_fpr)
+        self.cosine_copy_threshold = threshold if math.isfinite(threshold) else None
+        self.fit_report = combined_report([dict(m.fitted.get("fit", {})) for m in members])
+
+    def _member_fit(self, member: CopyDescriptorConfig, fit, held, value_range) -> "MemberFit":
+        """One member's fit (its weights, calibrated threshold and report), from the cache
+        or fitted now and cached."""
+        path = fit_path(self.cache_dir, self.fitted_on, fit_key(member), self.version)
+        cached = read_fit(path)
         if cached is None:
-            say = FitProgress(self.report, len(fit), self.config.steps, path)
-            state, report = fit_descriptor(fit, self.config, self.device, value_range, progress=say)
+            say = FitProgress(self.report, len(fit), member.steps, path,
+                              label=f"member {member.seed - self.config.seed + 1} of {self.config.members}"
+                              if self.config.members > 1 else "")
+            state, report = fit_descriptor(fit, member, self.device, value_range, progress=say)
             say.done(report)
-            net = self._load(fit.shape[1:], state)
-            threshold = calibrated_threshold(self._embed(net, held), self._embed(net, fit),
-                                             self.config.calibration_fpr)
+            net = self._load(fit.shape[1:], member, state)
+            threshold = calibrated_threshold(embed_with(net, held, self.device, member.embed_batch),
+                                             embed_with(net, fit, self.device, member.embed_batch),
+                                             member.calibration_fpr)
             cached = {"state": state, "cosine_copy_threshold": threshold, "fit": asdict(report)}
             write_fit(path, cached)
-        self.net = self._load(fit.shape[1:], cached["state"])
-        threshold = float(cached["cosine_copy_threshold"])
-        self.cosine_copy_threshold = threshold if math.isfinite(threshold) else None
-        self.fit_report = dict(cached.get("fit", {}))
+        return MemberFit(member, cached)
 
-    def _load(self, shape, state):
-        net = build_descriptor(tuple(shape), self.config)
+    def _load(self, shape, config, state):
+        net = build_descriptor(tuple(shape), config)
         net.load_state_dict(state)
         return net.to(self.device).eval()
 
-    def _embed(self, net, x):
-        return embed_with(net, x, self.device, self.config.embed_batch)
+    def _embed(self, x):
+        parts = [embed_with(net, x, self.device, self.config.embed_batch) for net in self.nets]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts, axis=1) / np.float32(math.sqrt(len(parts)))  # unit rows again
 
     def cache_key(self) -> dict:
         return {"fitted_on": self.fitted_on}
 
     def embed(self, x: np.ndarray) -> np.ndarray:
-        if self.net is None:
+        if not self.nets:
             raise RuntimeError("copy_descriptor.embed called before prepare()")
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 4:
             raise ValueError(f"copy_descriptor takes NCHW images, got shape {x.shape}")
-        return self._embed(self.net, x)
+        return self._embed(x)
 
 
 @hookimpl

@@ -17,11 +17,12 @@ from pathlib import Path
 
 
 def fit_path(cache_dir: str | None, data_hash: str, config, version: str) -> Path | None:
-    """The cache file of a fit of ``config`` (a dataclass) on data with ``data_hash``;
-    None without a cache folder."""
+    """The cache file of a fit of ``config`` (a dataclass, or the dict of the fields
+    that decide the fit) on data with ``data_hash``; None without a cache folder."""
     if not cache_dir:
         return None
-    key = json.dumps({"data": data_hash, "config": asdict(config), "version": version}, sort_keys=True)
+    fields = config if isinstance(config, dict) else asdict(config)
+    key = json.dumps({"data": data_hash, "config": fields, "version": version}, sort_keys=True)
     return Path(cache_dir) / "encoders" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
 
 
