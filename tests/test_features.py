@@ -292,8 +292,30 @@ def test_copy_descriptor_weight_average_is_another_fit(tmp_path):
     assert not np.allclose(plain.embed(split[:5]), averaged.embed(split[:5]))
 
 
+def test_look_alike_batches_are_distinct_images_grouped_with_their_neighbours():
+    neighbours = torch.tensor([[1, 2], [0, 2], [1, 0], [4, 5], [3, 5], [4, 3], [7, 0], [6, 1]])
+    batch = cd_module.look_alike_batch(neighbours, 6, torch.Generator().manual_seed(0)).tolist()
+    assert len(batch) == len(set(batch)) == 6
+    first = batch[0]  # an anchor, then its two neighbours (none taken yet)
+    assert batch[1:3] == neighbours[first].tolist()
+    everything = cd_module.look_alike_batch(neighbours, 8, torch.Generator().manual_seed(1)).tolist()
+    assert sorted(everything) == list(range(8))
+
+
+def test_look_alike_fit_changes_the_batches_after_the_warm_up(tmp_path):
+    split = images(80)
+    plain, grouped = CopyDescriptor(TINY_DESCRIPTOR), CopyDescriptor(replace(TINY_DESCRIPTOR, look_alikes=4,
+                                                                              look_alike_refresh=3))
+    for e in (plain, grouped):
+        e.train_split = split
+        e.prepare(split, IMAGE, "cpu")
+    assert not np.allclose(plain.embed(split[:5]), grouped.embed(split[:5]))
+
+
 @pytest.mark.parametrize("bad, message", [({"members": 0}, "members must be at least 1"),
-                                          ({"ema_decay": 1.0}, "ema_decay must be in [0, 1)")])
+                                          ({"ema_decay": 1.0}, "ema_decay must be in [0, 1)"),
+                                          ({"look_alikes": -1}, "look_alikes must be >= 0"),
+                                          ({"look_alike_refresh": 0}, "look_alike_refresh >= 1")])
 def test_copy_descriptor_config_is_checked(bad, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         CopyDescriptorConfig(**bad)
