@@ -282,16 +282,6 @@ def test_copy_descriptor_ensemble_reuses_single_fits_and_calibrates_on_the_conca
         np.testing.assert_allclose(single.embed(split[:10]) / np.sqrt(2), f[:, half], rtol=1e-5, atol=1e-6)
 
 
-def test_copy_descriptor_weight_average_is_another_fit(tmp_path):
-    split = images(80)
-    plain, averaged = CopyDescriptor(TINY_DESCRIPTOR), CopyDescriptor(replace(TINY_DESCRIPTOR, ema_decay=0.9))
-    for e in (plain, averaged):
-        e.cache_dir, e.train_split = str(tmp_path), split
-        e.prepare(split, IMAGE, "cpu")
-    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 2
-    assert not np.allclose(plain.embed(split[:5]), averaged.embed(split[:5]))
-
-
 def test_look_alike_batches_are_distinct_images_grouped_with_their_neighbours():
     neighbours = torch.tensor([[1, 2], [0, 2], [1, 0], [4, 5], [3, 5], [4, 3], [7, 0], [6, 1]])
     batch = cd_module.look_alike_batch(neighbours, 6, torch.Generator().manual_seed(0)).tolist()
@@ -313,7 +303,6 @@ def test_look_alike_fit_changes_the_batches_after_the_warm_up(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [({"members": 0}, "members must be at least 1"),
-                                          ({"ema_decay": 1.0}, "ema_decay must be in [0, 1)"),
                                           ({"look_alikes": -1}, "look_alikes must be >= 0"),
                                           ({"look_alike_refresh": 0}, "look_alike_refresh >= 1")])
 def test_copy_descriptor_config_is_checked(bad, message):

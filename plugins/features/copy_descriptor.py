@@ -78,7 +78,6 @@ class CopyDescriptorConfig:
     seed: int = 0  # initialisation, views and batch order
     members: int = 1  # > 1: an ensemble of fits seeded seed, seed + 1, ..., each cached on its own, whose
     # unit descriptors are concatenated (members x dim, renormalised): docs/metrics.md measures the gain
-    ema_decay: float = 0.0  # > 0: the descriptor is an exponential moving average of the trained weights
     look_alikes: int = 0  # > 1: after the views' warm-up, batches are groups of this many look-alikes (an
     # image and its nearest neighbours in the descriptor being trained), so negatives are near-twins
     look_alike_refresh: int = 100  # steps between recomputing the neighbours
@@ -93,8 +92,6 @@ class CopyDescriptorConfig:
         if self.look_alikes < 0 or self.look_alike_refresh < 1:
             raise ValueError(f"copy_descriptor: look_alikes must be >= 0 and look_alike_refresh >= 1, got "
                              f"{self.look_alikes} and {self.look_alike_refresh}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"copy_descriptor: ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.mix_positives not in MIX_POSITIVES:
             raise ValueError(f"copy_descriptor: mix_positives must be one of {', '.join(MIX_POSITIVES)}; "
                              f"got {self.mix_positives!r}")
@@ -199,31 +196,6 @@ class FitReport:
     cpu_seconds: float = float("nan")  # CPU time of the fit (on a shared machine wall time is mostly waiting)
 
 
-class WeightAverage:
-    """An exponential moving average of a network's parameters (BYOL's and DINO's
-    teachers, Polyak averaging): the average of the last ~1/(1 - decay) steps' weights
-    is a smoother descriptor than the last step's. The decay ramps up as
-    (1 + step) / (10 + step) so that early weights are forgotten; batch-norm statistics
-    are the trained network's own (already running averages)."""
-
-    def __init__(self, net, decay: float):
-        self.decay = decay
-        self.params = {k: v.detach().clone() for k, v in net.named_parameters()}
-
-    def update(self, net, step: int) -> None:
-        import torch
-
-        d = min(self.decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for k, v in net.named_parameters():
-                self.params[k].mul_(d).add_(v.detach(), alpha=1 - d)
-
-    def state_dict(self, net) -> dict:
-        state = dict(net.state_dict())
-        state.update(self.params)
-        return state
-
-
 def nearest_neighbours(net, data, k: int, batch: int):
     """(N, k) indices of each image's k nearest other images under ``net`` (clean
     images, eval mode; the net is put back in training mode)."""
@@ -274,7 +246,6 @@ def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range
     b = min(cfg.batch_size, n)
     order, pos = torch.randperm(n, generator=gen, device=device), 0
     infonce = koleo = torch.zeros(())
-    averaged = WeightAverage(net, cfg.ema_decay) if cfg.ema_decay > 0 else None
     hard_from = int(cfg.warmup_views * cfg.steps) if cfg.look_alikes > 1 else cfg.steps
     neighbours = None
     for step in range(cfg.steps):
@@ -305,12 +276,9 @@ def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range
         loss.backward()
         opt.step()
         sched.step()
-        if averaged is not None:
-            averaged.update(net, step)
         if progress is not None and (step + 1) % 100 == 0:
             progress(step + 1, cfg.steps, float(infonce.detach()))
-    final = net.state_dict() if averaged is None else averaged.state_dict(net)
-    state = {k: v.detach().cpu() for k, v in final.items()}
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     return state, FitReport(seconds=time.perf_counter() - start, steps=cfg.steps, images=n,
                             final_infonce=float(infonce.detach()), final_koleo=float(koleo.detach()),
                             cpu_seconds=time.process_time() - cpu_start)
@@ -378,7 +346,7 @@ class MemberFit:
     fitted: dict  # state, cosine_copy_threshold, fit (a FitReport as a dict)
 
 
-OFF_VALUES = {"ema_decay": 0.0, "look_alikes": 0, "look_alike_refresh": 100}  # options added after fits
+OFF_VALUES = {"look_alikes": 0, "look_alike_refresh": 100}  # options added after fits
 # were first cached, at the value that leaves the fit as before (left out of its cache key)
 
 
