@@ -344,21 +344,18 @@ class MemberFit:
 
     config: CopyDescriptorConfig
     fitted: dict  # state, cosine_copy_threshold, fit (a FitReport as a dict)
-
-
-OFF_VALUES = {"look_alikes": 0, "look_alike_refresh": 100}  # options added after fits
-# were first cached, at the value that leaves the fit as before (left out of its cache key)
+    net: object  # the loaded network, in eval mode
 
 
 def fit_key(member: CopyDescriptorConfig) -> dict:
     """The fields that decide one member's fit: ``members`` does not (a member is one
-    fit), and options at their off value are left out, so fits cached before the
-    option existed stay valid."""
+    fit), nor do the look-alike options while look-alike batches are off; leaving them
+    out keeps fits cached before those options existed valid."""
     key = asdict(member)
     key.pop("members")
-    for name, off in OFF_VALUES.items():
-        if key[name] == off:
-            key.pop(name)
+    if member.look_alikes <= 1:
+        key.pop("look_alikes")
+        key.pop("look_alike_refresh")
     return key
 
 
@@ -412,22 +409,22 @@ class CopyDescriptor(FeatureExtractor):
         fit, held = data[: len(data) - n_cal], data[len(data) - n_cal:]
         self.fitted_on = content_hash(data)
         value_range = tuple(getattr(spec, "value_range", (-1.0, 1.0))) if spec is not None else (-1.0, 1.0)
-        members = [self._member_fit(replace(self.config, members=1, seed=self.config.seed + k), fit, held,
-                                    value_range) for k in range(self.config.members)]
-        self.nets = [self._load(fit.shape[1:], m.config, m.fitted["state"]) for m in members]
+        members = [self._member_fit(k, fit, held, value_range) for k in range(self.config.members)]
+        self.nets = [m.net for m in members]
         threshold = float(members[0].fitted["cosine_copy_threshold"]) if len(members) == 1 else \
             calibrated_threshold(self._embed(held), self._embed(fit), self.config.calibration_fpr)
         self.cosine_copy_threshold = threshold if math.isfinite(threshold) else None
         self.fit_report = combined_report([dict(m.fitted.get("fit", {})) for m in members])
 
-    def _member_fit(self, member: CopyDescriptorConfig, fit, held, value_range) -> "MemberFit":
-        """One member's fit (its weights, calibrated threshold and report), from the cache
-        or fitted now and cached."""
+    def _member_fit(self, k: int, fit, held, value_range) -> MemberFit:
+        """Member ``k``'s fit (seed ``seed + k``: weights, calibrated threshold, report),
+        from the cache or fitted now and cached."""
+        member = replace(self.config, members=1, seed=self.config.seed + k)
         path = fit_path(self.cache_dir, self.fitted_on, fit_key(member), self.version)
         cached = read_fit(path)
         if cached is None:
             say = FitProgress(self.report, len(fit), member.steps, path,
-                              label=f"member {member.seed - self.config.seed + 1} of {self.config.members}"
+                              label=f"member {k + 1} of {self.config.members}"
                               if self.config.members > 1 else "")
             state, report = fit_descriptor(fit, member, self.device, value_range, progress=say)
             say.done(report)
@@ -437,7 +434,8 @@ class CopyDescriptor(FeatureExtractor):
                                              member.calibration_fpr)
             cached = {"state": state, "cosine_copy_threshold": threshold, "fit": asdict(report)}
             write_fit(path, cached)
-        return MemberFit(member, cached)
+            return MemberFit(member, cached, net)
+        return MemberFit(member, cached, self._load(fit.shape[1:], member, cached["state"]))
 
     def _load(self, shape, config, state):
         net = build_descriptor(tuple(shape), config)
