@@ -354,9 +354,15 @@ def main() -> None:
         found = {fw: bench(fw, args) for fw in args.frameworks}
     print("wall-time ratios (sequential / fleets, target >= 3): "
           + ", ".join(f"{fw} {r['ratio']:.2f}" for fw, r in found.items()))
-    if args.write_docs:  # one block per framework, so the two may be measured by two processes at once
+    if args.write_docs:  # one block per framework and thread count, so each is measured on its own
         for fw, r in found.items():
-            write_block(args.write_docs, f"fleet-{fw}", "benchmarks/bench_fleet.py", sys.argv[1:], tables(args, {fw: r}))
+            write_block(args.write_docs, block_name(fw, args.threads), "benchmarks/bench_fleet.py", sys.argv[1:],
+                        tables(args, {fw: r}))
+
+
+def block_name(framework: str, threads: int) -> str:
+    """The generated block of docs/performance.md that a measurement replaces."""
+    return f"fleet-{framework}" if threads == 1 else f"fleet-{framework}-{threads}-threads"
 
 
 NAMES = {"torch": "PyTorch", "jax": "JAX"}

@@ -136,8 +136,9 @@ def test_jax_placement_puts_new_arrays_on_the_run_device():
 
 
 def test_cpu_threads_sets_torch_and_blas_threads_and_restores_them():
-    """The local executor's thread setting reaches NumPy's BLAS too (the metrics' linear
-    algebra), and both counts come back afterwards."""
+    """The local executor's thread setting reaches PyTorch; NumPy's BLAS (the metrics'
+    linear algebra) runs on one thread whatever PyTorch's count, so that its spinning
+    threads never compete with PyTorch's; both counts come back afterwards."""
     import torch
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -158,6 +159,10 @@ def test_cpu_threads_sets_torch_and_blas_threads_and_restores_them():
                 assert torch.get_num_threads() == 1
                 assert blas() <= {1}
             assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
+            with cpu_threads(3):
+                assert torch.get_num_threads() == 3
+                assert blas() <= {1}
+            assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
             with cpu_threads(0):  # 0: leave both alone
                 assert (torch.get_num_threads(), blas()) == (torch_before, blas_before)
     finally:
@@ -166,8 +171,8 @@ def test_cpu_threads_sets_torch_and_blas_threads_and_restores_them():
 
 def test_cpu_threads_reaches_blas_libraries_loaded_inside_the_block(tmp_path):
     """SciPy's own OpenBLAS loads when a metric first imports scipy.linalg, after the
-    block began: it must start with the block's thread count, not one per core. A fresh
-    interpreter, so that SciPy is not loaded yet."""
+    block began: it must start with one thread (the block's BLAS count), not one per
+    core nor PyTorch's count. A fresh interpreter, so that SciPy is not loaded yet."""
     import json
     import subprocess
 
@@ -176,7 +181,7 @@ def test_cpu_threads_reaches_blas_libraries_loaded_inside_the_block(tmp_path):
     probe = (
         "import json, threadpoolctl\n"
         "from benchbase_plugins.executors.common import cpu_threads\n"
-        "with cpu_threads(1):\n"
+        "with cpu_threads(2):\n"
         "    import scipy.linalg\n"
         "    pools = [(p['filepath'], p['num_threads']) for p in threadpoolctl.threadpool_info()\n"
         "             if p['user_api'] == 'blas']\n"
@@ -187,3 +192,23 @@ def test_cpu_threads_reaches_blas_libraries_loaded_inside_the_block(tmp_path):
     assert done.returncode == 0, done.stderr
     pools = json.loads(done.stdout.strip().splitlines()[-1])
     assert pools and all(n == 1 for _, n in pools), pools
+
+
+def test_prepare_worker_gives_the_frameworks_the_threads_and_blas_one(monkeypatch):
+    """A worker process reads the thread variables when its libraries load: PyTorch's
+    pools get the run's count, NumPy/SciPy's OpenBLAS one thread (plugins/executors/common.py)."""
+    import torch
+
+    from benchbase_plugins.executors.common import prepare_worker
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "false"))
+    outer = torch.get_num_threads()
+    try:
+        prepare_worker(3)
+        assert (os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == ("3", "3")
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(outer)

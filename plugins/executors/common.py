@@ -19,7 +19,16 @@ from typing import Iterator
 from benchbase.events import Evaluated, Finished, Progress, Started
 from benchbase.store import Checkpoint
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: The frameworks' thread pools (PyTorch's OpenMP and MKL), set to a run's thread count.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: NumPy's and SciPy's OpenBLAS, which only the metrics use (covariances, eigensolvers of
+#: feature-sized matrices): one thread whatever the run's count. With two, an OpenBLAS
+#: call leaves its second thread spinning for about 0.1 s (OpenBLAS's thread timeout,
+#: 2^28 cycles) against the framework's threads on the same cores: on an idle 2-core
+#: machine at two threads, every second held-out loss of a fleet's evaluation took 90
+#: ms instead of 12, and the fleet's metrics phase 5.6 s instead of 1.8
+#: (benchmarks/bench_fleet.py, docs/performance.md).
+BLAS_VARIABLE, BLAS_THREADS = "OPENBLAS_NUM_THREADS", 1
 
 
 def default_threads(workers: int) -> int:
@@ -36,6 +45,7 @@ def prepare_worker(threads: int | None, env: dict | None = None) -> None:
     if threads:
         for var in THREAD_VARIABLES:
             os.environ[var] = str(threads)
+        os.environ[BLAS_VARIABLE] = str(BLAS_THREADS)
         # PyTorch reads OMP_NUM_THREADS when it is imported; if it already is (a reused
         # Ray worker), tell it directly.
         if "torch" in sys.modules:
@@ -44,12 +54,16 @@ def prepare_worker(threads: int | None, env: dict | None = None) -> None:
 
 @contextlib.contextmanager
 def cpu_threads(threads: int) -> Iterator[None]:
-    """PyTorch's threads and the BLAS threads of NumPy/SciPy (the metrics' covariances and
-    eigensolvers) at ``threads`` while the block runs (0: leave both as they are).
+    """PyTorch's threads at ``threads`` and the OpenBLAS of NumPy/SciPy (the metrics'
+    covariances and eigensolvers) at ``BLAS_THREADS`` while the block runs (0: leave both
+    as they are).
 
     Both, because either one spinning on a busy machine costs the other: with two
     OpenBLAS threads on a loaded 2-core machine a 250 x 64 covariance took 5 ms instead
-    of 0.8 and a 64 x 64 eigensolver 26 ms instead of 2 (benchmarks/bench_fleet.py).
+    of 0.8 and a 64 x 64 eigensolver 26 ms instead of 2; with PyTorch at two threads on
+    an idle one, OpenBLAS's spinning second thread made the next PyTorch ops 8x slower
+    (benchmarks/bench_fleet.py). Only OpenBLAS is limited: a PyTorch built with MKL
+    keeps its MKL threads.
 
     threadpoolctl limits only the libraries loaded already; SciPy brings its own OpenBLAS,
     loaded when a metric first imports ``scipy.linalg``, which reads the thread variables
@@ -60,14 +74,15 @@ def cpu_threads(threads: int) -> Iterator[None]:
         yield
         return
     import torch
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 
     before = torch.get_num_threads()
-    saved = {var: os.environ.get(var) for var in THREAD_VARIABLES}
+    saved = {var: os.environ.get(var) for var in (*THREAD_VARIABLES, BLAS_VARIABLE)}
     torch.set_num_threads(threads)
     os.environ.update({var: str(threads) for var in THREAD_VARIABLES})
+    os.environ[BLAS_VARIABLE] = str(BLAS_THREADS)
     try:
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with ThreadpoolController().select(internal_api="openblas").limit(limits=BLAS_THREADS):
             yield
     finally:
         torch.set_num_threads(before)

@@ -9,7 +9,8 @@ from benchbase import Executor, hookimpl
 
 @dataclass
 class LocalConfig:
-    # CPU threads for PyTorch and NumPy's BLAS while the suite runs (0: their defaults).
+    # CPU threads for PyTorch while the suite runs (0: its default); NumPy/SciPy's OpenBLAS runs
+    # on one thread whenever this is set (two pools spinning on the same cores: common.cpu_threads).
     # 1 by default: on a machine busy with other work, one thread per core trained the
     # built-in models about 30x slower (OpenMP threads spin while they wait for a core),
     # and a fixed count keeps runs bit-identical across machines with different core
