@@ -198,6 +198,7 @@ def test_prepare_worker_gives_the_frameworks_the_threads_and_blas_one(monkeypatc
     """A worker process reads the thread variables when its libraries load: PyTorch's
     pools get the run's count, NumPy/SciPy's OpenBLAS one thread (plugins/executors/common.py)."""
     import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from benchbase_plugins.executors.common import prepare_worker
 
@@ -206,9 +207,11 @@ def test_prepare_worker_gives_the_frameworks_the_threads_and_blas_one(monkeypatc
     monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "false"))
     outer = torch.get_num_threads()
     try:
-        prepare_worker(3)
-        assert (os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == ("3", "3")
-        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
-        assert torch.get_num_threads() == 3
+        with threadpool_limits(limits=2, user_api="blas"):  # a reused worker's OpenBLAS, loaded already
+            prepare_worker(3)
+            assert (os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == ("3", "3")
+            assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+            assert torch.get_num_threads() == 3
+            assert {pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"} <= {1}
     finally:
         torch.set_num_threads(outer)

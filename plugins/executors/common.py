@@ -46,6 +46,10 @@ def prepare_worker(threads: int | None, env: dict | None = None) -> None:
         for var in THREAD_VARIABLES:
             os.environ[var] = str(threads)
         os.environ[BLAS_VARIABLE] = str(BLAS_THREADS)
+        if "numpy" in sys.modules:  # a reused worker: its OpenBLAS read the variable long ago
+            from threadpoolctl import ThreadpoolController
+
+            ThreadpoolController().select(internal_api="openblas").limit(limits=BLAS_THREADS)
         # PyTorch reads OMP_NUM_THREADS when it is imported; if it already is (a reused
         # Ray worker), tell it directly.
         if "torch" in sys.modules:
