@@ -31,6 +31,20 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 BLAS_VARIABLE, BLAS_THREADS = "OPENBLAS_NUM_THREADS", 1
 
 
+def thread_variables(threads: int) -> dict[str, str]:
+    """The environment a run's libraries read when they load: the frameworks' pools at
+    ``threads``, OpenBLAS at ``BLAS_THREADS``."""
+    return {**{var: str(threads) for var in THREAD_VARIABLES}, BLAS_VARIABLE: str(BLAS_THREADS)}
+
+
+def limit_loaded_openblas():
+    """OpenBLAS libraries loaded already (NumPy's, SciPy's) at ``BLAS_THREADS``; the
+    returned limiter, used as a context manager, restores them on exit."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(internal_api="openblas").limit(limits=BLAS_THREADS)
+
+
 def default_threads(workers: int) -> int:
     """CPU threads per run when ``workers`` runs share this machine's cores."""
     return max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -43,13 +57,9 @@ def prepare_worker(threads: int | None, env: dict | None = None) -> None:
     # some module imported jax already; an explicit user setting is kept.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if threads:
-        for var in THREAD_VARIABLES:
-            os.environ[var] = str(threads)
-        os.environ[BLAS_VARIABLE] = str(BLAS_THREADS)
+        os.environ.update(thread_variables(threads))
         if "numpy" in sys.modules:  # a reused worker: its OpenBLAS read the variable long ago
-            from threadpoolctl import ThreadpoolController
-
-            ThreadpoolController().select(internal_api="openblas").limit(limits=BLAS_THREADS)
+            limit_loaded_openblas()
         # PyTorch reads OMP_NUM_THREADS when it is imported; if it already is (a reused
         # Ray worker), tell it directly.
         if "torch" in sys.modules:
@@ -78,15 +88,14 @@ def cpu_threads(threads: int) -> Iterator[None]:
         yield
         return
     import torch
-    from threadpoolctl import ThreadpoolController
 
     before = torch.get_num_threads()
-    saved = {var: os.environ.get(var) for var in (*THREAD_VARIABLES, BLAS_VARIABLE)}
+    variables = thread_variables(threads)
+    saved = {var: os.environ.get(var) for var in variables}
     torch.set_num_threads(threads)
-    os.environ.update({var: str(threads) for var in THREAD_VARIABLES})
-    os.environ[BLAS_VARIABLE] = str(BLAS_THREADS)
+    os.environ.update(variables)
     try:
-        with ThreadpoolController().select(internal_api="openblas").limit(limits=BLAS_THREADS):
+        with limit_loaded_openblas():
             yield
     finally:
         torch.set_num_threads(before)
