@@ -1,0 +1,51 @@
+"""benchmarks/probe_copy_scoring.py: its variants are what docs/metrics.md says they
+are, and it refuses a bad option in one line before fitting anything."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    yield importlib.import_module("probe_copy_scoring")
+    sys.modules.pop("probe_copy_scoring", None)
+
+
+def test_the_pixel_channel_splits_the_squared_distance_by_its_weight(probe):
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, (2, 5, 1, 8, 8)).astype(np.float32)
+    descriptor = lambda x: probe.unit(x.reshape(len(x), -1)[:, :16] ** 3 + 0.1)  # any unit-row embedding
+    fused = probe.variants(descriptor)["pixels 0.2"]
+    d2 = ((fused(a) - fused(b)) ** 2).sum(1)
+    d_desc = ((descriptor(a) - descriptor(b)) ** 2).sum(1)
+    d_pix = ((probe.centred_pixels(a) - probe.centred_pixels(b)) ** 2).sum(1)
+    np.testing.assert_allclose(d2, 0.8 * d_desc + 0.2 * d_pix, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(fused(a), axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_blurred_view_keeps_flat_images_and_smooths_a_point(probe):
+    flat = np.full((1, 1, 8, 8), 0.3, np.float32)
+    np.testing.assert_allclose(probe.blurred(flat, 0.8), flat, rtol=1e-6)
+    point = np.zeros((1, 1, 8, 8), np.float32)
+    point[0, 0, 4, 4] = 1.0
+    out = probe.blurred(point, 0.8)
+    assert out.sum() == pytest.approx(1.0, rel=1e-5) and 0 < out[0, 0, 4, 4] < 1 and out[0, 0, 4, 5] > 0
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["--space-config", "{"], "--space-config is not JSON"),
+    (["--space-config", "[1]"], "--space-config must be a JSON object"),
+    (["--space-config", '{"widht": 3}'], "unknown key 'widht'. Did you mean 'width'?"),
+    (["--dataset", "mnits"], "unknown dataset 'mnits'; choose from"),
+])
+def test_bad_options_end_in_one_line_before_any_fit(probe, monkeypatch, capsys, argv, says):
+    monkeypatch.setattr(probe, "load", lambda *a: pytest.fail("started working on bad options"))
+    assert probe.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err, err
