@@ -44,17 +44,13 @@ def centred_pixels(x: np.ndarray) -> np.ndarray:
 
 
 def blurred(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur (radius 2, replicated border) of NCHW images."""
+    """NCHW images through the disguises' own Gaussian blur (``image_edits.gaussian_blur``)."""
     import torch
-    import torch.nn.functional as F
 
-    t = torch.arange(-2, 3, dtype=torch.float32)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    xt = F.pad(torch.from_numpy(np.asarray(x, np.float32)), (2, 2, 2, 2), mode="replicate")
-    c = xt.shape[1]
-    xt = F.conv2d(xt, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(xt, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c).numpy()
+    from benchbase_plugins.image_edits import gaussian_blur
+
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return gaussian_blur(xt, torch.full((len(xt),), float(sigma))).numpy()
 
 
 def variants(embed) -> dict:
