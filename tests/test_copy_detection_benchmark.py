@@ -76,8 +76,7 @@ def test_the_copy_descriptor_sees_through_disguises_better_than_pixels(digits, l
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 20's target (uAP >= 0.8 and at least twice pixel space's) is not "
                                        "reached: 0.626 (the tests' two-block fit) / 0.706 (the default) / 0.744 "
-                                       "(width 32) / 0.769 (the best, three width-32 members) "
-                                       "against "
+                                       "(width 32) / 0.769 (the best, three width-32 members) against "
                                        "pixels' 0.390 (docs/metrics.md, Copy detection)")
 def test_the_copy_descriptor_reaches_the_issues_target(digits, learned):
     uap = learned["copy_descriptor"].overall.uap
