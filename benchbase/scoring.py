@@ -75,6 +75,73 @@ class Scores:
                          for r in self.rows]}
 
 
+@dataclass(frozen=True)
+class DatasetReferences:
+    """A registered dataset's training subset and test split, chosen as a suite chooses
+    them, with the source of their chance levels: everything of a scorer but the
+    feature space and the metrics, so samples can be checked against ``spec`` before
+    a learned space is fitted."""
+
+    references: Any  # benchbase.evaluation.References
+    chance: Any  # benchbase.evaluation.ChanceSource
+
+    @property
+    def spec(self) -> DataSpec:
+        return self.references.spec
+
+
+def dataset_references(dataset: str, *, n: int | None = None, config: Mapping | None = None,
+                       subset: Mapping | None = None, n_test: int | None = None,
+                       registry: Any = None) -> DatasetReferences:
+    """The references of :meth:`SampleScorer.for_dataset` (same arguments)."""
+    from benchbase.data import DataCatalog, fresh_sampler, select_subset
+    from benchbase.specs import parse_split
+    from benchbase.evaluation import ChanceSource, References
+
+    registry = registry or _registry()
+    reg = registry.get("dataset", dataset)
+    cfg, plain = _config(reg, dict(config or {}), "dataset.config")
+    data, splits = DataCatalog.shared().load(reg, cfg, plain)
+    options = dict(subset or {})
+    unknown = sorted(set(options) - {"mode", "seed", "split", "dedup"})
+    if unknown:
+        raise BenchbaseInputError(f"unknown subset option(s) {', '.join(unknown)}; valid: mode, seed, "
+                                  "split, dedup")
+    split = options.get("split")
+    if isinstance(split, str):
+        try:
+            split = list(parse_split(split))
+        except ValueError as exc:
+            raise BenchbaseInputError(str(exc)) from None
+    mode = options.get("mode", "first")
+    chosen = select_subset(splits, {"n": n, "mode": mode, "seed": options.get("seed", 0) if mode == "random"
+                                    else 0, "split": split, "dedup": options.get("dedup")})
+    references = References.of_run(chosen, splits, n_test)
+    sample_fresh, source = fresh_sampler(data, splits, n_test)
+    # chance levels measured as a run measures them, so they equal a run's stored ones
+    chance = ChanceSource(dataset={"name": reg.name, "version": reg.version, "config": plain},
+                          held_out=splits.test[len(references.test):],
+                          exact_sampler=sample_fresh if source == "true_sampler" else None)
+    return DatasetReferences(references, chance)
+
+
+def check_samples(samples: Any, spec: DataSpec) -> np.ndarray:
+    """``samples`` as contiguous float32 ``(N, *spec.shape)``, or a BenchbaseInputError
+    that says what is wrong with them (dtype, shape, fewer than 2, NaN or Inf)."""
+    x = _floating("samples", samples)
+    if x.shape[1:] != tuple(spec.shape):
+        raise BenchbaseInputError(f"samples are {x.shape[1:]} each, but the reference data is "
+                                  f"{tuple(spec.shape)}")
+    if len(x) < 2:
+        raise BenchbaseInputError(f"{len(x)} sample(s): metrics need at least 2")
+    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise BenchbaseInputError(f"samples hold NaN or Inf: {len(bad)} of {len(x)} samples, the first "
+                                  f"sample {int(bad[0])}")
+    return x
+
+
 @dataclass
 class SampleScorer:
     """References, feature space and metrics, prepared once (references embedded, or
@@ -96,35 +163,21 @@ class SampleScorer:
         whole train split), chosen by ``subset`` (``mode``: first | random, ``seed``,
         ``split``: "k of K", ``dedup``) as a suite's ``datasets[i].subset`` chooses
         it, and its test split (the first ``n_test`` points; None: all)."""
-        from benchbase.data import DataCatalog, fresh_sampler, select_subset
-        from benchbase.specs import parse_split
-        from benchbase.evaluation import ChanceSource, References
-
         registry = registry or _registry()
-        reg = registry.get("dataset", dataset)
-        cfg, plain = _config(reg, dict(config or {}), "dataset.config")
-        data, splits = DataCatalog.shared().load(reg, cfg, plain)
-        options = dict(subset or {})
-        unknown = sorted(set(options) - {"mode", "seed", "split", "dedup"})
-        if unknown:
-            raise BenchbaseInputError(f"unknown subset option(s) {', '.join(unknown)}; valid: mode, seed, "
-                                      "split, dedup")
-        split = options.get("split")
-        if isinstance(split, str):
-            try:
-                split = list(parse_split(split))
-            except ValueError as exc:
-                raise BenchbaseInputError(str(exc)) from None
-        mode = options.get("mode", "first")
-        chosen = select_subset(splits, {"n": n, "mode": mode, "seed": options.get("seed", 0) if mode == "random"
-                                        else 0, "split": split, "dedup": options.get("dedup")})
-        references = References.of_run(chosen, splits, n_test)
-        sample_fresh, source = fresh_sampler(data, splits, n_test)
-        # chance levels measured as a run measures them, so they equal a run's stored ones
-        chance = ChanceSource(dataset={"name": reg.name, "version": reg.version, "config": plain},
-                              held_out=splits.test[len(references.test):],
-                              exact_sampler=sample_fresh if source == "true_sampler" else None)
-        return cls._build(references, metrics, features, device, results_dir, registry, chance)
+        references = dataset_references(dataset, n=n, config=config, subset=subset, n_test=n_test,
+                                        registry=registry)
+        return cls.for_references(references, metrics=metrics, features=features, device=device,
+                                  results_dir=results_dir, registry=registry)
+
+    @classmethod
+    def for_references(cls, references: "DatasetReferences", *, metrics: Iterable[MetricRequest] = DEFAULT_METRICS,
+                       features: str | Mapping = "pixels", device: str = "cpu",
+                       results_dir: str | os.PathLike | None = None, registry: Any = None) -> "SampleScorer":
+        """Against references :func:`dataset_references` chose: read their ``spec``
+        and check the samples (:func:`check_samples`) first, since preparing a
+        learned feature space fits it (minutes on a CPU)."""
+        return cls._build(references.references, metrics, features, device, results_dir, registry,
+                          references.chance)
 
     @classmethod
     def for_arrays(cls, train: np.ndarray, test: np.ndarray, *, train_labels: np.ndarray | None = None,
@@ -181,15 +234,7 @@ class SampleScorer:
         """Score ``samples`` (``(N, *spec.shape)``, floating point, finite). Metrics that
         draw random numbers (kid subsets, swd projections) draw them from ``seed`` and
         ``step``: pass a run's seed and evaluation step to reproduce its values."""
-        spec = self.references.spec
-        x = _floating("samples", samples)
-        if x.shape[1:] != tuple(spec.shape):
-            raise BenchbaseInputError(f"samples are {x.shape[1:]} each, but the reference data is "
-                                      f"{tuple(spec.shape)}")
-        if len(x) < 2:
-            raise BenchbaseInputError(f"{len(x)} sample(s): metrics need at least 2")
-        if not np.isfinite(x).all():
-            raise BenchbaseInputError("samples hold NaN or Inf")
+        x = check_samples(samples, self.references.spec)
         rows = self.scorer.score(x, step=int(step), seed=int(seed))
         ref = self.references
         return Scores(tuple(rows), self.scorer.feature_space, len(x), len(ref.train), len(ref.test),

@@ -84,3 +84,27 @@ def test_a_pickled_array_is_refused(tmp_path, capsys):
     np.save(tmp_path / "evil.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
     assert main(["score", str(tmp_path / "evil.npy"), "--dataset", "digits"]) == 2
     assert "object" in capsys.readouterr().err
+
+
+def test_bad_samples_are_refused_before_a_learned_space_is_fitted(tmp_path, capsys):
+    """A copy_descriptor fit takes minutes: a file of NaN must not cost them, nor leave a
+    cache behind."""
+    samples = np.zeros((20, 1, 8, 8), np.float32)
+    samples[[3, 7]] = np.nan
+    np.save(tmp_path / "s.npy", samples)
+    results = tmp_path / "results"
+    assert main(["score", str(tmp_path / "s.npy"), "--dataset", "digits", "--features", "copy_descriptor",
+                 "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / 's.npy'}: samples hold NaN or Inf: 2 of 20 samples, the first sample 3\n"
+    assert not results.exists() or not any(results.rglob("*"))
+
+
+def test_every_step_file_is_checked_before_scoring(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "step_10.npy", rng.uniform(-1, 1, (50, 2)).astype(np.float32))
+    np.save(tmp_path / "step_200.npy", rng.uniform(-1, 1, (1, 2)).astype(np.float32))
+    assert main(["score", str(tmp_path), "--dataset", "gmm2d", "--metric", "fd"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no table for step 10 printed before step 200 failed
+    assert captured.err == f"error: {tmp_path / 'step_200.npy'}: 1 sample(s): metrics need at least 2\n"

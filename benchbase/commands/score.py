@@ -55,7 +55,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from benchbase.sample_files import open_source, read_samples, step_sources
-    from benchbase.scoring import DEFAULT_METRICS, SampleScorer
+    from benchbase.scoring import DEFAULT_METRICS, SampleScorer, check_samples, dataset_references
 
     path = Path(args.samples)
     if not path.exists():
@@ -67,16 +67,31 @@ def run(args) -> int:
     if unknown:
         raise BenchbaseInputError(f"--metric-config names {', '.join(unknown)}, which is not among the metrics "
                                   f"scored ({', '.join(names)})")
-    scorer = SampleScorer.for_dataset(
-        args.dataset, n=args.n, config=_pairs(args.dataset_config, "--dataset-config"),
-        subset=_pairs(args.subset, "--subset"), n_test=args.n_test,
-        metrics=[{"name": m, "config": metric_config.get(m, {})} for m in names],
+    references = dataset_references(args.dataset, n=args.n, config=_pairs(args.dataset_config, "--dataset-config"),
+                                    subset=_pairs(args.subset, "--subset"), n_test=args.n_test)
+
+    def samples_of(source):
+        try:
+            return check_samples(read_samples(source, references.spec, args.n_samples), references.spec)
+        except BenchbaseInputError as exc:
+            message = str(exc)
+            raise BenchbaseInputError(message if message.startswith(str(source.path)) else
+                                      f"{source.path}: {message}") from None
+
+    # every file is checked before the scorer is built, where a learned space fits (minutes);
+    # of several step files none is kept in memory meanwhile
+    kept = {}
+    for step, source in sources.items():
+        samples = samples_of(source)
+        if len(sources) == 1:
+            kept[step] = samples
+    scorer = SampleScorer.for_references(
+        references, metrics=[{"name": m, "config": metric_config.get(m, {})} for m in names],
         features={"name": args.features, "config": _pairs(args.feature_config, "--feature-config")},
         device=args.device, results_dir=args.results)
-    spec = scorer.references.spec
     results = []
     for step, source in sources.items():
-        samples = read_samples(source, spec, args.n_samples)
+        samples = kept.pop(step) if step in kept else samples_of(source)
         at = args.step if args.step is not None else (step or 0)
         results.append((step, source, scorer.score(samples, step=at, seed=args.seed)))
     if args.json:
