@@ -71,12 +71,11 @@ def run(args) -> int:
                                     subset=_pairs(args.subset, "--subset"), n_test=args.n_test)
 
     def samples_of(source):
+        samples = read_samples(source, references.spec, args.n_samples)  # its errors name the file
         try:
-            return check_samples(read_samples(source, references.spec, args.n_samples), references.spec)
+            return check_samples(samples, references.spec)
         except BenchbaseInputError as exc:
-            message = str(exc)
-            raise BenchbaseInputError(message if message.startswith(str(source.path)) else
-                                      f"{source.path}: {message}") from None
+            raise BenchbaseInputError(f"{source.path}: {exc}") from None
 
     # every file is checked before the scorer is built, where a learned space fits (minutes);
     # of several step files none is kept in memory meanwhile
