@@ -302,7 +302,19 @@ def test_look_alike_fit_changes_the_batches_after_the_warm_up(tmp_path):
     assert not np.allclose(plain.embed(split[:5]), grouped.embed(split[:5]))
 
 
+def test_more_views_per_image_change_the_fit_and_two_keep_the_cached_key():
+    split = images(80)
+    pair, four = CopyDescriptor(TINY_DESCRIPTOR), CopyDescriptor(replace(TINY_DESCRIPTOR, views_per_image=4))
+    for e in (pair, four):
+        e.train_split = split
+        e.prepare(split, IMAGE, "cpu")
+    assert not np.allclose(pair.embed(split[:5]), four.embed(split[:5]))
+    assert "views_per_image" not in cd_module.fit_key(TINY_DESCRIPTOR)  # fits cached before the option stay valid
+    assert cd_module.fit_key(replace(TINY_DESCRIPTOR, views_per_image=4))["views_per_image"] == 4
+
+
 @pytest.mark.parametrize("bad, message", [({"members": 0}, "members must be at least 1"),
+                                          ({"views_per_image": 1}, "views_per_image must be at least 2"),
                                           ({"look_alikes": -1}, "look_alikes must be >= 0"),
                                           ({"look_alike_refresh": 0}, "look_alike_refresh >= 1")])
 def test_copy_descriptor_config_is_checked(bad, message):

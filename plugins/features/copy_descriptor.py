@@ -59,7 +59,9 @@ class CopyDescriptorConfig:
     dim: int = 128  # descriptor dimension
     width: int = 16  # channels of the first conv; doubled per stage and block (at most 8x)
     steps: int = 3000  # optimiser steps (1500 read uAP 0.668 on digits, 3000 0.706: docs/metrics.md)
-    batch_size: int = 128  # images per step (two views each)
+    batch_size: int = 128  # images per step
+    views_per_image: int = 2  # one milder anchor view and this many minus one strong views of each image; every
+    # pair of them is a positive (SSCD: 2; more positives per image at the same views per step: docs/metrics.md)
     lr: float = 2e-3  # AdamW, linear warm-up then cosine decay
     weight_decay: float = 1e-4
     temperature: float = 0.05  # InfoNCE (SSCD)
@@ -92,6 +94,8 @@ class CopyDescriptorConfig:
         if self.look_alikes < 0 or self.look_alike_refresh < 1:
             raise ValueError(f"copy_descriptor: look_alikes must be >= 0 and look_alike_refresh >= 1, got "
                              f"{self.look_alikes} and {self.look_alike_refresh}")
+        if self.views_per_image < 2:
+            raise ValueError(f"copy_descriptor: views_per_image must be at least 2, got {self.views_per_image}")
         if self.mix_positives not in MIX_POSITIVES:
             raise ValueError(f"copy_descriptor: mix_positives must be one of {', '.join(MIX_POSITIVES)}; "
                              f"got {self.mix_positives!r}")
@@ -260,9 +264,9 @@ def fit_descriptor(x: np.ndarray, cfg: CopyDescriptorConfig, device, value_range
             pos += b
         batch = data[idx]
         ramp = min(1.0, 0.2 + 0.8 * step / max(1.0, cfg.warmup_views * cfg.steps))
-        views = [random_views(batch, recipe, gen, lo, hi, ramp * cfg.anchor_strength),
-                 random_views(batch, recipe, gen, lo, hi, ramp)]
-        content = torch.zeros((2 * b, b), dtype=torch.bool, device=device)
+        views = [random_views(batch, recipe, gen, lo, hi, ramp * cfg.anchor_strength)] + [
+            random_views(batch, recipe, gen, lo, hi, ramp) for _ in range(cfg.views_per_image - 1)]
+        content = torch.zeros((len(views) * b, b), dtype=torch.bool, device=device)
         rows = torch.arange(b, device=device)
         for k in range(len(views)):
             content[k * b + rows, rows] = True
@@ -349,10 +353,13 @@ class MemberFit:
 
 def fit_key(member: CopyDescriptorConfig) -> dict:
     """The fields that decide one member's fit: ``members`` does not (a member is one
-    fit), nor do the look-alike options while look-alike batches are off; leaving them
-    out keeps fits cached before those options existed valid."""
+    fit), nor do the look-alike options while look-alike batches are off, nor
+    ``views_per_image`` at SSCD's two; leaving them out keeps fits cached before those
+    options existed valid."""
     key = asdict(member)
     key.pop("members")
+    if member.views_per_image == 2:
+        key.pop("views_per_image")
     if member.look_alikes <= 1:
         key.pop("look_alikes")
         key.pop("look_alike_refresh")
@@ -374,8 +381,9 @@ def combined_report(reports: list[dict]) -> dict:
 class CopyDescriptor(FeatureExtractor):
     """A copy-detection descriptor (SSCD recipe) trained once, seeded, on the dataset's train split, cached.
 
-    Two strongly disguised views per image (crops, shifts, flips, rotations, colour,
-    inversion, blur, noise, mixup/cutmix blends), SSCD's InfoNCE (temperature 0.05)
+    Strongly disguised views of each image (two, or ``views_per_image``: crops, shifts,
+    flips, rotations, colour, inversion, blur, noise, mixup/cutmix blends), SSCD's
+    InfoNCE (temperature 0.05)
     plus the KoLeo entropy regularizer, a small residual conv net with GeM pooling,
     ``dim``-d L2-normalised output. Fitted on the first ``max_train`` training
     examples minus the last ``calibration_fraction``, which calibrate
