@@ -61,7 +61,7 @@ class CopyDescriptorConfig:
     steps: int = 3000  # optimiser steps (1500 read uAP 0.668 on digits, 3000 0.706: docs/metrics.md)
     batch_size: int = 128  # images per step
     views_per_image: int = 2  # one milder anchor view and this many minus one strong views of each image; every
-    # pair of them is a positive (SSCD: 2; more positives per image at the same views per step: docs/metrics.md)
+    # pair of them is a positive (SSCD: 2; 4 gained nothing at the same compute on digits: docs/metrics.md)
     lr: float = 2e-3  # AdamW, linear warm-up then cosine decay
     weight_decay: float = 1e-4
     temperature: float = 0.05  # InfoNCE (SSCD)
@@ -383,10 +383,9 @@ class CopyDescriptor(FeatureExtractor):
 
     Strongly disguised views of each image (two, or ``views_per_image``: crops, shifts,
     flips, rotations, colour, inversion, blur, noise, mixup/cutmix blends), SSCD's
-    InfoNCE (temperature 0.05)
-    plus the KoLeo entropy regularizer, a small residual conv net with GeM pooling,
-    ``dim``-d L2-normalised output. Fitted on the first ``max_train`` training
-    examples minus the last ``calibration_fraction``, which calibrate
+    InfoNCE (temperature 0.05) plus the KoLeo entropy regularizer, a small residual
+    conv net with GeM pooling, ``dim``-d L2-normalised output. Fitted on the first
+    ``max_train`` training examples minus the last ``calibration_fraction``, which calibrate
     ``cosine_copy_threshold``: the cosine that a fresh image exceeds with probability
     ``calibration_fpr``. Images of any size; trains on the metric device.
     """
