@@ -32,9 +32,29 @@ def to_unit_range(u8: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_image(path: Path) -> None:
+    """Refuse (one line naming the file) a file that is not an image Pillow can read:
+    only its header is parsed, so a folder is checked before anything is decoded."""
+    from PIL import Image
+
+    try:
+        Image.open(path).close()  # opening parses the header; no pixel is decoded
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise BenchbaseInputError(f"{path}: not a readable image ({exc})") from None
+
+
 def load_image(path: Path, size: int, crop: int | None = None, grayscale: bool = False) -> np.ndarray:
     """Decode one image to uint8 CHW: centre crop (``crop`` x ``crop``, or the largest
     centred square when None), then resize to ``size`` x ``size``."""
+    from PIL import Image
+
+    try:
+        return _decode(path, size, crop, grayscale)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # cut short or damaged past its header
+        raise BenchbaseInputError(f"{path}: not a readable image ({exc})") from None
+
+
+def _decode(path: Path, size: int, crop: int | None, grayscale: bool) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:

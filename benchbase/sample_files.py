@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from benchbase.contracts import DataSpec
 from benchbase.errors import BenchbaseInputError
-from benchbase.images import decode_images, list_images, to_unit_range
+from benchbase.images import check_image, decode_images, list_images, to_unit_range
 
 STEP_NAME = re.compile(r"^step[_-]?(\d+)$")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -54,6 +55,7 @@ def open_source(path: str | Path, key: str | None = None) -> SampleSource:
                                       "step_<N> sample files)")
         h = hashlib.sha256()
         for f in files:
+            check_image(f)
             h.update(f.relative_to(path).as_posix().encode() + b"\0")
             _hash_file(f, h)
         return SampleSource(path.resolve(), "images", len(files), None, "image", h.hexdigest())
@@ -61,19 +63,30 @@ def open_source(path: str | Path, key: str | None = None) -> SampleSource:
         raise BenchbaseInputError(f"{path}: no such file or folder")
     if path.suffix.lower() not in ARRAY_SUFFIXES:
         raise BenchbaseInputError(f"{path}: samples are read from .npy or .npz files or from a folder of images")
-    shape, dtype, member = _array_header(path, key)
-    if np.dtype(dtype).hasobject:
+    header = _array_header(path, key)
+    shape, dtype, member = header.shape, header.dtype, header.member
+    if dtype.hasobject:
         raise BenchbaseInputError(f"{path}: holds Python objects (dtype {dtype}), which are never unpickled; "
                                   "save the samples as a numeric array")
+    if dtype.names is not None or dtype.subdtype is not None:
+        raise BenchbaseInputError(f"{path}: holds a structured array (dtype {dtype}); save the samples as one "
+                                  "plain numeric array (N, *example_shape)")
     if len(shape) < 2:
         raise BenchbaseInputError(f"{path}: the samples array has shape {shape}; expected (N, *example_shape)")
+    promised = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if header.data_bytes < promised:
+        raise BenchbaseInputError(f"{path}: is truncated or damaged: its header promises an array of shape "
+                                  f"{shape} ({promised:,} bytes) but it holds {header.data_bytes:,} bytes of data")
     h = hashlib.sha256()
-    if member is None:
-        _hash_file(path, h)
-    else:  # the member's bytes, not the archive's (whose timestamps change on every save)
-        with zipfile.ZipFile(path) as z, z.open(member + ".npy") as f:
-            _hash_stream(f, h)
-    return SampleSource(path.resolve(), "array", int(shape[0]), tuple(int(s) for s in shape[1:]), dtype,
+    try:
+        if member is None:
+            _hash_file(path, h)
+        else:  # the member's bytes, not the archive's (whose timestamps change on every save)
+            with zipfile.ZipFile(path) as z, z.open(member + ".npy") as f:
+                _hash_stream(f, h)
+    except (OSError, zipfile.BadZipFile, zlib.error) as exc:
+        raise BenchbaseInputError(f"{path}: not a readable numpy file ({exc})") from None
+    return SampleSource(path.resolve(), "array", int(shape[0]), tuple(int(s) for s in shape[1:]), dtype.name,
                         h.hexdigest(), member)
 
 
@@ -97,12 +110,19 @@ def step_sources(folder: str | Path, key: str | None = None) -> dict[int, Sample
     return dict(sorted(found.items()))
 
 
-def shape_problems(source: SampleSource, spec: DataSpec, n_samples: int | None = None) -> list[str]:
-    """Why ``source`` cannot give ``n_samples`` samples of data shaped by ``spec`` (empty: it can)."""
+MIN_SAMPLES = 2  # every metric compares sets; one sample is not a set
+
+
+def shape_problems(source: SampleSource, spec: DataSpec, n_samples: int | None = None,
+                   asked_by: str = "eval.n_samples") -> list[str]:
+    """Why ``source`` cannot give ``n_samples`` samples of data shaped by ``spec`` (empty: it can).
+    ``asked_by`` names the setting that asked for ``n_samples``, for the message."""
     out = []
-    if n_samples is not None and source.count < n_samples:
-        out.append(f"{source.path.name} holds {source.count} samples but eval.n_samples is {n_samples}; "
-                   f"lower eval.n_samples to at most {source.count}")
+    if source.count < MIN_SAMPLES:
+        out.append(f"{source.path.name} holds {source.count} sample(s); metrics need at least {MIN_SAMPLES}")
+    elif n_samples is not None and source.count < n_samples:
+        out.append(f"{source.path.name} holds {source.count} samples but {asked_by} is {n_samples}; "
+                   f"lower {asked_by} to at most {source.count}")
     if source.kind == "images":
         if spec.modality != "image" or spec.shape[1] != spec.shape[2] or spec.shape[0] not in (1, 3):
             out.append(f"{source.path.name} is a folder of images but the data is {spec.modality} data of "
@@ -116,9 +136,10 @@ def shape_problems(source: SampleSource, spec: DataSpec, n_samples: int | None =
     return out
 
 
-def read_samples(source: SampleSource, spec: DataSpec, n: int | None = None) -> np.ndarray:
+def read_samples(source: SampleSource, spec: DataSpec, n: int | None = None,
+                 asked_by: str = "eval.n_samples") -> np.ndarray:
     """The first ``n`` (None: all) samples of ``source`` as float32 ``(n, *spec.shape)``."""
-    problems = shape_problems(source, spec, n)
+    problems = shape_problems(source, spec, n, asked_by)
     if problems:
         raise BenchbaseInputError(f"{source.path}: {problems[0]}")
     if source.kind == "images":
@@ -147,6 +168,18 @@ def _hash_stream(f, h, chunk: int = 1 << 22) -> None:
         h.update(block)
 
 
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What an array file's header says, and how many bytes of data follow it (a file
+    cut short, or a header promising more than the file holds, is caught before numpy
+    memory-maps or reads it)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    member: str | None  # the .npz member; None for an .npy
+    data_bytes: int
+
+
 def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from an .npy header, without reading the data."""
     version = np.lib.format.read_magic(f)
@@ -155,14 +188,15 @@ def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def _array_header(path: Path, key: str | None) -> tuple[tuple[int, ...], str, str | None]:
+def _array_header(path: Path, key: str | None) -> ArrayHeader:
     try:
         if path.suffix.lower() == ".npy":
             if key is not None:
                 raise BenchbaseInputError(f"{path}: an .npy file holds one array; `key` applies to .npz files")
             with open(path, "rb") as f:
                 shape, dtype = _npy_header(f)
-            return shape, str(dtype), None
+                data_bytes = path.stat().st_size - f.tell()
+            return ArrayHeader(shape, dtype, None, data_bytes)
         with zipfile.ZipFile(path) as z:
             names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
             member = key or (DEFAULT_KEY if DEFAULT_KEY in names else names[0] if len(names) == 1 else None)
@@ -172,8 +206,9 @@ def _array_header(path: Path, key: str | None) -> tuple[tuple[int, ...], str, st
                                           + ("" if key else " (name one with key)"))
             with z.open(member + ".npy") as f:
                 shape, dtype = _npy_header(f)
-            return shape, str(dtype), member
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+                data_bytes = z.getinfo(member + ".npy").file_size - f.tell()
+            return ArrayHeader(shape, dtype, member, data_bytes)
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile, zlib.error) as exc:
         raise BenchbaseInputError(f"{path}: not a readable numpy file ({exc})") from None
 
 

@@ -90,6 +90,9 @@ def test_one_file_is_one_evaluation_at_step_zero(registry, tmp_path):
      "holds Python objects .dtype object., which are never unpickled"),
     (lambda f: np.savez(f / "step_7.npz", a=np.zeros((150, 2)), b=np.zeros((150, 2))),
      "2 arrays and none is called 'samples'"),
+    (lambda f: (np.save(f / "step_7.npy", np.zeros((150, 2), np.float32)),
+                (f / "step_7.npy").write_bytes((f / "step_7.npy").read_bytes()[:-8])),
+     r"step_7.npy: is truncated or damaged: its header promises an array of shape \(150, 2\)"),
 ])
 def test_bad_sample_files_fail_validation_with_the_file_named(registry, tmp_path, change, match):
     folder = write_trajectory(tmp_path / "samples")
