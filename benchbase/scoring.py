@@ -108,11 +108,13 @@ def dataset_references(dataset: str, *, n: int | None = None, config: Mapping | 
         raise BenchbaseInputError(f"unknown subset option(s) {', '.join(unknown)}; valid: mode, seed, "
                                   "split, dedup")
     split = options.get("split")
-    if isinstance(split, str):
-        try:
+    try:
+        if isinstance(split, str):
             split = list(parse_split(split))
-        except ValueError as exc:
-            raise BenchbaseInputError(str(exc)) from None
+        elif split is not None:
+            split = list(parse_split(" of ".join(map(str, split)) if isinstance(split, (list, tuple)) else split))
+    except (ValueError, TypeError) as exc:
+        raise BenchbaseInputError(f"--subset {exc}") from None
     mode = options.get("mode", "first")
     chosen = select_subset(splits, {"n": n, "mode": mode, "seed": options.get("seed", 0) if mode == "random"
                                     else 0, "split": split, "dedup": options.get("dedup")})

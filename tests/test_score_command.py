@@ -107,4 +107,94 @@ def test_every_step_file_is_checked_before_scoring(tmp_path, capsys):
     assert main(["score", str(tmp_path), "--dataset", "gmm2d", "--metric", "fd"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # no table for step 10 printed before step 200 failed
-    assert captured.err == f"error: {tmp_path / 'step_200.npy'}: 1 sample(s): metrics need at least 2\n"
+    assert captured.err == (f"error: {tmp_path / 'step_200.npy'}: step_200.npy holds 1 sample(s); metrics need at "
+                            "least 2\n")
+
+
+def _truncated_npy(folder):
+    np.save(folder / "s.npy", np.zeros((200, 2), np.float32))
+    data = (folder / "s.npy").read_bytes()
+    (folder / "s.npy").write_bytes(data[: len(data) // 2])
+    return folder / "s.npy"
+
+
+def _header_promising_too_much(folder):
+    with open(folder / "s.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**11, 2)})
+        f.write(b"\0" * 64)
+    return folder / "s.npy"
+
+
+def _truncated_npz_member(folder):
+    import zipfile
+
+    with zipfile.ZipFile(folder / "s.npz", "w") as z:
+        with z.open("samples.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (200, 2)})
+            f.write(b"\0" * 100)
+    return folder / "s.npz"
+
+
+def _structured(folder):
+    np.save(folder / "s.npy", np.zeros(200, dtype=[("a", "f4"), ("b", "f4")]))
+    return folder / "s.npy"
+
+
+def _junk_image_in_a_folder(folder):
+    images = folder / "images"
+    images.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(images / f"img_{i}.png")
+    (images / "bad.png").write_bytes(b"this is not a png")
+    return images
+
+
+@pytest.mark.parametrize("make,message", [
+    (_truncated_npy, r"s.npy: is truncated or damaged: its header promises an array of shape \(200, 2\)"),
+    (_header_promising_too_much, r"promises an array of shape \(100000000000, 2\) \(800,000,000,000 bytes\)"),
+    (_truncated_npz_member, r"s.npz: is truncated or damaged: .* but it holds 100 bytes of data"),
+    (_structured, r"s.npy: holds a structured array"),
+    (_junk_image_in_a_folder, r"images/bad.png: not a readable image"),
+])
+def test_damaged_or_odd_files_exit_2_with_the_file_named(tmp_path, capsys, make, message):
+    path = make(tmp_path)
+    assert main(["score", str(path), "--dataset", "digits" if path.name == "images" else "gmm2d"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and re.search(message, err) and err.count("\n") == 1, err
+
+
+def test_big_endian_floats_score_as_little_endian_ones(tmp_path, capsys):
+    samples = np.random.default_rng(0).uniform(-1, 1, (60, 2)).astype(np.float32)
+    np.save(tmp_path / "little.npy", samples)
+    np.save(tmp_path / "big.npy", samples.astype(">f4"))
+    scores = []
+    for name in ("little", "big"):
+        assert main(["score", str(tmp_path / f"{name}.npy"), "--dataset", "gmm2d", "--n", "64", "--metric", "fd",
+                     "--json"]) == 0
+        scores.append([row["value"] for row in json.loads(capsys.readouterr().out)[0]["rows"]])
+    assert scores[0] == scores[1]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--n", "-5"], "argument --n: must be at least 1, got -5"),  # would slice from the end
+    (["--n", "0"], "argument --n: must be at least 1, got 0"),
+    (["--n-test", "-4"], "argument --n-test: must be at least 1"),
+    (["--n-samples", "-3"], "argument --n-samples: must be at least 2"),
+    (["--n-samples", "500"], "holds 50 samples but --n-samples is 500; lower --n-samples to at most 50"),
+    (["--seed", "-1"], "argument --seed: must be at least 0"),
+    (["--step", "x"], "argument --step: expected a whole number, got 'x'"),
+    (["--device", "gpu"], "unknown device 'gpu'; valid: cpu, cuda, cuda:N, auto"),
+    (["--subset", "split=5"], "split must look like 'k of K'"),
+    (["--results", "{file}"], "is a file; name a results directory"),
+])
+def test_bad_options_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    np.save(tmp_path / "s.npy", np.zeros((50, 2), np.float32))
+    (tmp_path / "a_file").write_text("x")
+    argv = [a.replace("{file}", str(tmp_path / "a_file")) for a in argv]
+    try:
+        code = main(["score", str(tmp_path / "s.npy"), "--dataset", "gmm2d", *argv])
+    except SystemExit as exc:  # argparse refuses an option's value itself
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and err.count("\n") == 1, err

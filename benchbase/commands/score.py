@@ -7,7 +7,9 @@ registry with the metrics a run uses (through :mod:`benchbase.scoring`).
 """
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 from benchbase.errors import BenchbaseInputError
@@ -26,40 +28,65 @@ EPILOG = ("examples:\n"
           "  benchbase score samples/ --dataset gmm2d --n 512 --metric-config mem_ratio.threshold=0.2")
 
 
+def whole_number(least: int):
+    """An argparse type: a whole number >= ``least`` (a negative count would slice from the end)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+    return parse
+
+
+def device_name(text: str) -> str:
+    """An argparse type: a metric device the scorer can place arrays on."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device '{text}'; valid: cpu, cuda, cuda:N, auto")
+    return text
+
+
 def add_arguments(p) -> None:
     p.add_argument("samples", help="an .npy or .npz file (array (N, *shape); an .npz under 'samples' or --key), "
                                    "a folder of images, or a folder of step_<N>.npz|.npy files or step_<N>/ folders")
     p.add_argument("--dataset", required=True, help="a registered dataset (see `benchbase plugins --kind dataset`)")
-    p.add_argument("--n", type=int, default=None, help="training subset size (default: the whole train split)")
+    p.add_argument("--n", type=whole_number(1), default=None, help="training subset size (default: the whole train split)")
     p.add_argument("--dataset-config", action="append", default=[], metavar="KEY=VALUE",
                    help="the dataset's config, as in a suite (repeatable)")
     p.add_argument("--subset", action="append", default=[], metavar="KEY=VALUE",
                    help="how the subset is chosen: mode=first|random, seed=N, split='k of K', dedup=0.95")
-    p.add_argument("--n-test", type=int, default=None, help="use the first N test points (default: all)")
+    p.add_argument("--n-test", type=whole_number(1), default=None, help="use the first N test points (default: all)")
     p.add_argument("--metric", action="append", default=[], metavar="NAME",
                    help="a metric (repeatable; default: mem_ratio, fd, swd)")
     p.add_argument("--metric-config", action="append", default=[], metavar="METRIC.KEY=VALUE",
                    help="a metric parameter, e.g. mem_ratio.threshold=0.2 (repeatable)")
     p.add_argument("--features", default="pixels", help="feature space (default: pixels)")
     p.add_argument("--feature-config", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--n-samples", type=int, default=None, help="score the first N samples of each file (default: all)")
+    p.add_argument("--n-samples", type=whole_number(2), default=None, help="score the first N samples of each file (default: all)")
     p.add_argument("--key", default=None, help="the .npz array holding the samples (default: 'samples' or the only one)")
-    p.add_argument("--seed", type=int, default=0, help="seed for metrics that draw random numbers (kid, swd)")
-    p.add_argument("--step", type=int, default=None,
+    p.add_argument("--seed", type=whole_number(0), default=0, help="seed for metrics that draw random numbers (kid, swd)")
+    p.add_argument("--step", type=whole_number(0), default=None,
                    help="evaluation step those metrics mix into their randomness (default: the file's step, else 0)")
-    p.add_argument("--device", default="cpu", help="metric device: cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="metric device: cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--results", default=None, metavar="DIR",
                    help="share this results directory's feature cache (reference features embedded once)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args) -> int:
+    from benchbase.devices import check_devices
     from benchbase.sample_files import open_source, read_samples, step_sources
     from benchbase.scoring import DEFAULT_METRICS, SampleScorer, check_samples, dataset_references
 
     path = Path(args.samples)
     if not path.exists():
         raise BenchbaseInputError(f"{path}: no such file or folder")
+    if args.results is not None and Path(args.results).exists() and not Path(args.results).is_dir():
+        raise BenchbaseInputError(f"--results {args.results}: is a file; name a results directory (its feature "
+                                  "cache is shared), or leave --results out")
+    check_devices("benchbase score --device", args.device, {"name": "local"})
     sources = (step_sources(path, args.key) if path.is_dir() else {}) or {None: open_source(path, args.key)}
     metric_config = _metric_configs(args.metric_config)
     names = args.metric or list(DEFAULT_METRICS)
@@ -71,7 +98,7 @@ def run(args) -> int:
                                     subset=_pairs(args.subset, "--subset"), n_test=args.n_test)
 
     def samples_of(source):
-        samples = read_samples(source, references.spec, args.n_samples)  # its errors name the file
+        samples = read_samples(source, references.spec, args.n_samples, asked_by="--n-samples")  # its errors name the file
         try:
             return check_samples(samples, references.spec)
         except BenchbaseInputError as exc:
