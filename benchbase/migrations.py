@@ -20,6 +20,7 @@ migrations; ``meta.schema_version`` in the file says how many it has had.
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from typing import Callable
@@ -118,6 +119,18 @@ def applied(db: sqlite3.Connection) -> list[str]:
     if _table_exists(db, "_migrations"):
         return [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
     return [m.__name__ for m in MIGRATIONS[:stored_version(db)]]
+
+
+@functools.cache
+def required_tables() -> frozenset[str]:
+    """The tables every results file holds: those of ``m001_initial`` (frozen, like every
+    committed migration), read off a scratch database so that no list of them can drift."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        m001_initial(db)
+        return frozenset(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+    finally:
+        db.close()
 
 
 def _check_not_newer(db: sqlite3.Connection, path: str) -> None:

@@ -29,6 +29,7 @@ from benchbase.contracts import EvalRow
 from benchbase.errors import BenchbaseInputError
 from benchbase.leases import Lease, Leases, RunsHeldError
 from benchbase.migrations import SCHEMA_VERSION, migrate  # noqa: F401 (SCHEMA_VERSION: read from here too)
+from benchbase.migrations import required_tables
 from benchbase.paths import DB_NAME, default_results_dir  # noqa: F401 (read from here too)
 from benchbase.records import RunRecord
 from benchbase.specs import RunSpec
@@ -369,8 +370,9 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def check_store_file(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a results file that SQLite finds damaged (``PRAGMA quick_check``) or that is
-    some other program's database: benchbase never writes into either."""
+    """Refuse a results file that SQLite finds damaged (``PRAGMA quick_check``), that is
+    some other program's database, or that lacks tables of the schema (every read or
+    write would fail half-way): benchbase never writes into any of these."""
     remedy = (f"benchbase will not read or write it. Move it aside (`sqlite3 {path} .recover` may save "
               "its rows) and run again, or restore a copy")
     try:
@@ -385,3 +387,7 @@ def check_store_file(conn: sqlite3.Connection, path: Path) -> None:
         shown = ", ".join(sorted(tables)[:5])
         raise StoreFileError(f"{path} is not a benchbase results store (its tables: {shown}); "
                              "pass another --results directory")
+    missing = required_tables() - tables if tables else set()
+    if missing:
+        raise StoreFileError(f"{path} lacks the table(s) {', '.join(sorted(missing))} of a benchbase results "
+                             f"store (damaged, or edited by hand); {remedy}")

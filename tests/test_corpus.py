@@ -136,6 +136,11 @@ def _corrupt_store(results: Path, how: str) -> None:
         conn.execute("INSERT INTO customers VALUES (1, 'someone else''s data')")
         conn.commit()
         conn.close()
+    elif how == "missing_table":
+        conn = sqlite3.connect(db)
+        conn.execute("DROP TABLE evals")
+        conn.commit()
+        conn.close()
     elif how == "garbage_wal":  # SQLite ignores WAL frames whose checksums fail: no harm
         Path(str(db) + "-wal").write_bytes(b"\x37\x7f\x06\x82" + bytes(4096))
     else:

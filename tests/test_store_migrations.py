@@ -13,7 +13,7 @@ import pytest
 
 from benchbase import migrations
 from benchbase.migrations import MIGRATIONS, StoreVersionError, migration
-from benchbase.store import DB_NAME, Store
+from benchbase.store import DB_NAME, Store, StoreFileError
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "store_v1"
 
@@ -108,3 +108,15 @@ def test_a_failing_migration_leaves_the_file_as_it_was(v1_dir, monkeypatch):
     with sqlite3.connect(v1_dir / DB_NAME) as db:
         assert "half_done" not in [r[1] for r in db.execute("PRAGMA table_info(runs)")]
         assert migrations.stored_version(db) == 1
+
+
+def test_a_file_missing_a_table_is_refused_untouched(v1_dir):
+    with sqlite3.connect(v1_dir / DB_NAME) as db:
+        db.execute("DROP TABLE evals")
+    before = (v1_dir / DB_NAME).read_bytes()
+    with pytest.raises(StoreFileError, match=r"benchbase\.sqlite lacks the table\(s\) evals "):
+        Store(v1_dir, create=False)
+    with pytest.raises(StoreFileError, match="evals"):
+        Store(v1_dir)
+    assert (v1_dir / DB_NAME).read_bytes() == before
+
