@@ -37,3 +37,17 @@ def test_the_registrar_and_observer_hooks_exist():
             ("model", "dataset", "metric", "feature", "executor", "publisher")} <= names
     assert {"benchbase_run_started", "benchbase_evaluated", "benchbase_run_finished"} <= names
     assert hookspecs.PROJECT_NAME == "benchbase"
+
+
+def test_docs_out_must_be_a_file_whose_folder_can_be_made(tmp_path, capsys):
+    from benchbase.cli import main
+
+    (tmp_path / "a_file").write_text("keep")
+    for out, says in ((tmp_path, "is a folder; name a file"),
+                      (tmp_path / "a_file" / "x.md", "a_file is a file, not a folder")):
+        assert main(["docs", "hooks", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and str(out) in err and "\n" not in err
+    assert (tmp_path / "a_file").read_text() == "keep"
+    assert main(["docs", "hooks", "--out", str(tmp_path / "new" / "hooks.md")]) == 0
+    assert (tmp_path / "new" / "hooks.md").read_text(encoding="utf-8") == render_hooks_markdown()

@@ -42,6 +42,15 @@ def test_clashes_and_misplaced_options_exit_2(tmp_path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_dir_that_is_a_file_exits_2_naming_it(tmp_path, capsys, under):
+    (tmp_path / "q.yaml").write_text("keep")
+    assert main(["new", "model", "my_flow", "--dir", str(tmp_path / "q.yaml" / under)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --dir ") and "q.yaml is a file, not a folder" in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.yaml"]
+
+
 def test_unknown_kind_is_an_argparse_error(tmp_path):
     with pytest.raises(SystemExit) as info:
         main(["new", "widget", "x", "--dir", str(tmp_path)])

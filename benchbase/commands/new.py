@@ -1,6 +1,8 @@
 """``benchbase new``: create a plugin package to edit, or add a plugin to one (benchbase.scaffold)."""
 from __future__ import annotations
 
+from benchbase.commands.options import output_folder
+
 NAME = "new"
 HELP = "create a plugin package (model, dataset or metric) to edit"
 DESCRIPTION = ("Write an installable plugin package: pyproject with the benchbase entry point, the plugin with "
@@ -45,7 +47,7 @@ def run(args) -> int:
               f"  benchbase run suites/{args.name}.yaml\n"
               f"then edit {module_file.relative_to(args.into)} where it says TODO.")
         return 0
-    target = scaffold(args.kind, args.name, args.framework, args.dir, args.package)
+    target = scaffold(args.kind, args.name, args.framework, output_folder(args.dir, "--dir"), args.package)
     module = f"benchbase_{args.package or args.name}"
     print(f"created {target}/ ({args.kind} '{args.name}'). Next:\n"
           f"  cd {target}\n"

@@ -59,23 +59,31 @@ def open_suite_store(results: str, suite: str):
     return store
 
 
-def output_folder(out: str) -> Path:
-    """``--out`` as a folder to write into: one that is a file, or lies under one, is bad input."""
+def output_folder(out: str, option: str = "--out") -> Path:
+    """``option`` as a folder to write into: one that is a file, or lies under one, is bad input."""
     path = Path(out)
-    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    blocker = _file_in_the_way(path)
     if blocker is not None:
-        raise BenchbaseInputError(f"--out {out}: {blocker} is a file, not a folder; name a folder "
+        raise BenchbaseInputError(f"{option} {out}: {blocker} is a file, not a folder; name a folder "
                                   "(it is created if missing)")
     return path
 
 
-def output_file(out: str) -> Path:
-    """``--out`` as a file to write: its folder must be one (or creatable), and it must not be one."""
+def output_file(out: str, option: str = "--out") -> Path:
+    """``option`` as a file to write: it must not be a folder, nor lie under a file."""
     path = Path(out)
     if path.is_dir():
-        raise BenchbaseInputError(f"--out {out} is a folder; name a file")
-    output_folder(str(path.parent))
+        raise BenchbaseInputError(f"{option} {out} is a folder; name a file")
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        raise BenchbaseInputError(f"{option} {out}: {blocker} is a file, not a folder; name a file in a folder "
+                                  "(the folder is created if missing)")
     return path
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first of ``folder`` and its parents that exists as something other than a folder."""
+    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
 
 
 def report_conflicts(conflicts: list) -> int:
