@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.util
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchbase.devices import check_devices
 from benchbase.errors import BenchbaseInputError, ConfigError
-from benchbase.planner import RunPlanner
+from benchbase.planner import RunPlanner, too_many_runs
 from benchbase.schedules import eval_schedule
 from benchbase.specs import RunSpec
 from benchbase.structured import check_keys, plugin_config, typed
@@ -135,11 +136,31 @@ def _normalize(data: dict) -> dict:
     return data
 
 
+def _check_run_count(data: dict, source: str) -> None:
+    """Refuse a suite with too many runs before its seeds are expanded and its lists typed
+    (minutes for a million seeds). Counted from the plain data as models x datasets x seeds
+    x the sweep axes every run takes; an axis of one plugin's config only makes it a lower
+    bound, and the planner counts those runs exactly."""
+    def length(value) -> int:
+        return len(value) if isinstance(value, list) else 1
+
+    seeds = data.get("seeds")
+    n_seeds = max(seeds, 1) if isinstance(seeds, int) and not isinstance(seeds, bool) else max(length(seeds), 1)
+    sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
+    scoped = [k for k in sweep if str(k).startswith(("model.", "dataset."))]
+    count = length(data.get("models")) * length(data.get("datasets")) * n_seeds * math.prod(
+        length(v) for k, v in sweep.items() if k not in scoped)
+    problem = too_many_runs(count, exact=not scoped)
+    if problem:
+        raise ConfigError(source, [("sweep" if sweep else "seeds", problem)])
+
+
 def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: bool = True) -> Suite:
     """Validate a suite given as plain data and plan its runs."""
     from benchbase.plugins import build_registry
 
     registry = registry or build_registry()
+    _check_run_count(data, source)
     schema = typed(_normalize(data), SuiteSchema, source)
     planner = RunPlanner(schema, source, registry, check_data)
     runs = planner.plan()

@@ -236,11 +236,9 @@ class RunPlanner:
             axes = GridPoint({k: None for k in s.sweep}).applied(m, d)
             count += math.prod(len(v) if isinstance(v, list) else 1 for k, v in s.sweep.items() if k in axes) \
                 * max(len(s.seeds), 1)
-        limit = max_runs()
-        if count > limit:
-            self.fail("sweep" if s.sweep else "seeds",
-                      f"this suite expands to {count:,} runs, more than the limit of {limit:,}; "
-                      f"check the sweep, or set BENCHBASE_MAX_RUNS={count} to allow it")
+        problem = too_many_runs(count)
+        if problem:
+            self.fail("sweep" if s.sweep else "seeds", problem)
 
     # ------------------------------------------------------------ plugins
     def _feature(self) -> FeatureRef | None:
@@ -478,6 +476,16 @@ def max_runs() -> int:
         return int(raw) if raw.strip() else DEFAULT_MAX_RUNS
     except ValueError:
         raise BenchbaseInputError(f"BENCHBASE_MAX_RUNS must be a whole number, got '{raw}'") from None
+
+
+def too_many_runs(count: int, exact: bool = True) -> str | None:
+    """Why a suite of ``count`` runs (not ``exact``: at least that many) is refused, if it is: a
+    typo can ask for millions."""
+    limit = max_runs()
+    if count <= limit:
+        return None
+    return (f"this suite expands to {'' if exact else 'at least '}{count:,} runs, more than the limit of "
+            f"{limit:,}; check the sweep, or set BENCHBASE_MAX_RUNS={count} to allow it")
 
 
 def _float_or_none(v) -> float | None:

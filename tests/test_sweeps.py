@@ -115,6 +115,24 @@ def test_a_sweep_value_that_is_not_a_list_is_a_validation_error(registry):
     assert "sweep" in str(err.value)
 
 
+def test_too_many_seeds_are_refused_before_the_seeds_are_expanded(registry, tmp_path, monkeypatch):
+    import benchbase.config
+
+    def expand(data):
+        raise AssertionError("the suite was expanded before its run count was checked")
+
+    monkeypatch.setattr(benchbase.config, "_normalize", expand)
+    path = tmp_path / "s.yaml"
+    path.write_text("name: huge\nseeds: [0]\ndatasets: [gmm2d]\nmodels: [copy_train, true_sampler]\n")
+    with pytest.raises(ConfigError, match=r"seeds: this suite expands to 2,000,000,000,000 runs, more than the "
+                                          r"limit of 10,000; .* BENCHBASE_MAX_RUNS=2000000000000 "):
+        load_suite(path, ["seeds=1000000000000"], registry=registry)
+    # an axis of one model's config: the count leaves it out, so says "at least"
+    with pytest.raises(ConfigError, match=r"sweep: this suite expands to at least 8,000,000 runs"):
+        build_suite(tiny_suite(seeds=1000, sweep={"n": list(range(1, 4001)), "model.width": [8, 16]}),
+                    "<t>", registry=registry)
+
+
 def test_whole_float_n_is_accepted(registry):
     suite = _suite(registry, models=[FLOW], sweep={"n": [32.0, 64]})
     assert sorted(r.subset.n for r in suite.runs) == [32, 64]
