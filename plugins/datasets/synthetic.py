@@ -15,7 +15,7 @@ import numpy as np
 
 from benchbase import DataSpec, DataSplits, Dataset, hookimpl
 
-from .common import require, require_choice
+from .common import non_negative, require, require_choice
 
 
 def split_seeds(seed: int) -> tuple[int, int]:
@@ -70,6 +70,9 @@ class GMM2DConfig:
     test_size: int = 2000
     seed: int = 0
 
+    def __post_init__(self):
+        non_negative(self, "radius", "std")
+
 
 class GMM2D(SyntheticDataset):
     """2-D mixture of equal-weight isotropic Gaussians on a circle, with an exact sampler."""
@@ -100,6 +103,9 @@ class TwoMoonsConfig:
     test_size: int = 2000
     seed: int = 0
 
+    def __post_init__(self):
+        non_negative(self, "noise")
+
 
 class TwoMoons(SyntheticDataset):
     """Two interleaved half circles in 2-D (scaled to x in [-1, 1]), with an exact sampler."""
@@ -129,6 +135,9 @@ class SwissRollConfig:
     train_size: int = 10000
     test_size: int = 2000
     seed: int = 0
+
+    def __post_init__(self):
+        non_negative(self, "noise")
 
 
 class SwissRoll(SyntheticDataset):
@@ -198,6 +207,9 @@ class GMMConfig:
     test_size: int = 2000
     seed: int = 0  # fixes the means and the train/test draws
 
+    def __post_init__(self):
+        non_negative(self, "std", "mean_scale")
+
 
 class GMM(SyntheticDataset):
     """K-component isotropic Gaussian mixture in d dimensions (random fixed means), exact sampler."""
@@ -248,6 +260,9 @@ class ManifoldConfig:
     train_size: int = 10000
     test_size: int = 2000
     seed: int = 0  # fixes the embedding and the train/test draws
+
+    def __post_init__(self):
+        non_negative(self, "noise", "rms")
 
 
 class Manifold(SyntheticDataset):
