@@ -353,6 +353,14 @@ class Metric(Configurable):
         """Parameters stored with every value (thresholds, k, sample counts)."""
         return dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
 
+    def min_points(self) -> int:
+        """The fewest points this configuration needs in every set it compares: the
+        generated samples and each of its ``references`` (a k-NN radius needs k + 1, a
+        covariance 2). Declared so that a suite giving fewer (``eval.n_samples``, a
+        dataset's ``n``, ``eval.n_test``) is refused when it is validated, instead of
+        every run failing at its first evaluation."""
+        return 1
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         raise NotImplementedError
 

@@ -147,3 +147,21 @@ def test_subsample_is_deterministic_and_bounded():
     b = fidelity.subsample(x, 10, np.random.default_rng(1))
     assert a.shape == (10, 3) and np.array_equal(a, b)
     assert fidelity.subsample(x, 1000, np.random.default_rng(1)).shape == (100, 3)
+
+
+@pytest.mark.parametrize("config, message", [
+    (lambda: SWDConfig(n_projections=0), "n_projections must be at least 1, got 0"),
+    (lambda: SWDConfig(n_projections=-3), "n_projections must be at least 1, got -3"),
+    (lambda: SWDConfig(p=0), "p must be at least 1"),
+    (lambda: KIDConfig(subset_size=1), "subset_size >= 2"),
+    (lambda: W2ExactConfig(num_iter_max=0), "num_iter_max must be at least 1"),
+])
+def test_nonsense_configs_are_refused(config, message):
+    """A config no evaluation can use (no direction, no iteration) is refused when the suite is read."""
+    with pytest.raises(ValueError, match=message):
+        config()
+
+
+def test_fd_and_kid_declare_the_points_they_need():
+    """Two points per set (a covariance, a leave-one-out estimator): the planner checks the suite's sizes."""
+    assert FD().min_points() == 2 and KID().min_points() == 2 and SWD().min_points() == 1

@@ -71,3 +71,13 @@ def test_prdc_readme_case(capsys):
     tolerance = {"precision": 0.03, "recall": 0.03, "density": 0.15, "coverage": 0.02}
     for name, value in readme.items():
         assert ours[name] == pytest.approx(value, abs=tolerance[name]), name
+
+
+def test_k_is_checked_and_sets_the_points_needed():
+    """A k-th neighbour radius needs k + 1 points per set: declared, so a suite with fewer is refused."""
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        PrecisionConfig(k=0)
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        DensityConfig(k=-2)
+    assert Precision().min_points() == 4 and Density().min_points() == 6
+    assert Recall(PrecisionConfig(k=7)).min_points() == 8

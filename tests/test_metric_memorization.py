@@ -93,3 +93,25 @@ def test_authenticity_matches_sklearn_per_generated_sample():
 def test_exact_copies_are_never_authentic():
     train = gaussian(100, 3, 13)
     assert Authenticity().compute(make_ctx(train[:50], train))["authenticity"] == 0.0
+
+
+@pytest.mark.parametrize("config, message", [
+    (dict(threshold=-1), r"threshold must be in \(0, 1\], got -1"),
+    (dict(threshold=5), r"threshold must be in \(0, 1\], got 5"),
+    (dict(bootstrap=-1), "bootstrap must be >= 0"),
+    (dict(confidence=1.5), r"confidence must be in \(0, 1\)"),
+])
+def test_mem_ratio_refuses_nonsense_configs(config, message):
+    """d1 <= d2: a threshold above 1 would call every sample a copy, one below 0 none."""
+    with pytest.raises(ValueError, match=message):
+        MemRatioConfig(**config)
+    assert MemRatioConfig(threshold=1.0).threshold == 1.0
+
+
+def test_copy_cosine_tau_is_a_cosine():
+    with pytest.raises(ValueError, match=r"tau must be a cosine similarity in \[-1, 1\]"):
+        CopyCosineConfig(tau=2.0)
+
+
+def test_nearest_neighbour_ratios_declare_two_training_points():
+    assert MemRatio().min_points() == 2 and Authenticity().min_points() == 2

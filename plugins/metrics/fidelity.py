@@ -84,6 +84,9 @@ class FD(Metric):
     references = ("test", "train")
     Config = FDConfig
 
+    def min_points(self) -> int:
+        return 2  # a covariance
+
     def compute(self, ctx) -> dict[str, float]:
         mu1, s1 = gaussian_stats(ctx.gen)
         mu2, s2 = _REFERENCE_STATS.get(ctx.ref, ("gaussian",), lambda: gaussian_stats(ctx.ref))
@@ -164,6 +167,11 @@ class KIDConfig:
     degree: int = 3
     coef0: float = 1.0
 
+    def __post_init__(self):
+        if self.subsets < 1 or self.subset_size < 2 or self.degree < 1:
+            raise ValueError(f"kid needs subsets >= 1, subset_size >= 2 and degree >= 1, got {self.subsets}, "
+                             f"{self.subset_size} and {self.degree}")
+
 
 class KID(Metric):
     """Kernel inception distance: unbiased MMD^2 with a cubic polynomial kernel, averaged over subsets.
@@ -180,6 +188,9 @@ class KID(Metric):
     direction = "lower"
     references = ("test", "train")
     Config = KIDConfig
+
+    def min_points(self) -> int:
+        return 2  # the unbiased estimator leaves each point out
 
     def compute(self, ctx) -> dict[str, float]:
         c = self.config
@@ -263,6 +274,12 @@ class SWDConfig:
     max_points: int = 2000  # each set is subsampled to at most this many points
     seed: int = 0  # direction seed: the same directions at every evaluation and run
 
+    def __post_init__(self):
+        if self.n_projections < 1:
+            raise ValueError(f"n_projections must be at least 1, got {self.n_projections}")
+        if self.p < 1:
+            raise ValueError(f"p must be at least 1 (a Wasserstein order), got {self.p}")
+
 
 class SWD(Metric):
     """Sliced Wasserstein distance: (mean over random directions of W_p^p)^(1/p).
@@ -313,6 +330,10 @@ def squared_distances(x: np.ndarray, y: np.ndarray, device: str = "cpu") -> np.n
 class W2ExactConfig:
     max_points: int = 1000  # each set is subsampled to at most this many points
     num_iter_max: int = 10_000_000  # network simplex iterations (POT's default 1e5 is too few)
+
+    def __post_init__(self):
+        if self.num_iter_max < 1:
+            raise ValueError(f"num_iter_max must be at least 1, got {self.num_iter_max}")
 
 
 class W2Exact(Metric):

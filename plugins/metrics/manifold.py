@@ -37,19 +37,33 @@ def coverage_value(gen, ref, k: int, device: str = "cpu") -> float:
     return float((d[:, 0] <= knn_radii(ref, k, device)).mean())
 
 
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be at least 1 (the k-th nearest neighbour sets a radius), got {k}")
+
+
 @dataclass
 class PrecisionConfig:
     k: int = 3  # Kynkaanniemi et al. 2019
+
+    def __post_init__(self):
+        _check_k(self.k)
 
 
 @dataclass
 class DensityConfig:
     k: int = 5  # Naeem et al. 2020
 
+    def __post_init__(self):
+        _check_k(self.k)
+
 
 class _ManifoldMetric(Metric):
     references = ("test", "train")
     _value = staticmethod(precision_value)
+
+    def min_points(self) -> int:
+        return self.config.k + 1  # a point and its k nearest others
 
     def compute(self, ctx) -> dict[str, float]:
         if len(ctx.ref) <= self.config.k or len(ctx.gen) <= self.config.k:

@@ -41,6 +41,15 @@ class MemRatioConfig:
     bootstrap: int = 1000  # resamples for the confidence interval (0: none)
     confidence: float = 0.95
 
+    def __post_init__(self):
+        # d1 <= d2 always: a threshold above 1 calls every sample a copy, one <= 0 none
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.bootstrap < 0:
+            raise ValueError(f"bootstrap must be >= 0 (0: no interval), got {self.bootstrap}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+
 
 class MemRatio(Metric):
     """Fraction of samples whose nearest training point is much closer than the second (f_mem).
@@ -62,6 +71,9 @@ class MemRatio(Metric):
     min_excess = 0.01
     references = ("train",)
     Config = MemRatioConfig
+
+    def min_points(self) -> int:
+        return 2  # a nearest and a second-nearest training point
 
     def compute(self, ctx) -> dict[str, float]:
         if len(ctx.train) < 2:
@@ -102,6 +114,12 @@ class CopyCosineConfig:
     # else 0.5 (Somepalli et al. 2023 with SSCD; SSCD's README uses 0.75 for 90% precision)
     tau: Optional[float] = None
     quantile: float = 0.95  # reported as copy_cosine.p95
+
+    def __post_init__(self):
+        if self.tau is not None and not -1 <= self.tau <= 1:
+            raise ValueError(f"tau must be a cosine similarity in [-1, 1] (or null), got {self.tau}")
+        if not 0 <= self.quantile <= 1:
+            raise ValueError(f"quantile must be in [0, 1], got {self.quantile}")
 
 
 def copy_tau(configured: float | None, extractor) -> float:
@@ -171,6 +189,9 @@ class Authenticity(Metric):
     min_excess = 0.01
     references = ("train",)
     Config = AuthenticityConfig
+
+    def min_points(self) -> int:
+        return 2  # a training point's nearest other training point
 
     def compute(self, ctx) -> dict[str, float]:
         if len(ctx.train) < 2:
