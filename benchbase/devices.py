@@ -16,6 +16,14 @@ from benchbase.errors import BenchbaseInputError
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 ROCM_DEVICE = Path("/dev/kfd")
+#: (framework, device) pairs that never work, on any machine, and what to do instead
+UNSUPPORTED = {("torch", "tpu"): "PyTorch models do not run on TPU here; use a JAX model or device: auto"}
+
+
+def unsupported(framework: str, device: str) -> str | None:
+    """Why a model of ``framework`` can never run on ``device`` (None: it may): known from
+    the suite alone, so validation refuses it as ``run`` would."""
+    return UNSUPPORTED.get((framework, device))
 
 
 def visible_gpus() -> int | None:

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.contracts import Batch
+from benchbase.devices import unsupported
 from benchbase.errors import BenchbaseInputError
 
 _MASK64 = (1 << 64) - 1
@@ -44,9 +45,8 @@ class TorchFramework:
 
         if requested == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if requested == "tpu":
-            raise BenchbaseInputError("PyTorch models do not run on TPU here; use a JAX model "
-                                      "or device: auto")
+        if unsupported(self.name, requested):
+            raise BenchbaseInputError(unsupported(self.name, requested))
         if requested.startswith("cuda") and not torch.cuda.is_available():
             raise BenchbaseInputError(f"device '{requested}' requested but PyTorch sees no CUDA GPU")
         device = torch.device(requested)

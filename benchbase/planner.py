@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from benchbase.blame import PluginFault
 from benchbase.contracts import unmet_requirements, volatile_fields, without_unset
+from benchbase.devices import unsupported
 from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError, UnknownPluginError, list_choices, \
     suggest
 from benchbase.frameworks import framework_available
@@ -261,6 +262,8 @@ class RunPlanner:
         if not framework_available(reg.framework):
             self.fail(f"models[{i}]", f"model '{entry.name}' ({reg.framework}) needs {_PRETTY[reg.framework]}: "
                                       f"pip install 'benchbase[{reg.framework}]'")
+        if unsupported(reg.framework, self.s.device):  # the same line `run` refuses it with
+            self.fail("device", f"'{self.s.device}': {unsupported(reg.framework, self.s.device)}")
         return PluginChoice(i, entry, reg)
 
     def _dataset_choice(self, i: int, entry: DatasetEntry) -> PluginChoice | None:

@@ -43,6 +43,19 @@ def test_process_executor_gpus_are_checked(registry, no_gpu):
         build_suite(suite, "<test>", registry=registry)
 
 
+def test_a_device_a_framework_never_runs_on_is_refused_when_validated(registry, tmp_path, capsys):
+    """validate refuses a PyTorch model on TPU with the line run refuses it with, on any machine."""
+    torch_model = {"name": "rectified_flow", "framework": "torch"}
+    with pytest.raises(BenchbaseInputError, match=r"device: 'tpu': PyTorch models do not run on TPU"):
+        build_suite(tiny_suite(models=[torch_model, "copy_train"], device="tpu"), "<test>", registry=registry)
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(tiny_suite(models=[torch_model])))
+    assert main(["validate", str(path), "--device", "tpu"]) == 2
+    assert "device: 'tpu': PyTorch models do not run on TPU here; use a JAX model or device: auto" in \
+        capsys.readouterr().err
+    build_suite(_suite(device="tpu"), "<test>", registry=registry)  # numpy models run wherever
+
+
 def test_cpu_and_auto_never_need_a_gpu(registry, no_gpu):
     for device in ("cpu", "auto"):
         build_suite(_suite(device=device), "<test>", registry=registry)
