@@ -152,6 +152,21 @@ def normalization(runs: list[RunRecord]) -> tuple[dict[str, float], dict]:
     return factors, {"B0": B0, "lr0": lr0, "n0": n0}
 
 
+# ----------------------------------------------------------------------- settings
+
+
+def min_excess_problems(min_excess: dict, judged: list[str], unknown: set[str] = frozenset()) \
+        -> list[tuple[str, str]]:
+    """``dynamics.min_excess`` keys that name none of the memorization metrics ``judged``
+    (an ``unknown`` metric is reported at its own entry): such a value would change no verdict."""
+    from benchbase.errors import list_choices, suggest
+
+    return [(f"dynamics.min_excess.{name}",
+             f"'{name}' is not a memorization metric of this suite.{suggest(name, judged)} "
+             f"Valid: {list_choices(judged)}")
+            for name in min_excess if name not in judged and name not in unknown]
+
+
 # ------------------------------------------------------------------------ one run
 
 

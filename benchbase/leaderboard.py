@@ -265,6 +265,26 @@ def resolve_at(at: str, settings: Any = None) -> AtRule:
     raise ValueError(f"unknown --at '{at}'. Valid: {', '.join(AT_RULES)}, step=N")
 
 
+def spec_problems(primary: str | None, columns: list[str], known: list[str],
+                  unknown: set[str]) -> list[tuple[str, str]]:
+    """What is wrong with a suite's ``leaderboard:`` given its metric names (``known``; an
+    ``unknown`` one is reported at its own entry, and while one is, the primary may name
+    its fix): a primary or a column that names no metric of the suite would silently rank
+    by another, or show no column at all."""
+    from benchbase.errors import list_choices, suggest
+
+    out = []
+    head = primary.replace("[", ".").replace("/", ".").split(".")[0] if primary else ""
+    if primary and not unknown and head not in {*known, "train"}:  # fd, mem_ratio[train], heldout_gap.train, train/loss
+        out.append(("leaderboard.primary", f"'{primary}' is not among the suite's metrics.{suggest(primary, known)} "
+                                           f"Valid: {list_choices([*known, 'train/loss'])}"))
+    for i, name in enumerate(columns):
+        if name not in known and name not in unknown:
+            out.append((f"leaderboard.metrics[{i}]", f"'{name}' is not among the suite's metrics."
+                                                     f"{suggest(name, known)} Valid: {list_choices(known)}"))
+    return out
+
+
 # ------------------------------------------------------------------------ tables
 
 

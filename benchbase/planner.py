@@ -12,7 +12,6 @@ import dataclasses
 import itertools
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError,
     suggest
 from benchbase.frameworks import framework_available
 from benchbase.schedules import eval_schedule
+from benchbase.suite_checks import metric_name_problems, set_sizes, too_few
 from benchbase.specs import (Budget, DatasetRef, EvalPlan, FeatureRef, MetricRef, ModelRef, RunSpec, SubsetPlan,
                              json_default, parse_split)
 from benchbase.structured import plugin_config
@@ -164,7 +164,7 @@ class RunPlanner:
         self._check_unique_labels(models, "models")
         self._check_unique_labels(datasets, "datasets")
         self._check_sweep_targets(models, datasets)
-        self._check_primary([m.name for m in s.metrics])
+        self.problems.extend(metric_name_problems(s, metrics))
         self._check_size(models, datasets)
         if self.problems:
             return []
@@ -190,14 +190,6 @@ class RunPlanner:
                                                   "same plugin, config and data, and a label does not change "
                                                   "results. Remove one, or make their configs differ")
 
-    def _check_primary(self, metric_names: list[str]) -> None:
-        """leaderboard.primary names one of the suite's metrics (or one of its values: fd, mem_ratio[train],
-        heldout_gap.train), or the training loss (train/loss)."""
-        primary = self.s.leaderboard.primary
-        if primary and re.split(r"[.\[/]", primary)[0] not in {*metric_names, "train"}:
-            self.fail("leaderboard.primary", f"'{primary}' is not among the suite's metrics."
-                                             f"{suggest(primary, metric_names)} Valid: {list_choices(metric_names)}")
-
     def _runs(self, model: PluginChoice, dataset: PluginChoice, point: GridPoint, feature: FeatureRef | None,
               metrics: list[PluginChoice]) -> list[RunSpec]:
         m = self._resolve_model(model, *self._model_config(model, dataset, point))
@@ -206,11 +198,12 @@ class RunPlanner:
             return []
         if d.info is not None and not self._fits(m, model, d, dataset):
             return []
+        n_path = "sweep.n" if "n" in point.values else f"datasets[{dataset.index}].n"
         subset = self._resolve_subset(dataset, d, point.values.get("n", dataset.entry.n),
-                                      {**dataclasses.asdict(dataset.entry.subset), **point.prefixed("subset.")},
-                                      "sweep.n" if "n" in point.values else f"datasets[{dataset.index}].n")
+                                      {**dataclasses.asdict(dataset.entry.subset), **point.prefixed("subset.")}, n_path)
         budget = self._resolve_budget(self._budget_request(point), m.batches_per_step)
-        refs = self._metrics(metrics, model, dataset, m, d)
+        sizes = set_sizes(self.s.eval, subset, n_path, d.info, dataset) if subset is not None else {}
+        refs = self._metrics(metrics, model, dataset, m, d, sizes)
         if subset is None or budget is None or refs is None or feature is None:
             return []
         e = self.s.eval
@@ -386,6 +379,8 @@ class RunPlanner:
         n = whole_number(n) if n is not None else None
         if holdout and n is not None and holdout[1] > n:
             return self.fail(f"{where}.subset.holdout", f"{holdout[1]} folds of n={n} examples: K must be <= n")
+        if holdout and holdout[1] < 2:  # '1 of 1'
+            return self.fail(f"{where}.subset.holdout", "K must be at least 2: one fold holds out every example")
         plan = SubsetPlan(n=n, mode=subset["mode"], seed=subset["seed"] if subset["mode"] == "random" else 0,
                           split=split, dedup=subset.get("dedup"), holdout=holdout)
         if not self.check_data:
@@ -440,18 +435,23 @@ class RunPlanner:
 
     # ----------------------------------------------------------- metrics
     @_cached
-    def _metric_config(self, metric: PluginChoice, dataset: PluginChoice) -> dict | None:
+    def _metric_config(self, metric: PluginChoice, dataset: PluginChoice) -> tuple[dict | None, int]:
+        """The metric's plain config for this dataset, and the fewest points it needs per set."""
         per_dataset = dataset.entry.metric_config
         cfg = {**metric.entry.config, **per_dataset.get(metric.entry.name, {})}
         path = (f"datasets[{dataset.index}].metric_config.{metric.entry.name}" if metric.entry.name in per_dataset
                 else f"metrics[{metric.index}].config")
-        return self.config(metric.registered, cfg, path)[1]
+        obj, plain = self.config(metric.registered, cfg, path)
+        try:  # a metric may reject a value its Config type allowed
+            return plain, 1 if plain is None else int(getattr(metric.registered.cls(obj), "min_points", lambda: 1)())
+        except ValueError as exc:
+            return self.fail(path, str(exc)), 1
 
     def _metrics(self, metrics: list[PluginChoice], model: PluginChoice, dataset: PluginChoice, m: ResolvedModel,
-                 d: ResolvedData) -> tuple[MetricRef, ...] | None:
-        out, complete = [], True
+                 d: ResolvedData, sizes: dict) -> tuple[MetricRef, ...] | None:
+        out, complete, needs = [], True, []
         for metric in metrics:
-            plain = self._metric_config(metric, dataset)
+            plain, need = self._metric_config(metric, dataset)
             cls = metric.registered.cls
             missing = unmet_requirements(cls, m.registered.cls, d.info.spec if d.info else None)
             if missing and not metric.entry.optional:
@@ -463,8 +463,10 @@ class RunPlanner:
                 complete = False
             if plain is None or missing:
                 continue
+            needs.append((metric.entry.name, tuple(cls.references), need))
             out.append(MetricRef.of(metric.registered, plain))
-        return tuple(out) if complete else None
+        self.problems.extend(short := too_few(needs, sizes))
+        return tuple(out) if complete and not short else None
 
 
 DEFAULT_MAX_RUNS = 10_000

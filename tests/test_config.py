@@ -236,3 +236,28 @@ def test_one_mistake_is_reported_once_however_many_runs_share_it(registry, overr
     with pytest.raises(ConfigError) as err:
         load_suite(quickstart, [override], registry=registry)
     assert [path for path, _ in err.value.problems] == [where]
+
+
+@pytest.mark.parametrize("overrides, key, metric", [
+    ({"datasets": [{"name": "gmm2d", "n": 1}]}, "datasets[0].n", "'mem_ratio' (2)"),
+    ({"eval": {"n_test": 1}}, "eval.n_test", "'fd' (2)"),
+    ({"datasets": [{"name": "gmm2d", "n": 3}], "metrics": ["precision"]}, "datasets[0].n", "'precision' (4)"),
+    ({"eval": {"n_samples": 3}, "metrics": [{"name": "recall", "config": {"k": 3}}]}, "eval.n_samples",
+     "'recall' (4)"),
+    ({"datasets": [{"name": "gmm2d", "n": 6, "subset": {"holdout": "1 of 2"}}], "metrics": ["precision"]},
+     "datasets[0].n", "'precision' (4)"),
+    ({"datasets": [{"name": "gmm2d", "config": {"test_size": 1}}], "metrics": ["fd"]}, "datasets[0]", "'fd' (2)"),
+])
+def test_sets_smaller_than_a_metric_needs_are_refused_before_training(registry, overrides, key, metric):
+    """Metric.min_points against eval.n_samples, the trained examples and the test points:
+    one line at the key to change, instead of every run failing at its first evaluation."""
+    with pytest.raises(ConfigError) as err:
+        build_suite(tiny_suite(models=["copy_train"], **overrides), "suite.yaml", registry=registry)
+    assert [path for path, _ in err.value.problems] == [key]
+    assert f"too few for metric(s) {metric}" in str(err.value)
+
+
+def test_sets_just_large_enough_are_accepted(registry):
+    suite = tiny_suite(models=["copy_train"], datasets=[{"name": "gmm2d", "n": 4}], metrics=["precision", "fd"],
+                       eval={"n_samples": 4, "n_test": 4})
+    assert len(build_suite(suite, "suite.yaml", registry=registry).runs) == 1

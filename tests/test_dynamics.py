@@ -172,6 +172,16 @@ def test_suite_dynamics_section_is_validated(registry):
     assert ok.resolved["dynamics"]["criterion"] == "loss"
 
 
+def test_min_excess_names_a_memorization_metric_of_the_suite(registry):
+    """A min_excess for a metric the suite does not judge would change no verdict."""
+    for key in ("foo", "fd"):  # fd is in the suite, but judges no memorization
+        with pytest.raises(ConfigError, match=rf"dynamics\.min_excess\.{key}: '{key}' is not a memorization "
+                                              r"metric of this suite\. .*Valid: mem_ratio$"):
+            build_suite(tiny_suite(models=["copy_train"], dynamics={"min_excess": {key: 1}}), "<t>", registry=registry)
+    build_suite(tiny_suite(models=["copy_train"], dynamics={"min_excess": {"mem_ratio": 0.02}}), "<t>",
+                registry=registry)
+
+
 # ------------------------------------------------------------ stores made by hand
 
 

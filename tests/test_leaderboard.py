@@ -142,6 +142,27 @@ def test_suite_primary_is_the_default_rank_metric(tmp_path, registry):
         assert build_tables(rs)[0].primary == "coverage_test[test]"
 
 
+def test_leaderboard_settings_name_the_suites_metrics(registry):
+    """A column or primary naming no metric would silently show nothing or rank by another;
+    with an unknown metric, the primary is not judged against a list that misses its fix."""
+    from benchbase.config import build_suite
+    from benchbase.errors import ConfigError
+
+    def problems(**overrides) -> list:
+        with pytest.raises(ConfigError) as err:
+            build_suite(tiny_suite(models=["copy_train"], **overrides), "<t>", registry=registry)
+        return err.value.problems
+
+    assert problems(leaderboard={"metrics": ["fd", "foo"]}) == [
+        ("leaderboard.metrics[1]", "'foo' is not among the suite's metrics. Valid: fd, mem_ratio, swd")]
+    assert problems(leaderboard={"primary": "fdd"}) == [
+        ("leaderboard.primary", "'fdd' is not among the suite's metrics. Did you mean 'fd'? "
+                                "Valid: fd, mem_ratio, swd, train/loss")]
+    assert [path for path, _ in problems(metrics=["fdd"], leaderboard={"primary": "fd"})] == ["metrics[0].name"]
+    for primary in ("fd", "mem_ratio[train]", "swd.test", "train/loss"):
+        build_suite(tiny_suite(models=["copy_train"], leaderboard={"primary": primary}), "<t>", registry=registry)
+
+
 def test_unfinished_runs_are_counted_but_not_averaged(tmp_path, registry):
     fake_results(tmp_path / "r", registry, SUITE, value,
                  status=lambda spec: "failed" if spec.model.label == "flow" and spec.seed == 2 else "done")

@@ -289,6 +289,13 @@ def test_holdout_is_validated_before_anything_runs(registry):
                     "<t>", registry=registry)
 
 
+def test_holdout_of_the_only_fold_is_refused(registry):
+    """'1 of 1' holds out every chosen example: every model would train on nothing."""
+    suite = digits_suite(datasets=[{"name": "digits", "n": 100, "subset": {"holdout": "1 of 1"}}])
+    with pytest.raises(ConfigError, match=r"datasets\[0\]\.subset\.holdout: K must be at least 2: one fold holds out every"):
+        build_suite(suite, "<t>", registry=registry)
+
+
 def test_holdout_sweep_keeps_the_ids_of_runs_without_it(registry):
     """``subset.holdout`` enters a spec only when set: a suite without it plans the same
     run ids as before the option existed, and the null member of a holdout sweep is

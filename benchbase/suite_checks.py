@@ -1,0 +1,77 @@
+"""Checks of a suite across its entries, made by the run planner before anything runs:
+what the leaderboard and dynamics settings name is among the suite's metrics, and each
+set a metric compares (the generated samples, the training subset, the test points)
+holds the points the metric declares it needs (:meth:`benchbase.contracts.Metric.min_points`;
+with fewer, every run of the suite would fail at its first evaluation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from benchbase.specs import SubsetPlan
+
+
+def metric_name_problems(suite: Any, metrics: list) -> list[tuple[str, str]]:
+    """``leaderboard.primary``/``.metrics`` and ``dynamics.min_excess`` keys that name none of
+    the suite's metrics (``metrics``: the planner's choices; an unknown one has no plugin)."""
+    from benchbase.dynamics import min_excess_problems
+    from benchbase.leaderboard import spec_problems
+
+    known = [m.entry.name for m in metrics if m.registered is not None]
+    unknown = {m.entry.name for m in metrics if m.registered is None}
+    judged = [name for name, m in zip(known, (m for m in metrics if m.registered is not None))
+              if getattr(m.registered.cls, "memorizes", None)]
+    return (spec_problems(suite.leaderboard.primary, suite.leaderboard.metrics, known, unknown)
+            + min_excess_problems(suite.dynamics.min_excess, judged, unknown))
+
+
+@dataclass(frozen=True)
+class SetSize:
+    """The points one set holds, the suite key that sets it, both in words, and the fix
+    (``{need}``: the points needed)."""
+
+    count: int
+    key: str
+    words: str
+    fix: str
+
+
+def set_sizes(evaluation: Any, subset: SubsetPlan, n_key: str, info: Any, dataset: Any) -> dict[str, SetSize]:
+    """The sizes of the sets, named as a metric names them (``samples``, ``train``, ``test``),
+    where known: ``info`` (the dataset's :class:`~benchbase.data.DataInfo`) and ``subset.n``
+    are None when the data was not read. ``evaluation``: the suite's ``eval`` entry;
+    ``dataset``: the planner's choice of dataset (its index and label)."""
+    n_samples, n_test = evaluation.n_samples, evaluation.n_test
+    test_size = info.test_size if info is not None else None
+    sizes = {"samples": SetSize(n_samples, "eval.n_samples", f"{n_samples} generated samples per evaluation",
+                                "use eval.n_samples >= {need}")}
+    if subset.n is not None:
+        trained, less, fix = subset.n, "", "use n >= {need}"
+        if subset.holdout:
+            k, total = subset.holdout
+            trained -= subset.n // total + (k <= subset.n % total)  # the size of fold k (np.array_split)
+            less, fix = f", less holdout fold {k} of {total}", "use an n that leaves at least {need} to train on"
+        sizes["train"] = SetSize(trained, n_key, f"the runs train on {trained} example(s) (n={subset.n}{less})", fix)
+    if n_test is not None and (test_size is None or n_test <= test_size):
+        sizes["test"] = SetSize(n_test, "eval.n_test", f"{n_test} test point(s)",
+                                "use eval.n_test >= {need}, or omit it to use every test point")
+    elif test_size is not None:
+        sizes["test"] = SetSize(test_size, f"datasets[{dataset.index}]",
+                                f"dataset '{dataset.label}' has {test_size} test point(s)",
+                                "use a dataset with at least {need} test points")
+    return sizes
+
+
+def too_few(needs: list[tuple[str, tuple, int]], sizes: dict[str, SetSize]) -> list[tuple[str, str]]:
+    """One (key, message) per set that holds fewer points than a metric declares it needs;
+    ``needs``: (metric name, its references, the points it needs in each set it compares)."""
+    out = []
+    for name, size in sizes.items():
+        short = [(metric, need) for metric, references, need in needs
+                 if name in ("samples", *references) and size.count < need]
+        if short:
+            need = max(need for _, need in short)
+            names = ", ".join(f"'{metric}' ({need})" for metric, need in short)
+            out.append((size.key, f"{size.words}, too few for metric(s) {names}, which need at least that many "
+                                  f"points in each set they compare; {size.fix.format(need=need)}"))
+    return out
