@@ -111,9 +111,34 @@ def apply_override(cfg: DictConfig, item: str, source: str) -> None:
         cfg.sweep[key[len("sweep."):]] = parsed
         return
     try:
+        _spell_out_bare_name(cfg, key)
         OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
     except Exception as exc:
         raise ConfigError(source, [(key, f"cannot apply override: {exc}")]) from None
+
+
+def _spell_out_bare_name(cfg: DictConfig, key: str) -> None:
+    """An override of one key of an entry written as a bare name (``- copy_train``, ``features:
+    pixels``) sets it in ``{name: copy_train}``, as :func:`_normalize` reads the entry, instead
+    of replacing the entry with a mapping that has no name."""
+    parts = key.split(".")
+    for end in range(1, len(parts)):
+        where = parts[:end]
+        if not _names_an_entry(where):
+            continue
+        node = OmegaConf.select(cfg, ".".join(where), default=None)
+        if isinstance(node, str):
+            OmegaConf.update(cfg, ".".join(where), {"name": node}, merge=False)
+        return
+
+
+def _names_an_entry(parts: list[str]) -> bool:
+    """Whether ``parts`` is the key of an entry that a bare plugin name may stand for."""
+    return (parts in (["executor"], ["eval", "features"])
+            or (len(parts) == 2 and parts[0] in _NAMED_LISTS and parts[1].isdigit()))
+
+
+_NAMED_LISTS = ("datasets", "models", "metrics", "trackers")  # lists whose entries may be bare names
 
 
 def _normalize(data: dict) -> dict:
@@ -122,7 +147,7 @@ def _normalize(data: dict) -> dict:
     data = copy.deepcopy(data)
     if isinstance(data.get("trackers"), (str, dict)):
         data["trackers"] = [data["trackers"]]
-    for key in ("datasets", "models", "metrics", "trackers"):
+    for key in _NAMED_LISTS:
         items = data.get(key)
         if isinstance(items, list):
             data[key] = [{"name": it} if isinstance(it, str) else it for it in items]

@@ -17,7 +17,7 @@ DESCRIPTION = ("Derive training-dynamics quantities from stored evaluations, sto
 def add_arguments(p) -> None:
     add_results_dir(p)
     p.add_argument("--suite", required=True, help="suite name in the store")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",  # a default: argparse calls it optional
                    help="dynamics settings, e.g. alpha=0.05 min_excess.mem_ratio=0.02 criterion=loss")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
 
@@ -25,9 +25,13 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from benchbase.derived import derive_suite, dynamics_settings, suite_dynamics
     from benchbase.dynamics import format_fit, group_key, group_label, tau_fits
+    from benchbase.errors import BenchbaseInputError
     from benchbase.exponents import axis_fits, format_axis_fit, format_local_exponent, local_exponents
     from benchbase.memscore import format_record
 
+    bad = next((item for item in args.overrides if "=" not in item), None)
+    if bad is not None:  # worded as a suite's override is; checked before the store is opened
+        raise BenchbaseInputError(f"{bad}: an override must look like key=value (e.g. alpha=0.05)")
     with open_suite_store(args.results, args.suite) as store:
         base = dataclasses.asdict(suite_dynamics(store, args.suite))
         cfg = dynamics_settings(base, args.overrides)

@@ -14,7 +14,7 @@ from benchbase.paths import DB_NAME, default_results_dir
 def add_suite_arguments(p: argparse.ArgumentParser) -> None:
     """The suite YAML file, ``key=value`` overrides, ``--device`` and ``--tracker``."""
     p.add_argument("suite", help="suite YAML file")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",  # a default: argparse calls it optional
                    help="dotlist overrides, e.g. budget.examples=2e5 seeds=[0,1]")
     p.add_argument("--device", choices=None, default=None,
                    help="auto | cpu | cuda | cuda:N | tpu (overrides the suite's device)")
