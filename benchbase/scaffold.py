@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import keyword
+import re
 import string
 import tomllib
 import warnings
@@ -30,6 +31,7 @@ SUMMARIES = {
 }
 REQUIREMENTS = {"jax": "benchbase[jax]"}
 ENTRY_POINTS = "[project.entry-points.benchbase]"
+_DISTRIBUTION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")  # PEP 508 names
 
 
 def class_name(name: str) -> str:
@@ -39,10 +41,21 @@ def class_name(name: str) -> str:
 
 
 def validate_name(name: str, what: str = "plugin name") -> None:
-    if not name.isidentifier() or keyword.iskeyword(name):
+    """ASCII only: the name becomes a distribution name, which pip refuses otherwise."""
+    if not name.isascii() or not name.isidentifier() or keyword.iskeyword(name):
         raise BenchbaseInputError(
-            f"{what} '{name}' is not a Python identifier: use letters, digits and '_', not starting "
-            "with a digit (e.g. my_flow); it names the plugin, its module and its entry point")
+            f"{what} '{name}' is not a Python identifier in ASCII: use ASCII letters, digits and '_', not "
+            "starting with a digit (e.g. my_flow); it names the plugin, its module and its entry point")
+
+
+def distribution_name(package: str, what: str = "plugin name") -> str:
+    """benchbase-PACKAGE with '-' for '_', refused unless pip accepts it (PEP 508: it must
+    end with a letter or digit, so 'flow_' and '_' cannot name a package)."""
+    dist = f"benchbase-{package.replace('_', '-')}"
+    if not _DISTRIBUTION.fullmatch(dist):
+        raise BenchbaseInputError(f"{what} '{package}' would name the package '{dist}', which pip refuses: "
+                                  "a name must end with a letter or digit (e.g. my_flow)")
+    return dist
 
 
 def _template(filename: str) -> string.Template:
@@ -74,7 +87,7 @@ def plan(kind: str, name: str, framework: str | None = "torch", package: str | N
     holds one plugin, relative path -> text. More plugins join it with ``add_plugin``."""
     framework = framework if kind == "model" else None
     package = package or name
-    module, dist = f"benchbase_{package}", f"benchbase-{package.replace('_', '-')}"
+    module, dist = f"benchbase_{package}", distribution_name(package)
     values = _values(kind, name, framework, module, dist)
     files = {path: _template(tmpl).substitute(values) for path, tmpl in
              (("pyproject.toml", "pyproject.toml.tmpl"), ("README.md", "README.md.tmpl"),
@@ -82,16 +95,17 @@ def plan(kind: str, name: str, framework: str | None = "torch", package: str | N
     return {**files, **plugin_files(kind, name, framework, module, dist)}
 
 
-def _check_free(kind: str, name: str, framework: str | None, module: str | None = None) -> None:
+def _check_free(kind: str, name: str, module: str | None = None) -> None:
     """A clash with an installed plugin or module would shadow one of them silently."""
     if module is not None and importlib.util.find_spec(module) is not None:
         raise BenchbaseInputError(f"a module named '{module}' is already importable here; choose another name")
     from benchbase.plugins import build_registry
 
     registry = build_registry()
-    taken = [r for r in registry.all(kind) if r.name == name and (kind != "model" or r.framework == framework)]
-    if taken:
-        raise BenchbaseInputError(f"a {kind} named '{name}' is already registered (by {taken[0].source}: "
+    taken = [r for r in registry.all(kind) if r.name == name]
+    if taken:  # in any framework: a suite naming a model without `framework:` gets the torch one first
+        where = f"{'/'.join(sorted({r.framework for r in taken}))}, " if kind == "model" else ""
+        raise BenchbaseInputError(f"a {kind} named '{name}' is already registered ({where}by {taken[0].source}: "
                                   f"{taken[0].plugin}); choose another name")
 
 
@@ -125,11 +139,11 @@ def scaffold(kind: str, name: str, framework: str | None = None, parent: str | P
     if package is not None:
         validate_name(package, "package name")
     framework = _framework(kind, framework)
-    target = Path(parent) / f"benchbase-{(package or name).replace('_', '-')}"
+    target = Path(parent) / distribution_name(package or name, "package name" if package else "plugin name")
     if target.exists():
         raise BenchbaseInputError(f"{target} already exists; not overwriting it (remove it, pick --dir, or add "
                                   f"the plugin to it with --into {target})")
-    _check_free(kind, name, framework, f"benchbase_{package or name}")
+    _check_free(kind, name, f"benchbase_{package or name}")
     _write(target, plan(kind, name, framework, package))
     return target
 
@@ -157,7 +171,7 @@ def add_plugin(kind: str, name: str, framework: str | None, package_dir: str | P
                                   f"{ENTRY_POINTS} table, as `benchbase new` writes them")
     if name in entry_points:
         raise BenchbaseInputError(f"{pyproject}: an entry point '{name}' exists already; choose another name")
-    _check_free(kind, name, framework)
+    _check_free(kind, name)
     module = packages[0]
     dist = meta.get("project", {}).get("name", f"benchbase-{name}")
     files = plugin_files(kind, name, framework, module, dist)

@@ -16,10 +16,19 @@ from benchbase.scaffold import class_name, plan, scaffold
 from benchbase.testing import check_dataset, check_metric, check_model, small_config
 
 
-@pytest.mark.parametrize("name", ["1bad", "my-flow", "class", "with space", ""])
+@pytest.mark.parametrize("name", ["1bad", "my-flow", "class", "with space", "", "ünïcode"])
 def test_invalid_names_exit_2_with_a_clear_message(tmp_path, capsys, name):
     assert main(["new", "model", name, "--dir", str(tmp_path)]) == 2
     assert "not a Python identifier" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, shown", [(["_"], "benchbase--"), (["flow_"], "benchbase-flow-"),
+                                         (["x", "--package", "__"], "benchbase---")])
+def test_names_pip_would_refuse_as_a_distribution_exit_2(tmp_path, capsys, argv, shown):
+    assert main(["new", "model", *argv, "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"'{shown}', which pip refuses" in err and "\n" not in err
     assert not any(tmp_path.iterdir())
 
 
@@ -35,6 +44,8 @@ def test_an_existing_directory_is_never_overwritten(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["new", "dataset", "ring", "--framework", "jax"], "applies to models only"),
     (["new", "model", "vae"], "already registered"),
+    (["new", "model", "copy_train", "--framework", "torch"], "model named 'copy_train' is already registered (numpy"),
+    (["new", "model", "gan", "--framework", "numpy"], "model named 'gan' is already registered (jax"),
     (["new", "metric", "plugins"], "already importable"),
 ])
 def test_clashes_and_misplaced_options_exit_2(tmp_path, capsys, argv, message):
