@@ -154,6 +154,7 @@ class SampleScorer:
 
     scorer: Any  # benchbase.evaluation.Scorer
     metrics: tuple[MetricRef, ...] = ()
+    points_needed: tuple["PointsNeeded", ...] = ()  # checked against every sample set scored
 
     @classmethod
     def for_dataset(cls, dataset: str, *, n: int | None = None, config: Mapping | None = None,
@@ -223,10 +224,12 @@ class SampleScorer:
         registry = registry or _registry()
         feature = _feature_entry(registry, features, references.spec)
         entries = _metric_entries(registry, metrics, references.spec)
+        needs = _points_needed(registry, entries)
+        _check_set_sizes(needs, {"train": len(references.train), "test": len(references.test)})
         cache = FeatureCache(os.path.join(os.fspath(results_dir), "cache") if results_dir is not None else None)
         # a learned space's fit (copy_descriptor: minutes on a CPU) says how it goes on stderr
         return cls(Scorer(references, feature, entries, registry, _metric_device(device), cache, chance,
-                          report=_say), entries)
+                          report=_say), entries, needs)
 
     @property
     def references(self):
@@ -237,6 +240,7 @@ class SampleScorer:
         draw random numbers (kid subsets, swd projections) draw them from ``seed`` and
         ``step``: pass a run's seed and evaluation step to reproduce its values."""
         x = check_samples(samples, self.references.spec)
+        _check_set_sizes(self.points_needed, {"samples": len(x)})
         rows = self.scorer.score(x, step=int(step), seed=int(seed))
         ref = self.references
         return Scores(tuple(rows), self.scorer.feature_space, len(x), len(ref.train), len(ref.test),
@@ -356,6 +360,42 @@ def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> tuple[M
     if not entries:
         raise BenchbaseInputError("no metrics to compute")
     return tuple(entries)
+
+
+@dataclass(frozen=True)
+class PointsNeeded:
+    """The points a metric needs (its declared ``min_points``) in the samples and in
+    each reference split it compares."""
+
+    metric: str
+    references: tuple[str, ...]
+    points: int
+
+
+def _points_needed(registry, entries: tuple[MetricRef, ...]) -> tuple[PointsNeeded, ...]:
+    """What each metric needs; a value its config type allowed but the metric refuses is
+    an input error here, before anything is embedded or fitted."""
+    out = []
+    for entry in entries:
+        reg = registry.get("metric", entry.name)
+        cfg, _ = _config(reg, dict(entry.config), f"metrics.{entry.name}.config")
+        try:
+            points = int(reg.cls(cfg).min_points())
+        except ValueError as exc:
+            raise BenchbaseInputError(f"metrics.{entry.name}.config: {exc}") from None
+        out.append(PointsNeeded(entry.name, entry.references, points))
+    return tuple(out)
+
+
+def _check_set_sizes(needs: tuple[PointsNeeded, ...], sizes: dict[str, int]) -> None:
+    """Refuse a set smaller than a metric needs (``sizes``: samples/train/test -> points):
+    the metric would fail on it after the references were embedded."""
+    for name, count in sizes.items():
+        short = [n for n in needs if name in ("samples", *n.references) and count < n.points]
+        if short:
+            names = ", ".join(f"'{n.metric}' ({n.points})" for n in short)
+            raise BenchbaseInputError(f"the {name} set holds {count} point(s), too few for metric(s) {names}, "
+                                      "which need at least that many points in each set they compare")
 
 
 __all__ = ["DEFAULT_METRICS", "SampleScorer", "Scores", "score_samples"]

@@ -186,6 +186,11 @@ def test_big_endian_floats_score_as_little_endian_ones(tmp_path, capsys):
     (["--device", "gpu"], "unknown device 'gpu'; valid: cpu, cuda, cuda:N, auto"),
     (["--subset", "split=5"], "split must look like 'k of K'"),
     (["--results", "{file}"], "is a file; name a results directory"),
+    (["--n", "1"], "the train set holds 1 point(s), too few for metric(s) 'mem_ratio' (2), 'fd' (2)"),
+    (["--n-test", "1"], "the test set holds 1 point(s), too few for metric(s) 'fd' (2)"),
+    (["--metric", "precision", "--n-samples", "3"], "the samples set holds 3 point(s), too few for metric(s) "
+                                                    "'precision' (4)"),
+    (["--metric", "swd", "--metric-config", "swd.n_projections=-2"], "metrics.swd.config.n_projections: "),
 ])
 def test_bad_options_exit_2_with_one_line(tmp_path, capsys, argv, message):
     np.save(tmp_path / "s.npy", np.zeros((50, 2), np.float32))
