@@ -299,6 +299,7 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
     from benchbase.derived import suite_dynamics
 
     suites = [suite] if suite else results.suites()
+    _check_slice([r for s in suites for r in results.runs(suite=s)], dataset, metrics, primary)
     tables = []
     for s in suites:
         dyn = suite_dynamics(results, s)
@@ -325,6 +326,23 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
                                    f"before memorization: {onset}")
             tables.append(table)
     return tables
+
+
+def _check_slice(runs: list[RunRecord], dataset: str | None, metrics: list[str] | None,
+                 primary: str | None) -> None:
+    """Refuse a slice that names no stored dataset or metric: it would print an empty
+    table, or silently rank by another metric. Nothing to check when nothing is stored."""
+    if not runs:
+        return
+    if dataset:
+        stored = sorted({r.dataset_label for r in runs} | {r.spec.dataset.name for r in runs})
+        if dataset not in stored:
+            raise ValueError(f"dataset '{dataset}' has no stored run; stored: {', '.join(stored)}")
+    names = sorted({m.name for r in runs for m in r.spec.metrics})
+    for what, wanted in (("metric", metrics or []), ("primary", [primary] if primary else [])):
+        unknown = [w for w in wanted if w.split("[")[0] not in names]  # a column key: fd[test]
+        if unknown:
+            raise ValueError(f"{what} '{unknown[0]}' is not among the stored metrics: {', '.join(names)}")
 
 
 def _columns(runs: list[RunRecord], wanted: list[str] | None, ref: str | None) -> list[Column]:

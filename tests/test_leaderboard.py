@@ -327,10 +327,28 @@ def test_cli_leaderboard_merges_directories_and_fails_on_conflicts(store_dir, tm
     (["--suite", "nope"], "unknown suite 'nope'"),
     (["--at", "sometime"], "unknown --at"),
     (["--format", "nope"], "unknown publisher"),
+    (["--dataset", "nope"], "dataset 'nope' has no stored run; stored: "),  # printed "_No results._"
+    (["--metric", "nope"], "metric 'nope' is not among the stored metrics: "),  # a table without metrics
+    (["--primary", "nope"], "primary 'nope' is not among the stored metrics: "),  # ranked by another metric
 ])
 def test_cli_leaderboard_bad_input_exits_2(store_dir, capsys, args, message):
     assert main(["leaderboard", "--results", str(store_dir)] + args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_primary_may_name_a_column(store_dir):
+    with ResultSet([store_dir]) as rs:
+        assert build_tables(rs, primary="fd[test]")[0].primary == "fd[test]"
+
+
+def test_cli_report_and_plot_refuse_a_metric_that_is_not_stored(store_dir, tmp_path, capsys):
+    suite = SUITE["name"]
+    assert main(["report", "--results", str(store_dir), "--out", str(tmp_path / "site"), "--metric", "nope"]) == 2
+    assert main(["plot", "--results", str(store_dir), "--suite", suite, "--out", str(tmp_path / "figs"),
+                 "--metric", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "metric 'nope' is not among the stored metrics" in err and f"not among the metrics of suite '{suite}'" in err
+    assert not (tmp_path / "site").exists() and not (tmp_path / "figs").exists()
 
 
 def test_cli_leaderboard_without_results_exits_2(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Options shared by several commands, defined once: the suite file with its
-overrides, results directories (one, or several merged), and the leaderboard
-slice options of ``leaderboard`` and ``report``."""
+overrides, results directories (one, or several merged), the leaderboard slice
+options of ``leaderboard`` and ``report``, and counts that must not be negative."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,19 @@ from pathlib import Path
 
 from benchbase.errors import BenchbaseInputError
 from benchbase.paths import DB_NAME, default_results_dir
+
+
+def whole_number(least: int):
+    """An argparse type: a whole number >= ``least`` (a negative count would slice from the end)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+    return parse
 
 
 def add_suite_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from benchbase.commands.options import add_results_dir, open_suite_store, output_folder
+from benchbase.errors import BenchbaseInputError
 
 NAME = "plot"
 HELP = "plot training dynamics of a suite (PNG + SVG)"
@@ -28,6 +29,12 @@ def run(args) -> int:
 
     out = output_folder(args.out)
     with open_suite_store(args.results, args.suite) as store:
+        if args.metric:
+            stored = sorted({m.name for r in store.runs(suite=args.suite) for m in r.spec.metrics})
+            unknown = [m for m in args.metric if m not in stored]
+            if unknown:
+                raise BenchbaseInputError(f"--metric {unknown[0]}: not among the metrics of suite '{args.suite}': "
+                                          f"{', '.join(stored)}")
         paths, data = write_all(store, args.suite, out, tuple(args.format or FORMATS), args.metric)
     for f in data.fits:
         print(format_fit(f))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from benchbase.commands.options import (add_results_dirs, add_slice_arguments, open_results, output_folder,
-                                        report_conflicts, tables_from_args)
+                                        report_conflicts, tables_from_args, whole_number)
 
 NAME = "report"
 HELP = "write a static report site (leaderboards, curves, samples)"
@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
     add_results_dirs(p)
     p.add_argument("--out", required=True, metavar="SITE", help="directory to write the site to")
     add_slice_arguments(p)
-    p.add_argument("--samples", type=int, default=16, metavar="K",
+    p.add_argument("--samples", type=whole_number(0), default=16, metavar="K",
                    help="image samples shown per run (default: %(default)s)")
     p.add_argument("--svg", action="store_true", help="also write the metric curves as SVG (for papers)")
 

@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from benchbase.commands.options import whole_number
 from benchbase.errors import BenchbaseInputError
 
 ARROWS = {"lower": "↓", "higher": "↑"}
@@ -28,19 +29,6 @@ EPILOG = ("examples:\n"
           "  benchbase score samples/ --dataset gmm2d --n 512 --metric-config mem_ratio.threshold=0.2")
 
 
-def whole_number(least: int):
-    """An argparse type: a whole number >= ``least`` (a negative count would slice from the end)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
-        return value
-    return parse
-
-
 def device_name(text: str) -> str:
     """An argparse type: a metric device the scorer can place arrays on."""
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
@@ -52,19 +40,22 @@ def add_arguments(p) -> None:
     p.add_argument("samples", help="an .npy or .npz file (array (N, *shape); an .npz under 'samples' or --key), "
                                    "a folder of images, or a folder of step_<N>.npz|.npy files or step_<N>/ folders")
     p.add_argument("--dataset", required=True, help="a registered dataset (see `benchbase plugins --kind dataset`)")
-    p.add_argument("--n", type=whole_number(1), default=None, help="training subset size (default: the whole train split)")
+    p.add_argument("--n", type=whole_number(1), default=None,
+                   help="training subset size (default: the whole train split)")
     p.add_argument("--dataset-config", action="append", default=[], metavar="KEY=VALUE",
                    help="the dataset's config, as in a suite (repeatable)")
     p.add_argument("--subset", action="append", default=[], metavar="KEY=VALUE",
                    help="how the subset is chosen: mode=first|random, seed=N, split='k of K', dedup=0.95")
-    p.add_argument("--n-test", type=whole_number(1), default=None, help="use the first N test points (default: all)")
+    p.add_argument("--n-test", type=whole_number(1), default=None,
+                   help="use the first N test points (default: all)")
     p.add_argument("--metric", action="append", default=[], metavar="NAME",
                    help="a metric (repeatable; default: mem_ratio, fd, swd)")
     p.add_argument("--metric-config", action="append", default=[], metavar="METRIC.KEY=VALUE",
                    help="a metric parameter, e.g. mem_ratio.threshold=0.2 (repeatable)")
     p.add_argument("--features", default="pixels", help="feature space (default: pixels)")
     p.add_argument("--feature-config", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--n-samples", type=whole_number(2), default=None, help="score the first N samples of each file (default: all)")
+    p.add_argument("--n-samples", type=whole_number(2), default=None,
+                   help="score the first N samples of each file (default: all)")
     p.add_argument("--key", default=None, help="the .npz array holding the samples (default: 'samples' or the only one)")
     p.add_argument("--seed", type=whole_number(0), default=0, help="seed for metrics that draw random numbers (kid, swd)")
     p.add_argument("--step", type=whole_number(0), default=None,
