@@ -47,10 +47,11 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may come after options (`run s.yaml --results r a=1`): argparse would
-    # call them unrecognized, so collect leftover key=value words as overrides.
+    # call them unrecognized, so leftover words that are not options go to the overrides,
+    # whose parser says what is wrong with one that lacks '='.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        if hasattr(args, "overrides") and not any(e.startswith("-") for e in extra):
             args.overrides = [*args.overrides, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
