@@ -1,6 +1,8 @@
 """``benchbase run``: validate, then train and evaluate what is left of a suite."""
 from __future__ import annotations
 
+import shlex
+
 from benchbase.commands.options import add_results_dir, add_suite_arguments
 
 NAME = "run"
@@ -40,5 +42,5 @@ def run(args) -> int:
     for title, reason in result.failures:
         print(f"  not finished: {title}: {reason.splitlines()[-1] if reason else ''}")
     if not result.failures:
-        print(f"next: benchbase leaderboard --results {args.results} --suite {suite.name}")
+        print(f"next: benchbase leaderboard --results {shlex.quote(str(args.results))} --suite {suite.name}")
     return 0 if result.ok else 1
