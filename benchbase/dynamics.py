@@ -155,16 +155,22 @@ def normalization(runs: list[RunRecord]) -> tuple[dict[str, float], dict]:
 # ----------------------------------------------------------------------- settings
 
 
-def min_excess_problems(min_excess: dict, judged: list[str], unknown: set[str] = frozenset()) \
+def metric_name_problems(settings: DynamicsEntry, judged: list[str], unknown: set[str] = frozenset()) \
         -> list[tuple[str, str]]:
-    """``dynamics.min_excess`` keys that name none of the memorization metrics ``judged``
-    (an ``unknown`` metric is reported at its own entry): such a value would change no verdict."""
+    """``dynamics.min_excess`` keys and a ``copy_metric`` that name none of the memorization
+    metrics ``judged`` (an ``unknown`` metric is reported at its own entry): such a setting
+    would change no verdict, or judge nothing."""
     from benchbase.errors import list_choices, suggest
 
-    return [(f"dynamics.min_excess.{name}",
-             f"'{name}' is not a memorization metric of this suite.{suggest(name, judged)} "
-             f"Valid: {list_choices(judged)}")
-            for name in min_excess if name not in judged and name not in unknown]
+    out = [(f"dynamics.min_excess.{name}",
+            f"'{name}' is not a memorization metric of this suite.{suggest(name, judged)} "
+            f"Valid: {list_choices(judged)}")
+           for name in settings.min_excess if name not in judged and name not in unknown]
+    copy = settings.copy_metric
+    if copy != "auto" and copy not in judged and copy not in unknown:
+        out.append(("dynamics.copy_metric", f"'{copy}' is not a memorization metric of this suite."
+                                            f"{suggest(copy, judged)} Valid: auto, {list_choices(judged)}"))
+    return out
 
 
 # ------------------------------------------------------------------------ one run

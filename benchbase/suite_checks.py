@@ -12,9 +12,10 @@ from benchbase.specs import SubsetPlan
 
 
 def metric_name_problems(suite: Any, metrics: list) -> list[tuple[str, str]]:
-    """``leaderboard.primary``/``.metrics`` and ``dynamics.min_excess`` keys that name none of
-    the suite's metrics (``metrics``: the planner's choices; an unknown one has no plugin)."""
-    from benchbase.dynamics import min_excess_problems
+    """``leaderboard.primary``/``.metrics`` and ``dynamics.min_excess``/``.copy_metric`` that
+    name none of the suite's metrics (``metrics``: the planner's choices; an unknown one has
+    no plugin)."""
+    from benchbase.dynamics import metric_name_problems as dynamics_name_problems
     from benchbase.leaderboard import spec_problems
 
     known = [m.entry.name for m in metrics if m.registered is not None]
@@ -22,7 +23,7 @@ def metric_name_problems(suite: Any, metrics: list) -> list[tuple[str, str]]:
     judged = [name for name, m in zip(known, (m for m in metrics if m.registered is not None))
               if getattr(m.registered.cls, "memorizes", None)]
     return (spec_problems(suite.leaderboard.primary, suite.leaderboard.metrics, known, unknown)
-            + min_excess_problems(suite.dynamics.min_excess, judged, unknown))
+            + dynamics_name_problems(suite.dynamics, judged, unknown))
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,15 @@ def test_min_excess_names_a_memorization_metric_of_the_suite(registry):
                 registry=registry)
 
 
+def test_copy_metric_names_a_memorization_metric_of_the_suite(registry):
+    """A copy_metric the suite does not store would judge nothing: no run would ever memorize."""
+    with pytest.raises(ConfigError, match=r"dynamics\.copy_metric: 'mem_ratoi' is not a memorization metric of "
+                                          r"this suite\. Did you mean 'mem_ratio'\?"):
+        build_suite(tiny_suite(models=["copy_train"], dynamics={"copy_metric": "mem_ratoi"}), "<t>",
+                    registry=registry)
+    build_suite(tiny_suite(models=["copy_train"], dynamics={"copy_metric": "mem_ratio"}), "<t>", registry=registry)
+
+
 # ------------------------------------------------------------ stores made by hand
 
 
@@ -250,6 +259,22 @@ def test_dynamics_command_recomputes_with_overrides(registry, tmp_path, capsys):
     assert all(after[k]["tau_mem"] > before[k] for k in before)
     assert all(rec["settings"]["min_excess"] == {"mem_ratio": 0.5} for rec in after.values())
     assert main(["dynamics", "--results", str(tmp_path), "--suite", "nope"]) == 2
+
+
+@pytest.mark.parametrize("override, message", [
+    ("min_excess.foo=1", "dynamics.min_excess.foo: 'foo' is not a memorization metric of this suite"),
+    ("copy_metric=fd", "dynamics.copy_metric: 'fd' is not a memorization metric of this suite"),
+])
+def test_dynamics_command_refuses_settings_naming_no_stored_memorization_metric(registry, tmp_path, capsys,
+                                                                               override, message):
+    suite = fake_store(registry, tmp_path)
+    with Store(tmp_path) as store:
+        before = store.derived(suite.name)
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", suite.name, override]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    with Store(tmp_path) as store:
+        assert store.derived(suite.name) == before
 
 
 # ------------------------------------------------------------------- end to end

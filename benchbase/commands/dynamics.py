@@ -35,6 +35,7 @@ def run(args) -> int:
     with open_suite_store(args.results, args.suite) as store:
         base = dataclasses.asdict(suite_dynamics(store, args.suite))
         cfg = dynamics_settings(base, args.overrides)
+        check_metric_names(cfg, store.runs(suite=args.suite))
         records = derive_suite(store, args.suite, cfg)
         runs = [r for r in store.runs(suite=args.suite) if r.run_id in records]
     if args.json:
@@ -61,3 +62,19 @@ def run(args) -> int:
             shown.add(json.dumps(rec["full_runs"]))
             print(format_record(rec, group_label(group_key(r.spec))))
     return 0
+
+
+def check_metric_names(cfg, runs) -> None:
+    """Refuse settings that name none of the stored runs' memorization metrics, as a suite
+    with them is refused (``dynamics min_excess.foo=1`` would change no verdict)."""
+    from benchbase.dynamics import metric_name_problems
+    from benchbase.errors import ConfigError
+    from benchbase.plugins import build_registry
+
+    registry = build_registry()
+    names = sorted({m.name for r in runs for m in r.spec.metrics})
+    installed = set(names) & set(registry.names("metric"))
+    judged = [name for name in sorted(installed) if getattr(registry.get("metric", name).cls, "memorizes", None)]
+    problems = metric_name_problems(cfg, judged, unknown=set(names) - installed)
+    if problems:
+        raise ConfigError("<dynamics>", problems)
