@@ -110,11 +110,27 @@ def apply_override(cfg: DictConfig, item: str, source: str) -> None:
             cfg["sweep"] = {}
         cfg.sweep[key[len("sweep."):]] = parsed
         return
+    _check_list_indices(cfg, key, source)
     try:
         _spell_out_bare_name(cfg, key)
         OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
     except Exception as exc:
         raise ConfigError(source, [(key, f"cannot apply override: {exc}")]) from None
+
+
+def _check_list_indices(cfg: DictConfig, key: str, source: str) -> None:
+    """An index past the end of a list (``models.5.label`` with two models) is refused in
+    words: an override changes entries, it does not append them."""
+    parts = key.split(".")
+    for end, part in enumerate(parts[1:], start=1):
+        node = OmegaConf.select(cfg, ".".join(parts[:end]), default=None)
+        if not isinstance(node, ListConfig) or not part.isdigit():
+            continue
+        if int(part) >= len(node):
+            where = ".".join(parts[:end])
+            entries = f"{where}.0 .. {where}.{len(node) - 1}" if len(node) else "none"
+            raise ConfigError(source, [(key, f"{where} has {len(node)} entries ({entries}); an override changes "
+                                             f"an entry, it does not add one: set the whole list ({where}=[...])")])
 
 
 def _spell_out_bare_name(cfg: DictConfig, key: str) -> None:
