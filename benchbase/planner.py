@@ -22,7 +22,7 @@ from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError,
     suggest
 from benchbase.frameworks import framework_available
 from benchbase.schedules import eval_schedule
-from benchbase.suite_checks import metric_name_problems, set_sizes, too_few
+from benchbase.suite_checks import PointsNeeded, metric_name_problems, set_sizes, too_few
 from benchbase.specs import (Budget, DatasetRef, EvalPlan, FeatureRef, MetricRef, ModelRef, RunSpec, SubsetPlan,
                              json_default, parse_split)
 from benchbase.structured import plugin_config
@@ -463,7 +463,7 @@ class RunPlanner:
                 complete = False
             if plain is None or missing:
                 continue
-            needs.append((metric.entry.name, tuple(cls.references), need))
+            needs.append(PointsNeeded(metric.entry.name, tuple(cls.references), need))
             out.append(MetricRef.of(metric.registered, plain))
         self.problems.extend(short := too_few(needs, sizes))
         return tuple(out) if complete and not short else None

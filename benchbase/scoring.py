@@ -28,6 +28,7 @@ import numpy as np
 from benchbase.contracts import DataSpec, EvalRow, unmet_requirements
 from benchbase.errors import BenchbaseInputError
 from benchbase.specs import FeatureRef, MetricRef
+from benchbase.suite_checks import PointsNeeded, SetSize, too_few
 
 DEFAULT_METRICS = ("mem_ratio", "fd", "swd")
 
@@ -154,7 +155,7 @@ class SampleScorer:
 
     scorer: Any  # benchbase.evaluation.Scorer
     metrics: tuple[MetricRef, ...] = ()
-    points_needed: tuple["PointsNeeded", ...] = ()  # checked against every sample set scored
+    points_needed: tuple[PointsNeeded, ...] = ()  # checked against every sample set scored
 
     @classmethod
     def for_dataset(cls, dataset: str, *, n: int | None = None, config: Mapping | None = None,
@@ -362,16 +363,6 @@ def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> tuple[M
     return tuple(entries)
 
 
-@dataclass(frozen=True)
-class PointsNeeded:
-    """The points a metric needs (its declared ``min_points``) in the samples and in
-    each reference split it compares."""
-
-    metric: str
-    references: tuple[str, ...]
-    points: int
-
-
 def _points_needed(registry, entries: tuple[MetricRef, ...]) -> tuple[PointsNeeded, ...]:
     """What each metric needs; a value its config type allowed but the metric refuses is
     an input error here, before anything is embedded or fitted."""
@@ -390,12 +381,10 @@ def _points_needed(registry, entries: tuple[MetricRef, ...]) -> tuple[PointsNeed
 def _check_set_sizes(needs: tuple[PointsNeeded, ...], sizes: dict[str, int]) -> None:
     """Refuse a set smaller than a metric needs (``sizes``: samples/train/test -> points):
     the metric would fail on it after the references were embedded."""
-    for name, count in sizes.items():
-        short = [n for n in needs if name in ("samples", *n.references) and count < n.points]
-        if short:
-            names = ", ".join(f"'{n.metric}' ({n.points})" for n in short)
-            raise BenchbaseInputError(f"the {name} set holds {count} point(s), too few for metric(s) {names}, "
-                                      "which need at least that many points in each set they compare")
+    problems = too_few(list(needs), {name: SetSize(count, name, f"the {name} set holds {count} point(s)",
+                                                   "give at least {need}") for name, count in sizes.items()})
+    if problems:
+        raise BenchbaseInputError(problems[0][1])
 
 
 __all__ = ["DEFAULT_METRICS", "SampleScorer", "Scores", "score_samples"]

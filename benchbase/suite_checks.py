@@ -63,13 +63,22 @@ def set_sizes(evaluation: Any, subset: SubsetPlan, n_key: str, info: Any, datase
     return sizes
 
 
-def too_few(needs: list[tuple[str, tuple, int]], sizes: dict[str, SetSize]) -> list[tuple[str, str]]:
-    """One (key, message) per set that holds fewer points than a metric declares it needs;
-    ``needs``: (metric name, its references, the points it needs in each set it compares)."""
+@dataclass(frozen=True)
+class PointsNeeded:
+    """The points a metric needs (its declared ``min_points``) in the generated samples and in
+    each reference split it compares."""
+
+    metric: str
+    references: tuple[str, ...]
+    points: int
+
+
+def too_few(needs: list[PointsNeeded], sizes: dict[str, SetSize]) -> list[tuple[str, str]]:
+    """One (key, message) per set that holds fewer points than a metric declares it needs."""
     out = []
     for name, size in sizes.items():
-        short = [(metric, need) for metric, references, need in needs
-                 if name in ("samples", *references) and size.count < need]
+        short = [(n.metric, n.points) for n in needs
+                 if name in ("samples", *n.references) and size.count < n.points]
         if short:
             need = max(need for _, need in short)
             names = ", ".join(f"'{metric}' ({need})" for metric, need in short)
