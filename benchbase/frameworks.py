@@ -45,8 +45,8 @@ class TorchFramework:
 
         if requested == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if unsupported(self.name, requested):
-            raise BenchbaseInputError(unsupported(self.name, requested))
+        if reason := unsupported(self.name, requested):
+            raise BenchbaseInputError(reason)
         if requested.startswith("cuda") and not torch.cuda.is_available():
             raise BenchbaseInputError(f"device '{requested}' requested but PyTorch sees no CUDA GPU")
         device = torch.device(requested)

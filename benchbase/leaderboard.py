@@ -265,6 +265,12 @@ def resolve_at(at: str, settings: Any = None) -> AtRule:
     raise ValueError(f"unknown --at '{at}'. Valid: {', '.join(AT_RULES)}, step=N")
 
 
+def metric_of(key: str) -> str:
+    """The metric a column or value key names: fd, mem_ratio[train], heldout_gap.train, and
+    train/loss (the training loss: "train")."""
+    return key.replace("[", ".").replace("/", ".").split(".")[0]
+
+
 def spec_problems(primary: str | None, columns: list[str], known: list[str],
                   unknown: set[str]) -> list[tuple[str, str]]:
     """What is wrong with a suite's ``leaderboard:`` given its metric names (``known``; an
@@ -274,8 +280,7 @@ def spec_problems(primary: str | None, columns: list[str], known: list[str],
     from benchbase.errors import list_choices, suggest
 
     out = []
-    head = primary.replace("[", ".").replace("/", ".").split(".")[0] if primary else ""
-    if primary and not unknown and head not in {*known, "train"}:  # fd, mem_ratio[train], heldout_gap.train, train/loss
+    if primary and not unknown and metric_of(primary) not in {*known, "train"}:
         out.append(("leaderboard.primary", f"'{primary}' is not among the suite's metrics.{suggest(primary, known)} "
                                            f"Valid: {list_choices([*known, 'train/loss'])}"))
     for i, name in enumerate(columns):
@@ -339,8 +344,8 @@ def _check_slice(runs: list[RunRecord], dataset: str | None, metrics: list[str] 
         if dataset not in stored:
             raise ValueError(f"dataset '{dataset}' has no stored run; stored: {', '.join(stored)}")
     names = sorted({m.name for r in runs for m in r.spec.metrics})
-    for what, wanted in (("metric", metrics or []), ("primary", [primary] if primary else [])):
-        unknown = [w for w in wanted if w.split("[")[0] not in names]  # a column key: fd[test]
+    for what, wanted, also in (("metric", metrics or [], set()), ("primary", [primary] if primary else [], {"train"})):
+        unknown = [w for w in wanted if metric_of(w) not in {*names, *also}]
         if unknown:
             raise ValueError(f"{what} '{unknown[0]}' is not among the stored metrics: {', '.join(names)}")
 

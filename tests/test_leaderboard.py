@@ -339,6 +339,8 @@ def test_cli_leaderboard_bad_input_exits_2(store_dir, capsys, args, message):
 def test_a_primary_may_name_a_column(store_dir):
     with ResultSet([store_dir]) as rs:
         assert build_tables(rs, primary="fd[test]")[0].primary == "fd[test]"
+        for key in ("mem_ratio.train", "train/loss"):  # a value key and the training loss, as a suite's primary
+            assert build_tables(rs, primary=key)
 
 
 def test_cli_report_and_plot_refuse_a_metric_that_is_not_stored(store_dir, tmp_path, capsys):
