@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.chance import DEFAULT_ALPHA, judge_stored
+from benchbase.leaderboard_checks import check_slice
 from benchbase.records import RunRecord
 from benchbase.suite_schema import DynamicsEntry
 from benchbase.verdicts import CopyRule, memorization_onset, onset_summary
@@ -265,31 +266,6 @@ def resolve_at(at: str, settings: Any = None) -> AtRule:
     raise ValueError(f"unknown --at '{at}'. Valid: {', '.join(AT_RULES)}, step=N")
 
 
-def metric_of(key: str) -> str:
-    """The metric a column or value key names: fd, mem_ratio[train], heldout_gap.train, and
-    train/loss (the training loss: "train")."""
-    return key.replace("[", ".").replace("/", ".").split(".")[0]
-
-
-def spec_problems(primary: str | None, columns: list[str], known: list[str],
-                  unknown: set[str]) -> list[tuple[str, str]]:
-    """What is wrong with a suite's ``leaderboard:`` given its metric names (``known``; an
-    ``unknown`` one is reported at its own entry, and while one is, the primary may name
-    its fix): a primary or a column that names no metric of the suite would silently rank
-    by another, or show no column at all."""
-    from benchbase.errors import list_choices, suggest
-
-    out = []
-    if primary and not unknown and metric_of(primary) not in {*known, "train"}:
-        out.append(("leaderboard.primary", f"'{primary}' is not among the suite's metrics.{suggest(primary, known)} "
-                                           f"Valid: {list_choices([*known, 'train/loss'])}"))
-    for i, name in enumerate(columns):
-        if name not in known and name not in unknown:
-            out.append((f"leaderboard.metrics[{i}]", f"'{name}' is not among the suite's metrics."
-                                                     f"{suggest(name, known)} Valid: {list_choices(known)}"))
-    return out
-
-
 # ------------------------------------------------------------------------ tables
 
 
@@ -304,7 +280,7 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
     from benchbase.derived import suite_dynamics
 
     suites = [suite] if suite else results.suites()
-    _check_slice([r for s in suites for r in results.runs(suite=s)], dataset, metrics, primary)
+    check_slice([r for s in suites for r in results.runs(suite=s)], dataset, metrics, primary)
     tables = []
     for s in suites:
         dyn = suite_dynamics(results, s)
@@ -331,23 +307,6 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
                                    f"before memorization: {onset}")
             tables.append(table)
     return tables
-
-
-def _check_slice(runs: list[RunRecord], dataset: str | None, metrics: list[str] | None,
-                 primary: str | None) -> None:
-    """Refuse a slice that names no stored dataset or metric: it would print an empty
-    table, or silently rank by another metric. Nothing to check when nothing is stored."""
-    if not runs:
-        return
-    if dataset:
-        stored = sorted({r.dataset_label for r in runs} | {r.spec.dataset.name for r in runs})
-        if dataset not in stored:
-            raise ValueError(f"dataset '{dataset}' has no stored run; stored: {', '.join(stored)}")
-    names = sorted({m.name for r in runs for m in r.spec.metrics})
-    for what, wanted, also in (("metric", metrics or [], set()), ("primary", [primary] if primary else [], {"train"})):
-        unknown = [w for w in wanted if metric_of(w) not in {*names, *also}]
-        if unknown:
-            raise ValueError(f"{what} '{unknown[0]}' is not among the stored metrics: {', '.join(names)}")
 
 
 def _columns(runs: list[RunRecord], wanted: list[str] | None, ref: str | None) -> list[Column]:

@@ -16,7 +16,7 @@ def metric_name_problems(suite: Any, metrics: list) -> list[tuple[str, str]]:
     name none of the suite's metrics (``metrics``: the planner's choices; an unknown one has
     no plugin)."""
     from benchbase.dynamics import metric_name_problems as dynamics_name_problems
-    from benchbase.leaderboard import spec_problems
+    from benchbase.leaderboard_checks import spec_problems
 
     known = [m.entry.name for m in metrics if m.registered is not None]
     unknown = {m.entry.name for m in metrics if m.registered is None}
