@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from docs_block import write_block  # noqa: E402
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "disguised_copies.yaml"
-METRICS = ("copy_cosine", "mem_ratio", "authenticity")
+METRICS = ("copy_cosine", "mem_ratio", "authenticity", "fls_overfit")
 
 
 @dataclass
@@ -89,7 +89,9 @@ def table(per_space: dict[str, dict[str, Judged]], seeds: int) -> str:
              "same training subset), then the seeds the calibrated verdict flags. Verdict: "
              f"{CopyRule().describe(list(METRICS))}, the rule leaderboards and onsets apply. copy_cosine "
              "applies each space's own threshold (its calibrated one, else 0.5). Copying reads higher "
-             "copy_cosine and mem_ratio and lower authenticity than chance."]
+             "copy_cosine, mem_ratio and fls_overfit and lower authenticity than chance. true_sampler's "
+             "fls_overfit (-50) is not a false negative: its samples are the test points the metric "
+             "compares against, so every kernel prefers them."]
     for space, judged in per_space.items():
         lines += ["", f"**`{space}`**", "", "| model | " + " | ".join(METRICS) + " | verdict (any metric) |",
                   "| --- |" + " --- |" * (len(METRICS) + 1)]

@@ -1,13 +1,16 @@
 """Disguised memorizers through the whole core on digits (suites/disguised_copies.yaml):
 in the copy_descriptor space, fresh data (true_sampler: unseen test-split images) reads
-copy_cosine at about the calibrated 1%, and the memorization metrics flag shifted,
-mirrored, recoloured and combined copies (both beyond true_sampler's values and by the
-core's calibrated verdict, each metric against its measured chance level); cropped, rotated, sheared and blended copies
-still pass as novel there (strict xfail: they flip when the space sees them). The
-descriptor is the two-block trunk fitted for 1500 steps (tests/support/learned_spaces.py);
-the default (three blocks, 3000 steps) also catches cropped copies, at 5 of 5 seeds
-(docs/metrics.md, "Disguised copies").
-In pixel space every disguise reads as novel.
+copy_cosine at about the calibrated 1%, and the proportion metrics (copy_cosine,
+mem_ratio, authenticity) flag shifted, mirrored, recoloured and combined copies, both
+beyond true_sampler's values and by the core's calibrated verdict (each metric against
+its measured chance level); cropped, rotated, sheared and blended copies pass them
+(strict xfail: they flip when the space sees them). The suite's fourth metric,
+fls_overfit, brings cropped and sheared copies into the verdict there; blends stay
+unseen in that space. The descriptor is the two-block trunk fitted for 1500 steps
+(tests/support/learned_spaces.py); with the default (three blocks, 3000 steps) the
+verdict also flags rotated copies, at 5 of 5 seeds (docs/metrics.md, "Disguised copies").
+In pixel space the verdict sees exact copies, recolouring and blends and no geometric
+disguise.
 
 Slow: the descriptor fits once per session (tests/conftest.py, learned_space_results).
 """
@@ -90,9 +93,12 @@ def test_fresh_data_reads_the_calibrated_false_positive_rate(values):
 
 
 # measured (docs/metrics.md, "Disguised copies"): what the copy_descriptor space catches today
-# with the two-block trunk the tests fit (support/learned_spaces.py); the default descriptor also catches "cropped"
+# with the two-block trunk the tests fit (support/learned_spaces.py). CAUGHT and MISSED: by the
+# proportion metrics; VERDICT_ALSO: by the verdict through fls_overfit. Rotated copies are left
+# out of both: the two-block fit's verdict flags them at 1 of 5 seeds, the default fit's at 5 of 5.
 CAUGHT = ["shifted", "mirrored", "recoloured", "combined"]
 MISSED = ["cropped", "rotated", "sheared", "blended"]
+VERDICT_ALSO = ["cropped", "sheared"]
 
 
 @pytest.mark.parametrize("label", CAUGHT)
@@ -100,7 +106,7 @@ def test_disguises_flagged_in_the_copy_descriptor_space(values, label):
     assert flagged_by(values["copy_descriptor"], label), values["copy_descriptor"][label]
 
 
-@pytest.mark.parametrize("label", CAUGHT + ["copy_train"])
+@pytest.mark.parametrize("label", CAUGHT + VERDICT_ALSO + ["copy_train"])
 def test_the_calibrated_verdict_flags_the_disguises_it_catches(values, label):
     """Issue 20: judged as the core judges every run (each metric against its measured
     chance level, benchbase.verdicts), not only against true_sampler's values."""
@@ -112,11 +118,26 @@ def test_the_calibrated_verdict_passes_fresh_data_in_both_spaces(values):
     assert not values["pixels"]["verdict"]["true_sampler"], values["pixels"]["true_sampler"]
 
 
-@pytest.mark.xfail(strict=True, reason="the descriptor trained on digits with the default budget does not yet see "
-                                       "these disguises at 400 samples (docs/metrics.md, Disguised copies)")
+@pytest.mark.xfail(strict=True, reason="copy_cosine, mem_ratio and authenticity in the descriptor's space do not "
+                                       "yet see these disguises at 400 samples (fls_overfit's verdict sees cropped "
+                                       "and sheared ones; docs/metrics.md, Disguised copies)")
 @pytest.mark.parametrize("label", MISSED)
 def test_disguises_the_copy_descriptor_space_misses(values, label):
     assert flagged_by(values["copy_descriptor"], label), values["copy_descriptor"][label]
+
+
+@pytest.mark.xfail(strict=True, reason="no memorization metric sees a 50/50 blend in the copy_descriptor "
+                                       "space (docs/metrics.md, Disguised copies)")
+def test_the_calibrated_verdict_flags_blends_in_the_copy_descriptor_space(values):
+    assert values["copy_descriptor"]["verdict"]["blended"], values["copy_descriptor"]["blended"]
+
+
+def test_fls_overfit_is_what_brings_cropped_and_sheared_copies_into_the_verdict(values):
+    """Without fls_overfit the verdict would miss them: the proportion metrics do."""
+    for label in VERDICT_ALSO:
+        assert not flagged_by(values["copy_descriptor"], label), (label, values["copy_descriptor"][label])
+        v = values["copy_descriptor"][label]
+        assert v["fls_overfit"] - v["fls_overfit.chance"] >= 5, (label, v)
 
 
 def test_pixel_space_reads_the_disguises_as_novel(values):
@@ -125,5 +146,8 @@ def test_pixel_space_reads_the_disguises_as_novel(values):
     assert px["verdict"]["copy_train"]
     for label in ("shifted", "mirrored", "cropped", "rotated", "combined", "sheared", "blended"):
         assert not flagged_by(px, label), (label, px[label])
-        assert not px["verdict"][label], (label, px[label])  # the calibrated verdict agrees
+        if label != "blended":
+            assert not px["verdict"][label], (label, px[label])  # the calibrated verdict agrees
+    # a 50/50 blend is a point between two training images: fls_overfit's kernels see it in pixel space
+    assert px["verdict"]["blended"] and px["blended"]["fls_overfit"] - px["blended"]["fls_overfit.chance"] >= 5
     assert px["true_sampler"]["copy_cosine"] > 0.9  # cosine in pixel space: everything is a "copy"
