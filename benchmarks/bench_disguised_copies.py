@@ -10,7 +10,11 @@ metric significantly above its chance level and by its minimum excess, alpha spl
 between the metrics), exactly as leaderboards and onsets judge runs.
 
     python benchmarks/bench_disguised_copies.py [--spaces pixels,trained_encoder,copy_descriptor]
-        [--results results/disguised_copies] [--write-docs docs/metrics.md]
+        [--suite suites/disguised_copies.yaml] [--results results/disguised_copies]
+        [--write-docs docs/metrics.md]
+
+Another suite of oracles (``--suite suites/blend_strengths.yaml``) gets the same table,
+in its own docs block (named after the suite file).
 """
 from __future__ import annotations
 
@@ -59,14 +63,14 @@ def judge_run(evals: list[dict], into: Judged) -> None:
     into.runs += 1
 
 
-def run_space(space: str, results: Path, overrides: list[str], registry) -> dict[str, Judged]:
+def run_space(suite_path: Path, space: str, results: Path, overrides: list[str], registry) -> dict[str, Judged]:
     """{model label: Judged} of the suite in ``space``."""
     from benchbase.config import load_suite
     from benchbase.driver import run_suite
     from benchbase.progress import Reporter
     from benchbase.store import Store
 
-    suite = load_suite(SUITE, [f"eval.features={space}", *overrides], registry=registry)
+    suite = load_suite(suite_path, [f"eval.features={space}", *overrides], registry=registry)
     judged: dict[str, Judged] = {}
     with Store(results / space) as store:
         outcome = run_suite(suite, store, registry, reporter=Reporter())
@@ -79,12 +83,13 @@ def run_space(space: str, results: Path, overrides: list[str], registry) -> dict
     return judged
 
 
-def table(per_space: dict[str, dict[str, Judged]], seeds: int) -> str:
+def table(per_space: dict[str, dict[str, Judged]], seeds: int, suite_path: Path = SUITE) -> str:
     from benchbase.verdicts import CopyRule
 
     first = next(iter(per_space.values()))
-    order = ["true_sampler", "copy_train"] + [m for m in first if m not in ("true_sampler", "copy_train")]
-    lines = [f"{seeds} seeds of 400 samples each (suites/disguised_copies.yaml). Each cell: the mean value over "
+    brackets = [m for m in ("true_sampler", "copy_train") if m in first]
+    order = brackets + [m for m in first if m not in brackets]
+    lines = [f"{seeds} seeds of 400 samples each (suites/{suite_path.name}). Each cell: the mean value over "
              "the seeds / the mean chance level it is judged against (fresh held-out digits scored against the "
              "same training subset), then the seeds the calibrated verdict flags. Verdict: "
              f"{CopyRule().describe(list(METRICS))}, the rule leaderboards and onsets apply. copy_cosine "
@@ -108,21 +113,27 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spaces", default="pixels,trained_encoder,copy_descriptor")
+    p.add_argument("--suite", default=str(SUITE.relative_to(SUITE.parents[1])),
+                   help="a suite of oracles to judge (default: the disguised copies)")
     p.add_argument("--results", default="results/disguised_copies", help="one results folder per space inside")
     p.add_argument("--seeds", default="", help="comma-separated seeds (default: the suite's)")
     p.add_argument("--write-docs", default="", help="replace the generated block of this markdown file")
     args = p.parse_args(argv)
     overrides = [f"seeds=[{args.seeds}]"] if args.seeds else []
     registry = build_registry(PluginPolicy(entry_points=False))
+    suite_path = Path(args.suite)
+    if not suite_path.is_file():
+        raise SystemExit(f"--suite {args.suite}: no such file")
     per_space = {}
     for space in args.spaces.split(","):
-        per_space[space] = run_space(space, Path(args.results), overrides, registry)
+        per_space[space] = run_space(suite_path, space, Path(args.results), overrides, registry)
         print(f"{space}: done", file=sys.stderr)
-    seeds = len(args.seeds.split(",")) if args.seeds else 5
-    block = table(per_space, seeds)
+    seeds = max(j.runs for judged in per_space.values() for j in judged.values())
+    block = table(per_space, seeds, suite_path)
     print(block)
     if args.write_docs:
-        write_block(args.write_docs, "disguised-copies", "benchmarks/bench_disguised_copies.py",
+        name = "disguised-copies" if suite_path.resolve() == SUITE else suite_path.stem.replace("_", "-")
+        write_block(args.write_docs, name, "benchmarks/bench_disguised_copies.py",
                     argv if argv is not None else sys.argv[1:], block)
     return 0
 
