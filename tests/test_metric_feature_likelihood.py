@@ -12,12 +12,15 @@ from support.metric_contexts import gaussian, make_ctx
 from benchbase_plugins.metrics.feature_likelihood import FLSOverfit
 
 
-def reference_fls_overfit(train, test, gen):
+def _standardised(train, test, gen):
     train, test, gen = (torch.tensor(a, dtype=torch.float64) for a in (train, test, gen))
     allf = torch.cat((train, test, gen), dim=0)
     mean, std = allf.mean(dim=0), allf.std(dim=0)
-    train, test, gen = ((f - mean) / std for f in (train, test, gen))
+    return tuple((f - mean) / std for f in (train, test, gen))
 
+
+def reference_log_sigmas(train, gen):
+    """dgm-eval's bandwidth fit: autograd, torch.optim.Adam, MultiStepLR."""
     def nll(dists, log_sigmas, dim):
         e = (-0.5 * dists) / torch.exp(log_sigmas)
         e -= (dim / 2) * log_sigmas
@@ -36,6 +39,12 @@ def reference_fls_overfit(train, test, gen):
         scheduler.step()
         with torch.no_grad():
             log_sigmas.data = log_sigmas.clamp(-100, 20).data
+    return log_sigmas.detach()
+
+
+def reference_fls_overfit(train, test, gen):
+    train, test, gen = _standardised(train, test, gen)
+    log_sigmas = reference_log_sigmas(train, gen)
 
     def pairwise(x):
         e = (-0.5 * torch.cdist(x, gen) ** 2) / torch.exp(log_sigmas)
@@ -66,3 +75,22 @@ def test_fls_overfit_reads_copies_near_50_and_fresh_samples_near_0():
     train, test = gaussian(300, 8, 50), gaussian(300, 8, 51)
     assert FLSOverfit().compute(make_ctx(train[:200], train, test))["fls_overfit"] == 50.0
     assert abs(FLSOverfit().compute(make_ctx(gaussian(300, 8, 52), train, test))["fls_overfit"]) < 10
+
+
+@pytest.mark.parametrize("case", ["fresh", "exact_and_noisy_copies", "wide"])
+def test_bandwidth_fit_matches_autograd_adam(case):
+    """The closed-form gradient and hand-written Adam give dgm-eval's log-variances,
+    not only its final percentage (which moves in steps of 100 / |gen|)."""
+    from benchbase_plugins.metrics.feature_likelihood import fit_log_variances
+
+    train, test = gaussian(240, 6, 50), gaussian(200, 6, 51)
+    if case == "fresh":
+        gen = gaussian(150, 6, 52)
+    elif case == "exact_and_noisy_copies":
+        gen = np.concatenate([train[:40], train[40:80] + gaussian(40, 6, 53, scale=0.05), gaussian(70, 6, 54)])
+    else:
+        train, test, gen = gaussian(500, 64, 55), gaussian(100, 64, 56), gaussian(300, 64, 57)
+    train, test, gen = _standardised(train, test, gen)
+    expected = reference_log_sigmas(train, gen)
+    fitted = fit_log_variances(train, gen, steps=100, lr=0.5)
+    assert torch.allclose(fitted, expected, rtol=1e-9, atol=1e-9), float((fitted - expected).abs().max())

@@ -78,22 +78,28 @@ def kernel_log_likelihoods(x, kernels, log_var):
 def fit_log_variances(data, kernels, steps: int, lr: float):
     """Per-kernel log-variances maximising the mixture likelihood of ``data``: Adam
     (PyTorch's update, betas 0.9 / 0.999, eps 1e-8; ``lr`` divided by 10 after half the
-    steps) on the closed-form gradient. The gradient is written out rather than taken
-    by autograd because this loop runs once per evaluation and 100 times per chance
-    level: 2.4x faster at 800 x 400 points, log-variances within 3e-13 of autograd's."""
+    steps) on the closed-form gradient. This loop runs once per evaluation and 100 times
+    per chance level, so it is written for memory traffic: one (N, M) work buffer, the
+    softmax's normaliser folded into two matrix-vector products, the mixture's constant
+    1/M left out (a softmax does not see it). Log-variances within 3e-12 of autograd's."""
     import torch
 
-    d2 = torch.cdist(data, kernels) ** 2
+    neg_half_d2 = torch.cdist(data, kernels).pow_(2).mul_(-0.5)
     half_dim = data.shape[1] / 2
-    log_m = np.log(kernels.shape[0])
     log_var = torch.zeros(kernels.shape[0], dtype=data.dtype, device=data.device)
     first, second = torch.zeros_like(log_var), torch.zeros_like(log_var)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
+    resp = torch.empty_like(neg_half_d2)
     for k in range(1, steps + 1):
         inv_var = torch.exp(-log_var)
-        resp = torch.softmax(-0.5 * d2 * inv_var - half_dim * log_var - log_m, dim=1)  # kernel j's share of x_i
+        # kernel j's share of x_i, unnormalised: exp(-d2_ij / 2 v_j - half_dim log v_j - row max)
+        torch.addcmul(-half_dim * log_var, neg_half_d2, inv_var, out=resp)
+        resp.sub_(resp.amax(dim=1, keepdim=True)).exp_()
+        row_weight = resp.sum(dim=1).reciprocal_()
+        share = row_weight @ resp  # sum_i resp_ij
+        pull = row_weight @ resp.mul_(neg_half_d2)  # sum_i resp_ij * (-d2_ij / 2)
         # d/d log_var_j of the mean negative log-likelihood
-        grad = -(resp * (0.5 * d2 * inv_var - half_dim)).sum(0) / len(data)
+        grad = (inv_var * pull + half_dim * share) / len(data)
         first.mul_(beta1).add_(grad, alpha=1 - beta1)
         second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         rate = lr if k <= steps // 2 else lr * 0.1
