@@ -94,7 +94,9 @@ def fit_log_variances(data, kernels, steps: int, lr: float):
         inv_var = torch.exp(-log_var)
         # kernel j's share of x_i, unnormalised: exp(-d2_ij / 2 v_j - half_dim log v_j - row max)
         torch.addcmul(-half_dim * log_var, neg_half_d2, inv_var, out=resp)
-        resp.sub_(resp.amax(dim=1, keepdim=True)).exp_()
+        # terms under exp(-600) (1e-261) are below a float64 rounding of the row's sum (>= 1);
+        # left smaller they become subnormal numbers, which the CPU multiplies 10-100x slower
+        resp.sub_(resp.amax(dim=1, keepdim=True)).clamp_(min=-600.0).exp_()
         row_weight = resp.sum(dim=1).reciprocal_()
         share = row_weight @ resp  # sum_i resp_ij
         pull = row_weight @ resp.mul_(neg_half_d2)  # sum_i resp_ij * (-d2_ij / 2)
