@@ -140,7 +140,7 @@ def test_fls_overfit_is_what_brings_cropped_and_sheared_copies_into_the_verdict(
         assert v["fls_overfit"] - v["fls_overfit.chance"] >= 5, (label, v)
 
 
-def test_pixel_space_reads_the_disguises_as_novel(values):
+def test_pixel_space_reads_the_geometric_disguises_as_novel(values):
     px = values["pixels"]
     assert flagged_by(px, "copy_train") and not flagged_by(px, "true_sampler")
     assert px["verdict"]["copy_train"]
@@ -148,6 +148,12 @@ def test_pixel_space_reads_the_disguises_as_novel(values):
         assert not flagged_by(px, label), (label, px[label])
         if label != "blended":
             assert not px["verdict"][label], (label, px[label])  # the calibrated verdict agrees
-    # a 50/50 blend is a point between two training images: fls_overfit's kernels see it in pixel space
-    assert px["verdict"]["blended"] and px["blended"]["fls_overfit"] - px["blended"]["fls_overfit.chance"] >= 5
     assert px["true_sampler"]["copy_cosine"] > 0.9  # cosine in pixel space: everything is a "copy"
+
+
+def test_pixel_space_verdict_sees_blends_through_fls_overfit(values):
+    """A 50/50 blend is a point between two training images: the proportion metrics pass
+    it, and fls_overfit's kernels, fitted to the training set, favour it."""
+    blended = values["pixels"]["blended"]
+    assert values["pixels"]["verdict"]["blended"], blended
+    assert blended["fls_overfit"] - blended["fls_overfit.chance"] >= 5, blended
