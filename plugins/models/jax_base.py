@@ -10,7 +10,15 @@ State layout shared by the JAX models: a dict of named parts, each
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from benchbase import Model
+
+_BUILT: OrderedDict = OrderedDict()  # compile key -> the attributes _build set; see _ensure_built
+_BUILT_LIMIT = 16
+
+
+_MISSING = object()
 
 
 class JaxModel(Model):
@@ -23,19 +31,40 @@ class JaxModel(Model):
         raise NotImplementedError
 
     def _ensure_built(self, spec) -> None:
-        """Build once per data shape, so a second ``init`` (``load`` when a run resumes,
-        a rerun with another seed) reuses the compiled functions instead of recompiling."""
-        key = (tuple(spec.shape), spec.modality, spec.num_classes)
+        """Build once per process for each compile key, not once per instance: every run
+        of a suite's grid (seeds, subsets, and values of ``fleet_varying`` fields, which
+        the jitted step reads as arguments) and a resumed run's ``load`` reuse the same
+        jitted functions, so XLA compiles each program once. ``_build`` must therefore
+        depend only on the config (fleet-varying fields aside) and ``spec``."""
+        key = self._compile_key(spec)
         if getattr(self, "_built_for", None) != key:
-            self._build(spec)
+            built = _BUILT.get(key)
+            if built is None:
+                before = dict(vars(self))
+                self._build(spec)
+                built = {k: v for k, v in vars(self).items() if before.get(k, _MISSING) is not v}
+                _BUILT[key] = built
+                while len(_BUILT) > _BUILT_LIMIT:
+                    _BUILT.popitem(last=False)
+            _BUILT.move_to_end(key)
+            self.__dict__.update(built)
             self._built_for = key
         self._spec = spec
 
-    def _fleet_key(self, spec) -> tuple:
-        """What the jitted fleet functions depend on: the class, the config except the
-        fields members may vary, and the data's shape."""
+    def _compile_key(self, spec) -> tuple:
+        """What the jitted functions (of a run and of a fleet) depend on: the class, the
+        config except the fields members may vary, and the data's shape."""
         shared = {k: v for k, v in vars(self.config).items() if k not in self.fleet_varying}
         return (type(self), repr(sorted(shared.items())), tuple(spec.shape), spec.modality, spec.num_classes)
+
+    def _traced_hparams(self, device) -> dict:
+        """This run's values of its ``fleet_varying`` fields as float32 scalars on the
+        run's device, passed to the jitted step as an argument: a constant baked into the
+        program would make every value of a learning-rate sweep a new compilation."""
+        import jax
+        import numpy as np
+
+        return {k: jax.device_put(np.float32(getattr(self.config, k)), device) for k in sorted(self.fleet_varying)}
 
     def _fleet(self, members: list, step, sample):
         """A JaxFleet over this model's pure ``step(state, batch, key, hparams)`` and
@@ -43,7 +72,7 @@ class JaxModel(Model):
         from .jax_fleet import JaxFleet
 
         hparams = [{k: float(getattr(m.config, k)) for k in sorted(self.fleet_varying)} for m in members]
-        return JaxFleet(self._fleet_key(self._spec), step, sample, hparams)
+        return JaxFleet(self._compile_key(self._spec), step, sample, hparams)
 
     def save(self, state) -> bytes:
         from .jax_common import save_tree

@@ -52,12 +52,6 @@ def sample_plan(plan, predict, shape: tuple, key, dtype=None, clip_range: tuple 
     return integrate(plan, jax.random.normal(k_x, shape, dtype), predict, noise, loop, coef, clip)
 
 
-_BUILT: dict = {}  # (class, config, spec) -> built attributes; see JaxDiffusionBase._build
-_BUILT_LIMIT = 16
-_BUILT_ATTRS = ("process", "plan", "shape", "num_classes", "clip_range", "net", "example", "_step_fn",
-                "_sample_fn", "_train_step", "_heldout", "_sample", "_denoise")
-
-
 class JaxDiffusionBase(JaxModel):
     """Shared body of the JAX ddpm and rectified_flow plugins; a variant mixin
     (diffusion_variants.py) gives the name, Config and ``process_name``."""
@@ -65,18 +59,6 @@ class JaxDiffusionBase(JaxModel):
     process_name: ClassVar[str]
 
     def _build(self, spec) -> None:
-        """Networks and jitted functions for ``spec``, shared by every instance with the
-        same class, config and data spec (a suite's seeds, a resumed run's ``load``), so
-        each is compiled once per process."""
-        key = (type(self), repr(self.config), tuple(spec.shape), spec.modality, spec.num_classes)
-        if key not in _BUILT:
-            self._compile(spec)
-            if len(_BUILT) >= _BUILT_LIMIT:
-                _BUILT.pop(next(iter(_BUILT)))
-            _BUILT[key] = {name: getattr(self, name) for name in _BUILT_ATTRS}
-        self.__dict__.update(_BUILT[key])
-
-    def _compile(self, spec) -> None:
         import jax
         import jax.numpy as jnp
 
@@ -92,8 +74,7 @@ class JaxDiffusionBase(JaxModel):
         self.example = (jnp.zeros((1, *self.shape)), jnp.zeros((1,)),
                         jnp.zeros((1,), jnp.int32) if self.num_classes else None)
         self._step_fn, self._sample_fn = self._make_step(net), self._make_sampler(net)
-        hparams = {"lr": cfg.lr}
-        self._train_step = jax.jit(lambda state, batch, key: self._step_fn(state, batch, key, hparams))
+        self._train_step = jax.jit(self._step_fn)
         self._heldout = jax.jit(lambda params, batch, key: self._loss(net, params, batch, key, 0.0))
         self._sample = jax.jit(self._sample_fn, static_argnums=2)
         self._denoise = jax.jit(self._make_denoiser(net))
@@ -107,6 +88,7 @@ class JaxDiffusionBase(JaxModel):
 
         self._ensure_built(data.spec)
         params = host_init(self.net, self.example, seed)
+        self._hparams = self._traced_hparams(data.device)
         return jax.device_put({"net": jc.adam_state(params, jc.adam(self.config.lr))}, data.device)
 
     # ------------------------------------------------------------------ training
@@ -147,7 +129,7 @@ class JaxDiffusionBase(JaxModel):
         return ((out - self.process.target(x, eps)) ** 2).mean()
 
     def _make_step(self, net):
-        """The pure step of one run; ``hparams["lr"]`` a constant (one run) or traced (a fleet)."""
+        """The pure step of one run; ``hparams["lr"]`` traced (a run's scalar, a fleet's per member)."""
         import jax
 
         from . import jax_common as jc
@@ -162,7 +144,7 @@ class JaxDiffusionBase(JaxModel):
         return step
 
     def train_step(self, state: dict, batch, key):
-        return self._train_step(state, batch, key)
+        return self._train_step(state, batch, key, self._hparams)
 
     def fleet(self, members: list):
         """Members may differ in seed, data and ``lr`` (fleet_varying)."""

@@ -50,14 +50,18 @@ def make_loglik(net, shape: tuple, num_classes: int, cfg):
 
 
 class JaxRectifiedFlow(RectifiedFlowVariant, JaxDiffusionBase):
+    def _build(self, spec) -> None:
+        import jax
+
+        super()._build(spec)
+        self._loglik = jax.jit(make_loglik(self.net, self.shape, self.num_classes, self.config))
+
     def log_prob(self, state: dict, x, key):
         """log p(x) of the model's probability-flow ODE, per example, in nats."""
         import jax
         import jax.numpy as jnp
 
         cfg = self.config
-        if getattr(self, "_loglik", None) is None:
-            self._loglik = jax.jit(make_loglik(self.net, self.shape, self.num_classes, cfg))
         out = []
         for i, start in enumerate(range(0, x.shape[0], cfg.loglik_chunk)):
             chunk = x[start:start + cfg.loglik_chunk]

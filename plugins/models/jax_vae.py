@@ -35,7 +35,7 @@ class JaxVAE(VAEVariant, JaxModel):
             eps = jax.random.normal(key, mu.shape)
             return neg_elbo(x, mu, logvar, eps, decoder(params), cfg.decoder, cfg.decoder_std, beta, ops)
 
-        def step(state, batch, key, hparams):  # hparams["lr"]: a constant (one run) or traced (a fleet)
+        def step(state, batch, key, hparams):  # hparams["lr"]: traced (a run's scalar, a fleet's per member)
             value, grads = jax.value_and_grad(loss)(state["vae"]["params"], batch.x, key, cfg.beta)
             return {"vae": jc.apply_grads(jc.adam(hparams["lr"], betas), state["vae"], grads)}, {"loss": value}
 
@@ -53,8 +53,7 @@ class JaxVAE(VAEVariant, JaxModel):
             return 2 * (p if cfg.sample_mean else jax.random.bernoulli(k_noise, p).astype(out.dtype)) - 1
 
         self._step_fn, self._sample_fn = step, sample
-        hparams = {"lr": cfg.lr}
-        self._train_step = jax.jit(lambda state, batch, key: step(state, batch, key, hparams))
+        self._train_step = jax.jit(step)
         self._heldout = jax.jit(lambda params, x, key: loss(params, x, key, 1.0))
         self._iwae = jax.jit(iwae)
         self._encode = jax.jit(encode)
@@ -71,10 +70,11 @@ class JaxVAE(VAEVariant, JaxModel):
         params = jc.init_autoencoder(self._enc, self._dec, jc.init_key(seed), tuple(data.spec.shape),
                                      self.config.latent_dim)
         cfg = self.config
+        self._hparams = self._traced_hparams(data.device)
         return jax.device_put({"vae": jc.adam_state(params, jc.adam(cfg.lr, (cfg.beta1, cfg.beta2)))}, data.device)
 
     def train_step(self, state: dict, batch, key):
-        return self._train_step(state, batch, key)
+        return self._train_step(state, batch, key, self._hparams)
 
     def fleet(self, members: list):
         """Members may differ in seed, data and ``lr`` (fleet_varying)."""
