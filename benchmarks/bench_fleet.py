@@ -44,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_block import write_block  # noqa: E402
+from docs_block import measured_on, write_block  # noqa: E402
 
 SUITE = ROOT / "suites" / "memorization_transition.yaml"
 
@@ -370,9 +370,7 @@ NAMES = {"torch": "PyTorch", "jax": "JAX"}
 
 def tables(args, found: dict) -> str:
     """The markdown tables of a measurement (docs/performance.md's generated fleet block)."""
-    import platform
-
-    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()} with {os.cpu_count()} cores, "
+    lines = [f"{measured_on()}, "
              f"{args.threads} thread(s); 16 runs = 4 n x {args.seeds} seeds, {args.steps} steps each, "
              f"{args.points} evaluations of {args.samples} samples; fleets of {args.fleet}; {args.repeats} "
              "interleaved round(s) of each way, medians.", "",

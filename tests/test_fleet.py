@@ -110,7 +110,8 @@ def test_members_equal_their_runs_trained_alone(registry, name, framework):
 def test_jax_runs_that_differ_in_lr_share_one_compiled_step_and_keep_their_own_lr(registry, name):
     """A learning-rate sweep compiles each JAX program once per process: instances whose
     configs differ only in ``fleet_varying`` fields get the same jitted functions, and
-    each still steps with its own lr (Adam's first update moves every weight by about lr)."""
+    each still steps with its own lr (Adam's first update moves every weight by about lr),
+    bit for bit as a step with its lr compiled in."""
     pytest.importorskip("jax")
     from support.model_harness import ModelHarness
 
@@ -125,6 +126,17 @@ def test_jax_runs_that_differ_in_lr_share_one_compiled_step_and_keep_their_own_l
         after = np.concatenate([np.ravel(v) for v in _leaves(h.train(state, 1)[0])])
         moved.append(np.abs(after - before).max())
     assert moved[0] == pytest.approx(1e-3, rel=1e-3) and moved[1] == pytest.approx(3e-3, rel=1e-3)
+
+    import jax  # the traced lr changes no bit: the step with lr baked in as a constant, as before
+
+    model, constant = fast.model, jax.jit(lambda s, b, k: fast.model._step_fn(s, b, k, {"lr": 3e-3}))
+    traced = baked = init[1]
+    for step in range(3):
+        batch, key = fast.draw(step)
+        traced, _ = model.train_step(traced, batch, key)
+        baked, _ = constant(baked, batch, key)
+    for a, b in zip(_leaves(traced), _leaves(baked)):
+        np.testing.assert_array_equal(a, b)
 
 
 def _leaves(state) -> list:
