@@ -16,9 +16,9 @@ def _share_jax_compilations() -> None:
     programs another process already compiled (10-20 s each on a 2-core CPU), as would
     a model built with another config that lowers to the same program. XLA's persistent
     compilation cache, in one fresh folder per session and passed on to child processes
-    through the environment, turns each repeat into a file read. The programs and their results are the same; only compile time goes.
-    Set before anything imports jax (jax reads these when it is imported); a value the
-    caller set wins."""
+    through the environment, turns each repeat into a file read. The programs and their
+    results are the same; only compile time goes. Set before anything imports jax (jax
+    reads these when it is imported); a value the caller set wins."""
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
     folder = tempfile.mkdtemp(prefix="benchbase-tests-jax-cache-")

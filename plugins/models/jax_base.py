@@ -18,9 +18,6 @@ _BUILT: OrderedDict = OrderedDict()  # compile key -> the attributes _build set;
 _BUILT_LIMIT = 16
 
 
-_MISSING = object()
-
-
 class JaxModel(Model):
     """Save/load through flax.serialization and parameter counting for JAX models."""
 
@@ -40,15 +37,17 @@ class JaxModel(Model):
         if getattr(self, "_built_for", None) != key:
             built = _BUILT.get(key)
             if built is None:
-                before = dict(vars(self))
+                for name in getattr(self, "_built_names", ()):  # an earlier build's, for another spec
+                    del self.__dict__[name]
+                before = set(vars(self))
                 self._build(spec)
-                built = {k: v for k, v in vars(self).items() if before.get(k, _MISSING) is not v}
+                built = {k: v for k, v in vars(self).items() if k not in before}
                 _BUILT[key] = built
                 while len(_BUILT) > _BUILT_LIMIT:
                     _BUILT.popitem(last=False)
             _BUILT.move_to_end(key)
             self.__dict__.update(built)
-            self._built_for = key
+            self._built_names, self._built_for = tuple(built), key
         self._spec = spec
 
     def _compile_key(self, spec) -> tuple:
