@@ -345,9 +345,10 @@ class NumpyFramework:
         return host_numerics()
 
 
-# Settings read by the numeric libraries that change which kernels run.
-NUMERICS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR", "ATEN_CPU_CAPABILITY", "XLA_FLAGS",
-                "CUBLAS_WORKSPACE_CONFIG")
+# Settings read by the numeric libraries that change which kernels run (OPENBLAS_CORETYPE:
+# NumPy's and SciPy's OpenBLAS, which fd's linear algebra runs on; docs/reproducibility.md).
+NUMERICS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
+                "OPENBLAS_CORETYPE", "XLA_FLAGS", "CUBLAS_WORKSPACE_CONFIG")
 
 
 def host_numerics() -> dict:

@@ -23,6 +23,19 @@ def test_a_run_records_the_numerics_its_bits_depend_on(tmp_path):
     assert "env" in numerics["copy_train"]
 
 
+def test_the_settings_that_pick_blas_kernels_are_recorded(monkeypatch):
+    """MKL's code path (PyTorch's products) and OpenBLAS's core type (NumPy's and SciPy's:
+    fd) each change the bits of a run (docs/reproducibility.md, across CPU models)."""
+    from benchbase.frameworks import host_numerics
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("MKL_CBWR", "AVX2")
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    env = host_numerics()["env"]
+    assert env["OPENBLAS_CORETYPE"] == "Haswell" and env["MKL_CBWR"] == "AVX2"
+    assert "MKL_ENABLE_INSTRUCTIONS" not in env
+
+
 def test_same_numbers_whatever_the_load_and_with_one_or_two_threads(tmp_path):
     _, _ = run(SUITE, tmp_path / "one")
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
