@@ -16,11 +16,12 @@ fresh processes, under each thread count and numerics setting: which of them giv
 other bits when the threads or the CPU's instruction set change.
 
     python benchmarks/check_reproducibility.py [--suite suites/quickstart.yaml]
-        [--datasets gmm2d] [--models rectified_flow vae] [--steps 1000] [--repeats 2]
+        [--datasets gmm2d] [--models rectified_flow vae] [--framework jax] [--steps 1000] [--repeats 2]
         [--conditions 1:idle 1:busy 2:idle 2:busy] [--out DIR] [--json FILE]
     python benchmarks/check_reproducibility.py --ops
 
-Defaults reproduce issue 19's report: the quickstart's vae and rectified_flow on gmm2d.
+Defaults reproduce issue 19's report: the quickstart's vae and rectified_flow on gmm2d
+(PyTorch; ``--framework jax`` runs their JAX twins).
 """
 from __future__ import annotations
 
@@ -67,10 +68,14 @@ class Load:
             p.join()
 
 
-def derived_suite(path: Path, datasets: list[str], models: list[str], steps: int | None, out: Path) -> Path:
+def derived_suite(path: Path, datasets: list[str], models: list[str], steps: int | None, out: Path,
+                  framework: str | None = None) -> Path:
     suite = yaml.safe_load(path.read_text())
     suite["datasets"] = [d for d in suite["datasets"] if (d if isinstance(d, str) else d["name"]) in datasets]
     suite["models"] = [m for m in suite["models"] if (m if isinstance(m, str) else m["name"]) in models]
+    if framework:
+        suite["models"] = [{**({"name": m} if isinstance(m, str) else m), "framework": framework}
+                           for m in suite["models"]]
     if steps:
         suite["budget"] = {"batch_size": suite["budget"].get("batch_size", 128), "steps": steps}
     target = out / "suite.yaml"
@@ -123,6 +128,7 @@ def main() -> None:
     ap.add_argument("--suite", default="suites/quickstart.yaml")
     ap.add_argument("--datasets", nargs="+", default=["gmm2d"])
     ap.add_argument("--models", nargs="+", default=["rectified_flow", "vae"])
+    ap.add_argument("--framework", default=None, help="run the models in this framework (torch, jax)")
     ap.add_argument("--conditions", nargs="+", default=["1:idle", "1:busy", "2:idle", "2:busy"],
                     metavar="THREADS:LOAD[:ENV]")
     ap.add_argument("--repeats", type=int, default=2)
@@ -137,7 +143,7 @@ def main() -> None:
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="benchbase-repro-"))
     out.mkdir(parents=True, exist_ok=True)
-    suite = derived_suite(Path(args.suite), args.datasets, args.models, args.steps, out)
+    suite = derived_suite(Path(args.suite), args.datasets, args.models, args.steps, out, args.framework)
     cores = os.cpu_count() or 1
     conditions = []
     prints: dict[str, dict[str, dict]] = {}
