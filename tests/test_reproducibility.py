@@ -50,3 +50,24 @@ def test_same_numbers_whatever_the_load_and_with_one_or_two_threads(tmp_path):
     assert same_numbers(stored_values(tmp_path / "two", suite), reference)
     with Store(tmp_path / "two") as store:
         assert {r.provenance["numerics"]["threads"] for r in store.runs() if r.spec.model.framework == "torch"} == {2}
+
+
+def test_the_reproducibility_check_runs_the_suites_models_in_the_framework_asked(tmp_path, monkeypatch):
+    """benchmarks/check_reproducibility.py --framework jax: the JAX twins, nothing else changed."""
+    import importlib
+    from pathlib import Path
+
+    import yaml
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    check = importlib.import_module("check_reproducibility")
+    quickstart = Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml"
+    same = yaml.safe_load(check.derived_suite(quickstart, ["gmm2d"], ["rectified_flow", "vae"], 50, tmp_path)
+                          .read_text())
+    twins = yaml.safe_load(check.derived_suite(quickstart, ["gmm2d"], ["rectified_flow", "vae"], 50, tmp_path,
+                                               framework="jax").read_text())
+    assert [m["framework"] for m in same["models"]] == ["torch", "torch"]
+    assert [m["framework"] for m in twins["models"]] == ["jax", "jax"]
+    assert [{k: v for k, v in m.items() if k != "framework"} for m in twins["models"]] == \
+        [{k: v for k, v in m.items() if k != "framework"} for m in same["models"]]
+    assert [d["name"] for d in twins["datasets"]] == ["gmm2d"] and twins["budget"]["steps"] == 50
