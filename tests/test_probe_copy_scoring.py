@@ -49,3 +49,28 @@ def test_bad_options_end_in_one_line_before_any_fit(probe, monkeypatch, capsys, 
     assert probe.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err, err
+
+
+def test_inverse_sqrt_whitens_a_full_rank_covariance_and_shrinks_towards_the_identity(probe):
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(6, 6))
+    cov = a @ a.T + 0.1 * np.eye(6)
+    w = probe.inverse_sqrt(cov, 0.0)
+    np.testing.assert_allclose(w @ cov @ w, np.eye(6), atol=1e-8)
+    big = probe.inverse_sqrt(cov, 1e6)  # all shrinkage: a multiple of the identity
+    np.testing.assert_allclose(big / big[0, 0], np.eye(6), atol=1e-3)
+
+
+def test_learned_whitening_discounts_the_directions_the_training_views_move(probe):
+    rng = np.random.default_rng(2)
+    anchors = probe.unit(rng.normal(size=(200, 8)))
+    moved = np.zeros((400, 8))
+    moved[:, 0] = rng.normal(scale=0.5, size=400)  # the views move the descriptor along axis 0 only
+    views = np.tile(anchors, (2, 1)) + moved
+    table = {id(anchors): anchors, id(views): views}
+    embed = lambda x: table[id(x)]
+    plain = (anchors * probe.unit(views[:200])).sum(1)
+    learned = probe.whitening_variants(embed, anchors, views)["learned whitening, shrink 0.1"]
+    white = (learned(anchors) * learned(views)[:200]).sum(1)
+    assert np.median(1 - white) < 0.1 * np.median(1 - plain)  # a view ten times nearer its image
+    np.testing.assert_allclose(np.linalg.norm(learned(views), axis=1), 1.0, rtol=1e-5)

@@ -299,6 +299,16 @@ def embed_with(net, x: np.ndarray, device, batch: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
+def fitting_split(data: np.ndarray, calibration_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the images the descriptor is fitted on, the last ``calibration_fraction`` of
+    ``data`` kept out to calibrate its threshold)."""
+    n_cal = max(1, int(round(len(data) * calibration_fraction))) if calibration_fraction > 0 else 0
+    if len(data) - n_cal < 2:
+        raise ValueError(f"copy_descriptor needs at least 2 training images besides the {n_cal} kept "
+                         f"for calibration; got {len(data)}")
+    return data[: len(data) - n_cal], data[len(data) - n_cal:]
+
+
 def calibrated_threshold(fresh: np.ndarray, reference: np.ndarray, fpr: float) -> float:
     """The cosine above which a fraction ``fpr`` of ``fresh`` descriptors (images never
     trained on) have a neighbour among ``reference``: the (1 - fpr) quantile of their
@@ -408,12 +418,7 @@ class CopyDescriptor(FeatureExtractor):
         data = np.asarray(source, dtype=np.float32)[: self.config.max_train]
         if data.ndim != 4:
             raise ValueError(f"copy_descriptor takes NCHW images, got training data of shape {data.shape}")
-        n_cal = max(1, int(round(len(data) * self.config.calibration_fraction))) \
-            if self.config.calibration_fraction > 0 else 0
-        if len(data) - n_cal < 2:
-            raise ValueError(f"copy_descriptor needs at least 2 training images besides the {n_cal} kept "
-                             f"for calibration; got {len(data)}")
-        fit, held = data[: len(data) - n_cal], data[len(data) - n_cal:]
+        fit, held = fitting_split(data, self.config.calibration_fraction)
         self.fitted_on = content_hash(data)
         value_range = tuple(getattr(spec, "value_range", (-1.0, 1.0))) if spec is not None else (-1.0, 1.0)
         members = [self._member_fit(k, fit, held, value_range) for k in range(self.config.members)]
