@@ -2,8 +2,8 @@
 ``.npz`` array, a folder of images, or a folder holding one of those per training
 step (``step_<N>.npz``, ``step_<N>.npy``, or ``step_<N>/`` with image files).
 
-Arrays are ``(N, *shape)`` in the data's value range (images NCHW in [-1, 1]);
-uint8 arrays are read as 0..255 pixels, images stored NHWC or flattened are put in
+Arrays are ``(N, *shape)`` in the data's value range (images NCHW in [-1, 1]; values
+beyond it by more than its width are refused, :func:`range_problem`); uint8 arrays are read as 0..255 pixels, images stored NHWC or flattened are put in
 the data's layout. Files are never unpickled (``allow_pickle=False``). Every source
 carries the sha256 of its content (the file's bytes; for an .npz, those of the
 array read), so results can say exactly which samples they score.
@@ -14,6 +14,7 @@ import hashlib
 import re
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,8 +116,47 @@ MIN_SAMPLES = 2  # every metric compares sets; one sample is not a set
 
 def shape_problems(source: SampleSource, spec: DataSpec, n_samples: int | None = None,
                    asked_by: str = "eval.n_samples") -> list[str]:
-    """Why ``source`` cannot give ``n_samples`` samples of data shaped by ``spec`` (empty: it can).
+    """Why ``source`` cannot give ``n_samples`` samples of data described by ``spec`` (empty:
+    it can): too few, another shape or dtype, or values far outside ``spec.value_range``
+    (:func:`range_problem`; a float array's values are read for this, in chunks).
     ``asked_by`` names the setting that asked for ``n_samples``, for the message."""
+    out = _header_problems(source, spec, n_samples, asked_by)
+    if not out and source.kind == "array" and source.dtype != "uint8":  # images and uint8 map into [-1, 1]
+        bounds = _finite_bounds(source)
+        problem = range_problem(*bounds, spec) if bounds else None
+        if problem:
+            out.append(f"{source.path.name}: its {problem}")
+    return out
+
+
+def range_slack(spec: DataSpec) -> tuple[float, float]:
+    """The values samples of ``spec``'s data may take: its value range widened by its own
+    width on either side ([-3, 3] for images in [-1, 1]). Generated samples overshoot the
+    data's range a little; values beyond this are data in another scale (0..255 pixels)."""
+    lo, hi = (float(v) for v in spec.value_range)
+    return lo - (hi - lo), hi + (hi - lo)
+
+
+def range_problem(amin: float, amax: float, spec: DataSpec) -> str | None:
+    """Why samples whose finite values span ``[amin, amax]`` are not in the data's value
+    range (None: they are, within :func:`range_slack`), with the likely fix: metrics on
+    samples in another scale return huge, meaningless numbers instead of an error."""
+    low, high = range_slack(spec)
+    if low <= amin and amax <= high:
+        return None
+    lo, hi = (float(v) for v in spec.value_range)
+    span = f"[{amin:.4g}, {amax:.4g}]"
+    if amin >= -1e-6 and 1.5 < amax <= 255.0 + 1e-3:
+        fix = (f"they look like 0..255 pixels: divide by 127.5 and subtract 1 (or save them as uint8)"
+               if (lo, hi) == (-1.0, 1.0) else f"they look like 0..255 pixels: map x to {lo:g} + x * {hi - lo:g} / 255")
+    else:
+        fix = f"rescale them into [{lo:g}, {hi:g}]"
+    return (f"values span {span}, far outside the data's value range [{lo:g}, {hi:g}] (samples may "
+            f"overshoot it by its width, to [{low:g}, {high:g}]); {fix}")
+
+
+def _header_problems(source: SampleSource, spec: DataSpec, n_samples: int | None, asked_by: str) -> list[str]:
+    """:func:`shape_problems` from the header alone: count, shape and dtype."""
     out = []
     if source.count < MIN_SAMPLES:
         out.append(f"{source.path.name} holds {source.count} sample(s); metrics need at least {MIN_SAMPLES}")
@@ -139,7 +179,7 @@ def shape_problems(source: SampleSource, spec: DataSpec, n_samples: int | None =
 def read_samples(source: SampleSource, spec: DataSpec, n: int | None = None,
                  asked_by: str = "eval.n_samples") -> np.ndarray:
     """The first ``n`` (None: all) samples of ``source`` as float32 ``(n, *spec.shape)``."""
-    problems = shape_problems(source, spec, n, asked_by)
+    problems = _header_problems(source, spec, n, asked_by)  # the values are checked by the caller
     if problems:
         raise BenchbaseInputError(f"{source.path}: {problems[0]}")
     if source.kind == "images":
@@ -166,6 +206,41 @@ def _hash_file(path: Path, h) -> None:
 def _hash_stream(f, h, chunk: int = 1 << 22) -> None:
     while block := f.read(chunk):
         h.update(block)
+
+
+def _finite_bounds(source: SampleSource, chunk: int = 1 << 22) -> tuple[float, float] | None:
+    """The smallest and largest finite value of an array file (None: it holds none),
+    read in chunks so a large file is never held in memory. Element order does not
+    matter for these, so the bytes after the header are read as they lie."""
+    lo, hi = np.inf, -np.inf
+    try:
+        with _array_stream(source) as f:
+            shape, dtype = _npy_header(f)
+            remaining = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            pending = b""
+            while remaining > 0 and (block := f.read(min(chunk, remaining))):
+                remaining -= len(block)
+                block = pending + block
+                whole = len(block) - len(block) % dtype.itemsize
+                pending = block[whole:]
+                values = np.frombuffer(block[:whole], dtype=dtype)
+                values = values[np.isfinite(values)]
+                if values.size:
+                    lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+        raise BenchbaseInputError(f"{source.path}: not a readable numpy file ({exc})") from None
+    return (lo, hi) if lo <= hi else None
+
+
+@contextmanager
+def _array_stream(source: SampleSource):
+    """The .npy bytes of ``source`` (the file, or its .npz member) as a binary stream."""
+    if source.key is None:
+        with open(source.path, "rb") as f:
+            yield f
+    else:
+        with zipfile.ZipFile(source.path) as z, z.open(source.key + ".npy") as f:
+            yield f
 
 
 @dataclass(frozen=True)

@@ -128,9 +128,13 @@ def dataset_references(dataset: str, *, n: int | None = None, config: Mapping | 
     return DatasetReferences(references, chance)
 
 
-def check_samples(samples: Any, spec: DataSpec) -> np.ndarray:
+def check_samples(samples: Any, spec: DataSpec, *, check_range: bool = True) -> np.ndarray:
     """``samples`` as contiguous float32 ``(N, *spec.shape)``, or a BenchbaseInputError
-    that says what is wrong with them (dtype, shape, fewer than 2, NaN or Inf)."""
+    that says what is wrong with them (dtype, shape, fewer than 2, NaN or Inf, values far
+    outside ``spec.value_range``: see :func:`benchbase.sample_files.range_problem`).
+    ``check_range=False`` where no range was declared (arrays scored without a spec)."""
+    from benchbase.sample_files import range_problem
+
     x = _floating("samples", samples)
     if x.shape[1:] != tuple(spec.shape):
         raise BenchbaseInputError(f"samples are {x.shape[1:]} each, but the reference data is "
@@ -142,6 +146,9 @@ def check_samples(samples: Any, spec: DataSpec) -> np.ndarray:
         bad = np.flatnonzero(~finite)
         raise BenchbaseInputError(f"samples hold NaN or Inf: {len(bad)} of {len(x)} samples, the first "
                                   f"sample {int(bad[0])}")
+    problem = range_problem(float(x.min()), float(x.max()), spec) if check_range else None
+    if problem:
+        raise BenchbaseInputError(f"the samples' {problem}")
     return x
 
 
@@ -156,6 +163,7 @@ class SampleScorer:
     scorer: Any  # benchbase.evaluation.Scorer
     metrics: tuple[MetricRef, ...] = ()
     points_needed: tuple[PointsNeeded, ...] = ()  # checked against every sample set scored
+    check_range: bool = True  # refuse samples far outside spec.value_range (False: no range was declared)
 
     @classmethod
     def for_dataset(cls, dataset: str, *, n: int | None = None, config: Mapping | None = None,
@@ -192,7 +200,8 @@ class SampleScorer:
         """Against arrays you give, ``(N, *shape)`` floating point (images ``(N, C, H, W)``
         in [-1, 1]), of which the first ``n_test`` test points are used (None: all).
         ``spec`` defaults to the arrays' shape, image modality for 4-D arrays, the
-        labels' class count and value range (-1, 1)."""
+        labels' class count and value range (-1, 1); samples are checked against its
+        value range only when ``spec`` is given."""
         from benchbase.evaluation import References
 
         train = _floating("train", train)
@@ -205,6 +214,7 @@ class SampleScorer:
         ytr, yte = _labels("train_labels", train_labels, len(train)), _labels("test_labels", test_labels, len(test))
         if (ytr is None) != (yte is None):
             raise BenchbaseInputError("give labels for both train and test, or for neither")
+        declared = spec is not None
         if spec is None:
             classes = 0 if ytr is None else int(max(ytr.max(initial=-1), yte.max(initial=-1))) + 1
             spec = DataSpec(shape=tuple(train.shape[1:]), modality="image" if train.ndim == 4 else "vector",
@@ -216,10 +226,11 @@ class SampleScorer:
         # chance levels from the test arrays (no exact sampler, no unseen points)
         chance = ChanceSource(dataset={"name": "<arrays>"}, held_out=test[:0])
         return cls._build(References(train=train, test=test, spec=spec, train_labels=ytr, test_labels=yte),
-                          metrics, features, device, results_dir, registry, chance)
+                          metrics, features, device, results_dir, registry, chance, check_range=declared)
 
     @classmethod
-    def _build(cls, references, metrics, features, device, results_dir, registry, chance=None) -> "SampleScorer":
+    def _build(cls, references, metrics, features, device, results_dir, registry, chance=None,
+               check_range: bool = True) -> "SampleScorer":
         from benchbase.evaluation import FeatureCache, Scorer
 
         registry = registry or _registry()
@@ -230,7 +241,7 @@ class SampleScorer:
         cache = FeatureCache(os.path.join(os.fspath(results_dir), "cache") if results_dir is not None else None)
         # a learned space's fit (copy_descriptor: minutes on a CPU) says how it goes on stderr
         return cls(Scorer(references, feature, entries, registry, _metric_device(device), cache, chance,
-                          report=_say), entries, needs)
+                          report=_say), entries, needs, check_range)
 
     @property
     def references(self):
@@ -240,7 +251,7 @@ class SampleScorer:
         """Score ``samples`` (``(N, *spec.shape)``, floating point, finite). Metrics that
         draw random numbers (kid subsets, swd projections) draw them from ``seed`` and
         ``step``: pass a run's seed and evaluation step to reproduce its values."""
-        x = check_samples(samples, self.references.spec)
+        x = check_samples(samples, self.references.spec, check_range=self.check_range)
         _check_set_sizes(self.points_needed, {"samples": len(x)})
         rows = self.scorer.score(x, step=int(step), seed=int(seed))
         ref = self.references

@@ -93,6 +93,10 @@ def test_one_file_is_one_evaluation_at_step_zero(registry, tmp_path):
     (lambda f: (np.save(f / "step_7.npy", np.zeros((150, 2), np.float32)),
                 (f / "step_7.npy").write_bytes((f / "step_7.npy").read_bytes()[:-8])),
      r"step_7.npy: is truncated or damaged: its header promises an array of shape \(150, 2\)"),
+    (lambda f: np.savez(f / "step_7.npz", samples=np.random.default_rng(0).uniform(0, 255, (150, 2))),
+     r"step 7: step_7.npz: its values span \[0.\d+, 25\d.\d*\], far outside the data's value range "
+     r"\[-1.25, 1.25\] \(samples may overshoot it by its width, to \[-3.75, 3.75\]\); they look like 0..255 "
+     r"pixels: map x to -1.25 \+ x \* 2.5 / 255"),
 ])
 def test_bad_sample_files_fail_validation_with_the_file_named(registry, tmp_path, change, match):
     folder = write_trajectory(tmp_path / "samples")

@@ -111,6 +111,48 @@ def test_every_step_file_is_checked_before_scoring(tmp_path, capsys):
                             "least 2\n")
 
 
+def test_samples_far_outside_the_datas_range_are_refused_with_the_fix(tmp_path, capsys):
+    """0..255 floats against [-1, 1] data scored fd 1.4e6 and exit 0; the file, the values
+    seen, the range and the fix are named, and nothing is written."""
+    np.save(tmp_path / "digits_0255.npy", np.random.default_rng(0).uniform(0, 255, (100, 1, 8, 8)).astype("float32"))
+    results = tmp_path / "results"
+    assert main(["score", str(tmp_path / "digits_0255.npy"), "--dataset", "digits", "--n", "64",
+                 "--results", str(results)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert re.match(rf"error: {re.escape(str(tmp_path / 'digits_0255.npy'))}: the samples' values span "
+                    r"\[0.02\d*, 255\], far outside the data's value range \[-1, 1\] .*to \[-3, 3\]\); they look "
+                    r"like 0..255 pixels: divide by 127.5 and subtract 1", captured.err), captured.err
+    assert not results.exists() or not any(results.rglob("*"))
+
+
+def test_samples_that_overshoot_the_range_a_little_are_scored(tmp_path, capsys):
+    samples = np.random.default_rng(0).uniform(-2.9, 2.9, (50, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "s.npy", samples)
+    assert main(["score", str(tmp_path / "s.npy"), "--dataset", "digits", "--n", "64", "--metric", "fd"]) == 0
+    np.save(tmp_path / "s.npy", samples * 10)  # vectors or images in another scale: rescale them
+    assert main(["score", str(tmp_path / "s.npy"), "--dataset", "digits", "--n", "64", "--metric", "fd"]) == 2
+    assert "far outside the data's value range [-1, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("save", [
+    lambda path, x: np.save(path.with_suffix(".npy"), x),
+    lambda path, x: np.save(path.with_suffix(".npy"), x.astype(">f4")),
+    lambda path, x: np.save(path.with_suffix(".npy"), np.asfortranarray(x)),
+    lambda path, x: np.savez_compressed(path.with_suffix(".npz"), samples=x),
+])
+def test_a_files_range_is_read_in_chunks_without_nan_or_inf(tmp_path, save):
+    from benchbase.sample_files import _finite_bounds, open_source
+
+    x = np.random.default_rng(0).normal(size=(37, 3, 5)).astype(np.float32)
+    x[4, 1, 2], x[30, 0, 0] = np.inf, np.nan
+    save(tmp_path / "s", x)
+    source = open_source(next(tmp_path.glob("s.*")))
+    finite = x[np.isfinite(x)]
+    for chunk in (6, 4096, 1 << 22):  # 6: items split across reads
+        assert _finite_bounds(source, chunk) == (float(finite.min()), float(finite.max()))
+
+
 def _truncated_npy(folder):
     np.save(folder / "s.npy", np.zeros((200, 2), np.float32))
     data = (folder / "s.npy").read_bytes()

@@ -97,12 +97,15 @@ def test_copies_of_the_training_set_read_as_memorized(registry):
     assert scorer.references.spec.modality == "image"
     assert scorer.score(train[:100]).value("mem_ratio") == 1.0
     assert scorer.score(rng.uniform(-1, 1, (100, 1, 6, 6))).value("mem_ratio") == 0.0  # float64 is fine
+    # arrays given without a spec declare no value range: nothing is refused for its scale
+    assert scorer.score(rng.uniform(-1, 1, (100, 1, 6, 6)) * 50).value("mem_ratio") == 0.0
 
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"samples": np.zeros((10, 3), np.float32)}, r"samples are \(3,\) each"),
     ({"samples": np.zeros((10, 2), np.int64)}, "floating-point"),
     ({"samples": np.full((10, 2), np.nan, np.float32)}, "NaN"),
+    ({"samples": np.full((10, 2), -40.0, np.float32)}, r"values span \[-40, -40\], far outside .* rescale them"),
     ({"metrics": ["heldout_gap"]}, "capability 'heldout_loss'.*cannot score samples alone"),
     ({"metrics": [{"name": "fd", "config": {"nope": 1}}]}, "nope"),
     ({"subset": {"mode": "random", "sed": 1}}, "unknown subset option"),
