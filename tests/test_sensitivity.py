@@ -64,3 +64,25 @@ def test_the_command_refuses_a_suite_without_chance_levels(tmp_path, capsys):
         pass
     assert main(["sensitivity", "--results", str(tmp_path), "--suite", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--out", "{file}"], "error: --out {file}: {file} is a file, not a folder; name a folder"),
+    (["--out", "{file}/s"], "error: --out {file}/s: {file} is a file, not a folder; name a folder"),
+    (["--alpha", "2"], "error: --alpha 2: must lie in (0, 1)"),
+    (["--alpha", "0.01", "--power", "1.5"], "error: --power 1.5: must lie in (0, 1]"),
+])
+def test_bad_options_exit_2_with_one_line_naming_the_option(tmp_path, capsys, argv, message):
+    """An --out that is a file tracebacked (FileExistsError, NotADirectoryError), and the
+    range error did not say whether --alpha or --power was wrong."""
+    from benchbase.cli import main
+    from benchbase.store import Store
+
+    with Store(tmp_path / "results"):
+        pass
+    (tmp_path / "afile").write_text("x")
+    argv = [a.replace("{file}", str(tmp_path / "afile")) for a in ["--out", str(tmp_path / "o"), *argv]]
+    assert main(["sensitivity", "--results", str(tmp_path / "results"), "--suite", "tiny", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message.replace("{file}", str(tmp_path / "afile"))) and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()

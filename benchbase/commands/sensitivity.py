@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from benchbase.commands.options import add_results_dirs, open_results
+from benchbase.commands.options import add_results_dirs, open_results, output_folder
 
 NAME = "sensitivity"
 HELP = "detection rates of the memorization metrics against swept copying levels (controlled memorizers)"
@@ -28,8 +27,11 @@ def run(args) -> int:
     from benchbase.errors import BenchbaseInputError, UnknownPluginError
     from benchbase.sensitivity import sensitivity, write_all
 
-    if (args.alpha is not None and not 0 < args.alpha < 1) or not 0 < args.power <= 1:
-        raise BenchbaseInputError("--alpha must lie in (0, 1) and --power in (0, 1]")
+    if args.alpha is not None and not 0 < args.alpha < 1:
+        raise BenchbaseInputError(f"--alpha {args.alpha:g}: must lie in (0, 1), e.g. 0.001")
+    if not 0 < args.power <= 1:
+        raise BenchbaseInputError(f"--power {args.power:g}: must lie in (0, 1], e.g. {DEFAULT_POWER}")
+    out = output_folder(args.out)  # a file there is bad input, found before anything is read
     with open_results(args.results) as results:
         if args.suite not in results.suites():
             raise UnknownPluginError("suite", args.suite, results.suites())
@@ -38,6 +40,6 @@ def run(args) -> int:
                         dyn.min_excess)
     if not s.rates:
         raise BenchbaseInputError(f"suite '{args.suite}' has no finished runs with stored chance levels")
-    paths = write_all(s, Path(args.out))
-    print(f"wrote {len(paths)} files to {Path(args.out)}/ ({len(s.rates)} detection rates)", file=sys.stderr)
+    paths = write_all(s, out)
+    print(f"wrote {len(paths)} files to {out}/ ({len(s.rates)} detection rates)", file=sys.stderr)
     return 0
