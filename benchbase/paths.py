@@ -7,4 +7,7 @@ DB_NAME = "benchbase.sqlite"
 
 
 def default_results_dir() -> str:
-    return os.environ.get("BENCHBASE_RESULTS", "results")
+    """$BENCHBASE_RESULTS, or ``results``; an empty (or blank) variable counts as unset,
+    since as a path it would put the store and its cache in the current directory."""
+    value = os.environ.get("BENCHBASE_RESULTS", "")
+    return value if value.strip() else "results"

@@ -24,6 +24,14 @@ def whole_number(least: int):
     return parse
 
 
+def results_directory(text: str) -> str:
+    """An argparse type: a results directory; an empty one would be the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty, which would be the current directory; name a results "
+                                         "directory")
+    return text
+
+
 def add_suite_arguments(p: argparse.ArgumentParser) -> None:
     """The suite YAML file, ``key=value`` overrides, ``--device`` and ``--tracker``."""
     p.add_argument("suite", help="suite YAML file")
@@ -38,14 +46,14 @@ def add_suite_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_results_dir(p: argparse.ArgumentParser) -> None:
     """``--results DIR``: the one results directory a command writes or reads."""
-    p.add_argument("--results", default=default_results_dir(), metavar="DIR",
+    p.add_argument("--results", type=results_directory, default=default_results_dir(), metavar="DIR",
                    help="results directory holding benchbase.sqlite (default: %(default)s, "
                         "or $BENCHBASE_RESULTS)")
 
 
 def add_results_dirs(p: argparse.ArgumentParser) -> None:
     """``--results DIR`` (repeatable: several directories merge into one set)."""
-    p.add_argument("--results", action="append", metavar="DIR",
+    p.add_argument("--results", action="append", type=results_directory, metavar="DIR",
                    help="results directory holding benchbase.sqlite; repeat to merge directories "
                         f"from several machines (default: {default_results_dir()}, or $BENCHBASE_RESULTS)")
 

@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from benchbase.commands.options import whole_number
+from benchbase.commands.options import results_directory, whole_number
 from benchbase.errors import BenchbaseInputError
 
 ARROWS = {"lower": "↓", "higher": "↑"}
@@ -61,7 +61,7 @@ def add_arguments(p) -> None:
     p.add_argument("--step", type=whole_number(0), default=None,
                    help="evaluation step those metrics mix into their randomness (default: the file's step, else 0)")
     p.add_argument("--device", type=device_name, default="cpu", help="metric device: cpu, cuda, cuda:N or auto (default: cpu)")
-    p.add_argument("--results", default=None, metavar="DIR",
+    p.add_argument("--results", type=results_directory, default=None, metavar="DIR",
                    help="share this results directory's feature cache (reference features embedded once)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
