@@ -222,7 +222,7 @@ def _run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporte
     if fresh:  # first: refused (RunsHeldError) while another live driver holds any run, nothing written
         store.reset_runs(ids, lease)
     store.register_runs(suite.name, specs, {"source": suite.source, "resolved": suite.resolved,
-                                            "leaderboard": suite.leaderboard})
+                                            "leaderboard": suite.leaderboard}, only=fresh)
     statuses = store.statuses(ids)
     todo = [s for s in specs if statuses.get(s.run_id) not in FINAL_STATUSES]
     result = SuiteResult(suite.name, planned=len(todo), skipped=len(specs) - len(todo))

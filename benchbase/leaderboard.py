@@ -2,18 +2,23 @@
 metric in its declared direction, and hand them to a publisher for rendering.
 
 A table is one (suite, dataset); a row is one model configuration (model, framework,
-n and any swept values); a cell is mean ± std over the seeds that finished. Only
-runs with status ``done`` contribute values; the others are counted per row.
+n, any swept values, and everything else in the run's spec but its seed); a cell is
+mean ± std over the seeds that finished. Only runs with status ``done`` contribute
+values; the others are counted per row. Runs of one label under several
+configurations (a suite edited and rerun into the same results) are never averaged:
+they get one row each, told apart by the spec values that differ, a note in the
+caption and a :class:`MixedConfigurationsWarning`.
 
 Which evaluation step a run contributes is an *at rule* (``--at``): ``final``, a fixed
 ``step=N``, or ``best-before-memorization``. A rule is a function of the run record,
-its stored evaluations and the table's primary column (see :func:`resolve_at`), so a
-new rule is one function in ``AT_RULES``.
+its stored evaluations and the table's primary column (benchbase.leaderboard_at), so
+a new rule is one function in ``AT_RULES``.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -23,8 +28,9 @@ import numpy as np
 from benchbase.chance import DEFAULT_ALPHA, judge_stored
 from benchbase.leaderboard_checks import check_slice
 from benchbase.records import RunRecord
-from benchbase.suite_schema import DynamicsEntry
-from benchbase.verdicts import CopyRule, memorization_onset, onset_summary
+from benchbase.leaderboard_at import AT_RULES, AtRule, resolve_at  # noqa: F401 (AT_RULES: read from here too)
+from benchbase.configurations import configuration, differing, fingerprint, short
+from benchbase.verdicts import CopyRule, onset_summary
 
 ARROWS = {"higher": "↑", "lower": "↓"}
 CHANCE_ARROW = "vs chance"
@@ -127,10 +133,24 @@ class Row:
     seeds: dict[str, int] = field(default_factory=dict)  # run id -> seed
     dynamics: list[dict] = field(default_factory=list)  # per run: derived training-dynamics record
     onsets: dict[str, dict] = field(default_factory=dict)  # run id -> memorization onset (benchbase.verdicts)
+    #: spec values (dotted keys) that tell this row from rows of the same label under another
+    #: configuration; empty when the table holds one configuration per label
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        extra = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in self.params.items())
+        """The model's label with its swept values and, where needed, the configuration
+        values that set this row apart."""
+        return self._labelled(self.config)
+
+    @property
+    def sweep_label(self) -> str:
+        """The label without the configuration values: shared by every configuration."""
+        return self._labelled({})
+
+    def _labelled(self, config: dict[str, Any]) -> str:
+        extra = ", ".join([f"{k.split('.', 1)[-1]}={v}" for k, v in self.params.items()]
+                          + [f"{k}={short(v)}" for k, v in config.items()])
         return f"{self.model} ({extra})" if extra else self.model
 
     @property
@@ -192,78 +212,11 @@ class Table:
         return escape(" · ").join(parts + [escape(n) for n in self.notes])
 
 
+class MixedConfigurationsWarning(UserWarning):
+    """Runs of one label under several configurations in one table (shown as separate rows)."""
+
+
 AT_TEXT = {"final": "final evaluation", "best-before-memorization": "best evaluation before memorization"}
-
-
-# ----------------------------------------------------------------------- at rules
-
-#: (run record, its evals, the table's primary column) -> the step it contributes, or None
-AtRule = Callable[[RunRecord, list, "Column | None"], "int | None"]
-
-
-def at_final(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
-    """The run's last scheduled evaluation."""
-    steps = run.spec.eval.steps
-    final = max(steps) if steps else 0
-    return final if any(e["step"] == final for e in evals) else None
-
-
-def at_step(step: int) -> AtRule:
-    """A fixed step (the same number of examples seen, since budgets are identical).
-
-    A run scheduled at step 0 only (a model that does not train, e.g. an oracle) is
-    the same at every step and contributes that evaluation.
-    """
-    def rule(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
-        if not run.spec.trains:
-            step_used = 0
-        else:
-            step_used = step
-        return step_used if any(e["step"] == step_used for e in evals) else None
-    return rule
-
-
-def at_best_before_memorization(settings: Any = None) -> AtRule:
-    """The step with the best primary-metric value strictly before memorization onset
-    (all steps if the run never memorizes; none if it memorizes from its first eval).
-    The onset is benchbase.verdicts' (the run's stored dynamics record, else the copy
-    criterion on its evaluations with the suite's ``dynamics:`` settings)."""
-    settings = settings if settings is not None else DynamicsEntry()
-
-    def rule(run: RunRecord, evals: list[dict], primary: Column | None) -> int | None:
-        if primary is None:
-            return None
-        try:
-            onset = memorization_onset(run.derived, evals, settings)
-        except LookupError:
-            return None
-        scored = [(primary.badness(e["value"]), e["step"]) for e in evals
-                  if e["metric"] == primary.metric and e["ref"] == primary.ref and math.isfinite(e["value"])
-                  and (onset is None or e["step"] < onset)]
-        return min(scored)[1] if scored else None
-    return rule
-
-
-AT_RULES: dict[str, Callable[..., AtRule]] = {
-    "final": lambda **_: at_final,
-    "best-before-memorization": lambda settings=None, **_: at_best_before_memorization(settings),
-}
-
-
-def resolve_at(at: str, settings: Any = None) -> AtRule:
-    """Parse ``--at``: final | best-before-memorization | step=N (``settings``: the suite's
-    dynamics settings, for the memorization onset)."""
-    if at in AT_RULES:
-        return AT_RULES[at](settings=settings)
-    if at.startswith("step="):
-        try:
-            value = float(at.split("=", 1)[1])
-        except ValueError:
-            value = -1.0
-        if value >= 0 and value == int(value):
-            return at_step(int(value))
-        raise ValueError(f"--at '{at}': N in step=N must be a whole number >= 0")
-    raise ValueError(f"unknown --at '{at}'. Valid: {', '.join(AT_RULES)}, step=N")
 
 
 # ------------------------------------------------------------------------ tables
@@ -299,6 +252,14 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
             table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
                            primary or settings.get("primary"), ref, rule, dyn)
             table.at = at
+            for label, count, keys in _mixed(table.rows):
+                table.notes.append(f"{label}: runs of {count} configurations, one row each (they differ in "
+                                   f"{', '.join(keys)})")
+                warnings.warn(f"{table.title}: {label} has runs of {count} different configurations (they "
+                              f"differ in {', '.join(keys)}), shown as separate rows, not averaged; for one "
+                              "configuration per model, run the suite into a fresh --results folder, or "
+                              "again with `benchbase run SUITE --fresh`", MixedConfigurationsWarning,
+                              stacklevel=2)
             if at == "best-before-memorization":
                 pcol = table.primary_column
                 onset = ("tau_mem from the stored training dynamics" if derived else
@@ -332,9 +293,26 @@ def _primary(columns: list[Column], primary: str | None) -> Column | None:
     return columns[0] if columns else None
 
 
-def _row_key(r: RunRecord) -> tuple:
+def _label_key(r: RunRecord) -> tuple:
+    """What a reader sees of a row: label, framework, n and swept values."""
     params = {k: v for k, v in r.spec.sweep.items() if k != "n"}
     return (r.model_label, r.spec.model.framework, r.n, tuple(sorted((k, str(v)) for k, v in params.items())))
+
+
+def _row_key(r: RunRecord) -> tuple:
+    """Runs that share a row: the same label key and the same configuration, so that a
+    row's spread is over seeds only, never over budgets or hyperparameters."""
+    return (*_label_key(r), fingerprint(configuration(r.spec)))
+
+
+def _mixed(rows: list[Row]) -> list[tuple[str, int, list[str]]]:
+    """(label, how many configurations, the keys that differ) for each label with rows of
+    several configurations."""
+    by_label: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.config:
+            by_label.setdefault(row.sweep_label, []).append(row)
+    return [(label, len(group), list(group[0].config)) for label, group in by_label.items()]
 
 
 def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: list[str] | None,
@@ -344,6 +322,7 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
     pcol = _primary(columns, primary)
     judged: dict[tuple, dict[str, list]] = {}  # row key -> column key -> per value: its Excess or None
     groups: dict[tuple, tuple[Row, Counter, dict[str, list[float]]]] = {}
+    configs: dict[tuple, dict[tuple, dict[str, Any]]] = {}  # label key -> row key -> configuration
     for r in runs:
         spec = r.spec
         gkey = _row_key(r)
@@ -353,6 +332,7 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
                                 framework=spec.model.framework, n=r.n, params=params, runs=0, statuses={},
                                 steps=spec.budget.steps, examples=spec.budget.examples),
                             Counter(), {})
+            configs.setdefault(_label_key(r), {})[gkey] = configuration(spec)
         row, statuses, values = groups[gkey]
         statuses[r.status] += 1
         row.run_ids.append(r.run_id)
@@ -375,6 +355,12 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
                 values.setdefault(key, []).append(e["value"])
                 judged.setdefault(gkey, {}).setdefault(key, []).append(
                     verdicts.get((e["metric"], e["ref"] or "", int(step))))
+
+    for by_row in configs.values():
+        if len(by_row) > 1:
+            differ = differing(list(by_row.values()))
+            for gkey, config in by_row.items():
+                groups[gkey][0].config = {k: config.get(k) for k in differ}
 
     judged_keys = {key for by_key in judged.values() for key, vs in by_key.items() if any(vs)}
     columns = [dataclasses.replace(c, judged=c.key in judged_keys) for c in columns]
@@ -451,7 +437,7 @@ def table_to_records(table: Table) -> list[dict]:
             "suite": table.suite, "dataset": table.dataset, "at": table.at, "primary": table.primary,
             "feature_space": table.feature_space,
             "model": r.model, "name": r.name, "family": r.family, "framework": r.framework, "n": r.n,
-            "params": r.params, "rank": r.rank, "runs": r.runs, "statuses": r.statuses,
+            "params": {**r.params, **r.config}, "rank": r.rank, "runs": r.runs, "statuses": r.statuses,
             "steps": r.steps, "examples": r.examples, "run_ids": r.run_ids, "at_steps": r.at_steps,
             "metrics": metrics, "dynamics": r.dynamics, "onsets": r.onsets,
         })

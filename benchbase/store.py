@@ -143,8 +143,11 @@ class Store:
             self.conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ runs
-    def register_runs(self, suite: str, specs: list[RunSpec], settings: dict | None = None) -> None:
+    def register_runs(self, suite: str, specs: list[RunSpec], settings: dict | None = None,
+                      only: bool = False) -> None:
         """Record the suite's runs as pending (existing runs keep their status and results).
+        With ``only`` (``run --fresh``), runs an earlier version of the suite planned and this
+        one does not leave the suite (their rows stay in the store, for any other suite).
 
         Labels are display data, not identity (``RunSpec.identity`` leaves them out): a run
         registered again under a new model or dataset label takes the new one, so renaming
@@ -166,6 +169,11 @@ class Store:
                      spec.seed, json.dumps(spec.to_dict(), sort_keys=True), now, now))
                 c.execute("INSERT OR REPLACE INTO suite_runs VALUES (?,?,?)", (suite, spec.run_id, pos))
                 _relabel(c, spec)
+            if only:
+                keep = {spec.run_id for spec in specs}
+                stale = [r[0] for r in c.execute("SELECT run_id FROM suite_runs WHERE suite=?", (suite,))
+                         if r[0] not in keep]
+                c.executemany("DELETE FROM suite_runs WHERE suite=? AND run_id=?", [(suite, r) for r in stale])
 
     def reset_runs(self, run_ids: list[str], lease: Lease | None = None) -> None:
         """--fresh: forget everything a run produced. With ``lease`` (the caller's), nothing

@@ -14,7 +14,8 @@ DESCRIPTION = ("Validate, then train and evaluate every run of a suite that is n
 def add_arguments(p) -> None:
     add_suite_arguments(p)
     add_results_dir(p)
-    p.add_argument("--fresh", action="store_true", help="redo runs that are already done")
+    p.add_argument("--fresh", action="store_true", help="redo runs that are already done, and drop from the suite's tables the runs "
+                        "that an earlier version of the suite planned")
     p.add_argument("--executor", default=None,
                    help="executor plugin: local, process, ray (default: the suite's, else local); "
                         "configure it with executor.config.<key>=value overrides")
