@@ -248,9 +248,11 @@ class SampleScorer:
         return self.scorer.references
 
     def score(self, samples: np.ndarray, *, step: int = 0, seed: int = 0) -> Scores:
-        """Score ``samples`` (``(N, *spec.shape)``, floating point, finite). Metrics that
-        draw random numbers (kid subsets, swd projections) draw them from ``seed`` and
-        ``step``: pass a run's seed and evaluation step to reproduce its values."""
+        """Score ``samples`` (``(N, *spec.shape)``, floating point, finite). What metrics
+        draw at random (kid subsets, bootstrap intervals, subsamples of sets over
+        ``max_points``) is drawn from ``seed`` and ``step``: pass a run's seed and
+        evaluation step to reproduce its values. swd's directions come from its own
+        config seed, fixed across runs and steps so its values compare."""
         x = check_samples(samples, self.references.spec, check_range=self.check_range)
         _check_set_sizes(self.points_needed, {"samples": len(x)})
         rows = self.scorer.score(x, step=int(step), seed=int(seed))

@@ -224,6 +224,9 @@ def test_big_endian_floats_score_as_little_endian_ones(tmp_path, capsys):
     (["--n-samples", "-3"], "argument --n-samples: must be at least 2"),
     (["--n-samples", "500"], "holds 50 samples but --n-samples is 500; lower --n-samples to at most 50"),
     (["--seed", "-1"], "argument --seed: must be at least 0"),
+    (["--seed", str(2 ** 64 + 1)], "argument --seed: seeds are whole numbers from 0 to 2^63-1 (got "
+                                   "18446744073709551617)"),  # as a suite's seeds
+    (["--seed", str(2 ** 63)], "seeds are whole numbers from 0 to 2^63-1"),
     (["--step", "x"], "argument --step: expected a whole number, got 'x'"),
     (["--device", "gpu"], "unknown device 'gpu'; valid: cpu, cuda, cuda:N, auto"),
     (["--subset", "split=5"], "split must look like 'k of K'"),
@@ -245,3 +248,26 @@ def test_bad_options_exit_2_with_one_line(tmp_path, capsys, argv, message):
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and err.count("\n") == 1, err
+
+
+def test_seed_and_step_move_what_the_help_says_and_not_swds_directions(tmp_path, capsys):
+    """--help said --seed seeds swd, but swd's directions are fixed by swd.seed (so values
+    compare across runs); only its subsample of a set over max_points follows --seed."""
+    np.save(tmp_path / "s.npy", np.random.default_rng(1).uniform(-1, 1, (120, 2)).astype(np.float32))
+
+    def values(*argv):
+        assert main(["score", str(tmp_path / "s.npy"), "--dataset", "gmm2d", "--n", "200", "--metric", "swd",
+                     "--metric", "kid", "--json", *argv]) == 0
+        return {(r["metric"], r["ref"]): r["value"] for r in json.loads(capsys.readouterr().out)[0]["rows"]
+                if r["metric"] in ("swd", "kid")}
+
+    base = values()
+    for argv in (["--seed", "1"], ["--step", "5"]):
+        moved = values(*argv)
+        assert moved[("swd", "test")] == base[("swd", "test")] and moved[("kid", "test")] != base[("kid", "test")]
+    assert values("--metric-config", "swd.seed=1")[("swd", "test")] != base[("swd", "test")]
+    small = ["--metric-config", "swd.max_points=50"]  # sets over max_points are subsampled from --seed
+    assert values(*small)[("swd", "test")] != values(*small, "--seed", "1")[("swd", "test")]
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    assert "fixed by swd.seed" in " ".join(capsys.readouterr().out.split())

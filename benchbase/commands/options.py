@@ -24,6 +24,15 @@ def whole_number(least: int):
     return parse
 
 
+def seed_number(text: str) -> int:
+    """An argparse type: a seed as a suite's ``seeds`` take it (0 to 2^63-1, what a
+    store's SQLite integers hold), so a value scored here can be a run's."""
+    value = whole_number(0)(text)
+    if value >= 2 ** 63:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers from 0 to 2^63-1 (got {value})")
+    return value
+
+
 def results_directory(text: str) -> str:
     """An argparse type: a results directory; an empty one would be the current directory."""
     if not text.strip():

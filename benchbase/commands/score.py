@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from benchbase.commands.options import results_directory, whole_number
+from benchbase.commands.options import results_directory, seed_number, whole_number
 from benchbase.errors import BenchbaseInputError
 
 ARROWS = {"lower": "↓", "higher": "↑"}
@@ -57,9 +57,13 @@ def add_arguments(p) -> None:
     p.add_argument("--n-samples", type=whole_number(2), default=None,
                    help="score the first N samples of each file (default: all)")
     p.add_argument("--key", default=None, help="the .npz array holding the samples (default: 'samples' or the only one)")
-    p.add_argument("--seed", type=whole_number(0), default=0, help="seed for metrics that draw random numbers (kid, swd)")
+    p.add_argument("--seed", type=seed_number, default=0,
+                   help="a run's seed, for what metrics draw at random: kid's subsets, mem_ratio's bootstrap "
+                        "interval, the subsample of a set over max_points (swd, w2_exact, vendi). swd's directions "
+                        "are not drawn from it: they are fixed by swd.seed (--metric-config swd.seed=N), the same "
+                        "at every run and step so that swd values compare across runs")
     p.add_argument("--step", type=whole_number(0), default=None,
-                   help="evaluation step those metrics mix into their randomness (default: the file's step, else 0)")
+                   help="evaluation step those draws mix in with --seed (default: the file's step, else 0)")
     p.add_argument("--device", type=device_name, default="cpu", help="metric device: cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--results", type=results_directory, default=None, metavar="DIR",
                    help="share this results directory's feature cache (reference features embedded once)")
