@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.chance import DEFAULT_ALPHA, judge_stored
-from benchbase.leaderboard_checks import check_slice
+from benchbase.leaderboard_checks import TRAIN_LOSS, canonical, check_slice, parse_key, stored_references
 from benchbase.records import RunRecord
 from benchbase.leaderboard_at import AT_RULES, AtRule, resolve_at  # noqa: F401 (AT_RULES: read from here too)
 from benchbase.configurations import configuration, differing, fingerprint, short
@@ -270,27 +270,54 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
     return tables
 
 
-def _columns(runs: list[RunRecord], wanted: list[str] | None, ref: str | None) -> list[Column]:
+def _columns(runs: list[RunRecord], wanted: list[str] | None, ref: str | None,
+             primary: str | None) -> list[Column]:
+    """The table's columns: ``wanted`` (metric names or ``metric[ref]`` keys, in that order;
+    default: every metric), each metric at ``ref`` where it has it, else its first
+    reference; and the primary's column, added last when the others leave it out."""
+    refs = stored_references(runs)
+    want = [canonical(w, refs) or w for w in wanted] if wanted else None
     columns: dict[str, Column] = {}
+
+    def add(col: Column) -> None:
+        columns.setdefault(col.key, col)
+
     for r in runs:
         for m in r.spec.metrics:
-            if wanted and m.name not in wanted:
-                continue
-            use = ref if ref in m.references else m.references[0]
-            col = Column(m.name, use, m.direction, m.target, r.spec.eval.features.name)
-            columns.setdefault(col.key, col)
+            fs = r.spec.eval.features.name
+            if want is None or m.name in want:
+                add(Column(m.name, ref if ref in m.references else m.references[0], m.direction, m.target, fs))
+            for use in m.references if want else ():
+                if f"{m.name}[{use}]" in want:
+                    add(Column(m.name, use, m.direction, m.target, fs))
+    if want and TRAIN_LOSS in want:
+        add(_train_loss())
     ordered = list(columns.values())
-    if wanted:
-        ordered.sort(key=lambda c: wanted.index(c.metric) if c.metric in wanted else len(wanted))
+    if want:
+        def place(c: Column) -> int:
+            return next((i for i, w in enumerate(want) if w in (c.key, c.metric)), len(want))
+        ordered.sort(key=place)
+    key = canonical(primary, refs) if primary else None
+    if key is not None and _primary(ordered, key) is None:
+        name, use = parse_key(key)
+        found = _train_loss() if key == TRAIN_LOSS else next(
+            (Column(m.name, use or (ref if ref in m.references else m.references[0]), m.direction, m.target,
+                    r.spec.eval.features.name) for r in runs for m in r.spec.metrics if m.name == name), None)
+        ordered += [found] if found is not None else []
     return ordered
 
 
+def _train_loss() -> Column:
+    """The training loss as a column: lower is better; not computed in a feature space."""
+    return Column(TRAIN_LOSS, "train", "lower")
+
+
 def _primary(columns: list[Column], primary: str | None) -> Column | None:
-    if primary:
-        found = next((c for c in columns if c.metric == primary or c.key == primary), None)
-        if found is not None:
-            return found
-    return columns[0] if columns else None
+    """The column ``primary`` (a canonical name, benchbase.leaderboard_checks) names; with
+    none given, the first. A primary that names no column ranks nothing, never another."""
+    if not primary:
+        return columns[0] if columns else None
+    return next((c for c in columns if c.key == primary or c.metric == primary), None)
 
 
 def _label_key(r: RunRecord) -> tuple:
@@ -317,9 +344,9 @@ def _mixed(rows: list[Row]) -> list[tuple[str, int, list[str]]]:
 
 def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: list[str] | None,
            primary: str | None, ref: str | None, rule: AtRule, dyn: Any) -> Table:
-    columns = _columns(runs, wanted, ref)
+    columns = _columns(runs, wanted, ref, primary)
     keys = {c.key for c in columns}
-    pcol = _primary(columns, primary)
+    pcol = _primary(columns, canonical(primary, stored_references(runs)) if primary else None)
     judged: dict[tuple, dict[str, list]] = {}  # row key -> column key -> per value: its Excess or None
     groups: dict[tuple, tuple[Row, Counter, dict[str, list[float]]]] = {}
     configs: dict[tuple, dict[tuple, dict[str, Any]]] = {}  # label key -> row key -> configuration
@@ -390,9 +417,10 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
         if scores:
             top = min(scores.values())
             best[col.key] = [i for i, s in scores.items() if s == top]
-    fs = columns[0].feature_space if columns else ""
-    return Table(suite=suite, dataset=dataset, columns=columns, rows=rows,
-                 primary=pcol.key if pcol else None, best=best, feature_space=fs, alpha=dyn.alpha)
+    fs = next((c.feature_space for c in columns if c.feature_space), "")
+    notes = [f"not ranked: no run of this table stores {primary}"] if primary and pcol is None else []
+    return Table(suite=suite, dataset=dataset, columns=columns, rows=rows, primary=pcol.key if pcol else None,
+                 best=best, feature_space=fs, notes=notes, alpha=dyn.alpha)
 
 
 def _rank(rows: list[Row], pcol: Column) -> None:

@@ -1,11 +1,17 @@
 """What is wrong with a leaderboard request, before any table is built: a suite's
 ``leaderboard:`` section against its metrics (the planner's check) and a command line's
-slice against the stored runs (``leaderboard``, ``report``, ``plot``). Kept apart from
-the table builder so that checking a suite does not import it."""
+slice against the stored runs (``leaderboard``, ``report``, ``plot``). Both accept the
+same names (:func:`column_choices`), so what ``validate`` passes a table can show. Kept
+apart from the table builder so that checking a suite does not import it."""
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 from benchbase.records import RunRecord
+
+#: the training loss, stored (reference "train") at every evaluation of a model that trains
+TRAIN_LOSS = "train/loss"
 
 
 def metric_of(key: str) -> str:
@@ -14,23 +20,65 @@ def metric_of(key: str) -> str:
     return key.replace("[", ".").replace("/", ".").split(".")[0]
 
 
-def spec_problems(primary: str | None, columns: list[str], known: list[str],
-                  unknown: set[str]) -> list[tuple[str, str]]:
-    """What is wrong with a suite's ``leaderboard:`` given its metric names (``known``; an
-    ``unknown`` one is reported at its own entry, and while one is, the primary may name
-    its fix): a primary or a column that names no metric of the suite would silently rank
-    by another, or show no column at all."""
+def parse_key(key: str) -> tuple[str, str | None]:
+    """A column name as (metric, reference): 'fd' -> ('fd', None: the table's choice),
+    'fd[test]' -> ('fd', 'test'), 'train/loss' -> ('train/loss', 'train')."""
+    if key == TRAIN_LOSS:
+        return TRAIN_LOSS, "train"
+    if key.endswith("]") and "[" in key:
+        name, ref = key[:-1].split("[", 1)
+        return name, ref
+    return key, None
+
+
+def canonical(key: str, references: Mapping[str, Sequence[str]]) -> str | None:
+    """``key`` as one of :func:`column_choices` (``fd.test`` is ``fd[test]``), or None when
+    it names no column."""
+    choices = column_choices(references)
+    if key in choices:
+        return key
+    name, _, ref = key.rpartition(".")
+    return f"{name}[{ref}]" if f"{name}[{ref}]" in choices else None
+
+
+def column_choices(references: Mapping[str, Sequence[str]]) -> list[str]:
+    """Every name a column or the primary may take, given each metric's reference splits:
+    the metric, the metric with one of its references (the key CSV and JSON headers use),
+    and the training loss."""
+    out = [TRAIN_LOSS]
+    for name, refs in references.items():
+        out += [name] + [f"{name}[{ref}]" for ref in refs if ref]
+    return sorted(set(out))
+
+
+def spec_problems(primary: str | None, columns: list[str], known: list[str], unknown: set[str],
+                  references: Mapping[str, Sequence[str]] | None = None) -> list[tuple[str, str]]:
+    """What is wrong with a suite's ``leaderboard:`` given its metric names (``known``, with
+    their ``references``; an ``unknown`` one is reported at its own entry, and while one
+    is, the primary may name its fix): a primary or a column that names no metric of the
+    suite would silently rank by another, or show no column at all."""
     from benchbase.errors import list_choices, suggest
 
+    refs = references if references is not None else {k: () for k in known}
+    choices = column_choices(refs)
     out = []
-    if primary and not unknown and metric_of(primary) not in {*known, "train"}:
+    if primary and not unknown and canonical(primary, refs) is None:
         out.append(("leaderboard.primary", f"'{primary}' is not among the suite's metrics.{suggest(primary, known)} "
-                                           f"Valid: {list_choices([*known, 'train/loss'])}"))
+                                           f"Valid: {list_choices(choices)}"))
     for i, name in enumerate(columns):
-        if name not in known and name not in unknown:
+        if canonical(name, refs) is None and metric_of(name) not in unknown:
             out.append((f"leaderboard.metrics[{i}]", f"'{name}' is not among the suite's metrics."
-                                                     f"{suggest(name, known)} Valid: {list_choices(known)}"))
+                                                     f"{suggest(name, known)} Valid: {list_choices(choices)}"))
     return out
+
+
+def stored_references(runs: list[RunRecord]) -> dict[str, tuple[str, ...]]:
+    """Metric name -> its reference splits, over the stored runs' specs."""
+    refs: dict[str, tuple[str, ...]] = {}
+    for r in runs:
+        for m in r.spec.metrics:
+            refs[m.name] = tuple(dict.fromkeys([*refs.get(m.name, ()), *m.references]))
+    return refs
 
 
 def check_slice(runs: list[RunRecord], dataset: str | None, metrics: list[str] | None,
@@ -43,8 +91,9 @@ def check_slice(runs: list[RunRecord], dataset: str | None, metrics: list[str] |
         stored = sorted({r.dataset_label for r in runs} | {r.spec.dataset.name for r in runs})
         if dataset not in stored:
             raise ValueError(f"dataset '{dataset}' has no stored run; stored: {', '.join(stored)}")
-    names = sorted({m.name for r in runs for m in r.spec.metrics})
-    for what, wanted, also in (("metric", metrics or [], set()), ("primary", [primary] if primary else [], {"train"})):
-        unknown = [w for w in wanted if metric_of(w) not in {*names, *also}]
+    refs = stored_references(runs)
+    for what, wanted in (("metric", metrics or []), ("primary", [primary] if primary else [])):
+        unknown = [w for w in wanted if canonical(w, refs) is None]
         if unknown:
-            raise ValueError(f"{what} '{unknown[0]}' is not among the stored metrics: {', '.join(names)}")
+            raise ValueError(f"{what} '{unknown[0]}' is not among the stored metrics: "
+                             f"{', '.join(column_choices(refs))}")

@@ -22,7 +22,9 @@ def metric_name_problems(suite: Any, metrics: list) -> list[tuple[str, str]]:
     unknown = {m.entry.name for m in metrics if m.registered is None}
     judged = [name for name, m in zip(known, (m for m in metrics if m.registered is not None))
               if getattr(m.registered.cls, "memorizes", None)]
-    return (spec_problems(suite.leaderboard.primary, suite.leaderboard.metrics, known, unknown)
+    references = {m.entry.name: tuple(getattr(m.registered.cls, "references", ("train",)))
+                  for m in metrics if m.registered is not None}
+    return (spec_problems(suite.leaderboard.primary, suite.leaderboard.metrics, known, unknown, references)
             + dynamics_name_problems(suite.dynamics, judged, unknown))
 
 

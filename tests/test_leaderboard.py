@@ -153,11 +153,12 @@ def test_leaderboard_settings_name_the_suites_metrics(registry):
             build_suite(tiny_suite(models=["copy_train"], **overrides), "<t>", registry=registry)
         return err.value.problems
 
+    valid = "Valid: fd, fd[test], fd[train], mem_ratio, mem_ratio[train], swd, swd[test], swd[train], train/loss"
     assert problems(leaderboard={"metrics": ["fd", "foo"]}) == [
-        ("leaderboard.metrics[1]", "'foo' is not among the suite's metrics. Valid: fd, mem_ratio, swd")]
+        ("leaderboard.metrics[1]", f"'foo' is not among the suite's metrics. {valid}")]
     assert problems(leaderboard={"primary": "fdd"}) == [
-        ("leaderboard.primary", "'fdd' is not among the suite's metrics. Did you mean 'fd'? "
-                                "Valid: fd, mem_ratio, swd, train/loss")]
+        ("leaderboard.primary", f"'fdd' is not among the suite's metrics. Did you mean 'fd'? {valid}")]
+    assert [path for path, _ in problems(leaderboard={"primary": "fd[nope]"})] == ["leaderboard.primary"]
     assert [path for path, _ in problems(metrics=["fdd"], leaderboard={"primary": "fd"})] == ["metrics[0].name"]
     for primary in ("fd", "mem_ratio[train]", "swd.test", "train/loss"):
         build_suite(tiny_suite(models=["copy_train"], leaderboard={"primary": primary}), "<t>", registry=registry)
