@@ -25,7 +25,7 @@ from benchbase.schedules import eval_schedule
 from benchbase.suite_checks import PointsNeeded, metric_name_problems, set_sizes, too_few
 from benchbase.specs import (Budget, DatasetRef, EvalPlan, FeatureRef, MetricRef, ModelRef, RunSpec, SubsetPlan,
                              json_default, parse_split)
-from benchbase.structured import plugin_config
+from benchbase.structured import located, plugin_config
 from benchbase.suite_schema import DatasetEntry, ModelEntry, PluginEntry, SuiteSchema, schema_problems, whole_number
 
 
@@ -317,7 +317,7 @@ class RunPlanner:
             replay = getattr(instance, "eval_steps", lambda: None)()
             origin = getattr(instance, "origin", lambda: None)()
         except ValueError as exc:  # the model rejects a value its Config type allowed
-            self.fail(path, str(exc))
+            self.fail(located(path, str(exc), reg.cls.Config), str(exc))
             return None
         trains = bool(getattr(reg.cls, "trains", True))
         if replay is not None and trains:

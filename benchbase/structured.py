@@ -107,10 +107,14 @@ def typed(data: dict, schema: type, source: str, path: str = "") -> Any:
         key = join(path, getattr(exc, "full_key", "") or "")
         raise ConfigError(source, [(key, str(exc).splitlines()[0])]) from None
     except ValueError as exc:  # a Config's own check (__post_init__) refused a value
-        # "workers must be >= 1": a message that starts with a field names its key
-        first = str(exc).split(" ", 1)[0]
-        key = join(path, first) if first in {f.name for f in dataclasses.fields(schema)} else path
-        raise ConfigError(source, [(key, str(exc))]) from None
+        raise ConfigError(source, [(located(path, str(exc), schema), str(exc))]) from None
+
+
+def located(path: str, message: str, schema: type) -> str:
+    """The key path of a Config's own ValueError: a message that starts with one of the
+    fields of ``schema`` ("workers must be >= 1") names that key under ``path``."""
+    first = message.split(" ", 1)[0]
+    return join(path, first) if first in {f.name for f in dataclasses.fields(schema)} else path
 
 
 def plugin_config(registered, user_config: dict, source: str, path: str) -> tuple[Any, dict]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .config_checks import check_choice
+
 BACKBONES = ("auto", "mlp", "conv")
 ACTIVATIONS = ("silu", "relu", "leaky_relu", "tanh", "identity")
 LEAKY_SLOPE = 0.2  # negative slope of leaky_relu (DCGAN's discriminator)
@@ -26,13 +28,6 @@ def decoder_act(backbone: str) -> str:
     """Hidden activation of generators and decoders: DCGAN's ReLU for convs, SiLU for
     MLPs (smooth maps for low-dimensional data)."""
     return "relu" if backbone == "conv" else "silu"
-
-
-def check_choice(value: str, valid: tuple, key: str) -> str:
-    """Raise a clear error naming the config key and the valid choices."""
-    if value not in valid:
-        raise ValueError(f"model config '{key}' must be one of {', '.join(valid)}; got '{value}'")
-    return value
 
 
 def resolve_backbone(backbone: str, shape: tuple) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from .backbones import check_choice
+from .config_checks import SelfChecked, check_at_least, check_choice, check_each, check_non_negative, \
+    check_positive
 from .diffusion_process import DDPM_SAMPLERS, FLOW_SAMPLERS, SCHEDULES, TIME_GRIDS
 from .flow_likelihood import LikelihoodFields
 
@@ -33,11 +34,10 @@ class BackboneFields:
 
     def validate(self) -> None:
         check_choice(self.backbone, BACKBONES, "backbone")
-        for key in ("depth", "time_features", "res_blocks", "norm_groups"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"model config '{key}' must be >= 1; got {getattr(self, key)}")
+        check_at_least(self, 1, "depth", "time_features", "res_blocks", "norm_groups")
         if self.width is not None and self.width < 1:
-            raise ValueError(f"model config 'width' must be >= 1 (or null for the default); got {self.width}")
+            raise ValueError(f"width must be >= 1 (or null for the default), got {self.width}")
+        check_each(self, "channel_mult", 1)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class GuidanceFields:
 
     def validate(self) -> None:
         if not 0.0 <= self.label_dropout <= 1.0:
-            raise ValueError(f"model config 'label_dropout' must be in [0, 1]; got {self.label_dropout}")
+            raise ValueError(f"label_dropout must lie in [0, 1], got {self.label_dropout}")
 
 
 @dataclass
@@ -58,8 +58,7 @@ class SamplingFields:
     sample_steps: int = 50  # sampler steps (Heun evaluates the network about twice per step)
 
     def validate(self) -> None:
-        if self.sample_steps < 1:
-            raise ValueError(f"model config 'sample_steps' must be >= 1; got {self.sample_steps}")
+        check_at_least(self, 1, "sample_steps")
 
 
 @dataclass
@@ -74,7 +73,8 @@ class FlowGridFields(SamplingFields):
         super().validate()
         check_choice(self.time_grid, TIME_GRIDS, "time_grid")
         if not 0 < self.sigma_min < self.sigma_max:
-            raise ValueError(f"model config needs 0 < sigma_min < sigma_max; got {self.sigma_min}, {self.sigma_max}")
+            raise ValueError(f"sigma_min must lie in (0, sigma_max), got sigma_min {self.sigma_min}, "
+                             f"sigma_max {self.sigma_max}")
 
 
 @dataclass
@@ -89,15 +89,15 @@ class DDPMScheduleFields:
 
     def validate(self) -> None:
         check_choice(self.schedule, SCHEDULES, "schedule")
-        if self.T < 1:
-            raise ValueError(f"model config 'T' must be >= 1; got {self.T}")
+        check_at_least(self, 1, "T")
         if not 0 < self.beta_start <= self.beta_end < 1:
-            raise ValueError(f"model config needs 0 < beta_start <= beta_end < 1; got {self.beta_start}, "
-                             f"{self.beta_end}")
+            raise ValueError(f"beta_start must lie in (0, beta_end] and beta_end in [beta_start, 1), got beta_start "
+                             f"{self.beta_start}, beta_end {self.beta_end}")
+        check_non_negative(self, "ddim_eta")
 
 
 @dataclass
-class RectifiedFlowConfig(BackboneFields, GuidanceFields, FlowGridFields, LikelihoodFields):
+class RectifiedFlowConfig(SelfChecked, BackboneFields, GuidanceFields, FlowGridFields, LikelihoodFields):
     lr: float = 1e-3  # Adam learning rate (betas 0.9, 0.999)
     sampler: str = "euler"  # euler | heun
 
@@ -105,10 +105,11 @@ class RectifiedFlowConfig(BackboneFields, GuidanceFields, FlowGridFields, Likeli
         for base in (BackboneFields, GuidanceFields, FlowGridFields, LikelihoodFields):
             base.validate(self)
         check_choice(self.sampler, FLOW_SAMPLERS, "sampler")
+        check_positive(self, "lr")
 
 
 @dataclass
-class DDPMConfig(BackboneFields, GuidanceFields, SamplingFields, DDPMScheduleFields):
+class DDPMConfig(SelfChecked, BackboneFields, GuidanceFields, SamplingFields, DDPMScheduleFields):
     lr: float = 1e-3  # Adam learning rate (betas 0.9, 0.999)
     sampler: str = "ancestral"  # ancestral | ddim
     clip_x0: bool = True  # sampling: clip the clean estimate to the dataset's value range
@@ -117,8 +118,9 @@ class DDPMConfig(BackboneFields, GuidanceFields, SamplingFields, DDPMScheduleFie
         for base in (BackboneFields, GuidanceFields, SamplingFields, DDPMScheduleFields):
             base.validate(self)
         check_choice(self.sampler, DDPM_SAMPLERS, "sampler")
+        check_positive(self, "lr")
         if self.sample_steps > self.T:
-            raise ValueError(f"model config 'sample_steps' ({self.sample_steps}) must be <= T ({self.T})")
+            raise ValueError(f"sample_steps must be <= T ({self.T}), got {self.sample_steps}")
 
 
 def resolve_backbone(cfg: BackboneFields, spec) -> tuple[str, int]:

@@ -56,10 +56,10 @@ class AugmentedCopy(Oracle):
     def __init__(self, config=None):
         super().__init__(config)
         if self.config.disguise not in DISGUISES:
-            raise ValueError(f"model config 'disguise' must be one of {', '.join(DISGUISES)}; "
+            raise ValueError(f"disguise must be one of {', '.join(DISGUISES)}; "
                              f"got '{self.config.disguise}'")
         if not 0.0 <= self.config.strength <= 4.0:
-            raise ValueError(f"model config 'strength' must be in [0, 4]; got {self.config.strength}")
+            raise ValueError(f"strength must lie in [0, 4], got {self.config.strength}")
 
     def init(self, data, seed):
         if len(data.spec.shape) != 3:
@@ -97,9 +97,9 @@ class BlendCopy(Oracle):
     def __init__(self, config=None):
         super().__init__(config)
         if self.config.mode not in ("mixup", "cutmix"):
-            raise ValueError(f"model config 'mode' must be one of mixup, cutmix; got '{self.config.mode}'")
+            raise ValueError(f"mode must be one of mixup, cutmix, got '{self.config.mode}'")
         if not 0.0 <= self.config.weight <= 1.0:
-            raise ValueError(f"model config 'weight' must be in [0, 1]; got {self.config.weight}")
+            raise ValueError(f"weight must lie in [0, 1], got {self.config.weight}")
 
     def init(self, data, seed):
         if self.config.mode == "cutmix" and len(data.spec.shape) != 3:

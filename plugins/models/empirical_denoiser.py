@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from benchbase import Model, hookimpl
 
-from .backbones import check_choice
+from .config_checks import SelfChecked, check_choice
 from .diffusion_process import DDPM_SAMPLERS, FLOW_SAMPLERS, PROCESSES, make_process, sigma_per_example
 from .diffusion_variants import DDPMScheduleFields, FlowGridFields
 from .torch_base import no_grad
@@ -42,7 +42,7 @@ CHUNK_ENTRIES = 1 << 24  # float64 logits per chunk of queries (128 MiB)
 
 
 @dataclass
-class EmpiricalDenoiserConfig(FlowGridFields, DDPMScheduleFields):
+class EmpiricalDenoiserConfig(SelfChecked, FlowGridFields, DDPMScheduleFields):
     process: str = "flow"  # flow | ddpm: which process' sampler runs the oracle
     sampler: str = "euler"  # flow: euler | heun; ddpm: ancestral | ddim
     time_grid: str = "karras"  # flow: uniform | karras

@@ -30,7 +30,7 @@ import numpy as np
 
 from benchbase.contracts import added
 
-from .backbones import check_choice
+from .config_checks import check_at_least, check_choice
 
 LOGLIK_SOLVERS = ("euler", "heun", "rk4")
 DIVERGENCES = ("exact", "hutchinson")
@@ -49,9 +49,7 @@ class LikelihoodFields:
     def validate(self) -> None:
         check_choice(self.loglik_solver, LOGLIK_SOLVERS, "loglik_solver")
         check_choice(self.loglik_divergence, DIVERGENCES, "loglik_divergence")
-        for key in ("loglik_steps", "loglik_probes", "loglik_chunk"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"model config '{key}' must be >= 1; got {getattr(self, key)}")
+        check_at_least(self, 1, "loglik_steps", "loglik_probes", "loglik_chunk")
 
 
 def ode_times(steps: int) -> np.ndarray:

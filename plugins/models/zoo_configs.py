@@ -5,14 +5,17 @@ cannot differ. ``width`` is each model's one size knob: hidden units of every ML
 layer, or (conv backbone) ``width // 4`` channels at the finest level, doubling at
 each halving of the resolution (backbones.conv_plan). ``depth`` only applies to MLPs;
 conv depth follows the image size. Every optimiser is Adam(lr, (beta1, beta2),
-eps=1e-8).
+eps=1e-8). Each Config checks its values when built (config_checks.SelfChecked), so
+``benchbase validate`` refuses a value no run could train with.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Tuple
 
-from .backbones import BACKBONES, check_choice
+from .backbones import BACKBONES
+from .config_checks import SelfChecked, check_at_least, check_betas, check_choice, check_each, \
+    check_non_negative, check_positive
 
 F_DIVERGENCES = ("kl", "reverse_kl", "js", "pearson", "hellinger")
 GENERATOR_LOSSES = ("alternative", "saddle")
@@ -20,7 +23,7 @@ DECODERS = ("gaussian", "bernoulli")
 
 
 @dataclass
-class GANConfig:
+class GANConfig(SelfChecked):
     latent_dim: int = 16  # dimension of the generator's N(0, I) input
     width: int = 256  # the size knob (see module docstring)
     depth: int = 3  # hidden layers of the MLP generator and discriminator
@@ -31,6 +34,10 @@ class GANConfig:
 
     def validate(self) -> None:
         check_choice(self.backbone, BACKBONES, "backbone")
+        check_at_least(self, 1, "latent_dim", "width")
+        check_at_least(self, 0, "depth")  # 0: a linear map
+        check_positive(self, "lr")
+        check_betas(self)
 
 
 @dataclass
@@ -45,8 +52,8 @@ class WGANGPConfig(GANConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.n_critic < 1:
-            raise ValueError(f"model config 'n_critic' must be >= 1; got {self.n_critic}")
+        check_at_least(self, 1, "n_critic")
+        check_non_negative(self, "gp_weight")
 
 
 @dataclass
@@ -66,7 +73,7 @@ class FGANConfig(GANConfig):
 
 
 @dataclass
-class AutoencoderConfig:
+class AutoencoderConfig(SelfChecked):
     """What the VAE and WAE configs share: the autoencoder's shape."""
 
     # A WAE's deterministic encoder cannot fill a prior of more dimensions than the
@@ -78,6 +85,13 @@ class AutoencoderConfig:
 
     def validate(self) -> None:
         check_choice(self.backbone, BACKBONES, "backbone")
+        check_at_least(self, 1, "latent_dim", "width")
+        check_at_least(self, 0, "depth")  # 0: a linear map
+
+    def check_optimizer(self) -> None:
+        """The subclasses' Adam settings (each declares its own lr and betas)."""
+        check_positive(self, "lr")
+        check_betas(self)
 
 
 @dataclass
@@ -93,9 +107,11 @@ class VAEConfig(AutoencoderConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.check_optimizer()
         check_choice(self.decoder, DECODERS, "decoder")
-        if self.iwae_samples < 1:
-            raise ValueError(f"model config 'iwae_samples' must be >= 1; got {self.iwae_samples}")
+        check_at_least(self, 1, "iwae_samples")
+        check_non_negative(self, "beta")
+        check_positive(self, "decoder_std")
 
 
 @dataclass
@@ -106,6 +122,12 @@ class WAEMMDConfig(AutoencoderConfig):
     beta2: float = 0.999
     # IMQ kernel k(x, y) = C / (C + ||x - y||^2) summed over C = s * 2 * latent_dim * prior_var
     kernel_scales: Tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_optimizer()
+        check_non_negative(self, "lam")
+        check_each(self, "kernel_scales", 0, strictly=True)
 
 
 @dataclass
@@ -119,3 +141,10 @@ class WAEGANConfig(AutoencoderConfig):
     adversary_depth: int = 3  # hidden layers of the latent discriminator (width: the model's width)
     beta1: float = 0.5
     beta2: float = 0.999
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_optimizer()
+        check_non_negative(self, "lam")
+        check_positive(self, "adversary_lr")
+        check_at_least(self, 0, "adversary_depth")
