@@ -119,15 +119,19 @@ def apply_override(cfg: DictConfig, item: str, source: str) -> None:
 
 
 def _check_list_indices(cfg: DictConfig, key: str, source: str) -> None:
-    """An index past the end of a list (``models.5.label`` with two models) is refused in
-    words: an override changes entries, it does not append them."""
+    """An index past the end of a list (``models.5.label`` with two models), a negative one
+    or a name (``datasets.x.n``) is refused in words: an override changes entries, it does
+    not append them, and OmegaConf would fail with its internals or count from the end."""
     parts = key.split(".")
     for end, part in enumerate(parts[1:], start=1):
         node = OmegaConf.select(cfg, ".".join(parts[:end]), default=None)
-        if not isinstance(node, ListConfig) or not part.isdigit():
+        if not isinstance(node, ListConfig):
             continue
+        where = ".".join(parts[:end])
+        if not part.isdigit():
+            numbers = f"0..{len(node) - 1}" if len(node) else f"it is empty: set the whole list, {where}=[...]"
+            raise ConfigError(source, [(f"{where}.{part}", f"{where} is a list; index it by number ({numbers})")])
         if int(part) >= len(node):
-            where = ".".join(parts[:end])
             entries = f"{where}.0 .. {where}.{len(node) - 1}" if len(node) else "none"
             raise ConfigError(source, [(key, f"{where} has {len(node)} entries ({entries}); an override changes "
                                              f"an entry, it does not add one: set the whole list ({where}=[...])")])
