@@ -67,6 +67,37 @@ def _shape_problem(tp: Any, value: Any) -> str | None:
     return None
 
 
+def _item_type(tp: Any) -> Any:
+    """The item type of a ``List[X]`` or ``Tuple[X, ...]`` field (None for anything else)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union and len(args) == 1:
+        return _item_type(args[0])
+    if origin in (list, typing.List) and args:
+        return args[0]
+    if origin in (tuple, typing.Tuple) and len(args) == 2 and args[1] is Ellipsis:
+        return args[0]
+    return None
+
+
+def as_declared(tp: Any, value: Any) -> Any:
+    """``value`` with every whole-valued float in an integer field made that integer: YAML
+    reads ``1e4`` and ``64.0`` as floats, and a count written so means the count (as
+    ``budget.examples`` does); 10.5 stays, for :func:`_shape_problem` to refuse."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is typing.Union and len(args) == 1:
+        return as_declared(args[0], value)
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        types = _field_types(tp)
+        return {k: as_declared(types[k], v) if k in types else v for k, v in value.items()}
+    item = _item_type(tp)
+    if item is not None and isinstance(value, list):
+        return [as_declared(item, v) for v in value]
+    return value
+
+
 def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
     """Unknown keys anywhere in ``node`` against dataclass ``schema``, with suggestions, and
     values of the wrong shape (a word for a list, a fraction for a whole number)."""
@@ -88,12 +119,16 @@ def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
         if item is not None and isinstance(value, list):
             for i, v in enumerate(value):
                 check_keys(v, item, f"{here}[{i}]", problems)
+        elif _item_type(types[key]) is not None and isinstance(value, list):
+            problems += [(f"{here}[{i}]", shape) for i, v in enumerate(value)
+                         if (shape := _shape_problem(_item_type(types[key]), v))]
 
 
 def typed(data: dict, schema: type, source: str, path: str = "") -> Any:
     """Merge ``data`` into the structured schema: unknown keys, wrong types and missing
     required keys become one ConfigError."""
     problems: list = []
+    data = as_declared(schema, data)
     check_keys(data, schema, path, problems)
     if problems:
         raise ConfigError(source, problems)

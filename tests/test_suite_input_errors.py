@@ -43,3 +43,35 @@ def test_a_list_indexed_by_a_name_exits_2_in_one_line(tmp_path, capsys):
     assert main(["validate", str(path), "datasets.x.n=3"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: invalid suite: {path}: datasets.x: datasets is a list; index it by number (0..0)"]
+
+
+@pytest.mark.parametrize("override, read", [
+    ("budget.steps=1e4", lambda s: s.runs[0].budget.steps == 10_000),
+    ("budget.steps=10.0", lambda s: s.runs[0].budget.steps == 10),
+    ("datasets.0.n=64.0", lambda s: s.runs[0].subset.n == 64),
+    ("budget.batch_size=16.0", lambda s: s.runs[0].budget.batch_size == 16),
+    ("seeds=[1.0]", lambda s: s.runs[0].seed == 1),
+    ("models.0.config.width=16.0", lambda s: s.runs[0].model.config["width"] == 16),
+])
+def test_whole_valued_floats_are_accepted_for_integer_fields(tmp_path, registry, override, read):
+    suite = load_suite(_write(tmp_path, tiny_suite()), [override], registry=registry)
+    assert read(suite)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("budget.steps=10.5", "budget.steps"),
+    ("datasets.0.n=64.5", "datasets[0].n"),
+    ("seeds=[0.5]", "seeds[0]"),
+    ("models.0.config.sample_steps=2.5", "models[0].config.sample_steps"),
+])
+def test_a_fraction_for_an_integer_field_is_refused_under_its_full_key(tmp_path, registry, override, key):
+    value = override.split("=")[1].strip("[]")
+    assert _error(tmp_path, registry, [override]) == f"{key}: expected a whole number, got {value}"
+
+
+def test_a_whole_valued_float_in_a_dataset_entry_is_read_in_the_file_too(tmp_path, registry):
+    path = tmp_path / "y.yaml"
+    path.write_text("name: t\ndatasets: [{name: gmm2d, n: 1e3}]\nmodels: [copy_train]\nmetrics: [fd]\n"
+                    "budget: {steps: 1e1}\n")
+    suite = load_suite(path, registry=registry)
+    assert suite.runs[0].subset.n == 1000 and suite.runs[0].budget.steps == 10
