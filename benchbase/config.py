@@ -22,10 +22,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchbase.devices import check_devices
 from benchbase.errors import BenchbaseInputError, ConfigError
-from benchbase.planner import RunPlanner, too_many_runs
+from benchbase.planner import RunPlanner
 from benchbase.schedules import eval_schedule
 from benchbase.specs import RunSpec
 from benchbase.structured import check_keys, plugin_config, typed
+from benchbase.suite_checks import too_many_runs
 from benchbase.suite_schema import DYNAMICS_CRITERIA, DynamicsEntry, SuiteSchema
 
 __all__ = ["Suite", "load_suite", "build_suite", "RunSpec", "plugin_config", "typed", "check_keys",

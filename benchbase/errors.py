@@ -70,3 +70,8 @@ class PluginLoadError(PluginError, BenchbaseInputError):
 
 class MissingDataError(BenchbaseInputError):
     """A dataset (or weights file) is not on disk; the message says where to put what."""
+
+    def located(self, source: str, path: str) -> MissingDataError:
+        """The same error led by the suite file and the key of the entry that needs the files
+        (a suite may name several datasets), its lines on where to put which files kept."""
+        return MissingDataError(f"{source}: {path}: {self}")

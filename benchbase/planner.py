@@ -22,7 +22,7 @@ from benchbase.errors import BenchbaseInputError, ConfigError, MissingDataError,
     suggest
 from benchbase.frameworks import framework_available
 from benchbase.schedules import eval_schedule
-from benchbase.suite_checks import PointsNeeded, metric_name_problems, set_sizes, too_few
+from benchbase.suite_checks import PointsNeeded, metric_name_problems, set_sizes, too_few, too_many_runs
 from benchbase.specs import (Budget, DatasetRef, EvalPlan, FeatureRef, MetricRef, ModelRef, RunSpec, SubsetPlan,
                              json_default, parse_split)
 from benchbase.structured import located, plugin_config
@@ -244,7 +244,10 @@ class RunPlanner:
         if plain is None:
             return None
         if self.check_data:  # weight files: one clear error now, not one in every run
-            getattr(reg.cls(obj), "check_available", lambda: None)()
+            try:
+                getattr(reg.cls(obj), "check_available", lambda: None)()
+            except MissingDataError as exc:
+                raise exc.located(self.source, "eval.features.name") from None
         self._feature_registered = reg
         return FeatureRef.of(reg, plain)
 
@@ -356,8 +359,8 @@ class RunPlanner:
         if self.check_data:
             try:
                 info = DataCatalog.shared().describe(reg, obj, plain)
-            except MissingDataError:
-                raise  # one clear error that says where to put which files
+            except MissingDataError as exc:  # one clear error that says where to put which files
+                raise exc.located(self.source, f"{where}.name") from None
             except (BenchbaseInputError, PluginFault) as exc:
                 self.fail(where, str(exc))
                 return None
@@ -467,30 +470,6 @@ class RunPlanner:
             out.append(MetricRef.of(metric.registered, plain))
         self.problems.extend(short := too_few(needs, sizes))
         return tuple(out) if complete and not short else None
-
-
-DEFAULT_MAX_RUNS = 10_000
-
-
-def max_runs() -> int:
-    """The most runs a suite may expand to (BENCHBASE_MAX_RUNS raises it)."""
-    import os
-
-    raw = os.environ.get("BENCHBASE_MAX_RUNS", "")
-    try:
-        return int(raw) if raw.strip() else DEFAULT_MAX_RUNS
-    except ValueError:
-        raise BenchbaseInputError(f"BENCHBASE_MAX_RUNS must be a whole number, got '{raw}'") from None
-
-
-def too_many_runs(count: int, exact: bool = True) -> str | None:
-    """Why a suite of ``count`` runs (not ``exact``: at least that many) is refused, if it is: a
-    typo can ask for millions."""
-    limit = max_runs()
-    if count <= limit:
-        return None
-    return (f"this suite expands to {'' if exact else 'at least '}{count:,} runs, more than the limit of "
-            f"{limit:,}; check the sweep, or set BENCHBASE_MAX_RUNS={count} to allow it")
 
 
 def _float_or_none(v) -> float | None:

@@ -157,12 +157,14 @@ class Registry:
     _sources: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ loading
-    def _fail(self, message: str, exc: BaseException | None = None, remedy: str = "") -> None:
-        """A third-party plugin could not be loaded: stop in strict mode, else skip it."""
+    def _fail(self, message: str, exc: BaseException | None = None, remedy: str = "",
+              skipped: str = "it is skipped") -> None:
+        """A third-party plugin could not be loaded: stop in strict mode, else skip it
+        (``skipped`` says what is skipped, in the warning only)."""
         if self.policy.strict:
             raise PluginLoadError(f"{message}; stopping because BENCHBASE_STRICT_PLUGINS is set "
                                   "(unset it to skip the plugin with a warning)") from exc
-        message += f"; it is skipped.{' ' + remedy if remedy else ''}"
+        message += f"; {skipped}.{' ' + remedy if remedy else ''}"
         self.problems.append(message)
         warnings.warn(message, PluginLoadWarning, stacklevel=3)
 
@@ -203,6 +205,8 @@ class Registry:
 
                 try:
                     impl.function(*[{"register": register}[a] for a in impl.argnames])
+                except PluginLoadError:
+                    raise  # strict mode stopped at a problem of this plugin: said once, already
                 except PluginError as exc:
                     if source == BUILTIN_SOURCE:
                         raise
@@ -220,10 +224,10 @@ class Registry:
         if entry.key in table:
             first = table[entry.key]
             message = (f"{kind} '{cls.name}'" + (f" ({entry.framework})" if kind == "model" else "")
-                       + f" is registered by both '{first.plugin}' and '{plugin}'; keeping the first")
+                       + f" is registered by both '{first.plugin}' and '{plugin}'")
             if source == BUILTIN_SOURCE and first.source == BUILTIN_SOURCE:
                 raise PluginError(message)
-            self._fail(message)
+            self._fail(message, skipped=f"the one of '{plugin}' is skipped, the first kept")
             return
         table[entry.key] = entry
 

@@ -45,26 +45,72 @@ def _nested(tp: Any) -> tuple[type | None, type | None]:
 
 def _shape_problem(tp: Any, value: Any) -> str | None:
     """What is wrong with ``value`` for a field of type ``tp``, in the user's words, where the
-    converter's own message would name its internals (a list given a word, 10.5 for a count)."""
-    if value is None:
-        return None
+    converter's own message would name its internals (a list given a word, 10.5 for a count,
+    null for a name, a list for an entry)."""
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     origin = typing.get_origin(tp)
+    if value is None:
+        optional = tp is Any or (origin is typing.Union and type(None) in typing.get_args(tp))
+        return None if optional else f"expected {expected(tp)}, got null"
     if origin is typing.Union and len(args) == 1:
         return _shape_problem(args[0], value)
     if origin in (list, typing.List) and not isinstance(value, list):
         return f"expected a list, e.g. [0, 1], got {type(value).__name__} {value!r}"
     if origin in (dict, typing.Dict) and not isinstance(value, dict):
         return f"expected a mapping of keys, got {type(value).__name__} {value!r}"
-    if tp is int and not isinstance(value, bool):
-        if isinstance(value, float) and not value.is_integer():
-            return f"expected a whole number, got {value!r}"
-        if isinstance(value, str):
-            try:
-                int(value)
-            except ValueError:
-                return f"expected a whole number, got {value!r}"
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and not isinstance(value, dict):
+        return f"expected {expected(tp)}, got {_got(value)}"
+    if tp is int and not _reads_as(int, value):
+        return f"expected a whole number, got {_got(value)}"
+    if tp is float and not _reads_as(float, value):
+        return f"expected a number, got {_got(value)}"
+    if tp is bool and not (isinstance(value, bool) or str(value).lower() in _BOOLEAN_WORDS):
+        return f"expected true or false, got {_got(value)}"
+    if tp is str and isinstance(value, (list, dict)):
+        return f"expected {expected(tp)}, got {_got(value)}"
     return None
+
+
+_BOOLEAN_WORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "1", "0"}  # what OmegaConf reads as a bool
+
+
+def _reads_as(kind: type, value: Any) -> bool:
+    """Whether the converter reads ``value`` as an int (a whole number, or text of one) or a float."""
+    if isinstance(value, bool) or isinstance(value, (list, dict)):
+        return kind is float and isinstance(value, bool)
+    if isinstance(value, float) and kind is int:
+        return value.is_integer()
+    try:
+        kind(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def expected(tp: Any) -> str:
+    """The form a value of type ``tp`` takes, in words (an entry's dataclass says its own in
+    ``form``: "a model name or a mapping {name: ..., config: ...}")."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union and len(args) == 1:
+        return expected(args[0])
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return getattr(tp, "form", None) or f"a mapping of keys ({', '.join(f.name for f in dataclasses.fields(tp))})"
+    if origin in (list, typing.List, tuple, typing.Tuple):
+        return "a list"
+    if origin in (dict, typing.Dict):
+        return "a mapping of keys"
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}.get(tp, "a value")
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a list {value!r}"
+    if isinstance(value, dict):
+        return f"a mapping {value!r}"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value)
 
 
 def _item_type(tp: Any) -> Any:
@@ -77,6 +123,17 @@ def _item_type(tp: Any) -> Any:
         return args[0]
     if origin in (tuple, typing.Tuple) and len(args) == 2 and args[1] is Ellipsis:
         return args[0]
+    return None
+
+
+def _value_type(tp: Any) -> Any:
+    """The value type of a ``Dict[str, X]`` field (None for anything else, and for ``Any``)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union and len(args) == 1:
+        return _value_type(args[0])
+    if origin in (dict, typing.Dict) and len(args) == 2 and args[1] is not Any:
+        return args[1]
     return None
 
 
@@ -118,10 +175,17 @@ def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
             check_keys(value, sub, here, problems)
         if item is not None and isinstance(value, list):
             for i, v in enumerate(value):
-                check_keys(v, item, f"{here}[{i}]", problems)
+                shape = _shape_problem(item, v)
+                if shape:
+                    problems.append((f"{here}[{i}]", shape))
+                else:
+                    check_keys(v, item, f"{here}[{i}]", problems)
         elif _item_type(types[key]) is not None and isinstance(value, list):
             problems += [(f"{here}[{i}]", shape) for i, v in enumerate(value)
                          if (shape := _shape_problem(_item_type(types[key]), v))]
+        elif _value_type(types[key]) is not None and isinstance(value, dict):
+            problems += [(join(here, str(k)), shape) for k, v in value.items()
+                         if (shape := _shape_problem(_value_type(types[key]), v))]
 
 
 def typed(data: dict, schema: type, source: str, path: str = "") -> Any:

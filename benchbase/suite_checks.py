@@ -2,12 +2,14 @@
 what the leaderboard and dynamics settings name is among the suite's metrics, and each
 set a metric compares (the generated samples, the training subset, the test points)
 holds the points the metric declares it needs (:meth:`benchbase.contracts.Metric.min_points`;
-with fewer, every run of the suite would fail at its first evaluation)."""
+with fewer, every run of the suite would fail at its first evaluation), and how many runs a
+suite may expand to."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from benchbase.errors import BenchbaseInputError
 from benchbase.specs import SubsetPlan
 
 
@@ -87,3 +89,27 @@ def too_few(needs: list[PointsNeeded], sizes: dict[str, SetSize]) -> list[tuple[
             out.append((size.key, f"{size.words}, too few for metric(s) {names}, which need at least that many "
                                   f"points in each set they compare; {size.fix.format(need=need)}"))
     return out
+
+
+DEFAULT_MAX_RUNS = 10_000
+
+
+def max_runs() -> int:
+    """The most runs a suite may expand to (BENCHBASE_MAX_RUNS raises it)."""
+    import os
+
+    raw = os.environ.get("BENCHBASE_MAX_RUNS", "")
+    try:
+        return int(raw) if raw.strip() else DEFAULT_MAX_RUNS
+    except ValueError:
+        raise BenchbaseInputError(f"BENCHBASE_MAX_RUNS must be a whole number, got '{raw}'") from None
+
+
+def too_many_runs(count: int, exact: bool = True) -> str | None:
+    """Why a suite of ``count`` runs (not ``exact``: at least that many) is refused, if it is: a
+    typo can ask for millions."""
+    limit = max_runs()
+    if count <= limit:
+        return None
+    return (f"this suite expands to {'' if exact else 'at least '}{count:,} runs, more than the limit of "
+            f"{limit:,}; check the sweep, or set BENCHBASE_MAX_RUNS={count} to allow it")

@@ -150,10 +150,14 @@ class PluginEntry:
     label: Optional[str] = None
     config: Dict[str, Any] = field(default_factory=dict)
 
+    form = "a plugin name or a mapping {name: ..., config: ...}"  # what an entry is, for errors
+
 
 @dataclass
 class ModelEntry(PluginEntry):
     framework: Optional[str] = None  # torch | jax | numpy; needed when a name has several
+
+    form = "a model name or a mapping {name: ..., framework: ..., config: ...}"
 
 
 @dataclass
@@ -174,20 +178,28 @@ class DatasetEntry(PluginEntry):
     # per-dataset model hyperparameters by model label (or name), e.g. {wae_gan: {latent_dim: 2}}
     model_config: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
+    form = "a dataset name or a mapping {name: ..., n: ..., config: ...}"
+
 
 @dataclass
 class MetricEntry(PluginEntry):
     optional: bool = False  # skip models/datasets that lack what the metric requires
+
+    form = "a metric name or a mapping {name: ..., config: ...}"
 
 
 @dataclass
 class FeatureEntry(PluginEntry):
     name: str = "pixels"
 
+    form = "a feature-space name or a mapping {name: ..., config: ...}"
+
 
 @dataclass
 class ExecutorEntry(PluginEntry):
     name: str = "local"
+
+    form = "an executor name or a mapping {name: ..., config: ...}"
 
     def problems(self) -> Iterator[tuple[str, str]]:
         fleet = self.config.get("fleet") if hasattr(self.config, "get") else None
@@ -198,6 +210,8 @@ class ExecutorEntry(PluginEntry):
 @dataclass
 class TrackerEntry(PluginEntry):
     """An experiment tracker the suite's runs are mirrored to (not part of run ids)."""
+
+    form = "a tracker name or a mapping {name: ..., config: ...}"
 
 
 @dataclass
@@ -293,7 +307,7 @@ class SuiteSchema:
 
 def _prefixed(path: str, problem: tuple[str, str]) -> tuple[str, str]:
     sub, msg = problem
-    return (f"{path}.{sub}" if sub else path), msg
+    return (f"{path}.{sub}" if path and sub else sub or path), msg
 
 
 # --------------------------------------------------------------------- checker

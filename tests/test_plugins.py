@@ -195,6 +195,17 @@ def test_duplicate_names_keep_the_builtin(fake_entry_points):
     assert reg.get("metric", "fd").source == "built-in"
 
 
+def test_a_duplicate_name_in_strict_mode_stops_once_without_keeping_anything(fake_entry_points):
+    fake_entry_points.append(FakeEntryPoint("dup", _metric_plugin("fd"), "dup-dist"))
+    with pytest.raises(PluginError) as info:
+        build_registry(PluginPolicy(strict=True))
+    message = str(info.value)
+    assert message.count("stopping because BENCHBASE_STRICT_PLUGINS is set") == 1
+    assert "registered by both" in message and "kept" not in message and "keeping" not in message
+    with pytest.warns(PluginLoadWarning, match="the one of 'dup' is skipped, the first kept"):
+        build_registry(PluginPolicy())
+
+
 # ------------------------------------------------------------------------- observers
 
 

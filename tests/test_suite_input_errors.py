@@ -75,3 +75,37 @@ def test_a_whole_valued_float_in_a_dataset_entry_is_read_in_the_file_too(tmp_pat
                     "budget: {steps: 1e1}\n")
     suite = load_suite(path, registry=registry)
     assert suite.runs[0].subset.n == 1000 and suite.runs[0].budget.steps == 10
+
+
+@pytest.mark.parametrize("override, key, says", [
+    ("eval.features=[pixels]", "eval.features",
+     "expected a feature-space name or a mapping {name: ..., config: ...}, got a list ['pixels']"),
+    ("budget=[16, 10]", "budget", "expected a mapping of keys (examples, steps, batch_size), got a list [16, 10]"),
+    ("models=[5]", "models[0]", "expected a model name or a mapping {name: ..., framework: ..., config: ...}, got 5"),
+    ("sweep={n: 32}", "sweep.n", "expected a list, e.g. [0, 1], got int 32"),
+    ("name=null", "name", "expected a string, got null"),
+    ("device=null", "device", "expected a string, got null"),
+    ("description=[1, 2]", "description", "expected a string, got a list [1, 2]"),
+    ("datasets.0.label=[1]", "datasets[0].label", "expected a string, got a list [1]"),
+    ("datasets.0.subset=5", "datasets[0].subset", "expected a mapping of keys (mode, seed, split, holdout, dedup)"),
+    ("eval.points=[1]", "eval.points", "expected a whole number, got a list [1]"),
+    ("eval.at_init=maybe", "eval.at_init", "expected true or false, got 'maybe'"),
+    ("time_limit=abc", "time_limit", "expected a number, got 'abc'"),
+    ("dynamics.min_excess={mem_ratio: x}", "dynamics.min_excess.mem_ratio", "expected a number, got 'x'"),
+    ("sweep={bad: [1]}", "sweep.bad", "sweep keys are n, budget.<key>"),  # no leading dot
+])
+def test_type_errors_are_said_in_plain_words_under_the_full_key(tmp_path, registry, override, key, says):
+    message = _error(tmp_path, registry, [override])
+    assert message.startswith(f"{key}: {says}"), message
+
+
+def test_a_missing_dataset_leads_with_the_suite_file_and_key(tmp_path, monkeypatch):
+    from benchbase.errors import MissingDataError
+
+    monkeypatch.setenv("BENCHBASE_DATA", str(tmp_path / "data"))
+    path = _write(tmp_path, tiny_suite(datasets=[{"name": "mnist"}]))
+    with pytest.raises(MissingDataError) as info:
+        load_suite(path)
+    first, *rest = str(info.value).splitlines()
+    assert first.startswith(f"{path}: datasets[0].name: dataset 'mnist' not found")
+    assert any("Put the files in" in line for line in rest)  # still says where the files go
