@@ -48,23 +48,23 @@ def stored_settings(data: dict) -> DynamicsEntry:
     return dynamics_settings(stored)
 
 
-def dynamics_settings(data: dict, overrides: list[str] = ()) -> DynamicsEntry:
-    """A DynamicsEntry from plain data plus ``key=value`` overrides, validated."""
+def dynamics_settings(data: dict, overrides: list[str] = (), source: str = "<dynamics>") -> DynamicsEntry:
+    """A DynamicsEntry from plain data plus ``key=value`` overrides, validated; ``source``
+    names where they came from in an error (the command line that gave them)."""
     cfg = OmegaConf.create(dict(data))
     for item in overrides:
         if "=" not in item:
-            raise ConfigError("<dynamics>", [(item, "an override must look like key=value "
-                                                    "(e.g. alpha=0.05)")])
+            raise ConfigError(source, [(item, "an override must look like key=value (e.g. alpha=0.05)")])
         key, value = item.split("=", 1)
         key = key.strip().removeprefix("dynamics.")
         parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
         if OmegaConf.is_config(parsed):
             parsed = OmegaConf.to_container(parsed)
         OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
-    entry = typed(OmegaConf.to_container(cfg, resolve=True), DynamicsEntry, "<dynamics>", "dynamics")
+    entry = typed(OmegaConf.to_container(cfg, resolve=True), DynamicsEntry, source, "dynamics")
     problems = schema_problems(entry, "dynamics")
     if problems:
-        raise ConfigError("<dynamics>", problems)
+        raise ConfigError(source, problems)
     return entry
 
 

@@ -155,12 +155,23 @@ def normalization(runs: list[RunRecord]) -> tuple[dict[str, float], dict]:
 # ----------------------------------------------------------------------- settings
 
 
-def metric_name_problems(settings: DynamicsEntry, judged: list[str], unknown: set[str] = frozenset()) \
-        -> list[tuple[str, str]]:
-    """``dynamics.min_excess`` keys and a ``copy_metric`` that name none of the memorization
-    metrics ``judged`` (an ``unknown`` metric is reported at its own entry): such a setting
-    would change no verdict, or judge nothing."""
+def metric_name_problems(settings: DynamicsEntry, judged: list[str], unknown: set[str] = frozenset(),
+                         known: list[str] = ()) -> list[tuple[str, str]]:
+    """``dynamics.min_excess`` keys, a ``copy_metric`` or ``rate_metric`` that name none of the
+    memorization metrics ``judged``, and a ``loss_metric`` or ``fidelity`` entry that names
+    none of the suite's metrics ``known`` (an ``unknown`` metric is reported at its own entry):
+    such a setting would change no verdict, or judge nothing. ``rate_metric``, ``loss_metric``
+    and ``fidelity`` left at their defaults are not checked: the defaults name the usual
+    metrics, which a suite need not have."""
     from benchbase.errors import list_choices, suggest
+
+    default = DynamicsEntry()
+    named = [("dynamics.rate_metric", settings.rate_metric, default.rate_metric, judged, "a memorization metric"),
+             ("dynamics.loss_metric", settings.loss_metric, default.loss_metric, known, "a metric")]
+    if settings.fidelity != default.fidelity:
+        named += [(f"dynamics.fidelity[{i}]", name, None, known, "a metric") for i, name in enumerate(settings.fidelity)]
+    wrong = [(key, f"'{name}' is not {what} of this suite.{suggest(name, valid)} Valid: {list_choices(valid)}")
+             for key, name, unset, valid, what in named if name != unset and name not in valid and name not in unknown]
 
     out = [(f"dynamics.min_excess.{name}",
             f"'{name}' is not a memorization metric of this suite.{suggest(name, judged)} "
@@ -170,7 +181,7 @@ def metric_name_problems(settings: DynamicsEntry, judged: list[str], unknown: se
     if copy != "auto" and copy not in judged and copy not in unknown:
         out.append(("dynamics.copy_metric", f"'{copy}' is not a memorization metric of this suite."
                                             f"{suggest(copy, judged)} Valid: auto, {list_choices(judged)}"))
-    return out
+    return out + wrong
 
 
 # ------------------------------------------------------------------------ one run

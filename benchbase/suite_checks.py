@@ -27,7 +27,7 @@ def metric_name_problems(suite: Any, metrics: list) -> list[tuple[str, str]]:
     references = {m.entry.name: tuple(getattr(m.registered.cls, "references", ("train",)))
                   for m in metrics if m.registered is not None}
     return (spec_problems(suite.leaderboard.primary, suite.leaderboard.metrics, known, unknown, references)
-            + dynamics_name_problems(suite.dynamics, judged, unknown))
+            + dynamics_name_problems(suite.dynamics, judged, unknown, known))
 
 
 @dataclass(frozen=True)

@@ -264,6 +264,9 @@ def test_dynamics_command_recomputes_with_overrides(registry, tmp_path, capsys):
 @pytest.mark.parametrize("override, message", [
     ("min_excess.foo=1", "dynamics.min_excess.foo: 'foo' is not a memorization metric of this suite"),
     ("copy_metric=fd", "dynamics.copy_metric: 'fd' is not a memorization metric of this suite"),
+    ("rate_metric=nope", "dynamics.rate_metric: 'nope' is not a memorization metric of this suite"),
+    ("loss_metric=nopetoo", "dynamics.loss_metric: 'nopetoo' is not a metric of this suite"),
+    ("fidelity=[fdd]", "dynamics.fidelity[0]: 'fdd' is not a metric of this suite. Did you mean 'fd'?"),
 ])
 def test_dynamics_command_refuses_settings_naming_no_stored_memorization_metric(registry, tmp_path, capsys,
                                                                                override, message):
@@ -273,8 +276,21 @@ def test_dynamics_command_refuses_settings_naming_no_stored_memorization_metric(
     assert main(["dynamics", "--results", str(tmp_path), "--suite", suite.name, override]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+    assert f"{tmp_path} (suite '{suite.name}'): " in err  # what the user gave, not <dynamics>
     with Store(tmp_path) as store:
         assert store.derived(suite.name) == before
+
+
+@pytest.mark.parametrize("settings, key", [
+    ({"fidelity": ["fdd"]}, "dynamics.fidelity[0]"),
+    ({"rate_metric": "nope"}, "dynamics.rate_metric"),
+    ({"loss_metric": "nopetoo"}, "dynamics.loss_metric"),
+])
+def test_a_suite_whose_dynamics_name_none_of_its_metrics_is_refused(registry, settings, key):
+    with pytest.raises(ConfigError) as info:
+        build_suite(tiny_suite(dynamics=settings), "s.yaml", registry=registry)
+    assert f"s.yaml: {key}: '" in str(info.value) and "metric of this suite" in str(info.value)
+    build_suite(tiny_suite(dynamics={"fidelity": ["fd"], "rate_metric": "mem_ratio"}), "s.yaml", registry=registry)
 
 
 # ------------------------------------------------------------------- end to end

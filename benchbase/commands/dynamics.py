@@ -34,8 +34,9 @@ def run(args) -> int:
         raise BenchbaseInputError(f"{bad}: an override must look like key=value (e.g. alpha=0.05)")
     with open_suite_store(args.results, args.suite) as store:
         base = dataclasses.asdict(suite_dynamics(store, args.suite))
-        cfg = dynamics_settings(base, args.overrides)
-        check_metric_names(cfg, store.runs(suite=args.suite))
+        source = settings_source(args)
+        cfg = dynamics_settings(base, args.overrides, source)
+        check_metric_names(cfg, store.runs(suite=args.suite), source)
         records = derive_suite(store, args.suite, cfg)
         runs = [r for r in store.runs(suite=args.suite) if r.run_id in records]
     if args.json:
@@ -64,7 +65,13 @@ def run(args) -> int:
     return 0
 
 
-def check_metric_names(cfg, runs) -> None:
+def settings_source(args) -> str:
+    """What an error in the settings names as their origin, as the user gave it: the results
+    directory and suite whose stored ``dynamics:`` section the overrides change."""
+    return f"{args.results} (suite '{args.suite}')"
+
+
+def check_metric_names(cfg, runs, source: str = "<dynamics>") -> None:
     """Refuse settings that name none of the stored runs' memorization metrics, as a suite
     with them is refused (``dynamics min_excess.foo=1`` would change no verdict)."""
     from benchbase.dynamics import metric_name_problems
@@ -75,6 +82,6 @@ def check_metric_names(cfg, runs) -> None:
     names = sorted({m.name for r in runs for m in r.spec.metrics})
     installed = set(names) & set(registry.names("metric"))
     judged = [name for name in sorted(installed) if getattr(registry.get("metric", name).cls, "memorizes", None)]
-    problems = metric_name_problems(cfg, judged, unknown=set(names) - installed)
+    problems = metric_name_problems(cfg, judged, unknown=set(names) - installed, known=sorted(installed))
     if problems:
-        raise ConfigError("<dynamics>", problems)
+        raise ConfigError(source, problems)
