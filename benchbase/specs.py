@@ -159,6 +159,12 @@ class SubsetPlan:
         return cls(**d)
 
 
+#: the largest budget a suite may ask for: a trillion steps, a quadrillion examples (years of
+#: training at a million examples a second; far beyond, step counts overflow the store's
+#: 64-bit integers and the schedule's arithmetic)
+MAX_STEPS, MAX_EXAMPLES = 10 ** 12, 10 ** 15
+
+
 @dataclass(frozen=True)
 class Budget:
     """Identical for every model: ``steps`` calls of ``train_step``, each on
@@ -182,6 +188,9 @@ class Budget:
         total = int(examples) if examples is not None else int(steps) * B
         if total // (B * k) < 1:
             raise ValueError(f"budget of {total} examples is less than one step ({B} x {k} batches per step)")
+        if total > MAX_EXAMPLES:  # steps x batch_size within bounds each, too many together
+            raise ValueError(f"budget of {total:.3g} examples is more than the most, {MAX_EXAMPLES:.0e}: no run "
+                             "could finish it")
         return cls(examples=total, batch_size=B, batches_per_step=k, steps=total // (B * k))
 
     def to_dict(self) -> dict:

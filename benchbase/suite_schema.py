@@ -19,7 +19,7 @@ from omegaconf import MISSING
 from benchbase.chance import DEFAULT_ALPHA
 from benchbase.errors import suggest
 from benchbase.names import name_problem
-from benchbase.specs import parse_split
+from benchbase.specs import MAX_EXAMPLES, MAX_STEPS, parse_split
 
 #: value -> None when fine, else what is wrong with it (one sentence)
 Check = Callable[[Any], Optional[str]]
@@ -74,6 +74,15 @@ def _subset_size(v):
 def _positive_examples(v):
     if v is not None and (whole_number(v) is None or v < 1):
         return f"must be a positive whole number (got {v})"
+    if v is not None and v > MAX_EXAMPLES:
+        return f"must be at most {MAX_EXAMPLES:.0e} examples (got {v:.3g}), a budget no run could finish"
+
+
+def _step_count(v):
+    if v is not None and not v >= 1:
+        return f"must be >= 1 (got {v})"
+    if v is not None and v > MAX_STEPS:
+        return f"must be at most {MAX_STEPS:.0e} steps (got {v:.3g}), a budget no run could finish"
 
 
 def _split(v):
@@ -219,7 +228,7 @@ class BudgetEntry:
     """Identical for every model: counted in examples drawn from the training subset."""
 
     examples: Optional[float] = option(None, check=_positive_examples)
-    steps: Optional[int] = option(None, check=at_least(1))  # shorthand: examples = steps * batch_size
+    steps: Optional[int] = option(None, check=_step_count)  # shorthand: examples = steps * batch_size
     batch_size: int = option(128, check=at_least(1))
 
     def problems(self) -> Iterator[tuple[str, str]]:

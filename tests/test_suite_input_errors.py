@@ -109,3 +109,15 @@ def test_a_missing_dataset_leads_with_the_suite_file_and_key(tmp_path, monkeypat
     first, *rest = str(info.value).splitlines()
     assert first.startswith(f"{path}: datasets[0].name: dataset 'mnist' not found")
     assert any("Put the files in" in line for line in rest)  # still says where the files go
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["budget.steps=99999999999999999999"], "budget.steps: must be at most 1e+12 steps"),
+    (["budget.steps=null", "budget.examples=1.0e30"], "budget.examples: must be at most 1e+15 examples"),
+    (["sweep.budget.steps=[99999999999999999999]"], "sweep.budget.steps: must be at most 1e+12 steps"),
+    (["budget.steps=1e12", "budget.batch_size=100000"], "budget: budget of 1e+17 examples is more than the most"),
+])
+def test_a_budget_no_run_could_finish_is_refused_for_every_model(tmp_path, registry, overrides, key):
+    for models in (None, ["copy_train"]):  # a model that does not train is no exception
+        message = _error(tmp_path, registry, overrides, **({"models": models} if models else {}))
+        assert message.startswith(key), message
