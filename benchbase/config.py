@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import importlib.util
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,11 @@ from benchbase.suite_schema import DYNAMICS_CRITERIA, DynamicsEntry, SuiteSchema
 
 __all__ = ["Suite", "load_suite", "build_suite", "RunSpec", "plugin_config", "typed", "check_keys",
            "eval_schedule", "DynamicsEntry", "DYNAMICS_CRITERIA", "SuiteSchema"]
+
+
+class UnequalBudgetWarning(UserWarning):
+    """The models of a suite draw examples more than 1% apart (a budget that is no multiple
+    of each model's examples per step); validate and run say so, and the suite runs."""
 
 
 @dataclass
@@ -214,6 +220,8 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     if planner.problems:
         raise ConfigError(source, list(planner.problems))
     check_devices(source, schema.device, planner.executor)
+    for message in planner.unequal_budgets():
+        warnings.warn(f"{source}: {message}", UnequalBudgetWarning, stacklevel=2)
     return Suite(
         name=schema.name, source=source, description=schema.description, runs=runs,
         executor=planner.executor, leaderboard=dataclasses.asdict(schema.leaderboard),

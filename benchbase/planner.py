@@ -130,6 +130,7 @@ class RunPlanner:
         self.problems = Problems()
         self.executor: dict = {}
         self._cache: dict = {}
+        self._drawn: dict[str, dict[str, Budget]] = {}  # budget asked -> trained model's label -> its budget
 
     def fail(self, path: str, message: str) -> None:
         self.problems.add(path, message)
@@ -202,6 +203,9 @@ class RunPlanner:
         subset = self._resolve_subset(dataset, d, point.values.get("n", dataset.entry.n),
                                       {**dataclasses.asdict(dataset.entry.subset), **point.prefixed("subset.")}, n_path)
         budget = self._resolve_budget(self._budget_request(point), m.batches_per_step)
+        if budget is not None and m.trains:
+            asked = json.dumps(self._budget_request(point), sort_keys=True)
+            self._drawn.setdefault(asked, {})[model.label] = budget
         sizes = set_sizes(self.s.eval, subset, n_path, d.info, dataset) if subset is not None else {}
         refs = self._metrics(metrics, model, dataset, m, d, sizes)
         if subset is None or budget is None or refs is None or feature is None:
@@ -221,6 +225,22 @@ class RunPlanner:
                         metrics=refs, seed=int(seed), sweep=point.applied(model, dataset), device=self.s.device,
                         time_limit=self.s.time_limit)
                 for seed in self.s.seeds]
+
+    def unequal_budgets(self) -> list[str]:
+        """Where the trained models of one budget draw examples more than 1% apart: a step
+        draws batch_size x batches_per_step examples, so a budget that is no multiple of a
+        model's step is rounded down to whole steps, per model (a warning: the suite runs)."""
+        out = []
+        for budgets in self._drawn.values():
+            drawn = {label: b.steps * b.examples_per_step for label, b in budgets.items()}
+            lo, hi = min(drawn.values()), max(drawn.values())
+            if hi > lo * 1.01:
+                multiple = math.lcm(*(b.examples_per_step for b in budgets.values()))
+                out.append(f"budget: the models draw unequal numbers of examples, {hi / lo - 1:.0%} apart ("
+                           + ", ".join(f"{label}: {n:,}" for label, n in drawn.items())
+                           + "): a step draws batch_size x batches_per_step examples; for identical budgets "
+                           f"give budget.examples as a multiple of {multiple:,}")
+        return out
 
     def _check_size(self, models: list[PluginChoice], datasets: list[PluginChoice]) -> None:
         """Count the runs before expanding the grid (a typo can ask for millions): per

@@ -121,3 +121,28 @@ def test_a_budget_no_run_could_finish_is_refused_for_every_model(tmp_path, regis
     for models in (None, ["copy_train"]):  # a model that does not train is no exception
         message = _error(tmp_path, registry, overrides, **({"models": models} if models else {}))
         assert message.startswith(key), message
+
+
+def _gp_suite(examples: int) -> dict:
+    return tiny_suite(models=[{"name": "wgan_gp", "framework": "torch", "config": {"n_critic": 5, "width": 8}},
+                              {"name": "rectified_flow", "framework": "torch", "config": {"width": 8}}, "copy_train"],
+                      budget={"batch_size": 128, "examples": examples})
+
+
+def test_models_drawing_examples_more_than_1_percent_apart_are_warned_about(registry):
+    from benchbase.config import UnequalBudgetWarning, build_suite
+
+    with pytest.warns(UnequalBudgetWarning) as caught:
+        build_suite(_gp_suite(1000), "gp.yaml", registry=registry)
+    assert [str(w.message) for w in caught] == [
+        "gp.yaml: budget: the models draw unequal numbers of examples, 40% apart (wgan_gp: 640, rectified_flow: "
+        "896): a step draws batch_size x batches_per_step examples; for identical budgets give budget.examples "
+        "as a multiple of 640"]
+
+
+@pytest.mark.parametrize("examples", [6400, 200_000])  # a multiple of 640; 0.13% apart
+def test_budgets_equal_within_1_percent_say_nothing(registry, recwarn, examples):
+    from benchbase.config import build_suite
+
+    build_suite(_gp_suite(examples), "gp.yaml", registry=registry)
+    assert not [w for w in recwarn if "unequal" in str(w.message)]
