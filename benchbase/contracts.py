@@ -33,7 +33,8 @@ DIRECTIONS = ("higher", "lower", "target")
 MEMORIZES = ("higher", "lower")  # which way a memorization metric moves when samples copy
 MODALITIES = ("vector", "image")
 CAPABILITIES = ("heldout_loss", "denoise", "log_prob", "encode", "fleet")
-RUN_STATUSES = ("pending", "running", "done", "failed", "diverged", "timeout")
+#: interrupted: stopped by Ctrl-C (or SIGINT) while running; the next run resumes it
+RUN_STATUSES = ("pending", "running", "interrupted", "done", "failed", "diverged", "timeout")
 FINAL_STATUSES = ("done", "diverged")  # outcomes a rerun does not repeat
 
 

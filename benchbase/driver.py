@@ -270,6 +270,12 @@ def _run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporte
                     if any(store.leases.holder(s.run_id, lease) is None for s in pending):
                         break  # free to claim (its holder finished badly or died): next round
                     time.sleep(poll_seconds)
+    except KeyboardInterrupt:  # before the claims go: no other driver has taken these runs yet
+        try:
+            store.mark_interrupted([rid for rid in sink.tasks if rid not in sink.finished])
+        except sqlite3.Error:
+            pass
+        raise
     finally:
         try:
             store.leases.release(lease)

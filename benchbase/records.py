@@ -14,7 +14,7 @@ class RunRecord:
 
     run_id: str
     spec: RunSpec
-    status: str  # pending | running | done | failed | diverged | timeout (| conflict, from a ResultSet)
+    status: str  # pending | running | interrupted | done | failed | diverged | timeout (| conflict, from a ResultSet)
     error: str | None = None
     provenance: dict = field(default_factory=dict)  # versions, device, dataset content hash, ...
     summary: dict = field(default_factory=dict)  # what the run consumed; the reason it stopped

@@ -29,7 +29,8 @@ from benchbase.paths import DB_NAME
 from benchbase.store import Store
 
 CONFLICT = "conflict"
-_STATUS_PREFERENCE = {"done": 0, "diverged": 1, "timeout": 2, "failed": 3, "running": 4, "pending": 5}
+_STATUS_PREFERENCE = {"done": 0, "diverged": 1, "timeout": 2, "failed": 3, "running": 4, "interrupted": 4,
+                      "pending": 5}
 
 
 @dataclass

@@ -197,6 +197,13 @@ class Store:
     def statuses(self, run_ids: list[str]) -> dict[str, str | None]:
         return {rid: self.status(rid) for rid in run_ids}
 
+    def mark_interrupted(self, run_ids: list[str]) -> None:
+        """Runs this driver was running when it was interrupted (Ctrl-C): not ``running``
+        forever, and resumed (from their last checkpoint) by the next run."""
+        with self.transaction() as c:
+            c.executemany("UPDATE runs SET status='interrupted', updated_at=? WHERE run_id=? AND status='running'",
+                          [(time.time(), rid) for rid in run_ids])
+
     def mark_running(self, run_id: str, provenance: dict) -> None:
         with self.transaction() as c:
             c.execute("UPDATE runs SET status='running', provenance=?, error=NULL, updated_at=?"
