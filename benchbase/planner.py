@@ -210,11 +210,11 @@ class RunPlanner:
         refs = self._metrics(metrics, model, dataset, m, d, sizes)
         if subset is None or budget is None or refs is None or feature is None:
             return []
-        e = self.s.eval
-        beyond = [step for step in e.steps if step > budget.steps] if e.schedule == "list" and m.trains else []
+        e = self.s.eval  # a step asked for (listed, or the first log-spaced one) must lie within the budget
+        asked = {"list": [("eval.steps", s) for s in e.steps], "log": [("eval.first", e.first or 0)]}
+        beyond = [(key, step) for key, step in asked.get(e.schedule, []) if step > budget.steps and m.trains]
         if beyond:
-            self.fail("eval.steps", f"step {beyond[0]} is beyond the budget of {budget.steps} steps")
-            return []
+            return self.fail(beyond[0][0], f"step {beyond[0][1]} is beyond the budget of {budget.steps} steps") or []
         if m.replay is not None:  # samples made elsewhere: evaluated at the steps they were made
             steps = list(m.replay)
         else:

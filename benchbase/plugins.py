@@ -36,7 +36,7 @@ from benchbase import hookspecs
 from benchbase.hookspecs import KINDS
 from benchbase.contracts import (CAPABILITIES, DIRECTIONS, FAMILIES, FAMILY_PATTERN, FRAMEWORKS, MEMORIZES, MODALITIES,
                                  OPT_OUTS)
-from benchbase.errors import PluginError, PluginLoadError, UnknownPluginError, suggest
+from benchbase.errors import PluginError, PluginLoadError, UnknownPluginError, list_choices, suggest
 from benchbase.frameworks import framework_available
 
 if TYPE_CHECKING:
@@ -429,11 +429,13 @@ def build_registry(policy: PluginPolicy | None = None, **overrides) -> Registry:
 
 
 def _load_entry_points(registry: Registry, policy: PluginPolicy) -> None:
+    installed: set[str] = set()
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else ep.name
         dist_version = dist.version if dist is not None else ""
         names = {ep.name, dist_name}
+        installed |= names
         if policy.allow is not None and not (names & policy.allow):
             continue
         if names & policy.block:
@@ -449,3 +451,7 @@ def _load_entry_points(registry: Registry, policy: PluginPolicy) -> None:
             registry.add_plugin(plugin, ep.name, source=dist_name, source_version=dist_version)
         else:  # a class with hook methods: register an instance
             registry.add_plugin(plugin(), ep.name, source=dist_name, source_version=dist_version)
+    for name in sorted((policy.allow or set()) - installed):  # a typo would load nothing, silently
+        registry._fail(f"BENCHBASE_LOAD_PLUGINS names '{name}', which is no installed plugin (entry-point or "
+                       f"distribution name).{suggest(name, installed)} Installed: {list_choices(installed)}",
+                       skipped="nothing is loaded for it")

@@ -177,6 +177,11 @@ class SubsetEntry:
     holdout: Optional[str] = option(None, check=_holdout)  # "k of K": train on the n chosen without their k-th fold
     dedup: Optional[float] = option(None, check=_dedup)  # drop near-duplicates above this correlation
 
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.mode != "random" and self.seed != 0:  # it would be ignored: the first n are taken
+            yield "seed", (f"a seed only applies to mode: random; mode '{self.mode}' takes the first n examples. "
+                           "Set mode: random, or remove the seed")
+
 
 @dataclass
 class DatasetEntry(PluginEntry):

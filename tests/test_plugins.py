@@ -195,6 +195,15 @@ def test_duplicate_names_keep_the_builtin(fake_entry_points):
     assert reg.get("metric", "fd").source == "built-in"
 
 
+def test_an_allow_list_naming_no_installed_plugin_warns_in_one_line(fake_entry_points):
+    fake_entry_points.append(FakeEntryPoint("good", _metric_plugin("good_metric"), "good-dist"))
+    with pytest.warns(PluginLoadWarning, match=r"BENCHBASE_LOAD_PLUGINS names 'goood', which is no installed "
+                                               r"plugin .*Did you mean 'good'\? Installed: good, good-dist") as caught:
+        reg = build_registry(PluginPolicy(allow=frozenset({"goood"})))
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert "good_metric" not in reg.names("metric")
+
+
 def test_a_duplicate_name_in_strict_mode_stops_once_without_keeping_anything(fake_entry_points):
     fake_entry_points.append(FakeEntryPoint("dup", _metric_plugin("fd"), "dup-dist"))
     with pytest.raises(PluginError) as info:

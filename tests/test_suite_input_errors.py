@@ -146,3 +146,19 @@ def test_budgets_equal_within_1_percent_say_nothing(registry, recwarn, examples)
 
     build_suite(_gp_suite(examples), "gp.yaml", registry=registry)
     assert not [w for w in recwarn if "unequal" in str(w.message)]
+
+
+def test_a_first_log_step_past_the_budget_is_refused_as_a_listed_one_is(tmp_path, registry):
+    message = _error(tmp_path, registry, ["budget.steps=20", "eval.first=1000"])
+    assert message == "eval.first: step 1000 is beyond the budget of 20 steps"
+    message = _error(tmp_path, registry, ["budget.steps=20", "eval.schedule=list", "eval.steps=[30]"])
+    assert message == "eval.steps: step 30 is beyond the budget of 20 steps"
+    load_suite(_write(tmp_path, tiny_suite()), ["budget.steps=20", "eval.first=20"], registry=registry)
+
+
+def test_a_subset_seed_with_mode_first_is_refused_not_ignored(tmp_path, registry):
+    message = _error(tmp_path, registry, ["datasets.0.subset={seed: 5}"])
+    assert message.startswith("datasets[0].subset.seed: a seed only applies to mode: random")
+    suite = load_suite(_write(tmp_path, tiny_suite()), ["datasets.0.subset={seed: 5, mode: random}"],
+                       registry=registry)
+    assert suite.runs[0].subset.seed == 5
