@@ -281,17 +281,17 @@ class Store:
         q += " ORDER BY " + ("s.position" if suite is not None else "r.created_at, r.run_id")
         cur = self.conn.execute(q, args)
         cols = [d[0] for d in cur.description]
-        return [_record(dict(zip(cols, row))) for row in cur.fetchall()]
+        return [_record(dict(zip(cols, row)), self.path) for row in cur.fetchall()]
 
     def suite_settings(self, suite: str) -> dict:
         """The suite's leaderboard settings (primary metric, columns) as last run."""
         row = self.conn.execute("SELECT leaderboard FROM suites WHERE name=?", (suite,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else {}
+        return _loads(row[0], self.path, "suites", f"name='{suite}'", "leaderboard") if row and row[0] else {}
 
     def suite_resolved(self, suite: str) -> dict:
         """The suite as last run, after overrides and defaults."""
         row = self.conn.execute("SELECT resolved FROM suites WHERE name=?", (suite,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else {}
+        return _loads(row[0], self.path, "suites", f"name='{suite}'", "resolved") if row and row[0] else {}
 
     # -------------------------------------------------------------- derived
     def write_derived(self, suite: str, records: dict[str, dict]) -> None:
@@ -310,7 +310,7 @@ class Store:
     def derived(self, suite: str) -> dict[str, dict]:
         """Derived records of a suite's runs: run_id -> record."""
         rows = self.conn.execute("SELECT run_id, data FROM derived WHERE suite=?", (suite,)).fetchall()
-        return {rid: json.loads(data) for rid, data in rows}
+        return {rid: _loads(data, self.path, "derived", f"run_id='{rid}'", "data") for rid, data in rows}
 
     def suites(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT suite FROM suite_runs ORDER BY suite")]
@@ -319,7 +319,9 @@ class Store:
         cur = self.conn.execute("SELECT step, examples, metric, ref, value, feature_space, params FROM evals"
                                 " WHERE run_id=? ORDER BY step, metric, ref", (run_id,))
         return [{"step": s, "examples": e, "metric": m, "ref": r, "value": float("nan") if v is None else v,
-                 "feature_space": f, "params": json.loads(p) if p else {}}
+                 "feature_space": f,
+                 "params": _loads(p, self.path, "evals", f"run_id='{run_id}' AND step={s} AND metric='{m}' "
+                                  f"AND ref='{r}'", "params") if p else {}}
                 for s, e, m, r, v, f, p in cur.fetchall()]
 
     def samples(self, run_id: str, step: int | None = None) -> tuple[int, np.ndarray] | None:
@@ -341,12 +343,37 @@ class Store:
                 for t in ("runs", "evals", "samples", "checkpoints")}
 
 
-def _record(row: dict) -> RunRecord:
-    """A ``runs`` row as a typed record (the model/dataset columns repeat the spec)."""
-    def plain(key: str) -> dict:
-        return json.loads(row[key]) if row.get(key) else {}
+class DamagedRowError(StoreFileError):
+    """A row of a healthy results file holds what benchbase never writes (edited by hand)."""
 
-    return RunRecord(run_id=row["run_id"], spec=RunSpec.from_dict(plain("spec")), status=row["status"],
+
+def _loads(text: str, path: Path, table: str, where: str, column: str):
+    """JSON that benchbase wrote into ``table``; a damaged value is a clear input error
+    naming the row (like a damaged file: nothing is read from it, nothing written)."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise _damaged(path, table, where, column, f"not valid JSON: {exc}") from None
+
+
+def _damaged(path: Path, table: str, where: str, column: str, what: str) -> DamagedRowError:
+    return DamagedRowError(f"{path}: table {table}, row {where}: {column} is damaged ({what}); benchbase will not "
+                           f"read it. Restore the file from a copy, or delete that row (sqlite3 {path} \"DELETE FROM "
+                           f"{table} WHERE {where}\") and run its suite again")
+
+
+def _record(row: dict, path: Path) -> RunRecord:
+    """A ``runs`` row as a typed record (the model/dataset columns repeat the spec)."""
+    where = f"run_id='{row['run_id']}'"
+
+    def plain(key: str) -> dict:
+        return _loads(row[key], path, "runs", where, key) if row.get(key) else {}
+
+    try:
+        spec = RunSpec.from_dict(plain("spec"))
+    except (KeyError, TypeError, ValueError) as exc:  # valid JSON, but not a spec benchbase wrote
+        raise _damaged(path, "runs", where, "spec", f"not a run spec: {type(exc).__name__}: {exc}") from None
+    return RunRecord(run_id=row["run_id"], spec=spec, status=row["status"],
                      error=row.get("error"), provenance=plain("provenance"), summary=plain("summary"),
                      created_at=row.get("created_at"), updated_at=row.get("updated_at"))
 
