@@ -216,6 +216,10 @@ class MixedConfigurationsWarning(UserWarning):
     """Runs of one label under several configurations in one table (shown as separate rows)."""
 
 
+class MissingStepWarning(UserWarning):
+    """``--at step=N`` names a step some finished runs were not evaluated at."""
+
+
 AT_TEXT = {"final": "final evaluation", "best-before-memorization": "best evaluation before memorization"}
 
 
@@ -252,6 +256,8 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
             table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
                            primary or settings.get("primary"), ref, rule, dyn)
             table.at = at
+            if at.startswith("step="):
+                _warn_missing_step(table, ds_runs)
             for label, count, keys in _mixed(table.rows):
                 table.notes.append(f"{label}: runs of {count} configurations, one row each (they differ in "
                                    f"{', '.join(keys)})")
@@ -330,6 +336,18 @@ def _row_key(r: RunRecord) -> tuple:
     """Runs that share a row: the same label key and the same configuration, so that a
     row's spread is over seeds only, never over budgets or hyperparameters."""
     return (*_label_key(r), fingerprint(configuration(r.spec)))
+
+
+def _warn_missing_step(table: Table, runs: list[RunRecord]) -> None:
+    """``--at step=N`` that finished runs were not evaluated at: say which steps are stored
+    (the table still shows those runs, without a value)."""
+    missing = sum(step is None for row in table.rows for step in row.at_steps.values())
+    if not missing:
+        return
+    steps = sorted({s for r in runs if r.status == "done" for s in r.spec.eval.steps})
+    shown = ", ".join(map(str, steps[:12])) + (f", ... ({len(steps)} in all)" if len(steps) > 12 else "")
+    warnings.warn(f"{table.title}: {missing} finished run(s) have no evaluation at {table.at.replace('=', ' ')}; "
+                  f"stored steps: {shown or 'none'}", MissingStepWarning, stacklevel=3)
 
 
 def _mixed(rows: list[Row]) -> list[tuple[str, int, list[str]]]:

@@ -81,7 +81,8 @@ class Store:
         A file that is damaged, not a benchbase store, or from a newer benchbase is
         refused with a :class:`StoreFileError` before anything is written to it.
         Opened with ``create=False`` (to read), a store is never written, except to
-        bring an older file's schema up to date.
+        bring an older file's schema up to date, and an empty (0-byte) file is refused
+        like a missing one: no benchbase wrote it.
         """
         self.dir = Path(results_dir)
         self.path = self.dir / DB_NAME
@@ -93,6 +94,9 @@ class Store:
                                  "or pass another --results directory")
         if not create and not self.path.exists():
             raise FileNotFoundError(f"no results store at {self.path}")
+        if not create and _empty_file(self.path):
+            raise StoreFileError(f"no results in {self.dir}/ ({DB_NAME} is an empty file, 0 bytes: not a results "
+                                 "store; run a suite first, or pass the right --results)")
         existing = self.path.exists() and self.path.stat().st_size > 0
         if create:
             try:
@@ -405,6 +409,12 @@ def _missing_evaluations(c: sqlite3.Connection, run_id: str) -> list[int]:
     stored = {r[0] for r in c.execute("SELECT step FROM evals WHERE run_id=? UNION SELECT step FROM samples"
                                       " WHERE run_id=?", (run_id, run_id))}
     return [s for s in spec.get("eval", {}).get("steps", []) if s not in stored]
+
+
+def _empty_file(path: Path) -> bool:
+    """0 bytes, and no write-ahead log holding its first pages: nothing benchbase wrote."""
+    wal = Path(str(path) + "-wal")
+    return path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0)
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
