@@ -181,8 +181,11 @@ def check_keys(node: Any, schema: type, path: str, problems: list) -> None:
                 else:
                     check_keys(v, item, f"{here}[{i}]", problems)
         elif _item_type(types[key]) is not None and isinstance(value, list):
-            problems += [(f"{here}[{i}]", shape) for i, v in enumerate(value)
-                         if (shape := _shape_problem(_item_type(types[key]), v))]
+            bad = [(f"{here}[{i}]", shape) for i, v in enumerate(value)
+                   if (shape := _shape_problem(_item_type(types[key]), v))]
+            if bad:  # one line for a list of plain values, however many are wrong
+                more = f" (and {len(bad) - 1} more item(s) of {here})" if len(bad) > 1 else ""
+                problems.append((bad[0][0], bad[0][1] + more))
         elif _value_type(types[key]) is not None and isinstance(value, dict):
             problems += [(join(here, str(k)), shape) for k, v in value.items()
                          if (shape := _shape_problem(_value_type(types[key]), v))]
