@@ -23,16 +23,16 @@ def _error(registry, model: dict, **suite) -> str:
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 @pytest.mark.parametrize("name", TRAINED)
-@pytest.mark.parametrize("lr", [-0.001, 0.0, math.nan])
+@pytest.mark.parametrize("lr", [-0.001, math.nan, math.inf])
 def test_a_learning_rate_that_is_not_positive_is_refused(registry, name, framework, lr):
     if framework == "jax":
         pytest.importorskip("jax")
     message = _error(registry, {"name": name, "framework": framework, "config": {"lr": lr}})
-    assert message == f"invalid suite: s.yaml: models[0].config.lr: lr must be a finite number > 0, got {lr}"
+    assert message == f"invalid suite: s.yaml: models[0].config.lr: lr must be a finite number >= 0 (0 learns nothing), got {lr}"
 
 
 @pytest.mark.parametrize("name, key, value, says", [
-    ("wae_gan", "adversary_lr", -1.0, "finite number > 0"),
+    ("wae_gan", "adversary_lr", -1.0, "finite number >= 0"),
     ("gan", "width", 0, ">= 1"),
     ("vae", "latent_dim", 0, ">= 1"),
     ("gan", "beta1", 1.0, "[0, 1)"),
@@ -51,7 +51,7 @@ def test_other_positive_hyperparameters_are_refused_under_their_key(registry, na
 
 def test_a_swept_learning_rate_is_checked_too(registry):
     message = _error(registry, {"name": "vae", "framework": "torch"}, sweep={"model.lr": [1e-3, -1.0]})
-    assert "models[0].config.lr: lr must be a finite number > 0, got -1.0" in message
+    assert "models[0].config.lr: lr must be a finite number >= 0 (0 learns nothing), got -1.0" in message
 
 
 def test_the_cli_refuses_it_in_one_line_with_exit_2(tmp_path, capsys):
@@ -60,5 +60,5 @@ def test_the_cli_refuses_it_in_one_line_with_exit_2(tmp_path, capsys):
                      "models: [{name: vae, framework: torch, config: {backbone: mlp, width: 16, lr: -0.001}}]\n")
     assert main(["validate", str(suite)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith(f"{suite}: models[0].config.lr: lr must be a finite number > 0, got -0.001")
+    assert err.endswith(f"{suite}: models[0].config.lr: lr must be a finite number >= 0 (0 learns nothing), got -0.001")
     assert len(err.splitlines()) == 1

@@ -40,6 +40,15 @@ def check_positive(config, *keys: str) -> None:
             raise ValueError(f"{key} must be a finite number > 0, got {value}")
 
 
+def check_learning_rate(config, *keys: str) -> None:
+    """Learning rates: finite and >= 0. Zero is a control (nothing is learned: twins on
+    disjoint data then sample alike, ``tests/test_plots.py``); a negative rate ascends."""
+    for key in keys:
+        value = getattr(config, key)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{key} must be a finite number >= 0 (0 learns nothing), got {value}")
+
+
 def check_non_negative(config, *keys: str) -> None:
     """Loss weights that may be switched off: finite and >= 0."""
     for key in keys:

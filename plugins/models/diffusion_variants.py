@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from .config_checks import SelfChecked, check_at_least, check_choice, check_each, check_non_negative, \
-    check_positive
+    check_learning_rate
 from .diffusion_process import DDPM_SAMPLERS, FLOW_SAMPLERS, SCHEDULES, TIME_GRIDS
 from .flow_likelihood import LikelihoodFields
 
@@ -105,7 +105,7 @@ class RectifiedFlowConfig(SelfChecked, BackboneFields, GuidanceFields, FlowGridF
         for base in (BackboneFields, GuidanceFields, FlowGridFields, LikelihoodFields):
             base.validate(self)
         check_choice(self.sampler, FLOW_SAMPLERS, "sampler")
-        check_positive(self, "lr")
+        check_learning_rate(self, "lr")
 
 
 @dataclass
@@ -118,7 +118,7 @@ class DDPMConfig(SelfChecked, BackboneFields, GuidanceFields, SamplingFields, DD
         for base in (BackboneFields, GuidanceFields, SamplingFields, DDPMScheduleFields):
             base.validate(self)
         check_choice(self.sampler, DDPM_SAMPLERS, "sampler")
-        check_positive(self, "lr")
+        check_learning_rate(self, "lr")
         if self.sample_steps > self.T:
             raise ValueError(f"sample_steps must be <= T ({self.T}), got {self.sample_steps}")
 

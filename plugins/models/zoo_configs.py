@@ -15,7 +15,7 @@ from typing import Tuple
 
 from .backbones import BACKBONES
 from .config_checks import SelfChecked, check_at_least, check_betas, check_choice, check_each, \
-    check_non_negative, check_positive
+    check_learning_rate, check_non_negative, check_positive
 
 F_DIVERGENCES = ("kl", "reverse_kl", "js", "pearson", "hellinger")
 GENERATOR_LOSSES = ("alternative", "saddle")
@@ -36,7 +36,7 @@ class GANConfig(SelfChecked):
         check_choice(self.backbone, BACKBONES, "backbone")
         check_at_least(self, 1, "latent_dim", "width")
         check_at_least(self, 0, "depth")  # 0: a linear map
-        check_positive(self, "lr")
+        check_learning_rate(self, "lr")
         check_betas(self)
 
 
@@ -90,7 +90,7 @@ class AutoencoderConfig(SelfChecked):
 
     def check_optimizer(self) -> None:
         """The subclasses' Adam settings (each declares its own lr and betas)."""
-        check_positive(self, "lr")
+        check_learning_rate(self, "lr")
         check_betas(self)
 
 
@@ -146,5 +146,5 @@ class WAEGANConfig(AutoencoderConfig):
         super().validate()
         self.check_optimizer()
         check_non_negative(self, "lam")
-        check_positive(self, "adversary_lr")
+        check_learning_rate(self, "adversary_lr")
         check_at_least(self, 0, "adversary_depth")
