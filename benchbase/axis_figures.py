@@ -34,6 +34,11 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "_.-" else "_" for c in text).strip("_")[:60]
 
 
+def _every_family(data: SuiteData) -> set[tuple]:
+    """Every run's family: what labels are told apart against, as in benchbase.exponents."""
+    return {family_key(r.spec) for r in data.runs}
+
+
 def _families(data: SuiteData) -> dict[tuple, list[RunData]]:
     """Runs fitted together (benchbase.exponents.family_key), with more than one swept axis."""
     out: dict[tuple, list[RunData]] = {}
@@ -84,7 +89,7 @@ def axis_panels(data: SuiteData, quantity: str = "tau_mem") -> list[AxisPanel]:
     panels = []
     for key, runs in _families(data).items():
         axes = varying_axes([r.run for r in runs])
-        fit = next((f for f in data.axis_fits if f.family == family_label(key) and f.quantity == quantity), None)
+        fit = next((f for f in data.axis_fits if f.family == family_label(key, _every_family(data)) and f.quantity == quantity), None)
         for axis in axes:
             others = [a for a in axes if a != axis]
             by_fixed: dict[tuple, list[RunData]] = {}
@@ -108,7 +113,7 @@ def axis_panels(data: SuiteData, quantity: str = "tau_mem") -> list[AxisPanel]:
                     line.x.append(x)
                     line.tau.append(float(np.exp(np.mean(np.log(reached[x])))))
                 lines.append(line)
-            panels.append(AxisPanel(family_label(key), axis, quantity, lines, fit))
+            panels.append(AxisPanel(family_label(key, _every_family(data)), axis, quantity, lines, fit))
     return panels
 
 
@@ -185,7 +190,7 @@ def plot_normalizations(data: SuiteData, out: Path, formats=FORMATS) -> list[Pat
     paths: list[Path] = []
     for key, runs in families.items():
         comparison = next((c for c in data.normalizations
-                           if c.family == family_label(key) and c.metric == "relative_gap"), None)
+                           if c.family == family_label(key, _every_family(data)) and c.metric == "relative_gap"), None)
         if comparison is None or comparison.spread_step is None:
             continue
         axes_names = comparison.axes
@@ -233,11 +238,11 @@ def plot_normalizations(data: SuiteData, out: Path, formats=FORMATS) -> list[Pat
                                    label=", ".join(f"{a}={_value(x)}" for a, x in zip(style_axes, v)))
                         for v, s in styles.items()]
         axs[0].legend(handles=handles, loc="upper left", fontsize=7)
-        fig.suptitle(f"{data.name}: {family_label(key)}, do the curves collapse? (spread = std of log10 step "
+        fig.suptitle(f"{data.name}: {family_label(key, _every_family(data))}, do the curves collapse? (spread = std of log10 step "
                      f"reaching levels {', '.join(_value(v) for v in comparison.levels)}; 0 = perfect, "
                      f"0.3 = a factor of 2; dotted: loss threshold)", fontsize=9)
         fig.tight_layout()
-        suffix = "" if len(families) == 1 else "." + _slug(family_label(key))
+        suffix = "" if len(families) == 1 else "." + _slug(family_label(key, _every_family(data)))
         paths += _save(fig, out, f"{data.name}.normalizations{suffix}", formats)
     return paths
 

@@ -51,3 +51,14 @@ def differing(configs: list[dict[str, Any]]) -> list[str]:
 def fingerprint(config: dict[str, Any]) -> str:
     """One string per configuration (equal configurations, equal strings)."""
     return json.dumps(config, sort_keys=True, default=json_default)
+
+
+def telling_apart(config: str, among) -> list[str]:
+    """``key=value`` for each key in which the configuration of fingerprint ``config``
+    differs from the others of ``among`` (fingerprints; none when it is alone): what a
+    label adds so that groups of one model under several configurations read apart."""
+    siblings = set(among) | {config}
+    if len(siblings) == 1:
+        return []
+    mine = json.loads(config)
+    return [f"{k}={short(mine.get(k, '<absent>'))}" for k in differing([json.loads(c) for c in sorted(siblings)])]

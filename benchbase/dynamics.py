@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchbase.configurations import configuration, fingerprint, telling_apart
 from benchbase.fits import fit_power_law, format_interval
 from benchbase.records import RunRecord
 from benchbase.specs import RunSpec
@@ -252,17 +253,29 @@ def _last_finite(values: np.ndarray | None) -> float | None:
 # ---------------------------------------------------------------------- scaling fit
 
 
+#: configuration keys (benchbase.configurations) that vary along a tau_mem-vs-n fit
+N_AXIS_KEYS = ("subset.n", "subset.content_hash", "subset.split", "subset.holdout")
+
+
 def group_key(spec: RunSpec) -> tuple:
     """Runs that differ only in n, subset split or holdout fold and seed share a
-    tau_mem-vs-n fit (and a figure)."""
+    tau_mem-vs-n fit (and a figure): everything else in their configuration is the same,
+    so runs of one label under another budget, learning rate or framework (an edited
+    suite rerun into the same results) never enter one fit."""
     sweep = {k: v for k, v in spec.sweep.items() if k not in ("n", "subset.split", "subset.holdout")}
-    return (spec.model.label, spec.dataset.label, json.dumps(sweep, sort_keys=True, default=str))
+    config = {k: v for k, v in configuration(spec).items() if not k.startswith(N_AXIS_KEYS)}
+    return (spec.model.label, spec.dataset.label, json.dumps(sweep, sort_keys=True, default=str),
+            fingerprint(config))
 
 
-def group_label(key: tuple) -> str:
-    model, dataset, sweep = key
-    extra = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in json.loads(sweep).items())
-    return f"{model} on {dataset}" + (f" ({extra})" if extra else "")
+def group_label(key: tuple, among=()) -> str:
+    """``key``'s model, dataset and swept values; with ``among`` (the other groups shown
+    beside it), also the configuration values that tell it from groups of the same
+    model, dataset and sweep."""
+    model, dataset, sweep, config = key
+    extra = [f"{k.split('.', 1)[-1]}={v}" for k, v in json.loads(sweep).items()]
+    extra += telling_apart(config, {k[3] for k in among if tuple(k[:3]) == (model, dataset, sweep)})
+    return f"{model} on {dataset}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def tau_fits(runs: list[RunRecord], records: dict[str, dict], key: str = "tau_mem") -> list[dict]:
@@ -274,6 +287,7 @@ def tau_fits(runs: list[RunRecord], records: dict[str, dict], key: str = "tau_me
     trained without a ``subset.holdout`` fold (they see fewer than n examples).
     """
     flag = "censored" if key == "tau_mem" else f"{key}_censored"
+    every = {group_key(r.spec) for r in runs}  # labels tell apart configurations of one label
     groups: dict[tuple, list] = {}
     for r in runs:
         rec = records.get(r.run_id)
@@ -284,7 +298,7 @@ def tau_fits(runs: list[RunRecord], records: dict[str, dict], key: str = "tau_me
     for gkey, pts in groups.items():
         reached = [(n, t) for n, t, c in pts if t is not None and c != "left"]
         fit = fit_power_law([n for n, _ in reached], [t for _, t in reached])
-        out.append({"group": group_label(gkey), "quantity": key, "fit": fit, "runs": len(pts),
+        out.append({"group": group_label(gkey, every), "quantity": key, "fit": fit, "runs": len(pts),
                     "censored": sorted({n for n, t, _ in pts if t is None}),
                     "left_censored": sorted({n for n, t, c in pts if t is not None and c == "left"}),
                     "points": sorted(reached)})
@@ -326,6 +340,7 @@ def collapse(runs: list[RunRecord], trajectories: dict[str, Trajectory], records
     def curve(traj: Trajectory):
         return relative_gap(traj, loss_metric) if metric == "relative_gap" else traj.get(metric)
 
+    every = {group_key(r.spec) for r in runs}
     groups: dict[tuple, list] = {}
     for r in runs:
         if r.run_id in trajectories and r.run_id in records:
@@ -344,7 +359,7 @@ def collapse(runs: list[RunRecord], trajectories: dict[str, Trajectory], records
             raw, norm = np.log10([a for _, a, _ in hits]), np.log10([b for _, _, b in hits])
             per_level.append({"level": level, "n": sorted(n for n, _, _ in hits),
                               "spread_step": float(raw.std()), "spread_normalized": float(norm.std())})
-        out.append({"group": group_label(gkey), "seed": seed, "metric": metric, "runs": len(members),
+        out.append({"group": group_label(gkey, every), "seed": seed, "metric": metric, "runs": len(members),
                     "levels": per_level,
                     "spread_step": float(np.mean([p["spread_step"] for p in per_level])) if per_level else None,
                     "spread_normalized": (float(np.mean([p["spread_normalized"] for p in per_level]))

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from benchbase.configurations import configuration, fingerprint, telling_apart
 from benchbase.dynamics import COLLAPSE_LEVELS, Trajectory, level_crossings, relative_gap
 from benchbase.fits import LogLinearFit, fit_log_linear, format_interval
 from benchbase.records import RunRecord
@@ -54,16 +55,38 @@ def run_axes(spec: RunSpec) -> dict[str, float]:
 
 
 def family_key(spec: RunSpec) -> tuple:
-    """Runs fitted together: same model and dataset, and the same non-numeric sweep values."""
+    """Runs fitted together: same model and dataset, the same non-numeric sweep values,
+    and the same configuration off the axes (so runs of one label under another budget
+    or framework, an edited suite rerun into the same results, are never fitted together)."""
     fixed = {k: v for k, v in spec.sweep.items()
              if k.startswith("subset.") or isinstance(v, bool) or not isinstance(v, (int, float))}
-    return spec.model.label, spec.dataset.label, json.dumps(fixed, sort_keys=True, default=str)
+    return (spec.model.label, spec.dataset.label, json.dumps(fixed, sort_keys=True, default=str),
+            fingerprint(_off_axis_configuration(spec)))
 
 
-def family_label(key: tuple) -> str:
-    model, dataset, fixed = key
-    extra = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in json.loads(fixed).items())
-    return f"{model} on {dataset}" + (f" ({extra})" if extra else "")
+def _off_axis_configuration(spec: RunSpec) -> dict:
+    """The run's configuration without what varies along its axes (:func:`run_axes`): n
+    and the subset drawn, batch size, learning rate, numeric swept values, and the steps
+    and examples a swept batch size changes."""
+    swept = {(k.split(".", 1)[0], k.rsplit(".", 1)[-1]) for k, v in spec.sweep.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    batch_swept = ("budget", "batch_size") in swept
+
+    def on_axis(key: str) -> bool:
+        head, tail = key.split(".", 1)[0], key.rsplit(".", 1)[-1]
+        return (key.startswith(("subset.n", "subset.content_hash")) or key in ("budget.batch_size", "model.lr", "model.config.lr")
+                or (head, tail) in swept or (batch_swept and key in ("budget.steps", "budget.examples")))
+    return {k: v for k, v in configuration(spec).items() if not on_axis(k)}
+
+
+def family_label(key: tuple, among=()) -> str:
+    """``key``'s model, dataset and fixed sweep values; with ``among`` (every family of the
+    runs), also the configuration values that tell it from families of the same model,
+    dataset and sweep values."""
+    model, dataset, fixed, config = key
+    extra = [f"{k.split('.', 1)[-1]}={v}" for k, v in json.loads(fixed).items()]
+    extra += telling_apart(config, {k[3] for k in among if tuple(k[:3]) == (model, dataset, fixed)})
+    return f"{model} on {dataset}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 @dataclass
@@ -117,7 +140,8 @@ def _fit(members: list[RunRecord], records: dict, quantity: str, axes: list[str]
 def axis_fits(runs: list[RunRecord], records: dict[str, dict], quantities=("tau_mem",)) -> list[AxisFit]:
     """One multi-axis fit per family and quantity, over the axes that vary (two or more)."""
     out = []
-    for key, members in _families(runs).items():
+    families = _families(runs)
+    for key, members in families.items():
         axes = varying_axes(members)
         if len(axes) < 2:
             continue  # a single axis is tau_fits' job
@@ -125,7 +149,7 @@ def axis_fits(runs: list[RunRecord], records: dict[str, dict], quantities=("tau_
             if not any((records.get(r.run_id) or {}).get(quantity) is not None for r in members):
                 continue
             fit, censored = _fit(members, records, quantity, axes)
-            out.append(AxisFit(family_label(key), quantity, axes, fit, len(members), censored))
+            out.append(AxisFit(family_label(key, families), quantity, axes, fit, len(members), censored))
     return out
 
 
@@ -166,7 +190,8 @@ def local_exponents(runs: list[RunRecord], records: dict[str, dict], quantity: s
     the multi-axis fit over the runs at each pair of adjacent values of that axis (the
     other axes over all their values)."""
     out = []
-    for key, members in _families(runs).items():
+    families = _families(runs)
+    for key, members in families.items():
         axes = varying_axes(members)
         if len(axes) < 2:
             continue
@@ -177,7 +202,7 @@ def local_exponents(runs: list[RunRecord], records: dict[str, dict], quantity: s
             for lower, upper in zip(values, values[1:]):
                 pair = [r for r in members if run_axes(r.spec)[axis] in (lower, upper)]
                 fit, censored = _fit(pair, records, quantity, varying_axes(pair))
-                out.append(LocalExponent(family_label(key), quantity, axis, lower, upper, fit, len(pair), censored))
+                out.append(LocalExponent(family_label(key, families), quantity, axis, lower, upper, fit, len(pair), censored))
     return out
 
 
@@ -228,7 +253,8 @@ def collapse_comparison(runs: list[RunRecord], trajectories: dict[str, Trajector
         return relative_gap(traj, loss_metric) if metric == "relative_gap" else traj.get(metric)
 
     out = []
-    for key, members in _families(runs).items():
+    families = _families(runs)
+    for key, members in families.items():
         members = [m for m in members if m.run_id in trajectories and curve(trajectories[m.run_id]) is not None]
         axes = varying_axes(members)
         if not axes:
@@ -255,7 +281,7 @@ def collapse_comparison(runs: list[RunRecord], trajectories: dict[str, Trajector
                     steps = [s if exps is None else s / predicted_scale(v, ref, exps) for s, v in hits]
                     spreads[name].append(float(np.log10(steps).std()))
         mean = {k: (float(np.mean(v)) if v else None) for k, v in spreads.items()}
-        out.append(CollapseComparison(family_label(key), metric, axes, mean["step"], mean["paper"], mean["measured"],
+        out.append(CollapseComparison(family_label(key, families), metric, axes, mean["step"], mean["paper"], mean["measured"],
                                       used, len(seeds) > 1, list(levels), len(seeds)))
     return out
 

@@ -96,7 +96,7 @@ def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] |
             continue
         colors = _n_colors([r.n for r in runs])
         judged = _judged(runs)
-        suffix = "" if len(data.groups()) == 1 else "." + _slug(group_label(gkey))
+        suffix = "" if len(data.groups()) == 1 else "." + _slug(group_label(gkey, data.groups()))
         for axis in ("step", "normalized"):
             cols = min(3, len(panels))
             rows = -(-len(panels) // cols)
@@ -126,7 +126,7 @@ def plot_curves(data: SuiteData, out: Path, formats=FORMATS, wanted: list[str] |
                 ax.axis("off")
             if axes.flat[0].get_legend_handles_labels()[0]:
                 axes.flat[0].legend(loc="best")
-            fig.suptitle(f"{data.name}: {group_label(gkey)}, metrics vs "
+            fig.suptitle(f"{data.name}: {group_label(gkey, data.groups())}, metrics vs "
                          f"{'normalized step' if axis == 'normalized' else 'training step'}", fontsize=11)
             fig.tight_layout()
             paths += _save(fig, out, f"{data.name}.curves_{axis}{suffix}", formats)
@@ -175,9 +175,9 @@ def plot_tau(data: SuiteData, out: Path, formats=FORMATS) -> list[Path]:
                 continue
             color = palette[(2 * gi + ci) % len(palette)]
             fit = next((f for f in data.fits if f["quantity"] == f"tau_mem_{crit}"
-                        and f["group"] == group_label(gkey)), None)
+                        and f["group"] == group_label(gkey, data.groups())), None)
             reached = [(n, t) for n, t in pts if t is not None]
-            label = f"{crit_label}" + (f", {group_label(gkey)}" if len(groups) > 1 else "")
+            label = f"{crit_label}" + (f", {group_label(gkey, data.groups())}" if len(groups) > 1 else "")
             if fit and fit["fit"]:
                 f = fit["fit"]
                 band = f.get("bootstrap95") or f.get("ci95")
@@ -321,8 +321,8 @@ def plot_samples(store, data: SuiteData, out: Path, formats=FORMATS, per_row: in
         if not rows:
             continue
         steps = ", ".join(str(s) for s in sorted(step_seen))
-        suffix = "" if len(groups) == 1 else "." + _slug(group_label(gkey))
-        fig = _image_rows(_plt(), rows, f"{data.name}: {group_label(gkey)}, samples at step {steps} over their "
+        suffix = "" if len(groups) == 1 else "." + _slug(group_label(gkey, data.groups()))
+        fig = _image_rows(_plt(), rows, f"{data.name}: {group_label(gkey, data.groups())}, samples at step {steps} over their "
                                         f"nearest training images (pixel L2; number = d1/d2, a copy below 1/3)")
         paths += _save(fig, out, f"{data.name}.samples{suffix}", formats)
     return paths

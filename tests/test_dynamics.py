@@ -371,9 +371,41 @@ def test_step_before_memorization_for_leaderboards():
 def test_fits_leave_out_runs_that_memorized_from_the_first_evaluation():
     runs = [SimpleNamespace(run_id=str(n), n=n, spec=SimpleNamespace(
                 subset=SimpleNamespace(n=n, holdout=None), model=SimpleNamespace(label="m"), dataset=SimpleNamespace(label="d"),
-                sweep={"n": n})) for n in (8, 16, 32, 64)]  # the parts of RunRecords that tau_fits reads
+                sweep={"n": n}, trains=True, identity=lambda n=n: {"seed": 0, "subset": {"n": n}}))
+            for n in (8, 16, 32, 64)]  # the parts of RunRecords that tau_fits reads
     records = {"8": {"tau_mem": 0.0, "censored": "left"}, "16": {"tau_mem": 160.0, "censored": None},
                "32": {"tau_mem": 320.0, "censored": None}, "64": {"tau_mem": None, "censored": "right"}}
     (fit,) = tau_fits(runs, records)
     assert fit["left_censored"] == [8] and fit["censored"] == [64] and fit["points"] == [(16, 160.0), (32, 320.0)]
     assert fit["fit"]["slope"] == pytest.approx(1.0)
+
+
+def _run(n, steps, lr=1e-3, framework="torch"):
+    """The parts of a RunRecord that tau_fits and the exponents' families read."""
+    ident = {"seed": 0, "subset": {"n": n, "content_hash": f"h{n}"}, "budget": {"steps": steps, "batch_size": 32},
+             "model": {"name": "m", "framework": framework, "lr": lr, "config": {"lr": lr}}}
+    spec = SimpleNamespace(subset=SimpleNamespace(n=n, holdout=None), model=SimpleNamespace(label="m"),
+                           dataset=SimpleNamespace(label="d"), sweep={"n": n}, trains=True, identity=lambda: ident)
+    return SimpleNamespace(run_id=f"{n}-{steps}-{lr}-{framework}", n=n, spec=spec)
+
+
+def test_runs_of_one_label_under_another_budget_are_never_fitted_together():
+    runs = [_run(n, steps) for n in (16, 32) for steps in (100, 200)]
+    records = {r.run_id: {"tau_mem": 10.0 * r.n * (r.spec.identity()["budget"]["steps"] / 100), "censored": None}
+               for r in runs}
+    fits = tau_fits(runs, records)
+    assert sorted(f["group"] for f in fits) == ["m on d (budget.steps=100)", "m on d (budget.steps=200)"]
+    assert all(f["fit"]["slope"] == pytest.approx(1.0) and f["runs"] == 2 for f in fits)
+    (alone,) = tau_fits(runs[::2], records)  # one configuration: the label reads as before
+    assert alone["group"] == "m on d"
+
+
+def test_the_exponents_families_split_configurations_but_not_their_axes():
+    from benchbase.exponents import family_key, family_label
+
+    same = {family_key(_run(n, 100, lr).spec) for n in (16, 32) for lr in (1e-3, 2e-3)}
+    assert len(same) == 1  # n and the learning rate are axes of one family
+    keys = {family_key(_run(16, 100, framework=f).spec) for f in ("torch", "jax")}
+    assert len(keys) == 2
+    assert sorted(family_label(k, keys) for k in keys) == ["m on d (model.framework=jax)",
+                                                         "m on d (model.framework=torch)"]

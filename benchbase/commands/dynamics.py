@@ -42,11 +42,12 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(records, indent=2, sort_keys=True, default=str))
         return 0
+    every = {group_key(r.spec) for r in runs}
     for r in sorted(runs, key=lambda r: (group_key(r.spec), r.n or 0, r.seed)):
         rec = records[r.run_id]
         tau = "not reached" if rec["tau_mem"] is None else f"{rec['tau_mem']:.0f}"
         rate = "–" if rec["mem_rate"] is None else f"{rec['mem_rate']:.3f}"
-        print(f"{r.run_id}  {group_label(group_key(r.spec))}  n={r.n} seed={r.seed}: "
+        print(f"{r.run_id}  {group_label(group_key(r.spec), every)}  n={r.n} seed={r.seed}: "
               f"tau_mem={tau} ({rec['criterion'] or 'no criterion available'}), mem_rate={rate}/decade")
     fits = [f for key in ("tau_mem", "tau_mem_copy", "tau_mem_loss")
             for f in tau_fits(runs, records, key) if any(rec.get(key) is not None for rec in records.values())]
@@ -61,7 +62,7 @@ def run(args) -> int:
         rec = records[r.run_id].get("memorization_score")
         if rec and json.dumps(rec["full_runs"]) not in shown:
             shown.add(json.dumps(rec["full_runs"]))
-            print(format_record(rec, group_label(group_key(r.spec))))
+            print(format_record(rec, group_label(group_key(r.spec), every)))
     return 0
 
 
