@@ -132,8 +132,10 @@ def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--suite", help="only this suite")
     parser.add_argument("--dataset", help="only this dataset (label or name)")
-    parser.add_argument("--metric", action="append", help="only these metrics (repeatable)")
-    parser.add_argument("--primary", help="metric to rank by (default: the suite's, else the first)")
+    parser.add_argument("--metric", action="append",
+                        help="only these metrics (repeatable): a name (fd), or one reference of it (fd[test], fd.test)")
+    parser.add_argument("--primary", help="column to rank by: a metric as for --metric, or train/loss (default: the "
+                                          "suite's, else the first column); a name of no column is refused")
     parser.add_argument("--ref", choices=("train", "test"), help="reference split for metrics that have both")
     parser.add_argument("--at", default="final",
                         help=f"which evaluation of each run: {' | '.join(AT_RULES)} | step=N (default: final); "
