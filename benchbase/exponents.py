@@ -65,18 +65,15 @@ def family_key(spec: RunSpec) -> tuple:
 
 
 def _off_axis_configuration(spec: RunSpec) -> dict:
-    """The run's configuration without what varies along its axes (:func:`run_axes`): n
-    and the subset drawn, batch size, learning rate, numeric swept values, and the steps
-    and examples a swept batch size changes."""
-    swept = {(k.split(".", 1)[0], k.rsplit(".", 1)[-1]) for k, v in spec.sweep.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    batch_swept = ("budget", "batch_size") in swept
-
-    def on_axis(key: str) -> bool:
-        head, tail = key.split(".", 1)[0], key.rsplit(".", 1)[-1]
-        return (key.startswith(("subset.n", "subset.content_hash")) or key in ("budget.batch_size", "model.lr", "model.config.lr")
-                or (head, tail) in swept or (batch_swept and key in ("budget.steps", "budget.examples")))
-    return {k: v for k, v in configuration(spec).items() if not on_axis(k)}
+    """The run's configuration without what may vary along a family's axes (:func:`run_axes`):
+    n and the subset drawn, the budget (a swept batch size changes its steps), the learning
+    rate and every numeric model setting (a swept width). Read from the configuration alone,
+    not the run's sweep: a run shared with another suite carries that suite's sweep."""
+    def on_axis(key: str, value) -> bool:
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return (key.startswith(("subset.n", "subset.content_hash", "budget.")) or key == "model.lr"
+                or (key.startswith("model.config.") and numeric))
+    return {k: v for k, v in configuration(spec).items() if not on_axis(k, v)}
 
 
 def family_label(key: tuple, among=()) -> str:

@@ -58,7 +58,9 @@ def _run(run_id, n, seed, holdout=None, **sweep):
     spec = SimpleNamespace(model=SimpleNamespace(label="flow", lr=sweep.get("model.lr", 1e-3)),
                            dataset=SimpleNamespace(label="digits"), budget=SimpleNamespace(
                                batch_size=sweep.get("budget.batch_size", 32)),
-                           subset=SimpleNamespace(n=n, holdout=holdout), sweep={"n": n, **sweep})
+                           subset=SimpleNamespace(n=n, holdout=holdout), sweep={"n": n, **sweep}, trains=True,
+                           identity=lambda: {"seed": seed, "subset": {"n": n}, "model": {"name": "flow", "config": {
+                               "lr": sweep.get("model.lr", 1e-3)}}, "budget": {"batch_size": sweep.get("budget.batch_size", 32)}})
     return SimpleNamespace(run_id=run_id, seed=seed, n=n, spec=spec)
 
 
