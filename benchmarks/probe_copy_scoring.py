@@ -16,8 +16,9 @@ SSCD's score normalisation (``1:1.0[0,2]`` against the held-out images):
                    whitening (Radenovic et al., TPAMI 2018: the inverse square root of
                    the covariance of the differences between a fitting image's
                    descriptor and those of its training views, so directions the
-                   training disguises move are shrunk) or PCA whitening of the
-                   fitting images' descriptors, both shrunk towards the identity
+                   training disguises move are shrunk; the space's own ``whitening``
+                   option) or PCA whitening of the fitting images' descriptors, both
+                   shrunk towards the identity
 
     python benchmarks/probe_copy_scoring.py [--space-config '{"steps": 3000}'] [--cache results/cache]
 
@@ -35,6 +36,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_copy_detection import _registry, load  # noqa: E402
+
+from benchbase_plugins.features.copy_descriptor import (WHITENING_STREAM, Whitening, fitting_split,  # noqa: E402
+                                                        inverse_sqrt, learned_whitening, training_views)
 
 PIXEL_WEIGHTS = (0.1, 0.2, 0.3)
 WHITEN_SHRINK = (0.03, 0.1, 0.3, 1.0)
@@ -61,40 +65,15 @@ def blurred(x: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_blur(xt, torch.full((len(xt),), float(sigma))).numpy()
 
 
-def inverse_sqrt(cov: np.ndarray, shrink: float) -> np.ndarray:
-    """(cov + shrink * mean eigenvalue * I)^(-1/2): the shrinkage keeps directions that
-    the covariance barely sees (a rank-deficient descriptor has some) from blowing up."""
-    w, v = np.linalg.eigh(np.asarray(cov, np.float64))
-    w = np.clip(w, 0.0, None)
-    return (v * (w + shrink * w.mean()) ** -0.5) @ v.T
-
-
-def whitened(embed, mean: np.ndarray, transform: np.ndarray):
-    return lambda x: unit((embed(x) - mean) @ transform).astype(np.float32)
-
-
 def whitening_variants(embed, anchors: np.ndarray, views: np.ndarray) -> dict:
     """``anchors``: the fitting images' descriptors; ``views``: descriptors of training
     views of them, ``views[k * n + i]`` a view of image ``i``."""
-    mean = anchors.mean(axis=0)
-    moved = views - np.tile(anchors, (len(views) // len(anchors), 1))
-    within = moved.T.astype(np.float64) @ moved / len(moved)
+    learned = {s: learned_whitening(anchors, views, s) for s in WHITEN_SHRINK}
+    mean = anchors.astype(np.float64).mean(axis=0)
     spread = np.cov((anchors - mean).T.astype(np.float64))
-    return {f"learned whitening, shrink {s}": whitened(embed, mean, inverse_sqrt(within, s)) for s in WHITEN_SHRINK} | {
-        f"PCA whitening, shrink {s}": whitened(embed, mean, inverse_sqrt(spread, s)) for s in WHITEN_SHRINK}
-
-
-def training_views(x: np.ndarray, recipe, copies: int, value_range, seed: int = 1234) -> np.ndarray:
-    """``copies`` full-strength views of every image of ``x`` under the descriptor's own
-    training recipe (``image_edits.random_views``), stacked copy after copy."""
-    import torch
-
-    from benchbase_plugins.image_edits import random_views
-
-    gen = torch.Generator().manual_seed(seed)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    lo, hi = (float(v) for v in value_range)
-    return np.concatenate([random_views(xt, recipe, gen, lo, hi, 1.0).x.numpy() for _ in range(copies)])
+    pca = {s: Whitening(mean, inverse_sqrt(spread, s)) for s in WHITEN_SHRINK}
+    return {f"learned whitening, shrink {s}": (lambda x, w=w: w(embed(x))) for s, w in learned.items()} | {
+        f"PCA whitening, shrink {s}": (lambda x, w=w: w(embed(x))) for s, w in pca.items()}
 
 
 def variants(embed) -> dict:
@@ -113,7 +92,6 @@ def main(argv=None) -> int:
     from benchbase.errors import BenchbaseInputError
     from benchbase.structured import plugin_config
     from benchbase_plugins.disguises import make_query_sets
-    from benchbase_plugins.features.copy_descriptor import fitting_split
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="digits")
@@ -151,7 +129,7 @@ def main(argv=None) -> int:
         return memo[id(x)][1]
 
     fitting, _ = fitting_split(np.asarray(splits.train, np.float32)[: cfg.max_train], cfg.calibration_fraction)
-    views = training_views(fitting, cfg.views, WHITEN_VIEWS, splits.spec.value_range)
+    views = training_views(fitting, cfg.views, WHITEN_VIEWS, splits.spec.value_range, cfg.seed + WHITENING_STREAM)
     scored = variants(embed) | whitening_variants(embed, space.embed(fitting), space.embed(views))
     normalised = Protocol(1, ScoreNormalisation(1.0, 0, 2))
     print(f"copy_descriptor {args.space_config} on {args.dataset}; {sum(len(q.source) for q in queries)} queries")

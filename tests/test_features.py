@@ -441,3 +441,27 @@ def test_sscd_loss_counts_a_blend_as_a_copy_of_its_dominant_image_only_when_aske
 def test_copy_descriptor_names_the_valid_blend_rules():
     with pytest.raises(ValueError, match="mix_positives must be one of both, dominant; got 'second'"):
         CopyDescriptorConfig(mix_positives="second")
+
+
+def test_copy_descriptor_whitening_is_post_hoc_and_calibrated_in_the_whitened_space(tmp_path, monkeypatch):
+    split = images(120)
+    plain = CopyDescriptor(TINY_DESCRIPTOR)
+    plain.cache_dir, plain.train_split = str(tmp_path), split
+    plain.prepare(split, IMAGE, "cpu")
+
+    def no_fit(*a, **k):
+        raise AssertionError("refitted although cached: the whitening must not change the fit's key")
+
+    monkeypatch.setattr(cd_module, "fit_descriptor", no_fit)
+    white = CopyDescriptor(replace(TINY_DESCRIPTOR, whitening=0.1, whitening_views=2))
+    white.cache_dir, white.train_split = str(tmp_path), split
+    white.prepare(split, IMAGE, "cpu")
+    f = white.embed(split[:10])
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(f, white.whitening(plain.embed(split[:10])), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(f, plain.embed(split[:10]), atol=1e-3)
+    held, fitted = white.embed(split[102:]), white.embed(split[:102])
+    assert white.cosine_copy_threshold == pytest.approx(
+        np.quantile((held @ fitted.T).max(axis=1), 0.99, method="higher"), abs=1e-5)
+    with pytest.raises(ValueError, match="whitening must be a finite number >= 0"):
+        CopyDescriptorConfig(whitening=-0.1)
