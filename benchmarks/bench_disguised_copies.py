@@ -19,6 +19,7 @@ in its own docs block (named after the suite file).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,8 @@ def main(argv=None) -> int:
                    help="a suite of oracles to judge (default: the disguised copies)")
     p.add_argument("--results", default="results/disguised_copies", help="one results folder per space inside")
     p.add_argument("--seeds", default="", help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--space-config", default="{}",
+                   help='JSON: {"space": {config}}, e.g. {"copy_descriptor": {"whitening": 0.1}}')
     p.add_argument("--write-docs", default="", help="replace the generated block of this markdown file")
     args = p.parse_args(argv)
     overrides = [f"seeds=[{args.seeds}]"] if args.seeds else []
@@ -124,9 +127,16 @@ def main(argv=None) -> int:
     suite_path = Path(args.suite)
     if not suite_path.is_file():
         raise SystemExit(f"--suite {args.suite}: no such file")
+    try:
+        space_config = json.loads(args.space_config)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--space-config is not JSON ({exc})") from None
+    if not isinstance(space_config, dict) or not all(isinstance(v, dict) for v in space_config.values()):
+        raise SystemExit(f'--space-config must map a space to its config, e.g. {{"copy_descriptor": {{"whitening": 0.1}}}}')
     per_space = {}
     for space in args.spaces.split(","):
-        per_space[space] = run_space(suite_path, space, Path(args.results), overrides, registry)
+        configured = [f"eval.features.config.{k}={json.dumps(v)}" for k, v in space_config.get(space, {}).items()]
+        per_space[space] = run_space(suite_path, space, Path(args.results), overrides + configured, registry)
         print(f"{space}: done", file=sys.stderr)
     seeds = max(j.runs for judged in per_space.values() for j in judged.values())
     block = table(per_space, seeds, suite_path)
