@@ -2,18 +2,13 @@
 config, and a bad one stops the benchmark before anything runs."""
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
+from support.benchmark_scripts import import_benchmark
 
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    yield importlib.import_module("bench_disguised_copies")
-    sys.modules.pop("bench_disguised_copies", None)
+    return import_benchmark(monkeypatch, "bench_disguised_copies")
 
 
 class Captured(Exception):

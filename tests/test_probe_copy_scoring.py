@@ -2,19 +2,14 @@
 are, and it refuses a bad option in one line before fitting anything."""
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from support.benchmark_scripts import import_benchmark
 
 
 @pytest.fixture
 def probe(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    yield importlib.import_module("probe_copy_scoring")
-    sys.modules.pop("probe_copy_scoring", None)
+    return import_benchmark(monkeypatch, "probe_copy_scoring")
 
 
 def test_the_pixel_channel_splits_the_squared_distance_by_its_weight(probe):
