@@ -84,8 +84,8 @@ class CopyDescriptorConfig:
     # image and its nearest neighbours in the descriptor being trained), so negatives are near-twins
     look_alike_refresh: int = 100  # steps between recomputing the neighbours
     whitening: float = 0.0  # > 0: learned whitening of the (concatenated) descriptors (Radenovic et al. 2018),
-    # shrunk towards the identity by this fraction of the mean eigenvalue; 0.1 read +0.011 uAP for one fit and
-    # +0.027 for three members on digits (docs/metrics.md). Post hoc: the fits and their cache are unchanged
+    # shrunk towards the identity by this fraction of the mean eigenvalue; 0.1 read +0.011 uAP for one fit,
+    # +0.027 for three members and +0.034 for five (0.785) on digits (docs/metrics.md). Post hoc: fits unchanged
     whitening_views: int = 8  # training views of every fitting image that the whitening is estimated from
     max_train: int = 20000  # fit (and calibrate) on at most the first this many training examples
     calibration_fraction: float = 0.15  # of those, kept out of training to calibrate the threshold
