@@ -277,11 +277,11 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
 
 
 def _columns(runs: list[RunRecord], wanted: list[str] | None, ref: str | None,
-             primary: str | None) -> list[Column]:
+             primary: str | None, refs: dict[str, tuple[str, ...]]) -> list[Column]:
     """The table's columns: ``wanted`` (metric names or ``metric[ref]`` keys, in that order;
     default: every metric), each metric at ``ref`` where it has it, else its first
-    reference; and the primary's column, added last when the others leave it out."""
-    refs = stored_references(runs)
+    reference; and the primary's column, added last when the others leave it out.
+    ``refs``: the runs' stored references (benchbase.leaderboard_checks.stored_references)."""
     want = [canonical(w, refs) or w for w in wanted] if wanted else None
     columns: dict[str, Column] = {}
 
@@ -362,9 +362,10 @@ def _mixed(rows: list[Row]) -> list[tuple[str, int, list[str]]]:
 
 def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: list[str] | None,
            primary: str | None, ref: str | None, rule: AtRule, dyn: Any) -> Table:
-    columns = _columns(runs, wanted, ref, primary)
+    refs = stored_references(runs)
+    columns = _columns(runs, wanted, ref, primary, refs)
     keys = {c.key for c in columns}
-    pcol = _primary(columns, canonical(primary, stored_references(runs)) if primary else None)
+    pcol = _primary(columns, canonical(primary, refs) if primary else None)
     judged: dict[tuple, dict[str, list]] = {}  # row key -> column key -> per value: its Excess or None
     groups: dict[tuple, tuple[Row, Counter, dict[str, list[float]]]] = {}
     configs: dict[tuple, dict[tuple, dict[str, Any]]] = {}  # label key -> row key -> configuration

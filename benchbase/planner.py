@@ -202,10 +202,10 @@ class RunPlanner:
         n_path = "sweep.n" if "n" in point.values else f"datasets[{dataset.index}].n"
         subset = self._resolve_subset(dataset, d, point.values.get("n", dataset.entry.n),
                                       {**dataclasses.asdict(dataset.entry.subset), **point.prefixed("subset.")}, n_path)
-        budget = self._resolve_budget(self._budget_request(point), m.batches_per_step)
+        request = self._budget_request(point)
+        budget = self._resolve_budget(request, m.batches_per_step)
         if budget is not None and m.trains:
-            asked = json.dumps(self._budget_request(point), sort_keys=True)
-            self._drawn.setdefault(asked, {})[model.label] = budget
+            self._drawn.setdefault(json.dumps(request, sort_keys=True), {})[model.label] = budget
         sizes = set_sizes(self.s.eval, subset, n_path, d.info, dataset) if subset is not None else {}
         refs = self._metrics(metrics, model, dataset, m, d, sizes)
         if subset is None or budget is None or refs is None or feature is None:

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -324,8 +324,8 @@ class Store:
                                 " WHERE run_id=? ORDER BY step, metric, ref", (run_id,))
         return [{"step": s, "examples": e, "metric": m, "ref": r, "value": float("nan") if v is None else v,
                  "feature_space": f,
-                 "params": _loads(p, self.path, "evals", f"run_id='{run_id}' AND step={s} AND metric='{m}' "
-                                  f"AND ref='{r}'", "params") if p else {}}
+                 "params": _loads(p, self.path, "evals", lambda s=s, m=m, r=r: f"run_id='{run_id}' AND step={s} AND "
+                                  f"metric='{m}' AND ref='{r}'", "params") if p else {}}
                 for s, e, m, r, v, f, p in cur.fetchall()]
 
     def samples(self, run_id: str, step: int | None = None) -> tuple[int, np.ndarray] | None:
@@ -351,13 +351,15 @@ class DamagedRowError(StoreFileError):
     """A row of a healthy results file holds what benchbase never writes (edited by hand)."""
 
 
-def _loads(text: str, path: Path, table: str, where: str, column: str):
+def _loads(text: str, path: Path, table: str, where: str | Callable[[], str], column: str):
     """JSON that benchbase wrote into ``table``; a damaged value is a clear input error
-    naming the row (like a damaged file: nothing is read from it, nothing written)."""
+    naming the row (like a damaged file: nothing is read from it, nothing written).
+    ``where`` may be a function, so that reading many rows formats nothing until one fails."""
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise _damaged(path, table, where, column, f"not valid JSON: {exc}") from None
+        raise _damaged(path, table, where() if callable(where) else where, column,
+                       f"not valid JSON: {exc}") from None
 
 
 def _damaged(path: Path, table: str, where: str, column: str, what: str) -> DamagedRowError:
