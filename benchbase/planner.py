@@ -340,7 +340,7 @@ class RunPlanner:
             replay = getattr(instance, "eval_steps", lambda: None)()
             origin = getattr(instance, "origin", lambda: None)()
         except ValueError as exc:  # the model rejects a value its Config type allowed
-            self.fail(located(path, str(exc), reg.cls.Config), str(exc))
+            self.fail(*located(path, str(exc), reg.cls.Config))
             return None
         trains = bool(getattr(reg.cls, "trains", True))
         if replay is not None and trains:

@@ -209,14 +209,17 @@ def typed(data: dict, schema: type, source: str, path: str = "") -> Any:
         key = join(path, getattr(exc, "full_key", "") or "")
         raise ConfigError(source, [(key, str(exc).splitlines()[0])]) from None
     except ValueError as exc:  # a Config's own check (__post_init__) refused a value
-        raise ConfigError(source, [(located(path, str(exc), schema), str(exc))]) from None
+        raise ConfigError(source, [located(path, str(exc), schema)]) from None
 
 
-def located(path: str, message: str, schema: type) -> str:
-    """The key path of a Config's own ValueError: a message that starts with one of the
-    fields of ``schema`` ("workers must be >= 1") names that key under ``path``."""
-    first = message.split(" ", 1)[0]
-    return join(path, first) if first in {f.name for f in dataclasses.fields(schema)} else path
+def located(path: str, message: str, schema: type) -> tuple[str, str]:
+    """(key path, message) of a Config's own ValueError: a message that starts with one of
+    the fields of ``schema`` ("workers must be >= 1") names that key under ``path``, and
+    loses that word, which the path now says ("executor.workers: must be >= 1")."""
+    first, _, rest = message.partition(" ")
+    if first in {f.name for f in dataclasses.fields(schema)} and rest:
+        return join(path, first), rest
+    return path, message
 
 
 def plugin_config(registered, user_config: dict, source: str, path: str) -> tuple[Any, dict]:

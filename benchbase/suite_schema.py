@@ -89,13 +89,9 @@ def _split(v):
     if v is not None:
         try:
             parse_split(v)
-        except ValueError as exc:
-            return str(exc)
+        except ValueError as exc:  # the key path already names the key
+            return str(exc).removeprefix("split ")
 
-
-def _holdout(v):
-    problem = _split(v)
-    return problem.replace("split", "holdout") if problem else None
 
 
 def _dedup(v):
@@ -174,7 +170,7 @@ class SubsetEntry:
     mode: str = option("first", check=one_of(*SUBSET_MODES))  # first: the seed paper's protocol
     seed: int = 0  # for mode=random
     split: Optional[str] = option(None, check=_split)  # "k of K": the k-th of K disjoint parts
-    holdout: Optional[str] = option(None, check=_holdout)  # "k of K": train on the n chosen without their k-th fold
+    holdout: Optional[str] = option(None, check=_split)  # "k of K": train on the n chosen without their k-th fold
     dedup: Optional[float] = option(None, check=_dedup)  # drop near-duplicates above this correlation
 
     def problems(self) -> Iterator[tuple[str, str]]:

@@ -154,12 +154,12 @@ def test_calpha_alpha_background_is_separate(registry):
     ("manifold", {"kind": "spere"}, "Did you mean 'sphere'"),
     ("manifold", {"kind": "sphere", "latent_dim": 20}, "needs ambient_dim >= 21"),
     ("gmm", {"weights": [1.0, 2.0]}, "needs 4 non-negative numbers"),
-    ("calpha_images", {"alpha": 0.0}, "alpha must be > 0"),
-    ("checkerboard", {"squares": 1}, "squares must be >= 2"),
-    ("gmm2d", {"std": -1.0}, r"config\.std: std must be a finite number >= 0, got -1"),
-    ("gmm2d", {"radius": -1.0}, r"config\.radius: radius must be a finite number >= 0, got -1"),
-    ("two_moons", {"noise": -0.1}, "noise must be a finite number >= 0"),
-    ("gmm", {"std": float("nan")}, "std must be a finite number >= 0, got nan"),
+    ("calpha_images", {"alpha": 0.0}, r"config\.alpha must be > 0"),
+    ("checkerboard", {"squares": 1}, r"config\.squares must be >= 2"),
+    ("gmm2d", {"std": -1.0}, r"config\.std: must be a finite number >= 0, got -1"),
+    ("gmm2d", {"radius": -1.0}, r"config\.radius: must be a finite number >= 0, got -1"),
+    ("two_moons", {"noise": -0.1}, r"config\.noise: must be a finite number >= 0"),
+    ("gmm", {"std": float("nan")}, r"config\.std: must be a finite number >= 0, got nan"),
 ])
 def test_bad_configs_are_input_errors(registry, key, bad, match):
     with pytest.raises(BenchbaseInputError, match=match):
