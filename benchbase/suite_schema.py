@@ -313,6 +313,12 @@ class SuiteSchema:
     def problems(self) -> Iterator[tuple[str, str]]:
         for key, values in self.sweep.items():
             yield from (_prefixed(f"sweep.{key}", p) for p in sweep_key_problems(key, values))
+        fixed = [f"datasets[{i}]" for i, d in enumerate(self.datasets) if d.subset.mode != "random"]
+        if "subset.seed" in self.sweep and "subset.mode" not in self.sweep and fixed:
+            # every value would plan the same runs: mode first takes the first n examples
+            yield "sweep.subset.seed", (f"a seed only applies to mode: random, and {', '.join(fixed)} "
+                                        f"{'takes' if len(fixed) == 1 else 'take'} the first n examples, so every value gives the same runs. Set subset.mode: "
+                                        "random there, or remove the axis")
 
 
 def _prefixed(path: str, problem: tuple[str, str]) -> tuple[str, str]:

@@ -162,3 +162,11 @@ def test_a_subset_seed_with_mode_first_is_refused_not_ignored(tmp_path, registry
     suite = load_suite(_write(tmp_path, tiny_suite()), ["datasets.0.subset={seed: 5, mode: random}"],
                        registry=registry)
     assert suite.runs[0].subset.seed == 5
+
+
+def test_a_swept_subset_seed_with_mode_first_is_refused_not_collapsed(tmp_path, registry):
+    message = _error(tmp_path, registry, ["sweep.subset.seed=[0,1,2]"])
+    assert message.startswith("sweep.subset.seed: a seed only applies to mode: random, and datasets[0] takes")
+    suite = load_suite(_write(tmp_path, tiny_suite()),
+                       ["sweep.subset.seed=[0,1,2]", "datasets.0.subset={mode: random}"], registry=registry)
+    assert sorted({run.subset.seed for run in suite.runs}) == [0, 1, 2] and len(suite.runs) == 6  # two models
