@@ -253,12 +253,13 @@ class SampleScorer:
         ``max_points``) is drawn from ``seed`` and ``step``: pass a run's seed and
         evaluation step to reproduce its values. swd's directions come from its own
         config seed, fixed across runs and steps so its values compare."""
+        step, seed = _stored_integer("step", step), _stored_integer("seed", seed)
         x = check_samples(samples, self.references.spec, check_range=self.check_range)
         _check_set_sizes(self.points_needed, {"samples": len(x)})
-        rows = self.scorer.score(x, step=int(step), seed=int(seed))
+        rows = self.scorer.score(x, step=step, seed=seed)
         ref = self.references
         return Scores(tuple(rows), self.scorer.feature_space, len(x), len(ref.train), len(ref.test),
-                      ref.train_hash, int(step), int(seed))
+                      ref.train_hash, step, seed)
 
 
 def score_samples(samples: np.ndarray, dataset: str | None = None, *, n: int | None = None,
@@ -304,6 +305,16 @@ def _metric_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _stored_integer(what: str, value: Any) -> int:
+    """A step or seed as a run stores it: a whole number from 0 to 2^63-1 (SQLite's
+    integers), so scores made here compare with a run's; 1.5 or True is a mistake."""
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) or \
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    if not whole or not 0 <= int(value) < 2 ** 63:
+        raise BenchbaseInputError(f"{what} must be a whole number from 0 to 2^63-1, got {value!r}")
+    return int(value)
 
 
 def _floating(what: str, a: Any) -> np.ndarray:

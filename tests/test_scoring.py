@@ -110,6 +110,10 @@ def test_copies_of_the_training_set_read_as_memorized(registry):
     ({"metrics": [{"name": "fd", "config": {"nope": 1}}]}, "nope"),
     ({"subset": {"mode": "random", "sed": 1}}, "unknown subset option"),
     ({"features": "inception"}, "image"),
+    ({"seed": 2 ** 63}, r"seed must be a whole number from 0 to 2\^63-1, got 9223372036854775808"),
+    ({"seed": -1}, "seed must be a whole number"),  # numpy refused it from inside a metric
+    ({"seed": 1.5}, "seed must be a whole number"),  # was truncated to 1
+    ({"step": True}, "step must be a whole number"),
 ])
 def test_bad_requests_are_one_clear_input_error(registry, kwargs, match):
     args = {"samples": np.zeros((10, 2), np.float32), "metrics": ["fd"]}
