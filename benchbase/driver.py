@@ -221,8 +221,12 @@ def _run_suite(suite: Suite, store: Store, registry: Registry, reporter: Reporte
     lease = lease or Lease.new()
     if fresh:  # first: refused (RunsHeldError) while another live driver holds any run, nothing written
         store.reset_runs(ids, lease)
-    store.register_runs(suite.name, specs, {"source": suite.source, "resolved": suite.resolved,
-                                            "leaderboard": suite.leaderboard}, only=fresh)
+    dropped = store.register_runs(suite.name, specs, {"source": suite.source, "resolved": suite.resolved,
+                                                      "leaderboard": suite.leaderboard}, only=fresh)
+    if dropped:  # --fresh makes the suite exactly this plan: say which earlier runs left it
+        shown = ", ".join(dropped[:3]) + (f" and {len(dropped) - 3} more" if len(dropped) > 3 else "")
+        reporter.warn(f"--fresh: dropped {len(dropped)} run(s) of suite '{suite.name}' not in this plan "
+                      f"(their rows stay in the store, off this suite's leaderboard): {shown}")
     statuses = store.statuses(ids)
     todo = [s for s in specs if statuses.get(s.run_id) not in FINAL_STATUSES]
     result = SuiteResult(suite.name, planned=len(todo), skipped=len(specs) - len(todo))

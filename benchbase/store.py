@@ -148,10 +148,11 @@ class Store:
 
     # ------------------------------------------------------------------ runs
     def register_runs(self, suite: str, specs: list[RunSpec], settings: dict | None = None,
-                      only: bool = False) -> None:
+                      only: bool = False) -> list[str]:
         """Record the suite's runs as pending (existing runs keep their status and results).
         With ``only`` (``run --fresh``), runs an earlier version of the suite planned and this
-        one does not leave the suite (their rows stay in the store, for any other suite).
+        one does not leave the suite (their rows stay in the store, for any other suite); their
+        titles are returned so the caller can say what left the suite's leaderboard.
 
         Labels are display data, not identity (``RunSpec.identity`` leaves them out): a run
         registered again under a new model or dataset label takes the new one, so renaming
@@ -175,9 +176,12 @@ class Store:
                 _relabel(c, spec)
             if only:
                 keep = {spec.run_id for spec in specs}
-                stale = [r[0] for r in c.execute("SELECT run_id FROM suite_runs WHERE suite=?", (suite,))
-                         if r[0] not in keep]
+                stale = [r[0] for r in c.execute("SELECT run_id FROM suite_runs WHERE suite=? ORDER BY position",
+                                                 (suite,)) if r[0] not in keep]
                 c.executemany("DELETE FROM suite_runs WHERE suite=? AND run_id=?", [(suite, r) for r in stale])
+                return [RunSpec.from_dict(json.loads(row[0])).title for r in stale
+                        for row in c.execute("SELECT spec FROM runs WHERE run_id=?", (r,))]
+        return []
 
     def reset_runs(self, run_ids: list[str], lease: Lease | None = None) -> None:
         """--fresh: forget everything a run produced. With ``lease`` (the caller's), nothing

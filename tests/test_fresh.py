@@ -120,3 +120,24 @@ def test_a_complete_run_is_marked_done(finished):
     with Store(results) as store:
         assert store.finish_run(spec.run_id, "done", {"steps": 0}, require_all_evaluations=True) == \
             ("done", {"steps": 0})
+
+
+def test_fresh_says_which_runs_of_the_suite_it_drops(tmp_path, capsys):
+    """Two files share `name:`; `--fresh` on one makes the suite that file's plan, and says so
+    (it dropped the other file's run, and a seed an override left out, without a word)."""
+    results = tmp_path / "results"
+    a = tmp_path / "A.yaml"
+    b = tmp_path / "B.yaml"
+    a.write_text(json.dumps(tiny_suite(name="shared", models=["copy_train"], metrics=["mem_ratio"])))
+    b.write_text(json.dumps(tiny_suite(name="shared", models=["true_sampler"], metrics=["mem_ratio"])))
+    for path in (a, b):
+        assert main(["run", str(path), "--results", str(results), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(a), "seeds=[1]", "--results", str(results), "--fresh", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "--fresh: dropped" in x)
+    assert "2 run(s) of suite 'shared'" in line
+    assert "copy_train · gmm2d · n=64 · seed 0" in line and "true_sampler · gmm2d · n=64 · seed 0" in line
+    capsys.readouterr()
+    assert main(["run", str(a), "seeds=[1]", "--results", str(results), "--fresh", "--quiet"]) == 0
+    assert "--fresh: dropped" not in capsys.readouterr().err, "nothing left the suite this time"
