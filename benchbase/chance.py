@@ -30,6 +30,13 @@ for the uncertainty of c), p = P(T > t) for Student's T with R - 1 degrees of fr
 (the prediction test of one new draw from the draws' distribution; s is itself an
 estimate). A run memorizes by this metric when p < alpha and e >= the metric's
 minimum effect (``Metric.min_excess``).
+
+A chance level drawn from a finite pool (``held_out_test``, ``test_split``) of fewer
+than ``MIN_POOL`` distinct points is not measured: its draws resample a handful of
+points, so its mean is off by the pool's own sampling error and its spread can read 0
+(2 points that both fail the ratio test give mem_ratio 0 ± 0, against 0.12 ± 0.03 from
+150), which would let any excess count. Such a level is stored as NaN with the reason,
+and no verdict is drawn from it, as for a value stored without a chance level.
 """
 from __future__ import annotations
 
@@ -47,7 +54,14 @@ from benchbase.contracts import EvalContext
 DEFAULT_DRAWS = 100  # R: held-out draws per chance level
 DEFAULT_ALPHA = 0.001  # one-sided level of the excess test
 SOURCES = ("true_sampler", "held_out_test", "test_split")
+#: distinct held-out points a chance level drawn from a finite pool needs: with fewer, every
+#: point of the pool often scores alike (0.96^50 = 13% for a 4% chance rate), reading 0 ± 0
+MIN_POOL = 50
 _STEP_BASE = 1 << 40  # ctx.step of chance draw r is _STEP_BASE + r: never an evaluation step
+
+
+class ChanceNotMeasuredWarning(UserWarning):
+    """A memorization metric's chance level could not be measured (pool under ``MIN_POOL``)."""
 
 
 @dataclass(frozen=True)
@@ -69,11 +83,18 @@ class ChanceLevel:
     def draws(self) -> int:
         return len(self.values)
 
+    @property
+    def not_measured(self) -> str | None:
+        """Why this level must not judge anything (a pool under ``MIN_POOL``), else None."""
+        return pool_problem(self.source, self.pool)
+
     def describe(self) -> dict:
         """Everything but the per-draw values (stored as the params of ``.chance`` rows)."""
         out = dataclasses.asdict(self)
         out.pop("values")
         out["draws"] = self.draws
+        if self.not_measured:
+            out["not_measured"] = self.not_measured
         return out
 
     def to_dict(self) -> dict:
@@ -129,6 +150,22 @@ class Excess:
     def memorizing(self) -> bool:
         """Significantly above chance and by at least the minimum effect."""
         return self.significant and self.excess >= self.min_excess
+
+
+def pool_problem(source: str, pool: int) -> str | None:
+    """'pool of N too small, need M' for a finite pool under ``MIN_POOL``; fresh exact
+    samples (``true_sampler``) have no pool limit."""
+    if source != "true_sampler" and pool < MIN_POOL:
+        return f"pool of {pool} held-out point(s) too small, need {MIN_POOL}"
+    return None
+
+
+def stored_not_measured(info: dict) -> str | None:
+    """Why a stored ``.chance`` row (its params' ``chance``) must not judge anything: rows
+    written before ``MIN_POOL`` from a small pool are caught here too."""
+    if info.get("not_measured"):
+        return str(info["not_measured"])
+    return pool_problem(str(info.get("source", "true_sampler")), int(info.get("pool", MIN_POOL)))
 
 
 def excess_over_chance(value: float, mean: float, sd: float, draws: int, memorizes: str,
@@ -195,6 +232,8 @@ def judge_stored(evals: list[dict], alpha: float = DEFAULT_ALPHA,
         if chance is None or spread is None or row["value"] is None:
             continue
         info = (chance.get("params") or {}).get("chance") or {}
+        if not math.isfinite(_float(chance["value"])) or stored_not_measured(info):
+            continue  # no verdict from a chance level not measured (too few points)
         effect = (min_excess or {}).get(metric, info.get("min_excess", 0.0))
         out[(metric, ref, step)] = excess_over_chance(
             float(row["value"]), _float(chance["value"]), _float(spread["value"]), int(info.get("draws", 1)),
@@ -238,7 +277,8 @@ def measure_chance(metric: Any, base: EvalContext, m: int, draws: int = DEFAULT_
     metrics do not see (``held_out``, with replacement when fewer than m), scored with
     the run's own test split; halves of the test split (module docstring). ``seed``
     fixes every draw, so a chance level is a function of its inputs alone and can be
-    cached.
+    cached. A pool under ``MIN_POOL`` is not drawn from: the level comes back with NaN
+    mean and spread, no values, and ``not_measured`` saying why.
     """
     cls = type(metric)
     memorizes = getattr(cls, "memorizes", None)
@@ -255,11 +295,12 @@ def measure_chance(metric: Any, base: EvalContext, m: int, draws: int = DEFAULT_
         source, pool, reference = "held_out_test", len(held_out.data), len(test_f)
         replace = pool < m
     else:
-        if len(test_f) < 2:
-            raise ValueError(f"a chance level from the test split needs at least 2 test points, got {len(test_f)}")
         half = len(test_f) // 2
         source, pool, reference = "test_split", half, len(test_f) - half
         replace = half < m
+    if pool_problem(source, pool):
+        return ChanceLevel(metric=cls.name, memorizes=memorizes, mean=math.nan, sd=math.nan, values=(), m=int(m),
+                           source=source, pool=int(pool), reference=int(reference), replace=bool(replace))
     for r in range(draws):
         if exact is not None:
             x = np.asarray(exact.sample(m, int(rng.integers(0, 2**31 - 1))), dtype=np.float32)

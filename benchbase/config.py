@@ -21,13 +21,14 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from benchbase.chance import ChanceNotMeasuredWarning
 from benchbase.devices import check_devices
 from benchbase.errors import BenchbaseInputError, ConfigError
 from benchbase.planner import RunPlanner
 from benchbase.schedules import eval_schedule
 from benchbase.specs import RunSpec
 from benchbase.structured import check_keys, plugin_config, typed
-from benchbase.suite_checks import too_many_runs
+from benchbase.suite_checks import small_chance_pools, too_many_runs
 from benchbase.suite_schema import DYNAMICS_CRITERIA, DynamicsEntry, SuiteSchema
 
 __all__ = ["Suite", "load_suite", "build_suite", "RunSpec", "plugin_config", "typed", "check_keys",
@@ -222,6 +223,9 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     check_devices(source, schema.device, planner.executor)
     for message in planner.unequal_budgets():
         warnings.warn(f"{source}: {message}", UnequalBudgetWarning, stacklevel=2)
+    resolved = [v for (kind, _), v in planner._cache.items() if kind == "_resolve_dataset" and v is not None]
+    for message in small_chance_pools(runs, resolved, registry):
+        warnings.warn(f"{source}: {message}", ChanceNotMeasuredWarning, stacklevel=2)
     return Suite(
         name=schema.name, source=source, description=schema.description, runs=runs,
         executor=planner.executor, leaderboard=dataclasses.asdict(schema.leaderboard),

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.blame import blame, describe, expect
-from benchbase.chance import DEFAULT_DRAWS, ChanceCache, ChanceLevel, ExactSampler, HeldOutPoints, measure_chance
+from benchbase.chance import (DEFAULT_DRAWS, ChanceCache, ChanceLevel, ChanceNotMeasuredWarning, ExactSampler,
+                              HeldOutPoints, measure_chance)
 from benchbase.contracts import Batch, DataSpec, DataSplits, EvalContext, EvalRow
 from benchbase.data import Subset, content_hash
 from benchbase.frameworks import SALT_EVAL, SALT_SAMPLE, mix_seed
@@ -282,12 +285,18 @@ class Scorer:
                 return measure_chance(metric, ctx, m, DEFAULT_DRAWS, exact, points, seed)
 
             self.chances[slot] = self.chance_cache.get(key, measure)
+            if self.chances[slot].not_measured:  # once per slot: a run evaluates many times
+                warnings.warn(f"{entry.name} ({ref_name}): chance level not measured "
+                              f"({self.chances[slot].not_measured}); its values get no verdict",
+                              ChanceNotMeasuredWarning, stacklevel=2)
         level = self.chances[slot]
         params = {**metric.params(),
                   "chance": {**level.describe(), "min_excess": float(getattr(type(metric), "min_excess", 0.0))}}
-        return [EvalRow(metric=f"{entry.name}.chance", value=level.mean, ref=ref_name,
+        # a level from too small a pool (possibly cached before the rule) is stored as NaN: no verdict
+        mean, sd = (math.nan, math.nan) if level.not_measured else (level.mean, level.sd)
+        return [EvalRow(metric=f"{entry.name}.chance", value=mean, ref=ref_name,
                         feature_space=self.feature_space, params=params),
-                EvalRow(metric=f"{entry.name}.chance_sd", value=level.sd, ref=ref_name,
+                EvalRow(metric=f"{entry.name}.chance_sd", value=sd, ref=ref_name,
                         feature_space=self.feature_space, params=params)]
 
 

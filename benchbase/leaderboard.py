@@ -108,9 +108,10 @@ class Cell:
 def badness(col: Column, cell: Cell) -> float:
     """Smaller is better. A judged column ranks by how far runs lie beyond what chance
     explains (0 for every row with no run significantly above chance: being *below*
-    chance is not rewarded); any other column by its mean in the declared direction."""
-    if col.judged:
-        return cell.beyond
+    chance is not rewarded; inf for a row without a measured chance level); any other
+    column by its mean in the declared direction."""
+    if col.judged:  # a value with no measured chance level is not judged: never best
+        return cell.beyond if cell.chance is not None else math.inf
     return col.badness(cell.mean)
 
 
@@ -433,6 +434,7 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
     best = {}
     for col in columns:
         scores = {i: badness(col, r.values[col.key]) for i, r in enumerate(rows) if col.key in r.values}
+        scores = {i: s for i, s in scores.items() if math.isfinite(s)}
         if scores:
             top = min(scores.values())
             best[col.key] = [i for i, s in scores.items() if s == top]

@@ -171,3 +171,69 @@ def test_held_out_test_points_are_the_fresh_samples_and_the_chance_draws(registr
     assert rows["dcr_overfit.chance"]["params"]["chance"]["source"] == "held_out_test"
     assert rows["dcr_overfit"]["value"] == pytest.approx(0.5, abs=0.1)
     assert rows["dcr_overfit.chance"]["value"] == pytest.approx(0.5, abs=0.06)
+
+
+def test_a_chance_level_from_too_few_held_out_points_is_not_measured_and_judges_nothing():
+    """5 test points split into halves of 2 and 3: every draw resamples the same 2 points, so
+    mem_ratio read 0 ± 0 and any excess >= min_excess counted as memorizing. Such a level is
+    NaN with its reason, and stored rows from such a pool (written before the rule) give no
+    verdict either."""
+    from benchbase.chance import MIN_POOL, judge_stored
+
+    train, test = uniform(300, 8), uniform(5, 9)
+    level = measure_chance(MemRatio(MemRatioConfig(bootstrap=0)), make_ctx(train[:1], train, test), m=200, seed=1)
+    assert level.pool == 2 < MIN_POOL and math.isnan(level.mean) and math.isnan(level.sd) and level.draws == 0
+    assert level.not_measured == f"pool of 2 held-out point(s) too small, need {MIN_POOL}"
+    assert level.describe()["not_measured"] == level.not_measured
+
+    def rows(pool: int, chance: float | None) -> list[dict]:
+        info = {"chance": {"source": "test_split", "pool": pool, "draws": 100, "memorizes": "higher",
+                           "min_excess": 0.01}}
+        return [{"metric": "mem_ratio", "ref": "train", "step": 0, "value": 0.075, "params": {}},
+                {"metric": "mem_ratio.chance", "ref": "train", "step": 0, "value": chance, "params": info},
+                {"metric": "mem_ratio.chance_sd", "ref": "train", "step": 0, "value": 0.0 if chance is not None
+                 else None, "params": info}]
+
+    assert judge_stored(rows(2, 0.0)) == {}  # stored before the rule: 0 ± 0 from 2 points
+    assert judge_stored(rows(2, None)) == {}
+    assert judge_stored(rows(150, 0.0))[("mem_ratio", "train", 0)].memorizing
+
+
+def test_scoring_arrays_with_a_tiny_test_split_stores_the_chance_level_as_not_measured():
+    from benchbase.chance import ChanceNotMeasuredWarning
+    from benchbase.scoring import score_samples
+
+    rng = np.random.default_rng(0)
+    tr, te, x = (rng.normal(size=(n, 2)).astype(np.float32) for n in (300, 300, 200))
+    with pytest.warns(ChanceNotMeasuredWarning, match=r"mem_ratio \(train\): chance level not measured "
+                                                      r"\(pool of 2 held-out point\(s\) too small, need 50\)"):
+        few = score_samples(x, train=tr, test=te, n_test=5, metrics=["mem_ratio"])
+    chance = next(r for r in few.rows if r.metric == "mem_ratio.chance")
+    assert math.isnan(chance.value) and math.isnan(few.value("mem_ratio.chance_sd"))
+    assert chance.params["chance"]["not_measured"].startswith("pool of 2 ")
+    full = score_samples(x, train=tr, test=te, metrics=["mem_ratio"])
+    assert 0.05 < full.value("mem_ratio.chance") < 0.2 and full.value("mem_ratio.chance_sd") > 0
+
+
+def test_a_suite_whose_held_out_pool_is_too_small_is_warned_and_its_values_get_no_verdict(registry, tmp_path):
+    """digits has 497 test points: eval.n_test 480 leaves 17 for the chance draws."""
+    from benchbase.chance import ChanceNotMeasuredWarning, judge_stored
+    from benchbase.config import build_suite
+    from benchbase.driver import run_suite
+    from benchbase.leaderboard import build_tables
+    from benchbase.progress import Reporter
+    from benchbase.store import Store
+
+    data = tiny_suite(datasets=[{"name": "digits", "n": 64}], models=["true_sampler"], metrics=["mem_ratio", "fd"],
+                      eval={"points": 1, "n_samples": 100, "n_test": 480})
+    with pytest.warns(ChanceNotMeasuredWarning, match="dataset 'digits': chance levels of mem_ratio not measured "
+                                                      r"\(pool of 17 .*eval.n_test 480 leaves 17 of 497"):
+        suite = build_suite(data, "<test>", registry=registry)
+    with Store(tmp_path) as store, pytest.warns(ChanceNotMeasuredWarning):
+        assert run_suite(suite, store, registry, reporter=Reporter(quiet=True)).ok
+        evals = store.evals(store.runs()[0].run_id)
+        rows = {e["metric"]: e for e in evals}
+        assert math.isnan(rows["mem_ratio.chance"]["value"] or math.nan) and judge_stored(evals) == {}
+        table = build_tables(store, metrics=["mem_ratio", "fd"])[0]
+    col = next(c for c in table.columns if c.metric == "mem_ratio")
+    assert not col.judged and table.rows[0].values[col.key].chance is None
