@@ -9,7 +9,6 @@ TorchScript spaces load a tiny scripted module saved in tmp.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import numpy as np
@@ -60,6 +59,39 @@ def test_random_conv_is_fixed_by_its_seed():
 def test_image_spaces_reject_vector_datasets_at_validation(registry):
     with pytest.raises(ConfigError, match="random_conv"):
         build_suite(tiny_suite(eval={"features": "random_conv"}), "<test>", registry=registry)
+
+
+@pytest.mark.parametrize("space, bad, says", [
+    ("random_conv", {"depth": 0}, "depth: must be between 1 and 8, got 0"),
+    ("random_conv", {"depth": -1}, "depth: must be between 1 and 8, got -1"),
+    ("random_conv", {"depth": 20}, "depth: must be between 1 and 8, got 20"),  # exhausted the memory
+    ("random_conv", {"width": 0}, "width: must be >= 1, got 0"),
+    ("random_conv", {"width": 1024, "depth": 4}, "width: must keep the last layer's channels"),
+    ("random_conv", {"pool": 0}, "pool: must be >= 1, got 0"),
+    ("random_conv", {"batch_size": -5}, "batch_size: must be >= 1, got -5"),
+    ("trained_encoder", {"lr": -1.0}, "lr: must be a finite number >= 0"),
+    ("trained_encoder", {"steps": 0}, "steps: must be >= 1, got 0"),
+    ("trained_encoder", {"latent_dim": 0}, "latent_dim: must be >= 1, got 0"),
+    ("trained_encoder", {"depth": -1}, "depth: must be >= 0, got -1"),
+    ("inception", {"batch_size": 0}, "batch_size: must be >= 1, got 0"),
+    ("sscd", {"batch_size": 0}, "batch_size: must be >= 1, got 0"),
+    ("dinov2", {"batch_size": 0}, "batch_size: must be >= 1, got 0"),
+    ("copy_descriptor", {"members": 0}, "members: must be >= 1, got 0"),
+])
+def test_feature_configs_refuse_values_no_run_can_embed_with_at_validation(registry, space, bad, says):
+    """Each of these passed validate, then failed every run (AttributeError, ZeroDivisionError)
+    or, for random_conv depth 20, exhausted the machine's memory."""
+    suite = tiny_suite(datasets=[{"name": "digits", "n": 64}], models=["copy_train"], metrics=["fd"],
+                       eval={"points": 2, "n_samples": 50, "features": {"name": space, "config": bad}})
+    with pytest.raises(ConfigError) as info:
+        build_suite(suite, "s.yaml", registry=registry)
+    assert f"s.yaml: eval.features.config.{says}" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_feature_configs_keep_their_defaults_and_a_linear_encoder():
+    RandomConvConfig(), RandomConvConfig(width=512, depth=4), TrainedEncoderConfig(depth=0)
+    InceptionConfig(), TorchScriptConfig(), DINOv2Config()
 
 
 # ---------------------------------------------------------------------------- inception
@@ -313,13 +345,23 @@ def test_more_views_per_image_change_the_fit_and_two_keep_the_cached_key():
     assert cd_module.fit_key(replace(TINY_DESCRIPTOR, views_per_image=4))["views_per_image"] == 4
 
 
-@pytest.mark.parametrize("bad, message", [({"members": 0}, "members must be at least 1"),
-                                          ({"views_per_image": 1}, "views_per_image must be at least 2"),
-                                          ({"look_alikes": -1}, "look_alikes must be >= 0"),
-                                          ({"look_alike_refresh": 0}, "look_alike_refresh >= 1")])
+@pytest.mark.parametrize("bad, message", [({"members": 0}, "members must be >= 1, got 0"),
+                                          ({"views_per_image": 1}, "views_per_image must be >= 2, got 1"),
+                                          ({"look_alikes": -1}, "look_alikes must be >= 0, got -1"),
+                                          ({"look_alike_refresh": 0}, "look_alike_refresh must be >= 1, got 0"),
+                                          ({"dim": 0}, "dim must be >= 1, got 0"),
+                                          ({"steps": 0}, "steps must be >= 1, got 0"),
+                                          ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+                                          ({"final_size": 0}, "final_size must be >= 1, got 0"),
+                                          ({"blocks": -1}, "blocks must be >= 0, got -1"),
+                                          ({"lr": -1.0}, "lr must be a finite number >= 0"),
+                                          ({"temperature": 0.0}, "temperature must be a finite number > 0"),
+                                          ({"whitening": -0.1}, "whitening must be a finite number >= 0")])
 def test_copy_descriptor_config_is_checked(bad, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    """Each message starts with its key, so a suite's error names eval.features.config.<key>."""
+    with pytest.raises(ValueError) as info:
         CopyDescriptorConfig(**bad)
+    assert str(info.value).startswith(message)
 
 
 def test_copy_descriptor_is_deterministic_without_cache_and_depends_on_data():

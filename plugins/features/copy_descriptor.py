@@ -49,6 +49,8 @@ from benchbase.data import content_hash
 from benchbase.neighbors import torch_device
 from benchbase_plugins.disguises import ViewRecipe
 from benchbase_plugins.features.fit_cache import fit_path, read_fit, write_fit
+from benchbase_plugins.models.config_checks import (check_at_least, check_learning_rate, check_non_negative,
+                                                    check_positive)
 
 
 MIX_POSITIVES = ("both", "dominant")
@@ -93,18 +95,17 @@ class CopyDescriptorConfig:
     embed_batch: int = 512
 
     def __post_init__(self):
-        if self.members < 1:
-            raise ValueError(f"copy_descriptor: members must be at least 1, got {self.members}")
-        if self.look_alikes < 0 or self.look_alike_refresh < 1:
-            raise ValueError(f"copy_descriptor: look_alikes must be >= 0 and look_alike_refresh >= 1, got "
-                             f"{self.look_alikes} and {self.look_alike_refresh}")
-        if self.views_per_image < 2:
-            raise ValueError(f"copy_descriptor: views_per_image must be at least 2, got {self.views_per_image}")
-        if not (math.isfinite(self.whitening) and self.whitening >= 0) or self.whitening_views < 1:
-            raise ValueError(f"copy_descriptor: whitening must be a finite number >= 0 (0: none) and whitening_views "
-                             f"at least 1, got {self.whitening} and {self.whitening_views}")
+        """Each message starts with its key (the suite error puts it on its path); a zero
+        count or rate passed validate and failed (or silently skipped) every fit."""
+        check_at_least(self, 1, "dim", "width", "steps", "batch_size", "final_size", "max_train",
+                       "embed_batch", "members", "look_alike_refresh", "whitening_views")
+        check_at_least(self, 0, "blocks", "look_alikes")
+        check_at_least(self, 2, "views_per_image")
+        check_learning_rate(self, "lr")
+        check_non_negative(self, "weight_decay", "koleo_weight", "whitening")
+        check_positive(self, "temperature", "gem_p")
         if self.mix_positives not in MIX_POSITIVES:
-            raise ValueError(f"copy_descriptor: mix_positives must be one of {', '.join(MIX_POSITIVES)}; "
+            raise ValueError(f"mix_positives must be one of {', '.join(MIX_POSITIVES)}; "
                              f"got {self.mix_positives!r}")
 
 

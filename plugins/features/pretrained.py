@@ -23,6 +23,7 @@ from benchbase import FeatureExtractor, hookimpl
 from benchbase.contracts import location
 from benchbase.errors import MissingDataError
 from benchbase.neighbors import torch_device
+from benchbase_plugins.models.config_checks import SelfChecked, check_at_least
 
 from .weights import FID_WEIGHTS_FILE, FID_WEIGHTS_URL, find_weights
 
@@ -106,8 +107,16 @@ class _NetworkSpace(FeatureExtractor):
         return out.reshape(len(out), -1)
 
 
+class BatchChecked(SelfChecked):
+    """A network space's Config: a batch of 0 images embedded nothing and every run failed,
+    so ``batch_size`` is refused at ``validate``."""
+
+    def validate(self) -> None:
+        check_at_least(self, 1, "batch_size")
+
+
 @dataclass
-class InceptionConfig:
+class InceptionConfig(BatchChecked):
     weights: str = location("")  # path to pt_inception-2015-12-05-6726825d.pth; "" = torch hub cache
     batch_size: int = 64
 
@@ -144,7 +153,7 @@ class Inception(_NetworkSpace):
 
 
 @dataclass
-class TorchScriptConfig:
+class TorchScriptConfig(BatchChecked):
     weights: str = location("")  # path to the TorchScript file; "" = <torch hub dir>/checkpoints/<default file>
     batch_size: int = 64
     normalize: bool = True  # L2-normalise the descriptors (cosine similarity = dot product)

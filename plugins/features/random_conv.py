@@ -12,15 +12,35 @@ import numpy as np
 
 from benchbase import FeatureExtractor, hookimpl
 from benchbase.neighbors import torch_device
+from benchbase_plugins.models.config_checks import SelfChecked, check_at_least
+
+#: Each layer halves the image side, so 8 layers take a 256x256 image to 1x1 (8x8
+#: digits are 1x1 after 3); deeper layers only double the channels of a 1x1 map.
+MAX_DEPTH = 8
+#: The last layer's channels, width * 2^(depth-1): its weights grow with their square
+#: (4096 channels: 75M weights, 300 MB), and depth 20 exhausted a machine's memory.
+MAX_CHANNELS = 4096
 
 
 @dataclass
-class RandomConvConfig:
+class RandomConvConfig(SelfChecked):
     width: int = 32  # channels of the first layer; doubled at every layer
     depth: int = 3  # 3x3 stride-2 conv layers (LeakyReLU 0.2)
     pool: int = 2  # final adaptive average pool to pool x pool: dims = channels * pool^2
     seed: int = 0  # the network's initialisation (Kaiming normal)
     batch_size: int = 256
+
+    def validate(self) -> None:
+        """Refused at ``validate``: 0 layers or channels failed every run, and a deep net
+        (its channels double per layer) exhausted the memory."""
+        check_at_least(self, 1, "width", "pool", "batch_size")
+        if not 1 <= self.depth <= MAX_DEPTH:
+            raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, got {self.depth}: each layer halves the "
+                             f"image side ({MAX_DEPTH} take 256x256 to 1x1) and doubles the channels")
+        if self.width * 2 ** (self.depth - 1) > MAX_CHANNELS:
+            raise ValueError(f"width must keep the last layer's channels, width * 2^(depth-1), at most "
+                             f"{MAX_CHANNELS} (the layer's weights grow with their square), got "
+                             f"{self.width} * 2^{self.depth - 1} = {self.width * 2 ** (self.depth - 1)}")
 
 
 def build_random_conv(channels: int, cfg: RandomConvConfig):

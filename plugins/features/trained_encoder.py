@@ -18,10 +18,11 @@ from benchbase import FeatureExtractor, hookimpl
 from benchbase.data import content_hash
 from benchbase.neighbors import torch_device
 from benchbase_plugins.features.fit_cache import fit_path, read_fit, write_fit
+from benchbase_plugins.models.config_checks import SelfChecked, check_at_least, check_learning_rate
 
 
 @dataclass
-class TrainedEncoderConfig:
+class TrainedEncoderConfig(SelfChecked):
     latent_dim: int = 16  # feature dimension
     width: int = 256  # hidden units of the MLP encoder and decoder
     depth: int = 2  # hidden layers of each
@@ -30,6 +31,13 @@ class TrainedEncoderConfig:
     lr: float = 1e-3
     seed: int = 0  # initialisation and batch order
     max_train: int = 20000  # fit on at most the first this many training examples
+
+    def validate(self) -> None:
+        """Refused at ``validate``, not by every run's fit (or, for a negative lr, silently
+        an encoder trained uphill); depth 0 is a linear encoder."""
+        check_at_least(self, 1, "latent_dim", "width", "steps", "batch_size", "max_train")
+        check_at_least(self, 0, "depth")
+        check_learning_rate(self, "lr")
 
 
 def build_autoencoder(dim: int, cfg: TrainedEncoderConfig):
