@@ -1,5 +1,6 @@
 """The ``benchbase`` command. Exit codes: 0 success, 1 some run did not finish (or an
-unexpected error), 2 bad input (suite, arguments, unknown plugin).
+unexpected error), 2 bad input (suite, arguments, unknown plugin), 130 Ctrl-C, 141
+stdout's reader left (``| head``).
 
 Each sub-command is a module of benchbase.commands with the same interface (``NAME``,
 ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)``, ``run(args) -> int``); this module
@@ -8,6 +9,7 @@ only builds the parser from them and maps errors to exit codes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -60,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     warnings.formatwarning = _format_warning
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so a reader that left (`| head`) is met below, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except BenchbaseInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished evaluations are stored; run the same command again to resume",
               file=sys.stderr)
         return 130
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe (``benchbase plugins | head -1``): no traceback. Python's
+    documented way: point stdout at devnull, so the flush at exit cannot fail again; exit
+    141 (128 + SIGPIPE), what a shell reports for a command a closed pipe stopped."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file descriptor (captured in tests)
+        pass
+    return 141
 
 
 if __name__ == "__main__":
