@@ -10,6 +10,7 @@ the runs then fail one by one with the framework's own message, as before.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from benchbase.errors import BenchbaseInputError
@@ -24,6 +25,13 @@ def unsupported(framework: str, device: str) -> str | None:
     """Why a model of ``framework`` can never run on ``device`` (None: it may): known from
     the suite alone, so validation refuses it as ``run`` would."""
     return UNSUPPORTED.get((framework, device))
+
+
+def metric_device_problem(device: object) -> str | None:
+    """Why ``device`` names no device metrics can place arrays on (None: it names one)."""
+    if isinstance(device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        return None
+    return f"unknown device {device!r}; valid: cpu, cuda, cuda:N, auto"
 
 
 def visible_gpus() -> int | None:

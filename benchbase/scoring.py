@@ -4,6 +4,7 @@
 
     scores = score_samples(samples, dataset="digits", n=512, metrics=["mem_ratio", "fd"])
     scores.value("fd", ref="test")
+    scores.chance("mem_ratio")     # (mean, sd): what held-out data scores; print(scores) shows both
 
 Samples (``(N, *shape)`` floating-point arrays, in the dataset's value range) are
 compared with a dataset's training subset and test split, chosen exactly as a suite
@@ -21,12 +22,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
 
 import numpy as np
 
-from benchbase.contracts import DataSpec, EvalRow, unmet_requirements
+from benchbase.contracts import DataSpec, unmet_requirements
 from benchbase.errors import BenchbaseInputError
+from benchbase.scores import Scores
 from benchbase.specs import FeatureRef, MetricRef
 from benchbase.suite_checks import PointsNeeded, SetSize, too_few
 
@@ -34,46 +37,6 @@ DEFAULT_METRICS = ("mem_ratio", "fd", "swd")
 
 #: a metric by name, or with its config: ``"fd"`` or ``{"name": "swd", "config": {"n_projections": 64}}``
 MetricRequest = Union[str, Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class Scores:
-    """The values of one scored sample set: ``rows`` are exactly what a run stores
-    (metric, value, reference split, feature space, metric parameters)."""
-
-    rows: tuple[EvalRow, ...]
-    feature_space: str
-    n_samples: int
-    n_train: int
-    n_test: int
-    train_hash: str
-    step: int = 0
-    seed: int = 0
-
-    def value(self, metric: str, ref: str | None = None) -> float:
-        """One value, e.g. ``value("fd", ref="test")``; ``ref`` may be left out when the
-        metric has a single reference split."""
-        found = [r for r in self.rows if r.metric == metric and (ref is None or r.ref == ref)]
-        if not found:
-            have = sorted({f"{r.metric}[{r.ref}]" for r in self.rows})
-            raise KeyError(f"no value for {metric}" + (f"[{ref}]" if ref else "") + f"; have: {', '.join(have)}")
-        if len(found) > 1:
-            raise KeyError(f"{metric} was computed against {', '.join(r.ref for r in found)}: pass ref=")
-        return found[0].value
-
-    def as_dict(self) -> dict[str, float]:
-        """``{"fd[test]": 3.1, "mem_ratio[train]": 0.0, "fd.n_gen[test]": 1000.0, ...}``."""
-        return {f"{r.metric}[{r.ref}]" if r.ref else r.metric: r.value for r in self.rows}
-
-    def headline(self) -> list[EvalRow]:
-        """The rows of the metrics themselves, without their ``name.detail`` values."""
-        return [r for r in self.rows if "." not in r.metric]
-
-    def to_json(self) -> dict:
-        return {"feature_space": self.feature_space, "n_samples": self.n_samples, "n_train": self.n_train,
-                "n_test": self.n_test, "train_hash": self.train_hash, "step": self.step, "seed": self.seed,
-                "rows": [{"metric": r.metric, "ref": r.ref, "value": r.value, "params": r.params}
-                         for r in self.rows]}
 
 
 @dataclass(frozen=True)
@@ -99,6 +62,7 @@ def dataset_references(dataset: str, *, n: int | None = None, config: Mapping | 
     from benchbase.specs import parse_split
     from benchbase.evaluation import ChanceSource, References
 
+    n, n_test = _count("n", n, "the whole train split"), _count("n_test", n_test, "the whole test split")
     registry = registry or _registry()
     reg = registry.get("dataset", dataset)
     cfg, plain = _config(reg, dict(config or {}), "dataset.config")
@@ -168,7 +132,7 @@ class SampleScorer:
     @classmethod
     def for_dataset(cls, dataset: str, *, n: int | None = None, config: Mapping | None = None,
                     subset: Mapping | None = None, n_test: int | None = None,
-                    metrics: Iterable[MetricRequest] = DEFAULT_METRICS, features: str | Mapping = "pixels",
+                    metrics: Iterable[MetricRequest] | None = DEFAULT_METRICS, features: str | Mapping = "pixels",
                     device: str = "cpu", results_dir: str | os.PathLike | None = None,
                     registry: Any = None) -> "SampleScorer":
         """Against a registered dataset: its training subset of size ``n`` (None: the
@@ -182,7 +146,8 @@ class SampleScorer:
                                   results_dir=results_dir, registry=registry)
 
     @classmethod
-    def for_references(cls, references: "DatasetReferences", *, metrics: Iterable[MetricRequest] = DEFAULT_METRICS,
+    def for_references(cls, references: "DatasetReferences", *,
+                       metrics: Iterable[MetricRequest] | None = DEFAULT_METRICS,
                        features: str | Mapping = "pixels", device: str = "cpu",
                        results_dir: str | os.PathLike | None = None, registry: Any = None) -> "SampleScorer":
         """Against references :func:`dataset_references` chose: read their ``spec``
@@ -194,7 +159,7 @@ class SampleScorer:
     @classmethod
     def for_arrays(cls, train: np.ndarray, test: np.ndarray, *, train_labels: np.ndarray | None = None,
                    test_labels: np.ndarray | None = None, spec: DataSpec | None = None,
-                   n_test: int | None = None, metrics: Iterable[MetricRequest] = DEFAULT_METRICS,
+                   n_test: int | None = None, metrics: Iterable[MetricRequest] | None = DEFAULT_METRICS,
                    features: str | Mapping = "pixels", device: str = "cpu",
                    results_dir: str | os.PathLike | None = None, registry: Any = None) -> "SampleScorer":
         """Against arrays you give, ``(N, *shape)`` floating point (images ``(N, C, H, W)``
@@ -204,11 +169,13 @@ class SampleScorer:
         value range only when ``spec`` is given."""
         from benchbase.evaluation import References
 
-        train = _floating("train", train)
+        n_test = _count("n_test", n_test, "the whole test split")
+        train = _finite("train", _floating("train", train))
         test = _floating("test", test)
         if n_test:
             test = test[:n_test]
             test_labels = None if test_labels is None else test_labels[:n_test]
+        test = _finite("test", test)  # the test points scored: the rest are not read
         if train.shape[1:] != test.shape[1:]:
             raise BenchbaseInputError(f"train examples are {train.shape[1:]} but test examples are {test.shape[1:]}")
         ytr, yte = _labels("train_labels", train_labels, len(train)), _labels("test_labels", test_labels, len(test))
@@ -233,6 +200,8 @@ class SampleScorer:
                check_range: bool = True) -> "SampleScorer":
         from benchbase.evaluation import FeatureCache, Scorer
 
+        device = _metric_device(device)
+        results_dir = check_results_dir(results_dir)
         registry = registry or _registry()
         feature = _feature_entry(registry, features, references.spec)
         entries = _metric_entries(registry, metrics, references.spec)
@@ -240,7 +209,7 @@ class SampleScorer:
         _check_set_sizes(needs, {"train": len(references.train), "test": len(references.test)})
         cache = FeatureCache(os.path.join(os.fspath(results_dir), "cache") if results_dir is not None else None)
         # a learned space's fit (copy_descriptor: minutes on a CPU) says how it goes on stderr
-        return cls(Scorer(references, feature, entries, registry, _metric_device(device), cache, chance,
+        return cls(Scorer(references, feature, entries, registry, device, cache, chance,
                           report=_say), entries, needs, check_range)
 
     @property
@@ -266,7 +235,7 @@ def score_samples(samples: np.ndarray, dataset: str | None = None, *, n: int | N
                   config: Mapping | None = None, subset: Mapping | None = None, n_test: int | None = None,
                   train: np.ndarray | None = None, test: np.ndarray | None = None,
                   train_labels: np.ndarray | None = None, test_labels: np.ndarray | None = None,
-                  spec: DataSpec | None = None, metrics: Iterable[MetricRequest] = DEFAULT_METRICS,
+                  spec: DataSpec | None = None, metrics: Iterable[MetricRequest] | None = DEFAULT_METRICS,
                   features: str | Mapping = "pixels", step: int = 0, seed: int = 0, device: str = "cpu",
                   results_dir: str | os.PathLike | None = None, registry: Any = None) -> Scores:
     """Score one sample set against a registered ``dataset`` (with ``n``, ``config``,
@@ -299,34 +268,91 @@ def _registry():
     return build_registry()
 
 
-def _metric_device(device: str) -> str:
+def check_results_dir(results_dir: str | os.PathLike | None, option: str = "results_dir") -> str | None:
+    """A results directory whose feature cache to share (None: none): a file there, or
+    above it, would surface as an OS error from deep in the cache."""
+    if results_dir is None:
+        return None
+    path = Path(os.fspath(results_dir))
+    if not str(results_dir).strip():
+        raise BenchbaseInputError(f"{option} is empty, which would be the current directory; name a results "
+                                  "directory")
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        where = "is a file" if blocker == path else f"{blocker} is a file"
+        raise BenchbaseInputError(f"{option} {results_dir}: {where}; name a results directory (its feature "
+                                  f"cache is shared), or leave {option} out")
+    return os.fspath(results_dir)
+
+
+def _metric_device(device: Any) -> str:
+    """A device the metrics can use, refused as ``benchbase score --device`` refuses it:
+    an unknown name or a GPU this machine lacks (it would score on the CPU, or fail in a metric)."""
+    from benchbase.devices import check_devices, metric_device_problem
+
+    problem = metric_device_problem(device)
+    if problem:
+        raise BenchbaseInputError(f"device: {problem}")
+    check_devices("benchbase.scoring", device, {"name": "local"})
     if device != "auto":
-        return str(device)
+        return device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _whole(value: Any) -> bool:
+    """An int, or a float with no fraction (64.0); True, 1.5 and "64" are mistakes."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) or \
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+
+
 def _stored_integer(what: str, value: Any) -> int:
     """A step or seed as a run stores it: a whole number from 0 to 2^63-1 (SQLite's
     integers), so scores made here compare with a run's; 1.5 or True is a mistake."""
-    whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) or \
-        isinstance(value, (float, np.floating)) and float(value).is_integer()
-    if not whole or not 0 <= int(value) < 2 ** 63:
+    if not _whole(value) or not 0 <= int(value) < 2 ** 63:
         raise BenchbaseInputError(f"{what} must be a whole number from 0 to 2^63-1, got {value!r}")
     return int(value)
+
+
+def _count(what: str, value: Any, none: str) -> int | None:
+    """``n`` or ``n_test`` as ``benchbase score`` takes them: a whole number >= 1, or None
+    for all (0 or a negative count would slice from the end, and did)."""
+    if value is not None and (not _whole(value) or int(value) < 1):
+        raise BenchbaseInputError(f"{what} must be a whole number >= 1 (None: {none}), got {value!r}")
+    return None if value is None else int(value)
 
 
 def _floating(what: str, a: Any) -> np.ndarray:
     from benchbase.evaluation import floating_dtype
 
-    if floating_dtype(a) is None:
+    if callable(getattr(a, "detach", None)) and callable(getattr(a, "cpu", None)):
+        # a torch tensor: off the autograd graph and the GPU; numpy has no bfloat16
+        a = a.detach().cpu()
+        a = a.float() if str(a.dtype) == "torch.bfloat16" else a
+    try:
+        floating = floating_dtype(a)
+    except ValueError:  # numpy's "inhomogeneous shape": a ragged list
+        raise BenchbaseInputError(f"{what} are a ragged sequence (items of different shapes); give one array "
+                                  "(N, *example_shape)") from None
+    if floating is None:
         raise BenchbaseInputError(f"{what} have dtype {getattr(a, 'dtype', type(a).__name__)}; give floating-point "
                                   "arrays (images scaled to [-1, 1])")
     arr = np.ascontiguousarray(np.asarray(a), dtype=np.float32)
     if arr.ndim < 2:
         raise BenchbaseInputError(f"{what} has shape {arr.shape}; expected (N, *example_shape)")
     return arr
+
+
+def _finite(what: str, x: np.ndarray) -> np.ndarray:
+    """Reference arrays checked as samples are: a NaN or Inf in them makes every value
+    NaN or a chance level of 0 +- 0 (test all Inf), reported as if it were measured."""
+    bad = ~np.isfinite(x.reshape(len(x), -1))
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise BenchbaseInputError(f"{what} holds NaN or Inf: {int(bad.sum())} value(s) in {len(rows)} of {len(x)} "
+                                  f"examples, the first example {int(rows[0])}")
+    return x
 
 
 def _labels(what: str, y: Any, n: int) -> np.ndarray | None:
@@ -369,7 +395,9 @@ def _feature_entry(registry, features: Any, spec: DataSpec) -> FeatureRef:
     return FeatureRef.of(reg, plain)
 
 
-def _metric_entries(registry, metrics: Iterable[Any], spec: DataSpec) -> tuple[MetricRef, ...]:
+def _metric_entries(registry, metrics: Iterable[Any] | None, spec: DataSpec) -> tuple[MetricRef, ...]:
+    if metrics is None:  # as a left-out metrics argument
+        metrics = DEFAULT_METRICS
     if isinstance(metrics, (str, Mapping)):
         metrics = [metrics]
     entries = []

@@ -35,8 +35,30 @@ def test_an_npz_file_scores_as_the_api_does(registry, tmp_path, capsys, digits_t
     assert record["n_samples"] == 200 and record["n_train"] == 256
     assert main(argv) == 0
     table = capsys.readouterr().out
-    assert "fd (test) ↓" in table and "mem_ratio (train) ↓" in table and "feature space pixels" in table
+    assert "fd (test) ↓" in table and "mem_ratio (train) vs chance" in table and "feature space pixels" in table
     assert f"{api.value('fd', ref='test'):.4g}" in table
+    # a memorization value is printed beside the chance level it is judged against (it was printed alone)
+    mean, sd = api.chance("mem_ratio")
+    assert f"{api.value('mem_ratio'):.4g} (chance {mean:.3g} ± {sd:.2g})" in table
+    assert "chance: what held-out data scores" in table
+
+
+def test_every_memorization_value_has_its_chance_level_and_the_copies_a_dagger(tmp_path, capsys):
+    from benchbase.scoring import dataset_references
+
+    train = dataset_references("gmm2d", n=64, config={"train_size": 500, "test_size": 200}).references.train
+    np.save(tmp_path / "step_1.npy", train[:50])
+    np.save(tmp_path / "step_2.npy", np.random.default_rng(0).uniform(-1, 1, (50, 2)).astype(np.float32))
+    assert main(["score", str(tmp_path), "--dataset", "gmm2d", "--n", "64", "--dataset-config", "train_size=500",
+                 "--dataset-config", "test_size=200", "--metric", "mem_ratio", "--metric", "proximity_auc",
+                 "--metric", "fd"]) == 0
+    out = capsys.readouterr().out
+    assert "mem_ratio (train) vs chance" in out and "proximity_auc (train) vs chance" in out
+    assert "fd (test) ↓" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()[:1].isdigit()}
+    assert rows["1"].count("(chance ") == 2 and rows["1"].count(" †") == 2  # copies memorize by both
+    assert rows["2"].count("(chance ") == 2 and "†" not in rows["2"]
+    assert "† = memorizing" in out
 
 
 def test_a_folder_of_images_is_decoded_to_the_datasets_shape(tmp_path, capsys, digits_test):

@@ -1,6 +1,8 @@
 """The public scoring API (benchbase.scoring): the values a run stores, from arrays."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -126,3 +128,112 @@ def test_unknown_names_suggest_the_close_ones(registry):
     with pytest.raises(UnknownPluginError, match="Did you mean 'mem_ratio'"):
         score_samples(np.zeros((10, 2), np.float32), "gmm2d", n=64, config=GMM, metrics=["mem_ratio_"],
                       registry=registry)
+
+
+def _gmm_refs(registry):
+    from benchbase.scoring import dataset_references
+
+    return lambda **kw: dataset_references("gmm2d", config=GMM, registry=registry, **kw)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"n": -3}, r"n must be a whole number >= 1 \(None: the whole train split\), got -3"),  # was 597 points
+    ({"n": 0}, "n must be a whole number >= 1"),  # was the whole split
+    ({"n": 1.5}, "got 1.5"), ({"n": True}, "got True"), ({"n": "64"}, "got '64'"),  # were 1, 1 and 64 points
+    ({"n": 64, "n_test": -1}, r"n_test must be a whole number >= 1 \(None: the whole test split\), got -1"),
+    ({"n": 64, "n_test": 0}, "n_test must be"), ({"n": 64, "n_test": 1.5}, "got 1.5"),
+])
+def test_counts_are_whole_numbers_from_one_as_the_command_takes_them(registry, kwargs, match):
+    with pytest.raises(BenchbaseInputError, match=match):
+        _gmm_refs(registry)(**kwargs)
+
+
+def test_a_whole_valued_float_count_is_taken(registry):
+    refs = _gmm_refs(registry)(n=64.0, n_test=50.0)
+    assert (len(refs.references.train), len(refs.references.test)) == (64, 50)
+
+
+@pytest.mark.parametrize("n_test,match", [(-100, "got -100"), (1.5, "got 1.5")])  # -100 dropped 100 test points
+def test_n_test_of_arrays_is_checked_too(registry, n_test, match):
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(size=(2, 300, 2)).astype(np.float32)
+    with pytest.raises(BenchbaseInputError, match="n_test must be a whole number >= 1.*" + match):
+        SampleScorer.for_arrays(train, test, n_test=n_test, metrics=["fd"], registry=registry)
+
+
+def test_reference_arrays_with_nan_or_inf_are_refused_naming_the_array(registry):
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(size=(2, 300, 2)).astype(np.float32)
+    x = rng.normal(size=(100, 2)).astype(np.float32)
+    bad_train = train.copy()
+    bad_train[[4, 9], 0], bad_train[9, 1] = np.nan, np.inf
+    with pytest.raises(BenchbaseInputError, match=r"^train holds NaN or Inf: 3 value\(s\) in 2 of 300 examples, "
+                                                  r"the first example 4$"):  # gave fd[train] nan
+        score_samples(x, train=bad_train, test=test, metrics=["mem_ratio", "fd"], registry=registry)
+    with pytest.raises(BenchbaseInputError, match=r"^test holds NaN or Inf: 600 value\(s\) in 300 of 300"):
+        score_samples(x, train=train, test=np.full_like(test, np.inf), metrics=["mem_ratio"], registry=registry)
+    # only the test points scored are read
+    scores = score_samples(x, train=train, test=np.concatenate([test[:250], np.full_like(test[:50], np.nan)]),
+                           n_test=250, metrics=["fd"], registry=registry)
+    assert np.isfinite(scores.value("fd", ref="test"))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"device": "gpu0"}, r"^device: unknown device 'gpu0'; valid: cpu, cuda, cuda:N, auto$"),  # a metric's fault
+    ({"device": "cuda"}, "'cuda' asked for, but this machine has no GPU"),  # scored on the CPU
+    ({"samples": [[1.0, 2.0], [1.0]]}, "samples are a ragged sequence"),  # numpy's inhomogeneous shape
+    ({"seed": "a"}, "seed must be a whole number from 0 to 2\\^63-1, got 'a'"),
+])
+def test_other_bad_arguments_are_input_errors(registry, monkeypatch, kwargs, match):
+    monkeypatch.setattr("benchbase.devices.visible_gpus", lambda: 0)
+    args = {"samples": np.zeros((10, 2), np.float32), "metrics": ["fd"]}
+    args.update(kwargs)
+    with pytest.raises(BenchbaseInputError, match=match):
+        score_samples(args.pop("samples"), "gmm2d", n=64, config=GMM, registry=registry, **args)
+
+
+def test_a_results_dir_that_is_a_file_is_refused(registry, tmp_path):
+    (tmp_path / "f").write_text("")
+    for path, match in [(tmp_path / "f", "is a file"), (tmp_path / "f" / "sub", f"{tmp_path / 'f'} is a file")]:
+        with pytest.raises(BenchbaseInputError, match=f"^results_dir {path}: {match}; name a results directory"):
+            score_samples(np.zeros((10, 2), np.float32), "gmm2d", n=64, config=GMM, metrics=["fd"],
+                          results_dir=path, registry=registry)
+
+
+def test_torch_tensors_score_off_the_graph_and_in_bfloat16(registry):
+    import torch
+
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 2)).astype(np.float32)
+    args = {"dataset": "gmm2d", "n": 64, "config": GMM, "metrics": ["fd"], "registry": registry}
+    plain = score_samples(x, **args).value("fd", ref="test")
+    assert score_samples(torch.from_numpy(x).requires_grad_(), **args).value("fd", ref="test") == plain
+    rounded = torch.from_numpy(x).bfloat16()
+    assert score_samples(rounded, **args).value("fd", ref="test") == \
+        score_samples(rounded.float().numpy(), **args).value("fd", ref="test")
+
+
+def test_metrics_none_are_the_default_metrics(registry):
+    scores = score_samples(np.zeros((10, 2), np.float32) + np.arange(10)[:, None] / 10, "gmm2d", n=64, config=GMM,
+                           metrics=None, registry=registry)
+    assert {r.metric for r in scores.headline()} == {"mem_ratio", "fd", "swd"}
+
+
+def test_a_memorization_value_is_shown_with_its_chance_level_and_verdict(registry):
+    from benchbase.data import DataCatalog, select_subset
+
+    reg = registry.get("dataset", "gmm2d")
+    _, splits = DataCatalog.shared().load(reg, reg.cls.Config(**GMM), GMM)
+    copies = select_subset(splits, {"n": 64, "mode": "first"}).x[:50]
+    scorer = SampleScorer.for_dataset("gmm2d", n=64, config=GMM, metrics=["mem_ratio", "fd"], registry=registry)
+    fresh, copied = scorer.score(splits.test[:50]), scorer.score(copies)
+    mean, sd = copied.chance("mem_ratio")
+    assert 0 < mean < 0.5 and sd > 0
+    assert copied.verdict("mem_ratio").memorizing and not fresh.verdict("mem_ratio").memorizing
+    with pytest.raises(KeyError, match="fd has no chance level.*these have: mem_ratio"):
+        copied.chance("fd", ref="test")
+    text = str(copied)
+    assert re.search(rf"\nmem_ratio\[train\] +1 +{mean:.3g} ± {sd:.2g} +memorizing\n", text)
+    assert "fd[test]" in text and "EvalRow" not in text and "chance: what held-out data scores" in text
+    assert "not memorizing" in str(fresh)
+    assert repr(copied).startswith("Scores(50 samples, pixels, seed 0, step 0: mem_ratio[train]=1 (chance ")
+    assert "EvalRow" not in repr(copied) and len(repr(copied)) < 200

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 from benchbase.commands.options import results_directory, seed_number, whole_number
 from benchbase.errors import BenchbaseInputError
-
-ARROWS = {"lower": "↓", "higher": "↑"}
 
 
 NAME = "score"
@@ -31,8 +28,11 @@ EPILOG = ("examples:\n"
 
 def device_name(text: str) -> str:
     """An argparse type: a metric device the scorer can place arrays on."""
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"unknown device '{text}'; valid: cpu, cuda, cuda:N, auto")
+    from benchbase.devices import metric_device_problem
+
+    problem = metric_device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 
@@ -73,14 +73,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from benchbase.devices import check_devices
     from benchbase.sample_files import open_source, read_samples, step_sources
-    from benchbase.scoring import DEFAULT_METRICS, SampleScorer, check_samples, dataset_references
+    from benchbase.scoring import DEFAULT_METRICS, SampleScorer, check_results_dir, check_samples, dataset_references
 
     path = Path(args.samples)
     if not path.exists():
         raise BenchbaseInputError(f"{path}: no such file or folder")
-    if args.results is not None and Path(args.results).exists() and not Path(args.results).is_dir():
-        raise BenchbaseInputError(f"--results {args.results}: is a file; name a results directory (its feature "
-                                  "cache is shared), or leave --results out")
+    check_results_dir(args.results, "--results")
     check_devices("benchbase score --device", args.device, {"name": "local"})
     sources = (step_sources(path, args.key) if path.is_dir() else {}) or {None: open_source(path, args.key)}
     metric_config = _metric_configs(args.metric_config)
@@ -124,22 +122,38 @@ def run(args) -> int:
 
 
 def _print_table(args, scorer, results) -> None:
+    """One row per sample set; a memorization metric's cell holds its value with the chance
+    level it is judged against, † where it is above it (as a leaderboard's cells)."""
     from tabulate import tabulate
+
+    from benchbase.leaderboard import ARROWS, CHANCE_ARROW
+    from benchbase.scores import VERDICT_NOTE
 
     first = results[0][2]
     directions = {m.name: m.direction for m in scorer.metrics}
     columns = [(r.metric, r.ref) for r in first.headline()]
+    judged = {c for c in columns if first.chance_text(*c) is not None}
     headers = (["step"] if results[0][0] is not None else []) + ["samples", "sha256"] + [
-        f"{m} ({ref}) {ARROWS.get(directions.get(m), '')}".strip() if ref else m for m, ref in columns]
+        f"{m} ({ref}) {CHANCE_ARROW if (m, ref) in judged else ARROWS.get(directions.get(m), '')}".strip()
+        if ref else m for m, ref in columns]
     rows = []
     for step, source, scores in results:
-        values = {(r.metric, r.ref): r.value for r in scores.rows}
+        verdicts = scores.judged()
+
+        def cell(metric: str, ref: str):
+            value = scores.value(metric, ref)
+            if (metric, ref) not in judged:
+                return value
+            dagger = " †" if getattr(verdicts.get((metric, ref)), "memorizing", False) else ""
+            return f"{value:.4g} (chance {scores.chance_text(metric, ref)}){dagger}"
         rows.append(([step] if step is not None else []) + [scores.n_samples, source.sha256[:12]]
-                    + [values[c] for c in columns])
+                    + [cell(*c) for c in columns])
     where = args.samples if results[0][0] is None else f"{args.samples} ({len(results)} steps)"
     print(f"{where} against {args.dataset}: train n={first.n_train} (content {first.train_hash}), "
           f"test {first.n_test}, feature space {first.feature_space}")
     print(tabulate(rows, headers=headers, floatfmt=".4g"))
+    if judged:
+        print(f"{VERDICT_NOTE}; † = memorizing")
 
 
 def _value(text: str):
