@@ -6,6 +6,7 @@ with other settings; ``benchbase plot`` and the leaderboard read the stored reco
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
@@ -46,6 +47,40 @@ def stored_settings(data: dict) -> DynamicsEntry:
     if "copy_threshold" in data and stored.get("copy_metric") == "mem_ratio":
         stored.pop("copy_metric")
     return dynamics_settings(stored)
+
+
+def derived_settings(results, suite: str, derived: dict[str, dict] | None = None) -> tuple[DynamicsEntry, str | None]:
+    """The settings the suite's stored dynamics records were derived with (the suite's own
+    when none are stored), and, when ``benchbase dynamics`` overrides made them differ from
+    the suite's, a sentence that says so and how to restore them. Verdicts that sit beside
+    those records (a leaderboard's judged columns) follow the same settings, so the two agree."""
+    own = suite_dynamics(results, suite)
+    derived = results.derived(suite) if derived is None else derived
+    stored = next((rec["settings"] for rec in derived.values() if rec.get("settings")), None)
+    if stored is None:
+        return own, None
+    used = stored_settings(stored)
+    changed = override_text(used, own)
+    if not changed:
+        return used, None
+    return used, (f"verdicts and onsets follow the stored training dynamics, derived with {changed} by "
+                  f"benchbase dynamics overrides, not the suite's settings; 'benchbase dynamics --suite "
+                  f"{suite}' without overrides restores them")
+
+
+def override_text(used: DynamicsEntry, own: DynamicsEntry) -> str:
+    """'alpha=0.9, min_excess.mem_ratio=0': the settings of ``used`` that differ from ``own``."""
+    a, b = dataclasses.asdict(used), dataclasses.asdict(own)
+    parts = []
+    for key in a:
+        if a[key] == b.get(key):
+            continue
+        if isinstance(a[key], dict) and isinstance(b.get(key), dict):
+            parts += [f"{key}.{k}={v:g}" if isinstance(v, float) else f"{key}.{k}={v}"
+                      for k, v in a[key].items() if b[key].get(k) != v]
+        else:
+            parts.append(f"{key}={a[key]:g}" if isinstance(a[key], float) else f"{key}={a[key]}")
+    return ", ".join(parts)
 
 
 def dynamics_settings(data: dict, overrides: list[str] = (), source: str = "<dynamics>") -> DynamicsEntry:

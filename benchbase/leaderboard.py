@@ -26,7 +26,8 @@ from typing import Any, Callable
 import numpy as np
 
 from benchbase.chance import DEFAULT_ALPHA, judge_stored
-from benchbase.leaderboard_checks import TRAIN_LOSS, canonical, check_slice, parse_key, stored_references
+from benchbase.leaderboard_checks import (TRAIN_LOSS, canonical, check_slice, memorization_metrics, parse_key,
+                                          mixed_rows as _mixed, primary_column as _primary, stored_references)
 from benchbase.records import RunRecord
 from benchbase.leaderboard_at import AT_RULES, AtRule, resolve_at  # noqa: F401 (AT_RULES: read from here too)
 from benchbase.configurations import configuration, differing, fingerprint, short
@@ -175,6 +176,11 @@ class Table:
     feature_space: str = ""
     notes: list[str] = field(default_factory=list)
     alpha: float = DEFAULT_ALPHA  # level of the excess-over-chance test of judged columns
+    min_excess: dict[str, float] = field(default_factory=dict)  # dynamics overrides of metrics' minimum excess
+
+    @property
+    def min_excess_text(self) -> str:
+        return "".join(f"; {m}: {v:g}" for m, v in sorted(self.min_excess.items()))
 
     @property
     def title(self) -> str:
@@ -207,7 +213,8 @@ class Table:
             parts.append(escape(
                 f"{', '.join(judged)} judged against chance (held-out data scored against the same training "
                 f"subset at the same sample size, in brackets): best = no run significantly above chance "
-                f"(one-sided t-test at alpha {self.alpha:g} and at least the metric's minimum excess), "
+                f"(one-sided t-test at alpha {self.alpha:g} and at least the metric's minimum excess"
+                f"{self.min_excess_text}), "
                 f"†k = k runs are; below chance is not better (samples farther from the training set than "
                 f"fresh data: blur, underfitting) and is not rewarded"))
         return escape(" · ").join(parts + [escape(n) for n in self.notes])
@@ -235,14 +242,14 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
     Memorization onsets and the judgement of memorization columns follow the suite's
     ``dynamics:`` settings as stored (benchbase.verdicts), like ``benchbase dynamics``.
     """
-    from benchbase.derived import suite_dynamics
+    from benchbase.derived import derived_settings
 
     suites = [suite] if suite else results.suites()
     check_slice([r for s in suites for r in results.runs(suite=s)], dataset, metrics, primary)
     tables = []
     for s in suites:
-        dyn = suite_dynamics(results, s)
-        rule = resolve_at(at, dyn)
+        derived = results.derived(s)  # training-dynamics records, where the store has them
+        dyn, rederived = derived_settings(results, s, derived)  # the settings those records were derived with
         runs = results.runs(suite=s)
         if dataset:
             runs = [r for r in runs if dataset in (r.dataset_label, r.spec.dataset.name)]
@@ -250,13 +257,14 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
         for r in runs:
             by_dataset.setdefault(r.dataset_label, []).append(r)
         settings = results.suite_settings(s)
-        derived = results.derived(s)  # training-dynamics records, where the store has them
         for ds, ds_runs in by_dataset.items():
+            rule = resolve_at(at, dyn)
             ds_runs = [dataclasses.replace(r, derived=derived[r.run_id]) if r.run_id in derived else r
                        for r in ds_runs]
             table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
                            primary or settings.get("primary"), ref, rule, dyn)
             table.at = at
+            table.notes += [rederived] if rederived else []
             if at.startswith("step="):
                 _warn_missing_step(table, ds_runs)
             for label, count, keys in _mixed(table.rows):
@@ -268,11 +276,12 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
                               "again with `benchbase run SUITE --fresh`", MixedConfigurationsWarning,
                               stacklevel=2)
             if at == "best-before-memorization":
-                pcol = table.primary_column
                 onset = ("tau_mem from the stored training dynamics" if derived else
                          f"the copy criterion: {CopyRule.of(dyn).describe([])}")
-                table.notes.append(f"each run at its best {pcol.header if pcol else 'primary metric'} step "
-                                   f"before memorization: {onset}")
+                used = " or ".join(f"{m} ({r})" if r else m for m, r in sorted(getattr(rule, "used", ())))
+                what = f"its lowest {used} step (dynamics.fidelity)" if used else "its last evaluation"
+                table.notes.append(f"each run at {what} before memorization, as benchbase dynamics records it: "
+                                   f"{onset}")
             tables.append(table)
     return tables
 
@@ -319,14 +328,6 @@ def _train_loss() -> Column:
     return Column(TRAIN_LOSS, "train", "lower")
 
 
-def _primary(columns: list[Column], primary: str | None) -> Column | None:
-    """The column ``primary`` (a canonical name, benchbase.leaderboard_checks) names; with
-    none given, the first. A primary that names no column ranks nothing, never another."""
-    if not primary:
-        return columns[0] if columns else None
-    return next((c for c in columns if c.key == primary or c.metric == primary), None)
-
-
 def _label_key(r: RunRecord) -> tuple:
     """What a reader sees of a row: label, framework, n and swept values."""
     params = {k: v for k, v in r.spec.sweep.items() if k != "n"}
@@ -351,22 +352,15 @@ def _warn_missing_step(table: Table, runs: list[RunRecord]) -> None:
                   f"stored steps: {shown or 'none'}", MissingStepWarning, stacklevel=3)
 
 
-def _mixed(rows: list[Row]) -> list[tuple[str, int, list[str]]]:
-    """(label, how many configurations, the keys that differ) for each label with rows of
-    several configurations."""
-    by_label: dict[str, list[Row]] = {}
-    for row in rows:
-        if row.config:
-            by_label.setdefault(row.sweep_label, []).append(row)
-    return [(label, len(group), list(group[0].config)) for label, group in by_label.items()]
-
-
 def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: list[str] | None,
            primary: str | None, ref: str | None, rule: AtRule, dyn: Any) -> Table:
     refs = stored_references(runs)
     columns = _columns(runs, wanted, ref, primary, refs)
     keys = {c.key for c in columns}
-    pcol = _primary(columns, canonical(primary, refs) if primary else None)
+    evals_of = {r.run_id: results.evals(r.run_id) for r in runs if r.status == "done"}
+    memorization = memorization_metrics() | {e["metric"][:-len(".chance")] for evals in evals_of.values()
+                                             for e in evals if e["metric"].endswith(".chance")}  # never the default rank
+    pcol = _primary(columns, canonical(primary, refs) if primary else None, memorization)
     judged: dict[tuple, dict[str, list]] = {}  # row key -> column key -> per value: its Excess or None
     groups: dict[tuple, tuple[Row, Counter, dict[str, list[float]]]] = {}
     configs: dict[tuple, dict[tuple, dict[str, Any]]] = {}  # label key -> row key -> configuration
@@ -388,7 +382,7 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
             row.dynamics.append({"run_id": r.run_id, "seed": r.seed, **r.derived})
         if r.status != "done":
             continue
-        evals = results.evals(r.run_id)
+        evals = evals_of[r.run_id]
         row.onsets[r.run_id] = onset_summary(r.derived, evals, dyn)
         step = rule(r, evals, pcol)
         row.at_steps[r.run_id] = step
@@ -412,6 +406,8 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
     judged_keys = {key for by_key in judged.values() for key, vs in by_key.items() if any(vs)}
     columns = [dataclasses.replace(c, judged=c.key in judged_keys) for c in columns]
     pcol = next((c for c in columns if pcol is not None and c.key == pcol.key), None)
+    unranked = pcol is not None and not primary and pcol.metric in memorization and not pcol.judged
+    pcol = None if unranked else pcol  # a default memorization column ranks by its verdicts or not at all
     rows = []
     for gkey, (row, statuses, values) in groups.items():
         row.statuses = dict(statuses)
@@ -440,8 +436,9 @@ def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: lis
             best[col.key] = [i for i, s in scores.items() if s == top]
     fs = next((c.feature_space for c in columns if c.feature_space), "")
     notes = [f"not ranked: no run of this table stores {primary}"] if primary and pcol is None else []
+    notes += ["not ranked: memorization metrics only, without a measured chance level"] if unranked else []
     return Table(suite=suite, dataset=dataset, columns=columns, rows=rows, primary=pcol.key if pcol else None,
-                 best=best, feature_space=fs, notes=notes, alpha=dyn.alpha)
+                 best=best, feature_space=fs, notes=notes, alpha=dyn.alpha, min_excess=dict(dyn.min_excess or {}))
 
 
 def _rank(rows: list[Row], pcol: Column) -> None:

@@ -37,24 +37,46 @@ def at_step(step: int) -> AtRule:
     return rule
 
 
+def checkpoint_metric(settings: Any, primary: Any, evals: list[dict]) -> tuple[str, str] | None:
+    """The (metric, ref) whose lowest value before memorization picks a run's checkpoint, as
+    ``benchbase dynamics`` records ``best_before_mem``: the primary column when it is one of
+    the suite's ``dynamics.fidelity`` metrics, else the first of them the run stores (at the
+    primary's reference, else test, else its first). Never a memorization metric: its best
+    value before the onset is the untrained model. None when the run stores none."""
+    fidelity = list(getattr(settings, "fidelity", None) or DynamicsEntry().fidelity)
+    if primary is not None and primary.metric in fidelity:
+        return primary.metric, primary.ref
+    stored = {(e["metric"], e["ref"] or "") for e in evals}
+    for name in fidelity:
+        refs = sorted(ref for metric, ref in stored if metric == name)
+        if refs:
+            wanted = ([primary.ref] if primary is not None else []) + ["test"]
+            return name, next((ref for ref in wanted if ref in refs), refs[0])
+    return None
+
+
 def at_best_before_memorization(settings: Any = None) -> AtRule:
-    """The step with the best primary-metric value strictly before memorization onset
-    (all steps if the run never memorizes; none if it memorizes from its first eval).
-    The onset is benchbase.verdicts' (the run's stored dynamics record, else the copy
-    criterion on its evaluations with the suite's ``dynamics:`` settings)."""
+    """The step with the lowest value of the dynamics fidelity metric (:func:`checkpoint_metric`)
+    strictly before memorization onset (all steps if the run never memorizes; none if it
+    memorizes from its first eval; the last step before the onset when the run stores no
+    fidelity metric). The onset is benchbase.verdicts' (the run's stored dynamics record,
+    else the copy criterion on its evaluations with the suite's ``dynamics:`` settings)."""
     settings = settings if settings is not None else DynamicsEntry()
 
     def rule(run: RunRecord, evals: list[dict], primary: Any) -> int | None:
-        if primary is None:
-            return None
         try:
             onset = memorization_onset(run.derived, evals, settings)
         except LookupError:
             return None
-        scored = [(primary.badness(e["value"]), e["step"]) for e in evals
-                  if e["metric"] == primary.metric and e["ref"] == primary.ref and math.isfinite(e["value"])
-                  and (onset is None or e["step"] < onset)]
+        before = [e for e in evals if onset is None or e["step"] < onset]
+        chosen = checkpoint_metric(settings, primary, evals)
+        if chosen is None:
+            return max((e["step"] for e in before), default=None)
+        rule.used.add(chosen)  # type: ignore[attr-defined]
+        scored = [(e["value"], e["step"]) for e in before
+                  if (e["metric"], e["ref"] or "") == chosen and e["value"] is not None and math.isfinite(e["value"])]
         return min(scored)[1] if scored else None
+    rule.used = set()  # type: ignore[attr-defined]  # (metric, ref) pairs chosen: the table's note names them
     return rule
 
 

@@ -6,7 +6,7 @@ apart from the table builder so that checking a suite does not import it."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from benchbase.records import RunRecord
 
@@ -97,3 +97,39 @@ def check_slice(runs: list[RunRecord], dataset: str | None, metrics: list[str] |
         if unknown:
             raise ValueError(f"{what} '{unknown[0]}' is not among the stored metrics: "
                              f"{', '.join(column_choices(refs))}")
+
+
+def memorization_metrics() -> frozenset[str]:
+    """The installed metrics that declare ``memorizes`` (judged against chance), read once
+    per process; stores written before chance levels have no ``.chance`` rows to tell them."""
+    global _MEMORIZATION
+    if _MEMORIZATION is None:
+        from benchbase.plugins import build_registry
+
+        registry = build_registry()
+        _MEMORIZATION = frozenset(name for name in registry.names("metric")
+                                  if getattr(registry.get("metric", name).cls, "memorizes", None))
+    return _MEMORIZATION
+
+
+_MEMORIZATION: frozenset[str] | None = None
+
+
+def primary_column(columns: list, primary: str | None, memorization: Collection[str] = ()) -> Any:
+    """The column ``primary`` (a canonical name) names; with none given, the first column
+    whose metric is not a ``memorization`` metric (those are judged against chance, not
+    ranked by lower is better), else the first (ranked by its verdicts). A primary that
+    names no column ranks nothing, never another."""
+    if not primary:
+        return next((c for c in columns if c.metric not in memorization), columns[0] if columns else None)
+    return next((c for c in columns if c.key == primary or c.metric == primary), None)
+
+
+def mixed_rows(rows: list) -> list[tuple[str, int, list[str]]]:
+    """(label, how many configurations, the keys that differ) for each label with rows of
+    several configurations (benchbase.leaderboard.Row)."""
+    by_label: dict[str, list] = {}
+    for row in rows:
+        if row.config:
+            by_label.setdefault(row.sweep_label, []).append(row)
+    return [(label, len(group), list(group[0].config)) for label, group in by_label.items()]

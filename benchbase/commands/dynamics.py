@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 from benchbase.commands.options import add_results_dir, open_suite_store
 
@@ -23,7 +24,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from benchbase.derived import derive_suite, dynamics_settings, suite_dynamics
+    from benchbase.derived import derive_suite, dynamics_settings, override_text, suite_dynamics
     from benchbase.dynamics import format_fit, group_key, group_label, tau_fits
     from benchbase.errors import BenchbaseInputError
     from benchbase.exponents import axis_fits, format_axis_fit, format_local_exponent, local_exponents
@@ -39,6 +40,11 @@ def run(args) -> int:
         check_metric_names(cfg, store.runs(suite=args.suite), source)
         records = derive_suite(store, args.suite, cfg)
         runs = [r for r in store.runs(suite=args.suite) if r.run_id in records]
+        changed = override_text(cfg, suite_dynamics(store, args.suite))
+    if changed:  # the stored records are what leaderboards, plots and reports read
+        print(f"note: the stored training dynamics of suite '{args.suite}' now follow {changed} instead of the "
+              f"suite's dynamics settings; leaderboards, plots and reports read them (a leaderboard says so); "
+              f"`benchbase dynamics --suite {args.suite}` without overrides restores them", file=sys.stderr)
     if args.json:
         print(json.dumps(records, indent=2, sort_keys=True, default=str))
         return 0
