@@ -69,7 +69,8 @@ def load_suite(path: str | Path, overrides: list[str] = (), registry=None,
     if not path.is_file():
         raise BenchbaseInputError(f"{source}: not a file (a directory?); name a suite YAML file")
     try:
-        top = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as stream:  # a stream: YAML's errors name the file
+            top = yaml.safe_load(stream)
         raw = OmegaConf.load(path)
     except Exception as exc:  # YAML syntax
         raise ConfigError(source, [("", f"cannot parse YAML: {exc}")]) from None
@@ -189,6 +190,17 @@ def _normalize(data: dict) -> dict:
     return data
 
 
+def _check_name(data: dict, source: str) -> None:
+    """YAML reads an unquoted ``name: yes`` as True and ``name: 1e3`` as 1000.0; typed into
+    a string they became suites 'True' and '1000.0', which ``--suite yes`` then missed."""
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        kind = ("the boolean" if isinstance(name, bool) else "the number" if isinstance(name, (int, float))
+                else f"a {type(name).__name__}")
+        raise ConfigError(source, [("name", f"must be a string, but YAML read it as {kind} {name!r}: "
+                                            "quote it (name: \"yes\", name: \"1e3\")")])
+
+
 def _check_run_count(data: dict, source: str) -> None:
     """Refuse a suite with too many runs before its seeds are expanded and its lists typed
     (minutes for a million seeds). Counted from the plain data as models x datasets x seeds
@@ -213,6 +225,7 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     from benchbase.plugins import build_registry
 
     registry = registry or build_registry()
+    _check_name(data, source)
     _check_run_count(data, source)
     schema = typed(_normalize(data), SuiteSchema, source)
     planner = RunPlanner(schema, source, registry, check_data)

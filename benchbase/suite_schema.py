@@ -105,6 +105,9 @@ def _seeds(v):
     bad = [s for s in v if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2 ** 63]
     if bad:
         return f"seeds are whole numbers from 0 to 2^63-1 (got {bad[0]})"
+    repeated = next((s for i, s in enumerate(v) if s in v[:i]), None)
+    if repeated is not None:  # a seed is one run: a repeat was merged into it without a word
+        return f"seed {repeated} is listed twice; each seed is one run, list it once"
 
 
 def _time_limit(v):
@@ -313,12 +316,27 @@ class SuiteSchema:
     def problems(self) -> Iterator[tuple[str, str]]:
         for key, values in self.sweep.items():
             yield from (_prefixed(f"sweep.{key}", p) for p in sweep_key_problems(key, values))
+        yield from _repeated_entries("models", self.models)
+        yield from _repeated_entries("datasets", self.datasets)
         fixed = [f"datasets[{i}]" for i, d in enumerate(self.datasets) if d.subset.mode != "random"]
         if "subset.seed" in self.sweep and "subset.mode" not in self.sweep and fixed:
             # every value would plan the same runs: mode first takes the first n examples
             yield "sweep.subset.seed", (f"a seed only applies to mode: random, and {', '.join(fixed)} "
                                         f"{'takes' if len(fixed) == 1 else 'take'} the first n examples, so every value gives the same runs. Set subset.mode: "
                                         "random there, or remove the axis")
+
+
+def _repeated_entries(key: str, entries: list) -> Iterator[tuple[str, str]]:
+    """An entry listed twice, identical to the last field, plans the same runs, which were
+    merged into one without a word. (Identical plugins under different labels are the
+    planner's to refuse: they differ here.)"""
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        ident = repr(dataclasses.asdict(entry))
+        if ident in first:
+            yield (f"{key}[{i}]", f"repeats {key}[{first[ident]}] ('{entry.label or entry.name}'): the same entry "
+                                  "plans the same runs once; remove one")
+        first.setdefault(ident, i)
 
 
 def _prefixed(path: str, problem: tuple[str, str]) -> tuple[str, str]:

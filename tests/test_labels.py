@@ -57,8 +57,11 @@ def test_two_entries_that_differ_only_in_their_labels_are_refused(registry):
     assert "'copier_again' plans the same runs as 'copier' (models[0])" in message
 
 
-def test_the_same_entry_twice_under_one_label_is_one_run(registry):
+def test_the_same_entry_twice_under_one_label_is_refused(registry):
+    """It was merged into one run without a word (`models: [copy_train, copy_train]`)."""
     suite = _oracles("copier")
     suite["models"].append({"name": "copy_train", "label": "copier"})
-    built = build_suite(suite, "<test>", registry=registry)
-    assert len(built.runs) == 2
+    with pytest.raises(ConfigError) as err:
+        build_suite(suite, "<test>", registry=registry)
+    assert err.value.problems == [("models[2]", "repeats models[0] ('copier'): the same entry plans the same "
+                                                "runs once; remove one")]

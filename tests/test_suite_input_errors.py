@@ -170,3 +170,44 @@ def test_a_swept_subset_seed_with_mode_first_is_refused_not_collapsed(tmp_path, 
     suite = load_suite(_write(tmp_path, tiny_suite()),
                        ["sweep.subset.seed=[0,1,2]", "datasets.0.subset={mode: random}"], registry=registry)
     assert sorted({run.subset.seed for run in suite.runs}) == [0, 1, 2] and len(suite.runs) == 6  # two models
+
+
+@pytest.mark.parametrize("text, read", [("yes", "the boolean True"), ("1e3", "the number 1000.0"),
+                                        ("2024", "the number 2024")])
+def test_a_name_yaml_reads_as_no_string_is_refused_with_a_hint_to_quote_it(tmp_path, registry, text, read):
+    """It became suite 'True' or '1000.0', which `--suite yes` then did not find."""
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: {text}\n" + "\n".join(f"{k}: {json.dumps(v)}" for k, v in tiny_suite().items()
+                                                   if k != "name"))
+    with pytest.raises(ConfigError) as info:
+        load_suite(path, registry=registry)
+    assert str(info.value) == (f"invalid suite: {path}: name: must be a string, but YAML read it as {read}: "
+                               'quote it (name: "yes", name: "1e3")')
+    path.write_text(path.read_text().replace(f"name: {text}", f'name: "{text}"'))
+    assert load_suite(path, registry=registry).name == text
+
+
+@pytest.mark.parametrize("suite, says", [
+    ({"models": ["copy_train", "copy_train"]}, "models[1]: repeats models[0] ('copy_train')"),
+    ({"datasets": [{"name": "gmm2d", "n": 32}, {"name": "gmm2d", "n": 32}]},
+     "datasets[1]: repeats datasets[0] ('gmm2d')"),
+    ({"seeds": [0, 1, 0]}, "seeds: seed 0 is listed twice"),
+])
+def test_a_repeated_entry_or_seed_is_refused_not_merged(tmp_path, registry, suite, says):
+    assert _error(tmp_path, registry, **suite).startswith(says)
+
+
+def test_the_same_plugin_under_two_labels_is_still_the_planners_to_refuse(tmp_path, registry):
+    message = _error(tmp_path, registry, models=["copy_train", {"name": "copy_train", "label": "other"}])
+    assert message.startswith("models[1]: 'other' plans the same runs as 'copy_train' (models[0])")
+    load_suite(_write(tmp_path, tiny_suite(models=[{"name": "rectified_flow", "config": {"width": 32}},
+                                                   {"name": "rectified_flow", "label": "wide",
+                                                    "config": {"width": 64}}])), registry=registry)
+
+
+def test_a_yaml_syntax_error_names_the_suite_file(tmp_path, registry):
+    path = tmp_path / "tabs.yaml"
+    path.write_text("name: tabs\nmodels:\n\t- copy_train\n")
+    with pytest.raises(ConfigError) as info:
+        load_suite(path, registry=registry)
+    assert f'in "{path}", line 3' in str(info.value) and "<unicode string>" not in str(info.value)
