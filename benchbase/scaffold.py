@@ -49,12 +49,13 @@ def validate_name(name: str, what: str = "plugin name") -> None:
 
 
 def distribution_name(package: str, what: str = "plugin name") -> str:
-    """benchbase-PACKAGE with '-' for '_', refused unless pip accepts it (PEP 508: it must
-    end with a letter or digit, so 'flow_' and '_' cannot name a package)."""
+    """benchbase-PACKAGE with '-' for '_', refused unless PACKAGE itself is a name pip accepts
+    (PEP 508: it must start and end with a letter or digit, so 'flow_' and '_' cannot name a
+    package, and '_x' would have made the folder 'benchbase--x')."""
     dist = f"benchbase-{package.replace('_', '-')}"
-    if not _DISTRIBUTION.fullmatch(dist):
-        raise BenchbaseInputError(f"{what} '{package}' would name the package '{dist}', which pip refuses: "
-                                  "a name must end with a letter or digit (e.g. my_flow)")
+    if not _DISTRIBUTION.fullmatch(package.replace("_", "-")):
+        raise BenchbaseInputError(f"{what} '{package}' would name the package '{dist}': a name must start "
+                                  "and end with a letter or digit, not '_' or '-' (e.g. my_flow)")
     return dist
 
 
