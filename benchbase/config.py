@@ -236,8 +236,7 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     check_devices(source, schema.device, planner.executor)
     for message in planner.unequal_budgets():
         warnings.warn(f"{source}: {message}", UnequalBudgetWarning, stacklevel=2)
-    resolved = [v for (kind, _), v in planner._cache.items() if kind == "_resolve_dataset" and v is not None]
-    for message in small_chance_pools(runs, resolved, registry):
+    for message in small_chance_pools(runs, planner.resolved_datasets(), registry):
         warnings.warn(f"{source}: {message}", ChanceNotMeasuredWarning, stacklevel=2)
     return Suite(
         name=schema.name, source=source, description=schema.description, runs=runs,

@@ -1,10 +1,9 @@
 """The run planner: a typed suite becomes the list of :class:`~benchbase.specs.RunSpec`
 it stands for (models x datasets x sweep grid x seeds), with every problem collected.
 
-Each piece of a run is resolved once per distinct input and cached: a model's config
-once per (model, config), a dataset and its size checks once per (dataset, config,
-subset), a budget once per (budget, batches per step). So a mistake is reported once,
-however many grid points share it, and a suite with many runs plans quickly.
+Each piece of a run is resolved once per distinct input and cached (a model's config per
+(model, config), a dataset and its size checks per (dataset, config, subset), a budget per
+(budget, batches per step)), so a mistake is reported once and a large suite plans quickly.
 """
 from __future__ import annotations
 
@@ -27,7 +26,6 @@ from benchbase.specs import (Budget, DatasetRef, EvalPlan, FeatureRef, MetricRef
                              json_default, parse_split)
 from benchbase.structured import located, plugin_config
 from benchbase.suite_schema import DatasetEntry, ModelEntry, PluginEntry, SuiteSchema, schema_problems, whole_number
-
 
 _PRETTY = {"jax": "JAX", "torch": "PyTorch"}
 
@@ -227,9 +225,8 @@ class RunPlanner:
                 for seed in self.s.seeds]
 
     def unequal_budgets(self) -> list[str]:
-        """Where the trained models of one budget draw examples more than 1% apart: a step
-        draws batch_size x batches_per_step examples, so a budget that is no multiple of a
-        model's step is rounded down to whole steps, per model (a warning: the suite runs)."""
+        """Where the trained models of one budget draw examples more than 1% apart (a step draws
+        batch_size x batches_per_step; budgets round down to whole steps per model): warnings."""
         out = []
         for budgets in self._drawn.values():
             drawn = {label: b.steps * b.examples_per_step for label, b in budgets.items()}
@@ -241,6 +238,10 @@ class RunPlanner:
                            + "): a step draws batch_size x batches_per_step examples; for identical budgets "
                            f"give budget.examples as a multiple of {multiple:,}")
         return out
+
+    def resolved_datasets(self) -> list[ResolvedData]:
+        """Every dataset entry as resolved (ref and info: sizes read, or None), for suite-wide checks."""
+        return [v for (kind, _), v in self._cache.items() if kind == "_resolve_dataset" and v is not None]
 
     def _check_size(self, models: list[PluginChoice], datasets: list[PluginChoice]) -> None:
         """Count the runs before expanding the grid (a typo can ask for millions): per
