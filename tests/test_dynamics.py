@@ -409,3 +409,17 @@ def test_the_exponents_families_split_configurations_but_not_their_axes():
     assert len(keys) == 2
     assert sorted(family_label(k, keys) for k in keys) == ["m on d (model.framework=jax)",
                                                          "m on d (model.framework=torch)"]
+
+
+def test_dynamics_of_a_suite_whose_runs_all_timed_out_says_so(registry, tmp_path, capsys):
+    suite = build_suite(tiny_suite(name="failonly", seeds=[0, 1], models=["copy_train"]), "<t>", registry=registry)
+    with Store(tmp_path) as store:
+        store.register_runs(suite.name, suite.runs, {"source": "<t>", "resolved": suite.resolved})
+        for spec in suite.runs:
+            store.finish_run(spec.run_id, "timeout", {"steps": 0})
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", "failonly"]) == 0  # as leaderboard and plot
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no run has evaluations to derive training dynamics from (2 runs timed out)" in captured.err
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", "failonly", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {}

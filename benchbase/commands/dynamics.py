@@ -29,6 +29,7 @@ def run(args) -> int:
     from benchbase.errors import BenchbaseInputError
     from benchbase.exponents import axis_fits, format_axis_fit, format_local_exponent, local_exponents
     from benchbase.memscore import format_record
+    from benchbase.wording import status_counts
 
     bad = next((item for item in args.overrides if "=" not in item), None)
     if bad is not None:  # worded as a suite's override is; checked before the store is opened
@@ -39,12 +40,17 @@ def run(args) -> int:
         cfg = dynamics_settings(base, args.overrides, source)
         check_metric_names(cfg, store.runs(suite=args.suite), source)
         records = derive_suite(store, args.suite, cfg)
-        runs = [r for r in store.runs(suite=args.suite) if r.run_id in records]
+        stored = store.runs(suite=args.suite)
+        runs = [r for r in stored if r.run_id in records]
         changed = override_text(cfg, suite_dynamics(store, args.suite))
     if changed:  # the stored records are what leaderboards, plots and reports read
         print(f"note: the stored training dynamics of suite '{args.suite}' now follow {changed} instead of the "
               f"suite's dynamics settings; leaderboards, plots and reports read them (a leaderboard says so); "
               f"`benchbase dynamics --suite {args.suite}` without overrides restores them", file=sys.stderr)
+    if not records:  # like leaderboard and plot on such a store: nothing to show is no error
+        statuses = status_counts(r.status for r in stored) or "no run is stored"
+        print(f"note: suite '{args.suite}': no run has evaluations to derive training dynamics from "
+              f"({statuses}); only finished runs have them", file=sys.stderr)
     if args.json:
         print(json.dumps(records, indent=2, sort_keys=True, default=str))
         return 0
