@@ -23,6 +23,25 @@ class BackfillSummary:
     runs: int = 0  # runs that got chance rows
     rows: int = 0  # rows written
     skipped: list[str] = field(default_factory=list)  # runs that could not be brought up to date, and why
+    current: int = 0  # finished runs that already had every chance level
+    unfinished: list[str] = field(default_factory=list)  # statuses of the runs with nothing to measure from
+
+    def text(self) -> str:
+        """The one line ``benchbase chance`` ends with; says why nothing was stored when
+        nothing was, rather than 'stored 0 chance rows for 0 runs'."""
+        from benchbase.wording import counted, status_counts
+
+        if self.runs or self.skipped:
+            parts = [f"stored {counted(self.rows, 'chance row')} for {counted(self.runs, 'run')}"]
+            parts += [f"{counted(self.current, 'run')} already had theirs"] if self.current else []
+            parts += [f"{counted(len(self.skipped), 'run')} skipped"] if self.skipped else []
+            return "; ".join(parts)
+        if self.current:
+            others = f"; unfinished: {status_counts(self.unfinished)}" if self.unfinished else ""
+            return (f"every finished run already has its chance levels ({counted(self.current, 'run')}"
+                    f"{others}); nothing stored")
+        return (f"no finished run to measure chance levels for "
+                f"({status_counts(self.unfinished) or 'no run is stored'}); nothing stored")
 
 
 def missing_chance(evals: list[dict], judged: set[str]) -> dict[tuple[str, str], list[tuple[int, int]]]:
@@ -49,6 +68,7 @@ def backfill_chance(store, registry, suite: str | None = None, progress=None) ->
     summary = BackfillSummary()
     for run in store.runs(suite=suite):
         if run.status != "done":
+            summary.unfinished.append(run.status)
             continue
         spec = run.spec
         judged = {m.name for m in spec.metrics
@@ -56,6 +76,7 @@ def backfill_chance(store, registry, suite: str | None = None, progress=None) ->
                                                                     "memorizes", None)}
         missing = missing_chance(store.evals(run.run_id), judged)
         if not missing:
+            summary.current += 1
             continue
         try:
             data_reg = registry.get("dataset", spec.dataset.name)

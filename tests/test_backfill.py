@@ -7,6 +7,7 @@ import shutil
 import pytest
 from support.suites import tiny_suite
 
+from benchbase.backfill import BackfillSummary
 from benchbase.chance import ChanceCache
 from benchbase.cli import main
 from benchbase.config import build_suite
@@ -15,7 +16,7 @@ from benchbase.progress import Reporter
 from benchbase.store import Store
 
 
-def test_old_stores_get_the_chance_levels_a_run_would_have_stored(registry, tmp_path):
+def test_old_stores_get_the_chance_levels_a_run_would_have_stored(registry, tmp_path, capsys):
     suite = build_suite(tiny_suite(models=["copy_train", "true_sampler"], metrics=["mem_ratio", "proximity_auc", "fd"],
                                    eval={"points": 1, "n_samples": 100}), "<t>", registry=registry)
     ChanceCache._memory.clear()  # levels measured by earlier tests would not be written here
@@ -37,10 +38,24 @@ def test_old_stores_get_the_chance_levels_a_run_would_have_stored(registry, tmp_
         derived = store.derived(suite.name)
         models = {r.run_id: r.spec.model.name for r in store.runs()}
     assert {models[k]: d["censored"] for k, d in derived.items()} == {"copy_train": "left", "true_sampler": "right"}
+    capsys.readouterr()
     assert main(["chance", "--results", str(tmp_path)]) == 0  # nothing left to do
+    assert capsys.readouterr().out == "every finished run already has its chance levels (2 runs); nothing stored\n"
 
 
 def _derive(store, suite):
     from benchbase.derived import derive_suite
 
     return derive_suite(store, suite)
+
+
+@pytest.mark.parametrize("summary, line", [
+    (BackfillSummary(runs=1, rows=3, current=2), "stored 3 chance rows for 1 run; 2 runs already had theirs"),
+    (BackfillSummary(skipped=["r1: boom"]), "stored 0 chance rows for 0 runs; 1 run skipped"),
+    (BackfillSummary(current=1, unfinished=["failed"]),
+     "every finished run already has its chance levels (1 run; unfinished: 1 run failed); nothing stored"),
+    (BackfillSummary(unfinished=["timeout", "timeout"]),
+     "no finished run to measure chance levels for (2 runs timed out); nothing stored"),
+])
+def test_the_summary_says_why_nothing_was_stored(summary, line):
+    assert summary.text() == line

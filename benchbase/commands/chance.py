@@ -40,6 +40,5 @@ def run(args) -> int:
             derive_suite(store, suite, registry=registry)
     for why in summary.skipped:
         print(f"note: not brought up to date: {why}", file=sys.stderr)
-    print(f"stored {summary.rows} chance rows for {summary.runs} run(s); "
-          f"{len(summary.skipped)} run(s) skipped")
+    print(summary.text())
     return 1 if summary.skipped else 0
