@@ -28,7 +28,7 @@ from benchbase.planner import RunPlanner
 from benchbase.schedules import eval_schedule
 from benchbase.specs import RunSpec
 from benchbase.structured import check_keys, plugin_config, typed
-from benchbase.suite_checks import small_chance_pools, too_many_runs
+from benchbase.suite_checks import executor_key_hints, small_chance_pools, too_many_runs
 from benchbase.suite_schema import DYNAMICS_CRITERIA, DynamicsEntry, SuiteSchema
 
 __all__ = ["Suite", "load_suite", "build_suite", "RunSpec", "plugin_config", "typed", "check_keys",
@@ -230,6 +230,7 @@ def build_suite(data: dict, source: str = "<suite>", registry=None, check_data: 
     schema = typed(_normalize(data), SuiteSchema, source)
     planner = RunPlanner(schema, source, registry, check_data)
     runs = planner.plan()
+    executor_key_hints(planner.problems, schema.executor.name, registry)
     trackers = _trackers(schema, planner)
     if planner.problems:
         raise ConfigError(source, list(planner.problems))

@@ -142,3 +142,30 @@ def small_chance_pools(runs: list, resolved: list, registry: Any) -> list[str]:
             out.setdefault(label, f"dataset '{label}': chance levels of {', '.join(judged)} not measured "
                                   f"({problem}: {where}); their values get no verdict")
     return list(out.values())
+
+
+def executor_key_hints(problems: list, executor: str, registry: Any) -> None:
+    """Add to an unknown ``executor.config`` key which other executors take it, in place:
+    ``workers`` under the default local executor is a process-executor setting, and the
+    generic 'Valid keys: fleet, threads' alone does not say to switch executors."""
+    prefix = "executor.config."
+    for i, (path, message) in enumerate(problems):
+        key = path[len(prefix):] if path.startswith(prefix) else ""
+        if not key or "." in key or not message.startswith("unknown key"):
+            continue
+        owners = [name for name in registry.names("executor")
+                  if name != executor and key in _config_keys(registry.get("executor", name).cls)]
+        if len(owners) == 1:
+            problems[i] = (path, f"{message} ({key} is a key of the {owners[0]} executor: "
+                                 f"set executor.name: {owners[0]})")
+        elif owners:
+            problems[i] = (path, f"{message} ({key} is a key of the {' and '.join(owners)} executors: "
+                                 f"set executor.name to one of them)")
+
+
+def _config_keys(cls: Any) -> set[str]:
+    """The keys a plugin class's Config dataclass takes (none without one)."""
+    import dataclasses
+
+    config = getattr(cls, "Config", None)
+    return {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()

@@ -76,6 +76,21 @@ def test_executor_flag_and_config_overrides(tmp_path):
         load_suite(path, [], registry=registry, executor="slurm")
 
 
+@pytest.mark.parametrize("key, hint", [
+    ("workers", "(workers is a key of the process executor: set executor.name: process)"),
+    ("kill_grace", "(kill_grace is a key of the process and ray executors: set executor.name to one of them)"),
+])
+def test_a_key_of_another_executor_says_which_one_takes_it(tmp_path, key, hint):
+    path = tmp_path / "suite.yaml"
+    path.write_text("name: s\ndevice: cpu\ndatasets: [{name: gmm2d, n: 64}]\nmodels: [copy_train]\nmetrics: [fd]\n")
+    with pytest.raises(ConfigError) as info:
+        load_suite(path, [f"executor.config.{key}=2"], registry=kit_registry())
+    assert f"executor.config.{key}: unknown key '{key}'. Valid keys: fleet, threads {hint}" in str(info.value)
+    with pytest.raises(ConfigError) as info:  # a key no executor takes gets no hint
+        load_suite(path, ["executor.config.wrkers=2"], registry=kit_registry())
+    assert str(info.value).endswith("Valid keys: fleet, threads")
+
+
 def test_missing_ray_is_a_clear_error(monkeypatch):
     from benchbase_plugins.executors.ray import import_ray
 
