@@ -86,16 +86,14 @@ def override_text(used: DynamicsEntry, own: DynamicsEntry) -> str:
 def dynamics_settings(data: dict, overrides: list[str] = (), source: str = "<dynamics>") -> DynamicsEntry:
     """A DynamicsEntry from plain data plus ``key=value`` overrides, validated; ``source``
     names where they came from in an error (the command line that gave them)."""
+    from benchbase.config import apply_override  # parses a value as a suite override's ('alpha=[' is refused)
+
     cfg = OmegaConf.create(dict(data))
     for item in overrides:
         if "=" not in item:
             raise ConfigError(source, [(item, "an override must look like key=value (e.g. alpha=0.05)")])
         key, value = item.split("=", 1)
-        key = key.strip().removeprefix("dynamics.")
-        parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
-        if OmegaConf.is_config(parsed):
-            parsed = OmegaConf.to_container(parsed)
-        OmegaConf.update(cfg, key, parsed, merge=False, force_add=True)
+        apply_override(cfg, f"{key.strip().removeprefix('dynamics.')}={value}", source)
     entry = typed(OmegaConf.to_container(cfg, resolve=True), DynamicsEntry, source, "dynamics")
     problems = schema_problems(entry, "dynamics")
     if problems:

@@ -262,11 +262,14 @@ def test_dynamics_command_recomputes_with_overrides(registry, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("min_excess.foo=1", "dynamics.min_excess.foo: 'foo' is not a memorization metric of this suite"),
-    ("copy_metric=fd", "dynamics.copy_metric: 'fd' is not a memorization metric of this suite"),
-    ("rate_metric=nope", "dynamics.rate_metric: 'nope' is not a memorization metric of this suite"),
-    ("loss_metric=nopetoo", "dynamics.loss_metric: 'nopetoo' is not a metric of this suite"),
-    ("fidelity=[fdd]", "dynamics.fidelity[0]: 'fdd' is not a metric of this suite. Did you mean 'fd'?"),
+    ("min_excess.foo=1", "'foo' is not a memorization metric of this suite"),
+    ("copy_metric=fd", "'fd' is not a memorization metric of this suite"),
+    ("rate_metric=nope", "'nope' is not a memorization metric of this suite"),
+    ("loss_metric=nopetoo", "'nopetoo' is not a metric of this suite"),
+    ("fidelity=[fdd]", "'fdd' is not a metric of this suite. Did you mean 'fd'?"),
+    ("dynamics.alpha=2", "must lie in (0, 1) (got 2.0)"),
+    ("min_excess.mem_ratio=-1", "must be >= 0 (got mem_ratio: -1.0)"),
+    ("alpha=[", "cannot parse override value '['"),
 ])
 def test_dynamics_command_refuses_settings_naming_no_stored_memorization_metric(registry, tmp_path, capsys,
                                                                                override, message):
@@ -275,10 +278,18 @@ def test_dynamics_command_refuses_settings_naming_no_stored_memorization_metric(
         before = store.derived(suite.name)
     assert main(["dynamics", "--results", str(tmp_path), "--suite", suite.name, override]) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1, err
-    assert f"{tmp_path} (suite '{suite.name}'): " in err  # what the user gave, not <dynamics>
+    assert f"error: dynamics override {override}: {message}" in err and err.count("\n") == 1, err
+    assert "invalid suite" not in err and "<dynamics>" not in err  # the override is what the user gave
     with Store(tmp_path) as store:
         assert store.derived(suite.name) == before
+
+
+def test_every_refused_dynamics_override_is_named(registry, tmp_path, capsys):
+    suite = fake_store(registry, tmp_path)
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", suite.name, "alpha=2", "criterion=x"]) == 2
+    err = capsys.readouterr().err
+    assert "2 problems with the dynamics overrides" in err
+    assert "dynamics override alpha=2: must lie in (0, 1)" in err and "dynamics override criterion=x: unknown" in err
 
 
 @pytest.mark.parametrize("settings, key", [

@@ -26,7 +26,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from benchbase.derived import derive_suite, dynamics_settings, override_text, suite_dynamics
     from benchbase.dynamics import format_fit, group_key, group_label, tau_fits
-    from benchbase.errors import BenchbaseInputError
+    from benchbase.errors import BenchbaseInputError, ConfigError
     from benchbase.exponents import axis_fits, format_axis_fit, format_local_exponent, local_exponents
     from benchbase.memscore import format_record
     from benchbase.wording import status_counts
@@ -37,8 +37,11 @@ def run(args) -> int:
     with open_suite_store(args.results, args.suite) as store:
         base = dataclasses.asdict(suite_dynamics(store, args.suite))
         source = settings_source(args)
-        cfg = dynamics_settings(base, args.overrides, source)
-        check_metric_names(cfg, store.runs(suite=args.suite), source)
+        try:
+            cfg = dynamics_settings(base, args.overrides, source)
+            check_metric_names(cfg, store.runs(suite=args.suite), source)
+        except ConfigError as exc:
+            raise override_error(exc, args.overrides) from None
         records = derive_suite(store, args.suite, cfg)
         stored = store.runs(suite=args.suite)
         runs = [r for r in stored if r.run_id in records]
@@ -82,6 +85,31 @@ def settings_source(args) -> str:
     """What an error in the settings names as their origin, as the user gave it: the results
     directory and suite whose stored ``dynamics:`` section the overrides change."""
     return f"{args.results} (suite '{args.suite}')"
+
+
+def override_error(exc, overrides: list[str]) -> Exception:
+    """``exc`` worded by the command-line override each problem comes from ("dynamics
+    override alpha=2: must lie in (0, 1)"), not as a problem of the stored suite; returned
+    unchanged when a problem lies in the stored settings themselves."""
+    from benchbase.errors import BenchbaseInputError
+
+    lines = []
+    for path, message in exc.problems:
+        key = path.removeprefix("dynamics.")
+        given = [item for item in overrides if _covers(item.split("=", 1)[0].strip().removeprefix("dynamics."), key)]
+        if not given:
+            return exc
+        lines.append(f"dynamics override {given[-1]}: {message}")
+    if len(lines) == 1:
+        return BenchbaseInputError(lines[0])
+    return BenchbaseInputError(f"{len(lines)} problems with the dynamics overrides\n  " + "\n  ".join(lines))
+
+
+def _covers(override_key: str, problem_key: str) -> bool:
+    """Whether a problem at ``problem_key`` (min_excess, fidelity[0]) concerns the value an
+    override of ``override_key`` (min_excess.mem_ratio, fidelity) set."""
+    return (override_key == problem_key or problem_key.startswith((f"{override_key}.", f"{override_key}["))
+            or override_key.startswith(f"{problem_key}."))
 
 
 def check_metric_names(cfg, runs, source: str = "<dynamics>") -> None:
