@@ -120,13 +120,21 @@ def summarize(gaps: list[DistanceGap]) -> list[DistanceSummary]:
     return out
 
 
-def _num(v: float | None, fmt: str = ".3g") -> str:
-    return "-" if v is None else format(v, fmt)
-
-
 def format_summary(s: DistanceSummary, threshold: float) -> str:
-    return (f"{s.metric}: over {s.runs} runs, |{s.metric}[train] - {s.metric}[test]| at the end is "
-            f"{_num(s.separation_over_movement)} x the movement of {s.metric}[test] over training (median); "
-            f"its relative train/test gap grew by {threshold:g} in {s.noticed} of {s.runs} runs, at "
-            f"{_num(s.notice_over_loss_onset)} x tau_mem (loss) and {_num(s.notice_over_copy_onset)} x tau_mem "
-            f"(copy) (medians); {s.copies_unnoticed} runs copied without the distance noticing")
+    """One sentence per distance; a clause whose median has no run to take it from is left
+    out rather than printed as '-'."""
+    from benchbase.wording import counted
+
+    m = s.metric
+    clauses = []
+    if s.separation_over_movement is not None:
+        clauses.append(f"|{m}[train] - {m}[test]| at the end is {s.separation_over_movement:.3g} x the movement "
+                       f"of {m}[test] over training (median)")
+    onsets = [f"{v:.3g} x tau_mem ({kind})" for kind, v in (("loss", s.notice_over_loss_onset),
+                                                             ("copy", s.notice_over_copy_onset)) if v is not None]
+    at = f", at {' and '.join(onsets)} ({'medians' if len(onsets) > 1 else 'median'})" if onsets else ""
+    clauses.append(f"its relative train/test gap grew by {threshold:g} in {s.noticed} of "
+                   f"{counted(s.runs, 'run')}{at}")
+    unnoticed = counted(s.copies_unnoticed, "run") if s.copies_unnoticed else "no run"
+    clauses.append(f"{unnoticed} copied without the distance noticing")
+    return f"{m}: over {counted(s.runs, 'run')}, " + "; ".join(clauses)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchbase.distance_gap import distance_gap, format_summary, summarize
+from benchbase.distance_gap import DistanceSummary, distance_gap, format_summary, summarize
 from benchbase.dynamics import Trajectory
 from benchbase.verdicts import threshold_onset
 
@@ -47,7 +47,7 @@ def test_missing_split_gives_none_and_summary_counts_unnoticed_copies():
     assert s.runs == 2 and s.noticed == 1 and s.copies_unnoticed == 1
     assert s.notice_over_copy_onset == pytest.approx(noticing.notice_step / 500.0)
     assert s.separation_over_movement == pytest.approx(0.1 / 1.5)  # the only run that moved
-    assert "1 runs copied without the distance noticing" in format_summary(s, 0.1)
+    assert "; 1 run copied without the distance noticing" in format_summary(s, 0.1)
 
 
 def test_gap_growth_is_the_relative_gap_minus_its_first_value():
@@ -75,3 +75,14 @@ def test_distance_gap_figure_is_drawn_for_runs_with_both_splits(registry, tmp_pa
     assert [p.name for p in paths] == ["fake.distance_gap.png"] and paths[0].stat().st_size > 10_000
     data.runs = []
     assert plot_distance_gaps(data, tmp_path / "plots", ("png",)) == []
+
+
+def test_the_summary_counts_in_english_and_leaves_out_medians_of_no_run():
+    empty = DistanceSummary("swd", 3, None, 0, None, None, 1)
+    assert format_summary(empty, 0.05) == ("swd: over 3 runs, its relative train/test gap grew by 0.05 in 0 of 3 runs; "
+                                           "1 run copied without the distance noticing")
+    one = DistanceSummary("fd", 1, 0.5, 1, None, 2.0, 0)
+    assert format_summary(one, 0.05) == (
+        "fd: over 1 run, |fd[train] - fd[test]| at the end is 0.5 x the movement of fd[test] over training (median); "
+        "its relative train/test gap grew by 0.05 in 1 of 1 run, at 2 x tau_mem (loss) (median); "
+        "no run copied without the distance noticing")
