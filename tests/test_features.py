@@ -314,6 +314,27 @@ def test_copy_descriptor_ensemble_reuses_single_fits_and_calibrates_on_the_conca
         np.testing.assert_allclose(single.embed(split[:10]) / np.sqrt(2), f[:, half], rtol=1e-5, atol=1e-6)
 
 
+def test_low_pass_members_are_the_single_fits_of_the_low_pass_views(tmp_path, monkeypatch):
+    split = images(120)
+    mixed = CopyDescriptor(replace(TINY_DESCRIPTOR, low_pass_members=1, whitening=0.1))
+    mixed.cache_dir, mixed.train_split = str(tmp_path), split
+    lines = []
+    mixed.report = lines.append
+    mixed.prepare(split, IMAGE, "cpu")
+    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 2 and any("member 2 of 2" in line for line in lines)
+    plain = CopyDescriptor(replace(TINY_DESCRIPTOR, low_pass_members=1))  # the whitening is post hoc
+    plain.cache_dir, plain.train_split = str(tmp_path), split
+    monkeypatch.setattr(cd_module, "fit_descriptor", lambda *a, **k: pytest.fail("refitted although cached"))
+    plain.prepare(split, IMAGE, "cpu")
+    f = plain.embed(split[:10])
+    low_pass = CopyDescriptor(replace(TINY_DESCRIPTOR, views=cd_module.LOW_PASS_VIEWS))
+    low_pass.cache_dir, low_pass.train_split = str(tmp_path), split
+    low_pass.prepare(split, IMAGE, "cpu")
+    np.testing.assert_allclose(low_pass.embed(split[:10]) / np.sqrt(2), f[:, 16:], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(f[:, :16], f[:, 16:], atol=1e-3)  # two recipes, two fits
+    assert cd_module.fit_key(cd_module.ensemble(mixed.config)[1]) == cd_module.fit_key(low_pass.config)
+
+
 def test_look_alike_batches_are_distinct_images_grouped_with_their_neighbours():
     neighbours = torch.tensor([[1, 2], [0, 2], [1, 0], [4, 5], [3, 5], [4, 3], [7, 0], [6, 1]])
     batch = cd_module.look_alike_batch(neighbours, 6, torch.Generator().manual_seed(0)).tolist()
@@ -348,6 +369,7 @@ def test_more_views_per_image_change_the_fit_and_two_keep_the_cached_key():
 @pytest.mark.parametrize("bad, message", [({"members": 0}, "members must be >= 1, got 0"),
                                           ({"views_per_image": 1}, "views_per_image must be >= 2, got 1"),
                                           ({"look_alikes": -1}, "look_alikes must be >= 0, got -1"),
+                                          ({"low_pass_members": -1}, "low_pass_members must be >= 0, got -1"),
                                           ({"look_alike_refresh": 0}, "look_alike_refresh must be >= 1, got 0"),
                                           ({"dim": 0}, "dim must be >= 1, got 0"),
                                           ({"steps": 0}, "steps must be >= 1, got 0"),

@@ -54,6 +54,10 @@ from benchbase_plugins.models.config_checks import (check_at_least, check_learni
 
 
 MIX_POSITIVES = ("both", "dominant")
+#: stronger blur, zooming out and blending than the default views: a member fitted on them
+#: reads downscaled copies 0.108 -> 0.299 uAP and blends 0.199 -> 0.256, shifts and
+#: mirrors less well (docs/metrics.md, "Where the gap is")
+LOW_PASS_VIEWS = ViewRecipe(max_blur=0.15, p_blur=0.35, zoom_out=0.3, p_mix=0.35)
 
 
 @dataclass
@@ -82,6 +86,9 @@ class CopyDescriptorConfig:
     seed: int = 0  # initialisation, views and batch order
     members: int = 1  # > 1: an ensemble of fits seeded seed, seed + 1, ..., each cached on its own, whose
     # unit descriptors are concatenated (members x dim, renormalised): docs/metrics.md measures the gain
+    low_pass_members: int = 0  # more members, fitted on ``low_pass_views`` (seeded seed, seed + 1, ...), whose
+    # descriptors join the others': they see blends and downscaled copies that the default views trade away
+    low_pass_views: ViewRecipe = field(default_factory=lambda: replace(LOW_PASS_VIEWS))
     look_alikes: int = 0  # > 1: after the views' warm-up, batches are groups of this many look-alikes (an
     # image and its nearest neighbours in the descriptor being trained), so negatives are near-twins
     look_alike_refresh: int = 100  # steps between recomputing the neighbours
@@ -99,7 +106,7 @@ class CopyDescriptorConfig:
         count or rate passed validate and failed (or silently skipped) every fit."""
         check_at_least(self, 1, "dim", "width", "steps", "batch_size", "final_size", "max_train",
                        "embed_batch", "members", "look_alike_refresh", "whitening_views")
-        check_at_least(self, 0, "blocks", "look_alikes")
+        check_at_least(self, 0, "blocks", "look_alikes", "low_pass_members")
         check_at_least(self, 2, "views_per_image")
         check_learning_rate(self, "lr")
         check_non_negative(self, "weight_decay", "koleo_weight", "whitening")
@@ -415,12 +422,13 @@ class MemberFit:
 
 
 def fit_key(member: CopyDescriptorConfig) -> dict:
-    """The fields that decide one member's fit: ``members`` does not (a member is one
-    fit), nor does the whitening (applied to fitted descriptors), nor do the look-alike options while look-alike batches are off, nor
+    """The fields that decide one member's fit: the ensemble's shape does not (a member is
+    one fit, its recipe in its own ``views``), nor does the whitening (applied to fitted
+    descriptors), nor do the look-alike options while look-alike batches are off, nor
     ``views_per_image`` at SSCD's two; leaving them out keeps fits cached before those
     options existed valid."""
     key = asdict(member)
-    for post_hoc in ("members", "whitening", "whitening_views"):
+    for post_hoc in ("members", "low_pass_members", "low_pass_views", "whitening", "whitening_views"):
         key.pop(post_hoc)
     if member.views_per_image == 2:
         key.pop("views_per_image")
@@ -428,6 +436,14 @@ def fit_key(member: CopyDescriptorConfig) -> dict:
         key.pop("look_alikes")
         key.pop("look_alike_refresh")
     return key
+
+
+def ensemble(config: CopyDescriptorConfig) -> list[CopyDescriptorConfig]:
+    """The members' own configs, one fit each: ``members`` on ``views`` seeded seed,
+    seed + 1, ..., then ``low_pass_members`` on ``low_pass_views`` seeded the same way."""
+    one = replace(config, members=1, low_pass_members=0)
+    return [replace(one, seed=config.seed + k) for k in range(config.members)] + \
+        [replace(one, seed=config.seed + k, views=config.low_pass_views) for k in range(config.low_pass_members)]
 
 
 def combined_report(reports: list[dict]) -> dict:
@@ -476,11 +492,14 @@ class CopyDescriptor(FeatureExtractor):
         fit, held = fitting_split(data, self.config.calibration_fraction)
         self.fitted_on = content_hash(data)
         value_range = tuple(getattr(spec, "value_range", (-1.0, 1.0))) if spec is not None else (-1.0, 1.0)
-        members = [self._member_fit(k, fit, held, value_range) for k in range(self.config.members)]
+        plan = ensemble(self.config)
+        members = [self._member_fit(m, f"member {k + 1} of {len(plan)}" if len(plan) > 1 else "", fit, held,
+                                    value_range) for k, m in enumerate(plan)]
         self.nets = [m.net for m in members]
         self.whitening = None
-        if self.config.whitening > 0:
-            views = training_views(fit, self.config.views, self.config.whitening_views, value_range,
+        if self.config.whitening > 0:  # estimated on the stronger views when low-pass members are in (measured)
+            recipe = self.config.low_pass_views if self.config.low_pass_members else self.config.views
+            views = training_views(fit, recipe, self.config.whitening_views, value_range,
                                    self.config.seed + WHITENING_STREAM)
             self.whitening = learned_whitening(self._embed(fit), self._embed(views), self.config.whitening)
         threshold = float(members[0].fitted["cosine_copy_threshold"]) \
@@ -489,16 +508,13 @@ class CopyDescriptor(FeatureExtractor):
         self.cosine_copy_threshold = threshold if math.isfinite(threshold) else None
         self.fit_report = combined_report([dict(m.fitted.get("fit", {})) for m in members])
 
-    def _member_fit(self, k: int, fit, held, value_range) -> MemberFit:
-        """Member ``k``'s fit (seed ``seed + k``: weights, calibrated threshold, report),
-        from the cache or fitted now and cached."""
-        member = replace(self.config, members=1, seed=self.config.seed + k)
+    def _member_fit(self, member: CopyDescriptorConfig, label: str, fit, held, value_range) -> MemberFit:
+        """One member's fit (weights, calibrated threshold, report), from the cache or
+        fitted now and cached."""
         path = fit_path(self.cache_dir, self.fitted_on, fit_key(member), self.version)
         cached = read_fit(path)
         if cached is None:
-            say = FitProgress(self.report, len(fit), member.steps, path,
-                              label=f"member {k + 1} of {self.config.members}"
-                              if self.config.members > 1 else "")
+            say = FitProgress(self.report, len(fit), member.steps, path, label=label)
             state, report = fit_descriptor(fit, member, self.device, value_range, progress=say)
             say.done(report)
             net = self._load(fit.shape[1:], member, state)
