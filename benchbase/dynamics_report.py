@@ -9,6 +9,7 @@ from benchbase.derived import SuiteData
 from benchbase.distance_gap import format_summary, summarize
 from benchbase.dynamics import format_collapse, format_fit, group_key
 from benchbase.exponents import format_axis_fit, format_collapse_comparison, format_local_exponent
+from benchbase.mdtext import md_escape
 from benchbase.memscore import memscore_lines
 from benchbase.verdicts import CopyRule
 
@@ -44,7 +45,9 @@ def dynamics_table(data: SuiteData) -> str:
         fd = best.get("fd[test]") or {}
         twin = d.get("twin") or {}
         sweep = {k: v for k, v in r.spec.sweep.items() if k != "n"}
-        rows.append([r.spec.model.label + (f" ({', '.join(f'{k.split(chr(46), 1)[-1]}={v}' for k, v in sweep.items())})" if sweep else ""),
+        label = r.spec.model.label + (f" ({', '.join(f'{k.split(chr(46), 1)[-1]}={v}' for k, v in sweep.items())})"
+                                      if sweep else "")
+        rows.append([md_escape(label),
                      r.n, r.run.seed, num(d.get("tau_mem_copy"), "{:.0f}"), num(d.get("tau_mem_loss"), "{:.0f}"),
                      d.get("criterion") or "–", num(d.get("tau_mem_normalized"), "{:.0f}"),
                      num(d.get("mem_rate"), "{:.3f}"), num(d.get("mem_final"), "{:.3f}"),
@@ -53,8 +56,8 @@ def dynamics_table(data: SuiteData) -> str:
                      num(twin.get("twin_similarity"), "{:.3f}"), num(twin.get("nearest_train_similarity"), "{:.3f}")])
     cfg = data.settings
     judged = sorted({m for r in data.runs for m in r.derived.get("copy_metrics") or []})
-    head = (f"## {data.name}: training dynamics\n\n"
-            f"tau_mem by the copy criterion ({CopyRule.of(cfg).describe(judged)}) and by the loss criterion "
+    head = (f"## {md_escape(data.name)}: training dynamics\n\n"
+            f"tau_mem by the copy criterion ({md_escape(CopyRule.of(cfg).describe(judged))}) and by the loss criterion "
             f"(relative held-out gap above its first value by {cfg.loss_threshold:g}), confirmed at {cfg.confirm} "
             f"later evaluation(s), interpolated in log step; – = not reached within the budget (or not measured). "
             f"Headline criterion: {cfg.criterion}. mem_rate = slope of {cfg.rate_metric} per decade of steps "
@@ -65,12 +68,12 @@ def dynamics_table(data: SuiteData) -> str:
                                     "best swd[test] before", "best fd[test] before", "twin sim.",
                                     "nearest-train sim."],
                      tablefmt="github", disable_numparse=True)
-    fits = "\n".join(f"- {format_fit(f)}" for f in data.fits) or "- no fit: no run reached memorization"
-    spread = "\n".join(f"- {format_collapse(c)}" for c in data.collapse) or "- fewer than two n per group"
+    fits = "\n".join(f"- {md_escape(format_fit(f))}" for f in data.fits) or "- no fit: no run reached memorization"
+    spread = "\n".join(f"- {md_escape(format_collapse(c))}" for c in data.collapse) or "- fewer than two n per group"
     text = (head + table + "\n\n### Fits of log tau_mem against log n (95% intervals)\n\n" + fits
             + "\n\n### Do the curves collapse under the normalized step?\n\n" + spread + "\n")
     for title, lines in analysis_sections(data):
-        text += f"\n### {title}\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+        text += f"\n### {title}\n\n" + "\n".join(f"- {md_escape(line)}" for line in lines) + "\n"
     return text
 
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchbase.chance import DEFAULT_ALPHA, judge_stored
+from benchbase.mdtext import md_escape
 
 DEFAULT_POWER = 0.95
 FORMATS = ("png", "svg")
@@ -180,7 +181,7 @@ def _short(key: str) -> str:
 
 def markdown(s: Sensitivity) -> str:
     m = "/".join(str(v) for v in s.sample_sizes) or "?"
-    lines = [f"# {s.suite}: what each memorization metric detects", "",
+    lines = [f"# {md_escape(s.suite)}: what each memorization metric detects", "",
              f"Every run is judged against its metric's chance level (held-out data scored against the same "
              f"training subset at the same sample size): memorizing = one-sided t-test at alpha = {s.alpha:g} "
              f"**and** an excess of at least the metric's minimum effect (docs/metrics.md). Detection rate = "
@@ -188,7 +189,7 @@ def markdown(s: Sensitivity) -> str:
              f"\"Detected\" = a rate of at least {s.power:.0%}.", ""]
     refs = s.references()
     for d in s.datasets():
-        lines += [f"## {d}", ""]
+        lines += [f"## {md_escape(d)}", ""]
         head = ["metric"] + [f"{model}: {_short(key)} detected" for model, key in s.sweeps()]
         head += [f"{model}: flagged" for model in refs]
         rows = []
@@ -203,9 +204,9 @@ def markdown(s: Sensitivity) -> str:
         lines += _table(head, rows) + [""]
     for model, key in s.sweeps():
         values = sorted({r.value for r in s.rates if (r.model, r.key) == (model, key) and r.value is not None})
-        lines += [f"## Detection rate against {_short(key)} ({model})", ""]
+        lines += [f"## Detection rate against {md_escape(_short(key))} ({md_escape(model)})", ""]
         for d in s.datasets():
-            lines += [f"**{d}**", ""]
+            lines += [f"**{md_escape(d)}**", ""]
             rows = []
             for metric in s.metrics():
                 by_value = {r.value: r for r in s.curve(d, metric, model, key)}
@@ -219,9 +220,8 @@ def markdown(s: Sensitivity) -> str:
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    esc = lambda t: str(t).replace("|", "\\|")  # noqa: E731
-    return (["| " + " | ".join(esc(h) for h in head) + " |", "|" + "---|" * len(head)]
-            + ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows])
+    return (["| " + " | ".join(md_escape(h) for h in head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows])
 
 
 def figures(s: Sensitivity, out: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:

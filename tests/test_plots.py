@@ -69,6 +69,16 @@ def test_normalized_axis_collapses_curves_that_scale_with_n(registry, tmp_path):
     assert "rectified_flow" in dynamics_table(data)
 
 
+def test_the_dynamics_table_escapes_labels_as_the_leaderboard_does(registry, tmp_path):
+    evil = "<img src=x onerror=alert(1)>|x"
+    suite = fake_store(registry, tmp_path, ns=(16, 32), points=6, label=evil)
+    with Store(tmp_path) as store:
+        table = dynamics_table(load_suite_data(store, suite.name))
+    assert "<img" not in table and table.count("|x") == table.count("\\|x")  # no bar splits a row
+    assert "| &lt;img src=x onerror=alert(1)&gt;\\|x " in table  # the table cell
+    assert "- tau_mem vs n, &lt;img src=x onerror=alert(1)&gt;\\|x on gmm2d" in table  # a fit line
+
+
 def test_paired_and_nearest_cosine_match_a_direct_computation():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(5, 1, 4, 4)), rng.normal(size=(5, 1, 4, 4))

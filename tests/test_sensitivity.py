@@ -86,3 +86,16 @@ def test_bad_options_exit_2_with_one_line_naming_the_option(tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert err.startswith(message.replace("{file}", str(tmp_path / "afile"))) and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_markdown_escapes_labels_as_the_leaderboard_does():
+    from benchbase.sensitivity import Sensitivity, markdown
+
+    evil, data = "<img src=x onerror=alert(1)>", "g<i>2d</i>|d"
+    rates = [DetectionRate(data, "mem_ratio", evil, "model.rho", v, 1, 2) for v in (0.0, 0.5)]
+    rates.append(DetectionRate(data, "mem_ratio", "true|sampler", None, None, 0, 2))
+    text = markdown(Sensitivity("s", 0.001, 0.95, [100], 2, rates))
+    assert "<img" not in text and "<i>" not in text
+    assert "## g&lt;i&gt;2d&lt;/i&gt;\\|d" in text and "**g&lt;i&gt;2d&lt;/i&gt;\\|d**" in text
+    assert "| &lt;img src=x onerror=alert(1)&gt;: rho detected | true\\|sampler: flagged |" in text
+    assert "## Detection rate against rho (&lt;img src=x onerror=alert(1)&gt;)" in text

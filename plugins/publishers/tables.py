@@ -2,23 +2,14 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
-import re
 
 from tabulate import tabulate
 
 from benchbase import Publisher, hookimpl
 from benchbase.leaderboard import Table, table_to_records
-
-_MD_SPECIAL = re.compile(r"([\\`*\[\]|])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-
-
-def _md(text) -> str:
-    """Escape for a GitHub Markdown table cell: HTML, the cell separator, emphasis and links."""
-    escaped = html.escape(str(text), quote=False)
-    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), escaped)
+from benchbase.mdtext import md_escape as _md
 
 
 class Markdown(Publisher):

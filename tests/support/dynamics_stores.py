@@ -53,12 +53,13 @@ def ensure_heldout_gap(registry):
 
 
 def fake_store(registry, path, ns=(16, 32, 64, 128), seeds=(0,), per_n=40.0, budget=20000, points=12,
-               suite_name="fake", extra_sweep=None, copy_at=None):
+               suite_name="fake", extra_sweep=None, copy_at=None, label=None):
     """A store whose runs memorize exactly on cue: mem_ratio = clip((step / (per_n n) - 1) / 4, 0, 1)
-    (onset at step per_n * n), swd lowest at the onset; returns the suite."""
+    (onset at step per_n * n), swd lowest at the onset; returns the suite. ``label``: the model's."""
     sweep = {"n": list(ns), **(extra_sweep or {})}
-    suite = build_suite(tiny_suite(name=suite_name, models=[{"name": "rectified_flow", "framework": "torch",
-                                                             "config": {"width": 16, "depth": 1}}],
+    model = {"name": "rectified_flow", "framework": "torch", "config": {"width": 16, "depth": 1},
+             **({"label": label} if label else {})}
+    suite = build_suite(tiny_suite(name=suite_name, models=[model],
                                    seeds=list(seeds), sweep=sweep, budget={"batch_size": 32, "steps": budget},
                                    eval={"points": points, "n_samples": 100, "keep_samples": 8},
                                    datasets=[{"name": "gmm2d", "config": {"train_size": 4000, "test_size": 200}}]),
