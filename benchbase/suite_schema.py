@@ -318,6 +318,7 @@ class SuiteSchema:
             yield from (_prefixed(f"sweep.{key}", p) for p in sweep_key_problems(key, values))
         yield from _repeated_entries("models", self.models)
         yield from _repeated_entries("datasets", self.datasets)
+        yield from _repeated_metrics(self.metrics)
         fixed = [f"datasets[{i}]" for i, d in enumerate(self.datasets) if d.subset.mode != "random"]
         if "subset.seed" in self.sweep and "subset.mode" not in self.sweep and fixed:
             # every value would plan the same runs: mode first takes the first n examples
@@ -337,6 +338,23 @@ def _repeated_entries(key: str, entries: list) -> Iterator[tuple[str, str]]:
             yield (f"{key}[{i}]", f"repeats {key}[{first[ident]}] ('{entry.label or entry.name}'): the same entry "
                                   "plans the same runs once; remove one")
         first.setdefault(ident, i)
+
+
+def _repeated_metrics(metrics: list) -> Iterator[tuple[str, str]]:
+    """A metric listed twice: its values are stored under its name, so ``[fd, fd]`` computed
+    it once and two configs of one metric (swd with 20 and 30 projections) kept only the
+    last one's values; both were merged without a word."""
+    first: dict[str, int] = {}
+    for i, entry in enumerate(metrics):
+        j = first.setdefault(entry.name, i)
+        if j == i:
+            continue
+        if dataclasses.asdict(entry) == dataclasses.asdict(metrics[j]):
+            yield f"metrics[{i}]", f"repeats metrics[{j}] ('{entry.name}'): it is computed once; remove one"
+        else:
+            yield (f"metrics[{i}]", f"repeats metrics[{j}] ('{entry.name}') with other settings: a metric's values "
+                                    "are stored under its name, so a suite computes it with one config; remove "
+                                    "one (or compute the other config in a second suite)")
 
 
 def _prefixed(path: str, problem: tuple[str, str]) -> tuple[str, str]:

@@ -192,6 +192,11 @@ def test_a_name_yaml_reads_as_no_string_is_refused_with_a_hint_to_quote_it(tmp_p
     ({"datasets": [{"name": "gmm2d", "n": 32}, {"name": "gmm2d", "n": 32}]},
      "datasets[1]: repeats datasets[0] ('gmm2d')"),
     ({"seeds": [0, 1, 0]}, "seeds: seed 0 is listed twice"),
+    ({"metrics": ["mem_ratio", "fd", "fd"]}, "metrics[2]: repeats metrics[1] ('fd'): it is computed once; remove one"),
+    # stored under one name, the second config's values replaced the first's
+    ({"metrics": ["fd", {"name": "swd", "config": {"n_projections": 20}},
+                  {"name": "swd", "config": {"n_projections": 30}}]},
+     "metrics[2]: repeats metrics[1] ('swd') with other settings: a metric's values are stored under its name"),
 ])
 def test_a_repeated_entry_or_seed_is_refused_not_merged(tmp_path, registry, suite, says):
     assert _error(tmp_path, registry, **suite).startswith(says)
