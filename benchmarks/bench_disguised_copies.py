@@ -121,6 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("--space-config", default="{}",
                    help='JSON: {"space": {config}}, e.g. {"copy_descriptor": {"whitening": 0.1}}')
     p.add_argument("--write-docs", default="", help="replace the generated block of this markdown file")
+    p.add_argument("--block", default="", help="the name of that block (default: named after the suite file)")
     args = p.parse_args(argv)
     overrides = [f"seeds=[{args.seeds}]"] if args.seeds else []
     registry = build_registry(PluginPolicy(entry_points=False))
@@ -142,7 +143,8 @@ def main(argv=None) -> int:
     block = table(per_space, seeds, suite_path)
     print(block)
     if args.write_docs:
-        name = "disguised-copies" if suite_path.resolve() == SUITE else suite_path.stem.replace("_", "-")
+        name = args.block or ("disguised-copies" if suite_path.resolve() == SUITE else
+                              suite_path.stem.replace("_", "-"))
         write_block(args.write_docs, name, "benchmarks/bench_disguised_copies.py",
                     argv if argv is not None else sys.argv[1:], block)
     return 0

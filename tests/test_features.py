@@ -293,7 +293,7 @@ def test_copy_descriptor_ensemble_reuses_single_fits_and_calibrates_on_the_conca
     lines = []
     pair.report = lines.append
     pair.prepare(split, IMAGE, "cpu")
-    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 2  # one file per member
+    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 3  # one file per member, one for the ensemble
     assert any("member 2 of 2" in line for line in lines)
     f = pair.embed(split[:10])
     assert f.shape == (10, 32)
@@ -321,7 +321,7 @@ def test_low_pass_members_are_the_single_fits_of_the_low_pass_views(tmp_path, mo
     lines = []
     mixed.report = lines.append
     mixed.prepare(split, IMAGE, "cpu")
-    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 2 and any("member 2 of 2" in line for line in lines)
+    assert len(list((tmp_path / "encoders").glob("*.pt"))) == 3 and any("member 2 of 2" in line for line in lines)
     plain = CopyDescriptor(replace(TINY_DESCRIPTOR, low_pass_members=1))  # the whitening is post hoc
     plain.cache_dir, plain.train_split = str(tmp_path), split
     monkeypatch.setattr(cd_module, "fit_descriptor", lambda *a, **k: pytest.fail("refitted although cached"))
@@ -529,3 +529,10 @@ def test_copy_descriptor_whitening_is_post_hoc_and_calibrated_in_the_whitened_sp
         np.quantile((held @ fitted.T).max(axis=1), 0.99, method="higher"), abs=1e-5)
     with pytest.raises(ValueError, match="whitening must be a finite number >= 0"):
         CopyDescriptorConfig(whitening=-0.1)
+    # a second run reads the whitening and threshold back instead of embedding every view again
+    monkeypatch.setattr(cd_module, "training_views", lambda *a, **k: pytest.fail("whitening estimated again"))
+    again = CopyDescriptor(replace(TINY_DESCRIPTOR, whitening=0.1, whitening_views=2))
+    again.cache_dir, again.train_split = str(tmp_path), split
+    again.prepare(split, IMAGE, "cpu")
+    np.testing.assert_array_equal(again.embed(split[:10]), f)
+    assert again.cosine_copy_threshold == white.cosine_copy_threshold
