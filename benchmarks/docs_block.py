@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import time
 from pathlib import Path
 
@@ -29,8 +30,9 @@ def replace_block(path: Path, name: str, script: str, command: str, block: str) 
 
 
 def shown_command(script: str, argv: list[str]) -> str:
-    """The command line that regenerates a block: the script and its arguments, less
-    ``--write-docs`` and the folders (``--cache``, ``--results``) with their values."""
+    """The command line that regenerates a block: the script and its arguments (quoted
+    for a shell: JSON configs, brackets), less ``--write-docs`` and the folders
+    (``--cache``, ``--results``) with their values."""
     shown, skip = [], False
     for arg in argv:
         if skip:
@@ -39,7 +41,7 @@ def shown_command(script: str, argv: list[str]) -> str:
             skip = True
         elif not arg.startswith(("--write-docs=", "--cache=", "--results=")):
             shown.append(arg)
-    return " ".join(["python", script, *shown])
+    return " ".join(["python", script, *map(shlex.quote, shown)])  # pastes into a shell as it reads
 
 
 def write_block(path: str, name: str, script: str, argv: list[str], block: str) -> None:
