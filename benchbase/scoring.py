@@ -171,11 +171,11 @@ class SampleScorer:
 
         n_test = _count("n_test", n_test, "the whole test split")
         train = _finite("train", _floating("train", train))
-        test = _floating("test", test)
+        test = _finite("test", _floating("test", test))
+        unseen = test[n_test:] if n_test else test[:0]  # no metric sees them: the chance levels' pool
         if n_test:
             test = test[:n_test]
             test_labels = None if test_labels is None else test_labels[:n_test]
-        test = _finite("test", test)  # the test points scored: the rest are not read
         if train.shape[1:] != test.shape[1:]:
             raise BenchbaseInputError(f"train examples are {train.shape[1:]} but test examples are {test.shape[1:]}")
         ytr, yte = _labels("train_labels", train_labels, len(train)), _labels("test_labels", test_labels, len(test))
@@ -190,8 +190,9 @@ class SampleScorer:
             raise BenchbaseInputError(f"spec.shape is {tuple(spec.shape)} but the arrays hold {train.shape[1:]}")
         from benchbase.evaluation import ChanceSource
 
-        # chance levels from the test arrays (no exact sampler, no unseen points)
-        chance = ChanceSource(dataset={"name": "<arrays>"}, held_out=test[:0])
+        # chance levels as for a registered dataset: from the test points past n_test, which no
+        # metric sees, else from halves of the scored ones (benchbase.chance)
+        chance = ChanceSource(dataset={"name": "<arrays>"}, held_out=unseen)
         return cls._build(References(train=train, test=test, spec=spec, train_labels=ytr, test_labels=yte),
                           metrics, features, device, results_dir, registry, chance, check_range=declared)
 

@@ -207,12 +207,17 @@ def test_scoring_arrays_with_a_tiny_test_split_stores_the_chance_level_as_not_me
     tr, te, x = (rng.normal(size=(n, 2)).astype(np.float32) for n in (300, 300, 200))
     with pytest.warns(ChanceNotMeasuredWarning, match=r"mem_ratio \(train\): chance level not measured "
                                                       r"\(pool of 2 held-out point\(s\) too small, need 50\)"):
-        few = score_samples(x, train=tr, test=te, n_test=5, metrics=["mem_ratio"])
+        few = score_samples(x, train=tr, test=te[:5], metrics=["mem_ratio"])
     chance = next(r for r in few.rows if r.metric == "mem_ratio.chance")
     assert math.isnan(chance.value) and math.isnan(few.value("mem_ratio.chance_sd"))
     assert chance.params["chance"]["not_measured"].startswith("pool of 2 ")
     full = score_samples(x, train=tr, test=te, metrics=["mem_ratio"])
     assert 0.05 < full.value("mem_ratio.chance") < 0.2 and full.value("mem_ratio.chance_sd") > 0
+    # n_test 5 of 300: the 295 points no metric sees are the pool, as for a registered dataset
+    unseen = score_samples(x, train=tr, test=te, n_test=5, metrics=["mem_ratio"])
+    level = next(r for r in unseen.rows if r.metric == "mem_ratio.chance")
+    assert level.params["chance"]["source"] == "held_out_test" and level.params["chance"]["pool"] == 295
+    assert 0.05 < level.value < 0.2 and unseen.value("mem_ratio.chance_sd") > 0
 
 
 def test_a_suite_whose_held_out_pool_is_too_small_is_warned_and_its_values_get_no_verdict(registry, tmp_path):

@@ -172,10 +172,11 @@ def test_reference_arrays_with_nan_or_inf_are_refused_naming_the_array(registry)
         score_samples(x, train=bad_train, test=test, metrics=["mem_ratio", "fd"], registry=registry)
     with pytest.raises(BenchbaseInputError, match=r"^test holds NaN or Inf: 600 value\(s\) in 300 of 300"):
         score_samples(x, train=train, test=np.full_like(test, np.inf), metrics=["mem_ratio"], registry=registry)
-    # only the test points scored are read
-    scores = score_samples(x, train=train, test=np.concatenate([test[:250], np.full_like(test[:50], np.nan)]),
-                           n_test=250, metrics=["fd"], registry=registry)
-    assert np.isfinite(scores.value("fd", ref="test"))
+    # the test points past n_test are read too: they are the chance levels' pool
+    with pytest.raises(BenchbaseInputError, match=r"^test holds NaN or Inf: 100 value\(s\) in 50 of 300 examples, "
+                                                  r"the first example 250$"):
+        score_samples(x, train=train, test=np.concatenate([test[:250], np.full_like(test[:50], np.nan)]),
+                      n_test=250, metrics=["mem_ratio"], registry=registry)
 
 
 @pytest.mark.parametrize("kwargs,match", [
