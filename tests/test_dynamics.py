@@ -434,3 +434,18 @@ def test_dynamics_of_a_suite_whose_runs_all_timed_out_says_so(registry, tmp_path
     assert "no run has evaluations to derive training dynamics from (2 runs timed out)" in captured.err
     assert main(["dynamics", "--results", str(tmp_path), "--suite", "failonly", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {}
+
+
+def test_dynamics_and_plot_say_which_runs_they_leave_out(registry, tmp_path, capsys):
+    from benchbase.driver import run_suite
+    from benchbase.progress import Reporter
+
+    suite = build_suite(tiny_suite(name="partly", seeds=[0, 1], models=["copy_train"]), "<t>", registry=registry)
+    with Store(tmp_path) as store:
+        run_suite(suite, store, registry, reporter=Reporter(quiet=True))
+        store.finish_run(suite.runs[1].run_id, "timeout", {"steps": 0})  # one of the two did not finish
+    assert main(["dynamics", "--results", str(tmp_path), "--suite", "partly"]) == 0
+    assert "training dynamics of 1 run; left out 1 run timed out" in capsys.readouterr().err
+    assert main(["plot", "--results", str(tmp_path), "--suite", "partly", "--out", str(tmp_path / "plots"),
+                 "--format", "png"]) == 0
+    assert "plotted 1 finished run; left out 1 run timed out" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def run(args) -> int:
     from benchbase.errors import BenchbaseInputError, ConfigError
     from benchbase.exponents import axis_fits, format_axis_fit, format_local_exponent, local_exponents
     from benchbase.memscore import format_record
-    from benchbase.wording import status_counts
+    from benchbase.wording import counted, status_counts
 
     bad = next((item for item in args.overrides if "=" not in item), None)
     if bad is not None:  # worded as a suite's override is; checked before the store is opened
@@ -54,6 +54,10 @@ def run(args) -> int:
         statuses = status_counts(r.status for r in stored) or "no run is stored"
         print(f"note: suite '{args.suite}': no run has evaluations to derive training dynamics from "
               f"({statuses}); only finished runs have them", file=sys.stderr)
+    elif len(runs) < len(stored):  # the exponents below rest on fewer runs than the suite planned
+        left = status_counts(r.status for r in stored if r.run_id not in records)
+        print(f"note: suite '{args.suite}': training dynamics of {counted(len(runs), 'run')}; left out {left}",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(records, indent=2, sort_keys=True, default=str))
         return 0

@@ -26,6 +26,7 @@ def run(args) -> int:
     from benchbase.dynamics import format_collapse, format_fit
     from benchbase.dynamics_report import analysis_sections
     from benchbase.plots import write_all
+    from benchbase.wording import counted, status_counts
 
     out = output_folder(args.out)
     with open_suite_store(args.results, args.suite) as store:
@@ -36,6 +37,10 @@ def run(args) -> int:
                 raise BenchbaseInputError(f"--metric {unknown[0]}: not among the metrics of suite '{args.suite}': "
                                           f"{', '.join(stored)}")
         paths, data = write_all(store, args.suite, out, tuple(args.format or FORMATS), args.metric)
+        unfinished = [r.status for r in store.runs(suite=args.suite) if r.status != "done"]
+    if unfinished:  # figures and fits are of finished runs only: say what they leave out
+        print(f"note: suite '{args.suite}': plotted {counted(len(data.runs), 'finished run')}; left out "
+              f"{status_counts(unfinished)}", file=sys.stderr)
     for f in data.fits:
         print(format_fit(f))
     for c in data.collapse:
