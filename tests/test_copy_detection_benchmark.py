@@ -2,9 +2,13 @@
 benchmarks/bench_copy_detection.py, default arguments): the numbers of the table in
 docs/metrics.md, kept with a tolerance. Pixel space needs no training (fast); the
 learned spaces fit first (slow). Where SSCD's weight file is present, it is ranked
-beside the self-trained descriptor; elsewhere that test is skipped and says why.
+beside the self-trained descriptor; elsewhere that test is skipped and says why. So is
+the check of the nine-member descriptor that meets issue 20's target, where its fits
+are not in results/cache (2.8 CPU hours to fit; it never fits).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -74,13 +78,46 @@ def test_the_copy_descriptor_sees_through_disguises_better_than_pixels(digits, l
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 20's target (uAP >= 0.8 and at least twice pixel space's) is not "
-                                       "reached: 0.626 (the tests' two-block fit) / 0.706 (the default) / 0.744 "
-                                       "(width 32) / 0.769 (the best, three width-32 members) against "
-                                       "pixels' 0.390 (docs/metrics.md, Copy detection)")
+@pytest.mark.xfail(strict=True, reason="one fit does not reach issue 20's target (uAP >= 0.8 and at least twice "
+                                       "pixel space's 0.390): 0.626 (the tests' two-block fit) / 0.703 (the "
+                                       "default); nine whitened members do (0.802: the test below, where their "
+                                       "fits are cached; docs/metrics.md, Nine whitened members)")
 def test_the_copy_descriptor_reaches_the_issues_target(digits, learned):
     uap = learned["copy_descriptor"].overall.uap
     assert uap >= 0.8 and uap >= 2 * score("pixels", digits).overall.uap
+
+
+NINE_MEMBERS = {"members": 5, "low_pass_members": 4, "whitening": 0.1}
+FITS = Path(__file__).resolve().parents[1] / "results" / "cache"  # where bench_copy_detection.py caches them
+
+
+@pytest.mark.slow
+def test_nine_whitened_members_reach_the_issues_target_where_their_fits_are_cached(digits):
+    """2.8 CPU hours of fitting are beyond CI: this reads the nine fits from the cache
+    ``python benchmarks/bench_copy_detection.py --space-config '{"copy_descriptor": ...}'``
+    fills, and is skipped where they are absent (never fits)."""
+    import numpy as np
+
+    from benchbase.data import content_hash
+    from benchbase_plugins.features.copy_descriptor import CopyDescriptor, ensemble, fit_key
+    from benchbase_plugins.features.fit_cache import fit_path
+
+    splits, _ = digits
+    config = plugin_config(_descriptor_registration(), NINE_MEMBERS, "<test>", "c")[0]
+    fitted_on = content_hash(np.asarray(splits.train, np.float32)[: config.max_train])
+    missing = [m.seed for m in ensemble(config)
+               if not fit_path(str(FITS), fitted_on, fit_key(m), CopyDescriptor.version).is_file()]
+    if missing:
+        pytest.skip(f"{len(missing)} of the nine fits are not in {FITS} (about 1,100 CPU s each to fit)")
+    uap = score("copy_descriptor", digits, NINE_MEMBERS, cache_dir=str(FITS)).overall.uap
+    assert uap == pytest.approx(0.802, abs=0.01)
+    assert uap >= 0.8 and uap >= 2 * score("pixels", digits).overall.uap
+
+
+def _descriptor_registration():
+    from benchbase.plugins import PluginPolicy, build_registry
+
+    return build_registry(PluginPolicy(entry_points=False, strict=True)).get("feature", "copy_descriptor")
 
 
 @pytest.mark.slow
