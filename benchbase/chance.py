@@ -160,6 +160,12 @@ def pool_problem(source: str, pool: int) -> str | None:
     return None
 
 
+def finite_pool(held_out: int, test: int) -> tuple[str, int]:
+    """(source, pool) of a chance level without an exact sampler: the ``held_out`` points
+    no metric sees, else half of the ``test`` points (the other half is the reference)."""
+    return ("held_out_test", held_out) if held_out else ("test_split", test // 2)
+
+
 def stored_not_measured(info: dict) -> str | None:
     """Why a stored ``.chance`` row (its params' ``chance``) must not judge anything: rows
     written before ``MIN_POOL`` from a small pool are caught here too."""
@@ -291,13 +297,10 @@ def measure_chance(metric: Any, base: EvalContext, m: int, draws: int = DEFAULT_
     test_f, test_x = base.test, base.test_data
     if exact is not None:
         source, pool, reference, replace = "true_sampler", m, len(test_f), False
-    elif held_out is not None and len(held_out.data):
-        source, pool, reference = "held_out_test", len(held_out.data), len(test_f)
-        replace = pool < m
     else:
-        half = len(test_f) // 2
-        source, pool, reference = "test_split", half, len(test_f) - half
-        replace = half < m
+        source, pool = finite_pool(len(held_out.data) if held_out is not None else 0, len(test_f))
+        reference = len(test_f) if source == "held_out_test" else len(test_f) - pool
+        replace = pool < m
     if pool_problem(source, pool):
         return ChanceLevel(metric=cls.name, memorizes=memorizes, mean=math.nan, sd=math.nan, values=(), m=int(m),
                            source=source, pool=int(pool), reference=int(reference), replace=bool(replace))

@@ -120,7 +120,7 @@ def small_chance_pools(runs: list, resolved: list, registry: Any) -> list[str]:
     a finite pool under ``MIN_POOL``), one line per dataset: said before anything trains,
     since those values are then stored without a verdict. ``resolved``: the planner's
     resolved datasets (``ref`` and ``info``; info None when data was not read)."""
-    from benchbase.chance import pool_problem
+    from benchbase.chance import finite_pool, pool_problem
 
     infos = {(d.ref.name, repr(d.ref.config)): d.info for d in resolved if d.info is not None}
     out: dict[str, str] = {}
@@ -129,14 +129,11 @@ def small_chance_pools(runs: list, resolved: list, registry: Any) -> list[str]:
         judged = [m.name for m in run.metrics if getattr(registry.get("metric", m.name).cls, "memorizes", None)]
         if info is None or not judged or info.spec.has_true_sampler:
             continue
-        n_test = run.eval.n_test
-        if n_test and n_test < info.test_size:
-            pool, where = info.test_size - n_test, f"eval.n_test {n_test} leaves {info.test_size - n_test} of " \
-                                                   f"{info.test_size} test points unseen"
-        else:
-            seen = min(n_test or info.test_size, info.test_size)
-            pool, where = seen // 2, f"half of its {seen} test points"
-        problem = pool_problem("held_out_test", pool)
+        seen = min(run.eval.n_test or info.test_size, info.test_size)  # the runner's split of the test points
+        source, pool = finite_pool(info.test_size - seen, seen)
+        where = (f"eval.n_test {seen} leaves {pool} of {info.test_size} test points unseen"
+                 if source == "held_out_test" else f"half of its {seen} test points")
+        problem = pool_problem(source, pool)
         if problem:
             label = run.dataset.label or run.dataset.name
             out.setdefault(label, f"dataset '{label}': chance levels of {', '.join(judged)} not measured "

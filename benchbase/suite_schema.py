@@ -93,7 +93,6 @@ def _split(v):
             return str(exc).removeprefix("split ")
 
 
-
 def _dedup(v):
     if v is not None and not 0 < float(v) <= 1:
         return f"dedup is a correlation threshold in (0, 1] (e.g. 0.95), got {v}"
@@ -322,8 +321,9 @@ class SuiteSchema:
         fixed = [f"datasets[{i}]" for i, d in enumerate(self.datasets) if d.subset.mode != "random"]
         if "subset.seed" in self.sweep and "subset.mode" not in self.sweep and fixed:
             # every value would plan the same runs: mode first takes the first n examples
-            yield "sweep.subset.seed", (f"a seed only applies to mode: random, and {', '.join(fixed)} "
-                                        f"{'takes' if len(fixed) == 1 else 'take'} the first n examples, so every value gives the same runs. Set subset.mode: "
+            takes = "takes" if len(fixed) == 1 else "take"
+            yield "sweep.subset.seed", (f"a seed only applies to mode: random, and {', '.join(fixed)} {takes} the "
+                                        "first n examples, so every value gives the same runs. Set subset.mode: "
                                         "random there, or remove the axis")
 
 

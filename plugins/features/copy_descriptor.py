@@ -49,8 +49,8 @@ from benchbase.data import content_hash
 from benchbase.neighbors import torch_device
 from benchbase_plugins.disguises import ViewRecipe
 from benchbase_plugins.features.fit_cache import fit_path, read_fit, write_fit
-from benchbase_plugins.models.config_checks import (check_at_least, check_learning_rate, check_non_negative,
-                                                    check_positive)
+from benchbase_plugins.models.config_checks import (SelfChecked, check_at_least, check_learning_rate,
+                                                    check_non_negative, check_positive)
 
 
 MIX_POSITIVES = ("both", "dominant")
@@ -61,7 +61,7 @@ LOW_PASS_VIEWS = ViewRecipe(max_blur=0.15, p_blur=0.35, zoom_out=0.3, p_mix=0.35
 
 
 @dataclass
-class CopyDescriptorConfig:
+class CopyDescriptorConfig(SelfChecked):
     dim: int = 128  # descriptor dimension; 256 reads +0.011 uAP on digits (docs/metrics.md)
     width: int = 16  # channels of the first conv; doubled per stage and block (at most 8x)
     steps: int = 3000  # optimiser steps (1500 read uAP 0.668 on digits, 3000 0.706: docs/metrics.md)
@@ -102,7 +102,7 @@ class CopyDescriptorConfig:
     calibration_fpr: float = 0.01  # fraction of fresh images the calibrated threshold calls copies
     embed_batch: int = 512
 
-    def __post_init__(self):
+    def validate(self) -> None:
         """Each message starts with its key (the suite error puts it on its path); a zero
         count or rate passed validate and failed (or silently skipped) every fit."""
         check_at_least(self, 1, "dim", "width", "steps", "batch_size", "final_size", "max_train",
