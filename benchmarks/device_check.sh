@@ -17,7 +17,10 @@
 #
 #   bash benchmarks/device_check.sh [--dry-run]
 #
-# Environment: PYTHON (default python3), DEVICE_CHECK_OUT (logs; default a fresh temp dir).
+# Environment: PYTHON (default python3), DEVICE_CHECK_OUT (logs; default a fresh temp dir),
+# DEVICE_CHECK_BUDGET (seconds for all steps together, default 480: a step gets its own limit
+# or what is left of the budget, whichever is less, so the summary is printed even when a
+# step hangs inside a device call's time limit).
 set -uo pipefail
 
 DRY=0
@@ -78,12 +81,21 @@ for dist in ("benchbase", "torch", "jax", "jaxlib", "flax", "optax", "numpy", "o
         print(f"{dist} -")
 EOF
 
+BUDGET=${DEVICE_CHECK_BUDGET:-480}
+deadline=$(( $(date +%s) + BUDGET ))
+
 # step NAME TIMEOUT FIGURE-PATTERN COMMAND...: runs COMMAND, logs it, records one summary row.
 step() {
     local name=$1 limit=$(( $2 * SLACK )) pattern=$3
     shift 3
-    local log="$OUT/$name.log" t0 rc status figure
+    local log="$OUT/$name.log" t0 rc status figure left
     t0=$(date +%s)
+    left=$(( deadline - t0 ))
+    if (( left < 10 )); then
+        printf '%s\t%s\t%s\t%s\n' "$name" "NOT RUN (budget of ${BUDGET}s spent)" 0 - >> "$SUMMARY"
+        return
+    fi
+    (( limit > left )) && limit=$left
     echo "== $name: $*" | tee "$log"
     timeout "$limit" "$@" >> "$log" 2>&1
     rc=$?
