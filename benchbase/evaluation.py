@@ -323,8 +323,10 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 def floating_dtype(raw: Any) -> str | None:
-    """The dtype name of a framework array when it is floating point, else None."""
-    dtype = str(getattr(raw, "dtype", np.asarray(raw).dtype))
+    """The dtype name of a framework array when it is floating point, else None. Reads
+    ``dtype`` without converting: a GPU tensor refuses an implicit copy to numpy."""
+    dtype = getattr(raw, "dtype", None)
+    dtype = str(np.asarray(raw).dtype if dtype is None else dtype)
     return dtype if "float" in dtype else None
 
 

@@ -36,9 +36,12 @@ def torch_device(device: str | None):
 
 
 def as_tensor(x: np.ndarray, device: str | None = None, dtype=None):
-    """(N, d) float32 (or ``dtype``) torch tensor on ``device``; no copy on the CPU."""
+    """(N, d) float32 (or ``dtype``) torch tensor on ``device``; no copy on the CPU, nor
+    for a tensor already there (a GPU tensor never passes through numpy)."""
     import torch
 
+    if isinstance(x, torch.Tensor):
+        return x.reshape(len(x), -1).to(device=torch_device(device), dtype=dtype or torch.float32)
     x = np.asarray(x)
     x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
     if x.flags.writeable:

@@ -297,6 +297,10 @@ def bench(framework: str, args) -> dict:
             "difference": (abs_d, rel_d, metric), "runs": len(tasks)}
 
 
+class RunsFailed(RuntimeError):
+    """A timed run or fleet member ended other than done: no rate to report for its framework."""
+
+
 def throughput(framework: str, args) -> float:
     """Training examples per second: one K-member fleet / one run alone."""
     k = args.throughput
@@ -308,11 +312,13 @@ def throughput(framework: str, args) -> float:
     rates: dict[str, list[float]] = {"one run": [], "fleet": []}
     for rep in range(args.repeats):
         one = sequential(tasks[:1])
+        if set(one.status.values()) != {"done"}:
+            raise RunsFailed(f"{framework}: the run alone did not finish: {one.status}")
         s = next(iter(one.summaries.values()))
         rates["one run"].append(s["steps"] * tasks[0].spec.budget.examples_per_step / s["train_time"])
         many = fleets(tasks, k)
         if set(many.status.values()) != {"done"}:
-            raise SystemExit(f"{framework}: fleet members did not all finish: {many.status}")
+            raise RunsFailed(f"{framework}: fleet members did not all finish: {many.status}")
         train = max(s["train_time"] for s in many.summaries.values())
         examples = sum(s["steps"] * t.spec.budget.examples_per_step for s, t in zip(many.summaries.values(), tasks))
         rates["fleet"].append(examples / train)
@@ -347,9 +353,17 @@ def main() -> None:
 
     with cpu_threads(args.threads):
         if args.throughput:
-            ratios = {fw: throughput(fw, args) for fw in args.frameworks}
+            ratios: dict[str, float | None] = {}
+            for fw in args.frameworks:  # one framework's failure leaves the other's figure
+                try:
+                    ratios[fw] = throughput(fw, args)
+                except RunsFailed as e:
+                    print(e, file=sys.stderr)
+                    ratios[fw] = None
             print(f"throughput ratios (a fleet of {args.throughput} / one run, GPU target >= 20): "
-                  + ", ".join(f"{fw} {r:.1f}" for fw, r in ratios.items()))
+                  + ", ".join(f"{fw} {'FAILED' if r is None else f'{r:.1f}'}" for fw, r in ratios.items()))
+            if None in ratios.values():
+                raise SystemExit(1)
             return
         found = {fw: bench(fw, args) for fw in args.frameworks}
     print("wall-time ratios (sequential / fleets, target >= 3): "

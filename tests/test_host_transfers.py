@@ -1,0 +1,84 @@
+"""No torch tensor is turned into numpy behind the framework's back: on a GPU such a
+tensor refuses ``np.asarray`` (it must be copied to the host first), so every crossing goes
+through ``Framework.to_numpy``. These tests make CPU tensors refuse the same way and run
+the torch paths a suite takes (one run, a fleet, a U-Net on images), so a CPU machine
+catches what the first GPU run of benchmarks/device_check.sh found."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.executor_runs import kit_registry
+from support.suites import tiny_suite
+
+from benchbase.config import build_suite
+from benchbase.evaluation import floating_dtype
+from benchbase.fleet import FleetTask, execute_fleet
+from benchbase.runner import RunTask, execute_task
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def tensors_refuse_numpy(monkeypatch):
+    """CPU tensors behave like GPU tensors towards numpy: no implicit conversion."""
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError("implicit numpy conversion of a torch tensor (a GPU tensor refuses it)")
+
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
+
+
+def _tasks(**overrides) -> list[RunTask]:
+    registry = kit_registry()
+    built = build_suite(tiny_suite(**overrides), "<host transfers>", registry=registry)
+    return [RunTask(spec=s, policy=registry.policy, registry=registry) for s in built.runs]
+
+
+def _errors(statuses: list) -> list:
+    return [s for s in statuses if s != "done"]
+
+
+def test_the_fixture_makes_tensors_refuse_numpy(tensors_refuse_numpy):
+    with pytest.raises(TypeError, match="implicit numpy"):
+        np.asarray(torch.zeros(2))
+
+
+def test_floating_dtype_reads_a_tensor_without_converting_it(tensors_refuse_numpy):
+    assert floating_dtype(torch.zeros(2, dtype=torch.bfloat16)) == "torch.bfloat16"
+    assert floating_dtype(torch.zeros(2, dtype=torch.int64)) is None
+    assert floating_dtype([0.5, 1.5]) == "float64"
+
+
+FLOW = {"name": "rectified_flow", "framework": "torch", "config": {"width": 32, "depth": 2, "sample_steps": 4}}
+
+
+def test_a_torch_run_crosses_to_numpy_only_through_the_framework(tensors_refuse_numpy):
+    task = _tasks(models=[FLOW], budget={"batch_size": 32, "steps": 20}, eval={"points": 2, "n_samples": 50})[0]
+    assert execute_task(task, lambda event: None) == "done"
+
+
+def test_a_torch_fleet_crosses_to_numpy_only_through_the_framework(tensors_refuse_numpy):
+    tasks = _tasks(models=[FLOW], seeds=[0, 1], budget={"batch_size": 32, "steps": 20},
+                   eval={"points": 2, "n_samples": 50})
+    assert set(execute_fleet(FleetTask(tasks), lambda event: None).values()) == {"done"}
+
+
+def test_a_torch_unet_on_images_crosses_to_numpy_only_through_the_framework(tensors_refuse_numpy):
+    task = _tasks(datasets=[{"name": "calpha_images", "n": 32,
+                             "config": {"size": 8, "train_size": 32, "test_size": 64}}],
+                  models=[{"name": "rectified_flow", "framework": "torch",
+                           "config": {"backbone": "unet", "sample_steps": 2}}],
+                  metrics=["fd", "swd", "mem_ratio"], budget={"batch_size": 16, "steps": 4},
+                  eval={"points": 2, "n_samples": 16})[0]
+    assert execute_task(task, lambda event: None) == "done"
+
+
+def test_knn_takes_tensors_where_they_are(tensors_refuse_numpy):
+    from benchbase import neighbors
+
+    rng = np.random.default_rng(0)
+    query, ref = rng.standard_normal((30, 5), dtype=np.float32), rng.standard_normal((80, 5), dtype=np.float32)
+    from_numpy = neighbors.knn(query, ref, k=3)
+    from_tensors = neighbors.knn(torch.from_numpy(query), torch.from_numpy(ref), k=3)
+    np.testing.assert_array_equal(from_numpy[1], from_tensors[1])
+    np.testing.assert_allclose(from_numpy[0], from_tensors[0])
