@@ -37,6 +37,13 @@ def mix_seed(*parts: int) -> int:
 SALT_INIT, SALT_SAMPLE, SALT_EVAL = 1, 2, 3
 
 
+def _visible_gpus() -> str:
+    """Which physical GPUs a process's device numbers refer to, for provenance: under
+    CUDA_VISIBLE_DEVICES (the process executor's ``gpus``) every worker's GPU is cuda:0."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return f" [CUDA_VISIBLE_DEVICES={visible}]" if visible else ""
+
+
 class TorchFramework:
     name = "torch"
 
@@ -69,7 +76,8 @@ class TorchFramework:
         import torch
 
         if device.type == "cuda":
-            return f"{device} ({torch.cuda.get_device_name(device)})"
+            index = torch.cuda.current_device() if device.index is None else device.index
+            return f"cuda:{index} ({torch.cuda.get_device_name(index)}){_visible_gpus()}"
         return str(device)
 
     def metric_device(self, device) -> str:
@@ -186,7 +194,8 @@ class JaxFramework:
         return jax.default_device(device)
 
     def device_name(self, device) -> str:
-        return f"{device.platform}:{device.id} ({getattr(device, 'device_kind', '')})"
+        visible = _visible_gpus() if device.platform == "gpu" else ""
+        return f"{device.platform}:{device.id} ({getattr(device, 'device_kind', '')}){visible}"
 
     def metric_device(self, device) -> str:
         # Metric arithmetic runs in PyTorch; use CUDA when JAX is on a GPU and torch sees it.
@@ -206,9 +215,17 @@ class JaxFramework:
 
         base = jax.device_put(jax.random.PRNGKey(mix_seed(seed) & 0xFFFFFFFF), device)
         _draw = _jax_draw()
+        # The step counter lives on the device and the draw advances it: a Python int
+        # argument would be copied to the device at every step (on a GPU, a transfer per
+        # step that the bare loop does not pay). A step out of sequence (a resume) is sent once.
+        at = {"step": -1, "on_device": None}
 
         def draw(step: int):
-            return _draw(x, y, base, step, batch_size)
+            if step != at["step"]:
+                at["on_device"] = jax.device_put(np.int32(step), device)
+            batch, key, at["on_device"] = _draw(x, y, base, at["on_device"], batch_size)
+            at["step"] = step + 1
+            return batch, key
 
         return draw
 
@@ -268,7 +285,7 @@ def _jax_draw():
     def draw(x, y, base, step, batch_size):
         kb, km = jax.random.split(jax.random.fold_in(base, step))
         idx = jax.random.randint(kb, (batch_size,), 0, x.shape[0])
-        return Batch(x[idx], None if y is None else y[idx]), km
+        return Batch(x[idx], None if y is None else y[idx]), km, step + 1
 
     return jax.jit(draw, static_argnums=4)
 

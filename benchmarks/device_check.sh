@@ -10,7 +10,8 @@
 #   3. the loop-overhead benchmark on CUDA, PyTorch and JAX (benchbase's loop / a bare loop);
 #   4. the metric kernels on CUDA: kNN as a fraction of the device's own GEMM rate, FD, SWD;
 #   5. the fleet benchmark: training throughput of a 64-member fleet / one run (target >= 20);
-#   6. a short U-Net rectified flow on calpha_images at 32x32 through `benchbase run`;
+#   6. a short U-Net rectified flow on calpha_images at 32x32 through `benchbase run`, and
+#      its leaderboard row (fd, swd, mem_ratio against its chance level);
 #
 # then one summary table. `--dry-run` runs the same steps on the CPU at toy size with the
 # Python already installed (no wheels): the slow tests run it (tests/test_device_check.py).
@@ -141,6 +142,8 @@ eval: {points: 2, n_samples: $UNET_SAMPLES}
 EOF
 step unet-calpha 180 "suite 'device_check_unet'" \
     "$PY" -m benchbase.cli run "$UNET" --results "$OUT/unet-results" --quiet
+step unet-scores 30 "^\| 1 " \
+    "$PY" -m benchbase.cli leaderboard --results "$OUT/unet-results" --suite device_check_unet
 
 # ---------------------------------------------------------------------------- summary
 echo

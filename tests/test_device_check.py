@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("gpu-tests", "loop-overhead", "metric-kernels", "fleet-throughput", "unet-calpha")
+STEPS = ("gpu-tests", "loop-overhead", "metric-kernels", "fleet-throughput", "unet-calpha", "unet-scores")
 
 
 @pytest.mark.slow

@@ -108,3 +108,12 @@ def test_the_check_imports_no_framework():
             "print(any(m in sys.modules for m in ('torch', 'jax')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_gpu_provenance_names_the_physical_gpus_a_worker_was_given(monkeypatch):
+    from benchbase.frameworks import _visible_gpus
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert _visible_gpus() == ""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert _visible_gpus() == " [CUDA_VISIBLE_DEVICES=3]"

@@ -163,7 +163,9 @@ def test_process_executor_gives_each_worker_its_gpu(tmp_path):
     assert result.ok
     with Store(tmp_path) as store:
         devices = {r.provenance["device"] for r in store.runs(suite="gpu")}
-    assert len(devices) == 1 and devices.pop().startswith("cuda:0")
+    assert len(devices) == 1
+    device = devices.pop()
+    assert device.startswith("cuda:0") and device.endswith("[CUDA_VISIBLE_DEVICES=0]"), device
 
 
 def test_process_executor_runs_a_fleet_on_the_gpu(tmp_path):
