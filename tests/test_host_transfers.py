@@ -82,3 +82,31 @@ def test_knn_takes_tensors_where_they_are(tensors_refuse_numpy):
     from_tensors = neighbors.knn(torch.from_numpy(query), torch.from_numpy(ref), k=3)
     np.testing.assert_array_equal(from_numpy[1], from_tensors[1])
     np.testing.assert_allclose(from_numpy[0], from_tensors[0])
+
+
+def _learned_spaces():
+    from benchbase_plugins.features.copy_descriptor import CopyDescriptor, CopyDescriptorConfig
+    from benchbase_plugins.features.random_conv import RandomConv, RandomConvConfig
+    from benchbase_plugins.features.trained_encoder import TrainedEncoder, TrainedEncoderConfig
+
+    return {
+        "random_conv": lambda: RandomConv(RandomConvConfig(width=16, depth=2)),
+        "trained_encoder": lambda: TrainedEncoder(TrainedEncoderConfig(latent_dim=4, width=16, depth=1, steps=8,
+                                                                       batch_size=16)),
+        "copy_descriptor": lambda: CopyDescriptor(CopyDescriptorConfig(dim=8, width=8, blocks=1, steps=6,
+                                                                       batch_size=16)),
+        "copy_descriptor, whitened members": lambda: CopyDescriptor(CopyDescriptorConfig(
+            dim=8, width=8, blocks=1, steps=6, batch_size=16, members=2, low_pass_members=1, whitening=0.1)),
+    }
+
+
+@pytest.mark.parametrize("space", ["random_conv", "trained_encoder", "copy_descriptor",
+                                   "copy_descriptor, whitened members"])
+def test_feature_spaces_cross_to_numpy_only_explicitly(space, tensors_refuse_numpy, tmp_path):
+    from benchbase.contracts import DataSpec
+
+    x = np.random.default_rng(0).uniform(-1, 1, (96, 1, 8, 8)).astype(np.float32)
+    built = _learned_spaces()[space]()
+    built.cache_dir, built.train_split = str(tmp_path), x
+    built.prepare(x[:48], DataSpec(shape=(1, 8, 8), modality="image"), "cpu")
+    assert np.isfinite(built.embed(x[48:60])).all()
