@@ -105,11 +105,7 @@ def check_samples(samples: Any, spec: DataSpec, *, check_range: bool = True) -> 
                                   f"{tuple(spec.shape)}")
     if len(x) < 2:
         raise BenchbaseInputError(f"{len(x)} sample(s): metrics need at least 2")
-    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise BenchbaseInputError(f"samples hold NaN or Inf: {len(bad)} of {len(x)} samples, the first "
-                                  f"sample {int(bad[0])}")
+    _finite("samples", x)
     problem = range_problem(float(x.min()), float(x.max()), spec) if check_range else None
     if problem:
         raise BenchbaseInputError(f"the samples' {problem}")
@@ -346,12 +342,12 @@ def _floating(what: str, a: Any) -> np.ndarray:
 
 
 def _finite(what: str, x: np.ndarray) -> np.ndarray:
-    """Reference arrays checked as samples are: a NaN or Inf in them makes every value
-    NaN or a chance level of 0 +- 0 (test all Inf), reported as if it were measured."""
+    """Samples and reference arrays alike: a NaN or Inf makes every value NaN, or a
+    chance level of 0 +- 0 (test all Inf) reported as if it were measured."""
     bad = ~np.isfinite(x.reshape(len(x), -1))
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
-        raise BenchbaseInputError(f"{what} holds NaN or Inf: {int(bad.sum())} value(s) in {len(rows)} of {len(x)} "
+        raise BenchbaseInputError(f"NaN or Inf in {what}: {int(bad.sum())} value(s) in {len(rows)} of {len(x)} "
                                   f"examples, the first example {int(rows[0])}")
     return x
 

@@ -118,7 +118,7 @@ def test_bad_samples_are_refused_before_a_learned_space_is_fitted(tmp_path, caps
     assert main(["score", str(tmp_path / "s.npy"), "--dataset", "digits", "--features", "copy_descriptor",
                  "--results", str(results)]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {tmp_path / 's.npy'}: samples hold NaN or Inf: 2 of 20 samples, the first sample 3\n"
+    assert err == f"error: {tmp_path / 's.npy'}: NaN or Inf in samples: 128 value(s) in 2 of 20 examples, the first example 3\n"
     assert not results.exists() or not any(results.rglob("*"))
 
 
