@@ -176,11 +176,11 @@ class Store:
                 _relabel(c, spec)
             if only:
                 keep = {spec.run_id for spec in specs}
-                stale = [r[0] for r in c.execute("SELECT run_id FROM suite_runs WHERE suite=? ORDER BY position",
-                                                 (suite,)) if r[0] not in keep]
-                c.executemany("DELETE FROM suite_runs WHERE suite=? AND run_id=?", [(suite, r) for r in stale])
-                return [RunSpec.from_dict(json.loads(row[0])).title for r in stale
-                        for row in c.execute("SELECT spec FROM runs WHERE run_id=?", (r,))]
+                stale = [(run_id, spec) for run_id, spec in c.execute(
+                    "SELECT s.run_id, r.spec FROM suite_runs s LEFT JOIN runs r ON r.run_id = s.run_id"
+                    " WHERE s.suite=? ORDER BY s.position", (suite,)) if run_id not in keep]
+                c.executemany("DELETE FROM suite_runs WHERE suite=? AND run_id=?", [(suite, r) for r, _ in stale])
+                return [RunSpec.from_dict(json.loads(spec)).title for _, spec in stale if spec is not None]
         return []
 
     def reset_runs(self, run_ids: list[str], lease: Lease | None = None) -> None:
