@@ -236,8 +236,9 @@ AT_TEXT = {"final": "final evaluation", "best-before-memorization": "best evalua
 
 def build_tables(results, suite: str | None = None, dataset: str | None = None,
                  metrics: list[str] | None = None, at: str = "final", primary: str | None = None,
-                 ref: str | None = None) -> list[Table]:
+                 ref: str | None = None, registry: Any = None) -> list[Table]:
     """Tables for every (suite, dataset) in ``results`` (a Store or a ResultSet), or a slice.
+    ``registry`` tells which metrics are memorization metrics (default: the installed ones).
 
     Memorization onsets and the judgement of memorization columns follow the suite's
     ``dynamics:`` settings as stored (benchbase.verdicts), like ``benchbase dynamics``.
@@ -262,7 +263,7 @@ def build_tables(results, suite: str | None = None, dataset: str | None = None,
             ds_runs = [dataclasses.replace(r, derived=derived[r.run_id]) if r.run_id in derived else r
                        for r in ds_runs]
             table = _table(results, s, ds, ds_runs, metrics or settings.get("metrics") or None,
-                           primary or settings.get("primary"), ref, rule, dyn)
+                           primary or settings.get("primary"), ref, rule, dyn, memorization_metrics(registry))
             table.at = at
             table.notes += [rederived] if rederived else []
             if at.startswith("step="):
@@ -353,12 +354,12 @@ def _warn_missing_step(table: Table, runs: list[RunRecord]) -> None:
 
 
 def _table(results, suite: str, dataset: str, runs: list[RunRecord], wanted: list[str] | None,
-           primary: str | None, ref: str | None, rule: AtRule, dyn: Any) -> Table:
+           primary: str | None, ref: str | None, rule: AtRule, dyn: Any, declared: frozenset[str]) -> Table:
     refs = stored_references(runs)
     columns = _columns(runs, wanted, ref, primary, refs)
     keys = {c.key for c in columns}
     evals_of = {r.run_id: results.evals(r.run_id) for r in runs if r.status == "done"}
-    memorization = memorization_metrics() | {e["metric"][:-len(".chance")] for evals in evals_of.values()
+    memorization = declared | {e["metric"][:-len(".chance")] for evals in evals_of.values()
                                              for e in evals if e["metric"].endswith(".chance")}  # never the default rank
     pcol = _primary(columns, canonical(primary, refs) if primary else None, memorization)
     judged: dict[tuple, dict[str, list]] = {}  # row key -> column key -> per value: its Excess or None

@@ -99,10 +99,14 @@ def check_slice(runs: list[RunRecord], dataset: str | None, metrics: list[str] |
                              f"{', '.join(column_choices(refs))}")
 
 
-def memorization_metrics() -> frozenset[str]:
-    """The installed metrics that declare ``memorizes`` (judged against chance), read once
-    per process; stores written before chance levels have no ``.chance`` rows to tell them."""
+def memorization_metrics(registry: Any = None) -> frozenset[str]:
+    """The metrics of ``registry`` that declare ``memorizes`` (judged against chance);
+    without one, the installed metrics, read once per process. Stores written before
+    chance levels have no ``.chance`` rows to tell them."""
     global _MEMORIZATION
+    if registry is not None:
+        return frozenset(name for name in registry.names("metric")
+                         if getattr(registry.get("metric", name).cls, "memorizes", None))
     if _MEMORIZATION is None:
         from benchbase.plugins import build_registry
 

@@ -134,7 +134,7 @@ class TrackerObserver:
         from benchbase.store import Store
 
         with Store(results_dir, create=False) as store:
-            tables = build_tables(store, suite=suite.name)
+            tables = build_tables(store, suite=suite.name, registry=self.registry)
 
         def render(fmt: str) -> RenderedLeaderboard:
             publisher = self.registry.get("publisher", fmt).cls

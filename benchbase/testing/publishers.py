@@ -44,7 +44,7 @@ def _leaderboard() -> tuple:
     with tempfile.TemporaryDirectory(prefix="benchbase-publisher-check-") as tmp:
         with Store(tmp) as store:
             run_suite(suite, store, registry, reporter=Reporter(quiet=True))
-            return tuple(build_tables(store, suite=suite.name))
+            return tuple(build_tables(store, suite=suite.name, registry=registry))
 
 
 def sample_tables() -> list:

@@ -33,5 +33,5 @@ def run_suite_quietly(suite: str | Path | dict, results_dir: str | Path, registr
         spec = load_suite(suite, list(overrides), registry=registry)
     with Store(results_dir) as store:
         result = run_suite(spec, store, registry, reporter=Reporter(quiet=True))
-        rows = [r for t in build_tables(store, suite=spec.name) for r in table_to_records(t)]
+        rows = [r for t in build_tables(store, suite=spec.name, registry=registry) for r in table_to_records(t)]
     return SuiteRun(result, rows, Path(results_dir))
