@@ -215,16 +215,11 @@ class JaxFramework:
 
         base = jax.device_put(jax.random.PRNGKey(mix_seed(seed) & 0xFFFFFFFF), device)
         _draw = _jax_draw()
-        # The step counter lives on the device and the draw advances it: a Python int
-        # argument would be copied to the device at every step (on a GPU, a transfer per
-        # step that the bare loop does not pay). A step out of sequence (a resume) is sent once.
-        at = {"step": -1, "on_device": None}
+        counter = _DeviceStep(device)
 
         def draw(step: int):
-            if step != at["step"]:
-                at["on_device"] = jax.device_put(np.int32(step), device)
-            batch, key, at["on_device"] = _draw(x, y, base, at["on_device"], batch_size)
-            at["step"] = step + 1
+            batch, key, following = _draw(x, y, base, counter.at(step), batch_size)
+            counter.advanced(step, following)
             return batch, key
 
         return draw
@@ -246,9 +241,12 @@ class JaxFramework:
         sizes = put(np.asarray([len(r) for r in rows], np.int32))
         offsets = put(np.asarray(starts, np.int32))
         _draw = _jax_fleet_draw()
+        counter = _DeviceStep(device)
 
         def draw(t: int):
-            return _draw(pool_x, pool_y, bases, offsets, sizes, table, t, batch_size)
+            batch, keys, following = _draw(pool_x, pool_y, bases, offsets, sizes, table, counter.at(t), batch_size)
+            counter.advanced(t, following)
+            return batch, keys
 
         return draw
 
@@ -273,6 +271,26 @@ class JaxFramework:
 
     def numerics(self) -> dict:
         return host_numerics()
+
+
+class _DeviceStep:
+    """The step a JAX draw needs, kept on the device: the jitted draw returns step + 1,
+    which the next call passes back. A Python int argument would be copied to the device
+    at every step (on a GPU, a transfer per step that a bare loop does not make); a step
+    out of sequence (the first, or a resume) is sent once."""
+
+    def __init__(self, device):
+        self.device, self._next, self._on_device = device, None, None
+
+    def at(self, step: int):
+        """``step`` on the device: the one the last draw returned when it is the next."""
+        import jax
+
+        return self._on_device if step == self._next else jax.device_put(np.int32(step), self.device)
+
+    def advanced(self, step: int, following) -> None:
+        """The draw at ``step`` succeeded and returned ``following`` (step + 1 on the device)."""
+        self._next, self._on_device = step + 1, following
 
 
 @functools.lru_cache(maxsize=None)
@@ -302,7 +320,7 @@ def _jax_fleet_draw():
             return table_row[jax.random.randint(kb, (batch_size,), 0, size)], km
 
         at, keys = jax.vmap(member)(bases, offsets, sizes, table)
-        return Batch(pool_x[at], None if pool_y is None else pool_y[at]), keys
+        return Batch(pool_x[at], None if pool_y is None else pool_y[at]), keys, t + 1
 
     return jax.jit(draw, static_argnums=7)
 

@@ -269,3 +269,28 @@ def test_pool_rows_point_at_each_members_subset(registry):
     x = fw.to_numpy(batch.x)
     assert set(x[0, :, 0]) <= {3.0, 4.0} and set(x[1, :, 0]) <= set(range(10, 20))
     assert len(keys) == 2
+
+
+@pytest.mark.parametrize("fleet", [False, True])
+def test_jax_batches_depend_on_the_step_alone_not_on_the_order_of_draws(fleet):
+    """The JAX drawers keep the step on the device between draws; a step out of sequence
+    (a resume, a repeated draw) must give the batch of that step all the same."""
+    jax = pytest.importorskip("jax")
+    from benchbase.frameworks import get_framework
+
+    fw, device = get_framework("jax"), jax.devices("cpu")[0]
+    x = jax.device_put(np.arange(200, dtype=np.float32).reshape(100, 2), device)
+
+    def drawer():
+        if fleet:
+            return fw.fleet_drawer(x, None, [np.arange(30), np.arange(60)], 8, [0, 1], [0, 7], device)
+        return fw.drawer(x, None, 8, 3, device)
+
+    def batch(draw, step):
+        return np.asarray(draw(step)[0].x)
+
+    in_order = drawer()
+    expected = [batch(in_order, step) for step in range(6)]
+    assert not np.array_equal(expected[0], expected[1])
+    resumed = drawer()
+    assert [np.array_equal(batch(resumed, s), expected[s]) for s in (3, 4, 5, 2, 2, 0)] == [True] * 6
