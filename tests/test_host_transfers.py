@@ -2,7 +2,9 @@
 tensor refuses ``np.asarray`` (it must be copied to the host first), so every crossing goes
 through ``Framework.to_numpy``. These tests make CPU tensors refuse the same way and run
 the torch paths a suite takes (one run, a fleet, a U-Net on images), so a CPU machine
-catches what the first GPU run of benchmarks/device_check.sh found."""
+catches what the first GPU run of benchmarks/device_check.sh found. The other way, JAX
+training steps run under a guard that refuses host-to-device copies, which the CPU
+backend enforces too (the second GPU run found one per step)."""
 from __future__ import annotations
 
 import numpy as np
@@ -110,3 +112,55 @@ def test_feature_spaces_cross_to_numpy_only_explicitly(space, tensors_refuse_num
     built.cache_dir, built.train_split = str(tmp_path), x
     built.prepare(x[:48], DataSpec(shape=(1, 8, 8), modality="image"), "cpu")
     assert np.isfinite(built.embed(x[48:60])).all()
+
+
+def _prepared_jax_runs(seeds: list[int]):
+    import contextlib
+
+    from benchbase.runner import prepare, start
+
+    tasks = _tasks(models=[{**FLOW, "framework": "jax"}], seeds=seeds, budget={"batch_size": 32, "steps": 20},
+                   eval={"points": 2, "n_samples": 50})
+    stack = contextlib.ExitStack()
+    runs = []
+    for task in tasks:
+        run_ = start(task)
+        prepare(run_, lambda event: None)
+        stack.callback(run_.close)
+        runs.append(run_)
+    return stack, runs
+
+
+def test_jax_training_steps_send_nothing_from_the_host():
+    """After the first steps, a JAX step (its batch draw included) needs no host-to-device
+    copy: a Python int step would be one per step, which a GPU pays for."""
+    jax = pytest.importorskip("jax")
+    stack, (run_,) = _prepared_jax_runs([0])
+    with stack:
+        draw = run_.fw.drawer(run_.data.x, run_.data.y, run_.spec.budget.examples_per_step, run_.spec.seed,
+                              run_.device)
+        state = run_.state
+        for step in range(2):
+            state, _ = run_.model.train_step(state, *draw(step))
+        with jax.transfer_guard_host_to_device("disallow"):
+            for step in range(2, 12):
+                state, logs = run_.model.train_step(state, *draw(step))
+    assert float(logs["loss"]) > 0
+
+
+def test_jax_fleet_steps_send_nothing_from_the_host():
+    jax = pytest.importorskip("jax")
+    stack, runs = _prepared_jax_runs([0, 1])
+    with stack:
+        fw, device = runs[0].fw, runs[0].device
+        program = runs[0].model.fleet([r.model for r in runs])
+        state = program.stack([r.state for r in runs])
+        pool = fw.put(runs[0].splits.train, device)
+        draw = fw.fleet_drawer(pool, None, [r.subset.indices for r in runs], runs[0].spec.budget.examples_per_step,
+                               [r.spec.seed for r in runs], [0] * len(runs), device)
+        for t in range(2):
+            state, _ = program.step(state, *draw(t))
+        with jax.transfer_guard_host_to_device("disallow"):
+            for t in range(2, 12):
+                state, logs = program.step(state, *draw(t))
+    assert fw.to_numpy(logs["loss"]).shape == (2,)
