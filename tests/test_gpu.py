@@ -8,12 +8,13 @@ import contextlib
 
 import pytest
 from support.executor_runs import kit_registry, run, stored_values
+from support.prepared_runs import drawer, fleet_steps, prepared
 from support.suites import tiny_suite
 
 from benchbase.config import build_suite
 from benchbase.errors import BenchbaseInputError
 from benchbase.fleet import FleetTask, execute_fleet
-from benchbase.runner import Run, RunTask, Started, execute_task, prepare, start
+from benchbase.runner import RunTask, execute_task
 from benchbase.store import Store
 
 pytestmark = pytest.mark.gpu
@@ -64,18 +65,10 @@ def test_a_cuda_suite_validates_here():
     build_suite(_suite(device="cuda:0"), "<gpu test>", registry=kit_registry())
 
 
-def _prepared(task: RunTask) -> tuple[Run, Started]:
-    """A run as runner.prepare leaves it (its placement entered; close it), and its Started."""
-    events: list = []
-    run_ = start(task)
-    prepare(run_, events.append)
-    return run_, events[0]
-
-
 def test_torch_model_and_data_live_on_the_gpu():
     import torch
 
-    run_, started = _prepared(_tasks()[0])
+    run_, started = prepared(_tasks()[0])
     with contextlib.closing(run_):
         assert run_.device.type == "cuda" and run_.data.x.device.type == "cuda"
         assert {p.device.type for p in run_.state.net.parameters()} == {"cuda"}
@@ -84,10 +77,10 @@ def test_torch_model_and_data_live_on_the_gpu():
 
 
 def test_torch_training_steps_never_wait_for_the_gpu():
-    run_, _ = _prepared(_tasks()[0])
+    run_, _ = prepared(_tasks()[0])
     with contextlib.closing(run_):
         fw, model, state = run_.fw, run_.model, run_.state
-        draw = fw.drawer(run_.data.x, run_.data.y, run_.spec.budget.examples_per_step, run_.spec.seed, run_.device)
+        draw = drawer(run_)
         for step in range(3):  # warm-up: lazy CUDA initialisation may sync
             state, logs = model.train_step(state, *draw(step))
         with no_torch_sync():
@@ -97,16 +90,12 @@ def test_torch_training_steps_never_wait_for_the_gpu():
 
 
 def test_torch_fleet_steps_never_wait_for_the_gpu():
-    runs = [_prepared(t)[0] for t in _tasks()]
+    runs = [prepared(t)[0] for t in _tasks()]
     with contextlib.ExitStack() as stack:
         for r in runs:
             stack.callback(r.close)
-        fw, device = runs[0].fw, runs[0].device
-        program = runs[0].model.fleet([r.model for r in runs])
-        state = program.stack([r.state for r in runs])
-        pool = fw.put(runs[0].splits.train, device)
-        draw = fw.fleet_drawer(pool, None, [r.subset.indices for r in runs], runs[0].spec.budget.examples_per_step,
-                               [r.spec.seed for r in runs], [0] * len(runs), device)
+        fw, fleet = runs[0].fw, fleet_steps(runs)
+        program, state, draw = fleet.program, fleet.state, fleet.draw
         for t in range(3):
             state, logs = program.step(state, *draw(t))
         with no_torch_sync():
@@ -119,13 +108,12 @@ def test_jax_model_data_and_steps_stay_on_the_gpu():
     import jax
 
     gpu = _jax_gpu()
-    run_, _ = _prepared(_tasks("jax")[0])
+    run_, _ = prepared(_tasks("jax")[0])
     with contextlib.closing(run_):
         assert run_.device == gpu and run_.data.x.devices() == {gpu}
         state = run_.state
         assert {leaf.devices().pop().platform for leaf in jax.tree_util.tree_leaves(state)} == {"gpu"}
-        draw = run_.fw.drawer(run_.data.x, run_.data.y, run_.spec.budget.examples_per_step, run_.spec.seed,
-                              run_.device)
+        draw = drawer(run_)
         for step in range(3):
             state, logs = run_.model.train_step(state, *draw(step))
         with jax.transfer_guard_device_to_host("disallow"):

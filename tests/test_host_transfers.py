@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support.executor_runs import kit_registry
+from support.prepared_runs import drawer, fleet_steps, prepared
 from support.suites import tiny_suite
 
 from benchbase.config import build_suite
@@ -117,15 +118,12 @@ def test_feature_spaces_cross_to_numpy_only_explicitly(space, tensors_refuse_num
 def _prepared_jax_runs(seeds: list[int]):
     import contextlib
 
-    from benchbase.runner import prepare, start
-
     tasks = _tasks(models=[{**FLOW, "framework": "jax"}], seeds=seeds, budget={"batch_size": 32, "steps": 20},
                    eval={"points": 2, "n_samples": 50})
     stack = contextlib.ExitStack()
     runs = []
     for task in tasks:
-        run_ = start(task)
-        prepare(run_, lambda event: None)
+        run_ = prepared(task)[0]
         stack.callback(run_.close)
         runs.append(run_)
     return stack, runs
@@ -137,8 +135,7 @@ def test_jax_training_steps_send_nothing_from_the_host():
     jax = pytest.importorskip("jax")
     stack, (run_,) = _prepared_jax_runs([0])
     with stack:
-        draw = run_.fw.drawer(run_.data.x, run_.data.y, run_.spec.budget.examples_per_step, run_.spec.seed,
-                              run_.device)
+        draw = drawer(run_)
         state = run_.state
         for step in range(2):
             state, _ = run_.model.train_step(state, *draw(step))
@@ -152,12 +149,8 @@ def test_jax_fleet_steps_send_nothing_from_the_host():
     jax = pytest.importorskip("jax")
     stack, runs = _prepared_jax_runs([0, 1])
     with stack:
-        fw, device = runs[0].fw, runs[0].device
-        program = runs[0].model.fleet([r.model for r in runs])
-        state = program.stack([r.state for r in runs])
-        pool = fw.put(runs[0].splits.train, device)
-        draw = fw.fleet_drawer(pool, None, [r.subset.indices for r in runs], runs[0].spec.budget.examples_per_step,
-                               [r.spec.seed for r in runs], [0] * len(runs), device)
+        fw, fleet = runs[0].fw, fleet_steps(runs)
+        program, state, draw = fleet.program, fleet.state, fleet.draw
         for t in range(2):
             state, _ = program.step(state, *draw(t))
         with jax.transfer_guard_host_to_device("disallow"):

@@ -1,0 +1,40 @@
+"""Runs as the runner prepares them, and their batch drawers, for tests that drive the
+training steps themselves (tests/test_gpu.py, tests/test_host_transfers.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from benchbase.runner import Run, RunTask, Started, prepare, start
+
+
+def prepared(task: RunTask) -> tuple[Run, Started]:
+    """A run as runner.prepare leaves it (its placement entered; close it), and its Started."""
+    events: list = []
+    run_ = start(task)
+    prepare(run_, events.append)
+    return run_, events[0]
+
+
+def drawer(run_: Run) -> Callable:
+    """The run's own batch draw, ``draw(step) -> (batch, key)``."""
+    return run_.fw.drawer(run_.data.x, run_.data.y, run_.spec.budget.examples_per_step, run_.spec.seed,
+                          run_.device)
+
+
+@dataclass
+class FleetSteps:
+    """The fleet program of prepared runs, their stacked state and the fleet's batch draw."""
+
+    program: Any
+    state: Any
+    draw: Callable
+
+
+def fleet_steps(runs: list[Run]) -> FleetSteps:
+    fw, device = runs[0].fw, runs[0].device
+    program = runs[0].model.fleet([r.model for r in runs])
+    pool = fw.put(runs[0].splits.train, device)
+    draw = fw.fleet_drawer(pool, None, [r.subset.indices for r in runs], runs[0].spec.budget.examples_per_step,
+                           [r.spec.seed for r in runs], [0] * len(runs), device)
+    return FleetSteps(program, program.stack([r.state for r in runs]), draw)
