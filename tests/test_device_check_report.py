@@ -21,8 +21,10 @@ def test_the_committed_gpu_block_is_regenerated_from_the_committed_logs():
     begin, end = markers("device-check", "benchmarks/device_check_report.py")
     text = (ROOT / "docs" / "performance.md").read_text()
     block = text.split(begin, 1)[1].split(end, 1)[0]
-    body = block.split("\n\n", 1)[1]  # after the command line
-    assert body.strip() == device_check_report.report(LOGS).strip()
+    command, body = block.strip().split("\n\n", 1)
+    logs = ROOT / command.strip("`").split()[-1]  # the run the block names
+    assert logs.parent == ROOT / "docs" / "device_check" and logs.is_dir()
+    assert body.strip() == device_check_report.report(logs).strip()
 
 
 def test_the_report_names_the_device_every_step_and_its_figures():
