@@ -98,6 +98,8 @@ class ViewRecipe:
     p_posterize: float = 0.1  # values quantised to 2-17 levels
     p_mix: float = 0.2  # probability that a view is blended with another image of the batch
     p_cutmix: float = 0.5  # among mixed views: cutmix, else mixup
+    mix_share: Tuple[float, float] = (0.15, 0.5)  # the second image's share of a mixed view (weight or area),
+    # drawn uniformly in this range at full strength: 0.5 makes an even blend, a copy of both images alike
 
 
 def make_query_sets(reference: np.ndarray, distractors: np.ndarray, names=None, n: int = 300,

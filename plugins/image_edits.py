@@ -462,7 +462,7 @@ def random_views(x: torch.Tensor, recipe: ViewRecipe, gen: torch.Generator, lo: 
     if bool(mixed.any()):
         other = v[partner.clamp_min(0)]
         cut = _coin(n, recipe.p_cutmix, gen, dev)
-        share = s * _uniform(n, 0.15, 0.5, gen, dev)  # the partner's share of the mixed view
+        share = s * _uniform(n, *recipe.mix_share, gen, dev)  # the partner's share of the mixed view
         cm = paste_box(v, other, share, gen)
         mu = blend(v, other, 1 - share)
         v = torch.where((mixed & cut).reshape(-1, 1, 1, 1), cm, torch.where(mixed.reshape(-1, 1, 1, 1), mu, v))

@@ -84,6 +84,14 @@ def test_training_views_name_their_blend_partners():
     assert torch.allclose(mild.x, x, atol=1e-5)  # strength 0 and no flips: the images themselves
 
 
+def test_training_views_draw_the_second_image_share_from_the_recipe():
+    x = images(256, channels=1, size=8)
+    views = random_views(x, ViewRecipe(p_mix=1.0, mix_share=(0.45, 0.5)), torch.Generator().manual_seed(1))
+    assert float(views.partner_weight.min()) >= 0.45 and float(views.partner_weight.max()) <= 0.5
+    default = random_views(x, ViewRecipe(p_mix=1.0), torch.Generator().manual_seed(1))
+    assert float(default.partner_weight.min()) < 0.45  # the default range starts at 0.15
+
+
 def test_query_sets_have_one_source_or_none():
     rng = np.random.default_rng(0)
     ref = rng.uniform(-1, 1, (40, 1, 8, 8)).astype(np.float32)

@@ -366,6 +366,12 @@ def test_more_views_per_image_change_the_fit_and_two_keep_the_cached_key():
     assert cd_module.fit_key(replace(TINY_DESCRIPTOR, views_per_image=4))["views_per_image"] == 4
 
 
+def test_blend_shares_enter_the_cached_key_only_when_changed():
+    even = replace(TINY_DESCRIPTOR, views=replace(TINY_DESCRIPTOR.views, mix_share=(0.4, 0.5)))
+    assert "mix_share" not in cd_module.fit_key(TINY_DESCRIPTOR)["views"]  # fits cached before the option stay valid
+    assert tuple(cd_module.fit_key(even)["views"]["mix_share"]) == (0.4, 0.5)
+
+
 @pytest.mark.parametrize("bad, message", [({"members": 0}, "members must be >= 1, got 0"),
                                           ({"views_per_image": 1}, "views_per_image must be >= 2, got 1"),
                                           ({"look_alikes": -1}, "look_alikes must be >= 0, got -1"),

@@ -422,13 +422,22 @@ class MemberFit:
     net: object  # the loaded network, in eval mode
 
 
+def _drop_default_shares(key: dict) -> None:
+    """Leave the view recipes' blend shares out of a cache key where they are the default,
+    so that fits and whitenings cached before the option existed stay valid."""
+    for name in ("views", "low_pass_views"):
+        if tuple(key[name]["mix_share"]) == ViewRecipe.mix_share:
+            key[name].pop("mix_share")
+
+
 def fit_key(member: CopyDescriptorConfig) -> dict:
     """The fields that decide one member's fit: the ensemble's shape does not (a member is
     one fit, its recipe in its own ``views``), nor does the whitening (applied to fitted
     descriptors), nor do the look-alike options while look-alike batches are off, nor
-    ``views_per_image`` at SSCD's two; leaving them out keeps fits cached before those
-    options existed valid."""
+    ``views_per_image`` at SSCD's two, nor the views' blend shares at their default; leaving
+    them out keeps fits cached before those options existed valid."""
     key = asdict(member)
+    _drop_default_shares(key)
     for post_hoc in ("members", "low_pass_members", "low_pass_views", "whitening", "whitening_views"):
         key.pop(post_hoc)
     if member.views_per_image == 2:
@@ -513,7 +522,9 @@ class CopyDescriptor(FeatureExtractor):
         import torch
 
         cfg = self.config
-        path = fit_path(self.cache_dir, self.fitted_on, {"post_hoc": asdict(cfg)}, self.version)
+        key = asdict(cfg)
+        _drop_default_shares(key)
+        path = fit_path(self.cache_dir, self.fitted_on, {"post_hoc": key}, self.version)
         cached = read_fit(path)
         if cached is not None:
             if "transform" in cached:
