@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from docs_block import write_block  # noqa: E402
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "disguised_copies.yaml"
-METRICS = ("copy_cosine", "mem_ratio", "authenticity", "fls_overfit")
+#: the columns' order; a suite's other memorization metrics follow in name order
+METRICS = ("copy_cosine", "mem_ratio", "authenticity", "fls_overfit", "blend_ratio")
 
 
 @dataclass
@@ -50,8 +51,8 @@ def judge_run(evals: list[dict], into: Judged) -> None:
 
     rule = CopyRule()
     rows = {e["metric"]: e for e in evals if int(e["step"]) == 0 and (e["ref"] or "") == "train"}
-    curves = judged_curves(evals, rule)
-    for m in METRICS:
+    curves = judged_curves(evals, rule)  # every memorization metric the run stored, as the verdict judges them
+    for m in curves:
         if m in rows:
             into.values.setdefault(m, []).append(float(rows[m]["value"]))
         chance = rows.get(f"{m}.chance")
@@ -84,27 +85,41 @@ def run_space(suite_path: Path, space: str, results: Path, overrides: list[str],
     return judged
 
 
-def table(per_space: dict[str, dict[str, Judged]], seeds: int, suite_path: Path = SUITE) -> str:
+def judged_metrics(per_space: dict[str, dict[str, Judged]]) -> list[str]:
+    """The memorization metrics the runs stored, in METRICS' order, then by name."""
+    found = {m for judged in per_space.values() for j in judged.values() for m in j.values}
+    return [m for m in METRICS if m in found] + sorted(found - set(METRICS))
+
+
+def table(per_space: dict[str, dict[str, Judged]], seeds: int, suite_path: Path = SUITE,
+          memorizes: dict[str, str] | None = None) -> str:
+    """The tables, one per space; ``memorizes`` (metric -> "higher" or "lower") words the
+    direction each metric moves when samples copy."""
     from benchbase.verdicts import CopyRule
 
+    metrics = judged_metrics(per_space)
+    memorizes = memorizes or {}
+    ways = {way: [m for m in metrics if memorizes.get(m) == way] for way in ("higher", "lower")}
+    reads = " and ".join(f"{way} {', '.join(ms)}" for way, ms in ways.items() if ms)
     first = next(iter(per_space.values()))
     brackets = [m for m in ("true_sampler", "copy_train") if m in first]
     order = brackets + [m for m in first if m not in brackets]
     lines = [f"{seeds} seeds of 400 samples each (suites/{suite_path.name}). Each cell: the mean value over "
              "the seeds / the mean chance level it is judged against (fresh held-out digits scored against the "
              "same training subset), then the seeds the calibrated verdict flags. Verdict: "
-             f"{CopyRule().describe(list(METRICS))}, the rule leaderboards and onsets apply. copy_cosine "
-             "applies each space's own threshold (its calibrated one, else 0.5). Copying reads higher "
-             "copy_cosine, mem_ratio and fls_overfit and lower authenticity than chance. true_sampler's "
+             f"{CopyRule().describe(metrics)}, the rule leaderboards and onsets apply. copy_cosine "
+             "applies each space's own threshold (its calibrated one, else 0.5)"
+             f"{'; blend_ratio reads data space in every space' if 'blend_ratio' in metrics else ''}. "
+             f"Copying reads {reads} than chance. true_sampler's "
              "fls_overfit (-50) is not a false negative: its samples are the test points the metric "
              "compares against, so every kernel prefers them."]
     for space, judged in per_space.items():
-        lines += ["", f"**`{space}`**", "", "| model | " + " | ".join(METRICS) + " | verdict (any metric) |",
-                  "| --- |" + " --- |" * (len(METRICS) + 1)]
+        lines += ["", f"**`{space}`**", "", "| model | " + " | ".join(metrics) + " | verdict (any metric) |",
+                  "| --- |" + " --- |" * (len(metrics) + 1)]
         for label in order:
             j = judged[label]
             cells = [f"{np.mean(j.values.get(m, [np.nan])):.3f} / {np.nanmean(j.chances.get(m, [np.nan])):.3f}: "
-                     f"{j.flagged.get(m, 0)}/{j.runs}" for m in METRICS]
+                     f"{j.flagged.get(m, 0)}/{j.runs}" for m in metrics]
             lines.append(f"| {label} | " + " | ".join(cells) + f" | **{j.runs_flagged}/{j.runs}** |")
     return "\n".join(lines)
 
@@ -140,7 +155,8 @@ def main(argv=None) -> int:
         per_space[space] = run_space(suite_path, space, Path(args.results), overrides + configured, registry)
         print(f"{space}: done", file=sys.stderr)
     seeds = max(j.runs for judged in per_space.values() for j in judged.values())
-    block = table(per_space, seeds, suite_path)
+    memorizes = {r.name: r.cls.memorizes for r in registry.all("metric") if getattr(r.cls, "memorizes", None)}
+    block = table(per_space, seeds, suite_path, memorizes)
     print(block)
     if args.write_docs:
         name = args.block or ("disguised-copies" if suite_path.resolve() == SUITE else

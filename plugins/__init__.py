@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "benchbase_plugins.models.torch_wae",
     "benchbase_plugins.models.jax_wae",
     "benchbase_plugins.metrics.memorization",
+    "benchbase_plugins.metrics.blends",
     "benchbase_plugins.metrics.fidelity",
     "benchbase_plugins.metrics.novelty",
     "benchbase_plugins.metrics.feature_likelihood",

@@ -21,6 +21,7 @@ REGISTRY = build_registry(PluginPolicy(entry_points=False, strict=True))
 COPIES_ARE_WORSE = {"pairs": [("true", "copies")]}
 METRIC_EXPECTATIONS = {
     "mem_ratio": {"pairs": [("true", "copies")], "identical": 1.0},  # a copy of every point
+    "blend_ratio": {"pairs": [("true", "copies")], "identical": 1.0},  # a copy is the blend with t = 1
     "fd": {"identical": 0.0, "tolerance": 1e-9},
     "swd": {"identical": 0.0, "tolerance": 1e-9},
     "precision": {"identical": 1.0},

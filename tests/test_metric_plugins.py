@@ -20,7 +20,7 @@ EXPECTED = {
     "fd": ("lower", None), "kid": ("lower", None), "swd": ("lower", None), "w2_exact": ("lower", None),
     "precision": ("higher", None), "recall": ("higher", None), "density": ("target", 1.0),
     "coverage": ("higher", None), "vendi": ("higher", None), "heldout_gap": ("lower", None),
-    "denoiser_gap": ("higher", None),
+    "denoiser_gap": ("higher", None), "blend_ratio": ("lower", None),
 }
 
 

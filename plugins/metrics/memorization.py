@@ -35,6 +35,14 @@ def bootstrap_mean_ci(flags: np.ndarray, rng: np.random.Generator, resamples: in
     return float(lo), float(hi)
 
 
+def check_interval(bootstrap: int, confidence: float) -> None:
+    """The settings of a bootstrap interval (bootstrap_mean_ci), as a config checks them."""
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be >= 0 (0: no interval), got {bootstrap}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
 @dataclass
 class MemRatioConfig:
     threshold: float = 1 / 3  # a copy: d(x, NN1) < threshold * d(x, NN2)
@@ -45,10 +53,7 @@ class MemRatioConfig:
         # d1 <= d2 always: a threshold above 1 calls every sample a copy, one <= 0 none
         if not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
-        if self.bootstrap < 0:
-            raise ValueError(f"bootstrap must be >= 0 (0: no interval), got {self.bootstrap}")
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        check_interval(self.bootstrap, self.confidence)
 
 
 class MemRatio(Metric):
