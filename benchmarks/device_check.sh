@@ -46,7 +46,8 @@ if [[ $DRY == 1 ]]; then
     SLACK=6  # a CPU (often shared) compiles and trains slowly: each step may take longer
 else
     DEVICE=cuda
-    LOOP=(--steps 300 --repeats 9)
+    LOOP=(--steps 1000 --repeats 9)  # JAX runs about 2,000 steps/s there: 300 steps made 0.15 s repeats whose
+    # median moved by 0.05 between runs (docs/performance.md); 1000 cost about 40 s more, mostly PyTorch's
     METRICS=(--repeats 2 --fd-dim 1024)
     FLEET=(--throughput 64 --steps 1500 --samples 100)
     UNET_SIZE=32 UNET_STEPS=400 UNET_N=2000 UNET_SAMPLES=256
