@@ -71,7 +71,7 @@ def test_a_torch_unet_on_images_crosses_to_numpy_only_through_the_framework(tens
                              "config": {"size": 8, "train_size": 32, "test_size": 64}}],
                   models=[{"name": "rectified_flow", "framework": "torch",
                            "config": {"backbone": "unet", "sample_steps": 2}}],
-                  metrics=["fd", "swd", "mem_ratio"], budget={"batch_size": 16, "steps": 4},
+                  metrics=["fd", "swd", "mem_ratio", "blend_ratio"], budget={"batch_size": 16, "steps": 4},
                   eval={"points": 2, "n_samples": 16})[0]
     assert execute_task(task, lambda event: None) == "done"
 
