@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 from support.executor_runs import kit_registry, run, stored_values
-from support.prepared_runs import drawer, fleet_steps, prepared
+from support.prepared_runs import drawer, fleet_steps, prepared, train_steps
 from support.suites import tiny_suite
 
 from benchbase.config import build_suite
@@ -79,14 +79,11 @@ def test_torch_model_and_data_live_on_the_gpu():
 def test_torch_training_steps_never_wait_for_the_gpu():
     run_, _ = prepared(_tasks()[0])
     with contextlib.closing(run_):
-        fw, model, state = run_.fw, run_.model, run_.state
         draw = drawer(run_)
-        for step in range(3):  # warm-up: lazy CUDA initialisation may sync
-            state, logs = model.train_step(state, *draw(step))
+        state, _ = train_steps(run_, run_.state, draw, range(3))  # warm-up: lazy CUDA initialisation may sync
         with no_torch_sync():
-            for step in range(3, 40):
-                state, logs = model.train_step(state, *draw(step))
-    assert fw.scalars(logs)["loss"] > 0
+            state, logs = train_steps(run_, state, draw, range(3, 40))
+    assert run_.fw.scalars(logs)["loss"] > 0
 
 
 def test_torch_fleet_steps_never_wait_for_the_gpu():
@@ -111,14 +108,11 @@ def test_jax_model_data_and_steps_stay_on_the_gpu():
     run_, _ = prepared(_tasks("jax")[0])
     with contextlib.closing(run_):
         assert run_.device == gpu and run_.data.x.devices() == {gpu}
-        state = run_.state
-        assert {leaf.devices().pop().platform for leaf in jax.tree_util.tree_leaves(state)} == {"gpu"}
+        assert {leaf.devices().pop().platform for leaf in jax.tree_util.tree_leaves(run_.state)} == {"gpu"}
         draw = drawer(run_)
-        for step in range(3):
-            state, logs = run_.model.train_step(state, *draw(step))
+        state, _ = train_steps(run_, run_.state, draw, range(3))
         with jax.transfer_guard_device_to_host("disallow"):
-            for step in range(3, 40):
-                state, logs = run_.model.train_step(state, *draw(step))
+            state, logs = train_steps(run_, state, draw, range(3, 40))
     assert float(logs["loss"]) > 0
 
 

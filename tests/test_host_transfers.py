@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support.executor_runs import kit_registry
-from support.prepared_runs import drawer, fleet_steps, prepared
+from support.prepared_runs import drawer, fleet_steps, prepared, train_steps
 from support.suites import tiny_suite
 
 from benchbase.config import build_suite
@@ -136,12 +136,9 @@ def test_jax_training_steps_send_nothing_from_the_host():
     stack, (run_,) = _prepared_jax_runs([0])
     with stack:
         draw = drawer(run_)
-        state = run_.state
-        for step in range(2):
-            state, _ = run_.model.train_step(state, *draw(step))
+        state, _ = train_steps(run_, run_.state, draw, range(2))
         with jax.transfer_guard_host_to_device("disallow"):
-            for step in range(2, 12):
-                state, logs = run_.model.train_step(state, *draw(step))
+            state, logs = train_steps(run_, state, draw, range(2, 12))
     assert float(logs["loss"]) > 0
 
 

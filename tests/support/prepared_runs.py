@@ -22,6 +22,16 @@ def drawer(run_: Run) -> Callable:
                           run_.device)
 
 
+def train_steps(run_: Run, state: Any, draw: Callable, steps: range) -> tuple[Any, dict]:
+    """``run_``'s model advanced from ``state`` over ``steps`` with batches from ``draw``
+    (one drawer across calls: a JAX drawer keeps the next step on the device): the new
+    state and the last step's logs. Tests warm up, then guard the later steps."""
+    logs: dict = {}
+    for step in steps:
+        state, logs = run_.model.train_step(state, *draw(step))
+    return state, logs
+
+
 @dataclass
 class FleetSteps:
     """The fleet program of prepared runs, their stacked state and the fleet's batch draw."""
