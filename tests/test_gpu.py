@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 from support.executor_runs import kit_registry, run, stored_values
-from support.prepared_runs import drawer, fleet_steps, prepared, train_steps
+from support.prepared_runs import drawer, fleet_steps, prepared, prepared_runs, train_steps
 from support.suites import tiny_suite
 
 from benchbase.config import build_suite
@@ -87,10 +87,8 @@ def test_torch_training_steps_never_wait_for_the_gpu():
 
 
 def test_torch_fleet_steps_never_wait_for_the_gpu():
-    runs = [prepared(t)[0] for t in _tasks()]
-    with contextlib.ExitStack() as stack:
-        for r in runs:
-            stack.callback(r.close)
+    stack, runs = prepared_runs(_tasks())
+    with stack:
         fw, fleet = runs[0].fw, fleet_steps(runs)
         program, state, draw = fleet.program, fleet.state, fleet.draw
         for t in range(3):

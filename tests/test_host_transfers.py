@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support.executor_runs import kit_registry
-from support.prepared_runs import drawer, fleet_steps, prepared, train_steps
+from support.prepared_runs import drawer, fleet_steps, prepared, prepared_runs, train_steps
 from support.suites import tiny_suite
 
 from benchbase.config import build_suite
@@ -116,17 +116,9 @@ def test_feature_spaces_cross_to_numpy_only_explicitly(space, tensors_refuse_num
 
 
 def _prepared_jax_runs(seeds: list[int]):
-    import contextlib
-
     tasks = _tasks(models=[{**FLOW, "framework": "jax"}], seeds=seeds, budget={"batch_size": 32, "steps": 20},
                    eval={"points": 2, "n_samples": 50})
-    stack = contextlib.ExitStack()
-    runs = []
-    for task in tasks:
-        run_ = prepared(task)[0]
-        stack.callback(run_.close)
-        runs.append(run_)
-    return stack, runs
+    return prepared_runs(tasks)
 
 
 def test_jax_training_steps_send_nothing_from_the_host():
@@ -142,15 +134,17 @@ def test_jax_training_steps_send_nothing_from_the_host():
     assert float(logs["loss"]) > 0
 
 
-def test_jax_fleet_steps_send_nothing_from_the_host():
+@pytest.mark.parametrize("parts", [1, 2])
+def test_jax_fleet_steps_send_nothing_from_the_host(parts):
+    """Neither in one part nor in parts (a CPU fleet's: plugins/models/jax_fleet.py)."""
     jax = pytest.importorskip("jax")
-    stack, runs = _prepared_jax_runs([0, 1])
+    stack, runs = _prepared_jax_runs([0, 1, 2, 3])
     with stack:
-        fw, fleet = runs[0].fw, fleet_steps(runs)
+        fw, fleet = runs[0].fw, fleet_steps(runs, configure=lambda program: setattr(program, "parts", parts))
         program, state, draw = fleet.program, fleet.state, fleet.draw
         for t in range(2):
             state, _ = program.step(state, *draw(t))
         with jax.transfer_guard_host_to_device("disallow"):
             for t in range(2, 12):
                 state, logs = program.step(state, *draw(t))
-    assert fw.to_numpy(logs["loss"]).shape == (2,)
+    assert len(state) == parts and fw.to_numpy(logs["loss"]).shape == (4,)

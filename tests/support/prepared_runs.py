@@ -2,6 +2,7 @@
 training steps themselves (tests/test_gpu.py, tests/test_host_transfers.py)."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -14,6 +15,17 @@ def prepared(task: RunTask) -> tuple[Run, Started]:
     run_ = start(task)
     prepare(run_, events.append)
     return run_, events[0]
+
+
+def prepared_runs(tasks: list[RunTask]) -> tuple[contextlib.ExitStack, list[Run]]:
+    """The runs of ``tasks`` prepared, and the stack that closes them (in reverse)."""
+    stack = contextlib.ExitStack()
+    runs = []
+    for task in tasks:
+        run_ = prepared(task)[0]
+        stack.callback(run_.close)
+        runs.append(run_)
+    return stack, runs
 
 
 def drawer(run_: Run) -> Callable:
@@ -41,10 +53,14 @@ class FleetSteps:
     draw: Callable
 
 
-def fleet_steps(runs: list[Run]) -> FleetSteps:
+def fleet_steps(runs: list[Run], configure: Callable[[Any], None] = lambda program: None,
+                states: list | None = None, start: int = 0) -> FleetSteps:
+    """``runs`` as one fleet from ``states`` (default: the runs' own) at step ``start``;
+    ``configure`` sees the program before it stacks them."""
     fw, device = runs[0].fw, runs[0].device
     program = runs[0].model.fleet([r.model for r in runs])
+    configure(program)
     pool = fw.put(runs[0].splits.train, device)
     draw = fw.fleet_drawer(pool, None, [r.subset.indices for r in runs], runs[0].spec.budget.examples_per_step,
-                           [r.spec.seed for r in runs], [0] * len(runs), device)
-    return FleetSteps(program, program.stack([r.state for r in runs]), draw)
+                           [r.spec.seed for r in runs], [start] * len(runs), device)
+    return FleetSteps(program, program.stack(states or [r.state for r in runs]), draw)
