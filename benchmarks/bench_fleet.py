@@ -179,10 +179,15 @@ def largest_difference(a: Recorder, b: Recorder) -> tuple[float, float, str]:
     return worst_abs, worst_rel, where
 
 
+ROUNDS_OF_PARTS = 5  # alternating rounds of 50 steps: the machine's load moves a single round by 20%
+
+
 def step_costs(framework: str, args, tasks) -> dict[str, float]:
-    """Process time per training step of the parts of the loop, one run and one fleet of
+    """Time per training step of the parts of the loop, one run and one fleet of
     ``--fleet``, measured alone (JAX waited for after every call): the batch draw and the
-    model's step (ms per step; a fleet's step advances all its members)."""
+    model's step, in process time and wall time (ms per step; a fleet's step advances all
+    its members). A fleet stepped in parts (a JAX fleet on a CPU: plugins/models/jax_fleet.py)
+    is timed beside the same fleet in one part, in alternating rounds: what the parts buy."""
     from benchbase.fleet import _Fleet
     from benchbase.runner import prepare, start
 
@@ -194,9 +199,18 @@ def step_costs(framework: str, args, tasks) -> dict[str, float]:
         lead = runs[0]
         draw_one = lead.fw.drawer(lead.data.x, lead.data.y, lead.spec.budget.examples_per_step, lead.spec.seed,
                                   lead.device)
-        program = lead.model.fleet([r.model for r in runs])
-        fleet = _Fleet(runs, program, program.stack([r.state for r in runs]), lambda event: None)
-        fleet.restart()
+
+        def fleet_of(parts: int | None) -> _Fleet:
+            program = lead.model.fleet([r.model for r in runs])
+            if parts is not None:
+                program.parts = parts
+            built = _Fleet(runs, program, program.stack([r.state for r in runs]), lambda event: None)
+            built.restart()
+            return built
+
+        fleet = fleet_of(None)
+        sizes = getattr(fleet.program, "part_sizes", [len(runs)])
+        one_part = fleet_of(1) if len(sizes) > 1 else None
         single = {"state": lead.state}
 
         def one_step(i):
@@ -204,22 +218,36 @@ def step_costs(framework: str, args, tasks) -> dict[str, float]:
             single["state"], logs = lead.model.train_step(single["state"], batch, key)
             sync(logs)
 
-        def fleet_step(i):
-            batch, keys = fleet.draw(i)
-            fleet.state, logs = program.step(fleet.state, batch, keys)
-            sync(logs)
+        def stepper(f: _Fleet):
+            def fleet_step(i):
+                batch, keys = f.draw(i)
+                f.state, logs = f.program.step(f.state, batch, keys)
+                sync(logs)
+            return fleet_step
 
-        def timed(fn, n: int) -> float:
+        def timed(fn, n: int) -> tuple[float, float]:
+            """(process ms, wall ms) per call, after 5 untimed calls."""
             for i in range(5):
                 fn(i)
-            t0 = time.process_time()
+            t0, w0 = time.process_time(), time.perf_counter()
             for i in range(n):
                 fn(i)
-            return (time.process_time() - t0) / n * 1e3
+            return (time.process_time() - t0) / n * 1e3, (time.perf_counter() - w0) / n * 1e3
 
         n = 100
-        return {"one run: draw": timed(lambda i: sync(draw_one(i)), 4 * n), "one run: draw + step": timed(one_step, n),
-                "fleet: draw": timed(lambda i: sync(fleet.draw(i)), n), "fleet: draw + step": timed(fleet_step, n // 4)}
+        costs = {"one run: draw": timed(lambda i: sync(draw_one(i)), 4 * n)[0]}
+        costs["one run: draw + step"], costs["wall: one run: draw + step"] = timed(one_step, n)
+        costs["fleet: draw"] = timed(lambda i: sync(fleet.draw(i)), n)[0]
+        costs["fleet: draw + step"], costs["wall: fleet: draw + step"] = timed(stepper(fleet), n // 4)
+        if one_part is not None:
+            walls: dict[str, list[float]] = {"parts": [], "one part": []}
+            for _ in range(ROUNDS_OF_PARTS):
+                walls["one part"].append(timed(stepper(one_part), n // 2)[1])
+                walls["parts"].append(timed(stepper(fleet), n // 2)[1])
+            costs["parts"] = float(len(sizes))
+            costs["wall: fleet in parts: draw + step"] = statistics.median(walls["parts"])
+            costs["wall: fleet in one part: draw + step"] = statistics.median(walls["one part"])
+        return costs
     finally:
         for run in reversed(runs):
             run.close()
@@ -293,6 +321,9 @@ def bench(framework: str, args) -> dict:
     print(f"  training step alone (process time, ms per step): one run {one:.2f} (draw {costs['one run: draw']:.2f}); "
           f"a fleet of {args.fleet} {many:.2f} (draw {costs['fleet: draw']:.2f}): {args.fleet * one / many:.2f}x; "
           f"the timed loops took {loop_seq:.2f} and {loop_fl:.2f} ms of wall time per step")
+    if "parts" in costs:
+        print(f"  the fleet in {costs['parts']:.0f} parts: {costs['wall: fleet in parts: draw + step']:.2f} ms of wall "
+              f"time per step, in one part {costs['wall: fleet in one part: draw + step']:.2f}")
     return {"ratio": ratio, "cpu_ratio": cpu_ratio, "times": times, "loads": loads, "breakdown": breakdown, "costs": costs,
             "difference": (abs_d, rel_d, metric), "runs": len(tasks)}
 
@@ -407,15 +438,25 @@ def tables(args, found: dict) -> str:
             a, b = r["breakdown"]["sequential"][p], r["breakdown"]["fleets"][p]
             cells.append(f"{a:.1f} | {b:.1f} | {a / max(b, 1e-9):.2f}")
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
-    lines += ["", f"The training step alone (process time per step, ms, measured apart: 100 steps; JAX waited for "
-              f"after each call):", "", "| framework | one run: draw | one run: draw + step | fleet of "
-              f"{args.fleet}: draw | fleet of {args.fleet}: draw + step | {args.fleet} x one / fleet |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", f"The training step alone (ms per step, measured apart: 100 steps; JAX waited for after each "
+              f"call), in process time and, in brackets, wall time:", "", "| framework | one run: draw | one run: "
+              f"draw + step | fleet of {args.fleet}: draw | fleet of {args.fleet}: draw + step | {args.fleet} x one / "
+              "fleet (process) | (wall) |", "|---|---|---|---|---|---|---|"]
     for fw, r in found.items():
         c = r["costs"]
-        lines.append(f"| {NAMES[fw]} | {c['one run: draw']:.2f} | {c['one run: draw + step']:.2f} | "
-                     f"{c['fleet: draw']:.2f} | {c['fleet: draw + step']:.2f} | "
-                     f"{args.fleet * c['one run: draw + step'] / c['fleet: draw + step']:.2f} |")
+        lines.append(f"| {NAMES[fw]} | {c['one run: draw']:.2f} | {c['one run: draw + step']:.2f} "
+                     f"({c['wall: one run: draw + step']:.2f}) | {c['fleet: draw']:.2f} | "
+                     f"{c['fleet: draw + step']:.2f} ({c['wall: fleet: draw + step']:.2f}) | "
+                     f"{args.fleet * c['one run: draw + step'] / c['fleet: draw + step']:.2f} | "
+                     f"{args.fleet * c['wall: one run: draw + step'] / c['wall: fleet: draw + step']:.2f} |")
+    split = {fw: r["costs"] for fw, r in found.items() if "parts" in r["costs"]}
+    if split:
+        lines += ["", "The fleet stepped in parts (one call per part, each from its own thread) against the same "
+                  f"fleet in one call, wall ms per step, medians of {ROUNDS_OF_PARTS} alternating rounds of 50 steps:", "",
+                  "| framework | parts | in parts | in one part | gain |", "|---|---|---|---|---|"]
+        for fw, c in split.items():
+            a, b = c["wall: fleet in parts: draw + step"], c["wall: fleet in one part: draw + step"]
+            lines.append(f"| {NAMES[fw]} | {c['parts']:.0f} | {a:.2f} | {b:.2f} | {b / a:.2f}x |")
     return "\n".join(lines)
 
 
