@@ -119,3 +119,17 @@ def test_members_leaving_a_fleet_in_parts_keep_their_state_and_their_part_sizes_
         _assert_close(one_logs["loss"], three_logs["loss"], "losses after leaving")
         assert np.asarray(three_logs["loss"]).shape == (4,)
         _assert_same_members(one, one_state, three, three_state, len(keep))
+
+
+def test_a_one_member_part_sends_nothing_from_the_host():
+    """A part of one member (stacked twice) steps without host-to-device copies too."""
+    stack, runs = _runs(4)
+    with stack:
+        fleet = fleet_steps(runs[:3], configure=_in_parts(2))
+        program, state, draw = fleet.program, fleet.state, fleet.draw
+        assert program.part_sizes == [1, 2]
+        state, _ = program.step(state, *draw(0))
+        with jax.transfer_guard_host_to_device("disallow"):
+            for t in range(1, 6):
+                state, logs = program.step(state, *draw(t))
+    assert np.asarray(logs["loss"]).shape == (3,) and np.isfinite(np.asarray(logs["loss"])).all()

@@ -87,7 +87,7 @@ def split(members: int, parts: int) -> list[tuple[int, int]]:
 
 class _Parts:
     """The threads that run a fleet's parts: grown to the most parts seen, shared by
-    every fleet of the process (one fleet steps at a time per worker)."""
+    every fleet of the process."""
 
     def __init__(self):
         self.pool: ThreadPoolExecutor | None = None
@@ -119,10 +119,10 @@ class JaxFleet(Fleet):
     are one member's pure functions; ``hparams`` a dict of per-member values.
 
     The fleet state is a list of part states, each the members of one part stacked.
-    A part of one member is stacked twice (the copy's results are dropped): XLA
-    compiles a vmap over one member into unbatched kernels whose rounding differs from
-    the batched ones, and a member's numbers should not depend on how many others it
-    has (a resumed fleet may have lost members that finished).
+    A part of one member is stacked twice (the copy's results are dropped), so every
+    member is computed by batched kernels as in any larger fleet: XLA compiles a vmap
+    over one member into unbatched kernels, whose rounding differs more (a resumed
+    fleet may have lost members that finished).
 
     ``parts``: None chooses by the members' device (``part_count``); a number fixes it
     (tests use it to split a fleet on any machine).
@@ -183,11 +183,11 @@ class JaxFleet(Fleet):
         for (a, b), part, hp in zip(self._bounds, state, self._hp):
             part_batch, part_keys = _slice((batch, keys), a, b) if len(self._bounds) > 1 else (batch, keys)
             if b - a == 1:
-                part_batch, part_keys = _take((part_batch, part_keys), [0, 0])
+                part_batch, part_keys = _twice((part_batch, part_keys))
             calls.append(lambda part=part, pb=part_batch, pk=part_keys, hp=hp: self._step(part, pb, pk, hp))
         results = _PARTS.run(calls)
         states = [s for s, _ in results]
-        logs = [{k: v[:1] for k, v in log.items()} if b - a == 1 else log
+        logs = [_slice(log, 0, 1) if b - a == 1 else log
                 for (a, b), (_, log) in zip(self._bounds, results)]
         if len(logs) == 1:
             return states, logs[0]
@@ -217,6 +217,11 @@ def _slice(tree: Any, start: int, end: int) -> Any:
     them to the device at every step)."""
     return jax.tree_util.tree_map(lambda leaf: None if leaf is None else jax.lax.slice_in_dim(leaf, start, end),
                                   tree)
+
+
+def _twice(tree: Any) -> Any:
+    """Every leaf's rows repeated once (a one-member part's batch and key, stacked twice)."""
+    return jax.tree_util.tree_map(lambda leaf: None if leaf is None else jnp.concatenate([leaf, leaf]), tree)
 
 
 def _take(tree: Any, rows: list[int]) -> Any:
