@@ -173,8 +173,37 @@ def test_a_cpu_torch_fleet_keeps_freed_heap_memory(registry, monkeypatch):
         assert torch_fleet.keep_freed_memory() is True
 
 
-def test_a_diverging_member_stops_alone(registry):
-    tasks = _tasks(registry, sweep={"n": [32, 64], "model.lr": [1e-3, 1e30]})
+def _frameworks():
+    """PyTorch, and JAX with its CPU fleets forced into two parts (the tests' xdist workers
+    give XLA one thread, which would keep every JAX fleet in one part)."""
+    return [pytest.param("torch", id="torch"), pytest.param("jax", id="jax-in-parts", marks=pytest.mark.slow)]
+
+
+@pytest.fixture
+def in_parts(monkeypatch):
+    """``in_parts(framework)``: JAX fleets step in two parts from here on; returns the
+    part sizes of every JAX fleet stacked (to check the parts were used)."""
+    sizes: list[list[int]] = []
+
+    def force(framework: str) -> list[list[int]]:
+        if framework == "jax":
+            jax_fleet = pytest.importorskip("benchbase_plugins.models.jax_fleet")
+            monkeypatch.setattr(jax_fleet, "xla_cpu_threads", lambda: 2)
+            stack = jax_fleet.JaxFleet.stack
+
+            def recorded(self, states):
+                out = stack(self, states)
+                sizes.append(self.part_sizes)
+                return out
+            monkeypatch.setattr(jax_fleet.JaxFleet, "stack", recorded)
+        return sizes
+    return force
+
+
+@pytest.mark.parametrize("framework", _frameworks())
+def test_a_diverging_member_stops_alone(registry, framework, in_parts):
+    parts = in_parts(framework)
+    tasks = _tasks(registry, framework=framework, sweep={"n": [32, 64], "model.lr": [1e-3, 1e30]})
     alone = _alone(tasks)
     together = Events()
     statuses = execute_fleet(FleetTask(tasks), together)
@@ -185,12 +214,16 @@ def test_a_diverging_member_stops_alone(registry):
         assert together.finished[rid].summary["diverged_at"] == alone.finished[rid].summary["diverged_at"]
         assert alone.finished[rid].status == "diverged"
     _assert_close(alone, together)
+    if framework == "jax":  # 8 members in two parts, then the 4 that did not diverge in one
+        assert parts == [[4, 4], [4]], parts
 
 
-def test_members_resume_from_their_own_checkpoints(registry):
+@pytest.mark.parametrize("framework", _frameworks())
+def test_members_resume_from_their_own_checkpoints(registry, framework, in_parts):
     """A fleet killed after its first checkpoints resumes each member where its own
     checkpoint left it, some at an older step than others, and ends as if uninterrupted."""
-    tasks = _tasks(registry)
+    parts = in_parts(framework)
+    tasks = _tasks(registry, framework=framework)
     alone = _alone(tasks)
     first = Events(stop_after_checkpoints=len(tasks) + 3)  # every member at step 0, three at the next
     with pytest.raises(SinkError):
@@ -211,6 +244,7 @@ def test_members_resume_from_their_own_checkpoints(registry):
     merged.values = {**{k: v for k, v in first.values.items() if k[1] <= checkpoints.get(k[0], Checkpoint(
         -1, 0, 0, b"")).step}, **second.values}
     _assert_close(alone, merged)
+    assert framework != "jax" or parts.count([4, 4]) == 2, parts
 
 
 def test_a_member_that_cannot_start_fails_alone(registry):

@@ -16,7 +16,7 @@ from benchbase.config import build_suite
 from benchbase.runner import RunTask
 
 jax = pytest.importorskip("jax")
-jax_fleet = pytest.importorskip("plugins.models.jax_fleet")
+jax_fleet = pytest.importorskip("benchbase_plugins.models.jax_fleet")
 
 FLOW = {"name": "rectified_flow", "framework": "jax", "config": {"width": 32, "depth": 2, "sample_steps": 4}}
 
