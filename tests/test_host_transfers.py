@@ -136,7 +136,8 @@ def test_jax_training_steps_send_nothing_from_the_host():
 
 @pytest.mark.parametrize("parts", [1, 2])
 def test_jax_fleet_steps_send_nothing_from_the_host(parts):
-    """Neither in one part nor in parts (a CPU fleet's: plugins/models/jax_fleet.py)."""
+    """Neither in one part nor in parts (a CPU fleet's: plugins/models/jax_fleet.py), nor
+    sampling every member."""
     jax = pytest.importorskip("jax")
     stack, runs = _prepared_jax_runs([0, 1, 2, 3])
     with stack:
@@ -144,7 +145,10 @@ def test_jax_fleet_steps_send_nothing_from_the_host(parts):
         program, state, draw = fleet.program, fleet.state, fleet.draw
         for t in range(2):
             state, _ = program.step(state, *draw(t))
+        keys = fw.fleet_keys([r.spec.seed for r in runs], 7, runs[0].device)
         with jax.transfer_guard_host_to_device("disallow"):
             for t in range(2, 12):
                 state, logs = program.step(state, *draw(t))
+            samples = program.sample(state, 8, keys)  # every member: what an evaluation samples
     assert len(state) == parts and fw.to_numpy(logs["loss"]).shape == (4,)
+    assert fw.to_numpy(samples).shape[:2] == (4, 8)

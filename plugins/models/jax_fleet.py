@@ -148,9 +148,9 @@ class JaxFleet(Fleet):
     def _rows(members: list) -> list:
         return list(members) * 2 if len(members) == 1 else list(members)
 
-    def _layout(self, hparams: list[dict], platform: str) -> None:
-        """The parts of a fleet whose members have ``hparams``, and each part's values of them."""
-        self.hparams = hparams
+    def _layout(self, platform: str) -> None:
+        """The parts of a fleet of the members in ``self.hparams``, and each part's values of them."""
+        hparams = self.hparams
         count = self.parts if self.parts is not None else part_count(len(hparams), platform)
         self._bounds = split(len(hparams), max(1, min(count, len(hparams))))
         self._hp = [{k: jnp.asarray([hp[k] for hp in self._rows(hparams[a:b])], jnp.float32) for k in hparams[0]}
@@ -159,7 +159,7 @@ class JaxFleet(Fleet):
     def stack(self, states: list) -> list:
         leaves = jax.tree_util.tree_leaves(states[0])
         platform = next(iter(leaves[0].devices())).platform if leaves else "cpu"
-        self._layout(self.hparams, platform)
+        self._layout(platform)
         return [stack_trees(self._rows(states[a:b])) for a, b in self._bounds]
 
     def _locate(self, i: int) -> tuple[int, int]:
@@ -202,8 +202,9 @@ class JaxFleet(Fleet):
                 continue
             local = [members[j] - a for j in mine]
             part = state[p] if local == list(range(b - a)) else _take(state[p], self._rows(local))
-            part_keys = _take(keys, self._rows(mine))
-            calls.append(lambda part=part, pk=part_keys, k=len(mine): self._sample(part, pk, int(n))[:k])
+            contiguous = len(mine) > 1 and mine == list(range(mine[0], mine[0] + len(mine)))
+            part_keys = _slice(keys, mine[0], mine[-1] + 1) if contiguous else _take(keys, self._rows(mine))
+            calls.append(lambda part=part, pk=part_keys, k=len(mine): _slice(self._sample(part, pk, int(n)), 0, k))
             order.extend(mine)
         out = _PARTS.run(calls)
         samples = out[0] if len(out) == 1 else jnp.concatenate(out)

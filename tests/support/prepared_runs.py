@@ -54,8 +54,8 @@ class FleetSteps:
 
 
 def fleet_steps(runs: list[Run], configure: Callable[[Any], None] = lambda program: None,
-                states: list | None = None, start: int = 0) -> FleetSteps:
-    """``runs`` as one fleet from ``states`` (default: the runs' own) at step ``start``;
+                start: int = 0) -> FleetSteps:
+    """``runs`` as one fleet from their own states, drawing from step ``start``;
     ``configure`` sees the program before it stacks them."""
     fw, device = runs[0].fw, runs[0].device
     program = runs[0].model.fleet([r.model for r in runs])
@@ -63,4 +63,4 @@ def fleet_steps(runs: list[Run], configure: Callable[[Any], None] = lambda progr
     pool = fw.put(runs[0].splits.train, device)
     draw = fw.fleet_drawer(pool, None, [r.subset.indices for r in runs], runs[0].spec.budget.examples_per_step,
                            [r.spec.seed for r in runs], [start] * len(runs), device)
-    return FleetSteps(program, program.stack(states or [r.state for r in runs]), draw)
+    return FleetSteps(program, program.stack([r.state for r in runs]), draw)
